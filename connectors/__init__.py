@@ -1,0 +1,1 @@
+"""Municipal connectors: export files in, consented people's FHIR resources out."""

@@ -1,0 +1,48 @@
+"""Connector tables: what each run read, loaded and rejected (with file, line and reason)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from phr_core.db import ServiceBase, new_metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(ServiceBase):
+    __abstract__ = True
+    metadata = new_metadata()
+
+
+class Run(Base):
+    """One extraction run over one source file."""
+
+    __tablename__ = "connector_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    municipality_code: Mapped[str] = mapped_column(String(6))
+    source: Mapped[str] = mapped_column(String(32))  # mch_csv, vaccination_csv, uke, …
+    file_name: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_sent: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RowError(Base):
+    """A rejected row: where it is and why, never its content (it may hold personal data)."""
+
+    __tablename__ = "connector_row_error"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("connector_run.id", ondelete="CASCADE"))
+    file_name: Mapped[str] = mapped_column(String(255))
+    line: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""The consent service and the citizen portal (the information bank's front desk)."""

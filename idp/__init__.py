@@ -1,0 +1,1 @@
+"""The OpenID Connect provider: card-verified sign-in and pairwise pseudonymous subjects."""

@@ -1,0 +1,257 @@
+"""The `phr` command: one entry point for a city's IT staff and for developers.
+
+phr dev run              everything, locally, with demo data (development)
+phr db upgrade           create or update the database tables
+phr idp|fhir|consent|connector serve   run one service (production)
+phr config check         what production mode would refuse, and why
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+from dotenv import load_dotenv
+
+from phr_core import migrations, runner, secrets
+from phr_core.config import VARIABLES, ConfigError, Settings, load_settings
+from phr_core.db import make_engine, redact
+from phr_core.services import BY_NAME, SERVICES, ServiceSpec
+
+SERVICE_CHOICE = click.Choice(list(BY_NAME))
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _pick(names: tuple[str, ...]) -> tuple[ServiceSpec, ...]:
+    return tuple(BY_NAME[n] for n in names) if names else SERVICES
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".env"),
+    show_default=True,
+    help="Read settings from this file first; real environment variables win over it.",
+)
+def main(env_file: Path) -> None:
+    """Federated PHR platform for municipalities.
+
+    \b
+    First time on a laptop:     phr dev run
+    On a server (production):   PHR_ENV=production phr config check
+                                phr db upgrade
+                                phr idp serve   (and fhir, consent, connector)
+
+    Settings come from environment variables (see `phr config show`).
+    """
+    if env_file.is_file():
+        load_dotenv(env_file, override=False)
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@main.group()
+def config() -> None:
+    """Show and check the configuration."""
+
+
+@config.command("show")
+@click.option("--markdown", is_flag=True, help="Print the documented table (for the README).")
+def config_show(markdown: bool) -> None:
+    """Every setting, its value here (secrets hidden) and what it means."""
+    if markdown:
+        click.echo("| Variable | Default | Meaning |\n|---|---|---|")
+        for var in VARIABLES:
+            click.echo(f"| `{var.name}` | {var.default} | {var.meaning} |")
+        return
+    s = _settings()
+    env = s.environ
+    for var in VARIABLES:
+        raw = env.get(var.name, "")
+        if var.secret:
+            shown = "(set)" if raw or env.get(var.name + "_FILE") else "(not set)"
+        else:
+            shown = raw or f"(default) {var.default}"
+            if "DATABASE_URL" in var.name and raw:
+                shown = redact(raw)
+        click.echo(f"{var.name:<28} {shown}")
+        click.echo(f"{'':<28} {var.meaning}")
+
+
+@config.command("check")
+@click.option("--production", is_flag=True, help="Check as if PHR_ENV were production.")
+def config_check(production: bool) -> None:
+    """List what production mode refuses (exit status 1 if anything)."""
+    s = _settings()
+    problems = s.production_problems() if (production or s.production) else []
+    if not (production or s.production):
+        click.echo("Development mode: nothing is refused. Add --production to check for a server.")
+        return
+    if problems:
+        for p in problems:
+            click.echo(f"- {p}", err=True)
+        raise SystemExit(1)
+    click.echo("Ready for production.")
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Create, update and inspect each service's database tables (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("services", nargs=-1, type=SERVICE_CHOICE)
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(services: tuple[str, ...], revision: str) -> None:
+    """Apply migrations for SERVICES (default: all four). Safe to run again."""
+    s = _settings()
+    for svc in _pick(services):
+        url = s.database_urls[svc.name]
+        migrations.upgrade(svc, url, revision)
+        click.echo(f"{svc.name:<10} upgraded to {revision} on {redact(url)}")
+
+
+@db.command("downgrade")
+@click.argument("service", type=SERVICE_CHOICE)
+@click.argument("revision")
+def db_downgrade(service: str, revision: str) -> None:
+    """Revert SERVICE's schema to REVISION (`-1` for one step, `base` drops every table)."""
+    s = _settings()
+    svc = BY_NAME[service]
+    migrations.downgrade(svc, s.database_urls[svc.name], revision)
+    click.echo(f"{svc.name} downgraded to {revision}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show each service's schema revision against the newest the code ships."""
+    s = _settings()
+    for svc in SERVICES:
+        engine = make_engine(s.database_urls[svc.name])
+        try:
+            current = migrations.current_revision(svc, engine)
+        finally:
+            engine.dispose()
+        head = migrations.head_revision(svc)
+        state = "up to date" if current == head else f"needs upgrade to {head}"
+        click.echo(f"{svc.name:<10} {current or '(empty)':<16} {state}")
+
+
+# --- dev ------------------------------------------------------------------------------------
+
+
+@main.group()
+def dev() -> None:
+    """Development helpers: keys, demo data, and the whole platform on one machine."""
+
+
+def _ensure_dev_keys(s: Settings) -> list[str]:
+    if s.production:
+        raise click.ClickException("development keys are never made in production mode")
+    made = []
+    for svc in SERVICES:
+        for sec in svc.secrets:
+            if (
+                secrets.lookup(sec.env, s.environ) is None
+                and not (s.secrets_dir / sec.env).exists()
+            ):
+                made.append(sec.env)
+            s.secret(sec.env)
+    return made
+
+
+@dev.command("keys")
+def dev_keys() -> None:
+    """Generate development secrets into $PHR_VAR_DIR/secrets (kept if already there)."""
+    s = _settings()
+    made = _ensure_dev_keys(s)
+    click.echo(f"development keys in {s.secrets_dir}: " + (", ".join(made) or "already present"))
+
+
+@dev.command("demo")
+def dev_demo() -> None:
+    """Load every service's demo data (idempotent)."""
+    from phr_core.demo import load_all
+
+    added = load_all(_settings())
+    click.echo("demo data: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
+
+
+@dev.command("run")
+@click.option("--no-demo", is_flag=True, help="Do not load demo data.")
+def dev_run(no_demo: bool) -> None:
+    """Migrate, make development keys, load demo data and serve all four services."""
+    from phr_core.demo import load_all
+
+    s = _settings()
+    if s.production:
+        raise click.ClickException("`phr dev run` is for development; use `phr <service> serve`")
+    _ensure_dev_keys(s)
+    for svc in SERVICES:
+        migrations.upgrade(svc, s.database_urls[svc.name])
+    if not no_demo:
+        load_all(s)
+    try:
+        raise SystemExit(runner.serve(s, SERVICES))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@dev.command("reset")
+@click.confirmation_option(prompt="Delete every local database and development key?")
+def dev_reset() -> None:
+    """Delete $PHR_VAR_DIR (SQLite databases and development keys)."""
+    s = _settings()
+    if s.production:
+        raise click.ClickException("refusing to delete data in production mode")
+    shutil.rmtree(s.var_dir, ignore_errors=True)
+    click.echo(f"removed {s.var_dir}")
+
+
+# --- one group per service ------------------------------------------------------------------
+
+
+def _service_group(svc: ServiceSpec) -> click.Group:
+    @click.group(name=svc.name, help=f"{svc.title}.")
+    def group() -> None:
+        pass
+
+    @group.command("serve")
+    @click.option("--migrate", is_flag=True, help="Apply database migrations first.")
+    def serve(migrate: bool) -> None:
+        s = _settings()
+        try:
+            s.require_production_ready((svc,))
+            if migrate:
+                migrations.upgrade(svc, s.database_urls[svc.name])
+            raise SystemExit(runner.serve(s, (svc,)))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    serve.help = (
+        f"Serve the {svc.title} on PHR_{svc.env_prefix}_PORT (default {svc.default_port}) "
+        "under gunicorn with PHR_WORKERS workers, until Ctrl-C or SIGTERM. "
+        "In production mode it first refuses development keys, missing secrets and "
+        "plain-http public URLs."
+    )
+    return group
+
+
+for _svc in SERVICES:
+    main.add_command(_service_group(_svc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Runs services under gunicorn (several workers each), waits until they are ready, prints where
+they are, and on Ctrl-C or SIGTERM stops them all before returning."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from phr_core.config import ConfigError, Settings
+from phr_core.services import ServiceSpec
+
+# Access log without query strings: authorization codes and state travel in them.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass
+class Running:
+    service: ServiceSpec
+    port: int
+    process: subprocess.Popen[bytes]
+    host: str
+
+    @property
+    def local_url(self) -> str:
+        return f"http://{_display_host(self.host)}:{self.port}/"
+
+
+def _display_host(host: str) -> str:
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+
+
+def gunicorn_command(service: ServiceSpec, settings: Settings) -> list[str]:
+    """The command line that serves one service."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(settings.workers),
+        "--bind",
+        f"{settings.host}:{settings.ports[service.name]}",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        ACCESS_LOG_FORMAT,
+        "--graceful-timeout",
+        "10",
+        "--log-level",
+        settings.log_level.lower(),
+        *_control_socket_off(),
+        service.app_factory,
+    ]
+
+
+def _control_socket_off() -> list[str]:
+    # gunicorn 27 opens a control socket at one fixed path per user; four masters would fight
+    # over it, and the platform does not use it.
+    import gunicorn
+
+    return ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
+
+
+def check_ports_free(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:
+    """Fail early, naming the variable to change, when a port is taken."""
+    for s in services:
+        port = settings.ports[s.name]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((settings.host, port))
+            except OSError:
+                raise ConfigError(
+                    f"port {port} for {s.title} is already in use; "
+                    f"stop what uses it or set PHR_{s.env_prefix}_PORT"
+                ) from None
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "readyz", timeout=2) as resp:  # noqa: S310 (loopback)
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _stop_all(running: list[Running]) -> None:
+    for r in running:
+        if r.process.poll() is None:
+            r.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for r in running:
+        try:
+            r.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            r.process.kill()
+            r.process.wait()
+
+
+def serve(
+    settings: Settings,
+    services: tuple[ServiceSpec, ...],
+    *,
+    announce: Callable[[str], None] = print,
+) -> int:
+    """Serve `services` until interrupted. Returns 0 after a clean stop, 1 when a service died."""
+    settings.require_production_ready(services)
+    check_ports_free(settings, services)
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    env = {**os.environ, "PHR_VAR_DIR": str(settings.var_dir)}
+    running: list[Running] = []
+    try:
+        for s in services:
+            # A session of its own: the terminal's Ctrl-C reaches only us, and we stop them
+            # in order instead of racing them.
+            proc = subprocess.Popen(  # noqa: S603
+                gunicorn_command(s, settings), env=env, start_new_session=True
+            )
+            running.append(Running(s, settings.ports[s.name], proc, settings.host))
+        failed = _wait_ready(running, stop)
+        if failed:
+            announce(f"{failed} did not start; see the log above.")
+            return 1
+        if stop.is_set():
+            return 0
+        announce(_banner(settings, running))
+        while not stop.wait(0.5):
+            dead = [r for r in running if r.process.poll() is not None]
+            if dead:
+                announce(f"{dead[0].service.title} stopped unexpectedly; stopping the others.")
+                return 1
+        return 0
+    finally:
+        _stop_all(running)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        announce("All services stopped.")
+
+
+def _wait_ready(running: list[Running], stop: threading.Event) -> str | None:
+    """Wait for every service's /readyz; return the title of one that died, else None."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    pending = list(running)
+    while pending and not stop.is_set():
+        for r in list(pending):
+            if r.process.poll() is not None:
+                return r.service.title
+            if _ready(r.local_url):
+                pending.remove(r)
+        if time.monotonic() > deadline:
+            return pending[0].service.title
+        stop.wait(0.2)
+    return None
+
+
+def _banner(settings: Settings, running: list[Running]) -> str:
+    where = "SQLite under " + str(settings.var_dir)
+    if not all(u.startswith("sqlite") for u in settings.database_urls.values()):
+        where = "the configured databases"
+    lines = [f"PHR platform is running ({settings.env} mode, {where}):"]
+    width = max(len(r.service.title) for r in running)
+    order = sorted(running, key=lambda r: r.service.name != "consent")  # portal first
+    lines += [f"  {r.service.title:<{width}}  {r.local_url}" for r in order]
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)

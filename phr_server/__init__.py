@@ -1,0 +1,1 @@
+"""The consent-gated FHIR R4 PHR server (the "secure DB")."""

@@ -1,0 +1,59 @@
+"""Demo data for the PHR server: the demo city as a FHIR Organization (JP Core profile)."""
+
+from __future__ import annotations
+
+from fhir.resources.R4B.organization import Organization
+
+from phr_core.config import Settings
+from phr_core.db import Database
+from phr_core.demo import DEMO_MUNICIPALITY, MUNICIPALITY_CODE_SYSTEM
+from phr_server.models import StoredResource
+from phr_server.storage import ResourceCipher
+
+JP_ORGANIZATION = "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Organization"
+
+
+def demo_organization() -> dict:
+    """The demo municipality as data provider, checked against the FHIR model."""
+    m = DEMO_MUNICIPALITY
+    org = Organization.model_validate(
+        {
+            "resourceType": "Organization",
+            "id": f"municipality-{m.code}",
+            "meta": {"profile": [JP_ORGANIZATION]},
+            "identifier": [{"system": MUNICIPALITY_CODE_SYSTEM, "value": m.code}],
+            "active": True,
+            "type": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                            "code": "govt",
+                            "display": "Government",
+                        }
+                    ]
+                }
+            ],
+            "name": m.name_ja,
+            "alias": [m.name_en],
+        }
+    )
+    return org.model_dump(mode="json", exclude_none=True)
+
+
+def load(db: Database, settings: Settings) -> int:
+    """Store the demo Organization once; running it twice adds nothing."""
+    resource = demo_organization()
+    cipher = ResourceCipher(settings.secret("PHR_FHIR_DATA_KEY"))
+    with db.session() as s:
+        if s.get(StoredResource, ("Organization", resource["id"])) is not None:
+            return 0
+        s.add(
+            StoredResource(
+                resource_type="Organization",
+                id=resource["id"],
+                version_id=1,
+                body=cipher.seal(resource, 1),
+            )
+        )
+    return 1

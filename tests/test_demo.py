@@ -1,0 +1,55 @@
+"""Demo data: loaded once per service, idempotent, and the PHR server's copy encrypted at rest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from flask import Flask
+from sqlalchemy import select
+
+from phr_core.config import Settings
+from phr_core.db import Database
+from phr_core.demo import DEMO_MUNICIPALITY, load_all
+from phr_server.models import StoredResource
+from phr_server.storage import ResourceCipher
+
+
+def test_demo_load_is_idempotent(migrated: Settings) -> None:
+    first = load_all(migrated)
+    assert first["consent"] == 1 and first["fhir"] == 1 and first["idp"] >= 1
+    assert load_all(migrated) == {name: 0 for name in first}
+
+
+def test_stored_resources_are_sealed_and_bound_to_their_row(migrated: Settings) -> None:
+    load_all(migrated)
+    db = Database(migrated.database_urls["fhir"])
+    try:
+        with db.session() as s:
+            row = s.scalars(select(StoredResource)).one()
+    finally:
+        db.dispose()
+    assert DEMO_MUNICIPALITY.code.encode() not in row.body
+    assert b"Organization" not in row.body
+    assert DEMO_MUNICIPALITY.name_ja.encode() not in row.body
+
+    cipher = ResourceCipher(migrated.secret("PHR_FHIR_DATA_KEY"))
+    org = cipher.open(row.body, row.resource_type, row.id, row.version_id)
+    assert org["resourceType"] == "Organization"
+    assert org["identifier"][0]["value"] == DEMO_MUNICIPALITY.code
+    with pytest.raises(InvalidTag):  # the same body under another id or version does not open
+        cipher.open(row.body, row.resource_type, row.id, row.version_id + 1)
+    with pytest.raises(InvalidTag):
+        ResourceCipher("another key").open(row.body, row.resource_type, row.id, row.version_id)
+
+
+def test_portal_lists_demo_municipality(
+    migrated: Settings, app_factory: Callable[[str], Flask]
+) -> None:
+    client = app_factory("consent").test_client()
+    assert DEMO_MUNICIPALITY.name_ja not in client.get("/").get_data(as_text=True)
+    load_all(migrated)
+    assert DEMO_MUNICIPALITY.name_ja in client.get("/").get_data(as_text=True)
+    english = client.get("/?lang=en").get_data(as_text=True)
+    assert DEMO_MUNICIPALITY.name_en in english

@@ -1,0 +1,122 @@
+"""The run command for real: migrations, dev keys, demo data, four gunicorn services, the
+printed URLs answering, and a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from phr_core.demo import DEMO_MUNICIPALITY
+from tests.conftest import make_environ
+
+PHR = [sys.executable, "-m", "phr_core.cli"]
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*PHR, "dev", "run"],
+        env={**os.environ, **env, "PHR_WORKERS": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 90) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+    proc.kill()
+    pytest.fail(f"never printed {marker!r}; output:\n" + "\n".join(lines))
+
+
+def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url: str) -> None:
+    env = make_environ(tmp_path, database_url)
+    if database_url.startswith("sqlite"):
+        del env["PHR_DATABASE_URL"]  # the embedded default: one SQLite file per service
+    proc = _start(env)
+    try:
+        out = _read_until(proc, "Press Ctrl-C to stop.")
+        urls = [m.group(0) for line in out for m in [re.search(r"http://\S+/$", line)] if m]
+        assert len(urls) == 4, out
+        for url in urls:
+            status, _ = _get(url + "readyz")
+            assert status == 200, url
+            status, body = _get(url)
+            assert status == 200 and body, url
+        portal = f"http://127.0.0.1:{env['PHR_CONSENT_PORT']}/"
+        assert urls[0] == portal  # the portal is listed first: it is where a person starts
+        assert DEMO_MUNICIPALITY.name_ja in _get(portal)[1]
+        if database_url.startswith("sqlite"):
+            var = Path(env["PHR_VAR_DIR"])
+            assert {p.name for p in var.glob("*.db")} == {
+                "idp.db",
+                "fhir.db",
+                "consent.db",
+                "connector.db",
+            }
+            assert (var / "secrets" / "PHR_FHIR_DATA_KEY").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    assert "All services stopped." in rest
+    for url in urls:  # nothing is left listening
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(url + "healthz", timeout=2)  # noqa: S310
+
+
+def test_run_names_the_port_that_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    env = make_environ(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", int(env["PHR_FHIR_PORT"])))
+        busy.listen()
+        result = subprocess.run(
+            [*PHR, "dev", "run", "--no-demo"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert "PHR_FHIR_PORT" in result.stderr and "already in use" in result.stderr
+
+
+def test_serve_refuses_production_without_secrets(tmp_path: Path) -> None:
+    env = make_environ(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", PHR_ENV="production")
+    result = subprocess.run(
+        [*PHR, "idp", "serve"],
+        env={k: v for k, v in {**os.environ, **env}.items() if not k.endswith("_SECRET_KEY")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "refusing to start in production mode" in result.stderr
+    assert "PHR_IDP_SECRET_KEY is not set" in result.stderr
