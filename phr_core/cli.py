@@ -8,6 +8,7 @@ phr config check         what production mode would refuse, and why
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def config_show(markdown: bool) -> None:
     if markdown:
         click.echo("| Variable | Default | Meaning |\n|---|---|---|")
         for var in VARIABLES:
-            click.echo(f"| `{var.name}` | {var.default} | {var.meaning} |")
+            click.echo(f"| `{var.name}` | {var.default or '(none)'} | {var.meaning} |")
         return
     s = _settings()
     env = s.environ
@@ -240,6 +241,7 @@ def _service_group(svc: ServiceSpec) -> click.Group:
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
 
+    _add_service_commands(group, svc)
     serve.help = (
         f"Serve the {svc.title} on PHR_{svc.env_prefix}_PORT (default {svc.default_port}) "
         "under gunicorn with PHR_WORKERS workers, until Ctrl-C or SIGTERM. "
@@ -249,8 +251,31 @@ def _service_group(svc: ServiceSpec) -> click.Group:
     return group
 
 
+def _add_service_commands(group: click.Group, svc: ServiceSpec) -> None:
+    """A service adds its own commands (`phr fhir load …`) in `<package>/cli.py`, as a list
+    `commands` of click commands; the shared CLI stays free of service logic."""
+    try:
+        module = importlib.import_module(f"{svc.package}.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{svc.package}.cli":
+            raise
+        return
+    for command in module.commands:
+        group.add_command(command)
+
+
 for _svc in SERVICES:
     main.add_command(_service_group(_svc))
+
+# Top-level groups that belong to no single service: `phr card` (the virtual My Number card
+# and the development card authority) lives with the IdP's card code.
+for _path in ("idp.card.cli:card",):
+    _module, _, _name = _path.partition(":")
+    try:
+        main.add_command(getattr(importlib.import_module(_module), _name))
+    except ModuleNotFoundError as _exc:
+        if _exc.name not in (_module, _module.rsplit(".", 1)[0]):
+            raise
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from phr_core.services import SERVICES, ServiceSpec
+from phr_core.services import SERVICES, ServiceSpec, Variable
 
 DEV_PREFIX = "dev-"
 MIN_SECRET_LENGTH = 32
@@ -21,16 +21,6 @@ MIN_SECRET_LENGTH = 32
 
 class ConfigError(RuntimeError):
     """The configuration cannot be used; the message says which variables and why."""
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One documented environment variable."""
-
-    name: str
-    default: str
-    meaning: str
-    secret: bool = False
 
 
 def _service_variables() -> list[Variable]:
@@ -62,6 +52,7 @@ def _service_variables() -> list[Variable]:
                     secret=True,
                 )
             )
+        out.extend(s.options)
     return out
 
 
@@ -143,6 +134,15 @@ class Settings:
         if self.production:
             raise ConfigError(f"{name} is not set (nor {name}_FILE)")
         return secrets.ensure_dev_secret(self.secrets_dir, name)
+
+    def option(self, name: str) -> str:
+        """A service option (see ServiceSpec.options): the environment's value or the default,
+        with `$PHR_VAR_DIR` expanded."""
+        for var in VARIABLES:
+            if var.name == name:
+                value = self.environ.get(name, "").strip() or var.default
+                return value.replace("$PHR_VAR_DIR", str(self.var_dir))
+        raise KeyError(f"{name} is not a documented setting")
 
     def production_problems(self, services: tuple[ServiceSpec, ...] = SERVICES) -> list[str]:
         """Everything that makes this configuration unfit for production, one line each."""

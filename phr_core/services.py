@@ -6,6 +6,17 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Variable:
+    """One documented environment variable. A default may say `$PHR_VAR_DIR`, which
+    `Settings.option()` expands."""
+
+    name: str
+    default: str
+    meaning: str
+    secret: bool = False
+
+
+@dataclass(frozen=True)
 class SecretSpec:
     """A secret a service refuses to run without in production."""
 
@@ -25,6 +36,7 @@ class ServiceSpec:
     url_env: str  # the environment variable holding its public base URL
     secrets: tuple[SecretSpec, ...] = ()
     session_key: str | None = None  # which of its secrets signs browser sessions, if any
+    options: tuple[Variable, ...] = ()  # its own non-secret settings, read by Settings.option()
 
     @property
     def version_table(self) -> str:
@@ -45,8 +57,38 @@ SERVICES: tuple[ServiceSpec, ...] = (
         env_prefix="IDP",
         default_port=8001,
         url_env="PHR_ISSUER",
-        secrets=(SecretSpec("PHR_IDP_SECRET_KEY", "signs the IdP's browser sessions"),),
+        secrets=(
+            SecretSpec("PHR_IDP_SECRET_KEY", "signs the IdP's browser sessions"),
+            SecretSpec(
+                "PHR_IDP_DATA_KEY",
+                "encrypts the IdP's signing keys and card-verified attributes at rest",
+            ),
+            SecretSpec(
+                "PHR_PAIRWISE_KEY",
+                "HMAC key of pairwise subjects; `ID:SECRET` entries separated by spaces, "
+                "newest first (a bare secret is key id 1); never change a key in use, add one",
+            ),
+        ),
         session_key="PHR_IDP_SECRET_KEY",
+        options=(
+            Variable(
+                "PHR_IDP_CLIENTS_FILE",
+                "",
+                "JSON file of statically registered OAuth clients, loaded at start",
+            ),
+            Variable(
+                "PHR_CARD_TRUST_ROOT",
+                "$PHR_VAR_DIR/card_authority/root.pem",
+                "PEM file of the card authority's root certificate(s) the IdP trusts "
+                "(the default is the development stand-in's root)",
+            ),
+            Variable(
+                "PHR_CARD_AUTHORITY_URL",
+                "http://127.0.0.1:8005",
+                "development card-authority stand-in (OCSP, CRL, renewal links); "
+                "never started in production",
+            ),
+        ),
     ),
     ServiceSpec(
         name="fhir",
@@ -55,7 +97,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
         env_prefix="FHIR",
         default_port=8002,
         url_env="PHR_FHIR_URL",
-        secrets=(SecretSpec("PHR_FHIR_DATA_KEY", "encrypts stored FHIR resources (AES-256-GCM)"),),
+        secrets=(
+            SecretSpec(
+                "PHR_FHIR_DATA_KEY",
+                "master key wrapping the per-municipality data keys of stored FHIR resources",
+            ),
+        ),
     ),
     ServiceSpec(
         name="consent",
@@ -74,6 +121,30 @@ SERVICES: tuple[ServiceSpec, ...] = (
         env_prefix="CONNECTOR",
         default_port=8004,
         url_env="PHR_CONNECTOR_URL",
+        secrets=(
+            SecretSpec(
+                "PHR_CONNECTOR_PSEUDONYM_KEY",
+                "the municipality's key for pseudonymous codes (HMAC of the resident number); "
+                "stays inside the city",
+            ),
+            SecretSpec(
+                "PHR_CONNECTOR_CLIENT_SECRET",
+                "the connector's OAuth client secret at the IdP (or use PHR_CONNECTOR_JWK_FILE)",
+            ),
+        ),
+        options=(
+            Variable(
+                "PHR_CONNECTOR_MUNICIPALITY",
+                "072028",
+                "全国地方公共団体コード (6 digits) of the municipality this connector serves",
+            ),
+            Variable("PHR_CONNECTOR_CLIENT_ID", "connector-072028", "its OAuth client id"),
+            Variable(
+                "PHR_CONNECTOR_INBOX",
+                "$PHR_VAR_DIR/inbox",
+                "folder the core systems' export files are dropped into",
+            ),
+        ),
     ),
 )
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from phr_core.cli import main
 from phr_core.config import VARIABLES
 from phr_core.services import SERVICES
 
@@ -48,6 +50,10 @@ def test_readme_starts_with_the_two_commands_and_documents_every_variable() -> N
     commands = [ln for ln in first_block.group(1).splitlines() if ln and not ln.startswith("#")]
     assert commands == ["make run", "make test"]
     assert readme.index("make run") < readme.index("## ")  # before any section
+    table = re.search(r"<!-- config-table[^>]*-->\n(.*?)\n<!-- /config-table -->", readme, re.S)
+    assert table is not None
+    generated = CliRunner().invoke(main, ["config", "show", "--markdown"]).output.strip()
+    assert table.group(1) == generated, "regenerate: phr config show --markdown"
     for var in VARIABLES:
         assert f"`{var.name}`" in readme, var.name
 
