@@ -20,9 +20,6 @@ class DemoMunicipality:
 # Synthetic data only: the seed city lends its name and code, the records are invented.
 DEMO_MUNICIPALITY = DemoMunicipality("072028", "会津若松市（デモ）", "Aizuwakamatsu (demo)")
 
-# Identifier system for 全国地方公共団体コード in our FHIR resources (project-defined).
-MUNICIPALITY_CODE_SYSTEM = "urn:phr-platform:municipality-code"
-
 
 def load_all(settings: Settings) -> dict[str, int]:
     """Load every service's demo data (idempotent) and say how many records each added."""

@@ -6,7 +6,8 @@ from fhir.resources.R4B.organization import Organization
 
 from phr_core.config import Settings
 from phr_core.db import Database
-from phr_core.demo import DEMO_MUNICIPALITY, MUNICIPALITY_CODE_SYSTEM
+from phr_core.demo import DEMO_MUNICIPALITY
+from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM
 from phr_server.models import StoredResource
 from phr_server.storage import ResourceCipher
 

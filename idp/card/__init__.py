@@ -1,0 +1,1 @@
+"""Sign-in with the My Number card (JPKI): card sessions, verification, enrollment."""

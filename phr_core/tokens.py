@@ -1,0 +1,135 @@
+"""Verifying the platform's access tokens (JWT, RFC 9068) at a resource server: the PHR server
+and the consent service's API. One verifier, so every service checks the same things.
+
+Contract of an access token issued by the IdP:
+  header  typ "at+jwt", alg ES256 or RS256, kid
+  claims  iss = the IdP's issuer, aud = the resource server's base URL, exp, iat, jti,
+          sub = the pairwise subject of the PHR sector (user tokens) or the client_id
+          (client-credentials tokens), client_id, scope (space separated),
+          grant_id (the consent grant; user tokens only), municipality (connector tokens),
+          cnf.jkt (DPoP-bound tokens, RFC 9449)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+ALLOWED_ALGS = ("ES256", "RS256")
+LEEWAY_S = 30
+
+
+class InvalidToken(Exception):
+    """The token cannot be accepted; the message is safe to return (RFC 6750 error_description)."""
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    subject: str
+    client_id: str
+    scopes: frozenset[str]
+    expires_at: int
+    grant_id: str | None = None
+    municipality: str | None = None
+    jkt: str | None = None  # DPoP key thumbprint the token is bound to
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+class JwksCache:
+    """The IdP's JWKS, fetched on first use, kept for `ttl` seconds, and fetched again at once
+    (at most every `min_refetch` seconds) when a token names a key id we do not know yet: that
+    is how a rotated-in key is picked up without waiting."""
+
+    def __init__(self, jwks_url: str, ttl: float = 300.0, min_refetch: float = 5.0) -> None:
+        self.jwks_url = jwks_url
+        self.ttl = ttl
+        self.min_refetch = min_refetch
+        self._keys: KeySet | None = None
+        self._fetched = 0.0
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> KeySet:
+        with urllib.request.urlopen(self.jwks_url, timeout=5) as resp:  # noqa: S310
+            data = json.load(resp)
+        return KeySet.import_key_set(data)
+
+    def keys(self, kid: str | None) -> KeySet:
+        now = time.monotonic()
+        with self._lock:
+            stale = self._keys is None or now - self._fetched > self.ttl
+            unknown = (
+                kid is not None
+                and self._keys is not None
+                and not any(k.kid == kid for k in self._keys.keys)
+                and now - self._fetched > self.min_refetch
+            )
+            if stale or unknown:
+                try:
+                    self._keys = self._fetch()
+                    self._fetched = now
+                except (OSError, ValueError) as exc:
+                    if self._keys is None:
+                        raise InvalidToken("the issuer's keys cannot be fetched") from exc
+            if self._keys is None:
+                raise InvalidToken("the issuer's keys cannot be fetched")
+            return self._keys
+
+
+class AccessTokenVerifier:
+    """Checks signature, type, issuer, audience and lifetime of an RFC 9068 access token."""
+
+    def __init__(self, issuer: str, audience: str, jwks: JwksCache) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks = jwks
+
+    def verify(self, token: str, now: float | None = None) -> AccessToken:
+        try:
+            header = json.loads(_b64(token.split(".")[0]))
+        except (ValueError, IndexError):
+            raise InvalidToken("malformed token") from None
+        if header.get("alg") not in ALLOWED_ALGS:
+            raise InvalidToken("unsupported token algorithm")
+        if header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+            raise InvalidToken("not an access token")
+        keys = self.jwks.keys(header.get("kid"))
+        try:
+            decoded = jwt.decode(token, keys, algorithms=list(ALLOWED_ALGS))
+        except (JoseError, ValueError):
+            raise InvalidToken("bad token signature") from None
+        c = decoded.claims
+        t = time.time() if now is None else now
+        if c.get("iss") != self.issuer:
+            raise InvalidToken("token from another issuer")
+        aud = c.get("aud")
+        if self.audience not in (aud if isinstance(aud, list) else [aud]):
+            raise InvalidToken("token for another audience")
+        if not isinstance(c.get("exp"), int) or c["exp"] + LEEWAY_S < t:
+            raise InvalidToken("token expired")
+        if isinstance(c.get("nbf"), int) and c["nbf"] - LEEWAY_S > t:
+            raise InvalidToken("token not yet valid")
+        if not c.get("sub") or not c.get("client_id"):
+            raise InvalidToken("token lacks sub or client_id")
+        return AccessToken(
+            subject=c["sub"],
+            client_id=c["client_id"],
+            scopes=frozenset(str(c.get("scope", "")).split()),
+            expires_at=c["exp"],
+            grant_id=c.get("grant_id"),
+            municipality=c.get("municipality"),
+            jkt=(c.get("cnf") or {}).get("jkt"),
+            claims=dict(c),
+        )
+
+
+def _b64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
