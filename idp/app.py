@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from phr_core.config import Settings
+from idp import clients, keys
+from idp.context import IdP
+from idp.endpoints import authorize, discovery, interaction, par, resource_tokens, token
+from idp.keys import KeyRing
+from idp.subjects import PairwiseSubjects
+from phr_core.config import Settings, load_settings
+from phr_core.db import Database
 from phr_core.webapp import build_app, settings
 
 bp = Blueprint("idp_index", __name__)
@@ -13,8 +21,44 @@ bp = Blueprint("idp_index", __name__)
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
-    return jsonify(service="idp", issuer=settings().issuer)
+    return jsonify(
+        service="idp",
+        issuer=settings().issuer,
+        discovery=settings().issuer + "/.well-known/openid-configuration",
+    )
+
+
+def prepare(settings: Settings) -> None:
+    """One-time start-up work, done once before the workers start: signing keys exist, static
+    clients from PHR_IDP_CLIENTS_FILE are registered."""
+    db = Database(settings.database_urls["idp"])
+    try:
+        with db.session() as s:
+            keys.ensure_keys(s, settings.secret("PHR_IDP_DATA_KEY"))
+            path = settings.option("PHR_IDP_CLIENTS_FILE")
+            if path:
+                clients.load_clients_file(s, Path(path))
+    finally:
+        db.dispose()
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    return build_app("idp", settings, [bp])
+    settings = settings or load_settings()
+    blueprints = [
+        bp,
+        discovery.bp,
+        authorize.bp,
+        interaction.bp,
+        par.bp,
+        token.bp,
+        resource_tokens.bp,
+    ]
+    app = build_app("idp", settings, blueprints)
+    db = app.extensions["phr_db"]
+    app.extensions["idp"] = IdP(
+        settings=settings,
+        db=db,
+        keys=KeyRing(db, settings.secret("PHR_IDP_DATA_KEY")),
+        subjects=PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")),
+    )
+    return app

@@ -1,39 +1,56 @@
-"""Demo data for the IdP: the platform's own clients, registered statically."""
+"""Demo data for the IdP: the platform's own clients and a sandbox app, registered statically."""
 
 from __future__ import annotations
 
+from idp.clients import upsert_static
 from idp.models import Client
+from idp.subjects import PHR_SECTOR
 from phr_core.config import Settings
 from phr_core.db import Database
 
-PHR_SECTOR = "phr"  # the named sector shared by the portal, PHR servers and connectors
+DEMO_APP_PORT = 8010
 
 
-def platform_clients(settings: Settings) -> list[Client]:
-    """The clients every deployment has: the portal signs citizens in through the IdP."""
-    portal = settings.urls["consent"]
+def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
+    """(metadata, secret) of the clients a development platform has."""
+    code = settings.option("PHR_CONNECTOR_MUNICIPALITY")
     return [
-        Client(
-            client_id="phr-portal",
-            client_name="PHR portal (consent service)",
-            registration="static",
-            sector=PHR_SECTOR,
-            client_metadata={
-                "redirect_uris": [f"{portal}/auth/callback"],
+        (
+            {
+                "client_id": "demo-vaccination-app",
+                "client_name": "予防接種スケジュール（デモアプリ）",
+                "client_name#en": "Vaccination schedule (demo app)",
+                "redirect_uris": [f"http://127.0.0.1:{DEMO_APP_PORT}/callback"],
+                "token_endpoint_auth_method": "none",
                 "grant_types": ["authorization_code", "refresh_token"],
-                "token_endpoint_auth_method": "client_secret_basic",
-                "scope": "openid",
+                "scope": "openid offline_access launch/patient "
+                "patient/Immunization.rs patient/Observation.rs patient/Patient.rs",
+                "purpose": "お子さまの予防接種の予定と成長の記録を表示するため",
+                "purpose#en": "To show your child's vaccination schedule and growth",
             },
-        )
+            None,
+        ),
+        (
+            {
+                "client_id": settings.option("PHR_CONNECTOR_CLIENT_ID"),
+                "client_name": f"市区町村コネクタ {code}",
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["client_credentials"],
+                "scope": "system/*.write consent/linkage",
+                "phr_sector": PHR_SECTOR,
+                "phr_municipality": code,
+            },
+            settings.secret("PHR_CONNECTOR_CLIENT_SECRET"),
+        ),
     ]
 
 
 def load(db: Database, settings: Settings) -> int:
-    """Add missing demo clients; running it twice adds nothing."""
+    """Register the demo clients; running it twice adds nothing new."""
     added = 0
     with db.session() as s:
-        for client in platform_clients(settings):
-            if s.get(Client, client.client_id) is None:
-                s.add(client)
+        for meta, secret in demo_clients(settings):
+            if s.get(Client, meta["client_id"]) is None:
                 added += 1
+            upsert_static(s, meta, secret)
     return added

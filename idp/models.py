@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, String
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phr_core.db import ServiceBase, new_metadata
@@ -43,3 +43,143 @@ class Client(Base):
     sector: Mapped[str] = mapped_column(String(255))
     client_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # SHA-256 of the client secret (secrets are long random strings, so a fast hash is enough).
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # RFC 7592: hash of the registration access token of a dynamically registered client.
+    registration_token_hash: Mapped[str | None] = mapped_column(String(64))
+    # The sector cannot change once a person has signed in (their `sub` depends on it).
+    sector_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SigningKey(Base):
+    """A token-signing key. `next` keys are published but do not sign yet, `current` signs,
+    `retired` stays published until `retire_after` (every token it signed has expired)."""
+
+    __tablename__ = "idp_signing_key"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(8))  # next | current | retired
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    private_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM under PHR_IDP_DATA_KEY
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retire_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Sector(Base):
+    """A pairwise sector and the pairwise key version its subjects are computed with, fixed when
+    the sector is first seen so that adding a newer key never changes anyone's `sub`."""
+
+    __tablename__ = "idp_sector"
+
+    sector: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginSession(Base):
+    """A browser's sign-in at the IdP (single sign-on), known to the browser by a random cookie
+    whose hash is the key here."""
+
+    __tablename__ = "idp_login_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sid: Mapped[str] = mapped_column(String(43), unique=True)  # the `sid` claim for logout
+    person_id: Mapped[str] = mapped_column(ForeignKey("idp_person.id", ondelete="CASCADE"))
+    auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[list] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuthRequest(Base):
+    """A validated authorization request waiting for sign-in or consent, or pushed (RFC 9126)."""
+
+    __tablename__ = "idp_auth_request"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    params: Mapped[dict] = mapped_column(JSON)
+    pushed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Grant(Base):
+    """A person's consent that a client may use some scopes; mirrored to the consent service,
+    whose id it carries, so the PHR server can check it per request."""
+
+    __tablename__ = "idp_grant"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("idp_person.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuthorizationCode(Base):
+    """A one-time code; replaying it revokes the token family it produced."""
+
+    __tablename__ = "idp_authorization_code"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[str] = mapped_column(ForeignKey("idp_person.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    grant_id: Mapped[str | None] = mapped_column(String(64))
+    sid: Mapped[str | None] = mapped_column(String(43))
+    auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[list] = mapped_column(JSON)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    family_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class RefreshToken(Base):
+    """One link of a rotating refresh-token family. Using a link twice revokes the family."""
+
+    __tablename__ = "idp_refresh_token"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[str] = mapped_column(ForeignKey("idp_person.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(Text)
+    grant_id: Mapped[str | None] = mapped_column(String(64))
+    sid: Mapped[str | None] = mapped_column(String(43))
+    auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[list] = mapped_column(JSON)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IssuedAccessToken(Base):
+    """Server-side record of a JWT access token, for revocation, introspection and userinfo."""
+
+    __tablename__ = "idp_access_token"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("idp_person.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# The card tables share this metadata (one schema, one migration history for the IdP).
+import idp.card.models  # noqa: E402, F401

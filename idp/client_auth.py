@@ -1,0 +1,134 @@
+"""Client authentication at the token, introspection and revocation endpoints (RFC 6749 2.3,
+OIDC Core 9: client_secret_basic, client_secret_post, private_key_jwt; `none` for public
+clients, which must then prove possession some other way: PKCE, DPoP)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from urllib.parse import unquote_plus
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import Headers, MultiDict
+
+from idp.clients import ClientView, get_client
+from idp.errors import OAuthError, invalid_client, invalid_request
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGS = ("ES256", "RS256", "PS256")
+
+
+def _basic(headers: Headers) -> tuple[str, str] | None:
+    auth = headers.get("Authorization", "")
+    if not auth.lower().startswith("basic "):
+        return None
+    try:
+        raw = base64.b64decode(auth[6:].strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise invalid_client("malformed Basic credentials") from None
+    cid, sep, secret = raw.partition(":")
+    if not sep:
+        raise invalid_client("malformed Basic credentials")
+    return unquote_plus(cid), unquote_plus(secret)
+
+
+def authenticate(
+    s: Session, form: MultiDict, headers: Headers, audiences: list[str], *, allow_public: bool
+) -> ClientView:
+    """Find the client and check its credentials with the method it registered."""
+    basic = _basic(headers)
+    assertion_type = form.get("client_assertion_type")
+    used = [
+        m
+        for m, present in (
+            ("client_secret_basic", basic is not None),
+            ("client_secret_post", "client_secret" in form),
+            ("private_key_jwt", assertion_type is not None),
+        )
+        if present
+    ]
+    if len(used) > 1:
+        raise invalid_request("use exactly one client authentication method")
+
+    if basic:
+        client = get_client(s, basic[0])
+        if client is None or client.auth_method != "client_secret_basic":
+            raise invalid_client()
+        if not client.check_secret(basic[1]):
+            raise invalid_client()
+        return client
+    if used == ["client_secret_post"]:
+        client = get_client(s, form.get("client_id", ""))
+        if client is None or client.auth_method != "client_secret_post":
+            raise invalid_client()
+        if not client.check_secret(form.get("client_secret", "")):
+            raise invalid_client()
+        return client
+    if used == ["private_key_jwt"]:
+        return _private_key_jwt(s, form, audiences)
+
+    client = get_client(s, form.get("client_id", ""))
+    if client is None:
+        raise invalid_client("unknown client")
+    if not client.is_public or not allow_public:
+        raise invalid_client("client authentication required")
+    return client
+
+
+def _private_key_jwt(s: Session, form: MultiDict, audiences: list[str]) -> ClientView:
+    if form.get("client_assertion_type") != JWT_BEARER:
+        raise invalid_client("unsupported client_assertion_type")
+    assertion = form.get("client_assertion", "")
+    header, payload = _segments(assertion)
+    if header.get("alg") not in ASSERTION_ALGS:
+        raise invalid_client("client assertion algorithm not accepted")
+    client_id = payload.get("iss")
+    client = get_client(s, client_id) if isinstance(client_id, str) else None
+    if client is None or client.auth_method != "private_key_jwt":
+        raise invalid_client()
+    jwks = client.meta.get("jwks")
+    if not jwks:
+        raise invalid_client("client has no registered keys")
+    try:
+        claims = jwt.decode(
+            assertion, KeySet.import_key_set(jwks), algorithms=list(ASSERTION_ALGS)
+        ).claims
+    except (JoseError, ValueError):
+        raise invalid_client("client assertion signature is invalid") from None
+    aud = claims.get("aud")
+    auds = aud if isinstance(aud, list) else [aud]
+    now = time.time()
+    if claims.get("sub") != client_id:
+        raise invalid_client("client assertion sub must be the client_id")
+    if not set(auds) & set(audiences):
+        raise invalid_client("client assertion audience is not this server")
+    if not isinstance(claims.get("exp"), int) or claims["exp"] < now - 30:
+        raise invalid_client("client assertion expired")
+    if claims["exp"] > now + 600:
+        raise invalid_client("client assertion lives too long (at most 10 minutes)")
+    if not claims.get("jti"):
+        raise invalid_client("client assertion needs a jti")
+    return client
+
+
+def _segments(token: str) -> tuple[dict, dict]:
+    """Header and payload of a JWS, unverified: only to find whose key verifies it."""
+    try:
+        head, body = token.split(".")[:2]
+        parts = [
+            json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in (head, body)
+        ]
+    except ValueError:
+        raise invalid_client("malformed client assertion") from None
+    if not all(isinstance(p, dict) for p in parts):
+        raise invalid_client("malformed client assertion")
+    return parts[0], parts[1]
+
+
+def require_confidential(client: ClientView) -> None:
+    if client.is_public:
+        raise OAuthError("unauthorized_client", "a public client cannot use this grant")

@@ -1,0 +1,173 @@
+"""OAuth clients: lookup, secrets, redirect URIs, sectors and static registration.
+
+Client metadata follows RFC 7591 / OIDC Registration; our own fields start with `phr_`:
+`phr_sector` (a named sector, static clients only), `phr_municipality` (connectors),
+`phr_required_acr` (the minimum assurance a client demands), and `purpose` / `purpose#en`,
+the declared purpose shown on the consent screen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from idp.models import Client
+from idp.subjects import sector_of_redirect_uris
+from phr_core.config import is_loopback_host
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ClientView:
+    """What the protocol code needs to know about a client, read once per request."""
+
+    client_id: str
+    name: str
+    sector: str
+    meta: dict[str, Any]
+    secret_hash: str | None
+
+    @classmethod
+    def of(cls, row: Client) -> ClientView:
+        return cls(
+            row.client_id, row.client_name, row.sector, dict(row.client_metadata), row.secret_hash
+        )
+
+    @property
+    def auth_method(self) -> str:
+        return self.meta.get("token_endpoint_auth_method", "client_secret_basic")
+
+    @property
+    def is_public(self) -> bool:
+        return self.auth_method == "none"
+
+    @property
+    def redirect_uris(self) -> list[str]:
+        return list(self.meta.get("redirect_uris", []))
+
+    @property
+    def grant_types(self) -> list[str]:
+        return list(self.meta.get("grant_types", ["authorization_code"]))
+
+    @property
+    def allowed_scopes(self) -> set[str]:
+        return set(str(self.meta.get("scope", "openid")).split())
+
+    @property
+    def municipality(self) -> str | None:
+        return self.meta.get("phr_municipality")
+
+    @property
+    def required_acr(self) -> str | None:
+        return self.meta.get("phr_required_acr")
+
+    @property
+    def id_token_alg(self) -> str:
+        return self.meta.get("id_token_signed_response_alg", "ES256")
+
+    def check_secret(self, secret: str) -> bool:
+        if not self.secret_hash:
+            return False
+        return hmac.compare_digest(self.secret_hash, hash_secret(secret))
+
+    def purpose(self, lang: str) -> str:
+        if lang == "en":
+            return self.meta.get("purpose#en") or self.meta.get("purpose", "")
+        return self.meta.get("purpose", "") or self.meta.get("purpose#en", "")
+
+
+def get_client(s: Session, client_id: str) -> ClientView | None:
+    row = s.get(Client, client_id) if client_id else None
+    return ClientView.of(row) if row else None
+
+
+def validate_metadata(meta: dict[str, Any]) -> None:
+    """Reject metadata we cannot serve safely (raises ValueError with the reason)."""
+    method = meta.get("token_endpoint_auth_method", "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise ValueError(f"token_endpoint_auth_method {method!r} is not supported")
+    grants = meta.get("grant_types", ["authorization_code"])
+    for g in grants:
+        if g not in GRANT_TYPES:
+            raise ValueError(f"grant type {g!r} is not supported")
+    uris = meta.get("redirect_uris", [])
+    if "authorization_code" in grants and not uris:
+        raise ValueError("redirect_uris are required for the authorization code grant")
+    for uri in uris:
+        if not acceptable_redirect_uri(uri):
+            raise ValueError(f"redirect URI {uri!r} is not acceptable")
+    if method == "private_key_jwt" and not (meta.get("jwks") or meta.get("jwks_uri")):
+        raise ValueError("private_key_jwt needs jwks or jwks_uri")
+    if method == "none" and "client_credentials" in grants:
+        raise ValueError("a public client cannot use the client credentials grant")
+
+
+def acceptable_redirect_uri(uri: str) -> bool:
+    """https, http only on loopback, or a native app's private-use scheme (RFC 8252 7.1);
+    never a fragment."""
+    parts = urlsplit(uri)
+    if parts.fragment or not parts.scheme:
+        return False
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    if parts.scheme == "http":
+        return is_loopback_host(parts.hostname)
+    return "." in parts.scheme
+
+
+def sector_for(meta: dict[str, Any]) -> str:
+    """The pairwise sector of a client (see idp.subjects)."""
+    if meta.get("phr_sector"):
+        return str(meta["phr_sector"])
+    if meta.get("sector_identifier_uri"):
+        return urlsplit(meta["sector_identifier_uri"]).hostname or ""
+    if meta.get("redirect_uris"):
+        return sector_of_redirect_uris(meta["redirect_uris"])
+    return "client:" + str(meta.get("client_id", ""))
+
+
+def upsert_static(s: Session, meta: dict[str, Any], secret: str | None) -> Client:
+    """Register or update a client from configuration (static registration)."""
+    meta = dict(meta)
+    client_id = meta.pop("client_id")
+    meta.pop("client_secret", None)
+    validate_metadata(meta)
+    row = s.get(Client, client_id)
+    sector = sector_for({**meta, "client_id": client_id})
+    if row is None:
+        row = Client(client_id=client_id, registration="static", sector=sector)
+        s.add(row)
+    elif row.sector_locked and row.sector != sector:
+        raise ValueError(f"client {client_id}: the sector cannot change after the first sign-in")
+    row.sector = sector
+    row.client_name = meta.get("client_name", client_id)
+    row.client_metadata = meta
+    row.secret_hash = hash_secret(secret) if secret else None
+    return row
+
+
+def load_clients_file(s: Session, path: Path) -> int:
+    """PHR_IDP_CLIENTS_FILE: a JSON list of client metadata objects, each with `client_id` and,
+    for confidential clients, `client_secret`."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"PHR_IDP_CLIENTS_FILE {path}: {exc}") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"PHR_IDP_CLIENTS_FILE {path}: expected a JSON list of clients")
+    for meta in entries:
+        upsert_static(s, meta, meta.get("client_secret"))
+    return len(entries)

@@ -1,0 +1,57 @@
+"""The IdP's long-lived parts, built once per process by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+
+from idp.keys import KeyRing
+from idp.subjects import PairwiseSubjects
+from phr_core.config import Settings
+from phr_core.db import Database
+
+CODE_TTL = timedelta(seconds=120)
+ACCESS_TOKEN_TTL = timedelta(minutes=5)
+ID_TOKEN_TTL = timedelta(minutes=5)
+REFRESH_TOKEN_TTL = timedelta(days=30)
+AUTH_REQUEST_TTL = timedelta(minutes=10)
+PAR_TTL = timedelta(seconds=90)
+LOGIN_SESSION_TTL = timedelta(hours=8)
+
+# Levels of assurance, weakest first. A client or scope may demand a minimum.
+ACR_DEV = "urn:phr:acr:dev"  # development sign-in, never in production
+ACR_PASSKEY = "urn:phr:acr:passkey"  # passkey enrolled after an in-person check
+ACR_CARD = "urn:phr:acr:card"  # My Number card (JPKI) with PIN
+ACR_ORDER = (ACR_DEV, ACR_PASSKEY, ACR_CARD)
+
+
+def acr_satisfies(have: str, need: str | None) -> bool:
+    if not need:
+        return True
+    if have not in ACR_ORDER or need not in ACR_ORDER:
+        return have == need
+    return ACR_ORDER.index(have) >= ACR_ORDER.index(need)
+
+
+@dataclass
+class IdP:
+    settings: Settings
+    db: Database
+    keys: KeyRing
+    subjects: PairwiseSubjects
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
+
+    def endpoint(self, path: str) -> str:
+        return self.issuer + path
+
+    def audience(self, kind: str) -> str:
+        return self.settings.urls[kind]
+
+
+def idp() -> IdP:
+    return current_app.extensions["idp"]

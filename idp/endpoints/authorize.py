@@ -1,0 +1,337 @@
+"""Authorization endpoint (RFC 6749 4.1, OIDC Core 3.1.2) as a pipeline of named checks.
+
+Until the client and its redirect URI are verified, errors are shown as a page; after that they
+go back to the client as a redirect carrying `error`, `state` and `iss` (RFC 9207)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from flask import Blueprint, redirect, render_template, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import pkce, scopes, sessions
+from idp.clients import ClientView, get_client
+from idp.context import ACR_CARD, ACR_ORDER, AUTH_REQUEST_TTL, CODE_TTL, IdP, acr_satisfies, idp
+from idp.errors import OAuthError
+from idp.i18n import MESSAGES, pick_language
+from idp.models import AuthorizationCode, AuthRequest, Client, Grant, LoginSession
+from idp.tokens import aware, new_handle, now_utc, sha256_hex
+
+bp = Blueprint("authorize", __name__, template_folder="../templates")
+
+PAR_PREFIX = "urn:ietf:params:oauth:request_uri:"
+# Claims data is the most sensitive: reading it needs the card, whatever the client asks.
+CARD_ONLY_RESOURCES = ("ExplanationOfBenefit", "Claim", "Coverage")
+
+
+class PageError(Exception):
+    """An error that must not be redirected (unknown client or redirect URI)."""
+
+
+@dataclass
+class AuthzRequest:
+    params: dict[str, str]
+    client: ClientView | None = None
+    redirect_uri: str = ""
+    scope: list[str] = field(default_factory=list)
+    prompt: set[str] = field(default_factory=set)
+    max_age: int | None = None
+    required_acr: str | None = None
+    lang: str = "ja"
+    request_id: str | None = None  # the stored copy while the person signs in or consents
+
+
+# --- checks before the redirect URI is trusted ----------------------------------------------
+
+
+def load_pushed_request(s: Session, req: AuthzRequest) -> None:
+    uri = req.params.get("request_uri")
+    if not uri:
+        if req.params.get("_pushed_only") == "1":
+            raise PageError("this client must use pushed authorization requests")
+        return
+    if not uri.startswith(PAR_PREFIX):
+        raise PageError("request_uri is not one this server issued")
+    row = s.get(AuthRequest, uri[len(PAR_PREFIX) :])
+    if row is None or not row.pushed or aware(row.expires_at) < now_utc():
+        raise PageError("request_uri is unknown or expired")
+    if row.client_id != req.params.get("client_id"):
+        raise PageError("request_uri belongs to another client")
+    s.delete(row)  # single use
+    req.params = dict(row.params)
+
+
+def check_client(s: Session, req: AuthzRequest) -> None:
+    client = get_client(s, req.params.get("client_id", ""))
+    if client is None:
+        raise PageError("unknown client_id")
+    if "authorization_code" not in client.grant_types:
+        raise PageError("this client may not use the authorization code flow")
+    req.client = client
+
+
+def check_redirect_uri(s: Session, req: AuthzRequest) -> None:
+    assert req.client is not None  # noqa: S101 (check_client ran)
+    uri = req.params.get("redirect_uri", "")
+    if not uri:
+        raise PageError("redirect_uri is required")
+    if uri not in req.client.redirect_uris:  # exact string match, no patterns
+        raise PageError("redirect_uri is not registered for this client")
+    req.redirect_uri = uri
+
+
+# --- checks whose failures go back to the client ---------------------------------------------
+
+
+def check_response_type(s: Session, req: AuthzRequest) -> None:
+    if req.params.get("response_type") != "code":
+        raise OAuthError("unsupported_response_type", "only response_type=code is supported")
+    if req.params.get("response_mode", "query") != "query":
+        raise OAuthError("invalid_request", "only response_mode=query is supported")
+
+
+def check_request_object(s: Session, req: AuthzRequest) -> None:
+    if "request" in req.params:
+        raise OAuthError("request_not_supported", "request objects are not supported; use PAR")
+
+
+def check_scope(s: Session, req: AuthzRequest) -> None:
+    assert req.client is not None  # noqa: S101
+    scope = req.params.get("scope", "").split()
+    if not scope:
+        raise OAuthError("invalid_scope", "scope is required")
+    unknown = [sc for sc in scope if not scopes.is_known(sc)]
+    if unknown:
+        raise OAuthError("invalid_scope", f"unknown scope {unknown[0]}")
+    if not set(scope) <= req.client.allowed_scopes:
+        raise OAuthError("invalid_scope", "scope not allowed for this client")
+    if any(sc.startswith("system/") for sc in scope):
+        raise OAuthError("invalid_scope", "system scopes need the client credentials grant")
+    req.scope = list(dict.fromkeys(scope))
+
+
+def check_pkce(s: Session, req: AuthzRequest) -> None:
+    challenge = req.params.get("code_challenge", "")
+    if not challenge:
+        raise OAuthError("invalid_request", "code_challenge is required (PKCE)")
+    if req.params.get("code_challenge_method") != "S256":
+        raise OAuthError("invalid_request", "code_challenge_method must be S256")
+    if not pkce.valid_challenge(challenge):
+        raise OAuthError("invalid_request", "code_challenge is malformed")
+
+
+def check_prompt(s: Session, req: AuthzRequest) -> None:
+    prompt = set(req.params.get("prompt", "").split())
+    if not prompt <= {"none", "login", "consent", "select_account"}:
+        raise OAuthError("invalid_request", "unsupported prompt value")
+    if "none" in prompt and len(prompt) > 1:
+        raise OAuthError("invalid_request", "prompt=none cannot be combined with other values")
+    req.prompt = prompt
+
+
+def check_max_age(s: Session, req: AuthzRequest) -> None:
+    raw = req.params.get("max_age")
+    if raw is None or raw == "":
+        return
+    if not raw.isdigit():
+        raise OAuthError("invalid_request", "max_age must be a non-negative integer")
+    req.max_age = int(raw)
+
+
+def check_acr(s: Session, req: AuthzRequest) -> None:
+    """The strongest of: what the client demands, what a scope demands, the first supported
+    value of `acr_values` (a voluntary request we honour by stepping up)."""
+    assert req.client is not None  # noqa: S101
+    needs = [req.client.required_acr]
+    for sc in req.scope:
+        if any(f"/{r}." in sc for r in CARD_ONLY_RESOURCES):
+            needs.append(ACR_CARD)
+    asked = [a for a in req.params.get("acr_values", "").split() if a in ACR_ORDER]
+    if asked:
+        needs.append(asked[0])
+    known = [n for n in needs if n in ACR_ORDER]
+    req.required_acr = max(known, key=ACR_ORDER.index) if known else None
+
+
+def check_ui_locales(s: Session, req: AuthzRequest) -> None:
+    req.lang = pick_language(req.params.get("ui_locales"))
+
+
+BEFORE_REDIRECT: list[Callable[[Session, AuthzRequest], None]] = [
+    load_pushed_request,
+    check_client,
+    check_redirect_uri,
+]
+AFTER_REDIRECT: list[Callable[[Session, AuthzRequest], None]] = [
+    check_response_type,
+    check_request_object,
+    check_scope,
+    check_pkce,
+    check_prompt,
+    check_max_age,
+    check_acr,
+    check_ui_locales,
+]
+
+
+# --- the endpoint ----------------------------------------------------------------------------
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> ResponseReturnValue:
+    # Underscore names are our own bookkeeping on parked requests; never from outside.
+    params = {k: v for k, v in request.values.items() if not k.startswith("_")}
+    return _run(params, resumed=False)
+
+
+@bp.get("/authorize/resume")
+def resume() -> ResponseReturnValue:
+    """Where sign-in and consent send the browser back to."""
+    ctx = idp()
+    with ctx.db.session() as s:
+        row = s.get(AuthRequest, request.args.get("req", ""))
+        if row is None or row.pushed or aware(row.expires_at) < now_utc():
+            return error_page("this sign-in took too long or was already finished", 400)
+        params = dict(row.params)
+        s.delete(row)
+    return _run(params, resumed=True)
+
+
+def _run(params: dict[str, str], *, resumed: bool) -> ResponseReturnValue:
+    ctx = idp()
+    req = AuthzRequest(params=params)
+    with ctx.db.session() as s:
+        try:
+            for check in BEFORE_REDIRECT:
+                check(s, req)
+        except PageError as err:
+            return error_page(str(err), 400, pick_language(params.get("ui_locales")))
+        try:
+            for check in AFTER_REDIRECT:
+                check(s, req)
+            return _decide(ctx, s, req, resumed=resumed)
+        except OAuthError as err:
+            return _redirect(ctx, req, {"error": err.error, "error_description": err.description})
+
+
+def _decide(ctx: IdP, s: Session, req: AuthzRequest, *, resumed: bool) -> ResponseReturnValue:
+    assert req.client is not None  # noqa: S101
+    login = sessions.current(s)
+    just_signed_in = resumed and login is not None and req.params.get("_login_done") == "1"
+    need_login = (
+        login is None
+        or ("login" in req.prompt and not just_signed_in)
+        or (
+            req.max_age is not None
+            and not just_signed_in
+            and now_utc() - aware(login.auth_time) > timedelta(seconds=req.max_age)
+        )
+        or not acr_satisfies(login.acr, req.required_acr)
+    )
+    if need_login:
+        if "none" in req.prompt:
+            raise OAuthError("login_required", "the person must sign in")
+        return redirect(_interaction(s, req, "/login"))
+    assert login is not None  # noqa: S101
+    grant = _active_grant(s, login.person_id, req.client.client_id, req.scope)
+    need_consent = grant is None or (
+        "consent" in req.prompt and req.params.get("_consent_done") != "1"
+    )
+    if need_consent:
+        if "none" in req.prompt:
+            raise OAuthError("consent_required", "the person must approve this app")
+        return redirect(_interaction(s, req, "/consent"))
+    assert grant is not None  # noqa: S101
+    return _issue_code(ctx, s, req, login, grant)
+
+
+def _active_grant(s: Session, person_id: str, client_id: str, scope: list[str]) -> Grant | None:
+    rows = s.scalars(
+        select(Grant).where(
+            Grant.person_id == person_id,
+            Grant.client_id == client_id,
+            Grant.revoked_at.is_(None),
+        )
+    ).all()
+    now = now_utc()
+    for g in rows:
+        alive = g.expires_at is None or aware(g.expires_at) > now
+        if alive and set(scope) <= set(g.scope.split()):
+            return g
+    return None
+
+
+def _interaction(s: Session, req: AuthzRequest, path: str) -> str:
+    """Park the validated request and send the browser to sign-in or consent."""
+    rid = new_handle(24)
+    params = dict(req.params)
+    params.pop("request_uri", None)
+    params["_required_acr"] = req.required_acr or ""
+    s.add(
+        AuthRequest(
+            id=rid,
+            client_id=req.client.client_id,  # type: ignore[union-attr]
+            params=params,
+            pushed=False,
+            expires_at=now_utc() + AUTH_REQUEST_TTL,
+        )
+    )
+    return f"{path}?{urlencode({'req': rid})}"
+
+
+def _issue_code(
+    ctx: IdP, s: Session, req: AuthzRequest, login: LoginSession, grant: Grant
+) -> ResponseReturnValue:
+    client = req.client
+    assert client is not None  # noqa: S101
+    code = new_handle(32)
+    s.add(
+        AuthorizationCode(
+            code_hash=sha256_hex(code),
+            client_id=client.client_id,
+            person_id=login.person_id,
+            redirect_uri=req.redirect_uri,
+            scope=" ".join(req.scope),
+            nonce=req.params.get("nonce"),
+            code_challenge=req.params["code_challenge"],
+            grant_id=grant.id,
+            sid=login.sid,
+            auth_time=aware(login.auth_time),
+            acr=login.acr,
+            amr=list(login.amr),
+            dpop_jkt=req.params.get("dpop_jkt"),
+            expires_at=now_utc() + CODE_TTL,
+        )
+    )
+    row = s.get(Client, client.client_id)
+    if row is not None and not row.sector_locked:
+        row.sector_locked = True  # subjects now exist in this sector; it may not change
+    return _redirect(ctx, req, {"code": code})
+
+
+def _redirect(ctx: IdP, req: AuthzRequest, values: dict[str, str]) -> ResponseReturnValue:
+    values = dict(values)
+    if req.params.get("state"):
+        values["state"] = req.params["state"]
+    values["iss"] = ctx.issuer
+    sep = "&" if "?" in req.redirect_uri else "?"
+    return redirect(req.redirect_uri + sep + urlencode(values), code=302)
+
+
+def redirect_denied(ctx: IdP, params: dict[str, str]) -> ResponseReturnValue:
+    """The person said no: tell the client (its redirect URI was verified when parked)."""
+    req = AuthzRequest(params=params, redirect_uri=params["redirect_uri"])
+    return _redirect(ctx, req, {"error": "access_denied", "error_description": "not approved"})
+
+
+def error_page(message: str, status: int, lang: str = "ja") -> ResponseReturnValue:
+    return (
+        render_template("idp_error.html", t=MESSAGES[lang], lang=lang, message=message),
+        status,
+    )

@@ -1,0 +1,130 @@
+"""The pages a person sees during an authorization: sign-in (pluggable methods) and consent.
+
+Both work on a parked request (`?req=`) made by the authorization endpoint, and send the
+browser back to `/authorize/resume` when done."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, redirect, render_template, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+
+from idp import scopes, sessions
+from idp.clients import get_client
+from idp.context import ACR_DEV, idp
+from idp.endpoints.authorize import error_page, redirect_denied
+from idp.grants import record_grant
+from idp.i18n import MESSAGES, pick_language
+from idp.models import AuthRequest, Person
+from idp.tokens import aware, now_utc
+
+bp = Blueprint("interaction", __name__, template_folder="../templates")
+
+DEMO_NAMESPACE = uuid.UUID("6f1e2b4c-7d0a-4c55-9a55-0d3b1b6f0a11")
+DEMO_PEOPLE = 20
+
+
+def _parked(s: Session) -> AuthRequest | None:
+    row = s.get(AuthRequest, request.values.get("req", ""))
+    if row is None or row.pushed or aware(row.expires_at) < now_utc():
+        return None
+    return row
+
+
+def _resume(row: AuthRequest, flag: str) -> ResponseReturnValue:
+    row.params = {**row.params, flag: "1"}
+    return redirect(f"/authorize/resume?req={row.id}")
+
+
+def demo_person_id(number: int) -> str:
+    """Development sign-in: demo citizen N is always the same internal person."""
+    return str(uuid.uuid5(DEMO_NAMESPACE, f"demo-citizen-{number}"))
+
+
+@bp.get("/login")
+def login() -> ResponseReturnValue:
+    ctx = idp()
+    with ctx.db.session() as s:
+        row = _parked(s)
+        if row is None:
+            return error_page("this sign-in took too long or was already finished", 400)
+        client = get_client(s, row.client_id)
+        lang = pick_language(row.params.get("ui_locales"))
+        return render_template(
+            "idp_login.html",
+            t=MESSAGES[lang],
+            lang=lang,
+            req=row.id,
+            app=client.name if client else row.client_id,
+            dev=not ctx.settings.production,
+            csrf=sessions.csrf_token(),
+            required_acr=row.params.get("_required_acr") or "",
+        )
+
+
+@bp.post("/login/dev")
+def login_dev() -> ResponseReturnValue:
+    """Development sign-in as a numbered demo citizen (acr `urn:phr:acr:dev`)."""
+    ctx = idp()
+    if ctx.settings.production:
+        abort(404)
+    sessions.check_csrf()
+    raw = request.form.get("person", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= DEMO_PEOPLE:
+        abort(400, description=f"demo citizen number must be 1–{DEMO_PEOPLE}")
+    with ctx.db.session() as s:
+        row = _parked(s)
+        if row is None:
+            return error_page("this sign-in took too long or was already finished", 400)
+        person_id = demo_person_id(int(raw))
+        if s.get(Person, person_id) is None:
+            s.add(Person(id=person_id))
+            s.flush()
+        sessions.start(s, person_id, ACR_DEV, ["dev"])
+        return _resume(row, "_login_done")
+
+
+@bp.get("/consent")
+def consent() -> ResponseReturnValue:
+    ctx = idp()
+    with ctx.db.session() as s:
+        row = _parked(s)
+        login = sessions.current(s)
+        if row is None or login is None:
+            return error_page("this sign-in took too long or was already finished", 400)
+        client = get_client(s, row.client_id)
+        if client is None:
+            return error_page("unknown client", 400)
+        lang = pick_language(row.params.get("ui_locales"))
+        scope = row.params.get("scope", "").split()
+        return render_template(
+            "idp_consent.html",
+            t=MESSAGES[lang],
+            lang=lang,
+            req=row.id,
+            app=client.name,
+            purpose=client.purpose(lang),
+            items=[scopes.describe(sc, lang) for sc in scope],
+            csrf=sessions.csrf_token(),
+        )
+
+
+@bp.post("/consent")
+def consent_decision() -> ResponseReturnValue:
+    ctx = idp()
+    sessions.check_csrf()
+    with ctx.db.session() as s:
+        row = _parked(s)
+        login = sessions.current(s)
+        if row is None or login is None:
+            return error_page("this sign-in took too long or was already finished", 400)
+        if request.form.get("decision") != "allow":
+            s.delete(row)
+            return redirect_denied(ctx, row.params)
+        client = get_client(s, row.client_id)
+        if client is None:
+            return error_page("unknown client", 400)
+        record_grant(ctx, s, login.person_id, client, row.params.get("scope", "").split())
+        return _resume(row, "_consent_done")

@@ -1,0 +1,64 @@
+"""Pushed authorization requests (RFC 9126): the client posts the request over an authenticated
+back channel and gets a short-lived, single-use `request_uri` for the browser."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from idp.client_auth import authenticate
+from idp.context import PAR_TTL, idp
+from idp.endpoints import authorize as az
+from idp.errors import OAuthError, invalid_request
+from idp.models import AuthRequest
+from idp.tokens import new_handle, now_utc
+
+bp = Blueprint("par", __name__)
+
+
+@bp.post("/par")
+def par() -> ResponseReturnValue:
+    ctx = idp()
+    try:
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise invalid_request("send the request as application/x-www-form-urlencoded")
+        if "request_uri" in request.form:
+            raise invalid_request("request_uri cannot be pushed")
+        with ctx.db.session() as s:
+            client = authenticate(
+                s,
+                request.form,
+                request.headers,
+                [ctx.endpoint("/par"), ctx.issuer],
+                allow_public=True,
+            )
+            params = {
+                k: v
+                for k, v in request.form.items()
+                if not k.startswith(("client_secret", "client_assertion", "_"))
+            }
+            params["client_id"] = client.client_id
+            req = az.AuthzRequest(params=params)
+            try:
+                for check in (az.check_client, az.check_redirect_uri):
+                    check(s, req)
+            except az.PageError as err:
+                raise invalid_request(str(err)) from None
+            for check in az.AFTER_REDIRECT:
+                check(s, req)
+            rid = new_handle(24)
+            s.add(
+                AuthRequest(
+                    id=rid,
+                    client_id=client.client_id,
+                    params=params,
+                    pushed=True,
+                    expires_at=now_utc() + PAR_TTL,
+                )
+            )
+    except OAuthError as err:
+        return err.json_response()
+    resp = jsonify(request_uri=az.PAR_PREFIX + rid, expires_in=int(PAR_TTL.total_seconds()))
+    resp.status_code = 201
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,176 @@
+"""Endpoints that take a token back: userinfo (OIDC Core 5.3), introspection (RFC 7662) and
+revocation (RFC 7009). Our access tokens are JWTs with a server-side record (jti), so a
+revoked token is known here at once."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy.orm import Session
+
+from idp.client_auth import authenticate, require_confidential
+from idp.clients import ClientView, get_client
+from idp.context import IdP, idp
+from idp.errors import OAuthError, invalid_request
+from idp.models import IssuedAccessToken, RefreshToken
+from idp.subjects import PHR_SECTOR
+from idp.tokens import aware, now_utc, revoke_family, sha256_hex
+
+bp = Blueprint("resource_tokens", __name__)
+
+INTROSPECTED_CLAIMS = (
+    *("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"),
+    *("grant_id", "municipality", "cnf", "acr"),
+)
+
+
+def _verify_access_token(ctx: IdP, s: Session, token: str) -> tuple[dict, IssuedAccessToken] | None:
+    """Claims and record of a valid, unrevoked access token we issued, else None."""
+    try:
+        decoded = jwt.decode(token, ctx.keys.verification_keys(), algorithms=["ES256", "RS256"])
+    except (JoseError, ValueError):
+        return None
+    if decoded.header.get("typ") != "at+jwt":
+        return None
+    claims = decoded.claims
+    if claims.get("iss") != ctx.issuer or not isinstance(claims.get("exp"), int):
+        return None
+    if claims["exp"] < now_utc().timestamp():
+        return None
+    row = s.get(IssuedAccessToken, str(claims.get("jti", "")))
+    if row is None or row.revoked_at is not None:
+        return None
+    return claims, row
+
+
+def _bearer(error_status: int = 401) -> str:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("access_token", "")
+    return ""
+
+
+def _bearer_error(error: str, description: str, status: int = 401) -> Response:
+    resp = jsonify(error=error, error_description=description)
+    resp.status_code = status
+    resp.headers["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{description}"'
+    return resp
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> ResponseReturnValue:
+    ctx = idp()
+    token = _bearer()
+    if not token:
+        resp = jsonify(error="invalid_request", error_description="bearer token required")
+        resp.status_code = 401
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="userinfo"'
+        return resp
+    with ctx.db.session() as s:
+        found = _verify_access_token(ctx, s, token)
+        if found is None:
+            return _bearer_error("invalid_token", "the access token is not valid")
+        claims, row = found
+        if "openid" not in claims.get("scope", "").split() or row.person_id is None:
+            return _bearer_error("insufficient_scope", "the token lacks the openid scope", 403)
+        client = get_client(s, row.client_id)
+        if client is None:
+            return _bearer_error("invalid_token", "the client no longer exists")
+        # The app's own pairwise subject, as in its ID token, not the PHR sector's.
+        body = {"sub": ctx.subjects.subject(s, client.sector, row.person_id)}
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _authenticated_client(ctx: IdP, s: Session, *, allow_public: bool = False) -> ClientView:
+    client = authenticate(
+        s,
+        request.form,
+        request.headers,
+        [ctx.endpoint(request.path), ctx.issuer],
+        allow_public=allow_public,
+    )
+    if not allow_public:
+        require_confidential(client)
+    return client
+
+
+@bp.post("/introspect")
+def introspect() -> ResponseReturnValue:
+    ctx = idp()
+    try:
+        with ctx.db.session() as s:
+            client = _authenticated_client(ctx, s)
+            token = request.form.get("token", "")
+            if not token:
+                raise invalid_request("token is required")
+            body = _introspect(ctx, s, client.client_id, token)
+    except OAuthError as err:
+        return err.json_response()
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _introspect(ctx: IdP, s: Session, caller: str, token: str) -> dict:
+    found = _verify_access_token(ctx, s, token)
+    if found is not None:
+        claims, row = found
+        # Only the token's client or its audience (a resource server) may look at it.
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        caller_client = get_client(s, caller)
+        resource_urls = caller_client.meta.get("phr_resource_urls", []) if caller_client else []
+        if caller != row.client_id and not set(audiences) & set(resource_urls):
+            return {"active": False}
+        out = {k: claims[k] for k in INTROSPECTED_CLAIMS if k in claims}
+        out["active"] = True
+        out["token_type"] = "Bearer"  # noqa: S105 (a token type, not a secret)
+        return out
+    rt = s.get(RefreshToken, sha256_hex(token))
+    if (
+        rt is None
+        or rt.client_id != caller
+        or rt.revoked_at is not None
+        or rt.used_at is not None
+        or aware(rt.expires_at) < now_utc()
+    ):
+        return {"active": False}
+    client = get_client(s, rt.client_id)
+    return {
+        "active": True,
+        "token_type": "refresh_token",
+        "client_id": rt.client_id,
+        "scope": rt.scope,
+        "sub": ctx.subjects.subject(s, client.sector if client else PHR_SECTOR, rt.person_id),
+        "exp": int(aware(rt.expires_at).timestamp()),
+        "iss": ctx.issuer,
+    }
+
+
+@bp.post("/revoke")
+def revoke() -> ResponseReturnValue:
+    ctx = idp()
+    try:
+        with ctx.db.session() as s:
+            # Public clients revoke their own tokens with just their client_id (RFC 7009 2.1).
+            client = _authenticated_client(ctx, s, allow_public=True)
+            token = request.form.get("token", "")
+            if not token:
+                raise invalid_request("token is required")
+            rt = s.get(RefreshToken, sha256_hex(token))
+            if rt is not None and rt.client_id == client.client_id:
+                revoke_family(s, rt.family_id)  # the refresh token and everything from it
+            else:
+                found = _verify_access_token(ctx, s, token)
+                if found is not None and found[1].client_id == client.client_id:
+                    found[1].revoked_at = now_utc()
+    except OAuthError as err:
+        return err.json_response()
+    # RFC 7009 2.2: 200 whether or not the token was known.
+    return Response(status=200)

@@ -1,0 +1,226 @@
+"""Token endpoint (RFC 6749 3.2): authorization_code with PKCE, refresh_token with rotation and
+reuse detection, client_credentials for system clients. Errors are RFC 6749 5.2 JSON."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from idp import pkce, scopes
+from idp.client_auth import authenticate, require_confidential
+from idp.clients import ClientView
+from idp.context import IdP, idp
+from idp.errors import OAuthError, invalid_grant, invalid_request
+from idp.models import AuthorizationCode, Grant, RefreshToken
+from idp.tokens import (
+    access_token,
+    aware,
+    id_token,
+    new_handle,
+    now_utc,
+    refresh_token,
+    revoke_family,
+    sha256_hex,
+)
+
+bp = Blueprint("token", __name__)
+
+
+@bp.post("/token")
+def token() -> Response:
+    ctx = idp()
+    try:
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise invalid_request("send the request as application/x-www-form-urlencoded")
+        form = request.form
+        with ctx.db.session() as s:
+            client = authenticate(
+                s, form, request.headers, [ctx.endpoint("/token"), ctx.issuer], allow_public=True
+            )
+            grant_type = form.get("grant_type", "")
+            handler = GRANTS.get(grant_type)
+            if handler is None:
+                raise OAuthError(
+                    "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
+                )
+            if grant_type not in client.grant_types:
+                raise OAuthError("unauthorized_client", f"this client may not use {grant_type}")
+            body = handler(ctx, s, client)
+    except OAuthError as err:
+        return err.json_response()
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Pragma"] = "no-cache"
+    return resp
+
+
+def _revoke_now(ctx: IdP, family_id: str) -> None:
+    """Revoke in a transaction of its own: it must stick although the request fails."""
+    with ctx.db.session() as s:
+        revoke_family(s, family_id)
+
+
+def resolve_audience(ctx: IdP, scope: list[str], resource: str | None) -> str:
+    """The one resource server this token is for (RFC 8707 `resource`, else by scope)."""
+    kinds = {k for k in (scopes.audience_kind(sc) for sc in scope) if k}
+    known = {ctx.audience("fhir"): "fhir", ctx.audience("consent"): "consent"}
+    if resource:
+        kind = known.get(resource.rstrip("/"))
+        if kind is None:
+            raise OAuthError("invalid_target", "unknown resource")
+        return resource.rstrip("/")
+    if len(kinds) > 1:
+        raise OAuthError(
+            "invalid_target", "scopes of several resource servers: ask with `resource` for each"
+        )
+    return ctx.audience(kinds.pop()) if kinds else ctx.issuer
+
+
+def _authorization_code(ctx: IdP, s: Session, client: ClientView) -> dict:
+    form = request.form
+    code = form.get("code", "")
+    if not code:
+        raise invalid_request("code is required")
+    row = s.get(AuthorizationCode, sha256_hex(code))
+    if row is None or row.client_id != client.client_id:
+        raise invalid_grant("the code is not valid for this client")
+    if row.used_at is not None:
+        if row.family_id:
+            _revoke_now(ctx, row.family_id)
+        raise invalid_grant("the code was already used; tokens issued with it are revoked")
+    if aware(row.expires_at) < now_utc():
+        raise invalid_grant("the code has expired")
+    if form.get("redirect_uri") != row.redirect_uri:
+        raise invalid_grant("redirect_uri does not match the authorization request")
+    verifier = form.get("code_verifier", "")
+    if not verifier:
+        raise invalid_grant("code_verifier is required (PKCE)")
+    if not pkce.verify(verifier, row.code_challenge):
+        raise invalid_grant("code_verifier does not match the code_challenge")
+    family_id = new_handle(16)
+    claimed = s.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.code_hash == row.code_hash, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now_utc(), family_id=family_id)
+    )
+    if claimed.rowcount != 1:  # a concurrent request redeemed it first
+        raise invalid_grant("the code was already used")
+    scope = row.scope.split()
+    return _issue(
+        ctx, s, client, scope,
+        person_id=row.person_id, grant_id=row.grant_id, family_id=family_id, nonce=row.nonce,
+        sid=row.sid, auth_time=aware(row.auth_time), acr=row.acr, amr=row.amr,
+        jkt=row.dpop_jkt, resource=form.get("resource"),
+    )  # fmt: skip
+
+
+def _refresh_token(ctx: IdP, s: Session, client: ClientView) -> dict:
+    form = request.form
+    presented = form.get("refresh_token", "")
+    if not presented:
+        raise invalid_request("refresh_token is required")
+    row = s.get(RefreshToken, sha256_hex(presented))
+    if row is None or row.client_id != client.client_id:
+        raise invalid_grant("the refresh token is not valid for this client")
+    if row.revoked_at is not None:
+        raise invalid_grant("the refresh token was revoked")
+    if row.used_at is not None:
+        # Reuse of a rotated token: someone holds a copy. Revoke the whole family.
+        _revoke_now(ctx, row.family_id)
+        raise invalid_grant("the refresh token was already used; the session is revoked")
+    if aware(row.expires_at) < now_utc():
+        raise invalid_grant("the refresh token has expired")
+    if row.grant_id:
+        grant = s.get(Grant, row.grant_id)
+        if grant is None or grant.revoked_at is not None:
+            _revoke_now(ctx, row.family_id)
+            raise invalid_grant("the person withdrew this app's access")
+    granted = row.scope.split()
+    asked = form.get("scope")
+    scope = asked.split() if asked else granted
+    if not set(scope) <= set(granted):
+        raise OAuthError("invalid_scope", "a refresh may only narrow the granted scope")
+    claimed = s.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == row.token_hash, RefreshToken.used_at.is_(None))
+        .values(used_at=now_utc())
+    )
+    if claimed.rowcount != 1:
+        _revoke_now(ctx, row.family_id)
+        raise invalid_grant("the refresh token was already used; the session is revoked")
+    return _issue(
+        ctx, s, client, scope,
+        person_id=row.person_id, grant_id=row.grant_id, family_id=row.family_id, nonce=None,
+        sid=row.sid, auth_time=aware(row.auth_time), acr=row.acr, amr=row.amr,
+        jkt=row.dpop_jkt, resource=form.get("resource"), keep_scope=granted,
+    )  # fmt: skip
+
+
+def _client_credentials(ctx: IdP, s: Session, client: ClientView) -> dict:
+    require_confidential(client)
+    allowed = {sc for sc in client.allowed_scopes if sc not in scopes.OIDC_SCOPES}
+    asked = request.form.get("scope")
+    scope = asked.split() if asked else sorted(allowed)
+    if not scope or not set(scope) <= allowed:
+        raise OAuthError("invalid_scope", "scope not allowed for this client")
+    audience = resolve_audience(ctx, scope, request.form.get("resource"))
+    token, expires_in = access_token(
+        ctx, s, client, audience=audience, scope=" ".join(scope), person_id=None
+    )
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": " ".join(scope),
+    }
+
+
+def _issue(
+    ctx: IdP,
+    s: Session,
+    client: ClientView,
+    scope: list[str],
+    *,
+    person_id: str,
+    grant_id: str | None,
+    family_id: str,
+    nonce: str | None,
+    sid: str | None,
+    auth_time,  # type: ignore[no-untyped-def]
+    acr: str,
+    amr: list[str],
+    jkt: str | None,
+    resource: str | None,
+    keep_scope: list[str] | None = None,
+) -> dict:
+    audience = resolve_audience(ctx, scope, resource)
+    at, expires_in = access_token(
+        ctx, s, client, audience=audience, scope=" ".join(scope), person_id=person_id,
+        grant_id=grant_id, family_id=family_id, jkt=jkt, acr=acr,
+    )  # fmt: skip
+    body: dict = {
+        "access_token": at,
+        "token_type": "DPoP" if jkt else "Bearer",
+        "expires_in": expires_in,
+        "scope": " ".join(scope),
+    }
+    if "openid" in scope:
+        body["id_token"] = id_token(
+            ctx, s, client, person_id, auth_time=auth_time, acr=acr, amr=amr,
+            nonce=nonce, sid=sid, access_token=at,
+        )  # fmt: skip
+    if "offline_access" in (keep_scope or scope) and "refresh_token" in client.grant_types:
+        rt_scope = " ".join(keep_scope or scope)
+        body["refresh_token"] = refresh_token(
+            s, client, family_id=family_id, person_id=person_id, scope=rt_scope,
+            grant_id=grant_id, sid=sid, auth_time=auth_time, acr=acr, amr=amr, jkt=jkt,
+        )  # fmt: skip
+    return body
+
+
+GRANTS = {
+    "authorization_code": _authorization_code,
+    "refresh_token": _refresh_token,
+    "client_credentials": _client_credentials,
+}

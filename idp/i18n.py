@@ -1,0 +1,62 @@
+"""The IdP's pages speak Japanese first, English second; `ui_locales` picks for one request."""
+
+from __future__ import annotations
+
+from flask import request
+
+LANGUAGES = ("ja", "en")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "ja": {
+        "brand": "PHR 認証サービス",
+        "login_title": "サインイン",
+        "login_for": "{app} を利用するためにサインインします。",
+        "card": "マイナンバーカードでサインイン",
+        "card_help": "スマートフォンのカード読み取りアプリで、このコードを読み取ってください。",
+        "dev_title": "開発用サインイン（本番では表示されません）",
+        "dev_person": "デモ市民の番号",
+        "sign_in": "サインイン",
+        "consent_title": "アクセスの許可",
+        "consent_intro": "{app} が、あなたの次の情報へのアクセスを求めています。",
+        "purpose": "利用目的",
+        "no_purpose": "（利用目的の記載がありません）",
+        "allow": "許可する",
+        "deny": "許可しない",
+        "revoke_note": "許可はポータルの「データを見られる相手」からいつでも取り消せます。",
+        "error_title": "エラー",
+        "back": "アプリに戻ってやり直してください。",
+        "switch": "English",
+    },
+    "en": {
+        "brand": "PHR sign-in service",
+        "login_title": "Sign in",
+        "login_for": "Sign in to use {app}.",
+        "card": "Sign in with your My Number card",
+        "card_help": "Scan this code with the card-reader app on your phone.",
+        "dev_title": "Development sign-in (never shown in production)",
+        "dev_person": "Demo citizen number",
+        "sign_in": "Sign in",
+        "consent_title": "Allow access",
+        "consent_intro": "{app} asks for access to the following information of yours.",
+        "purpose": "Purpose",
+        "no_purpose": "(The app declared no purpose.)",
+        "allow": "Allow",
+        "deny": "Don't allow",
+        "revoke_note": "You can revoke access at any time in the portal "
+        "under “Who can see my data”.",
+        "error_title": "Error",
+        "back": "Go back to the app and try again.",
+        "switch": "日本語",
+    },
+}
+
+
+def pick_language(ui_locales: str | None = None) -> str:
+    for tag in (ui_locales or "").split():
+        primary = tag.split("-")[0].lower()
+        if primary in LANGUAGES:
+            return primary
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    return request.accept_languages.best_match(LANGUAGES, default="ja") or "ja"
