@@ -113,6 +113,13 @@ _FAILURES: tuple[Failure, ...] = (
         "could not be carried over automatically. Please have it checked at a counter.",
     ),
     Failure(
+        "renewal_check_unavailable",
+        503,
+        "カード更新の引き継ぎ情報を確認できないため、登録を中止しました。しばらくしてからお試しください。",
+        "The card-renewal records cannot be checked right now, so enrollment was stopped. "
+        "Please try again later.",
+    ),
+    Failure(
         "session_not_found",
         404,
         "ログイン用のコードが見つかりません。画面に表示されたコードを確かめてください。",
@@ -129,6 +136,12 @@ _FAILURES: tuple[Failure, ...] = (
         409,
         "このログイン用のコードは使用済みです。画面を更新して新しいコードでやり直してください。",
         "This sign-in code has already been used. Reload the page and use the new code.",
+    ),
+    Failure(
+        "internal_error",
+        500,
+        "内部エラーのためログインできませんでした。時間をおいてからお試しください。",
+        "Sign-in failed because of an internal error. Please try again later.",
     ),
     Failure(
         "wrong_pin",

@@ -1,0 +1,125 @@
+"""Card-session endpoints (blueprint `bp`, mounted at /card):
+
+GET  /card/sessions/<id or short code>   what the card reader signs: session_id, challenge,
+                                          origin, expires_at
+POST /card/sessions/<id>/response        {"certificate", "signature" (base64), optional
+                                          "signature_certificate", "signature_signature"}
+                                          → 200 {"status": "verified"} or 4xx/5xx
+                                          {"error", "error_description"}
+GET  /card/sessions/<id>/status          for the login page to poll: pending | verified | failed
+
+None of these needs a cookie: the session id (in the QR code) or the short code is the key, and
+what they reveal is only this session's own state.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from idp.card.errors import CardError
+from idp.card.sessions import (
+    CardResponse,
+    CardServices,
+    _aware,
+    _now,
+    find_session,
+    handle_response,
+)
+from phr_core.webapp import database, settings
+
+bp = Blueprint("card", __name__, url_prefix="/card")
+
+MAX_BODY = 64 * 1024
+
+
+def _lang() -> str:
+    return request.accept_languages.best_match(["ja", "en"], default="ja") or "ja"
+
+
+def _error(exc: CardError) -> Response:
+    resp = jsonify(error=exc.code, error_description=exc.message(_lang()))
+    resp.status_code = exc.status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _ok(**body: object) -> Response:
+    resp = jsonify(**body)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def services() -> CardServices:
+    """The app's card services (verifier with its OCSP cache, renewal links), made once."""
+    found = current_app.extensions.get("phr_card_services")
+    if found is None:
+        found = CardServices.from_settings(settings())
+        current_app.extensions["phr_card_services"] = found
+    return found
+
+
+@bp.get("/sessions/<ref>")
+def get_session(ref: str) -> ResponseReturnValue:
+    with database().session() as s:
+        session = find_session(s, ref)
+        if session is None:
+            return _error(CardError("session_not_found"))
+        if session.status != "pending":
+            return _error(CardError("challenge_used"))
+        if _aware(session.expires_at) <= _now():
+            return _error(CardError("challenge_expired"))
+        return _ok(
+            session_id=session.id,
+            challenge=session.challenge,
+            origin=settings().issuer,
+            expires_at=_aware(session.expires_at).isoformat(timespec="seconds"),
+            purpose=session.purpose,
+        )
+
+
+@bp.post("/sessions/<session_id>/response")
+def post_response(session_id: str) -> ResponseReturnValue:
+    if (request.content_length or 0) > MAX_BODY:
+        return _error(CardError("malformed_request"))
+    try:
+        response = CardResponse.from_json(request.get_json(silent=True))
+    except CardError as exc:
+        return _error(exc)
+    try:
+        handle_response(database(), services(), session_id, response)
+    except CardError as exc:
+        return _error(exc)
+    return _ok(status="verified")
+
+
+@bp.get("/sessions/<session_id>/status")
+def get_status(session_id: str) -> ResponseReturnValue:
+    lang = _lang()
+    with database().session() as s:
+        session = find_session(s, session_id)
+        if session is None:
+            return _error(CardError("session_not_found"))
+        status, code = session.status, session.error
+        if status in ("pending", "processing") and _aware(session.expires_at) <= _now():
+            status, code = "failed", "challenge_expired"
+    if status in ("verified", "consumed"):
+        message = "確認できました。" if lang == "ja" else "Verified."
+        return _ok(status="verified", message=message)
+    if status == "failed":
+        exc = CardError(code if code and code in _codes() else "internal_error")
+        return _ok(status="failed", error=exc.code, message=exc.message(lang))
+    message = (
+        "カード読み取りアプリで署名してください。"
+        if lang == "ja"
+        else "Sign with the card-reader app."
+    )
+    if code == "enrollment_required":
+        message = CardError(code).message(lang)
+    return _ok(status="pending", message=message)
+
+
+def _codes() -> set[str]:
+    from idp.card.errors import FAILURES
+
+    return set(FAILURES)
