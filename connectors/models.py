@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phr_core.db import ServiceBase, new_metadata
@@ -46,3 +46,26 @@ class RowError(Base):
     file_name: Mapped[str] = mapped_column(String(255))
     line: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Checkpoint(Base):
+    """How far a run over one file (identified by its SHA-256) has been sent and acknowledged.
+
+    A run that stops (crash, network failure) leaves `status="running"`; the next run over the
+    same file content resumes after `line`, restoring the counters. Conditional updates make
+    the batch in flight at the crash harmless to send again."""
+
+    __tablename__ = "connector_checkpoint"
+    __table_args__ = (UniqueConstraint("municipality_code", "source", "file_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    municipality_code: Mapped[str] = mapped_column(String(6))
+    source: Mapped[str] = mapped_column(String(32))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    line: Mapped[int] = mapped_column(Integer, default=0)
+    counters: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -1,0 +1,201 @@
+"""`phr connector …` commands: synth, run, link. Attached by phr_core/cli.py."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from connectors import synth as synth_mod
+from connectors.consent import ConsentClient, FileConsent, answer_link_requests
+from connectors.http import HttpError, TokenSource, TransportError
+from connectors.pipeline import Connector, Progress, Report, Summary, detect_source
+from connectors.pseudonym import Pseudonymizer
+from connectors.transport import FhirTransport
+from phr_core.config import ConfigError, Settings, load_settings
+from phr_core.db import Database
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _tokens(s: Settings, ca_file: str | None, scope: str) -> TokenSource:
+    return TokenSource(
+        s.issuer,
+        s.option("PHR_CONNECTOR_CLIENT_ID"),
+        s.secret("PHR_CONNECTOR_CLIENT_SECRET"),
+        scope=scope,
+        ca_file=ca_file,
+    )
+
+
+@click.command("synth")
+@click.option("--residents", "-n", type=click.IntRange(10), default=2000, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write into (default: PHR_CONNECTOR_INBOX).",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--year", type=int, default=2025, show_default=True)
+@click.option(
+    "--months",
+    type=click.IntRange(1, 12),
+    default=12,
+    show_default=True,
+    help="Months of NHI claims to write.",
+)
+@click.option("--consent-share", type=click.FloatRange(0, 1), default=0.25, show_default=True)
+def synth(
+    residents: int, out: Path | None, seed: int, year: int, months: int, consent_share: float
+) -> None:
+    """Write a synthetic city's exports: register, MCH, vaccinations, UKE claims, consents.
+
+    Deterministic for the same N, seed and pseudonym key. Everything is made up."""
+    s = _settings()
+    target = out or Path(s.option("PHR_CONNECTOR_INBOX"))
+    files = synth_mod.generate(
+        residents,
+        target,
+        s.secret("PHR_CONNECTOR_PSEUDONYM_KEY"),
+        seed=seed,
+        year=year,
+        months=months,
+        consent_share=consent_share,
+    )
+    n_claims = len(files["claims"])  # type: ignore[arg-type]
+    click.echo(
+        f"wrote register, mch, vaccination, {n_claims} UKE files and consents.json to {target}"
+    )
+
+
+@click.command("run")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--register",
+    "register_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Resident-register export (default: register.csv in the inbox, if present).",
+)
+@click.option(
+    "--consent-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Consented codes per category as JSON (offline); default: ask the consent service.",
+)
+@click.option("--dry-run", is_flag=True, help="Parse, gate, map and validate; send nothing.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write rejected rows (CSV: file,line,field,reason).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=500,
+    show_default=True,
+    help="Resources per transaction Bundle.",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CA certificates to verify the servers' TLS with (default: system store).",
+)
+@click.option("--scope", default="system/*.cu", show_default=True, help="Scope asked of the IdP.")
+def run(
+    files: tuple[Path, ...],
+    register_path: Path | None,
+    consent_file: Path | None,
+    dry_run: bool,
+    report: Path | None,
+    batch_size: int,
+    ca_file: str | None,
+    scope: str,
+) -> None:
+    """Load export files (default: every file in PHR_CONNECTOR_INBOX) into the PHR server.
+
+    Only consented people's rows are converted. Exits 1 when any row was rejected, 2 when the
+    PHR server could not be reached (run again: it resumes where it stopped)."""
+    s = _settings()
+    municipality = s.option("PHR_CONNECTOR_MUNICIPALITY")
+    inbox = Path(s.option("PHR_CONNECTOR_INBOX"))
+    paths = (
+        list(files) or sorted(p for p in inbox.iterdir() if p.is_file())
+        if (files or inbox.is_dir())
+        else []
+    )
+    if register_path is None and (inbox / "register.csv").is_file():
+        register_path = inbox / "register.csv"
+    work = [(p, src) for p in paths if (src := detect_source(p))]
+    if not work:
+        raise click.ClickException("no export files to load")
+    tokens = None if (dry_run and consent_file) else _tokens(s, ca_file, scope)
+    consent = (
+        FileConsent(consent_file)
+        if consent_file
+        else ConsentClient(s.urls["consent"], municipality, tokens, ca_file=ca_file)
+    )
+    sink = None if dry_run else FhirTransport(s.urls["fhir"], tokens, ca_file=ca_file)
+    if report is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        report = s.var_dir / "connector-reports" / f"rejected-{stamp}.csv"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    total = Summary()
+    with report.open("w", encoding="utf-8", newline="") as rep:
+        try:
+            conn = Connector(
+                municipality=municipality,
+                pseudo=Pseudonymizer(s.secret("PHR_CONNECTOR_PSEUDONYM_KEY")),
+                consent=consent,
+                sink=sink,
+                db=None if dry_run else Database(s.database_urls["connector"]),
+                register_path=register_path,
+                batch_size=batch_size,
+                report=Report(rep),
+                progress=Progress(),
+            )
+            for path, src in work:
+                summary = conn.run_file(path, src)
+                click.echo(f"{path.name} [{src}]: {summary.line()}")
+                total.add(summary)
+        except (TransportError, HttpError) as exc:
+            click.echo(f"stopped: {exc}; run again to resume", err=True)
+            sys.exit(2)
+    click.echo(("dry run: " if dry_run else "") + "total: " + total.line())
+    if total.rejected:
+        click.echo(f"{total.rejected} rows rejected; see {report}", err=True)
+        sys.exit(1)
+
+
+@click.command("link")
+@click.option(
+    "--register",
+    "register_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Resident-register export to match link requests against.",
+)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
+def link(register_path: Path, ca_file: str | None) -> None:
+    """Answer the consent service's pending link requests from the resident register."""
+    s = _settings()
+    client = ConsentClient(
+        s.urls["consent"],
+        s.option("PHR_CONNECTOR_MUNICIPALITY"),
+        _tokens(s, ca_file, "system/*.cu"),
+        ca_file=ca_file,
+    )
+    result = answer_link_requests(
+        client, register_path, Pseudonymizer(s.secret("PHR_CONNECTOR_PSEUDONYM_KEY"))
+    )
+    click.echo(f"link requests answered: {result.matched} matched, {result.no_match} no match")
+
+
+commands = [synth, run, link]

@@ -1,0 +1,381 @@
+"""A connector run over export files: stream rows → consent gate → pseudonymise → map →
+validate → batch → send → checkpoint. Rows of people without consent stop at the gate: they
+are counted, never mapped, stored or sent. Bad rows go to the report (file, line, field,
+reason) and the run goes on."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import select
+
+from connectors.consent import CATEGORY_BY_SOURCE, ConsentSource
+from connectors.mapping import mch as map_mch
+from connectors.mapping import uke as map_uke
+from connectors.mapping import vaccination as map_vacc
+from connectors.mapping.common import Context, Entry, MappingError
+from connectors.models import Checkpoint, Run
+from connectors.models import RowError as RowErrorRow
+from connectors.pseudonym import Pseudonymizer
+from connectors.register import ConsentedIndex
+from connectors.sources import mch_csv, uke, vaccination_csv
+from connectors.sources.base import Problem, Record, sniff_file
+from connectors.transport import Outcomes, Refused, Sink
+from connectors.validation import validate
+from phr_core.db import Database
+
+SOURCES = ("mch", "vaccination", "uke")
+
+
+@dataclass
+class Summary:
+    read: int = 0
+    skipped_no_consent: int = 0
+    rejected: int = 0
+    sent: int = 0  # rows whose resources the server acknowledged
+    resources: int = 0  # resources mapped and validated
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: Summary) -> None:
+        for k, v in asdict(other).items():
+            setattr(self, k, getattr(self, k) + v)
+
+    def line(self) -> str:
+        return (
+            f"read {self.read}, skipped (no consent) {self.skipped_no_consent}, "
+            f"rejected {self.rejected}, sent {self.sent} rows / {self.resources} resources: "
+            f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}"
+        )
+
+
+def detect_source(path: Path) -> str | None:
+    """Which reader a file needs: UKE by name or first record, CSVs by their header."""
+    if path.suffix.upper() == ".UKE":
+        return "uke"
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if head[:3] in (b"IR,", b"YK,"):
+        return "uke"
+    text = head.decode(sniff_file(path), errors="ignore").splitlines()[0] if head else ""
+    if "記録種別" in text:
+        return "mch"
+    if "ワクチン" in text:
+        return "vaccination"
+    return None
+
+
+def read_source(source: str, path: Path) -> Iterator[Record | Problem]:
+    if source == "mch":
+        return mch_csv.read(path)
+    if source == "vaccination":
+        return vaccination_csv.read(path)
+    if source == "uke":
+        return uke.read(path)
+    raise ValueError(f"unknown source {source}")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Report:
+    """The rejected-rows report: CSV `file,line,field,reason`, no row content."""
+
+    def __init__(self, out: TextIO | None) -> None:
+        self.writer = csv.writer(out) if out is not None else None
+        if self.writer is not None:
+            self.writer.writerow(["file", "line", "field", "reason"])
+        self.problems: list[Problem] = []
+
+    def add(self, p: Problem) -> None:
+        if self.writer is not None:
+            self.writer.writerow([p.file, p.line, p.field, p.reason])
+        if len(self.problems) < 10_000:
+            self.problems.append(p)
+
+
+class Progress:
+    """A one-line progress display, only on a terminal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.last = 0.0
+
+    def update(self, name: str, s: Summary, *, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < 0.25:
+            return
+        self.last = now
+        self.stream.write(
+            f"\r{name}: {s.read} rows, {s.skipped_no_consent} no consent, {s.sent} sent, "
+            f"{s.rejected} rejected" + ("\n" if final else "")
+        )
+        self.stream.flush()
+
+
+@dataclass
+class Connector:
+    """Everything a run needs. `sink` is None for --dry-run."""
+
+    municipality: str
+    pseudo: Pseudonymizer
+    consent: ConsentSource
+    sink: Sink | None
+    db: Database | None = None
+    register_path: Path | None = None
+    batch_size: int = 500
+    report: Report = field(default_factory=lambda: Report(None))
+    progress: Progress | None = None
+    validate_resources: bool = True
+    on_batch: Callable[[int], None] | None = None  # test hook: called after each acknowledged batch
+
+    def __post_init__(self) -> None:
+        self.consented: dict[str, set[str]] = {}
+        for source, category in CATEGORY_BY_SOURCE.items():
+            self.consented[source] = self.consent.codes(category)
+        everyone = set().union(*self.consented.values())
+        self.index = ConsentedIndex.build(
+            self.register_path, self.pseudo, everyone, self.consented["uke"]
+        )
+        self._validated: set[str] = set()
+
+    # --- one record ---------------------------------------------------------------------------
+
+    def _map(self, source: str, rec: Record, ctx: Context) -> list[Entry] | None:
+        """The record's resources, or None when its person has not consented."""
+        consented = self.consented[source]
+        if source == "uke":
+            code = self.index.by_insurance.get(rec.resident)
+            if code is None:
+                return None
+            return map_uke.map_record(ctx, rec, code)
+        code = self.pseudo.code(rec.resident)
+        if code not in consented:
+            return None
+        if source == "mch":
+            mother = rec.data.get("mother")
+            mother_code = self.pseudo.code(mother) if mother else None
+            if mother_code not in consented:
+                mother_code = None
+            return map_mch.map_record(ctx, rec, code, mother_code)
+        return map_vacc.map_record(ctx, rec, code)
+
+    def _validate(self, entries: list[Entry]) -> None:
+        for e in entries:
+            if e.resource_type in ("Patient", "Organization"):
+                url = e.full_url
+                if url in self._validated:
+                    continue
+                validate(e.resource)
+                if len(self._validated) < 500_000:
+                    self._validated.add(url)
+            else:
+                validate(e.resource)
+
+    # --- one file -----------------------------------------------------------------------------
+
+    def run_file(self, path: Path, source: str | None = None) -> Summary:
+        """Process one export file; resumes after the last acknowledged batch of an interrupted
+        run over the same file content."""
+        source = source or detect_source(path)
+        if source not in SOURCES:
+            raise ValueError(f"{path.name}: cannot tell which source this file is")
+        summary = Summary()
+        ctx = Context(self.municipality, self.index, self.consented[source])
+        dry = self.sink is None
+        sha = file_sha256(path)
+        resume_line = 0
+        run_id = None
+        if self.db is not None and not dry:
+            resume_line, restored, run_id = self._start(path, source, sha)
+            if restored:
+                summary = Summary(**restored)
+        name = path.name
+        state = {"last_line": resume_line, "rows": 0}
+        batch: list[Entry] = []
+        pending: list[tuple[Record, list[Entry]]] = []
+
+        def reject(p: Problem) -> None:
+            summary.rejected += 1
+            self.report.add(p)
+            if run_id is not None:
+                self._row_error(run_id, p)
+
+        def flush() -> None:
+            if not batch:
+                return
+            if not dry:
+                try:
+                    out = self.sink.send(batch)  # type: ignore[union-attr]
+                    summary.sent += state["rows"]
+                    self._count(summary, out)
+                except Refused:
+                    self._send_one_by_one(name, pending, summary, reject)
+                self._checkpoint(source, sha, state["last_line"], summary, "running")
+                if self.on_batch:
+                    self.on_batch(state["last_line"])
+            batch.clear()
+            pending.clear()
+            state["rows"] = 0
+
+        try:
+            for item in read_source(source, path):
+                if item.line and item.line <= resume_line:
+                    continue
+                if isinstance(item, Problem):
+                    reject(item)
+                    continue
+                summary.read += 1
+                try:
+                    entries = self._map(source, item, ctx)
+                    if entries is None:
+                        summary.skipped_no_consent += 1
+                        continue
+                    if self.validate_resources:
+                        self._validate(entries)
+                except MappingError as exc:
+                    reject(Problem(name, item.line, exc.field, exc.reason))
+                    continue
+                summary.resources += len(entries)
+                batch.extend(entries)
+                pending.append((item, entries))
+                state["rows"] += 1
+                state["last_line"] = item.line
+                if len(batch) >= self.batch_size:
+                    flush()
+                if self.progress:
+                    self.progress.update(name, summary)
+            flush()
+        except BaseException:
+            self._fail(run_id)
+            raise
+        if self.progress:
+            self.progress.update(name, summary, final=True)
+        if self.db is not None and not dry:
+            self._checkpoint(source, sha, state["last_line"], summary, "done")
+            self._finish(run_id, summary)
+        return summary
+
+    def _send_one_by_one(
+        self,
+        name: str,
+        pending: list[tuple[Record, list[Entry]]],
+        summary: Summary,
+        reject: Callable[[Problem], None],
+    ) -> None:
+        """The server refused a whole transaction: find the rows it refuses by sending each
+        row's resources on their own, so one bad row does not hold back the others."""
+        for rec, entries in pending:
+            try:
+                out = self.sink.send(entries)  # type: ignore[union-attr]
+            except Refused as exc:
+                reject(Problem(name, rec.line, "-", f"refused by the PHR server ({exc.reason})"))
+                continue
+            summary.sent += 1
+            self._count(summary, out)
+
+    @staticmethod
+    def _count(summary: Summary, out: Outcomes) -> None:
+        summary.created += out.created
+        summary.updated += out.updated
+        summary.unchanged += out.unchanged
+
+    # --- bookkeeping in the connector database ------------------------------------------------
+
+    def _start(self, path: Path, source: str, sha: str) -> tuple[int, dict[str, Any] | None, int]:
+        if self.db is None:
+            raise RuntimeError("no connector database")
+        with self.db.session() as s:
+            cp = s.scalars(
+                select(Checkpoint).where(
+                    Checkpoint.municipality_code == self.municipality,
+                    Checkpoint.source == source,
+                    Checkpoint.file_sha256 == sha,
+                )
+            ).one_or_none()
+            resume, restored = 0, None
+            if cp is None:
+                s.add(
+                    Checkpoint(
+                        municipality_code=self.municipality,
+                        source=source,
+                        file_sha256=sha,
+                        status="running",
+                        line=0,
+                        counters="{}",
+                    )
+                )
+            elif cp.status == "running" and cp.line > 0:
+                resume, restored = cp.line, json.loads(cp.counters or "{}") or None
+            else:
+                cp.status, cp.line, cp.counters = "running", 0, "{}"
+            run = Run(municipality_code=self.municipality, source=source, file_name=path.name[:255])
+            s.add(run)
+            s.flush()
+            return resume, restored, run.id
+
+    def _checkpoint(self, source: str, sha: str, line: int, summary: Summary, status: str) -> None:
+        if self.db is None:
+            return
+        with self.db.session() as s:
+            cp = s.scalars(
+                select(Checkpoint).where(
+                    Checkpoint.municipality_code == self.municipality,
+                    Checkpoint.source == source,
+                    Checkpoint.file_sha256 == sha,
+                )
+            ).one()
+            cp.line, cp.status, cp.counters = line, status, json.dumps(asdict(summary))
+
+    def _row_error(self, run_id: int, p: Problem) -> None:
+        if self.db is None:
+            raise RuntimeError("no connector database")
+        with self.db.session() as s:
+            s.add(
+                RowErrorRow(
+                    run_id=run_id,
+                    file_name=p.file[:255],
+                    line=p.line,
+                    field=p.field[:64],
+                    reason=p.reason,
+                )
+            )
+
+    def _fail(self, run_id: int | None) -> None:
+        if self.db is None or run_id is None:
+            return
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is not None:
+                run.status = "failed"
+                run.finished_at = datetime.now(UTC)
+
+    def _finish(self, run_id: int | None, summary: Summary) -> None:
+        if self.db is None or run_id is None:
+            return
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is not None:
+                run.status = "rejections" if summary.rejected else "done"
+                run.finished_at = datetime.now(UTC)
+                run.rows_read = summary.read
+                run.rows_sent = summary.sent
+                run.rows_rejected = summary.rejected

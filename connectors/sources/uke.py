@@ -1,0 +1,405 @@
+"""NHI claims in the UKE receipt format (レセプト電算処理システム): 医科 and 調剤 files as the city
+receives them as 国保保険者. CP932, CRLF, comma-separated without quoting, EOF byte 0x1A, dates
+in 西暦 (YYYYMMDD / YYYYMM) or legacy 和暦 (GYYMMDD / GYYMM). See docs/uke.md.
+
+The reader streams the file and yields one Record per receipt (RE up to the next RE or GO),
+so memory stays flat however large the file. A bad line rejects its receipt (a partial claim
+would mislead the person), is reported with its line, record field and reason, and the reader
+goes on with the next receipt."""
+
+from __future__ import annotations
+
+import calendar
+import unicodedata
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from connectors.sources.base import Problem, Record, RowError
+
+SOURCE = "uke"
+ENCODING = "cp932"
+
+# 年号区分 (legacy 別表4): era code → (first day of the era, Gregorian year of its year 1).
+ERAS: dict[str, tuple[date, int]] = {
+    "1": (date(1868, 1, 25), 1868),  # 明治 (year 1 counted from 1868-01-01)
+    "2": (date(1912, 7, 30), 1912),  # 大正
+    "3": (date(1926, 12, 25), 1926),  # 昭和
+    "4": (date(1989, 1, 8), 1989),  # 平成
+    "5": (date(2019, 5, 1), 2019),  # 令和
+}
+
+
+def parse_date(value: str, field: str) -> date:
+    """`YYYYMMDD` (西暦) or `GYYMMDD` (和暦, era code G). The digit count tells them apart."""
+    v = value.strip()
+    if not v.isdigit() or len(v) not in (7, 8):
+        raise RowError(field, "not a date (YYYYMMDD or GYYMMDD)")
+    try:
+        if len(v) == 8:
+            return date(int(v[:4]), int(v[4:6]), int(v[6:]))
+        era = ERAS.get(v[0])
+        if era is None:
+            raise RowError(field, "unknown era code")
+        d = date(era[1] + int(v[1:3]) - 1, int(v[3:5]), int(v[5:7]))
+    except ValueError:
+        raise RowError(field, "no such day") from None
+    if int(v[1:3]) == 0 or d < era[0].replace(month=1, day=1) or (int(v[1:3]) == 1 and d < era[0]):
+        raise RowError(field, "date outside its era")
+    return d
+
+
+def parse_year_month(value: str, field: str) -> tuple[int, int]:
+    """`YYYYMM` (西暦) or `GYYMM` (和暦) → (year, month)."""
+    v = value.strip()
+    if not v.isdigit() or len(v) not in (5, 6):
+        raise RowError(field, "not a year-month (YYYYMM or GYYMM)")
+    if len(v) == 6:
+        y, m = int(v[:4]), int(v[4:])
+    else:
+        era = ERAS.get(v[0])
+        if era is None:
+            raise RowError(field, "unknown era code")
+        if int(v[1:3]) == 0:
+            raise RowError(field, "date outside its era")
+        y, m = era[1] + int(v[1:3]) - 1, int(v[3:])
+    if not 1 <= m <= 12 or not 1900 <= y <= 2200:
+        raise RowError(field, "no such month")
+    return y, m
+
+
+def month_end(y: int, m: int) -> date:
+    return date(y, m, calendar.monthrange(y, m)[1])
+
+
+def _f(cells: list[str], n: int) -> str:
+    """Field n (1-based, counting the record type as 1); missing trailing fields are empty."""
+    return cells[n - 1].strip() if len(cells) >= n else ""
+
+
+def _int(cells: list[str], n: int, name: str, *, required: bool = False) -> int | None:
+    v = _f(cells, n)
+    if not v:
+        if required:
+            raise RowError(name, "required but empty")
+        return None
+    if not v.isdigit():
+        raise RowError(name, "not a whole number")
+    return int(v)
+
+
+def _code(cells: list[str], n: int, name: str, digits: int) -> str:
+    v = _f(cells, n)
+    if len(v) != digits or not v.isdigit():
+        raise RowError(name, f"not a {digits}-digit code")
+    return v
+
+
+def _days(cells: list[str], first: int) -> list[int]:
+    """算定日情報: the days of the month (1–31) with a count."""
+    out = []
+    for day in range(1, 32):
+        v = _f(cells, first + day - 1)
+        if v and v != "0":
+            out.append(day)
+    return out
+
+
+# --- record parsers (field numbers per uke.md §5; 調剤 layouts per docs/uke.md, unverified) ---
+
+
+def _header(cells: list[str], kind: str) -> dict[str, Any]:
+    rt = "IR" if kind == "medical" else "YK"
+    table = _f(cells, 4)
+    if kind == "medical" and table != "1":
+        raise RowError(f"{rt}.点数表", "only 1 (医科) is supported in an IR file")
+    if kind == "pharmacy" and table != "4":
+        raise RowError(f"{rt}.点数表", "a YK record must have 4 (調剤)")
+    pref = _code(cells, 3, f"{rt}.都道府県", 2)
+    code = _code(cells, 5, f"{rt}.医療機関コード", 7)
+    ym = parse_year_month(_f(cells, 8), f"{rt}.請求年月")
+    return {
+        "kind": kind,
+        "payer": _f(cells, 2),
+        "prefecture": pref,
+        "table": table,
+        "facility": code,
+        "facility10": pref + table + code,
+        "facility_name": _f(cells, 7),
+        "billing": ym,
+    }
+
+
+def _re(cells: list[str]) -> dict[str, Any]:
+    no = _int(cells, 2, "RE.レセプト番号", required=True)
+    rtype = _code(cells, 3, "RE.レセプト種別", 4)
+    ym = parse_year_month(_f(cells, 4), "RE.診療年月")
+    sex = _f(cells, 6)
+    if sex not in ("1", "2"):
+        raise RowError("RE.男女区分", "not 1 or 2")
+    parse_date(_f(cells, 7), "RE.生年月日")  # validated only; the register is the source of truth
+    admit = _f(cells, 9)
+    # RE.5 氏名 and RE.37 氏名カタカナ are never read into the record.
+    return {
+        "no": no,
+        "type": rtype,
+        "ym": ym,
+        "sex": sex,
+        "benefit_rate": _f(cells, 8),
+        "admitted": parse_date(admit, "RE.入院年月日") if admit else None,
+        "notes": _f(cells, 12),
+    }
+
+
+def _ho(cells: list[str]) -> dict[str, Any]:
+    insurer = _f(cells, 2).replace(" ", "")
+    if not insurer.isdigit() or len(insurer) not in (6, 8):
+        raise RowError("HO.保険者番号", "not a 6- or 8-digit insurer number")
+    if not _f(cells, 4):
+        raise RowError("HO.被保険者証番号", "required but empty")
+    return {
+        "insurer": insurer,
+        "symbol": unicodedata.normalize("NFKC", _f(cells, 3)),
+        "number": unicodedata.normalize("NFKC", _f(cells, 4)),
+        "days": _int(cells, 5, "HO.診療実日数"),
+        "points": _int(cells, 6, "HO.合計点数"),
+        "copay": _int(cells, 12, "HO.負担金額"),
+    }
+
+
+def _ko(cells: list[str]) -> dict[str, Any]:
+    payer = _code(cells, 2, "KO.負担者番号", 8)
+    # KO.3 受給者番号 identifies the person; it is not kept.
+    return {
+        "payer": payer,
+        "days": _int(cells, 5, "KO.診療実日数"),
+        "points": _int(cells, 6, "KO.合計点数"),
+    }
+
+
+def _sy(cells: list[str]) -> dict[str, Any]:
+    code = _code(cells, 2, "SY.傷病名コード", 7)
+    mods = _f(cells, 5)
+    if len(mods) % 4:
+        raise RowError("SY.修飾語コード", "not a run of 4-character codes")
+    outcome = _f(cells, 4) or "1"
+    if outcome not in ("1", "2", "3", "4"):
+        raise RowError("SY.転帰区分", "not 1–4")
+    return {
+        "code": code,
+        "start": parse_date(_f(cells, 3), "SY.診療開始日"),
+        "outcome": outcome,
+        "modifiers": [mods[i : i + 4] for i in range(0, len(mods), 4)],
+        "name": _f(cells, 6) if code == "0000999" else None,
+        "primary": _f(cells, 7) == "01",
+    }
+
+
+def _si(cells: list[str]) -> dict[str, Any]:
+    return {
+        "section": _f(cells, 2),
+        "burden": _f(cells, 3),
+        "code": _code(cells, 4, "SI.診療行為コード", 9),
+        "quantity": _f(cells, 5) or None,
+        "points": _int(cells, 6, "SI.点数"),
+        "times": _int(cells, 7, "SI.回数") or 1,
+        "days": _days(cells, 14),
+    }
+
+
+def _iy(cells: list[str]) -> dict[str, Any]:
+    qty = _f(cells, 5)
+    try:
+        amount = float(qty) if qty else None
+    except ValueError:
+        raise RowError("IY.使用量", "not a number") from None
+    return {
+        "section": _f(cells, 2),
+        "code": _code(cells, 4, "IY.医薬品コード", 9),
+        "amount": amount,
+        "points": _int(cells, 6, "IY.点数"),
+        "times": _int(cells, 7, "IY.回数") or 1,
+        "days": _days(cells, 14),
+    }
+
+
+def _to(cells: list[str]) -> dict[str, Any]:
+    return {
+        "section": _f(cells, 2),
+        "code": _code(cells, 4, "TO.特定器材コード", 9),
+        "points": _int(cells, 6, "TO.点数"),
+        "times": _int(cells, 7, "TO.回数") or 1,
+        "days": _days(cells, 18),
+    }
+
+
+def _co(cells: list[str]) -> dict[str, Any]:
+    # The free text (CO.5) may describe the person; only the code is kept.
+    return {"section": _f(cells, 2), "code": _code(cells, 4, "CO.コメントコード", 9)}
+
+
+# 調剤 (pharmacy) counterparts, layout assumed (docs/uke.md: check against 記録条件仕様(調剤用)).
+def _sh(cells: list[str]) -> dict[str, Any]:
+    pref = _f(cells, 2)
+    code = _f(cells, 4)
+    issued = _f(cells, 5)
+    return {
+        "prescriber10": (pref + _f(cells, 3) + code) if code else None,
+        "issued": parse_date(issued, "SH.処方箋交付年月日") if issued else None,
+    }
+
+
+def _cz(cells: list[str]) -> dict[str, Any]:
+    return {
+        "dispensed": parse_date(_f(cells, 2), "CZ.調剤年月日"),
+        "days_supply": _int(cells, 3, "CZ.調剤数量"),
+    }
+
+
+def _iy_pharmacy(cells: list[str]) -> dict[str, Any]:
+    qty = _f(cells, 3)
+    try:
+        amount = float(qty) if qty else None
+    except ValueError:
+        raise RowError("IY.使用量", "not a number") from None
+    return {"code": _code(cells, 2, "IY.医薬品コード", 9), "amount": amount, "points": None}
+
+
+IGNORED = {"SN", "JD", "MF", "SJ", "MN", "RC", "KH", "JY", "EX", "HR", "TI", "TR", "TS", "GR", "KI"}
+
+
+class _Claim:
+    def __init__(self, header: dict[str, Any], line: int, cells: list[str]) -> None:
+        self.line = line
+        self.error: Problem | None = None
+        self.data: dict[str, Any] = {
+            "header": header,
+            "re": None,
+            "ho": None,
+            "ko": [],
+            "branch": "",
+            "sy": [],
+            "si": [],
+            "iy": [],
+            "to": [],
+            "co": [],
+            "sh": None,
+            "cz": [],
+        }
+        self.data["re"] = _re(cells)
+
+
+def read(path: Path) -> Iterator[Record | Problem]:
+    """Stream a UKE file: one Record per receipt, one Problem per bad receipt or line."""
+    name = path.name
+    header: dict[str, Any] | None = None
+    claim: _Claim | None = None
+    claim_bad: Problem | None = None
+    seen_go = False
+
+    def finish() -> Iterator[Record | Problem]:
+        nonlocal claim, claim_bad
+        if claim is not None:
+            if claim_bad is not None:
+                yield claim_bad
+            elif claim.data["ho"] is None:
+                yield Problem(name, claim.line, "HO", "receipt without an HO (保険者) record")
+            else:
+                ho = claim.data["ho"]
+                resident = "|".join(
+                    (ho["insurer"], ho["symbol"], ho["number"], claim.data["branch"])
+                )
+                re = claim.data["re"]
+                ym = f"{re['ym'][0]:04d}{re['ym'][1]:02d}"
+                key = f"{header['facility10'] if header else ''}:{ym}:{re['type']}"
+                yield Record(
+                    SOURCE,
+                    header["kind"] if header else "medical",
+                    claim.line,
+                    key,
+                    resident,
+                    claim.data,
+                )
+        claim = None
+        claim_bad = None
+
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            raw = raw.rstrip(b"\r\n").rstrip(b"\x1a")
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode(ENCODING)
+            except UnicodeDecodeError:
+                p = Problem(name, lineno, "-", f"bytes not valid in {ENCODING}")
+                if claim is not None:
+                    claim_bad = claim_bad or p
+                else:
+                    yield p
+                continue
+            cells = text.split(",")
+            rt = cells[0].strip()
+            try:
+                if rt in ("IR", "YK"):
+                    yield from finish()
+                    header = _header(cells, "medical" if rt == "IR" else "pharmacy")
+                    continue
+                if rt == "GO":
+                    yield from finish()
+                    seen_go = True
+                    continue
+                if rt == "RE":
+                    yield from finish()
+                    if header is None:
+                        raise RowError("IR", "RE before any IR/YK record")
+                    try:
+                        claim = _Claim(header, lineno, cells)
+                    except RowError as exc:
+                        # Keep a placeholder so the receipt's other lines are skipped with it.
+                        claim = _Claim.__new__(_Claim)
+                        claim.line = lineno
+                        claim.data = {}
+                        claim_bad = Problem(name, lineno, exc.field, exc.reason)
+                    continue
+                if claim is None:
+                    if rt in IGNORED:
+                        continue
+                    raise RowError(rt or "-", "record outside a receipt")
+                if claim_bad is not None:
+                    continue
+                pharmacy = header is not None and header["kind"] == "pharmacy"
+                d = claim.data
+                if rt == "HO":
+                    d["ho"] = _ho(cells)
+                elif rt == "KO":
+                    d["ko"].append(_ko(cells))
+                elif rt == "SN":
+                    d["branch"] = _f(cells, 7)
+                elif rt == "SY":
+                    d["sy"].append(_sy(cells))
+                elif rt == "SI":
+                    d["si"].append(_si(cells))
+                elif rt == "IY":
+                    d["iy"].append(_iy_pharmacy(cells) if pharmacy else _iy(cells))
+                elif rt == "TO":
+                    d["to"].append(_to(cells))
+                elif rt == "CO":
+                    d["co"].append(_co(cells))
+                elif rt == "SH" and pharmacy:
+                    d["sh"] = _sh(cells)
+                elif rt == "CZ" and pharmacy:
+                    d["cz"].append(_cz(cells))
+                elif rt in IGNORED:
+                    pass
+                else:
+                    raise RowError(rt or "-", "unknown record type")
+            except RowError as exc:
+                p = Problem(name, lineno, exc.field, exc.reason)
+                if claim is not None:
+                    claim_bad = claim_bad or p
+                else:
+                    yield p
+        yield from finish()
+    if not seen_go and header is not None:
+        yield Problem(name, 0, "GO", "file ends without a GO record (truncated?)")

@@ -1,0 +1,249 @@
+"""A small stand-in for the PHR server's transaction endpoint and the IdP's token endpoint, on
+loopback, for tests and benchmarks while the real PHR server is being built. It implements the
+contract in transport.py: conditional updates by identifier, 201 / 200 / "unchanged" answers,
+atomic transactions; it can be told to fail (503) the next N requests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class StubState:
+    def __init__(self, client_id: str = "connector-test", secret: str = "s3cret") -> None:  # noqa: S107
+        self.client_id = client_id
+        self.secret = secret
+        self.store: dict[tuple[str, str], dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        self.fail_next = 0
+        self.fail_after: int | None = None  # transactions accepted before failing every request
+        self.transactions = 0
+        self.token_requests = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.keep_bodies = False
+        self.tokens: set[str] = set()
+        self.consents: dict[str, list[str]] = {}
+        self.link_requests: list[dict[str, Any]] = []
+        self.link_answers: dict[str, dict[str, Any]] = {}
+
+    def resources(self, rtype: str | None = None) -> list[dict[str, Any]]:
+        return [r for (t, _), r in self.store.items() if rtype is None or t == rtype]
+
+
+def _strip(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in res.items() if k not in ("id", "meta")} | {
+        "meta": {
+            k: v
+            for k, v in (res.get("meta") or {}).items()
+            if k not in ("versionId", "lastUpdated")
+        }
+    }
+
+
+def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+        def _send(self, status: int, body: Any) -> None:
+            data = json.dumps(body, ensure_ascii=False).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> bytes:
+            n = int(self.headers.get("Content-Length", "0"))
+            return self.rfile.read(n) if n else b""
+
+        def _authorized(self) -> bool:
+            auth = self.headers.get("Authorization", "")
+            return auth.startswith("Bearer ") and auth[7:] in state.tokens
+
+        def _maybe_fail(self) -> bool:
+            with state.lock:
+                if state.fail_next > 0:
+                    state.fail_next -= 1
+                    fail = True
+                elif state.fail_after is not None and state.transactions >= state.fail_after:
+                    fail = True
+                else:
+                    fail = False
+            if fail:
+                self._body()
+                self._send(
+                    503,
+                    {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "transient"}],
+                    },
+                )
+            return fail
+
+        def do_GET(self) -> None:
+            if not self._authorized():
+                self._send(401, {"error": "invalid_token"})
+                return
+            path, _, query = self.path.partition("?")
+            parts = path.strip("/").split("/")
+            if path.endswith("/consents"):
+                cat = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get(
+                    "category", ""
+                )
+                self._send(200, {"codes": state.consents.get(cat, [])})
+            elif path.endswith("/link-requests"):
+                pending = [r for r in state.link_requests if r["id"] not in state.link_answers]
+                self._send(200, {"requests": pending})
+            else:
+                self._send(404, {"error": "not_found", "parts": len(parts)})
+
+        def do_POST(self) -> None:
+            if self.path == "/token":
+                body = self._body().decode()
+                auth = self.headers.get("Authorization", "")
+                want = (
+                    "Basic "
+                    + base64.b64encode(f"{state.client_id}:{state.secret}".encode()).decode()
+                )
+                if auth != want or "grant_type=client_credentials" not in body:
+                    self._send(401, {"error": "invalid_client"})
+                    return
+                tok = uuid.uuid4().hex
+                with state.lock:
+                    state.tokens.add(tok)
+                    state.token_requests += 1
+                self._send(200, {"access_token": tok, "token_type": "Bearer", "expires_in": 300})
+                return
+            if "/link-requests/" in self.path:
+                if not self._authorized():
+                    self._send(401, {"error": "invalid_token"})
+                    return
+                rid = self.path.rsplit("/", 1)[1]
+                state.link_answers[rid] = json.loads(self._body())
+                self._send(200, {"status": "ok"})
+                return
+            if self.path.rstrip("/") not in ("", "/fhir"):
+                self._send(404, {"error": "not_found"})
+                return
+            if not self._authorized():
+                self._body()
+                self._send(
+                    401,
+                    {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "login"}],
+                    },
+                )
+                return
+            if self._maybe_fail():
+                return
+            bundle = json.loads(self._body())
+            if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+                self._send(
+                    400,
+                    {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "invalid"}],
+                    },
+                )
+                return
+            if state.keep_bodies:
+                state.bodies.append(bundle)
+            out = []
+            with state.lock:
+                staged: dict[tuple[str, str], dict[str, Any]] = {}
+                for e in bundle.get("entry", []):
+                    req = e.get("request", {})
+                    url = req.get("url", "")
+                    rtype, _, cond = url.partition("?identifier=")
+                    res = e.get("resource") or {}
+                    if req.get("method") != "PUT" or not cond or res.get("resourceType") != rtype:
+                        self._send(
+                            400,
+                            {
+                                "resourceType": "OperationOutcome",
+                                "issue": [
+                                    {
+                                        "severity": "error",
+                                        "code": "invalid",
+                                        "expression": ["Bundle.entry.request"],
+                                    }
+                                ],
+                            },
+                        )
+                        return
+                    if "reject-me" in json.dumps(res):
+                        self._send(
+                            422,
+                            {
+                                "resourceType": "OperationOutcome",
+                                "issue": [
+                                    {
+                                        "severity": "error",
+                                        "code": "processing",
+                                        "expression": [rtype],
+                                        "diagnostics": "value reject-me refused",
+                                    }
+                                ],
+                            },
+                        )
+                        return
+                    key = (rtype, cond)
+                    old = staged.get(key) or state.store.get(key)
+                    new = _strip(res)
+                    if old is None:
+                        status = {"status": "201 Created"}
+                    elif _strip(old) == new:
+                        status = {
+                            "status": "200 OK",
+                            "outcome": {
+                                "resourceType": "OperationOutcome",
+                                "issue": [
+                                    {
+                                        "severity": "information",
+                                        "code": "informational",
+                                        "diagnostics": "unchanged",
+                                    }
+                                ],
+                            },
+                        }
+                    else:
+                        status = {"status": "200 OK"}
+                    staged[key] = res
+                    out.append({"response": status})
+                state.store.update(staged)
+                state.transactions += 1
+            self._send(
+                200, {"resourceType": "Bundle", "type": "transaction-response", "entry": out}
+            )
+
+    return Handler
+
+
+class StubServer:
+    """`with StubServer() as s: s.url` — a threaded HTTP server on 127.0.0.1, any free port."""
+
+    def __init__(self, state: StubState | None = None) -> None:
+        self.state = state or StubState()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self.state))
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> StubServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
