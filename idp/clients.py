@@ -111,6 +111,9 @@ def validate_metadata(meta: dict[str, Any]) -> None:
             raise ValueError(f"redirect URI {uri!r} is not acceptable")
     if method == "private_key_jwt" and not (meta.get("jwks") or meta.get("jwks_uri")):
         raise ValueError("private_key_jwt needs jwks or jwks_uri")
+    alg = meta.get("id_token_signed_response_alg", "ES256")
+    if alg not in ("ES256", "RS256"):
+        raise ValueError(f"id_token_signed_response_alg {alg!r} is not supported")
     if method == "none" and "client_credentials" in grants:
         raise ValueError("a public client cannot use the client credentials grant")
 

@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, render_template, request
 from flask.typing import ResponseReturnValue
+from joserfc import jwt
+from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,12 +22,14 @@ from idp.clients import ClientView, get_client
 from idp.context import ACR_CARD, ACR_ORDER, AUTH_REQUEST_TTL, CODE_TTL, IdP, acr_satisfies, idp
 from idp.errors import OAuthError
 from idp.i18n import MESSAGES, pick_language
+from idp.keys import ALGS
 from idp.models import AuthorizationCode, AuthRequest, Client, Grant, LoginSession
 from idp.tokens import aware, new_handle, now_utc, sha256_hex
 
 bp = Blueprint("authorize", __name__, template_folder="../templates")
 
 PAR_PREFIX = "urn:ietf:params:oauth:request_uri:"
+IGNORED_SCOPES = {"profile", "email", "address", "phone"}
 # Claims data is the most sensitive: reading it needs the card, whatever the client asks.
 CARD_ONLY_RESOURCES = ("ExplanationOfBenefit", "Claim", "Coverage")
 
@@ -45,6 +49,7 @@ class AuthzRequest:
     required_acr: str | None = None
     lang: str = "ja"
     request_id: str | None = None  # the stored copy while the person signs in or consents
+    hint_sub: str | None = None  # from id_token_hint: the person the client expects
 
 
 # --- checks before the redirect URI is trusted ----------------------------------------------
@@ -103,7 +108,9 @@ def check_request_object(s: Session, req: AuthzRequest) -> None:
 
 def check_scope(s: Session, req: AuthzRequest) -> None:
     assert req.client is not None  # noqa: S101
-    scope = req.params.get("scope", "").split()
+    # OIDC Core 5.4 claim scopes are ignored, not refused: apps never get names or addresses
+    # here, and many RPs ask for `profile email` by default.
+    scope = [sc for sc in req.params.get("scope", "").split() if sc not in IGNORED_SCOPES]
     if not scope:
         raise OAuthError("invalid_scope", "scope is required")
     unknown = [sc for sc in scope if not scopes.is_known(sc)]
@@ -163,6 +170,20 @@ def check_ui_locales(s: Session, req: AuthzRequest) -> None:
     req.lang = pick_language(req.params.get("ui_locales"))
 
 
+def check_id_token_hint(s: Session, req: AuthzRequest) -> None:
+    """An ID token we issued to this client (expired is fine) names who should be signed in."""
+    hint = req.params.get("id_token_hint")
+    if not hint:
+        return
+    try:
+        claims = jwt.decode(hint, idp().keys.verification_keys(), algorithms=list(ALGS)).claims
+    except (JoseError, ValueError):
+        raise OAuthError("invalid_request", "id_token_hint is not an ID token of ours") from None
+    if claims.get("iss") != idp().issuer or claims.get("aud") != req.client.client_id:  # type: ignore[union-attr]
+        raise OAuthError("invalid_request", "id_token_hint was issued to another client")
+    req.hint_sub = claims.get("sub")
+
+
 BEFORE_REDIRECT: list[Callable[[Session, AuthzRequest], None]] = [
     load_pushed_request,
     check_client,
@@ -177,6 +198,7 @@ AFTER_REDIRECT: list[Callable[[Session, AuthzRequest], None]] = [
     check_max_age,
     check_acr,
     check_ui_locales,
+    check_id_token_hint,
 ]
 
 
@@ -233,6 +255,10 @@ def _decide(ctx: IdP, s: Session, req: AuthzRequest, *, resumed: bool) -> Respon
             and now_utc() - aware(login.auth_time) > timedelta(seconds=req.max_age)
         )
         or not acr_satisfies(login.acr, req.required_acr)
+        or (
+            req.hint_sub is not None
+            and req.hint_sub != ctx.subjects.subject(s, req.client.sector, login.person_id)
+        )
     )
     if need_login:
         if "none" in req.prompt:

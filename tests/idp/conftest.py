@@ -81,7 +81,9 @@ class Browser:
         resp = self.client.get("/authorize?" + urlencode(params))
         for _ in range(8):
             if resp.status_code != 302:
-                raise AssertionError(f"stopped at {resp.status_code}: {resp.get_data(as_text=True)[:300]}")
+                raise AssertionError(
+                    f"stopped at {resp.status_code}: {resp.get_data(as_text=True)[:300]}"
+                )
             location = resp.headers["Location"]
             parts = urlsplit(location)
             if parts.netloc and not location.startswith("http://localhost"):
