@@ -1,0 +1,430 @@
+"""The consent API (`/api/v1`, documented in consent/API.md) for the IdP, the PHR server and the
+municipal connectors. Every route names the scopes it accepts; the PHR server's two questions
+are answered from the in-process cache (consent.cache)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from consent import linkage, receipts, records
+from consent.auth import caller, oauth_error, require
+from consent.cache import ConsentCache
+from consent.linkage import AttributeBox, Conflict, NotFound
+from consent.models import Municipality, utcnow
+from consent.records import RECIPIENT, ConsentError, ConsentView, grant_key, patients_key
+from phr_core.webapp import database, settings
+
+bp = Blueprint("consent_api", __name__, url_prefix="/api/v1")
+
+GRANTS_READ = "consent/grants.read"
+GRANTS_WRITE = "consent/grants.write"
+PATIENTS_READ = "consent/patients.read"
+LINKAGE = "consent/linkage"
+
+DEFAULT_GRANT_DAYS = 365  # an app grant without expires_at lasts a year (consent.md §8)
+MAX_FIELD = 255
+
+
+def cache() -> ConsentCache:
+    return current_app.extensions["consent_cache"]
+
+
+def box() -> AttributeBox:
+    return current_app.extensions["consent_box"]
+
+
+@bp.errorhandler(ConsentError)
+def _invalid(exc: ConsentError) -> Response:
+    return oauth_error(400, "invalid_request", str(exc))
+
+
+def _not_found(what: str) -> Response:
+    return oauth_error(404, "not_found", f"no such {what}")
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ConsentError("the body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, *, required: bool = True, limit: int = MAX_FIELD) -> str:
+    value = data.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()) or len(value) > limit:
+        raise ConsentError(f"{name} must be a string of 1 to {limit} characters")
+    return value
+
+
+def _strings(data: dict[str, Any], name: str) -> list[str]:
+    value = data.get(name, [])
+    if isinstance(value, str):
+        value = value.split()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConsentError(f"{name} must be a list of strings")
+    return value
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    resp = jsonify(payload)
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# --- PHR server: answered from the cache --------------------------------------------------------
+
+
+def _load_grant(grant_id: str) -> tuple[dict[str, object], bool, datetime | None] | None:
+    with database().session() as s:
+        view = records.get(s, grant_id)
+        if view is None or view.record.kind != RECIPIENT:
+            return None
+        doc = records.grant_document(view)
+        return doc, view.version.status != records.ACTIVE, records.as_utc(view.version.period_end)
+
+
+def grant_status(grant_id: str, now: datetime | None = None) -> dict[str, object] | None:
+    """The grant document from the cache, its status computed now (expiry needs no eviction)."""
+    hit = cache().get(grant_key(grant_id), lambda: _load_grant(grant_id))
+    if hit is None:
+        return None
+    doc, revoked, end = hit
+    if revoked:
+        status = "revoked"
+    elif end is not None and end <= (now or utcnow()):
+        status = "expired"
+    else:
+        status = "active"
+    return {**doc, "status": status}
+
+
+@bp.get("/grants/<grant_id>")
+@require(GRANTS_READ, GRANTS_WRITE)
+def get_grant(grant_id: str) -> ResponseReturnValue:
+    doc = grant_status(grant_id)
+    return _not_found("grant") if doc is None else _json(doc)
+
+
+def _load_patients(subject: str) -> list[tuple[str, str, str, Any]]:
+    with database().session() as s:
+        return linkage.patients(s, subject)
+
+
+def patient_list(subject: str, now: datetime | None = None) -> list[dict[str, str]]:
+    """Self links and children under current guardianship, from the cache."""
+    today = (now or utcnow()).date()
+    rows = cache().get(patients_key(subject), lambda: _load_patients(subject))
+    return [
+        {"municipality": city, "code": code, "relationship": rel}
+        for city, code, rel, ends in rows
+        if ends is None or ends > today
+    ]
+
+
+@bp.get("/subjects/<path:subject>/patients")
+@require(PATIENTS_READ)
+def get_patients(subject: str) -> ResponseReturnValue:
+    return _json({"subject": subject, "patients": patient_list(subject)})
+
+
+# --- IdP: app grants ------------------------------------------------------------------------
+
+
+@bp.post("/grants")
+@require(GRANTS_WRITE)
+def create_grant() -> ResponseReturnValue:
+    data = _body()
+    scopes = _strings(data, "scopes")
+    if not scopes:
+        raise ConsentError("scopes must name at least one scope")
+    expires = records.parse_time(data.get("expires_at"), "expires_at")
+    now = utcnow()
+    with database().session() as s:
+        view = records.create(
+            s,
+            kind=RECIPIENT,
+            subject=_text(data, "subject"),
+            actor=_text(data, "client_id"),
+            actor_name=_text(data, "client_name", required=False, limit=200),
+            categories=_strings(data, "categories"),
+            scopes=scopes,
+            purpose=_text(data, "purpose", required=False, limit=2000),
+            period_end=expires or now + timedelta(days=DEFAULT_GRANT_DAYS),
+            recorded_by=caller().client_id,
+            collection_method=_text(data, "collection_method", required=False, limit=64)
+            or "idp-consent-screen",
+            language=_language(data),
+            now=now,
+        )
+        doc = records.grant_document(view, now)
+    resp = _json(doc, 201)
+    resp.headers["Location"] = f"{request.root_url.rstrip('/')}/api/v1/grants/{doc['id']}"
+    return resp
+
+
+def _language(data: dict[str, Any]) -> str:
+    lang = data.get("language", "ja")
+    if lang not in ("ja", "en"):
+        raise ConsentError("language must be ja or en")
+    return lang
+
+
+@bp.get("/subjects/<path:subject>/grants")
+@require(GRANTS_WRITE, GRANTS_READ)
+def list_grants(subject: str) -> ResponseReturnValue:
+    client_id = request.args.get("client_id")
+    every = request.args.get("status") == "all"
+    now = utcnow()
+    with database().session() as s:
+        views = records.current(s, kind=RECIPIENT, subject=subject, actor=client_id or None)
+        docs = [records.grant_document(v, now) for v in views]
+    if not every:
+        docs = [d for d in docs if d["status"] == "active"]
+    return _json({"subject": subject, "grants": docs})
+
+
+@bp.post("/grants/<grant_id>/revoke")
+@require(GRANTS_WRITE)
+def revoke_grant(grant_id: str) -> ResponseReturnValue:
+    data = request.get_json(silent=True) or {}
+    reason = data.get("reason") if isinstance(data, dict) else None
+    with database().session() as s:
+        view = records.get(s, grant_id)
+        if view is None or view.record.kind != RECIPIENT:
+            return _not_found("grant")
+        view = records.withdraw(
+            s,
+            view,
+            recorded_by=caller().client_id,
+            reason=reason if isinstance(reason, str) else None,
+        )
+        doc = records.grant_document(view)
+    return _json(doc)
+
+
+# --- IdP / portal: a person's consent to a city ------------------------------------------------
+
+
+@bp.post("/subjects/<path:subject>/municipalities/<code>/consent")
+@require(GRANTS_WRITE)
+def consent_to_city(subject: str, code: str) -> ResponseReturnValue:
+    data = _body()
+    attributes = data.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise ConsentError("attributes must be an object")
+    include_children = data.get("include_children", True)
+    if not isinstance(include_children, bool):
+        raise ConsentError("include_children must be true or false")
+    with database().session() as s:
+        view, req = linkage.consent_to_municipality(
+            s,
+            box(),
+            subject=subject,
+            municipality=code,
+            categories=_strings(data, "categories"),
+            attributes=attributes,
+            include_children=include_children,
+            recorded_by=caller().client_id,
+            language=_language(data),
+        )
+        out = {
+            "consent": consent_document(view),
+            "link_request": req.id if req else None,
+            "linked": req is None,
+        }
+    return _json(out, 201)
+
+
+@bp.post("/subjects/<path:subject>/municipalities/<code>/consent/withdraw")
+@require(GRANTS_WRITE)
+def withdraw_city(subject: str, code: str) -> ResponseReturnValue:
+    data = request.get_json(silent=True) or {}
+    reason = data.get("reason") if isinstance(data, dict) else None
+    with database().session() as s:
+        views = linkage.withdraw_municipality(
+            s,
+            subject=subject,
+            municipality=code,
+            recorded_by=caller().client_id,
+            reason=reason if isinstance(reason, str) else None,
+        )
+        out = {"withdrawn": [v.id for v in views]}
+    return _json(out)
+
+
+@bp.get("/subjects/<path:subject>/consents")
+@require(GRANTS_WRITE, GRANTS_READ)
+def list_consents(subject: str) -> ResponseReturnValue:
+    with database().session() as s:
+        docs = [consent_document(v) for v in records.current(s, subject=subject)]
+    return _json({"subject": subject, "consents": docs})
+
+
+def consent_document(view: ConsentView) -> dict[str, object]:
+    """Any consent as the API shows it (both kinds)."""
+    v = view.version
+    r = view.record
+    return {
+        "id": r.id,
+        "kind": r.kind,
+        "status": view.state(),
+        "subject": r.subject,
+        "actor": r.actor,
+        "actor_name": v.actor_name,
+        "patient": (
+            {"municipality": r.patient_municipality, "code": r.patient_code}
+            if r.patient_code
+            else None
+        ),
+        "categories": list(v.categories),
+        "scopes": list(v.scopes),
+        "actions": list(v.actions),
+        "purpose": v.purpose,
+        "period": {
+            "start": records.iso(records.as_utc(v.period_start)),
+            "end": records.iso(records.as_utc(v.period_end)),
+        },
+        "version": v.version,
+        "recorded_at": records.iso(records.as_utc(v.recorded_at)),
+    }
+
+
+@bp.get("/subjects/<path:subject>/consents/fhir")
+@require(GRANTS_WRITE, GRANTS_READ)
+def subject_consents_fhir(subject: str) -> ResponseReturnValue:
+    with database().session() as s:
+        bundle = receipts.fhir_bundle(records.current(s, subject=subject), settings())
+    return _json(bundle)
+
+
+# --- any consent: history, receipt, FHIR --------------------------------------------------------
+
+
+def _with_consent(consent_id: str, render: Callable[[Any, ConsentView], object]) -> Response:
+    with database().session() as s:
+        version = request.args.get("version", type=int)
+        view = records.get(s, consent_id, version=version)
+        if view is None:
+            return _not_found("consent")
+        return _json(render(s, view))
+
+
+@bp.get("/consents/<consent_id>")
+@require(GRANTS_READ, GRANTS_WRITE)
+def get_consent(consent_id: str) -> ResponseReturnValue:
+    return _with_consent(consent_id, lambda s, v: consent_document(v))
+
+
+@bp.get("/consents/<consent_id>/history")
+@require(GRANTS_READ, GRANTS_WRITE)
+def consent_history(consent_id: str) -> ResponseReturnValue:
+    def render(s: Any, view: ConsentView) -> object:
+        versions = records.history(s, consent_id)
+        return {
+            "id": consent_id,
+            "versions": [
+                consent_document(ConsentView(view.record, v)) | {"event": v.event} for v in versions
+            ],
+        }
+
+    return _with_consent(consent_id, render)
+
+
+@bp.get("/consents/<consent_id>/receipt")
+@require(GRANTS_READ, GRANTS_WRITE)
+def consent_receipt(consent_id: str) -> ResponseReturnValue:
+    return _with_consent(
+        consent_id,
+        lambda s, v: receipts.receipt(v, records.history(s, consent_id), settings()),
+    )
+
+
+@bp.get("/consents/<consent_id>/fhir")
+@require(GRANTS_READ, GRANTS_WRITE)
+def consent_fhir(consent_id: str) -> ResponseReturnValue:
+    return _with_consent(consent_id, lambda s, v: receipts.fhir_consent(v, settings()))
+
+
+# --- connectors ---------------------------------------------------------------------------------
+
+
+def _city_exists(code: str) -> bool:
+    with database().session() as s:
+        return s.get(Municipality, code) is not None
+
+
+@bp.get("/municipalities/<code>/consents")
+@require(LINKAGE, municipality_arg="code")
+def city_consents(code: str) -> ResponseReturnValue:
+    category = request.args.get("category", "")
+    if category not in records.CATEGORIES:
+        raise ConsentError("category must be one of: " + ", ".join(records.CATEGORIES))
+    if not _city_exists(code):
+        return _not_found("municipality")
+    now = utcnow()
+    with database().session() as s:
+        codes = linkage.consented_codes(s, code, category, now)
+    return _json(
+        {"municipality": code, "category": category, "as_of": records.iso(now), "codes": codes}
+    )
+
+
+@bp.get("/municipalities/<code>/link-requests")
+@require(LINKAGE, municipality_arg="code")
+def city_link_requests(code: str) -> ResponseReturnValue:
+    with database().session() as s:
+        pending = linkage.pending_requests(s, box(), code)
+    return _json({"municipality": code, "link_requests": pending})
+
+
+@bp.post("/municipalities/<code>/link-requests/<request_id>")
+@require(LINKAGE, municipality_arg="code")
+def answer_link_request(code: str, request_id: str) -> ResponseReturnValue:
+    data = _body()
+    no_match = data.get("status") == "no_match"
+    if not no_match and "status" in data and data["status"] != "matched":
+        raise ConsentError("status must be matched or no_match")
+    children = linkage.parse_children(data.get("children"))
+    try:
+        with database().session() as s:
+            req = linkage.answer(
+                s,
+                municipality=code,
+                request_id=request_id,
+                code=None if no_match else _text(data, "code", limit=linkage.MAX_CODE),
+                children=children,
+                no_match=no_match,
+                recorded_by=caller().client_id,
+            )
+            out = {"id": req.id, "status": req.status}
+    except NotFound:
+        return _not_found("link request")
+    except Conflict as exc:
+        return oauth_error(409, "conflict", str(exc))
+    return _json(out)
+
+
+@bp.post("/municipalities/<code>/guardianships")
+@require(LINKAGE, municipality_arg="code")
+def add_guardianships(code: str) -> ResponseReturnValue:
+    data = _body()
+    children = linkage.parse_children(data.get("children"))
+    if not children:
+        raise ConsentError("children must name at least one child")
+    with database().session() as s:
+        guardians = linkage.add_children_by_code(
+            s,
+            municipality=code,
+            guardian_code=_text(data, "guardian_code", limit=linkage.MAX_CODE),
+            children=children,
+            recorded_by=caller().client_id,
+        )
+    return _json({"municipality": code, "guardians_linked": len(guardians)})

@@ -1,0 +1,1 @@
+"""Tests of the consent service: records, APIs, cache, linkage, guardianship, receipts."""
