@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, jsonify
+import json
+
+from flask import Blueprint, Flask, Response
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from phr_core.config import Settings
+from phr_core.secrets import derive_key
+from phr_core.tokens import AccessTokenVerifier, JwksCache
 from phr_core.webapp import build_app, settings
-from phr_server.storage import ResourceCipher
+from phr_server.api import TokenCache
+from phr_server.api import bp as api_bp
+from phr_server.metadata import bp as metadata_bp
+from phr_server.policy import ConsentDirectory, HttpConsentDirectory, PatientResolver
+from phr_server.repository import Repository
+from phr_server.storage import Keyring
 
 FHIR_JSON = "application/fhir+json"
 
@@ -17,26 +26,33 @@ bp = Blueprint("fhir_index", __name__)
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
-    return jsonify(service="fhir", base=settings().urls["fhir"], fhirVersion="4.0.1")
+    body = {"service": "fhir", "base": settings().urls["fhir"], "fhirVersion": "4.0.1"}
+    return Response(json.dumps(body), content_type="application/json")
 
 
 def operation_outcome(exc: HTTPException) -> Response:
     """FHIR errors are OperationOutcome resources, never HTML."""
     code = exc.code or 500
     issue_code = {404: "not-found", 405: "not-supported", 400: "invalid"}.get(code, "exception")
-    resp = jsonify(
-        resourceType="OperationOutcome",
-        issue=[{"severity": "error", "code": issue_code, "diagnostics": exc.description}],
-    )
-    resp.status_code = code
-    resp.mimetype = FHIR_JSON
-    return resp
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": issue_code, "diagnostics": exc.description}],
+    }
+    return Response(json.dumps(body), status=code, content_type=FHIR_JSON)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    app = build_app("fhir", settings, [bp], render_error=operation_outcome)
-    # Built at start so a missing data key fails the start, not the first write.
-    app.extensions["phr_cipher"] = ResourceCipher(
-        app.extensions["phr_settings"].secret("PHR_FHIR_DATA_KEY")
+def create_app(settings: Settings | None = None, consent: ConsentDirectory | None = None) -> Flask:
+    app = build_app("fhir", settings, [bp, metadata_bp, api_bp], render_error=operation_outcome)
+    s: Settings = app.extensions["phr_settings"]
+    master = s.secret("PHR_FHIR_DATA_KEY")  # read at start: a missing key fails the start
+    keyring = Keyring(master)
+    app.extensions["phr_keyring"] = keyring
+    app.extensions["phr_cursor_key"] = derive_key(master.split()[0], "phr_server/page-cursor/v1")
+    app.extensions["phr_repo"] = Repository(keyring, app.extensions["phr_cursor_key"])
+    app.extensions["phr_verifier"] = AccessTokenVerifier(
+        s.issuer, s.urls["fhir"], JwksCache(s.issuer + "/jwks")
     )
+    app.extensions["phr_token_cache"] = TokenCache()
+    app.extensions["phr_consent"] = consent or HttpConsentDirectory(s.urls["consent"])
+    app.extensions["phr_patients"] = PatientResolver()
     return app

@@ -9,7 +9,9 @@ from phr_core.db import Database
 from phr_core.demo import DEMO_MUNICIPALITY
 from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM
 from phr_server.models import StoredResource
-from phr_server.storage import ResourceCipher
+from phr_server.repository import Repository
+from phr_server.storage import Keyring
+from phr_server.validation import validate
 
 JP_ORGANIZATION = "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Organization"
 
@@ -43,18 +45,13 @@ def demo_organization() -> dict:
 
 
 def load(db: Database, settings: Settings) -> int:
-    """Store the demo Organization once; running it twice adds nothing."""
+    """Store the demo Organization once (sealed under the city's data key); running it twice
+    adds nothing."""
     resource = demo_organization()
-    cipher = ResourceCipher(settings.secret("PHR_FHIR_DATA_KEY"))
+    validate(resource)
+    repo = Repository(Keyring(settings.secret("PHR_FHIR_DATA_KEY")), b"")
     with db.session() as s:
         if s.get(StoredResource, ("Organization", resource["id"])) is not None:
             return 0
-        s.add(
-            StoredResource(
-                resource_type="Organization",
-                id=resource["id"],
-                version_id=1,
-                body=cipher.seal(resource, 1),
-            )
-        )
+        repo.put(s, resource, DEMO_MUNICIPALITY.code, None)
     return 1

@@ -1,0 +1,394 @@
+"""The FHIR REST routes. Each one is: authenticate → decide (policy.py) → repository → answer
+with stored JSON bytes → AuditEvent. Errors are OperationOutcomes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, request
+from flask.typing import ResponseReturnValue
+
+from phr_core.tokens import AccessToken, InvalidToken
+from phr_core.webapp import database, settings
+from phr_server import audit, search, transaction
+from phr_server.indexing import TYPES
+from phr_server.policy import Access, ConsentUnavailable, Denied, decide
+from phr_server.repository import Conflict, Found, NotFound, Repository
+from phr_server.validation import Invalid
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+
+bp = Blueprint("fhir_api", __name__)
+
+
+class Problem(Exception):
+    def __init__(self, status: int, code: str, diagnostics: str, issues: list | None = None):
+        super().__init__(diagnostics)
+        self.status, self.code, self.diagnostics = status, code, diagnostics
+        self.issues = issues
+
+
+def outcome(status: int, code: str, diagnostics: str, issues: list | None = None) -> Response:
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": issues or [{"severity": "error", "code": code, "diagnostics": diagnostics}],
+    }
+    resp = Response(json.dumps(body, ensure_ascii=False), status=status, content_type=FHIR_JSON)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = (
+            f'Bearer realm="phr", error="invalid_token", error_description="{diagnostics}"'
+        )
+    return resp
+
+
+def fhir(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    resp = Response(body, status=status, content_type=FHIR_JSON)
+    resp.headers.update(headers or {})
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def base_url() -> str:
+    return settings().urls["fhir"]
+
+
+def repo() -> Repository:
+    return current_app.extensions["phr_repo"]
+
+
+# --- authentication -----------------------------------------------------------------------
+
+
+class TokenCache:
+    """Verified tokens for up to a minute (never past `exp`): the signature check costs more
+    than everything else of a read. Consent is still asked per request (through its cache)."""
+
+    def __init__(self, size: int = 4096, ttl: float = 60.0) -> None:
+        self.size, self.ttl = size, ttl
+        self._items: dict[str, tuple[float, AccessToken]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, raw: str, verify: Callable[[str], AccessToken]) -> AccessToken:
+        key = hashlib.sha256(raw.encode()).hexdigest()
+        now = time.time()
+        hit = self._items.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        token = verify(raw)
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = (min(now + self.ttl, token.expires_at), token)
+        return token
+
+
+def authenticate(s: Any) -> Access:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise Problem(401, "login", "a bearer access token is required")
+    raw = header[7:].strip()
+    ext = current_app.extensions
+    try:
+        token = ext["phr_token_cache"].get(raw, ext["phr_verifier"].verify)
+    except InvalidToken as exc:
+        raise Problem(401, "login", str(exc)) from None
+    try:
+        return decide(token, raw, ext["phr_consent"], ext["phr_patients"], s)
+    except Denied as exc:
+        raise Problem(403, "forbidden", str(exc)) from None
+    except ConsentUnavailable as exc:
+        raise Problem(503, "transient", str(exc)) from None
+
+
+def handle(
+    subtype: str, fn: Callable[[Any, Access], tuple[Response, list[str], set[str]]]
+) -> Response:
+    """Run `fn` inside a session with the request's Access, turn errors into OperationOutcomes
+    and write the AuditEvent (also for failures once the caller is known)."""
+    db = database()
+    access: Access | None = None
+    refs: list[str] = []
+    patients: set[str] = set()
+    try:
+        with db.session() as s:
+            access = authenticate(s)
+            resp, refs, patients = fn(s, access)
+        code = "0"
+    except Problem as p:
+        resp, code = outcome(p.status, p.code, p.diagnostics, p.issues), "4"
+    except NotFound as exc:
+        resp, code = outcome(404, "not-found", str(exc)), "4"
+    except Denied as exc:
+        resp, code = outcome(403, "forbidden", str(exc)), "4"
+    except search.BadRequest as exc:
+        resp, code = outcome(400, "invalid", str(exc), [_param_issue(exc)]), "4"
+    except Invalid as exc:
+        resp, code = outcome(400, "invalid", str(exc), exc.issues), "4"
+    except transaction.PreconditionFailed as exc:
+        resp, code = outcome(412, "conflict", str(exc), exc.issues), "4"
+    except Conflict as exc:
+        resp, code = outcome(409, "conflict", str(exc)), "4"
+    if access is not None:
+        if not access.system:
+            patients &= access.patient_ids
+        event = audit.build(access, subtype, code, refs, patients, _query_for_audit())
+        with db.session() as s:
+            audit.record(s, repo(), event)
+    return resp
+
+
+def _param_issue(exc: search.BadRequest) -> dict[str, Any]:
+    return {
+        "severity": "error",
+        "code": "invalid" if exc.param != "_cursor" else "processing",
+        "diagnostics": str(exc),
+        "expression": [exc.param],
+    }
+
+
+def _query_for_audit() -> str | None:
+    return request.full_path if request.query_string else None
+
+
+def _etag_headers(f: Found) -> dict[str, str]:
+    return {
+        "ETag": f'W/"{f.version}"',
+        "Last-Modified": format_datetime(f.last_updated, usegmt=True),
+        "Location": f"{base_url()}/{f.ref}/_history/{f.version}",
+    }
+
+
+def _check_type(rtype: str) -> None:
+    if rtype not in TYPES:
+        raise Problem(404, "not-supported", f"resource type {rtype!r} is not served here")
+
+
+def _patients_for(s: Any, access: Access, refs: list[tuple[str, str]]) -> set[str]:
+    return repo().patients_of(s, refs)
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+@bp.get("/<rtype>/<rid>")
+def read(rtype: str, rid: str) -> ResponseReturnValue:
+    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+        _check_type(rtype)
+        access.require(rtype, "r")
+        f = repo().read(s, access, rtype, rid)
+        return (
+            fhir(f.body, headers=_etag_headers(f)),
+            [f.ref],
+            _patients_for(s, access, [(rtype, rid)]),
+        )
+
+    return handle("read", run)
+
+
+@bp.get("/<rtype>/<rid>/_history/<vid>")
+def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
+    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+        _check_type(rtype)
+        access.require(rtype, "r")
+        if not vid.isdigit():
+            raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
+        f = repo().vread(s, access, rtype, rid, int(vid))
+        ref = f"{f.ref}/_history/{f.version}"
+        return (
+            fhir(f.body, headers=_etag_headers(f)),
+            [ref],
+            _patients_for(s, access, [(rtype, rid)]),
+        )
+
+    return handle("vread", run)
+
+
+@bp.get("/<rtype>/<rid>/_history")
+def history(rtype: str, rid: str) -> ResponseReturnValue:
+    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+        _check_type(rtype)
+        access.require(rtype, "r")
+        versions = repo().history(s, access, rtype, rid)
+        self_link = f"{base_url()}/{rtype}/{rid}/_history"
+        body = bundle_bytes("history", [(v, None) for v in versions], {"self": self_link})
+        return fhir(body), [f"{rtype}/{rid}"], _patients_for(s, access, [(rtype, rid)])
+
+    return handle("history-instance", run)
+
+
+@bp.get("/<rtype>")
+def search_type(rtype: str) -> ResponseReturnValue:
+    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+        _check_type(rtype)
+        access.require(rtype, "s")
+        args = list(request.args.items(multi=True))
+        q = search.parse(rtype, args, current_app.extensions["phr_cursor_key"])
+        if q.summary_count:
+            total = repo().count(s, access, q)
+            body = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
+            return fhir(body.encode()), [], set()
+        page = repo().search(s, access, q)
+        base = f"{base_url()}/{rtype}"
+        links = {"self": base + ("?" + urlencode(q.canonical) if q.canonical else "")}
+        for rel, cur in (("next", page.next_cursor), ("previous", page.prev_cursor)):
+            if cur:
+                links[rel] = base + "?" + urlencode([*q.canonical, ("_cursor", cur)])
+        entries = [(f, "match") for f in page.matches] + [(f, "include") for f in page.includes]
+        refs = [f.ref for f, _ in entries]
+        patients = _patients_for(s, access, [(f.rtype, f.id) for f, _ in entries])
+        return fhir(bundle_bytes("searchset", entries, links)), refs, patients
+
+    return handle("search-type", run)
+
+
+@bp.get("/Patient/<pid>/$everything")
+def everything(pid: str) -> ResponseReturnValue:
+    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+        access.require("Patient", "r")
+        found = repo().everything(s, access, pid)
+        links = {"self": f"{base_url()}/Patient/{pid}/$everything"}
+        body = bundle_bytes("searchset", [(f, "match") for f in found], links)
+        return fhir(body), [f.ref for f in found], {pid}
+
+    return handle("operation", run)
+
+
+def bundle_bytes(
+    btype: str, entries: list[tuple[Found, str | None]], links: dict[str, str]
+) -> bytes:
+    """A Bundle around stored bytes, without parsing them."""
+    base = base_url()
+    head = {
+        "resourceType": "Bundle",
+        "type": btype,
+        "link": [{"relation": k, "url": v} for k, v in links.items()],
+    }
+    parts = []
+    for f, mode in entries:
+        url = f"{base}/{f.ref}"
+        if btype == "history":
+            url += f"/_history/{f.version}"
+        tail = f',"search":{{"mode":"{mode}"}}' if mode else ""
+        if btype == "history":
+            first = f.version == 1
+            req = {"method": "POST" if first else "PUT", "url": f.rtype if first else f.ref}
+            res = {"status": "201" if first else "200", "etag": f'W/"{f.version}"'}
+            tail = f',"request":{json.dumps(req)},"response":{json.dumps(res)}'
+        parts.append(
+            b'{"fullUrl":'
+            + json.dumps(url).encode()
+            + b',"resource":'
+            + f.body
+            + tail.encode()
+            + b"}"
+        )
+    if btype == "history":
+        head["total"] = len(entries)
+    prefix = json.dumps(head, ensure_ascii=False)[:-1].encode()
+    if not parts:
+        return prefix + b"}"
+    return prefix + b',"entry":[' + b",".join(parts) + b"]}"
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+@bp.post("/")
+def transaction_endpoint() -> ResponseReturnValue:
+    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+        if not access.system:
+            raise Denied("only system clients (connectors) write")
+        bundle = _json_body()
+        result = transaction.process(s, repo(), access, bundle)
+        return _transaction_response(result), result.touched, result.patients
+
+    return handle("transaction", run)
+
+
+@bp.put("/<rtype>/<rid>")
+def update(rtype: str, rid: str) -> ResponseReturnValue:
+    """A single update, with `If-Match`, as a one-entry transaction."""
+
+    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+        if not access.system:
+            raise Denied("only system clients (connectors) write")
+        _check_type(rtype)
+        resource = _json_body()
+        if isinstance(resource, dict) and resource.get("id") not in (None, rid):
+            raise Problem(400, "invalid", "the resource's id differs from the URL")
+        req: dict[str, Any] = {"method": "PUT", "url": f"{rtype}/{rid}"}
+        if request.headers.get("If-Match"):
+            req["ifMatch"] = request.headers["If-Match"]
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": resource, "request": req}],
+        }
+        try:
+            result = transaction.process(s, repo(), access, bundle)
+        except Invalid as exc:
+            for i in exc.issues:
+                i["expression"] = [
+                    e.replace("Bundle.entry[0].resource", rtype) for e in i.get("expression", [])
+                ]
+            raise
+        e = result.entries[0]
+        status = int(e.status.split()[0])
+        body = repo().read(s, access, rtype, rid).body if e.unchanged else e.found.body
+        f = e.found
+        return fhir(body, status, _etag_headers(f)), result.touched, result.patients
+
+    return handle("update", run)
+
+
+def _json_body() -> Any:
+    try:
+        return json.loads(request.get_data() or b"null")
+    except ValueError:
+        raise Problem(400, "structure", "the body is not JSON") from None
+
+
+def _transaction_response(result: transaction.Result) -> Response:
+    entries = []
+    for e in result.entries:
+        f = e.found
+        resp: dict[str, Any] = {
+            "status": e.status,
+            "location": f"{f.ref}/_history/{f.version}",
+            "etag": f'W/"{f.version}"',
+            "lastModified": _instant(f),
+        }
+        if e.unchanged:
+            resp["outcome"] = {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {"severity": "information", "code": "informational", "diagnostics": "unchanged"}
+                ],
+            }
+        entries.append({"fullUrl": f"{base_url()}/{f.ref}", "response": resp})
+    body = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+    return fhir(json.dumps(body, ensure_ascii=False).encode())
+
+
+def _instant(f: Found) -> str:
+    from phr_server.dates import instant
+
+    dt = f.last_updated
+    if dt.tzinfo is None:
+        from datetime import UTC
+
+        dt = dt.replace(tzinfo=UTC)
+    return instant(dt)
+
+
+@bp.route("/<rtype>/<rid>", methods=["DELETE", "PATCH", "POST"])
+@bp.route("/<rtype>", methods=["POST", "PUT", "DELETE", "PATCH"])
+def unsupported(rtype: str, rid: str | None = None) -> ResponseReturnValue:
+    return outcome(405, "not-supported", "this interaction is not supported; see /metadata")

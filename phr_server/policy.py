@@ -1,0 +1,343 @@
+"""The one policy-decision point. Every read, vread, history, search, `_include` and
+`$everything` asks `Access.visible()` for the SQL condition a row must meet, so no route can
+forget the policy (Medplum applies it in the repository for the same reason).
+
+What a request may see is the intersection of
+* the token's SMART scopes (v2 `patient/Observation.rs`, granular `?category=…`, v1 `.read`),
+  narrowed to those the consent grant still covers,
+* the consent grant named in the token being active right now (asked from the consent service
+  through a cache of at most a few seconds, so a revocation bites within seconds), and
+* the Patients the person may reach: their own and their children's, as (municipality,
+  pseudonymous code) pairs from the consent service, mapped to Patient ids by identifier.
+
+Connector (client-credentials) tokens carry `system/` scopes and a `municipality`: they see
+and change only rows of that municipality.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from phr_core.identifiers import pseudonym_system
+from phr_core.tokens import AccessToken
+from phr_server.models import Compartment, StoredResource, TokenIndex
+
+R = StoredResource.__table__
+C = Compartment.__table__
+T = TokenIndex.__table__
+
+CONSENT_TTL_S = 5.0
+
+_SCOPE_RE = re.compile(
+    r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|c?r?u?d?s?)(?:\?(.+))?$"
+)
+V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+
+
+class Denied(Exception):
+    """403: the token does not allow this; the message reveals nothing about patients."""
+
+
+class ConsentUnavailable(Exception):
+    """503: the consent service cannot be asked; we fail closed."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    context: str  # patient | user | system
+    type: str  # a resource type or *
+    perms: frozenset[str]  # of c r u d s
+    filters: tuple[tuple[str, str], ...] = ()  # granular: (search parameter, value)
+
+    def covers(self, other: Scope) -> bool:
+        """True when this (granted) scope allows everything `other` (requested) asks for."""
+        return (
+            self.context == other.context
+            and self.type in ("*", other.type)
+            and other.perms <= self.perms
+            and set(self.filters) <= set(other.filters)
+        )
+
+
+def parse_scope(text: str) -> Scope | None:
+    """A SMART resource scope, or None for other scopes (openid, launch/patient, …)."""
+    m = _SCOPE_RE.match(text)
+    if not m or not m.group(3):
+        return None
+    perms = frozenset(V1.get(m.group(3), m.group(3)))
+    filters = tuple(urllib.parse.parse_qsl(m.group(4) or "", keep_blank_values=False))
+    return Scope(m.group(1), m.group(2), perms, filters)
+
+
+# --- the consent service ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    id: str
+    status: str
+    subject: str
+    client_id: str
+    scopes: tuple[str, ...]
+    expires_at: int | None = None
+
+    def active(self, now: float | None = None) -> bool:
+        t = time.time() if now is None else now
+        return self.status == "active" and (self.expires_at is None or self.expires_at > t)
+
+
+@dataclass(frozen=True)
+class PatientLink:
+    municipality: str
+    code: str
+    relationship: str  # self | child
+
+
+class ConsentDirectory(Protocol):
+    """What the PHR server needs from the consent service."""
+
+    def grant(self, grant_id: str, bearer: str) -> Grant | None: ...
+
+    def patients(self, subject: str, bearer: str) -> list[PatientLink]: ...
+
+
+def _grant_from(data: dict[str, Any]) -> Grant:
+    exp = data.get("expires_at")
+    if isinstance(exp, str):  # ISO 8601 is accepted as well as epoch seconds
+        from datetime import datetime
+
+        exp = int(datetime.fromisoformat(exp.replace("Z", "+00:00")).timestamp())
+    return Grant(
+        id=str(data["id"]),
+        status=str(data.get("status", "")),
+        subject=str(data.get("subject", "")),
+        client_id=str(data.get("client_id", "")),
+        scopes=tuple(data.get("scopes") or ()),
+        expires_at=exp,
+    )
+
+
+class HttpConsentDirectory:
+    """The consent service's API over HTTP, each answer cached for `ttl` seconds (≤ 5):
+    `GET {base}/api/v1/grants/{id}` and `GET {base}/api/v1/subjects/{sub}/patients`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        ttl: float = CONSENT_TTL_S,
+        timeout: float = 3.0,
+        service_token: Callable[[], str | None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.ttl = min(ttl, CONSENT_TTL_S)
+        self.timeout = timeout
+        self.service_token = service_token
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, path: str, bearer: str) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(path)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        token = (self.service_token() if self.service_token else None) or bearer
+        req = urllib.request.Request(  # noqa: S310 - the configured consent URL
+            self.base_url + path,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                value = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise ConsentUnavailable(f"consent service answered {exc.code}") from None
+            value = None
+        except (OSError, ValueError):
+            raise ConsentUnavailable("consent service unreachable") from None
+        with self._lock:
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[path] = (now + self.ttl, value)
+        return value
+
+    def grant(self, grant_id: str, bearer: str) -> Grant | None:
+        data = self._get(f"/api/v1/grants/{urllib.parse.quote(grant_id, safe='')}", bearer)
+        return _grant_from(data) if data else None
+
+    def patients(self, subject: str, bearer: str) -> list[PatientLink]:
+        data = self._get(
+            f"/api/v1/subjects/{urllib.parse.quote(subject, safe='')}/patients", bearer
+        )
+        return [
+            PatientLink(str(p["municipality"]), str(p["code"]), str(p.get("relationship", "")))
+            for p in (data or {}).get("patients", [])
+        ]
+
+
+@dataclass
+class InMemoryConsentDirectory:
+    """The same contract in process: for tests and single-process development."""
+
+    grants: dict[str, Grant] = field(default_factory=dict)
+    links: dict[str, list[PatientLink]] = field(default_factory=dict)
+
+    def grant(self, grant_id: str, bearer: str) -> Grant | None:
+        return self.grants.get(grant_id)
+
+    def patients(self, subject: str, bearer: str) -> list[PatientLink]:
+        return list(self.links.get(subject, []))
+
+
+# --- the decision ---------------------------------------------------------------------------
+
+
+@dataclass
+class Access:
+    """Who is asking and what they may touch; built once per request by `decide`."""
+
+    token: AccessToken
+    raw_token: str
+    scopes: list[Scope]
+    patient_ids: frozenset[str] = frozenset()
+    relationships: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def system(self) -> bool:
+        return self.token.grant_id is None
+
+    @property
+    def municipality(self) -> str | None:
+        return self.token.municipality
+
+    def scopes_for(self, rtype: str, perm: str) -> list[Scope]:
+        contexts = ("system",) if self.system else ("patient", "user")
+        return [
+            s
+            for s in self.scopes
+            if s.context in contexts and s.type in ("*", rtype) and perm in s.perms
+        ]
+
+    def allows(self, rtype: str, perm: str) -> bool:
+        return bool(self.scopes_for(rtype, perm))
+
+    def require(self, rtype: str, perm: str) -> None:
+        if not self.allows(rtype, perm):
+            action = {"r": "read", "s": "search", "c": "create", "u": "update"}.get(perm, perm)
+            raise Denied(f"the token's scopes do not allow {action} of {rtype}")
+
+    def visible(self, rtype: str, perm: str) -> ColumnElement[bool]:
+        """The SQL condition on `fhir_resource` rows of `rtype` this request may see."""
+        from phr_server.search import token_clause  # granular scopes are search criteria
+
+        scopes = self.scopes_for(rtype, perm)
+        if not scopes:
+            return false()
+        conds: list[ColumnElement[bool]] = [R.c.resource_type == rtype]
+        if any(not s.filters for s in scopes):
+            narrowing: ColumnElement[bool] = true()
+        else:
+            narrowing = or_(
+                *(
+                    and_(*(token_clause(rtype, p, v) for p, v in s.filters))
+                    for s in scopes
+                    if all(_is_token_param(rtype, p) for p, _ in s.filters)
+                )
+            )
+        conds.append(narrowing)
+        if self.system:
+            conds.append(R.c.municipality == (self.municipality or ""))
+            return and_(*conds)
+        from phr_server.indexing import TYPES
+
+        spec = TYPES[rtype]
+        if rtype == "Patient" or spec.compartment:
+            if not self.patient_ids:
+                return false()
+            conds.append(
+                exists(
+                    select(1).where(
+                        C.c.resource_type == R.c.resource_type,
+                        C.c.resource_id == R.c.id,
+                        C.c.patient_id.in_(sorted(self.patient_ids)),
+                    )
+                )
+            )
+        elif rtype != "Organization":
+            return false()  # Provenance and the like are for the connectors only
+        return and_(*conds)
+
+
+def _is_token_param(rtype: str, name: str) -> bool:
+    from phr_server.indexing import TYPES
+
+    p = TYPES[rtype].params.get(name)
+    return p is not None and p.kind == "token"
+
+
+class PatientResolver:
+    """(municipality, code) pairs → Patient ids, through the identifier index, cached briefly."""
+
+    def __init__(self, ttl: float = CONSENT_TTL_S) -> None:
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
+
+    def ids(self, session: Any, links: list[PatientLink]) -> dict[str, str]:
+        now = time.monotonic()
+        out: dict[str, str] = {}
+        for link in links:
+            key = (link.municipality, link.code)
+            hit = self._cache.get(key)
+            if hit is None or hit[0] <= now:
+                found = tuple(
+                    session.scalars(
+                        select(T.c.resource_id).where(
+                            T.c.resource_type == "Patient",
+                            T.c.param == "identifier",
+                            T.c.code == link.code,
+                            T.c.system == pseudonym_system(link.municipality),
+                        )
+                    )
+                )
+                if len(self._cache) > 10000:
+                    self._cache.clear()
+                self._cache[key] = hit = (now + self.ttl, found)
+            for pid in hit[1]:
+                out[pid] = link.relationship
+        return out
+
+
+def decide(
+    token: AccessToken,
+    raw_token: str,
+    directory: ConsentDirectory,
+    resolver: PatientResolver,
+    session: Any,
+) -> Access:
+    """Build the request's Access, or raise Denied / ConsentUnavailable."""
+    requested = [s for s in map(parse_scope, token.scopes) if s is not None]
+    if token.grant_id is None:
+        if not token.municipality or not re.fullmatch(r"\d{6}", token.municipality):
+            raise Denied("a client token needs a six-digit municipality")
+        return Access(token, raw_token, [s for s in requested if s.context == "system"])
+    grant = directory.grant(token.grant_id, raw_token)
+    if grant is None or not grant.active():
+        raise Denied("the consent grant behind this token is not active")
+    if grant.subject != token.subject or grant.client_id != token.client_id:
+        raise Denied("the consent grant behind this token belongs to another subject or app")
+    granted = [s for s in map(parse_scope, grant.scopes) if s is not None]
+    scopes = [s for s in requested if s.context != "system" and any(g.covers(s) for g in granted)]
+    links = directory.patients(token.subject, raw_token)
+    rel = resolver.ids(session, links)
+    return Access(token, raw_token, scopes, frozenset(rel), rel)

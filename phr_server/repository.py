@@ -1,0 +1,304 @@
+"""The repository: every way a resource leaves the database goes through here, and each one
+takes its SQL condition from `Access.visible()` (policy.py). Writes are `put()`; the index
+tables, history and the sealed body change together in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from phr_server.dates import instant, to_us
+from phr_server.indexing import TYPES, extract
+from phr_server.models import (
+    Compartment,
+    DateIndex,
+    ResourceVersion,
+    StoredResource,
+    TokenIndex,
+    utcnow,
+)
+from phr_server.policy import Access
+from phr_server.search import Query, make_cursor, sort_column
+from phr_server.storage import Keyring, canonical, serialize
+
+R = StoredResource.__table__
+V = ResourceVersion.__table__
+C = Compartment.__table__
+T = TokenIndex.__table__
+D = DateIndex.__table__
+
+EVERYTHING_LIMIT = 5000
+
+
+class NotFound(Exception):
+    """404: no such resource, or none this request may see (the two look the same)."""
+
+
+class Conflict(Exception):
+    """409: someone else changed the resource at the same moment; retry."""
+
+
+@dataclass
+class Found:
+    rtype: str
+    id: str
+    version: int
+    last_updated: datetime
+    body: bytes  # the stored JSON bytes
+
+    @property
+    def ref(self) -> str:
+        return f"{self.rtype}/{self.id}"
+
+
+@dataclass
+class Page:
+    matches: list[Found]
+    includes: list[Found]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+_COLS = (R.c.resource_type, R.c.id, R.c.version_id, R.c.last_updated, R.c.key_id, R.c.body)
+
+
+class Repository:
+    def __init__(self, keyring: Keyring, cursor_key: bytes) -> None:
+        self.keyring = keyring
+        self.cursor_key = cursor_key
+
+    def _found(self, s: Session, row: Any) -> Found:
+        body = self.keyring.open(s, row.key_id, row.resource_type, row.id, row.version_id, row.body)
+        lu = row.last_updated
+        if lu.tzinfo is None:  # SQLite hands back naive UTC
+            lu = lu.replace(tzinfo=UTC)
+        return Found(row.resource_type, row.id, row.version_id, lu, body)
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def read(self, s: Session, access: Access, rtype: str, rid: str) -> Found:
+        row = s.execute(
+            select(*_COLS).where(
+                R.c.resource_type == rtype, R.c.id == rid, access.visible(rtype, "r")
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        return self._found(s, row)
+
+    def vread(self, s: Session, access: Access, rtype: str, rid: str, vid: int) -> Found:
+        self.read(s, access, rtype, rid)  # the policy judges the resource by its current row
+        row = s.execute(
+            select(
+                V.c.resource_type, V.c.id, V.c.version_id, V.c.last_updated, V.c.key_id, V.c.body
+            ).where(V.c.resource_type == rtype, V.c.id == rid, V.c.version_id == vid)
+        ).first()
+        if row is None:
+            raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
+        return self._found(s, row)
+
+    def history(self, s: Session, access: Access, rtype: str, rid: str) -> list[Found]:
+        self.read(s, access, rtype, rid)
+        rows = s.execute(
+            select(
+                V.c.resource_type, V.c.id, V.c.version_id, V.c.last_updated, V.c.key_id, V.c.body
+            )
+            .where(V.c.resource_type == rtype, V.c.id == rid)
+            .order_by(V.c.version_id.desc())
+        )
+        return [self._found(s, r) for r in rows]
+
+    def count(self, s: Session, access: Access, q: Query) -> int:
+        from sqlalchemy import func
+
+        return (
+            s.scalar(
+                select(func.count()).select_from(R).where(access.visible(q.rtype, "s"), *q.where)
+            )
+            or 0
+        )
+
+    def search(self, s: Session, access: Access, q: Query) -> Page:
+        col = sort_column(q)
+        cond = [access.visible(q.rtype, "s"), *q.where]
+        backwards = bool(q.cursor and q.cursor["direction"] == "prev")
+        asc = q.descending == backwards  # the direction we walk the index in
+        if q.cursor:
+            v, rid = q.cursor["value"], q.cursor["id"]
+            after = (lambda a, b: a > b) if asc else (lambda a, b: a < b)
+            if col is None:
+                cond.append(after(R.c.id, rid))
+            else:
+                cond.append(or_(after(col, v), and_(col == v, after(R.c.id, rid))))
+        order = [] if col is None else [col.asc() if asc else col.desc()]
+        order.append(R.c.id.asc() if asc else R.c.id.desc())
+        sel = select(*_COLS, *([col] if col is not None else [])).where(*cond)
+        rows = list(s.execute(sel.order_by(*order).limit(q.count + 1)))
+        more = len(rows) > q.count
+        rows = rows[: q.count]
+        if backwards:
+            rows.reverse()
+
+        def key(r: Any) -> int | None:
+            return None if col is None else r[-1]
+
+        nxt = prv = None
+        if rows:
+            first, last = rows[0], rows[-1]
+            if (more and not backwards) or backwards:
+                nxt = make_cursor(self.cursor_key, key(last), last.id, "next")
+            if (more and backwards) or (q.cursor and not backwards):
+                prv = make_cursor(self.cursor_key, key(first), first.id, "prev")
+        matches = [self._found(s, r) for r in rows]
+        includes: list[Found] = []
+        if q.include_patients and matches and access.allows("Patient", "r"):
+            pids = self.patients_of(s, [(m.rtype, m.id) for m in matches])
+            if pids:
+                inc = s.execute(
+                    select(*_COLS).where(
+                        R.c.resource_type == "Patient",
+                        R.c.id.in_(sorted(pids)),
+                        access.visible("Patient", "r"),
+                    )
+                )
+                includes = [self._found(s, r) for r in inc]
+        return Page(matches, includes, nxt, prv)
+
+    def everything(self, s: Session, access: Access, pid: str) -> list[Found]:
+        out = [self.read(s, access, "Patient", pid)]
+        for rtype, spec in TYPES.items():
+            if rtype == "Patient" or not spec.compartment:
+                continue
+            perm = "s" if access.allows(rtype, "s") else "r"
+            rows = s.execute(
+                select(*_COLS)
+                .where(
+                    R.c.resource_type == rtype,
+                    access.visible(rtype, perm),
+                    R.c.id.in_(
+                        select(C.c.resource_id).where(
+                            C.c.resource_type == rtype, C.c.patient_id == pid
+                        )
+                    ),
+                )
+                .order_by(R.c.sort_us, R.c.id)
+                .limit(EVERYTHING_LIMIT)
+            )
+            out.extend(self._found(s, r) for r in rows)
+        return out
+
+    def patients_of(self, s: Session, refs: list[tuple[str, str]]) -> set[str]:
+        """The Patient ids whose compartments hold these resources."""
+        if not refs:
+            return set()
+        out: set[str] = set()
+        by_type: dict[str, list[str]] = {}
+        for t, i in refs:
+            by_type.setdefault(t, []).append(i)
+        for t, ids in by_type.items():
+            for chunk in range(0, len(ids), 500):
+                out.update(
+                    s.scalars(
+                        select(C.c.patient_id).where(
+                            C.c.resource_type == t, C.c.resource_id.in_(ids[chunk : chunk + 500])
+                        )
+                    )
+                )
+        return out
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def current(self, s: Session, rtype: str, rid: str) -> StoredResource | None:
+        return s.get(StoredResource, (rtype, rid))
+
+    def unchanged(self, s: Session, row: StoredResource, resource: dict[str, Any]) -> bool:
+        if row.key_id is None or row.content_mac is None:
+            return False
+        return self.keyring.content_mac(s, row.key_id, canonical(resource)) == row.content_mac
+
+    def put(
+        self,
+        s: Session,
+        resource: dict[str, Any],
+        scope: str,
+        prev: StoredResource | None,
+        now: datetime | None = None,
+    ) -> Found:
+        """Store `resource` (its id set) as a new version with its index rows."""
+        rtype, rid = resource["resourceType"], resource["id"]
+        now = now or utcnow()
+        version = (prev.version_id + 1) if prev else 1
+        meta = dict(resource.get("meta") or {})
+        meta["versionId"] = str(version)
+        meta["lastUpdated"] = instant(now)
+        resource = {**resource, "meta": meta}
+        body = serialize(resource)
+        key_id = self.keyring.current(s, scope)
+        mac = self.keyring.content_mac(s, key_id, canonical(resource))
+        sealed = self.keyring.seal(s, key_id, rtype, rid, version, body)
+        idx = extract(resource)
+        values = dict(
+            version_id=version,
+            last_updated=now,
+            body=sealed,
+            key_id=key_id,
+            municipality=scope,
+            content_mac=mac,
+            updated_us=to_us(now),
+            sort_us=idx.sort_us,
+        )
+        if prev is None:
+            s.execute(insert(R).values(resource_type=rtype, id=rid, **values))
+        else:
+            done = s.execute(
+                update(R)
+                .where(R.c.resource_type == rtype, R.c.id == rid, R.c.version_id == prev.version_id)
+                .values(**values)
+            )
+            if done.rowcount != 1:
+                raise Conflict(f"{rtype}/{rid} changed meanwhile")
+            for table in (T, D, C):
+                col = table.c.resource_id
+                s.execute(delete(table).where(table.c.resource_type == rtype, col == rid))
+        s.execute(
+            insert(V).values(
+                resource_type=rtype,
+                id=rid,
+                version_id=version,
+                last_updated=now,
+                key_id=key_id,
+                body=sealed,
+            )
+        )
+        if idx.tokens:
+            s.execute(
+                insert(T),
+                [
+                    dict(resource_type=rtype, resource_id=rid, param=p, system=sy, code=co)
+                    for p, sy, co in idx.tokens
+                ],
+            )
+        if idx.dates:
+            s.execute(
+                insert(D),
+                [
+                    dict(resource_type=rtype, resource_id=rid, param=p, start_us=a, end_us=b)
+                    for p, a, b in idx.dates
+                ],
+            )
+        if idx.patients:
+            s.execute(
+                insert(C),
+                [dict(patient_id=p, resource_type=rtype, resource_id=rid) for p in idx.patients],
+            )
+        s.expire_all()
+        return Found(rtype, rid, version, now, body)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

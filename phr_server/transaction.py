@@ -1,0 +1,292 @@
+"""Writes: `transaction` Bundles from the connectors, all or nothing.
+
+Per entry: `PUT Type?identifier=system|value` (conditional update), `PUT Type/id`, or
+`POST Type` (with `ifNoneExist: identifier=system|value` for a conditional create);
+`ifMatch: W/"n"` for optimistic locking. `urn:uuid:` fullUrls may be referenced by other
+entries; they are replaced by the assigned `Type/id`. Content equal to what is stored is not
+written again: the entry answers 200 with an informational "unchanged" outcome, so loading the
+same source twice changes nothing. One Provenance per Bundle records what changed.
+
+A connector writes only its own municipality: identifiers in `urn:phr-platform:pseudonym:*`
+and `urn:phr-platform:source:*` systems must be its city's, every Patient needs its city's
+pseudonymous code, references must point at its city's resources, and only its city's rows
+are found by conditional requests."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from phr_core.identifiers import pseudonym_system
+from phr_server.dates import instant
+from phr_server.indexing import TYPES
+from phr_server.models import StoredResource, utcnow
+from phr_server.policy import Access
+from phr_server.repository import Found, Repository, new_id
+from phr_server.search import token_clause
+from phr_server.validation import REF_RE, Invalid, issue, validate
+
+R = StoredResource.__table__
+PSEUDONYM_PREFIX = "urn:phr-platform:pseudonym:"
+SOURCE_PREFIX = "urn:phr-platform:source:"
+CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
+
+
+class PreconditionFailed(Exception):
+    def __init__(self, issues: list[dict[str, Any]]) -> None:
+        super().__init__(issues[0]["diagnostics"])
+        self.issues = issues
+
+
+@dataclass
+class Outcome:
+    status: str
+    found: Found
+    unchanged: bool = False
+
+
+@dataclass
+class Result:
+    entries: list[Outcome]
+    provenance: Found | None
+    touched: list[str] = field(default_factory=list)
+    patients: set[str] = field(default_factory=set)
+
+
+def _own_system(system: str, muni: str) -> bool:
+    for prefix in (PSEUDONYM_PREFIX, SOURCE_PREFIX):
+        if system.startswith(prefix):
+            return system[len(prefix) :].split(":", 1)[0] == muni
+    return True
+
+
+def _identifier_query(text: str, where: str) -> tuple[str, str]:
+    pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
+    if len(pairs) != 1 or pairs[0][0] != "identifier" or "|" not in pairs[0][1]:
+        raise Invalid([issue(where, f"{where}: only identifier=system|value is supported")])
+    system, value = pairs[0][1].split("|", 1)
+    if not system or not value:
+        raise Invalid([issue(where, f"{where}: identifier needs system|value")])
+    return system, value
+
+
+def _references(node: Any, path: str):  # type: ignore[no-untyped-def]
+    if isinstance(node, dict):
+        if isinstance(node.get("reference"), str):
+            yield node, path
+        for k, v in node.items():
+            yield from _references(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _references(v, f"{path}[{i}]")
+
+
+def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result:
+    """Apply a transaction Bundle or raise Invalid / PreconditionFailed / Denied."""
+    muni = access.municipality or ""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise Invalid([issue("Bundle", "POST / takes a Bundle")])
+    if bundle.get("type") != "transaction":
+        raise Invalid([issue("Bundle.type", "Bundle.type must be transaction")])
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list) or not entries:
+        raise Invalid([issue("Bundle.entry", "the Bundle has no entries")])
+
+    # 1. shape of each entry, and what each urn:uuid will be
+    urn_types: dict[str, str] = {}
+    issues: list[dict[str, Any]] = []
+    for i, e in enumerate(entries):
+        p = f"Bundle.entry[{i}]"
+        res = e.get("resource") if isinstance(e, dict) else None
+        if not isinstance(res, dict):
+            issues.append(issue(f"{p}.resource", f"{p} has no resource"))
+            continue
+        full = e.get("fullUrl")
+        if isinstance(full, str) and full.startswith("urn:uuid:"):
+            if full in urn_types:
+                issues.append(issue(f"{p}.fullUrl", f"{full} appears twice"))
+            urn_types[full] = str(res.get("resourceType"))
+    if issues:
+        raise Invalid(issues)
+
+    # 2. validate every resource; collect every problem before answering
+    for i, e in enumerate(entries):
+        p = f"Bundle.entry[{i}]"
+        res = e["resource"]
+        try:
+            validate(res, f"{p}.resource", urn_types.get)
+        except Invalid as exc:
+            issues.extend(exc.issues)
+            continue
+        rtype = res["resourceType"]
+        if not TYPES[rtype].writable:
+            issues.append(
+                issue(f"{p}.resource.resourceType", f"{rtype} is written by the server only")
+            )
+        req = e.get("request") or {}
+        method = req.get("method")
+        if method not in ("PUT", "POST"):
+            issues.append(issue(f"{p}.request.method", "request.method must be PUT or POST"))
+        url = req.get("url") or ""
+        if not (url == rtype or url.startswith((rtype + "?", rtype + "/"))):
+            issues.append(issue(f"{p}.request.url", f"request.url must address {rtype}"))
+        for j, ident in enumerate(res.get("identifier") or []):
+            if not _own_system(ident.get("system", ""), muni):
+                issues.append(
+                    issue(
+                        f"{p}.resource.identifier[{j}].system",
+                        "identifier system of another municipality",
+                        "forbidden",
+                    )
+                )
+        if rtype == "Patient" and not any(
+            ident.get("system") == pseudonym_system(muni) for ident in res.get("identifier") or []
+        ):
+            issues.append(
+                issue(
+                    f"{p}.resource.identifier",
+                    f"a Patient needs an identifier in {pseudonym_system(muni)}",
+                )
+            )
+    if issues:
+        raise Invalid(issues)
+
+    # 3. find each entry's target
+    plan: list[tuple[dict, str, StoredResource | None, bool]] = []  # resource, id, prev, no-op
+    taken: dict[str, int] = {}
+    urn_refs: dict[str, str] = {}
+    for i, e in enumerate(entries):
+        p = f"Bundle.entry[{i}]"
+        res, req = dict(e["resource"]), e.get("request") or {}
+        rtype, url, method = res["resourceType"], req.get("url", ""), req["method"]
+        prev: StoredResource | None = None
+        existing_only = False
+        rid: str | None = None
+        cond = None
+        if method == "PUT" and "?" in url:
+            cond = _identifier_query(url.split("?", 1)[1], f"{p}.request.url")
+        elif method == "POST" and req.get("ifNoneExist"):
+            cond = _identifier_query(req["ifNoneExist"], f"{p}.request.ifNoneExist")
+            existing_only = True
+        elif method == "PUT":
+            rid = url.split("/", 1)[1]
+            if not REF_RE.match(f"{rtype}/{rid}"):
+                raise Invalid([issue(f"{p}.request.url", "request.url must be Type/id")])
+        if cond is not None:
+            if not _own_system(cond[0], muni):
+                raise Invalid(
+                    [issue(f"{p}.request.url", "identifier system of another municipality")]
+                )
+            ids = list(
+                s.scalars(
+                    select(R.c.id).where(
+                        R.c.resource_type == rtype,
+                        R.c.municipality == muni,
+                        token_clause(rtype, "identifier", f"{cond[0]}|{cond[1]}"),
+                    )
+                )
+            )
+            if len(ids) > 1:
+                raise PreconditionFailed(
+                    [issue(f"{p}.request.url", f"{len(ids)} resources match", "multiple-matches")]
+                )
+            rid = ids[0] if ids else None
+        if rid is not None:
+            prev = repo.current(s, rtype, rid)
+            if prev is not None and prev.municipality != muni:
+                raise Invalid([issue(f"{p}.request.url", f"{rtype}/{rid} cannot be written")])
+        if_match = req.get("ifMatch")
+        if if_match is not None:
+            m = re.fullmatch(r'(?:W/)?"(\d+)"', if_match.strip())
+            if not m or prev is None or prev.version_id != int(m.group(1)):
+                raise PreconditionFailed(
+                    [
+                        issue(
+                            f"{p}.request.ifMatch",
+                            "the resource's version is not " + if_match,
+                            "conflict",
+                        )
+                    ]
+                )
+        rid = rid or new_id()
+        ref = f"{rtype}/{rid}"
+        if ref in taken:
+            raise Invalid(
+                [issue(f"{p}.request", f"entries {taken[ref]} and {i} address the same resource")]
+            )
+        taken[ref] = i
+        access.require(rtype, "u" if prev is not None and not existing_only else "c")
+        res["id"] = rid
+        full = e.get("fullUrl")
+        if isinstance(full, str) and full.startswith("urn:uuid:"):
+            urn_refs[full] = ref
+        plan.append((res, rid, prev, existing_only and prev is not None))
+
+    # 4. rewrite urn:uuid references and check every reference points at this city's data
+    stored_types = set(TYPES)
+    for i, (res, _rid, _prev, _noop) in enumerate(plan):
+        for node, path in _references(res, f"Bundle.entry[{i}].resource"):
+            ref = node["reference"]
+            if ref in urn_refs:
+                node["reference"] = ref = urn_refs[ref]
+            m = REF_RE.match(ref)
+            if not m or m.group(1) not in stored_types or ref in taken:
+                continue
+            row = repo.current(s, m.group(1), m.group(2))
+            if row is None or row.municipality != muni:
+                issues.append(issue(f"{path}.reference", f"{ref} does not exist", "not-found"))
+    if issues:
+        raise Invalid(issues)
+
+    # 5. write what changed
+    now = utcnow()
+    out: list[Outcome] = []
+    result = Result([], None)
+    for res, _rid, prev, noop in plan:
+        if prev is not None and (noop or repo.unchanged(s, prev, res)):
+            found = Found(prev.resource_type, prev.id, prev.version_id, prev.last_updated, b"")
+            out.append(Outcome("200 OK", found, unchanged=True))
+            continue
+        found = repo.put(s, res, muni, prev, now)
+        out.append(Outcome("200 OK" if prev is not None else "201 Created", found))
+        result.touched.append(f"{found.ref}/_history/{found.version}")
+    result.entries = out
+    if result.touched:
+        prov = {
+            "resourceType": "Provenance",
+            "id": new_id(),
+            "target": [{"reference": t} for t in result.touched],
+            "recorded": instant(now),
+            "activity": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                        "code": "UPDATE",
+                    }
+                ]
+            },
+            "agent": [
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                "code": "assembler",
+                            }
+                        ]
+                    },
+                    "who": {
+                        "type": "Device",
+                        "identifier": {"system": CLIENT_SYSTEM, "value": access.token.client_id},
+                    },
+                }
+            ],
+        }
+        result.provenance = repo.put(s, prov, muni, None, now)
+        result.patients = repo.patients_of(s, [tuple(t.split("/")[:2]) for t in result.touched])
+    return result
