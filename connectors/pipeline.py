@@ -170,6 +170,7 @@ class Connector:
         code = self.pseudo.code(rec.resident)
         if code not in consented:
             return None
+        rec.key = self.pseudo.record_key(source, rec.key)
         if source == "mch":
             mother = rec.data.get("mother")
             mother_code = self.pseudo.code(mother) if mother else None

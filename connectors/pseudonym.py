@@ -28,3 +28,9 @@ class Pseudonymizer:
         if len(self._cache) < 200_000:
             self._cache[norm] = out
         return out
+
+    def record_key(self, source: str, key: str) -> str:
+        """An opaque, stable key for a source record: the export's own record number may embed
+        a resident number or other identifiers, so it is keyed-hashed before it goes out."""
+        mac = hmac.new(self._key, f"record|{source}|{key}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:18]).decode()

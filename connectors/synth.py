@@ -278,7 +278,7 @@ def write_mch(city: City, out: Path, rnd: random.Random) -> Path:
                 continue
             mother = by_no[p.mother]
             fac = rnd.choice(city.facilities)[0]
-            rid = f"M{p.number}"
+            rid = f"M{len(p.children) + rows:07d}{rnd.randrange(1000):03d}"
             conception = p.birth - timedelta(days=rnd.randint(266, 287))
             if _in_year(p.birth, city.year) or _in_year(conception + timedelta(days=60), city.year):
                 reg = conception + timedelta(days=rnd.randint(45, 75))

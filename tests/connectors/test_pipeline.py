@@ -1,0 +1,208 @@
+"""End to end against a real HTTP server on loopback (connectors.stub_server, implementing the
+PHR server's transaction contract): re-runs change nothing, corrected rows update, crashes
+resume without loss or duplicates, retries, refused rows isolated, consent gate."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.consent import StaticConsent
+from connectors.http import TokenSource, TransportError, check_url
+from connectors.pipeline import Connector, Report, detect_source
+from connectors.pseudonym import Pseudonymizer
+from connectors.stub_server import StubServer
+from connectors.transport import FhirTransport
+from phr_core.config import Settings
+from phr_core.db import Database
+from tests.connectors.helpers import CITY, KEY, codes_of, consents, make_city
+
+
+@pytest.fixture
+def city(tmp_path: Path) -> dict[str, Any]:
+    return make_city(tmp_path / "inbox", n=500, months=1)
+
+
+@pytest.fixture
+def server():  # type: ignore[no-untyped-def]
+    with StubServer() as s:
+        yield s
+
+
+def _connector(files: dict[str, Any], server: StubServer, db: Database | None = None, **kw: Any) -> Connector:
+    tokens = TokenSource(server.url, "connector-test", "s3cret")
+    kw.setdefault("consent", consents(files["consents"]))
+    return Connector(
+        CITY,
+        Pseudonymizer(KEY),
+        sink=FhirTransport(server.url, tokens, backoff=0.001, retries=kw.pop("retries", 5)),
+        db=db,
+        register_path=files["register"],
+        report=Report(io.StringIO()),
+        batch_size=kw.pop("batch_size", 100),
+        **kw,
+    )
+
+
+def _inputs(files: dict[str, Any]) -> list[Path]:
+    folder = Path(files["register"]).parent
+    return [p for p in sorted(folder.iterdir()) if detect_source(p)]
+
+
+def _run_all(c: Connector, files: dict[str, Any]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for p in _inputs(files):
+        s = c.run_file(p)
+        for k, v in vars(s).items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def test_rerun_changes_nothing_and_corrected_row_updates(city: dict[str, Any], server: StubServer) -> None:
+    first = _run_all(_connector(city, server), city)
+    assert first["created"] > 0 and first["rejected"] == 0
+    snapshot = json.dumps(sorted(server.state.store.items()), sort_keys=True, default=str)
+    count = len(server.state.store)
+
+    second = _run_all(_connector(city, server), city)
+    assert second["created"] == 0 and second["updated"] == 0
+    assert second["unchanged"] == first["created"] + first["updated"] + first["unchanged"]
+    assert json.dumps(sorted(server.state.store.items()), sort_keys=True, default=str) == snapshot
+
+    # Correct one consented row's weight in the MCH export: the same resource is updated.
+    mch = Path(city["mch"])
+    rows = list(csv.reader(io.StringIO(mch.read_text(encoding="cp932"))))
+    consented = set(consents(city["consents"]).codes("mch"))
+    codes = codes_of(city["register"])
+    i = next(n for n, r in enumerate(rows[1:], 1) if r[1] == "妊婦健診" and codes[r[2]] in consented and r[9])
+    rows[i][9] = f"{float(rows[i][9]) + 1.5:.1f}"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows(rows)
+    mch.write_bytes(buf.getvalue().encode("cp932"))
+    s = _connector(city, server).run_file(mch)
+    assert (s.created, s.updated) == (0, 1)
+    assert len(server.state.store) == count
+
+
+def test_people_without_consent_are_never_converted_or_sent(
+    city: dict[str, Any], server: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codes = codes_of(city["register"])
+    everyone = sorted(set(codes.values()))
+    allowed = set(everyone[: len(everyone) // 10])
+    refused = set(everyone) - allowed
+    mapped: list[str] = []
+
+    from connectors.mapping import mch, uke, vaccination
+
+    for mod in (mch, uke, vaccination):
+        orig = mod.map_record
+
+        def spy(ctx: Any, rec: Any, code: str, *a: Any, _orig: Any = orig) -> Any:
+            mapped.append(code)
+            return _orig(ctx, rec, code, *a)
+
+        monkeypatch.setattr(mod, "map_record", spy)
+    server.state.keep_bodies = True
+    c = _connector(city, server, consent=StaticConsent({k: allowed for k in ("mch", "immunization", "claims")}))
+    total = _run_all(c, city)
+    assert total["skipped_no_consent"] > 0 and total["sent"] > 0
+    assert set(mapped) <= allowed and mapped
+    sent = json.dumps(server.state.bodies)
+    assert not [code for code in refused if code in sent]
+    # What the PHR server now holds belongs to consented people only.
+    stored = json.dumps(list(server.state.store.values()))
+    assert not [code for code in refused if code in stored]
+
+
+def test_retry_on_server_errors(city: dict[str, Any], server: StubServer) -> None:
+    server.state.fail_next = 3
+    s = _connector(city, server).run_file(Path(city["vaccination"]))
+    assert s.sent > 0 and s.rejected == 0
+    assert server.state.fail_next == 0
+
+
+def test_crash_mid_run_resumes_without_loss_or_duplicates(
+    city: dict[str, Any], server: StubServer, migrated: Settings, tmp_path: Path
+) -> None:
+    db = Database(migrated.database_urls["connector"])
+    mch = Path(city["mch"])
+    # Reference: a clean run into a separate server.
+    with StubServer() as ref:
+        want = _connector(city, ref).run_file(mch)
+        want_store = dict(ref.state.store)
+    assert want.sent > 0
+
+    # The server goes away after 2 transactions; the run stops with the checkpoint at batch 2.
+    server.state.fail_after = 2
+    acked: list[int] = []
+    c = _connector(city, server, db=db, retries=1, on_batch=acked.append)
+    with pytest.raises(TransportError):
+        c.run_file(mch)
+    assert len(acked) == 2
+    server.state.fail_after = None
+    tx_before = server.state.transactions
+
+    again = _connector(city, server, db=db).run_file(mch)
+    # Nothing lost, nothing duplicated: the store equals the clean run's, the counters match,
+    # and the resumed run did not resend the two acknowledged batches.
+    assert server.state.store == want_store
+    assert (again.read, again.sent, again.skipped_no_consent) == (want.read, want.sent, want.skipped_no_consent)
+    assert again.created == want.created
+    assert server.state.transactions - tx_before < want_store.__len__()
+    from sqlalchemy import select
+
+    from connectors.models import Checkpoint, Run
+
+    with db.session() as s:
+        cp = s.scalars(select(Checkpoint)).one()
+        assert cp.status == "done"
+        statuses = [r.status for r in s.scalars(select(Run).order_by(Run.id))]
+        assert statuses == ["failed", "done"]
+    db.dispose()
+
+
+def test_refused_row_is_isolated_and_reported(city: dict[str, Any], server: StubServer) -> None:
+    vacc = Path(city["vaccination"])
+    consented = set(consents(city["consents"]).codes("immunization"))
+    codes = codes_of(city["register"])
+    rows = list(csv.reader(io.StringIO(vacc.read_text(encoding="utf-8"))))
+    i = next(n for n, r in enumerate(rows[1:], 1) if codes[r[1]] in consented)
+    rows[i][6] = "reject-me"  # the stub server refuses a transaction containing this lot number
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    vacc.write_text(buf.getvalue(), encoding="utf-8")
+    rep = io.StringIO()
+    c = _connector(city, server)
+    c.report = Report(rep)
+    s = c.run_file(vacc)
+    assert s.rejected == 1
+    lines = rep.getvalue().splitlines()
+    assert lines[0] == "file,line,field,reason"
+    assert lines[1].startswith(f"vaccination.csv,{i + 1},-,refused by the PHR server (processing")
+    assert "reject-me" not in rep.getvalue()
+    ok_rows = sum(1 for r in rows[1:] if codes[r[1]] in consented) - 1
+    assert s.sent == ok_rows
+
+
+def test_plain_http_only_to_loopback() -> None:
+    check_url("http://127.0.0.1:8002")
+    check_url("http://localhost:8002")
+    check_url("https://phr.example.jp")
+    with pytest.raises(ValueError, match="https"):
+        check_url("http://phr.example.jp")
+
+
+def test_token_refresh_on_401(city: dict[str, Any], server: StubServer) -> None:
+    c = _connector(city, server)
+    c.run_file(Path(city["vaccination"]))
+    issued = server.state.token_requests
+    server.state.tokens.clear()  # every issued token is now invalid
+    s = c.run_file(Path(city["vaccination"]))
+    assert s.rejected == 0 and s.unchanged > 0
+    assert server.state.token_requests == issued + 1
