@@ -60,6 +60,7 @@ class ConsentCache:
         self._sync_lock = threading.Lock()
         self._stamp = self._read_stamp()
         self._last_seq = 0
+        self._started = False
         self._last_sync_wall = utcnow()
         self._next_poll = 0.0
         self._next_prune = 0.0
@@ -102,7 +103,7 @@ class ConsentCache:
         try:
             started = utcnow()
             with self.db.session() as s:
-                if self._last_seq == 0:
+                if not self._started:
                     # First look: the cache is empty, so only remember where the log is.
                     self._last_seq = s.scalar(select(func.max(ChangeLog.seq))) or 0
                     rows: list[tuple[int, str]] = []
@@ -126,6 +127,7 @@ class ConsentCache:
                 self.evict(key for _, key in rows)
                 self._last_seq = max(self._last_seq, *(seq for seq, _ in rows))
             self._last_sync_wall = started
+            self._started = True
             self._stamp = stamp if stamp is not None else self._read_stamp()
             self._next_poll = time.monotonic() + self.poll_interval
             self.syncs += 1
