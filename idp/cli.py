@@ -1,0 +1,79 @@
+"""`phr idp …` commands for operators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from idp import keys
+from idp.clients import load_clients_file
+from idp.models import Client, SigningKey
+from phr_core.config import load_settings
+from phr_core.db import Database
+
+
+def _db() -> tuple[Database, str]:
+    settings = load_settings()
+    return Database(settings.database_urls["idp"]), settings.secret("PHR_IDP_DATA_KEY")
+
+
+@click.command("rotate-keys")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Promote the waiting key even if verifiers may not have fetched it yet.",
+)
+def rotate_keys(force: bool) -> None:
+    """Rotate the token-signing keys: the waiting key (published in the JWKS since the last
+    rotation) starts signing, the current one is kept in the JWKS until every token it signed
+    has expired, and a new waiting key is published. Run it on a schedule, e.g. monthly."""
+    db, data_key = _db()
+    try:
+        with db.session() as s:
+            keys.ensure_keys(s, data_key)
+        with db.session() as s:
+            promoted = keys.rotate(s, data_key, force=force)
+    except keys.RotationTooSoon as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo("now signing with: " + ", ".join(promoted))
+    click.echo("running IdP workers pick the new key up within 30 seconds")
+
+
+@click.command("keys")
+def list_keys() -> None:
+    """List signing keys and their state (next, current, retired)."""
+    db, _ = _db()
+    try:
+        with db.session() as s:
+            for k in s.scalars(select(SigningKey).order_by(SigningKey.created_at)):
+                until = f" until {k.retire_after:%Y-%m-%d %H:%M}" if k.retire_after else ""
+                click.echo(f"{k.kid:<32} {k.alg:<6} {k.state}{until}")
+    finally:
+        db.dispose()
+
+
+@click.command("clients")
+@click.option("--load", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def clients(path: Path | None) -> None:
+    """List registered clients, or register/update them from a JSON file (--load)."""
+    db, _ = _db()
+    try:
+        with db.session() as s:
+            if path:
+                click.echo(f"registered {load_clients_file(s, path)} client(s) from {path}")
+                return
+            for c in s.scalars(select(Client).order_by(Client.client_id)):
+                method = c.client_metadata.get("token_endpoint_auth_method", "client_secret_basic")
+                click.echo(f"{c.client_id:<32} {c.registration:<8} sector={c.sector} auth={method}")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+
+
+commands = [rotate_keys, list_keys, clients]
+
