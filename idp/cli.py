@@ -76,4 +76,3 @@ def clients(path: Path | None) -> None:
 
 
 commands = [rotate_keys, list_keys, clients]
-
