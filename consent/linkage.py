@@ -498,3 +498,19 @@ def child_consents(s: Session, subject: str) -> list[ConsentRecord]:
             )
         )
     )
+
+
+def expire_pending(s: Session, older_than: datetime) -> int:
+    """Close link requests still pending since before `older_than` and delete their attributes
+    (card-verified personal data must not wait forever for a city that never answers). The
+    consent stays; the person can ask again."""
+    stale = list(
+        s.scalars(
+            select(LinkRequest).where(
+                LinkRequest.status == "pending", LinkRequest.created_at < older_than
+            )
+        )
+    )
+    for request in stale:
+        _close(request, "expired")
+    return len(stale)
