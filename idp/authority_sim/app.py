@@ -4,7 +4,8 @@ GET  /ocsp/<base64 request>   OCSP (RFC 6960 appendix A.1, GET form)
 POST /ocsp                    OCSP (application/ocsp-request)
 GET  /crl                     the current CRL, DER (application/pkix-crl)
 GET  /ca/root.der, /ca/issuing.der   CA certificates (the AIA caIssuers target)
-GET  /renewal-links?new=<sha256 hex> | ?old=<sha256 hex>   signed old→new links
+POST /renewal-links  {"new": sha256 hex} or {"old": …}   signed old→new links (POST, so no
+                     certificate fingerprint ever sits in a URL or an access log)
 GET  /healthz, /readyz
 """
 
@@ -66,10 +67,12 @@ def ca_cert(which: str) -> ResponseReturnValue:
     return Response(cert.public_bytes(serialization.Encoding.DER), mimetype="application/pkix-cert")
 
 
-@bp.get("/renewal-links")
+@bp.post("/renewal-links")
 def renewal_links() -> ResponseReturnValue:
-    old = request.args.get("old", "").lower() or None
-    new = request.args.get("new", "").lower() or None
+    query = request.get_json(silent=True)
+    query = query if isinstance(query, dict) else {}
+    old = str(query.get("old") or "").lower() or None
+    new = str(query.get("new") or "").lower() or None
     if not (old or new) or any(v is not None and not _HEX64.match(v) for v in (old, new)):
         return jsonify(
             error="invalid_request", error_description="give old= or new= (sha256 hex)"

@@ -8,7 +8,6 @@ import base64
 import json
 import logging
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -32,9 +31,10 @@ class RenewalLinks:
         """Fingerprints of the certificates `new_fingerprint` renewed (usually zero or one).
         Raises CardError('renewal_check_unavailable') when the authority does not answer, so a
         renewed card is never mistaken for a new person."""
-        url = f"{self.base_url}/renewal-links?{urlencode({'new': new_fingerprint})}"
+        url = f"{self.base_url}/renewal-links"
+        query = json.dumps({"new": new_fingerprint}).encode()
         try:
-            doc = json.loads(self.fetch(url, None, None))
+            doc = json.loads(self.fetch(url, query, "application/json"))
             signer = x509.load_der_x509_certificate(base64.b64decode(doc["signer"]))
             links = doc["links"]
         except Exception:
