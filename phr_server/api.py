@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -160,7 +161,7 @@ def _query_for_audit() -> str | None:
 def _etag_headers(f: Found) -> dict[str, str]:
     return {
         "ETag": f'W/"{f.version}"',
-        "Last-Modified": format_datetime(f.last_updated, usegmt=True),
+        "Last-Modified": format_datetime(f.last_updated.astimezone(UTC), usegmt=True),
         "Location": f"{base_url()}/{f.ref}/_history/{f.version}",
     }
 

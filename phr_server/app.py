@@ -15,7 +15,12 @@ from phr_core.webapp import build_app, settings
 from phr_server.api import TokenCache
 from phr_server.api import bp as api_bp
 from phr_server.metadata import bp as metadata_bp
-from phr_server.policy import ConsentDirectory, HttpConsentDirectory, PatientResolver
+from phr_server.policy import (
+    ClientCredentials,
+    ConsentDirectory,
+    HttpConsentDirectory,
+    PatientResolver,
+)
 from phr_server.repository import Repository
 from phr_server.storage import Keyring
 
@@ -41,6 +46,18 @@ def operation_outcome(exc: HTTPException) -> Response:
     return Response(json.dumps(body), status=code, content_type=FHIR_JSON)
 
 
+def _service_token(s: Settings) -> ClientCredentials | None:
+    """Our client at the IdP for the consent API, when PHR_FHIR_CLIENT_ID and
+    PHR_FHIR_CLIENT_SECRET (or _FILE) are set; otherwise the caller's token is forwarded."""
+    from phr_core import secrets
+
+    client_id = s.environ.get("PHR_FHIR_CLIENT_ID", "").strip()
+    secret = secrets.lookup("PHR_FHIR_CLIENT_SECRET", s.environ)
+    if not client_id or not secret:
+        return None
+    return ClientCredentials(s.issuer + "/token", client_id, secret)
+
+
 def create_app(settings: Settings | None = None, consent: ConsentDirectory | None = None) -> Flask:
     app = build_app("fhir", settings, [bp, metadata_bp, api_bp], render_error=operation_outcome)
     s: Settings = app.extensions["phr_settings"]
@@ -53,6 +70,8 @@ def create_app(settings: Settings | None = None, consent: ConsentDirectory | Non
         s.issuer, s.urls["fhir"], JwksCache(s.issuer + "/jwks")
     )
     app.extensions["phr_token_cache"] = TokenCache()
-    app.extensions["phr_consent"] = consent or HttpConsentDirectory(s.urls["consent"])
+    app.extensions["phr_consent"] = consent or HttpConsentDirectory(
+        s.urls["consent"], service_token=_service_token(s)
+    )
     app.extensions["phr_patients"] = PatientResolver()
     return app

@@ -186,6 +186,43 @@ class HttpConsentDirectory:
         ]
 
 
+class ClientCredentials:
+    """The PHR server's own access token for the consent API (client credentials at the IdP,
+    scopes `consent/grants.read consent/patients.read`), kept until shortly before expiry."""
+
+    SCOPE = "consent/grants.read consent/patients.read"
+
+    def __init__(self, token_url: str, client_id: str, secret: str) -> None:
+        self.token_url, self.client_id, self.secret = token_url, client_id, secret
+        self._token: tuple[float, str] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str | None:
+        with self._lock:
+            if self._token and self._token[0] > time.time():
+                return self._token[1]
+            import base64
+
+            basic = base64.b64encode(
+                f"{urllib.parse.quote(self.client_id)}:{urllib.parse.quote(self.secret)}".encode()
+            ).decode()
+            req = urllib.request.Request(  # noqa: S310 - the configured issuer
+                self.token_url,
+                data=urllib.parse.urlencode(
+                    {"grant_type": "client_credentials", "scope": self.SCOPE}
+                ).encode(),
+                headers={"Authorization": f"Basic {basic}"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+                    data = json.load(resp)
+            except (OSError, ValueError):
+                raise ConsentUnavailable("no token for the consent service") from None
+            ttl = max(int(data.get("expires_in", 60)) - 30, 5)
+            self._token = (time.time() + ttl, data["access_token"])
+            return self._token[1]
+
+
 @dataclass
 class InMemoryConsentDirectory:
     """The same contract in process: for tests and single-process development."""

@@ -52,6 +52,7 @@ class ResourceCipher:
         return FORMAT_V1 + nonce + self._aead.encrypt(nonce, plain, aad)
 
     def open_bytes(self, blob: bytes, resource_type: str, resource_id: str, version: int) -> bytes:
+        blob = bytes(blob)
         if blob[:1] != FORMAT_V1:
             raise ValueError("unknown stored-resource format")
         nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
@@ -113,7 +114,7 @@ class Keyring:
             row = s.get(DataKey, key_id)
             if row is None:
                 raise KeyError(f"data key {key_id} does not exist")
-            dek = self.masters.unwrap(row.master_kid, row.wrapped, row.scope)
+            dek = self.masters.unwrap(row.master_kid, bytes(row.wrapped), row.scope)
             with self._lock:
                 self._by_id[key_id] = dek
         return dek
@@ -173,6 +174,7 @@ class Keyring:
         blob: bytes,
     ) -> bytes:
         """The stored JSON bytes of one version."""
+        blob = bytes(blob)  # psycopg hands back memoryview
         if blob[:1] == FORMAT_V1:
             return self.masters.legacy.open_bytes(blob, resource_type, resource_id, version)
         if blob[:1] != FORMAT_V2 or key_id is None:

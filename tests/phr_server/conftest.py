@@ -5,6 +5,7 @@ city's connector, a parent with one child, and a stranger."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,7 +64,8 @@ def issuer() -> Iterator[Issuer]:
 
 @pytest.fixture
 def environ(tmp_path: Path, database_url: str, issuer: Issuer) -> dict[str, str]:
-    return make_environ(tmp_path, database_url, PHR_ISSUER=issuer.url)
+    level = os.environ.get("PHR_LOG_LEVEL", "INFO")
+    return make_environ(tmp_path, database_url, PHR_ISSUER=issuer.url, PHR_LOG_LEVEL=level)
 
 
 @dataclass
