@@ -19,6 +19,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         "server_error": "問題が発生しました。しばらくしてからもう一度お試しください。",
         "bad_request": "リクエストが正しくありません。",
         "back": "トップへ戻る",
+        "privacy": "プライバシーと同意について",
+        "privacy_intro": "このポータルは、あなたが同意した範囲でだけ、自治体の健康記録を PHR 基盤に"
+        "受け取り、あなたが選んだアプリに渡します。同意はいつでも取り消せます。",
+        "privacy_kinds": "2 種類の同意",
+        "privacy_provider": "自治体への同意：自治体が、あなた（とお子さん）の記録を PHR 基盤に提供"
+        "します。最初の同意のとき、マイナンバーカードで確認した氏名・生年月日・性別・住所を自治体に"
+        "送り、住民記録と照合します。照合が済むとこれらの情報は削除され、以後は自治体が作った"
+        "仮名のコードだけで記録を扱います。",
+        "privacy_recipient": "アプリへの同意：選んだアプリが、選んだ種類の記録を、"
+        "示された目的のために、"
+        "期限まで読めます。期限は最長 1 年で、取り消すと次のアクセスから読めなくなります。"
+        "アプリがすでに受け取った記録はアプリの側に残ります。",
+        "privacy_categories": "記録の種類",
+        "privacy_rights": "あなたができること",
+        "privacy_right_withdraw": "同意の取り消し（自治体からの提供も、アプリへの提供も）",
+        "privacy_right_history": "同意の履歴と同意の控え（レシート）のダウンロード",
+        "privacy_right_access": "どのアプリがいつ何を読んだかの確認",
+        "privacy_right_delete": "あなたのデータの削除の申し出",
+        "privacy_children": "お子さんの記録",
+        "privacy_children_text": "母子健康手帳で親子とわかるお子さんについて、"
+        "保護者（父母どちらも）が代わりに同意できます。"
+        "保護者としての閲覧と同意は、お子さんが {age} 歳になる誕生日に終わります。",
     },
     "en": {
         "title": "My Health Record Portal",
@@ -32,6 +54,29 @@ MESSAGES: dict[str, dict[str, str]] = {
         "server_error": "Something went wrong. Please try again in a moment.",
         "bad_request": "The request was not valid.",
         "back": "Back to the start page",
+        "privacy": "Privacy and consent",
+        "privacy_intro": "This portal receives your city's health records into the PHR "
+        "platform, and passes them to apps you choose, only as far as you consent. You can "
+        "withdraw at any time.",
+        "privacy_kinds": "Two kinds of consent",
+        "privacy_provider": "Consent to your city: the city provides your (and your children's) "
+        "records to the PHR platform. The first time, the name, birth date, sex and address your "
+        "My Number card proved are sent to the city to find you in its register. They are deleted "
+        "once the city has answered; from then on records carry only the city's pseudonymous code.",
+        "privacy_recipient": "Consent to an app: the app you choose may read the kinds of records "
+        "you choose, for the stated purpose, until the end date (at most one year). Once you "
+        "withdraw, its next request is refused. Records the app already received stay with "
+        "the app.",
+        "privacy_categories": "Kinds of records",
+        "privacy_rights": "What you can do",
+        "privacy_right_withdraw": "Withdraw a consent (to your city or to an app)",
+        "privacy_right_history": "See the history of your consents and download consent receipts",
+        "privacy_right_access": "See which app read what, and when",
+        "privacy_right_delete": "Ask for your data to be deleted",
+        "privacy_children": "Your children's records",
+        "privacy_children_text": "For children the maternal and child health handbook names as "
+        "yours, a guardian (either parent) may consent on their behalf. Access and consent as a "
+        "guardian end on the child's {age}th birthday.",
     },
 }
 

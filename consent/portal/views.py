@@ -8,7 +8,9 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from consent.i18n import COOKIE, current_language, messages
+from consent.linkage import GUARDIANSHIP_END_AGE
 from consent.models import Municipality
+from consent.records import CATEGORY_NAMES
 from phr_core.webapp import database
 
 bp = Blueprint("portal", __name__, template_folder="templates")
@@ -27,6 +29,14 @@ def index() -> ResponseReturnValue:
     with database().session() as s:
         cities = s.scalars(select(Municipality).order_by(Municipality.code)).all()
     return _page("index.html", municipalities=cities)
+
+
+@bp.get("/privacy")
+def privacy() -> ResponseReturnValue:
+    """The privacy notice every consent and receipt points to (policyUrl); no sign-in needed."""
+    return _page(
+        "privacy.html", categories=list(CATEGORY_NAMES.items()), end_age=GUARDIANSHIP_END_AGE
+    )
 
 
 def error_page(exc: HTTPException) -> Response:
