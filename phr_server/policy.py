@@ -61,14 +61,21 @@ class Scope:
     perms: frozenset[str]  # of c r u d s
     filters: tuple[tuple[str, str], ...] = ()  # granular: (search parameter, value)
 
-    def covers(self, other: Scope) -> bool:
-        """True when this (granted) scope allows everything `other` (requested) asks for."""
-        return (
-            self.context == other.context
-            and self.type in ("*", other.type)
-            and other.perms <= self.perms
-            and set(self.filters) <= set(other.filters)
-        )
+    def intersect(self, other: Scope) -> Scope | None:
+        """What both scopes allow (a token's scope narrowed by a grant's), or None."""
+        if self.context != other.context:
+            return None
+        if self.type == "*":
+            rtype = other.type
+        elif other.type in ("*", self.type):
+            rtype = self.type
+        else:
+            return None
+        perms = self.perms & other.perms
+        if not perms:
+            return None
+        filters = tuple(dict.fromkeys(self.filters + other.filters))
+        return Scope(self.context, rtype, perms, filters)
 
 
 def parse_scope(text: str) -> Scope | None:
@@ -374,7 +381,13 @@ def decide(
     if grant.subject != token.subject or grant.client_id != token.client_id:
         raise Denied("the consent grant behind this token belongs to another subject or app")
     granted = [s for s in map(parse_scope, grant.scopes) if s is not None]
-    scopes = [s for s in requested if s.context != "system" and any(g.covers(s) for g in granted)]
+    scopes = [
+        both
+        for s in requested
+        if s.context != "system"
+        for g in granted
+        if (both := s.intersect(g)) is not None
+    ]
     links = directory.patients(token.subject, raw_token)
     rel = resolver.ids(session, links)
     return Access(token, raw_token, scopes, frozenset(rel), rel)
