@@ -454,13 +454,40 @@ def _check_key_usage(cert: x509.Certificate, kind: str) -> None:
         raise CardError("wrong_key_usage")
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What never changes for one certificate's exact bytes under one trust store: the parsed
+    certificate, its trusted issuer, its type (key usage already checked) and its public key."""
+
+    cert: x509.Certificate
+    issuer: x509.Certificate
+    kind: str
+    key: rsa.RSAPublicKey
+    not_before: datetime
+    not_after: datetime
+
+
 class CardVerifier:
     """Verify a card's certificate and its signature over given bytes. Thread-safe; keep one
-    per process (see `verifier_for`) so the OCSP cache is shared."""
+    per process (see `verifier_for`) so the caches are shared.
 
-    def __init__(self, trust: TrustStore, revocation: RevocationChecker | None = None) -> None:
+    Two caches keep a busy IdP fast without skipping a check that can change: the OCSP answers
+    (seconds, see RevocationChecker) and, per certificate fingerprint, the results that depend
+    only on the certificate's bytes and the trust store (parsing, chain signature, key usage,
+    type). The validity period, the signature over the challenge and the revocation status are
+    checked on every call."""
+
+    def __init__(
+        self,
+        trust: TrustStore,
+        revocation: RevocationChecker | None = None,
+        static_cache_size: int = 20_000,
+    ) -> None:
         self.trust = trust
         self.revocation = revocation or RevocationChecker(trust.fetch)
+        self.static_cache_size = static_cache_size
+        self._static: OrderedDict[str, _Checked] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(
         self,
@@ -470,37 +497,67 @@ class CardVerifier:
         expected: str = AUTH,
         now: datetime | None = None,
     ) -> VerifiedCertificate:
+        """The pipeline of the module docstring; CardError with the first failing check."""
         now = now or datetime.now(UTC)
-        cert = _parse(cert_der)
-        if cert.issuer == cert.subject and _self_signed(cert):
-            raise CardError("self_signed")
-        issuer = self.trust.issuer_of(cert, now)
-        if now < cert.not_valid_before_utc - CLOCK_SKEW:
+        fp = hashlib.sha256(cert_der).hexdigest()
+        checked = self._static_checks(fp, cert_der, now)
+        if now < checked.not_before - CLOCK_SKEW:
             raise CardError("certificate_not_yet_valid")
-        if now > cert.not_valid_after_utc:
+        if now > checked.not_after:
+            raise CardError("certificate_expired")
+        if not _within_validity(checked.issuer, now):
+            raise CardError("unknown_ca")
+        if checked.kind != expected:
+            raise CardError("wrong_certificate_type")
+        try:
+            checked.key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            raise CardError("bad_signature") from None
+        method = self.revocation.check(checked.cert, checked.issuer, fp, now)
+        return VerifiedCertificate(
+            kind=checked.kind,
+            certificate=checked.cert,
+            der=cert_der,
+            fingerprint=fp,
+            issuer=checked.issuer,
+            not_after=checked.not_after,
+            revocation_method=method,
+        )
+
+    def _static_checks(self, fp: str, cert_der: bytes, now: datetime) -> _Checked:
+        with self._lock:
+            hit = self._static.get(fp)
+            if hit is not None:
+                self._static.move_to_end(fp)
+                return hit
+        cert = _parse(cert_der)
+        try:
+            issuer = self.trust.issuer_of(cert, now)
+        except CardError:
+            if _self_signed(cert):
+                raise CardError("self_signed") from None
+            raise
+        if issuer == cert:  # a trusted root posted as if it were a card certificate
+            raise CardError("self_signed")
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+        # Validity before key usage, so an expired certificate says "expired" first.
+        if now < not_before - CLOCK_SKEW:
+            raise CardError("certificate_not_yet_valid")
+        if now > not_after:
             raise CardError("certificate_expired")
         kind = certificate_kind(cert)
-        _check_key_usage(cert, kind or expected)
-        if kind != expected:
+        _check_key_usage(cert, kind or AUTH)
+        if kind is None:
             raise CardError("wrong_certificate_type")
         key = cert.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise CardError("certificate_unreadable")
-        try:
-            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            raise CardError("bad_signature") from None
-        fp = hashlib.sha256(cert_der).hexdigest()
-        method = self.revocation.check(cert, issuer, fp, now)
-        return VerifiedCertificate(
-            kind=kind,
-            certificate=cert,
-            der=cert_der,
-            fingerprint=fp,
-            issuer=issuer,
-            not_after=cert.not_valid_after_utc,
-            revocation_method=method,
-        )
+        checked = _Checked(cert, issuer, kind, key, not_before, not_after)
+        with self._lock:
+            self._static[fp] = checked
+            while len(self._static) > self.static_cache_size:
+                self._static.popitem(last=False)
+        return checked
 
 
 def _parse(cert_der: bytes) -> x509.Certificate:
