@@ -181,5 +181,15 @@ class IssuedAccessToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class DpopJti(Base):
+    """DPoP proof ids seen at the token endpoint within their validity window (RFC 9449 11.1),
+    so a captured proof cannot be replayed on any worker."""
+
+    __tablename__ = "idp_dpop_jti"
+
+    jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 # The card tables share this metadata (one schema, one migration history for the IdP).
 import idp.card.models  # noqa: E402, F401

@@ -133,6 +133,13 @@ def check_pkce(s: Session, req: AuthzRequest) -> None:
         raise OAuthError("invalid_request", "code_challenge is malformed")
 
 
+def check_dpop_jkt(s: Session, req: AuthzRequest) -> None:
+    """RFC 9449 10: the code may be bound to the thumbprint of the client's DPoP key."""
+    jkt = req.params.get("dpop_jkt")
+    if jkt is not None and not pkce.valid_challenge(jkt):  # same shape: 43 base64url chars
+        raise OAuthError("invalid_request", "dpop_jkt is malformed")
+
+
 def check_prompt(s: Session, req: AuthzRequest) -> None:
     prompt = set(req.params.get("prompt", "").split())
     if not prompt <= {"none", "login", "consent", "select_account"}:
@@ -194,6 +201,7 @@ AFTER_REDIRECT: list[Callable[[Session, AuthzRequest], None]] = [
     check_request_object,
     check_scope,
     check_pkce,
+    check_dpop_jkt,
     check_prompt,
     check_max_age,
     check_acr,

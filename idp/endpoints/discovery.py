@@ -74,6 +74,7 @@ def metadata() -> dict:
         "request_uri_parameter_supported": True,
         "require_request_uri_registration": False,
         "authorization_response_iss_parameter_supported": True,
+        "dpop_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
     }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from idp.client_auth import authenticate, require_confidential
 from idp.clients import ClientView, get_client
 from idp.context import IdP, idp
+from idp.dpop import proof_jkt
 from idp.errors import OAuthError, invalid_request
 from idp.models import IssuedAccessToken, RefreshToken
 from idp.subjects import PHR_SECTOR
@@ -45,13 +46,15 @@ def _verify_access_token(ctx: IdP, s: Session, token: str) -> tuple[dict, Issued
     return claims, row
 
 
-def _bearer(error_status: int = 401) -> str:
+def _presented() -> tuple[str, str]:
+    """(scheme, token) from the Authorization header or, for POST, the form body."""
     auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() in ("bearer", "dpop") and value.strip():
+        return scheme.lower(), value.strip()
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.get("access_token", "")
-    return ""
+        return "bearer", request.form.get("access_token", "")
+    return "bearer", ""
 
 
 def _bearer_error(error: str, description: str, status: int = 401) -> Response:
@@ -64,7 +67,7 @@ def _bearer_error(error: str, description: str, status: int = 401) -> Response:
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> ResponseReturnValue:
     ctx = idp()
-    token = _bearer()
+    scheme, token = _presented()
     if not token:
         resp = jsonify(error="invalid_request", error_description="bearer token required")
         resp.status_code = 401
@@ -75,6 +78,14 @@ def userinfo() -> ResponseReturnValue:
         if found is None:
             return _bearer_error("invalid_token", "the access token is not valid")
         claims, row = found
+        bound = (claims.get("cnf") or {}).get("jkt")
+        if bound or scheme == "dpop":
+            try:
+                jkt = proof_jkt(ctx, ctx.endpoint("/userinfo"), access_token=token)
+            except OAuthError as err:
+                return _bearer_error("invalid_token", err.description)
+            if scheme != "dpop" or jkt != bound:
+                return _bearer_error("invalid_token", "a DPoP-bound token needs its DPoP proof")
         if "openid" not in claims.get("scope", "").split() or row.person_id is None:
             return _bearer_error("insufficient_scope", "the token lacks the openid scope", 403)
         client = get_client(s, row.client_id)

@@ -3,7 +3,7 @@ reuse detection, client_credentials for system clients. Errors are RFC 6749 5.2 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -11,6 +11,7 @@ from idp import pkce, scopes
 from idp.client_auth import authenticate, require_confidential
 from idp.clients import ClientView
 from idp.context import IdP, idp
+from idp.dpop import proof_jkt
 from idp.errors import OAuthError, invalid_grant, invalid_request
 from idp.models import AuthorizationCode, Grant, RefreshToken
 from idp.tokens import (
@@ -40,6 +41,9 @@ def token() -> Response:
             )
             grant_type = form.get("grant_type", "")
             handler = GRANTS.get(grant_type)
+            g.dpop_jkt = proof_jkt(ctx, ctx.endpoint("/token"))
+            if g.dpop_jkt is None and client.meta.get("dpop_bound_access_tokens"):
+                raise OAuthError("invalid_dpop_proof", "this client must send a DPoP proof")
             if handler is None:
                 raise OAuthError(
                     "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
@@ -98,6 +102,8 @@ def _authorization_code(ctx: IdP, s: Session, client: ClientView) -> dict:
         raise invalid_grant("code_verifier is required (PKCE)")
     if not pkce.verify(verifier, row.code_challenge):
         raise invalid_grant("code_verifier does not match the code_challenge")
+    if row.dpop_jkt and g.dpop_jkt != row.dpop_jkt:
+        raise OAuthError("invalid_dpop_proof", "the DPoP key is not the one named by dpop_jkt")
     family_id = new_handle(16)
     claimed = s.execute(
         update(AuthorizationCode)
@@ -111,7 +117,7 @@ def _authorization_code(ctx: IdP, s: Session, client: ClientView) -> dict:
         ctx, s, client, scope,
         person_id=row.person_id, grant_id=row.grant_id, family_id=family_id, nonce=row.nonce,
         sid=row.sid, auth_time=aware(row.auth_time), acr=row.acr, amr=row.amr,
-        jkt=row.dpop_jkt, resource=form.get("resource"),
+        jkt=g.dpop_jkt, resource=form.get("resource"),
     )  # fmt: skip
 
 
@@ -136,6 +142,9 @@ def _refresh_token(ctx: IdP, s: Session, client: ClientView) -> dict:
         if grant is None or grant.revoked_at is not None:
             _revoke_now(ctx, row.family_id)
             raise invalid_grant("the person withdrew this app's access")
+    if row.dpop_jkt and g.dpop_jkt != row.dpop_jkt:
+        # RFC 9449 5: a public client's refresh token only works with its DPoP key.
+        raise OAuthError("invalid_dpop_proof", "the refresh token is bound to another DPoP key")
     granted = row.scope.split()
     asked = form.get("scope")
     scope = asked.split() if asked else granted
@@ -153,7 +162,7 @@ def _refresh_token(ctx: IdP, s: Session, client: ClientView) -> dict:
         ctx, s, client, scope,
         person_id=row.person_id, grant_id=row.grant_id, family_id=row.family_id, nonce=None,
         sid=row.sid, auth_time=aware(row.auth_time), acr=row.acr, amr=row.amr,
-        jkt=row.dpop_jkt, resource=form.get("resource"), keep_scope=granted,
+        jkt=g.dpop_jkt, resource=form.get("resource"), keep_scope=granted,
     )  # fmt: skip
 
 
@@ -166,11 +175,11 @@ def _client_credentials(ctx: IdP, s: Session, client: ClientView) -> dict:
         raise OAuthError("invalid_scope", "scope not allowed for this client")
     audience = resolve_audience(ctx, scope, request.form.get("resource"))
     token, expires_in = access_token(
-        ctx, s, client, audience=audience, scope=" ".join(scope), person_id=None
+        ctx, s, client, audience=audience, scope=" ".join(scope), person_id=None, jkt=g.dpop_jkt
     )
     return {
         "access_token": token,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if g.dpop_jkt else "Bearer",
         "expires_in": expires_in,
         "scope": " ".join(scope),
     }
@@ -214,7 +223,8 @@ def _issue(
         rt_scope = " ".join(keep_scope or scope)
         body["refresh_token"] = refresh_token(
             s, client, family_id=family_id, person_id=person_id, scope=rt_scope,
-            grant_id=grant_id, sid=sid, auth_time=auth_time, acr=acr, amr=amr, jkt=jkt,
+            grant_id=grant_id, sid=sid, auth_time=auth_time, acr=acr, amr=amr,
+            jkt=jkt if client.is_public else None,
         )  # fmt: skip
     return body
 
