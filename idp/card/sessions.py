@@ -30,6 +30,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
@@ -171,6 +172,17 @@ def take_verified(db_session: Session, session_id: str) -> CardSignIn | None:
     )
 
 
+def purge_sessions(db_session: Session, older_than: timedelta = timedelta(days=1)) -> int:
+    """Delete card sessions that expired more than `older_than` ago (the audit table keeps
+    what happened). For a periodic job; returns how many were deleted."""
+    from sqlalchemy import delete
+
+    result = db_session.execute(
+        delete(CardSession).where(CardSession.expires_at < _now() - older_than)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 # --- the response from the card reader ----------------------------------------------------------
 
 
@@ -224,7 +236,19 @@ class CardServices:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CardServices:
-        verifier = verifier_for(settings.option("PHR_CARD_TRUST_ROOT"))
+        """In development, with the default trust root, the stand-in authority is created on
+        first use (so the IdP works before `phr card init`); in production the configured
+        PHR_CARD_TRUST_ROOT must exist."""
+        trust_root = settings.option("PHR_CARD_TRUST_ROOT")
+        if (
+            not settings.production
+            and not settings.environ.get("PHR_CARD_TRUST_ROOT")
+            and not Path(trust_root).exists()
+        ):
+            from idp.authority_sim.ca import init_authority
+
+            init_authority(settings)
+        verifier = verifier_for(trust_root)
         links = RenewalLinks(settings.option("PHR_CARD_AUTHORITY_URL"), verifier.trust)
         return cls(settings, verifier, links)
 

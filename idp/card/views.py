@@ -14,21 +14,24 @@ what they reveal is only this session's own state.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
 from idp.card.errors import CardError
+from idp.card.models import CardSession
 from idp.card.sessions import (
     CardResponse,
     CardServices,
     _aware,
     _now,
+    display_code,
     find_session,
     handle_response,
+    session_qr_svg,
 )
 from phr_core.webapp import database, settings
 
-bp = Blueprint("card", __name__, url_prefix="/card")
+bp = Blueprint("card", __name__, url_prefix="/card", template_folder="templates")
 
 MAX_BODY = 64 * 1024
 
@@ -123,3 +126,63 @@ def _codes() -> set[str]:
     from idp.card.errors import FAILURES
 
     return set(FAILURES)
+
+
+PANEL_TEXTS = {
+    "ja": {
+        "title": "マイナンバーカードでサインイン",
+        "help": "スマートフォンのカード読み取りアプリでQRコードを読み取るか、"
+        "コードを入力してください。",
+        "code": "コード:",
+        "waiting": "カードでの署名を待っています…",
+        "continue": "署名したら、ここを押して進んでください。",
+    },
+    "en": {
+        "title": "Sign in with your My Number card",
+        "help": "Scan the QR code with the card-reader app on your phone, or enter the code.",
+        "code": "Code:",
+        "waiting": "Waiting for the card's signature…",
+        "continue": "After signing, continue here.",
+    },
+}
+
+# Polls the session's status; on "verified" goes to data-card-done, on "failed" shows the
+# message and stops. Served from here (not inline) so a strict CSP needs no exception.
+POLL_JS = """(function () {
+  var el = document.getElementById("card-signin");
+  if (!el) { return; }
+  var msg = el.querySelector(".card-message");
+  function poll() {
+    fetch(el.dataset.cardStatus, {headers: {"Accept": "application/json"}, cache: "no-store"})
+      .then(function (r) { return r.json(); })
+      .then(function (b) {
+        if (b.message) { msg.textContent = b.message; }
+        if (b.status === "verified") { window.location.assign(el.dataset.cardDone); return; }
+        if (b.status === "failed") { el.classList.add("card-failed"); return; }
+        setTimeout(poll, 1500);
+      })
+      .catch(function () { setTimeout(poll, 3000); });
+  }
+  setTimeout(poll, 1000);
+})();
+"""
+
+
+@bp.get("/poll.js")
+def poll_js() -> ResponseReturnValue:
+    resp = Response(POLL_JS, mimetype="text/javascript")
+    resp.headers["Cache-Control"] = "public, max-age=3600"
+    return resp
+
+
+def panel_context(session: CardSession, done_url: str, lang: str = "ja") -> dict[str, object]:
+    """What `{% include "card/panel.html" %}` needs (as `card`), for a session just made by
+    create_card_session; `done_url` is the login page's own endpoint that calls take_verified."""
+    return {
+        "qr_svg": session_qr_svg(settings().issuer, session),
+        "code": display_code(session),
+        "status_url": url_for("card.get_status", session_id=session.id),
+        "done_url": done_url,
+        "script_url": url_for("card.poll_js"),
+        "texts": PANEL_TEXTS["en" if lang == "en" else "ja"],
+    }

@@ -20,6 +20,7 @@ from idp.card.sessions import (
     CardSignIn,
     create_card_session,
     display_code,
+    purge_sessions,
     read_attributes,
     session_qr_svg,
     take_verified,
@@ -322,3 +323,33 @@ def test_no_serial_fingerprint_or_personal_data_leaks(
     # the binding key is a keyed hash, not the plain fingerprint
     plain = card.certificate(AUTH).public_bytes(serialization.Encoding.DER)
     assert __import__("hashlib").sha256(plain).hexdigest() not in keys
+
+
+def test_a_verified_session_must_be_taken_soon(card_idp: CardIdp) -> None:
+    client = card_idp.app.test_client()
+    card = card_idp.env.card()
+    sign_in(card_idp, client, card)
+    session = open_session(card_idp)
+    resp, _ = respond(client, session, card)
+    assert resp.status_code == 200
+    with card_idp.db.session() as s:
+        s.execute(
+            update(CardSession)
+            .where(CardSession.id == session.id)
+            .values(verified_at=datetime.now(UTC) - timedelta(minutes=10))
+        )
+    with card_idp.db.session() as s:
+        assert take_verified(s, session.id) is None
+
+
+def test_purge_old_sessions(card_idp: CardIdp) -> None:
+    old, fresh = open_session(card_idp), open_session(card_idp)
+    with card_idp.db.session() as s:
+        s.execute(
+            update(CardSession)
+            .where(CardSession.id == old.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    with card_idp.db.session() as s:
+        assert purge_sessions(s) == 1
+        assert s.get(CardSession, old.id) is None and s.get(CardSession, fresh.id) is not None
