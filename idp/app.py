@@ -9,7 +9,15 @@ from flask.typing import ResponseReturnValue
 
 from idp import clients, keys
 from idp.context import IdP
-from idp.endpoints import authorize, discovery, interaction, par, resource_tokens, token
+from idp.endpoints import (
+    authorize,
+    discovery,
+    interaction,
+    logout,
+    par,
+    resource_tokens,
+    token,
+)
 from idp.keys import KeyRing
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings, load_settings
@@ -52,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         par.bp,
         token.bp,
         resource_tokens.bp,
+        logout.bp,
     ]
     app = build_app("idp", settings, blueprints)
     db = app.extensions["phr_db"]

@@ -26,6 +26,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_title": "エラー",
         "back": "アプリに戻ってやり直してください。",
         "switch": "English",
+        "logout_title": "サインアウト",
+        "logout_question": "この端末の PHR 認証サービスからサインアウトしますか？",
+        "logout_yes": "サインアウトする",
+        "logout_no": "サインインしたままにする",
+        "logged_out": "サインアウトしました。",
     },
     "en": {
         "brand": "PHR sign-in service",
@@ -47,6 +52,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_title": "Error",
         "back": "Go back to the app and try again.",
         "switch": "日本語",
+        "logout_title": "Sign out",
+        "logout_question": "Sign out of the PHR sign-in service on this device?",
+        "logout_yes": "Sign out",
+        "logout_no": "Stay signed in",
+        "logged_out": "You are signed out.",
     },
 }
 

@@ -25,6 +25,9 @@ def metadata() -> dict:
         "revocation_endpoint": e("/revoke"),
         "introspection_endpoint": e("/introspect"),
         "pushed_authorization_request_endpoint": e("/par"),
+        "end_session_endpoint": e("/logout"),
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "scopes_supported": [
             *sorted(scopes.OIDC_SCOPES | scopes.SMART_CONTEXT_SCOPES),
             "patient/*.rs",
