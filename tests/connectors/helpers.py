@@ -30,7 +30,7 @@ def pii_strings(register: Path) -> set[str]:
     for r in read_register(register):
         out |= {r.number, r.name, r.address, r.name.replace(" ", "")}
         if r.insurance_key:
-            _insurer, symbol, number, _branch = r.insurance_key.split("|")
+            _insurer, _symbol, number, _branch = r.insurance_key.split("|")
             out.add(number)
     return {s for s in out if s}
 

@@ -35,8 +35,15 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Re
     tmp = tmp_path_factory.mktemp("city")
     files = make_city(tmp)
     sink = Recorder()
-    c = Connector(CITY, Pseudonymizer(KEY), consents(files["consents"]), sink,
-                  register_path=files["register"], report=Report(io.StringIO()), batch_size=200)
+    c = Connector(
+        CITY,
+        Pseudonymizer(KEY),
+        consents(files["consents"]),
+        sink,
+        register_path=files["register"],
+        report=Report(io.StringIO()),
+        batch_size=200,
+    )
     for p in sorted(tmp.iterdir()):
         if src := detect_source(p):
             s = c.run_file(p, src)
@@ -48,13 +55,25 @@ def _resources(sink: Recorder) -> list[dict[str, Any]]:
     return [e["resource"] for b in sink.bundles for e in b["entry"]]
 
 
-def test_every_resource_validates_with_fhir_resources_r4b(loaded: tuple[dict[str, Any], Recorder]) -> None:
+def test_every_resource_validates_with_fhir_resources_r4b(
+    loaded: tuple[dict[str, Any], Recorder],
+) -> None:
     _files, sink = loaded
     resources = _resources(sink)
     kinds = Counter(r["resourceType"] for r in resources)
-    for t in ("Patient", "RelatedPerson", "Observation", "Immunization", "Encounter",
-              "ExplanationOfBenefit", "Condition", "Procedure", "MedicationDispense", "Coverage",
-              "Organization"):
+    for t in (
+        "Patient",
+        "RelatedPerson",
+        "Observation",
+        "Immunization",
+        "Encounter",
+        "ExplanationOfBenefit",
+        "Condition",
+        "Procedure",
+        "MedicationDispense",
+        "Coverage",
+        "Organization",
+    ):
         assert kinds[t] > 0, t
     for r in resources:
         get_fhir_model_class(r["resourceType"]).model_validate(r)
@@ -96,12 +115,23 @@ def test_identifiers_profiles_codes_and_units(loaded: tuple[dict[str, Any], Reco
         "http://loinc.org",
         "http://jpfhir.jp/fhir/core/CodeSystem/JP_ObservationBodyMeasurementCode_CS",
     }
-    assert w["valueQuantity"]["system"] == "http://unitsofmeasure.org" and w["valueQuantity"]["code"] == "kg"
-    assert w["meta"]["profile"] == ["http://jpfhir.jp/fhir/core/StructureDefinition/JP_Observation_BodyMeasurement"]
+    assert (
+        w["valueQuantity"]["system"] == "http://unitsofmeasure.org"
+        and w["valueQuantity"]["code"] == "kg"
+    )
+    assert w["meta"]["profile"] == [
+        "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Observation_BodyMeasurement"
+    ]
     conds = [r for r in _resources(sink) if r["resourceType"] == "Condition"]
-    assert conds[0]["code"]["coding"][0]["system"] == "http://jpfhir.jp/fhir/core/mhlw/CodeSystem/masterB-disease"
+    assert (
+        conds[0]["code"]["coding"][0]["system"]
+        == "http://jpfhir.jp/fhir/core/mhlw/CodeSystem/masterB-disease"
+    )
     md = [r for r in _resources(sink) if r["resourceType"] == "MedicationDispense"]
-    assert md[0]["medicationCodeableConcept"]["coding"][0]["system"] == "urn:oid:1.2.392.100495.20.2.71"
+    assert (
+        md[0]["medicationCodeableConcept"]["coding"][0]["system"]
+        == "urn:oid:1.2.392.100495.20.2.71"
+    )
 
 
 def _refs(obj: Any) -> list[str]:
@@ -118,11 +148,20 @@ def _refs(obj: Any) -> list[str]:
     return out
 
 
-def test_identifiers_are_stable_across_runs(tmp_path: Path, loaded: tuple[dict[str, Any], Recorder]) -> None:
+def test_identifiers_are_stable_across_runs(
+    tmp_path: Path, loaded: tuple[dict[str, Any], Recorder]
+) -> None:
     files, first = loaded
     sink = Recorder()
-    c = Connector(CITY, Pseudonymizer(KEY), consents(files["consents"]), sink,
-                  register_path=files["register"], report=Report(io.StringIO()), batch_size=200)
+    c = Connector(
+        CITY,
+        Pseudonymizer(KEY),
+        consents(files["consents"]),
+        sink,
+        register_path=files["register"],
+        report=Report(io.StringIO()),
+        batch_size=200,
+    )
     for p in sorted(Path(files["register"]).parent.iterdir()):
         if src := detect_source(p):
             c.run_file(p, src)

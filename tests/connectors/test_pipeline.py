@@ -34,7 +34,9 @@ def server():  # type: ignore[no-untyped-def]
         yield s
 
 
-def _connector(files: dict[str, Any], server: StubServer, db: Database | None = None, **kw: Any) -> Connector:
+def _connector(
+    files: dict[str, Any], server: StubServer, db: Database | None = None, **kw: Any
+) -> Connector:
     tokens = TokenSource(server.url, "connector-test", "s3cret")
     kw.setdefault("consent", consents(files["consents"]))
     return Connector(
@@ -63,7 +65,9 @@ def _run_all(c: Connector, files: dict[str, Any]) -> dict[str, int]:
     return total
 
 
-def test_rerun_changes_nothing_and_corrected_row_updates(city: dict[str, Any], server: StubServer) -> None:
+def test_rerun_changes_nothing_and_corrected_row_updates(
+    city: dict[str, Any], server: StubServer
+) -> None:
     first = _run_all(_connector(city, server), city)
     assert first["created"] > 0 and first["rejected"] == 0
     snapshot = json.dumps(sorted(server.state.store.items()), sort_keys=True, default=str)
@@ -79,7 +83,11 @@ def test_rerun_changes_nothing_and_corrected_row_updates(city: dict[str, Any], s
     rows = list(csv.reader(io.StringIO(mch.read_text(encoding="cp932"))))
     consented = set(consents(city["consents"]).codes("mch"))
     codes = codes_of(city["register"])
-    i = next(n for n, r in enumerate(rows[1:], 1) if r[1] == "妊婦健診" and codes[r[2]] in consented and r[9])
+    i = next(
+        n
+        for n, r in enumerate(rows[1:], 1)
+        if r[1] == "妊婦健診" and codes[r[2]] in consented and r[9]
+    )
     rows[i][9] = f"{float(rows[i][9]) + 1.5:.1f}"
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerows(rows)
@@ -109,7 +117,9 @@ def test_people_without_consent_are_never_converted_or_sent(
 
         monkeypatch.setattr(mod, "map_record", spy)
     server.state.keep_bodies = True
-    c = _connector(city, server, consent=StaticConsent({k: allowed for k in ("mch", "immunization", "claims")}))
+    c = _connector(
+        city, server, consent=StaticConsent({k: allowed for k in ("mch", "immunization", "claims")})
+    )
     total = _run_all(c, city)
     assert total["skipped_no_consent"] > 0 and total["sent"] > 0
     assert set(mapped) <= allowed and mapped
@@ -152,7 +162,11 @@ def test_crash_mid_run_resumes_without_loss_or_duplicates(
     # Nothing lost, nothing duplicated: the store equals the clean run's, the counters match,
     # and the resumed run did not resend the two acknowledged batches.
     assert server.state.store == want_store
-    assert (again.read, again.sent, again.skipped_no_consent) == (want.read, want.sent, want.skipped_no_consent)
+    assert (again.read, again.sent, again.skipped_no_consent) == (
+        want.read,
+        want.sent,
+        want.skipped_no_consent,
+    )
     assert again.created == want.created
     assert server.state.transactions - tx_before < want_store.__len__()
     from sqlalchemy import select

@@ -19,14 +19,50 @@ def _row(**kv: str) -> str:
 
 
 GOOD = [
-    _row(記録番号="R1", 記録種別="妊婦健診", 住民番号="1000000001", 実施日="2025-04-01",
-         医療機関コード="0712345678", 妊娠週数="20", 妊娠日数="3", 体重="56.2", 子宮底長="18.5",
-         収縮期血圧="112", 拡張期血圧="70", 尿蛋白="-", 尿糖="±", 浮腫="+"),
-    _row(記録番号="R2", 記録種別="出産", 住民番号="1000000002", 母住民番号="1000000001",
-         実施日="2025/09/01", 妊娠週数="39", 出生体重="3120", 身長="49.5", 頭囲="33.0",
-         胸囲="32.1", アプガー1分="8", アプガー5分="9", 分娩方法="経膣分娩", 性別="女"),
-    _row(記録番号="R3", 記録種別="乳幼児健診", 住民番号="1000000002", 母住民番号="1000000001",
-         実施日="20251215", 健診区分="3～4か月", 体重="6.45", 身長="61.2", 頭囲="40.1", 判定="健康"),
+    _row(
+        記録番号="R1",
+        記録種別="妊婦健診",
+        住民番号="1000000001",
+        実施日="2025-04-01",
+        医療機関コード="0712345678",
+        妊娠週数="20",
+        妊娠日数="3",
+        体重="56.2",
+        子宮底長="18.5",
+        収縮期血圧="112",
+        拡張期血圧="70",
+        尿蛋白="-",
+        尿糖="±",
+        浮腫="+",
+    ),
+    _row(
+        記録番号="R2",
+        記録種別="出産",
+        住民番号="1000000002",
+        母住民番号="1000000001",
+        実施日="2025/09/01",
+        妊娠週数="39",
+        出生体重="3120",
+        身長="49.5",
+        頭囲="33.0",
+        胸囲="32.1",
+        アプガー1分="8",
+        アプガー5分="9",
+        分娩方法="経膣分娩",
+        性別="女",
+    ),
+    _row(
+        記録番号="R3",
+        記録種別="乳幼児健診",
+        住民番号="1000000002",
+        母住民番号="1000000001",
+        実施日="20251215",
+        健診区分="3～4か月",
+        体重="6.45",
+        身長="61.2",
+        頭囲="40.1",
+        判定="健康",
+    ),
 ]
 
 
@@ -60,10 +96,22 @@ def test_malformed_rows_are_reported_with_line_field_reason_and_no_content(tmp_p
     bad = [
         GOOD[0],
         _row(記録番号="R9", 記録種別="妊婦健診", 住民番号="1000000009", 実施日="2025-13-01"),
-        _row(記録番号="R10", 記録種別="妊婦健診", 住民番号="1000000010", 実施日="2025-04-01", 体重="999"),
+        _row(
+            記録番号="R10",
+            記録種別="妊婦健診",
+            住民番号="1000000010",
+            実施日="2025-04-01",
+            体重="999",
+        ),
         _row(記録番号="R11", 記録種別="謎", 住民番号="1000000011", 実施日="2025-04-01"),
         "R12,妊婦健診,1000000012",  # too few fields
-        _row(記録番号="R13", 記録種別="乳幼児健診", 住民番号="1000000013", 実施日="2025-04-01", 健診区分="2歳"),
+        _row(
+            記録番号="R13",
+            記録種別="乳幼児健診",
+            住民番号="1000000013",
+            実施日="2025-04-01",
+            健診区分="2歳",
+        ),
         GOOD[2],
     ]
     path = _write(tmp_path / "mch.csv", bad, "cp932")
@@ -97,7 +145,10 @@ def test_vaccination_rows(tmp_path: Path) -> None:
     )
     items = list(vaccination_csv.read(path))
     assert isinstance(items[0], Record) and items[0].data["vaccine"] == "DPT-IPV-Hib"
-    assert [(p.line, p.field) for p in items[1:] if isinstance(p, Problem)] == [(3, "ワクチン"), (4, "回数")]
+    assert [(p.line, p.field) for p in items[1:] if isinstance(p, Problem)] == [
+        (3, "ワクチン"),
+        (4, "回数"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -115,7 +166,9 @@ def test_era_dates(value: str, expected: date) -> None:
     assert uke.parse_date(value, "f") == expected
 
 
-@pytest.mark.parametrize("value", ["5010430", "4010107", "9070401", "5000101", "202502300", "2025023"])
+@pytest.mark.parametrize(
+    "value", ["5010430", "4010107", "9070401", "5000101", "202502300", "2025023"]
+)
 def test_bad_era_dates(value: str) -> None:
     with pytest.raises(RowError):
         uke.parse_date(value, "f")
@@ -147,7 +200,16 @@ CLAIM = [
 def test_uke_medical_file_streams_receipts(tmp_path: Path) -> None:
     path = tmp_path / "RECEIPTC.UKE"
     path.write_bytes(
-        _uke(["IR,2,07,1,1234567,,テスト医院,50704,00,", RE.format(n=1), *CLAIM, RE.format(n=2), *CLAIM, "GO,2,1000,99"])
+        _uke(
+            [
+                "IR,2,07,1,1234567,,テスト医院,50704,00,",
+                RE.format(n=1),
+                *CLAIM,
+                RE.format(n=2),
+                *CLAIM,
+                "GO,2,1000,99",
+            ]
+        )
     )
     items = list(uke.read(path))
     assert len(items) == 2 and all(isinstance(i, Record) for i in items)
@@ -167,7 +229,16 @@ def test_uke_bad_line_rejects_its_receipt_only(tmp_path: Path) -> None:
     path = tmp_path / "RECEIPTC.UKE"
     bad_claim = [*CLAIM[:2], "SY,88401,5070301,1,,,01,", *CLAIM[3:]]
     path.write_bytes(
-        _uke(["IR,2,07,1,1234567,,テスト医院,202504,00,", RE.format(n=1), *bad_claim, RE.format(n=2), *CLAIM, "GO,2,1000,99"])
+        _uke(
+            [
+                "IR,2,07,1,1234567,,テスト医院,202504,00,",
+                RE.format(n=1),
+                *bad_claim,
+                RE.format(n=2),
+                *CLAIM,
+                "GO,2,1000,99",
+            ]
+        )
     )
     items = list(uke.read(path))
     assert isinstance(items[0], Problem)
@@ -187,16 +258,18 @@ def test_uke_truncated_file_is_reported(tmp_path: Path) -> None:
 def test_uke_pharmacy_file(tmp_path: Path) -> None:
     path = tmp_path / "RECEIPTY.UKE"
     path.write_bytes(
-        _uke([
-            "YK,2,07,4,7654321,,テスト薬局,202504,00,",
-            "RE,1,4112,202503,山田 太郎,1,19500101,70" + "," * 30,
-            "HO,070284,12,345678,1,300,,,,,,90,,,",
-            "SN,1,01,070284,12,345678,01,,",
-            "SH,07,1,1234567,20250310",
-            "CZ,20250310,14",
-            "IY,620000023,42",
-            "GO,1,300,99",
-        ])
+        _uke(
+            [
+                "YK,2,07,4,7654321,,テスト薬局,202504,00,",
+                "RE,1,4112,202503,山田 太郎,1,19500101,70" + "," * 30,
+                "HO,070284,12,345678,1,300,,,,,,90,,,",
+                "SN,1,01,070284,12,345678,01,,",
+                "SH,07,1,1234567,20250310",
+                "CZ,20250310,14",
+                "IY,620000023,42",
+                "GO,1,300,99",
+            ]
+        )
     )
     (rec,) = list(uke.read(path))
     assert isinstance(rec, Record) and rec.kind == "pharmacy"

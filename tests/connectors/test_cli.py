@@ -1,0 +1,86 @@
+"""`phr connector synth | run | link` through the real command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connectors.stub_server import StubServer
+from phr_core.cli import main
+from phr_core.config import Settings
+from tests.connectors.helpers import KEY
+
+
+@pytest.fixture
+def env(
+    environ: dict[str, str], migrated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):  # type: ignore[no-untyped-def]
+    with StubServer() as srv:
+        values = {
+            **environ,
+            "PHR_CONNECTOR_PSEUDONYM_KEY": KEY,
+            "PHR_CONNECTOR_CLIENT_ID": "connector-test",
+            "PHR_CONNECTOR_CLIENT_SECRET": "s3cret",
+            "PHR_CONNECTOR_INBOX": str(tmp_path / "inbox"),
+            "PHR_FHIR_URL": srv.url,
+            "PHR_ISSUER": srv.url,
+            "PHR_CONSENT_URL": srv.url,
+        }
+        for k, v in values.items():
+            monkeypatch.setenv(k, v)
+        yield srv, tmp_path / "inbox"
+
+
+def test_synth_run_rerun_and_rejections(env) -> None:  # type: ignore[no-untyped-def]
+    srv, inbox = env
+    runner = CliRunner()
+    r = runner.invoke(main, ["connector", "synth", "--residents", "300", "--months", "1"])
+    assert r.exit_code == 0, r.output
+    consent = str(inbox / "consents.json")
+
+    dry = runner.invoke(main, ["connector", "run", "--dry-run", "--consent-file", consent])
+    assert dry.exit_code == 0, dry.output
+    assert "dry run: total: read" in dry.output and not srv.state.store
+
+    first = runner.invoke(main, ["connector", "run", "--consent-file", consent])
+    assert first.exit_code == 0, first.output
+    assert srv.state.store
+    second = runner.invoke(main, ["connector", "run", "--consent-file", consent])
+    assert second.exit_code == 0
+    assert "created 0, updated 0, unchanged" in second.output.splitlines()[-1]
+
+    with (inbox / "vaccination.csv").open("a", encoding="utf-8") as fh:
+        fh.write("V999,1000000001,2025-02-30,MR,1期,1,,,\n")
+    report = inbox.parent / "report.csv"
+    bad = runner.invoke(
+        main, ["connector", "run", "--consent-file", consent, "--report", str(report)]
+    )
+    assert bad.exit_code == 1
+    assert "1 rows rejected" in bad.output
+    lines = report.read_text(encoding="utf-8").splitlines()
+    assert lines[1].startswith("vaccination.csv,") and ",接種日,not a date" in lines[1]
+
+    srv.state.fail_after = 0
+    down = runner.invoke(
+        main, ["connector", "run", "--consent-file", consent, "--report", str(report)]
+    )
+    assert down.exit_code == 2 and "run again to resume" in down.output
+
+
+def test_consents_from_the_consent_service(env) -> None:  # type: ignore[no-untyped-def]
+    srv, inbox = env
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["connector", "synth", "--residents", "200", "--months", "1"]).exit_code
+        == 0
+    )
+    import json
+
+    srv.state.consents = json.loads((inbox / "consents.json").read_text(encoding="utf-8"))
+    r = runner.invoke(main, ["connector", "run"])
+    assert r.exit_code == 0, r.output
+    assert srv.state.store
+    link = runner.invoke(main, ["connector", "link", "--register", str(inbox / "register.csv")])
+    assert link.exit_code == 0 and "0 matched, 0 no match" in link.output
