@@ -26,6 +26,8 @@ GRANTS_WRITE = "consent/grants.write"
 PATIENTS_READ = "consent/patients.read"
 LINKAGE = "consent/linkage"
 
+# The connector asks for its vaccination source as `immunization` (the FHIR resource name).
+CATEGORY_ALIASES = {"immunization": "vaccination"}
 DEFAULT_GRANT_DAYS = 365  # an app grant without expires_at lasts a year (consent.md §8)
 MAX_FIELD = 255
 
@@ -365,6 +367,7 @@ def _city_exists(code: str) -> bool:
 @require(LINKAGE, municipality_arg="code")
 def city_consents(code: str) -> ResponseReturnValue:
     category = request.args.get("category", "")
+    category = CATEGORY_ALIASES.get(category, category)
     if category not in records.CATEGORIES:
         raise ConsentError("category must be one of: " + ", ".join(records.CATEGORIES))
     if not _city_exists(code):
@@ -382,7 +385,7 @@ def city_consents(code: str) -> ResponseReturnValue:
 def city_link_requests(code: str) -> ResponseReturnValue:
     with database().session() as s:
         pending = linkage.pending_requests(s, box(), code)
-    return _json({"municipality": code, "link_requests": pending})
+    return _json({"municipality": code, "requests": pending})
 
 
 @bp.post("/municipalities/<code>/link-requests/<request_id>")

@@ -47,7 +47,9 @@ from consent.records import ACTIVE, PROVIDER, ConsentError, ConsentView, patient
 # documented setting would belong in phr_core's service table.
 GUARDIANSHIP_END_AGE = 18
 
-ATTRIBUTES = ("name", "birth_date", "sex", "address")
+# The card's signature-certificate attributes, named as the IdP's card profile and OpenID
+# Connect name them (`birthdate` YYYY-MM-DD); `birth_date` is accepted on input too.
+ATTRIBUTES = ("name", "birthdate", "sex", "address")
 RELATIONSHIPS = ("mother", "father", "guardian")
 PROVIDER_PURPOSE = (
     "本人（または子）の健康記録を本人が閲覧・利用するため、自治体から PHR 基盤へ提供する"
@@ -104,14 +106,21 @@ def guardianship_end(birth_date: date) -> date:
 
 
 def _check_attributes(attributes: Mapping[str, object]) -> dict[str, str]:
+    attributes = _birthdate_alias(attributes)
     missing = [a for a in ATTRIBUTES if not isinstance(attributes.get(a), str) or not attributes[a]]
     if missing:
         raise ConsentError(f"card-verified attributes missing: {', '.join(missing)}")
     try:
-        date.fromisoformat(str(attributes["birth_date"]))
+        date.fromisoformat(str(attributes["birthdate"]))
     except ValueError:
-        raise ConsentError("birth_date must be YYYY-MM-DD") from None
+        raise ConsentError("birthdate must be YYYY-MM-DD") from None
     return {a: str(attributes[a]) for a in ATTRIBUTES}
+
+
+def _birthdate_alias(item: Mapping[str, object]) -> Mapping[str, object]:
+    if "birthdate" not in item and "birth_date" in item:
+        return {**item, "birthdate": item["birth_date"]}
+    return item
 
 
 def _municipality(s: Session, code: str) -> Municipality:
@@ -229,13 +238,14 @@ def _close(request: LinkRequest, status: str) -> None:
 
 
 def pending_requests(s: Session, box: AttributeBox, municipality: str) -> list[dict[str, object]]:
-    """What the city's connector matches against its register."""
+    """What the city's connector matches against its register: id, created_at,
+    include_children and the attributes name, birthdate, sex, address."""
     return [
         {
             "id": r.id,
             "created_at": records.iso(records.as_utc(r.created_at)),
             "include_children": r.include_children,
-            "attributes": box.open(r.id, r.attributes) if r.attributes else None,
+            **(box.open(r.id, r.attributes) if r.attributes else {}),
         }
         for r in _pending(s, municipality=municipality)
     ]
@@ -255,9 +265,9 @@ def parse_children(raw: object) -> list[Child]:
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE:
             raise ConsentError("each child needs a code")
         try:
-            born = date.fromisoformat(str(item.get("birth_date")))
+            born = date.fromisoformat(str(_birthdate_alias(item).get("birthdate")))
         except ValueError:
-            raise ConsentError("each child needs birth_date as YYYY-MM-DD") from None
+            raise ConsentError("each child needs birthdate as YYYY-MM-DD") from None
         relationship = item.get("relationship", "guardian")
         if relationship not in RELATIONSHIPS:
             raise ConsentError("relationship must be mother, father or guardian")

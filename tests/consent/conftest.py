@@ -113,7 +113,7 @@ def client(consent_app: Flask) -> FlaskClient:
 
 ATTRIBUTES = {
     "name": "会津 花子",
-    "birth_date": "1994-04-01",
+    "birthdate": "1994-04-01",
     "sex": "2",
     "address": "福島県会津若松市東栄町3-46",
 }

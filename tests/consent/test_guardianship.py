@@ -14,7 +14,7 @@ from phr_core.webapp import database
 from tests.consent.conftest import CITY, Tokens, link_city
 
 MOTHER, FATHER = "phr-sub-mother", "phr-sub-father"
-CHILD = {"code": "CODE-CHILD", "birth_date": "2025-06-01", "relationship": "mother"}
+CHILD = {"code": "CODE-CHILD", "birthdate": "2025-06-01", "relationship": "mother"}
 
 
 def _codes(client: FlaskClient, tokens: Tokens, category: str = "mch") -> list[str]:
@@ -74,9 +74,10 @@ def test_a_child_born_later_is_added_by_the_parents_code(
     client: FlaskClient, tokens: Tokens
 ) -> None:
     link_city(client, tokens, MOTHER, "CODE-MOTHER")
+    child = {"code": "CODE-CHILD", "birth_date": "2025-06-01", "relationship": "mother"}
     r = client.post(
         f"/api/v1/municipalities/{CITY}/guardianships",
-        json={"guardian_code": "CODE-MOTHER", "children": [CHILD]},
+        json={"guardian_code": "CODE-MOTHER", "children": [child]},
         headers=tokens.connector(),
     )
     assert r.json["guardians_linked"] == 1
@@ -90,7 +91,7 @@ def test_a_child_born_later_is_added_by_the_parents_code(
     assert r.json["guardians_linked"] == 0
     bad = client.post(
         f"/api/v1/municipalities/{CITY}/guardianships",
-        json={"guardian_code": "CODE-MOTHER", "children": [{"code": "C", "birth_date": "x"}]},
+        json={"guardian_code": "CODE-MOTHER", "children": [{"code": "C", "birthdate": "x"}]},
         headers=tokens.connector(),
     )
     assert bad.status_code == 400
@@ -102,8 +103,8 @@ def test_guardianship_ends_at_the_configured_age(
     assert GUARDIANSHIP_END_AGE == 18
     today = datetime.now(UTC).date()
     born = today.replace(year=today.year - GUARDIANSHIP_END_AGE) + timedelta(days=3)
-    adult = {"code": "CODE-ADULT", "birth_date": "2000-01-01", "relationship": "mother"}
-    teen = {"code": "CODE-TEEN", "birth_date": born.isoformat(), "relationship": "mother"}
+    adult = {"code": "CODE-ADULT", "birthdate": "2000-01-01", "relationship": "mother"}
+    teen = {"code": "CODE-TEEN", "birthdate": born.isoformat(), "relationship": "mother"}
     link_city(client, tokens, MOTHER, "CODE-MOTHER", children=[teen, adult])
     assert [p["code"] for p in _patients(client, tokens, MOTHER)] == ["CODE-MOTHER", "CODE-TEEN"]
     assert _codes(client, tokens) == ["CODE-MOTHER", "CODE-TEEN"]

@@ -46,8 +46,9 @@ def test_link_request_flow(client: FlaskClient, tokens: Tokens, consent_app: Fla
 
     pending = client.get(f"/api/v1/municipalities/{CITY}/link-requests", headers=tokens.connector())
     assert pending.status_code == 200
-    [req] = pending.json["link_requests"]
-    assert req["id"] == rid and req["attributes"] == ATTRIBUTES
+    [req] = pending.json["requests"]
+    assert req["id"] == rid and req["include_children"] is True
+    assert {k: req[k] for k in ATTRIBUTES} == ATTRIBUTES
     # Nothing flows to the city before it has found the person.
     assert _codes(client, tokens, "mch") == []
 
@@ -64,7 +65,7 @@ def test_link_request_flow(client: FlaskClient, tokens: Tokens, consent_app: Fla
         assert (link.municipality, link.code) == (CITY, "PSEUDO-HANAKO")
     assert (
         client.get(f"/api/v1/municipalities/{CITY}/link-requests", headers=tokens.connector()).json[
-            "link_requests"
+            "requests"
         ]
         == []
     )
@@ -73,6 +74,7 @@ def test_link_request_flow(client: FlaskClient, tokens: Tokens, consent_app: Fla
     ]
     assert _codes(client, tokens, "mch") == ["PSEUDO-HANAKO"]
     assert _codes(client, tokens, "vaccination") == ["PSEUDO-HANAKO"]
+    assert _codes(client, tokens, "immunization") == ["PSEUDO-HANAKO"]  # the connector's word
     assert _codes(client, tokens, "claims") == []
 
     # Answering again is a conflict; the city's consent may be widened without a new request.
@@ -160,7 +162,7 @@ def test_consent_needs_attributes_and_a_participating_city(
         json={"categories": ["mch"], "attributes": {"name": "x"}},
         headers=tokens.idp,
     )
-    assert r.status_code == 400 and "birth_date" in r.json["error_description"]
+    assert r.status_code == 400 and "birthdate" in r.json["error_description"]
     r = client.post(
         f"/api/v1/subjects/{SUB}/municipalities/999999/consent",
         json={"categories": ["mch"], "attributes": ATTRIBUTES},

@@ -78,7 +78,7 @@ def test_receipt_of_an_app_grant_and_its_withdrawal(client: FlaskClient, tokens:
 
 
 def test_fhir_consents_validate(client: FlaskClient, tokens: Tokens) -> None:
-    child = {"code": "CODE-CHILD-R", "birth_date": "2025-01-10", "relationship": "mother"}
+    child = {"code": "CODE-CHILD-R", "birthdate": "2025-01-10", "relationship": "mother"}
     link_city(client, tokens, MOTHER, "CODE-MOTHER-R", children=[child])
     gid = _grant(client, tokens)
 
