@@ -90,10 +90,10 @@ def patients_key(subject: str) -> str:
 
 def touch(s: Session, keys: Iterable[str]) -> None:
     """Note in the change log that these cache keys changed (committed with the change)."""
-    for key in dict.fromkeys(keys):
+    unique = list(dict.fromkeys(keys))
+    for key in unique:
         s.add(ChangeLog(key=key[:300]))
-    changed = s.info.setdefault("consent_changed_keys", set())
-    changed.update(keys)
+    s.info.setdefault("consent_changed_keys", set()).update(unique)
 
 
 def _check_categories(categories: Sequence[str]) -> list[str]:
