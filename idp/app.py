@@ -15,6 +15,7 @@ from idp.endpoints import (
     interaction,
     logout,
     par,
+    registration,
     resource_tokens,
     token,
 )
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         token.bp,
         resource_tokens.bp,
         logout.bp,
+        registration.bp,
     ]
     app = build_app("idp", settings, blueprints)
     db = app.extensions["phr_db"]

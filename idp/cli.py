@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -9,7 +10,8 @@ from sqlalchemy import select
 
 from idp import keys
 from idp.clients import load_clients_file
-from idp.models import Client, SigningKey
+from idp.models import Client, InitialAccessToken, SigningKey
+from idp.tokens import new_handle, now_utc, sha256_hex
 from phr_core.config import load_settings
 from phr_core.db import Database
 
@@ -75,4 +77,28 @@ def clients(path: Path | None) -> None:
         db.dispose()
 
 
-commands = [rotate_keys, list_keys, clients]
+@click.command("registration-token")
+@click.option("--uses", default=1, show_default=True, help="How many registrations it allows.")
+@click.option("--days", default=7, show_default=True, help="How long it stays valid.")
+@click.option("--note", default="", help="Who it is for (kept with it; no personal data).")
+def registration_token(uses: int, days: int, note: str) -> None:
+    """Make an initial access token for dynamic client registration (RFC 7591) and print it
+    once; give it to the app developer. Only its hash is stored."""
+    db, _ = _db()
+    token = new_handle(32)
+    try:
+        with db.session() as s:
+            s.add(
+                InitialAccessToken(
+                    token_hash=sha256_hex(token),
+                    note=note,
+                    uses_left=uses,
+                    expires_at=now_utc() + timedelta(days=days),
+                )
+            )
+    finally:
+        db.dispose()
+    click.echo(token)
+
+
+commands = [rotate_keys, list_keys, clients, registration_token]

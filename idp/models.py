@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phr_core.db import ServiceBase, new_metadata
@@ -189,6 +189,19 @@ class DpopJti(Base):
 
     jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class InitialAccessToken(Base):
+    """Gate of dynamic client registration (RFC 7591 3): made by an operator with
+    `phr idp registration-token`, stored hashed, limited in uses and time."""
+
+    __tablename__ = "idp_initial_access_token"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    uses_left: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # The card tables share this metadata (one schema, one migration history for the IdP).

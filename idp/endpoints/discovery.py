@@ -26,6 +26,7 @@ def metadata() -> dict:
         "introspection_endpoint": e("/introspect"),
         "pushed_authorization_request_endpoint": e("/par"),
         "end_session_endpoint": e("/logout"),
+        "registration_endpoint": e("/register"),
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "scopes_supported": [
