@@ -9,6 +9,7 @@ import json
 import time
 from urllib.parse import unquote_plus
 
+from flask import request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -127,6 +128,22 @@ def _segments(token: str) -> tuple[dict, dict]:
     if not all(isinstance(p, dict) for p in parts):
         raise invalid_client("malformed client assertion")
     return parts[0], parts[1]
+
+
+def claimed_client_id() -> str | None:
+    """The client id a request claims, before it is authenticated (for attempt limits)."""
+    try:
+        basic = _basic(request.headers)
+    except OAuthError:
+        basic = None
+    if basic:
+        return basic[0]
+    if request.form.get("client_assertion"):
+        try:
+            return _segments(request.form["client_assertion"])[1].get("iss")
+        except OAuthError:
+            return None
+    return request.form.get("client_id") or None
 
 
 def require_confidential(client: ClientView) -> None:

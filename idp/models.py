@@ -204,5 +204,16 @@ class InitialAccessToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Attempt(Base):
+    """Failed attempts per key (a client at the token endpoint, a person at sign-in) in the
+    current window, shared by every worker."""
+
+    __tablename__ = "idp_attempt"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
 # The card tables share this metadata (one schema, one migration history for the IdP).
 import idp.card.models  # noqa: E402, F401

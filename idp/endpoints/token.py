@@ -7,8 +7,8 @@ from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from idp import pkce, scopes
-from idp.client_auth import authenticate, require_confidential
+from idp import limits, pkce, scopes
+from idp.client_auth import authenticate, claimed_client_id, require_confidential
 from idp.clients import ClientView
 from idp.context import IdP, idp
 from idp.dpop import proof_jkt
@@ -31,6 +31,13 @@ bp = Blueprint("token", __name__)
 @bp.post("/token")
 def token() -> Response:
     ctx = idp()
+    claimed_id = claimed_client_id()
+    wait = limits.blocked_for(ctx, limits.TOKEN_ENDPOINT, claimed_id) if claimed_id else 0
+    if wait:
+        err = OAuthError("invalid_request", f"too many failed attempts; retry in {wait} s", 429)
+        resp = err.json_response()
+        resp.headers["Retry-After"] = str(wait)
+        return resp
     try:
         if request.mimetype != "application/x-www-form-urlencoded":
             raise invalid_request("send the request as application/x-www-form-urlencoded")
@@ -52,6 +59,8 @@ def token() -> Response:
                 raise OAuthError("unauthorized_client", f"this client may not use {grant_type}")
             body = handler(ctx, s, client)
     except OAuthError as err:
+        if claimed_id and err.error in ("invalid_client", "invalid_grant"):
+            limits.record_failure(ctx, limits.TOKEN_ENDPOINT, claimed_id)
         return err.json_response()
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,48 @@
+"""Attempt limits: after too many failures in a window, a key (a client at the token endpoint,
+a person at sign-in) is refused until the window ends. Only failures are written, so the
+normal path costs one primary-key read."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from idp.context import IdP
+from idp.models import Attempt
+from idp.tokens import aware, now_utc
+
+TOKEN_ENDPOINT = ("token", 20, timedelta(minutes=1))  # per client
+SIGN_IN = ("sign-in", 5, timedelta(minutes=15))  # per person
+
+
+def blocked_for(ctx: IdP, kind: tuple[str, int, timedelta], subject: str) -> int:
+    """Seconds until `subject` may try again, 0 when it may now."""
+    name, limit, window = kind
+    with ctx.db.session() as s:
+        row = s.get(Attempt, f"{name}:{subject}")
+        if row is None:
+            return 0
+        ends = aware(row.window_start) + window
+        if row.failures < limit or ends <= now_utc():
+            return 0
+        return max(1, int((ends - now_utc()).total_seconds()))
+
+
+def record_failure(ctx: IdP, kind: tuple[str, int, timedelta], subject: str) -> None:
+    name, _, window = kind
+    key = f"{name}:{subject}"[:160]
+    for _ in range(2):  # a concurrent first insert may win; then update
+        try:
+            with ctx.db.session() as s:
+                row = s.get(Attempt, key, with_for_update=True)
+                now = now_utc()
+                if row is None:
+                    s.add(Attempt(key=key, window_start=now, failures=1))
+                elif aware(row.window_start) + window <= now:
+                    row.window_start, row.failures = now, 1
+                else:
+                    row.failures += 1
+            return
+        except IntegrityError:
+            continue
