@@ -139,10 +139,31 @@ def handle(
     if access is not None:
         if not access.system:
             patients &= access.patient_ids
-        event = audit.build(access, subtype, code, refs, patients, _query_for_audit())
         with db.session() as s:
-            audit.record(s, repo(), event)
+            for event in _audit_events(s, access, subtype, code, refs, patients):
+                audit.record(s, repo(), event)
     return resp
+
+
+def _audit_events(
+    s: Any, access: Access, subtype: str, code: str, refs: list[str], patients: set[str]
+) -> list[dict[str, Any]]:
+    """One AuditEvent per Patient touched, naming only that Patient's resources, so the
+    record a person (or guardian) can search never shows what was read of someone else."""
+    query = _query_for_audit()
+    if len(patients) <= 1:
+        return [audit.build(access, subtype, code, refs, patients, query)]
+    comp = repo().compartments(s, refs)
+    events = []
+    placed: set[str] = set()
+    for pid in sorted(patients):
+        mine = [r for r in refs if pid in comp.get("/".join(r.split("/")[:2]), ())]
+        placed.update(mine)
+        events.append(audit.build(access, subtype, code, mine, {pid}, query))
+    rest = [r for r in refs if r not in placed]
+    if rest:
+        events.append(audit.build(access, subtype, code, rest, set(), query))
+    return events
 
 
 def _param_issue(exc: search.BadRequest) -> dict[str, Any]:

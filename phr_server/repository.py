@@ -211,6 +211,24 @@ class Repository:
                 )
         return out
 
+    def compartments(self, s: Session, refs: list[str]) -> dict[str, set[str]]:
+        """`Type/id` (a `/_history/n` suffix is ignored) → the Patient ids it belongs to."""
+        out: dict[str, set[str]] = {}
+        by_type: dict[str, list[str]] = {}
+        for ref in refs:
+            t, i = ref.split("/")[:2]
+            by_type.setdefault(t, []).append(i)
+        for t, ids in by_type.items():
+            for chunk in range(0, len(ids), 500):
+                rows = s.execute(
+                    select(C.c.resource_id, C.c.patient_id).where(
+                        C.c.resource_type == t, C.c.resource_id.in_(ids[chunk : chunk + 500])
+                    )
+                )
+                for rid, pid in rows:
+                    out.setdefault(f"{t}/{rid}", set()).add(pid)
+        return out
+
     # --- writes -------------------------------------------------------------------------------
 
     def current(self, s: Session, rtype: str, rid: str) -> StoredResource | None:

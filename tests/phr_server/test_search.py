@@ -9,7 +9,6 @@ from tests.phr_server.conftest import (
     CATEGORY,
     LOINC,
     World,
-    ids_by_identifier,
     observation,
     transaction,
 )
