@@ -78,7 +78,7 @@ def main() -> None:
         der = card.auth_cert.public_bytes(serialization.Encoding.DER)
         work.append((der, card.auth_key.sign(data, padding.PKCS1v15(), hashes.SHA256()), data))
 
-    trust = TrustStore.from_pem_file(authority.root_pem_path)
+    trust = TrustStore.from_pem_file(authority.root_pem_path, ca_issuer_prefixes=(url + "/",))
     revocation = RevocationChecker(trust.fetch, ocsp_ttl=3600)
     results = []
     for label, cache_size in (

@@ -248,8 +248,9 @@ class CardServices:
             from idp.authority_sim.ca import init_authority
 
             init_authority(settings)
-        verifier = verifier_for(trust_root)
-        links = RenewalLinks(settings.option("PHR_CARD_AUTHORITY_URL"), verifier.trust)
+        authority_url = settings.option("PHR_CARD_AUTHORITY_URL")
+        verifier = verifier_for(trust_root, authority_url)
+        links = RenewalLinks(authority_url, verifier.trust)
         return cls(settings, verifier, links)
 
     def binding_key(self, fingerprint: str) -> str:

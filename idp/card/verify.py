@@ -156,18 +156,22 @@ class TrustStore:
 
     An issuing CA is taken from the trust file (any non-self-signed certificate in it) or fetched
     once from the leaf's AIA caIssuers URL; either way it is accepted only when a trusted root
-    signed it, it is a CA and it is within its validity period."""
+    signed it, it is a CA and it is within its validity period. The leaf is not trusted yet when
+    its caIssuers URL is read, so only URLs under `ca_issuer_prefixes` (the card authority's
+    own) are ever fetched: a posted certificate cannot make the IdP request other addresses."""
 
     def __init__(
         self,
         anchors: list[x509.Certificate],
         intermediates: list[x509.Certificate] = (),  # type: ignore[assignment]
         fetch: Fetcher = http_fetch,
+        ca_issuer_prefixes: tuple[str, ...] = (),
     ) -> None:
         if not anchors:
             raise ValueError("no trusted root certificate")
         self.anchors = list(anchors)
         self.fetch = fetch
+        self.ca_issuer_prefixes = tuple(ca_issuer_prefixes)
         self._by_subject: dict[bytes, list[x509.Certificate]] = {}
         self._lock = threading.Lock()
         for a in self.anchors:
@@ -177,11 +181,16 @@ class TrustStore:
                 self._by_subject.setdefault(c.subject.public_bytes(), []).append(c)
 
     @classmethod
-    def from_pem_file(cls, path: str | Path, fetch: Fetcher = http_fetch) -> TrustStore:
+    def from_pem_file(
+        cls,
+        path: str | Path,
+        fetch: Fetcher = http_fetch,
+        ca_issuer_prefixes: tuple[str, ...] = (),
+    ) -> TrustStore:
         certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
         anchors = [c for c in certs if c.issuer == c.subject]
         others = [c for c in certs if c.issuer != c.subject]
-        return cls(anchors, others, fetch)
+        return cls(anchors, others, fetch, ca_issuer_prefixes)
 
     def is_anchor(self, cert: x509.Certificate) -> bool:
         return any(cert == a for a in self.anchors)
@@ -214,7 +223,7 @@ class TrustStore:
 
     def _fetch_issuer(self, cert: x509.Certificate, now: datetime) -> x509.Certificate | None:
         url = _uri_of(cert, AuthorityInformationAccessOID.CA_ISSUERS)
-        if not url:
+        if not url or not any(url.startswith(p) for p in self.ca_issuer_prefixes):
             return None
         try:
             ca = x509.load_der_x509_certificate(self.fetch(url, None, None))
@@ -577,12 +586,13 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
-_VERIFIERS: dict[tuple[str, float], CardVerifier] = {}
+_VERIFIERS: dict[tuple[str, float, tuple[str, ...]], CardVerifier] = {}
 _VERIFIERS_LOCK = threading.Lock()
 
 
-def verifier_for(trust_root: str | Path) -> CardVerifier:
-    """The process's verifier for a trust-root file (reloaded when the file changes)."""
+def verifier_for(trust_root: str | Path, authority_url: str | None = None) -> CardVerifier:
+    """The process's verifier for a trust-root file (reloaded when the file changes); issuing
+    CA certificates may be fetched from under `authority_url`."""
     path = Path(trust_root)
     try:
         mtime = path.stat().st_mtime
@@ -591,11 +601,12 @@ def verifier_for(trust_root: str | Path) -> CardVerifier:
             f"card trust root {path} does not exist; set PHR_CARD_TRUST_ROOT "
             "(in development, the card authority stand-in creates it)"
         ) from None
-    key = (str(path.resolve()), mtime)
+    prefixes = (authority_url.rstrip("/") + "/",) if authority_url else ()
+    key = (str(path.resolve()), mtime, prefixes)
     with _VERIFIERS_LOCK:
         v = _VERIFIERS.get(key)
         if v is None:
-            v = CardVerifier(TrustStore.from_pem_file(path))
+            v = CardVerifier(TrustStore.from_pem_file(path, ca_issuer_prefixes=prefixes))
             _VERIFIERS.clear()
             _VERIFIERS[key] = v
         return v

@@ -26,7 +26,9 @@ DATA = signed_data("http://127.0.0.1:8001", "session-1", "challenge-1")
 
 
 def verifier(env: AuthorityEnv, **kw: float) -> CardVerifier:
-    trust = TrustStore.from_pem_file(env.authority.root_pem_path)
+    trust = TrustStore.from_pem_file(
+        env.authority.root_pem_path, ca_issuer_prefixes=(env.url + "/",)
+    )
     return CardVerifier(trust, RevocationChecker(trust.fetch, **kw))
 
 
@@ -228,3 +230,21 @@ def test_every_failure_has_its_own_message() -> None:
     assert len({f.en for f in FAILURES.values()}) == len(FAILURES)
     for f in FAILURES.values():
         assert f.ja and f.en and 400 <= f.status < 600
+
+
+def test_issuing_ca_is_fetched_only_from_the_authority(authority_env: AuthorityEnv) -> None:
+    """A certificate's caIssuers URL is read before the certificate is trusted: only the
+    configured authority's URLs are fetched, so a posted certificate cannot steer requests."""
+    card = authority_env.card()
+    asked: list[str] = []
+
+    def fetch(url: str, body: bytes | None, ctype: str | None) -> bytes:
+        asked.append(url)
+        from idp.card.verify import http_fetch
+
+        return http_fetch(url, body, ctype)
+
+    trust = TrustStore.from_pem_file(authority_env.authority.root_pem_path, fetch=fetch)
+    v = CardVerifier(trust, RevocationChecker(fetch))
+    refused("unknown_ca", v, *signed(card))
+    assert asked == []  # no allowed prefix: nothing fetched at all
