@@ -431,3 +431,19 @@ def add_guardianships(code: str) -> ResponseReturnValue:
             recorded_by=caller().client_id,
         )
     return _json({"municipality": code, "guardians_linked": len(guardians)})
+
+
+@bp.post("/municipalities/<code>/guardianships/end")
+@require(LINKAGE, municipality_arg="code")
+def end_guardianship(code: str) -> ResponseReturnValue:
+    data = _body()
+    with database().session() as s:
+        guardians = linkage.end_guardianship(
+            s,
+            municipality=code,
+            guardian_code=_text(data, "guardian_code", limit=linkage.MAX_CODE),
+            child_code=_text(data, "child_code", limit=linkage.MAX_CODE),
+            recorded_by=caller().client_id,
+            reason=_text(data, "reason", required=False, limit=500) or None,
+        )
+    return _json({"municipality": code, "guardianships_ended": len(guardians)})

@@ -524,3 +524,47 @@ def expire_pending(s: Session, older_than: datetime) -> int:
     for request in stale:
         _close(request, "expired")
     return len(stale)
+
+
+def end_guardianship(
+    s: Session,
+    *,
+    municipality: str,
+    guardian_code: str,
+    child_code: str,
+    recorded_by: str,
+    reason: str | None = None,
+) -> list[str]:
+    """The city says this person is no longer (or never was) a guardian of this child (custody
+    changed, a record was corrected): the guardianship goes, and with it the consents the
+    guardian gave for the child. Returns the guardians' subjects affected."""
+    guardians = list(
+        s.scalars(
+            select(PatientLink.subject).where(
+                PatientLink.municipality == municipality, PatientLink.code == guardian_code
+            )
+        )
+    )
+    affected = []
+    for guardian in guardians:
+        rows = list(
+            s.scalars(
+                select(Guardianship).where(
+                    Guardianship.guardian == guardian,
+                    Guardianship.municipality == municipality,
+                    Guardianship.child_code == child_code,
+                )
+            )
+        )
+        for row in rows:
+            s.delete(row)
+        for view in records.current(
+            s, kind=PROVIDER, subject=guardian, actor=municipality, status=ACTIVE
+        ):
+            if view.record.patient_code == child_code:
+                records.withdraw(s, view, recorded_by=recorded_by, reason=reason)
+        if rows:
+            affected.append(guardian)
+            records.touch(s, [patients_key(guardian)])
+    s.flush()
+    return affected

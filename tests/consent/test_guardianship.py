@@ -122,3 +122,22 @@ def test_guardianship_ends_at_the_configured_age(
 def test_guardianship_end_dates() -> None:
     assert guardianship_end(date(2020, 5, 17)) == date(2038, 5, 17)
     assert guardianship_end(date(2024, 2, 29)) == date(2042, 3, 1)
+
+
+def test_the_city_ends_a_guardianship(client: FlaskClient, tokens: Tokens) -> None:
+    link_city(client, tokens, MOTHER, "CODE-MOTHER", children=[CHILD])
+    link_city(client, tokens, FATHER, "CODE-FATHER", children=[CHILD])
+    r = client.post(
+        f"/api/v1/municipalities/{CITY}/guardianships/end",
+        json={"guardian_code": "CODE-FATHER", "child_code": "CODE-CHILD", "reason": "custody"},
+        headers=tokens.connector(),
+    )
+    assert r.json["guardianships_ended"] == 1
+    assert [p["code"] for p in _patients(client, tokens, FATHER)] == ["CODE-FATHER"]
+    assert [p["code"] for p in _patients(client, tokens, MOTHER)] == ["CODE-MOTHER", "CODE-CHILD"]
+    father = client.get(f"/api/v1/subjects/{FATHER}/consents", headers=tokens.idp).json
+    assert [
+        (c["patient"] or {}).get("code") for c in father["consents"] if c["status"] == "active"
+    ] == [None]
+    # The mother's consent for the child still lets the child's data flow.
+    assert _codes(client, tokens) == ["CODE-CHILD", "CODE-FATHER", "CODE-MOTHER"]
