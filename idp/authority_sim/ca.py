@@ -360,6 +360,17 @@ class Authority:
                 entry["reason"] = reason
             self._save(state)
 
+    def reissue_signature(
+        self, auth_cert: x509.Certificate, old_sign: x509.Certificate, attrs: BasicAttributes
+    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        """A move or a change of name: JPKI revokes the signature certificate
+        (`affiliation_changed`) and issues a new one on the same card; the user-authentication
+        certificate stays valid. The new one carries the same pair binding."""
+        key = new_key()
+        cert = self.issue_certificate(SIGN, key.public_key(), attrs, paired_auth=auth_cert)
+        self.revoke(old_sign, "affiliation_changed")
+        return cert, key
+
     def renew(
         self,
         old_auth: x509.Certificate,

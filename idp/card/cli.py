@@ -195,6 +195,33 @@ def revoke_cmd(card_path: Path, which: str, reason: str) -> None:
     click.echo(f"revoked ({reason}): " + ", ".join(kinds))
 
 
+@card.command("move")
+@CARD_OPTION
+@click.option("--address", required=True, help="The new address.")
+@click.option("--sign-pin", help="New signature PIN (asked when omitted).")
+def move_cmd(card_path: Path, address: str, sign_pin: str | None) -> None:
+    """Record a move: as JPKI does, the signature certificate is revoked (affiliation changed)
+    and a new one with the new address is written to the card; the user-authentication
+    certificate stays valid. Sign in once with `phr card sign --update-attributes` to give the
+    IdP the new address."""
+    from dataclasses import replace
+
+    from idp.card.verify import read_attributes
+
+    vc = _load_card(card_path)
+    attrs = read_attributes(vc.certificate(SIGN))
+    if attrs is None:
+        raise click.ClickException("the card's signature certificate carries no attributes")
+    spin = _new_pin(SIGN, sign_pin)
+    cert, key = _authority().reissue_signature(
+        vc.certificate(AUTH), vc.certificate(SIGN), replace(attrs, address=address.strip())
+    )
+    vc.replace_signature_key((cert, key), spin)
+    click.echo(
+        "new signature certificate written; the user-authentication certificate is unchanged"
+    )
+
+
 @card.command("renew")
 @CARD_OPTION
 @click.option("--auth-pin", help="New 4-digit PIN (asked when omitted).")
@@ -278,7 +305,15 @@ def _sign_with_pin(vc: VirtualCard, kind: str, data: bytes, pins: _PinSource) ->
     "--idp", "idp_url", help="The IdP's URL when giving a short code (default: PHR_ISSUER)."
 )
 @click.option("--pin-stdin", is_flag=True, help="Read PINs from standard input, one per line.")
-def sign_cmd(ref: str, card_path: Path, idp_url: str | None, pin_stdin: bool) -> None:
+@click.option(
+    "--update-attributes",
+    is_flag=True,
+    help="Also sign with the signature certificate, so the IdP records your current "
+    "name and address (after a move).",
+)
+def sign_cmd(
+    ref: str, card_path: Path, idp_url: str | None, pin_stdin: bool, update_attributes: bool
+) -> None:
     """Sign in with the card: fetch the card session (the QR code's URL or the short code on the
     sign-in page), ask the PIN, sign its challenge and send certificate and signature. The first
     time, the card is enrolled: the signature PIN is asked as well."""
@@ -307,16 +342,22 @@ def sign_cmd(ref: str, card_path: Path, idp_url: str | None, pin_stdin: bool) ->
         "signature": base64.b64encode(_sign_with_pin(vc, AUTH, data, pins)).decode(),
     }
     post_url = f"{base}/card/sessions/{quote(session_id, safe='')}/response"
-    try:
-        _request(post_url, payload)
-    except _Http as exc:
-        if exc.body.get("error") != "enrollment_required":
-            raise click.ClickException(str(exc.body.get("error_description", exc.status))) from None
-        click.echo(str(exc.body.get("error_description")))
+
+    def add_signature_certificate() -> None:
         payload["signature_certificate"] = base64.b64encode(vc.certificate_der(SIGN)).decode()
         payload["signature_signature"] = base64.b64encode(
             _sign_with_pin(vc, SIGN, data, pins)
         ).decode()
+
+    if update_attributes:
+        add_signature_certificate()
+    try:
+        _request(post_url, payload)
+    except _Http as exc:
+        if exc.body.get("error") != "enrollment_required" or update_attributes:
+            raise click.ClickException(str(exc.body.get("error_description", exc.status))) from None
+        click.echo(str(exc.body.get("error_description")))
+        add_signature_certificate()
         try:
             _request(post_url, payload)
         except _Http as exc2:

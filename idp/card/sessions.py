@@ -497,6 +497,15 @@ def _bind_sign(
     key = services.binding_key(sign.fingerprint)
     existing = _binding(s, key)
     if existing is None:
+        # A new signature certificate (renewal, or a move that reissued it) replaces the old.
+        for old in s.scalars(
+            select(CardBinding).where(
+                CardBinding.person_id == person_id,
+                CardBinding.cert_type == SIGN,
+                CardBinding.status == "active",
+            )
+        ):
+            old.status = "superseded"
         _add_binding(s, person_id, SIGN, key, sign, method)
     elif existing.person_id != person_id:
         raise CardError("renewal_person_mismatch")

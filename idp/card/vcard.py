@@ -112,6 +112,19 @@ class VirtualCard:
             }
         self.save()
 
+    def replace_signature_key(
+        self, sign: tuple[x509.Certificate, rsa.RSAPrivateKey], sign_pin: str
+    ) -> None:
+        """A new signature certificate and key on the same card (after a move)."""
+        cert, key = sign
+        pin = check_pin_format(SIGN, sign_pin)
+        self.data[SIGN] = {
+            "certificate": _b64(cert.public_bytes(serialization.Encoding.DER)),
+            "key": _seal_key(SIGN, key, pin),
+            "tries_left": MAX_TRIES[SIGN],
+        }
+        self.save()
+
     @classmethod
     def load(cls, path: Path) -> VirtualCard:
         try:

@@ -137,3 +137,45 @@ def test_cli_refuses_a_session_of_another_origin(card_idp: CardIdp, tmp_path) ->
             card_idp, ["sign", url, "--card", str(tmp_path / "c.json"), "--pin-stdin"], "1234\n"
         )
     assert out.exit_code == 1 and "not signing" in out.output
+
+
+def test_move_keeps_the_person_and_updates_the_address(card_idp: CardIdp) -> None:
+    from idp.card.sessions import read_attributes
+
+    card_idp.env.card(name="mover")
+    card = str(card_idp.env.tmp / "mover.json")
+    new_address = "福島県会津若松市追手町5-10"
+    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]):
+        s1 = new_session(card_idp)
+        assert (
+            run(
+                card_idp, ["sign", s1.short_code, "--card", card, "--pin-stdin"], "1234\nABC123\n"
+            ).exit_code
+            == 0
+        )
+        first = taken(card_idp, s1.id)
+        moved = run(
+            card_idp, ["move", "--card", card, "--address", new_address, "--sign-pin", "XYZ789"]
+        )
+        assert moved.exit_code == 0, moved.output
+        # the authentication certificate is unchanged: sign-in as before
+        s2 = new_session(card_idp)
+        assert (
+            run(
+                card_idp, ["sign", s2.short_code, "--card", card, "--pin-stdin"], "1234\n"
+            ).exit_code
+            == 0
+        )
+        assert taken(card_idp, s2.id).person_id == first.person_id
+        # with the new signature certificate, the IdP learns the new address
+        s3 = new_session(card_idp)
+        out = run(
+            card_idp,
+            ["sign", s3.short_code, "--card", card, "--pin-stdin", "--update-attributes"],
+            "1234\nXYZ789\n",
+        )
+        assert out.exit_code == 0, out.output
+        assert taken(card_idp, s3.id).person_id == first.person_id
+    with card_idp.db.session() as s, card_idp.app.app_context():
+        attrs = read_attributes(s, services(), first.person_id)
+    assert attrs is not None and attrs.address == new_address and attrs.name == "会津 花子"
