@@ -307,6 +307,15 @@ def subject_consents_fhir(subject: str) -> ResponseReturnValue:
     return _json(bundle)
 
 
+@bp.post("/subjects/<path:subject>/forget")
+@require(GRANTS_WRITE)
+def forget_subject(subject: str) -> ResponseReturnValue:
+    """Account deletion: withdraw everything, delete links; the consent trail stays."""
+    with database().session() as s:
+        out = linkage.forget_subject(s, subject=subject, recorded_by=caller().client_id)
+    return _json({"subject": subject, **out})
+
+
 # --- any consent: history, receipt, FHIR --------------------------------------------------------
 
 

@@ -568,3 +568,24 @@ def end_guardianship(
             records.touch(s, [patients_key(guardian)])
     s.flush()
     return affected
+
+
+def forget_subject(s: Session, *, subject: str, recorded_by: str) -> dict[str, object]:
+    """A person leaves (or asks for deletion): every consent they gave is withdrawn (the
+    versions stay: the consent trail is kept as the law requires), and their links,
+    guardianships and link requests (with any attributes) are deleted. Returns what was
+    unlinked, so the caller can ask the PHR server to delete the records behind those codes."""
+    withdrawn = [
+        records.withdraw(s, v, recorded_by=recorded_by, reason="account deleted")
+        for v in records.current(s, subject=subject, status=ACTIVE)
+    ]
+    links = list(s.scalars(select(PatientLink).where(PatientLink.subject == subject)))
+    unlinked = [{"municipality": x.municipality, "code": x.code} for x in links]
+    for row in [*links, *_guardianships(s, subject)]:
+        s.delete(row)
+    for request in s.scalars(select(LinkRequest).where(LinkRequest.subject == subject)):
+        if request.status == "pending":
+            _close(request, "withdrawn")
+    s.flush()
+    records.touch(s, [patients_key(subject)])
+    return {"withdrawn": [v.id for v in withdrawn], "unlinked": unlinked}

@@ -178,3 +178,31 @@ def test_categories_are_kept_apart(client: FlaskClient, tokens: Tokens) -> None:
     assert _codes(client, tokens, "mch") == ["CODE-B"]
     assert _codes(client, tokens, "claims") == ["CODE-B"]
     assert _codes(client, tokens, "checkup") == []
+
+
+def test_forgetting_a_person(client: FlaskClient, tokens: Tokens, consent_app: Flask) -> None:
+    child = {"code": "CODE-KID", "birthdate": "2024-01-01", "relationship": "mother"}
+    cid = link_city(client, tokens, SUB, "CODE-SELF", children=[child])
+    gid = client.post(
+        "/api/v1/grants",
+        json={"subject": SUB, "client_id": "app", "scopes": ["patient/*.rs"]},
+        headers=tokens.idp,
+    ).json["id"]
+    assert len(_codes(client, tokens, "mch")) == 2
+    assert (
+        len(client.get(f"/api/v1/subjects/{SUB}/patients", headers=tokens.phr).json["patients"])
+        == 2
+    )
+
+    r = client.post(f"/api/v1/subjects/{SUB}/forget", headers=tokens.idp)
+    assert r.status_code == 200
+    assert r.json["unlinked"] == [{"municipality": CITY, "code": "CODE-SELF"}]
+    assert set(r.json["withdrawn"]) >= {cid, gid} and len(r.json["withdrawn"]) == 3
+    assert client.get(f"/api/v1/subjects/{SUB}/patients", headers=tokens.phr).json["patients"] == []
+    assert client.get(f"/api/v1/grants/{gid}", headers=tokens.phr).json["status"] == "revoked"
+    assert _codes(client, tokens, "mch") == []
+    # The consent trail stays.
+    history = client.get(f"/api/v1/consents/{cid}/history", headers=tokens.idp).json["versions"]
+    assert [v["event"] for v in history] == ["consent_given", "consent_withdrawn"]
+    with consent_app.app_context(), database().session() as s:
+        assert s.scalar(select(PatientLink)) is None
