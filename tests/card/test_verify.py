@@ -248,3 +248,58 @@ def test_issuing_ca_is_fetched_only_from_the_authority(authority_env: AuthorityE
     v = CardVerifier(trust, RevocationChecker(fetch))
     refused("unknown_ca", v, *signed(card))
     assert asked == []  # no allowed prefix: nothing fetched at all
+
+
+def test_ocsp_responder_rejects_garbage_and_foreign_issuers(
+    authority_env: AuthorityEnv, tmp_path: Path
+) -> None:
+    request = urllib.request.Request(  # noqa: S310
+        f"{authority_env.url}/ocsp",
+        data=b"not an OCSP request",
+        headers={"Content-Type": "application/ocsp-request"},
+    )
+    with urllib.request.urlopen(request) as resp:  # noqa: S310
+        answer = ocsp.load_der_ocsp_response(resp.read())
+    assert answer.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+    stranger = Authority(tmp_path / "other_ca", authority_env.url)
+    stranger.init()
+    issued = stranger.issue_card(ALICE)
+    req = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(
+            issued.auth_cert,
+            stranger.issuing_ca,
+            hashes.SHA1(),  # noqa: S303
+        )
+        .build()
+    )
+    request = urllib.request.Request(  # noqa: S310
+        f"{authority_env.url}/ocsp",
+        data=req.public_bytes(serialization.Encoding.DER),
+        headers={"Content-Type": "application/ocsp-request"},
+    )
+    with urllib.request.urlopen(request) as resp:  # noqa: S310
+        answer = ocsp.load_der_ocsp_response(resp.read())
+    assert answer.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+def test_phr_card_init_and_show(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from phr_core.cli import main
+
+    env = {"PHR_VAR_DIR": str(tmp_path / "var")}
+    out = CliRunner().invoke(main, ["card", "init"], env=env)
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "var" / "card_authority" / "root.pem").exists()
+    args = ["card", "issue", "--name", "会津 花子", "--birthdate", "1990-04-01", "--sex", "female"]
+    args += ["--address", "会津若松市", "--out", str(tmp_path / "c.json")]
+    bad = CliRunner().invoke(main, [*args, "--auth-pin", "12", "--sign-pin", "ABC123"], env=env)
+    assert bad.exit_code == 2 and "4 digits" in bad.output
+    good = CliRunner().invoke(main, args, input="1234\n1234\nABC123\nABC123\n", env=env)
+    assert good.exit_code == 0, good.output
+    shown = CliRunner().invoke(main, ["card", "show", "--card", str(tmp_path / "c.json")], env=env)
+    assert "PIN tries left 3" in shown.output and "PIN tries left 5" in shown.output
+    prod = CliRunner().invoke(main, ["card", "init"], env={**env, "PHR_ENV": "production"})
+    assert prod.exit_code == 1 and "never runs in production" in prod.output
