@@ -40,6 +40,13 @@ def box() -> AttributeBox:
     return current_app.extensions["consent_box"]
 
 
+@bp.url_value_preprocessor
+def _check_path(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    subject = (values or {}).get("subject")
+    if subject is not None and not 0 < len(subject) <= MAX_FIELD:
+        raise ConsentError("the subject in the path is too long")
+
+
 @bp.errorhandler(ConsentError)
 def _invalid(exc: ConsentError) -> Response:
     return oauth_error(400, "invalid_request", str(exc))
@@ -199,7 +206,7 @@ def revoke_grant(grant_id: str) -> ResponseReturnValue:
     data = request.get_json(silent=True) or {}
     reason = data.get("reason") if isinstance(data, dict) else None
     with database().session() as s:
-        view = records.get(s, grant_id)
+        view = records.get(s, grant_id, for_update=True)
         if view is None or view.record.kind != RECIPIENT:
             return _not_found("grant")
         view = records.withdraw(
@@ -352,10 +359,16 @@ def consent_history(consent_id: str) -> ResponseReturnValue:
 @bp.get("/consents/<consent_id>/receipt")
 @require(GRANTS_READ, GRANTS_WRITE)
 def consent_receipt(consent_id: str) -> ResponseReturnValue:
-    return _with_consent(
+    resp = _with_consent(
         consent_id,
         lambda s, v: receipts.receipt(v, records.history(s, consent_id), settings()),
     )
+    if resp.status_code == 200 and request.args.get("download"):
+        version = resp.get_json()["record_version"]
+        resp.headers["Content-Disposition"] = (
+            f'attachment; filename="consent-receipt-{consent_id}-v{version}.json"'
+        )
+    return resp
 
 
 @bp.get("/consents/<consent_id>/fhir")

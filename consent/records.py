@@ -243,9 +243,12 @@ def withdraw(
     )
 
 
-def get(s: Session, consent_id: str, *, version: int | None = None) -> ConsentView | None:
-    """The consent with its current version (or the given one), or None."""
-    record = s.get(ConsentRecord, consent_id)
+def get(
+    s: Session, consent_id: str, *, version: int | None = None, for_update: bool = False
+) -> ConsentView | None:
+    """The consent with its current version (or the given one), or None. `for_update` locks
+    the head row (PostgreSQL), so two concurrent changes cannot both make version n+1."""
+    record = s.get(ConsentRecord, consent_id, with_for_update=for_update or None)
     if record is None:
         return None
     v = s.get(ConsentVersion, (consent_id, version or record.current_version))

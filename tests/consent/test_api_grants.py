@@ -165,3 +165,8 @@ def test_history_keeps_every_version(
         assert (second.version, second.status, second.recorded_by) == (2, "inactive", "idp")
     old = client.get(f"/api/v1/consents/{gid}?version=1", headers=tokens.idp).json
     assert old["status"] == "active" and old["version"] == 1
+
+
+def test_overlong_subjects_are_invalid_requests(client: FlaskClient, tokens: Tokens) -> None:
+    r = client.get(f"/api/v1/subjects/{'x' * 300}/patients", headers=tokens.phr)
+    assert r.status_code == 400 and r.json["error"] == "invalid_request"

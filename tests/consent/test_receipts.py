@@ -75,6 +75,10 @@ def test_receipt_of_an_app_grant_and_its_withdrawal(client: FlaskClient, tokens:
     # The receipt of version 1 is still exactly the receipt given then.
     again = client.get(f"/api/v1/consents/{gid}/receipt?version=1", headers=tokens.idp).json
     assert again == first
+    download = client.get(f"/api/v1/consents/{gid}/receipt?download=1", headers=tokens.idp)
+    assert download.headers["Content-Disposition"] == (
+        f'attachment; filename="consent-receipt-{gid}-v2.json"'
+    )
 
 
 def test_fhir_consents_validate(client: FlaskClient, tokens: Tokens) -> None:
