@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from idp import clients, keys
+from idp.card import views as card_views
 from idp.context import IdP
 from idp.endpoints import (
     authorize,
@@ -23,6 +24,7 @@ from idp.keys import KeyRing
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
+from phr_core.tokens import access_token_cipher
 from phr_core.webapp import build_app, settings
 
 bp = Blueprint("idp_index", __name__)
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         resource_tokens.bp,
         logout.bp,
         registration.bp,
+        card_views.bp,
     ]
     app = build_app("idp", settings, blueprints)
     db = app.extensions["phr_db"]
@@ -71,5 +74,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         db=db,
         keys=KeyRing(db, settings.secret("PHR_IDP_DATA_KEY")),
         subjects=PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")),
+        access_token_key=access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY")),
     )
     return app

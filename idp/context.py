@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
+from joserfc.jwk import OctKey
 
 from idp.keys import KeyRing
 from idp.subjects import PairwiseSubjects
@@ -41,6 +42,7 @@ class IdP:
     db: Database
     keys: KeyRing
     subjects: PairwiseSubjects
+    access_token_key: OctKey  # seals access tokens for resource servers (phr_core.tokens)
 
     @property
     def issuer(self) -> str:

@@ -17,6 +17,7 @@ from idp.clients import ClientView
 from idp.context import ACCESS_TOKEN_TTL, ID_TOKEN_TTL, REFRESH_TOKEN_TTL, IdP
 from idp.models import IssuedAccessToken, RefreshToken
 from idp.subjects import PHR_SECTOR
+from phr_core.tokens import seal
 
 
 def now_utc() -> datetime:
@@ -87,11 +88,21 @@ def access_token(
     jkt: str | None = None,
     acr: str | None = None,
 ) -> tuple[str, int]:
-    """A JWT access token for `audience`; returns (token, expires_in seconds)."""
+    """A JWT access token for `audience`; returns (token, expires_in seconds).
+
+    For a resource server the subject is the PHR sector's, so the PHR server knows the person
+    whichever app calls; the token is then sealed (JWE) so that the app cannot read it. A token
+    only for our own userinfo carries the app's own subject and stays a plain signed JWT."""
     now = now_utc()
     exp = now + ACCESS_TOKEN_TTL
     jti = new_handle(16)
-    sub = ctx.subjects.subject(s, PHR_SECTOR, person_id) if person_id else client.client_id
+    for_resource_server = audience != ctx.issuer
+    if person_id is None:
+        sub = client.client_id
+    elif for_resource_server:
+        sub = ctx.subjects.subject(s, PHR_SECTOR, person_id)
+    else:
+        sub = ctx.subjects.subject(s, client.sector, person_id)
     claims: dict[str, Any] = {
         "iss": ctx.issuer,
         "sub": sub,
@@ -111,6 +122,8 @@ def access_token(
     if jkt:
         claims["cnf"] = {"jkt": jkt}
     token = sign(ctx, claims, typ="at+jwt")
+    if for_resource_server:
+        token = seal(token, ctx.access_token_key)
     s.add(
         IssuedAccessToken(
             jti=jti,

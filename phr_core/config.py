@@ -25,6 +25,7 @@ class ConfigError(RuntimeError):
 
 def _service_variables() -> list[Variable]:
     out: list[Variable] = []
+    seen: set[str] = set()
     for s in SERVICES:
         p = s.env_prefix
         out.append(
@@ -44,6 +45,9 @@ def _service_variables() -> list[Variable]:
             )
         )
         for sec in s.secrets:
+            if sec.env in seen:  # a secret shared by several services is listed once
+                continue
+            seen.add(sec.env)
             out.append(
                 Variable(
                     sec.env,

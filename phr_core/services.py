@@ -49,6 +49,14 @@ class ServiceSpec:
         return f"{self.package}.app:create_app()"
 
 
+# Shared by the IdP and every resource server of the PHR sector: access tokens are encrypted
+# (JWE) under it, so an app cannot read the PHR-sector subject inside its own token.
+ACCESS_TOKEN_KEY = SecretSpec(
+    "PHR_ACCESS_TOKEN_KEY",
+    "encrypts access tokens (JWE) so apps cannot read the PHR-sector subject; the same value "
+    "at the IdP and at every PHR server and consent service that accepts its tokens",
+)
+
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name="idp",
@@ -63,6 +71,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "PHR_IDP_DATA_KEY",
                 "encrypts the IdP's signing keys and card-verified attributes at rest",
             ),
+            ACCESS_TOKEN_KEY,
             SecretSpec(
                 "PHR_PAIRWISE_KEY",
                 "HMAC key of pairwise subjects; `ID:SECRET` entries separated by spaces, "
@@ -102,6 +111,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "PHR_FHIR_DATA_KEY",
                 "master key wrapping the per-municipality data keys of stored FHIR resources",
             ),
+            ACCESS_TOKEN_KEY,
         ),
     ),
     ServiceSpec(
@@ -111,7 +121,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
         env_prefix="CONSENT",
         default_port=8003,
         url_env="PHR_CONSENT_URL",
-        secrets=(SecretSpec("PHR_CONSENT_SECRET_KEY", "signs the portal's browser sessions"),),
+        secrets=(
+            SecretSpec("PHR_CONSENT_SECRET_KEY", "signs the portal's browser sessions"),
+            ACCESS_TOKEN_KEY,
+        ),
         session_key="PHR_CONSENT_SECRET_KEY",
     ),
     ServiceSpec(

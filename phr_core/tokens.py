@@ -8,6 +8,9 @@ Contract of an access token issued by the IdP:
           (client-credentials tokens), client_id, scope (space separated),
           grant_id (the consent grant; user tokens only), municipality (connector tokens),
           cnf.jkt (DPoP-bound tokens, RFC 9449)
+  Tokens for a resource server arrive sealed: a JWE (alg dir, enc A256GCM) under a key derived
+  from PHR_ACCESS_TOKEN_KEY, holding the signed JWT; `AccessTokenVerifier(decryption_key=
+  access_token_cipher(secret))` opens them.
 """
 
 from __future__ import annotations
@@ -20,12 +23,38 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from joserfc import jwt
+from joserfc import jwe, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, OctKey
+
+from phr_core.secrets import derive_key
 
 ALLOWED_ALGS = ("ES256", "RS256")
 LEEWAY_S = 30
+
+
+def access_token_cipher(secret: str) -> OctKey:
+    """The JWE key (alg dir, enc A256GCM) from PHR_ACCESS_TOKEN_KEY."""
+    return OctKey.import_key(derive_key(secret, "phr/access-token-jwe/v1"))
+
+
+def seal(signed: str, key: OctKey) -> str:
+    """Wrap a signed access token so that only the IdP and resource servers can read it: an app
+    must not see the PHR-sector subject inside (RFC 9068 6, OIDC Core 17.3)."""
+    header = {"alg": "dir", "enc": "A256GCM", "cty": "JWT", "typ": "at+jwt"}
+    return jwe.encrypt_compact(header, signed.encode(), key)
+
+
+def unseal(token: str, key: OctKey | None) -> str:
+    """The signed token inside a sealed one (a plain JWS is returned as it is)."""
+    if token.count(".") != 4:
+        return token
+    if key is None:
+        raise InvalidToken("encrypted token, but no decryption key is configured")
+    try:
+        return jwe.decrypt_compact(token, key).plaintext.decode()
+    except (JoseError, ValueError, UnicodeDecodeError):
+        raise InvalidToken("the token cannot be decrypted") from None
 
 
 class InvalidToken(Exception):
@@ -87,12 +116,16 @@ class JwksCache:
 class AccessTokenVerifier:
     """Checks signature, type, issuer, audience and lifetime of an RFC 9068 access token."""
 
-    def __init__(self, issuer: str, audience: str, jwks: JwksCache) -> None:
+    def __init__(
+        self, issuer: str, audience: str, jwks: JwksCache, decryption_key: OctKey | None = None
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.jwks = jwks
+        self.decryption_key = decryption_key
 
     def verify(self, token: str, now: float | None = None) -> AccessToken:
+        token = unseal(token, self.decryption_key)
         try:
             header = json.loads(_b64(token.split(".")[0]))
         except (ValueError, IndexError):

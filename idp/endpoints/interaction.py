@@ -8,12 +8,15 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, redirect, render_template, request
+from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from idp import scopes, sessions
+from idp.card.sessions import create_card_session, take_verified
+from idp.card.views import panel_context
 from idp.clients import get_client
-from idp.context import ACR_DEV, idp
+from idp.context import ACR_CARD, ACR_DEV, acr_satisfies, idp
 from idp.endpoints.authorize import error_page, redirect_denied
 from idp.grants import record_grant
 from idp.i18n import MESSAGES, pick_language
@@ -52,16 +55,37 @@ def login() -> ResponseReturnValue:
             return error_page("this sign-in took too long or was already finished", 400)
         client = get_client(s, row.client_id)
         lang = pick_language(row.params.get("ui_locales"))
+        required = row.params.get("_required_acr") or None
+        card_session = create_card_session(s, purpose="login")
+        # Only this browser may take the result of its card session.
+        flask_session["card_session"] = card_session.id
+        card = panel_context(card_session, f"/login/card?req={row.id}", lang)
         return render_template(
             "idp_login.html",
             t=MESSAGES[lang],
             lang=lang,
             req=row.id,
             app=client.name if client else row.client_id,
-            dev=not ctx.settings.production,
+            card=card,
+            dev=not ctx.settings.production and acr_satisfies(ACR_DEV, required),
+            card_required=required == ACR_CARD,
             csrf=sessions.csrf_token(),
-            required_acr=row.params.get("_required_acr") or "",
         )
+
+
+@bp.get("/login/card")
+def login_card() -> ResponseReturnValue:
+    """Where the card panel sends the browser once the card reader's signature verified."""
+    ctx = idp()
+    with ctx.db.session() as s:
+        row = _parked(s)
+        if row is None:
+            return error_page("this sign-in took too long or was already finished", 400)
+        result = take_verified(s, flask_session.pop("card_session", ""))
+        if result is None:
+            return redirect(f"/login?req={row.id}")
+        sessions.start(s, result.person_id, result.acr, list(result.amr))
+        return _resume(row, "_login_done")
 
 
 @bp.post("/login/dev")

@@ -18,6 +18,7 @@ from idp.errors import OAuthError, invalid_request
 from idp.models import IssuedAccessToken, RefreshToken
 from idp.subjects import PHR_SECTOR
 from idp.tokens import aware, now_utc, revoke_family, sha256_hex
+from phr_core.tokens import InvalidToken, unseal
 
 bp = Blueprint("resource_tokens", __name__)
 
@@ -30,8 +31,9 @@ INTROSPECTED_CLAIMS = (
 def _verify_access_token(ctx: IdP, s: Session, token: str) -> tuple[dict, IssuedAccessToken] | None:
     """Claims and record of a valid, unrevoked access token we issued, else None."""
     try:
-        decoded = jwt.decode(token, ctx.keys.verification_keys(), algorithms=["ES256", "RS256"])
-    except (JoseError, ValueError):
+        signed = unseal(token, ctx.access_token_key)
+        decoded = jwt.decode(signed, ctx.keys.verification_keys(), algorithms=["ES256", "RS256"])
+    except (JoseError, ValueError, InvalidToken):
         return None
     if decoded.header.get("typ") != "at+jwt":
         return None
@@ -140,6 +142,9 @@ def _introspect(ctx: IdP, s: Session, caller: str, token: str) -> dict:
         if caller != row.client_id and not set(audiences) & set(resource_urls):
             return {"active": False}
         out = {k: claims[k] for k in INTROSPECTED_CLAIMS if k in claims}
+        if caller == row.client_id and row.person_id is not None and caller_client is not None:
+            # The app learns only its own pairwise subject, never the PHR sector's.
+            out["sub"] = ctx.subjects.subject(s, caller_client.sector, row.person_id)
         out["active"] = True
         out["token_type"] = "Bearer"  # noqa: S105 (a token type, not a secret)
         return out
@@ -155,7 +160,6 @@ def _introspect(ctx: IdP, s: Session, caller: str, token: str) -> dict:
     client = get_client(s, rt.client_id)
     return {
         "active": True,
-        "token_type": "refresh_token",
         "client_id": rt.client_id,
         "scope": rt.scope,
         "sub": ctx.subjects.subject(s, client.sector if client else PHR_SECTOR, rt.person_id),

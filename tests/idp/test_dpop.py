@@ -15,7 +15,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from phr_core.dpop import thumbprint
-from tests.idp.conftest import Browser, code_request, pkce_pair
+from tests.idp.conftest import Browser, code_request, pkce_pair, token_claims
 
 
 class Holder:
@@ -76,7 +76,7 @@ def test_dpop_bound_tokens_for_a_public_client(
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert body["token_type"] == "DPoP"
-    at_claims = json.loads(base64.urlsafe_b64decode(body["access_token"].split(".")[1] + "=="))
+    at_claims = token_claims(idp_app, body["access_token"])
     assert at_claims["cnf"] == {"jkt": holder.jkt}
 
     c = idp_app.test_client()

@@ -318,16 +318,6 @@ def test_openid_client_full_flow(openid_client: str, live_idp: LiveIdP, tmp_path
     assert other["refresh_by_client_b"] == {"active": False}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "IdP bug: every app's access token carries the person's PHR-sector subject, the same "
-        "for all apps (idp/tokens.py access_token: sub = subject(PHR_SECTOR, …), also for "
-        "tokens whose audience is the IdP itself), and introspection hands it to the app "
-        "(idp/endpoints/resource_tokens.py _introspect), so two apps in different sectors can "
-        "link one person; defeats pairwise subjects (OIDC Core 8, 17.3; RFC 9068 6)"
-    ),
-)
 def test_apps_in_other_sectors_cannot_link_a_person_through_access_tokens(
     openid_client: str, live_idp: LiveIdP, tmp_path: Path
 ) -> None:

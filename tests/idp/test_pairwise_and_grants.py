@@ -14,7 +14,14 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from idp.subjects import PHR_SECTOR
-from tests.idp.conftest import OTHER_REDIRECT, Browser, basic, code_request, pkce_pair
+from tests.idp.conftest import (
+    OTHER_REDIRECT,
+    Browser,
+    basic,
+    code_request,
+    pkce_pair,
+    token_claims,
+)
 
 
 def _claims(token: str) -> dict:
@@ -67,12 +74,14 @@ def test_access_tokens_carry_the_phr_sector_subject(idp_app: Flask, register) ->
     ta = _flow(idp_app, a, browser, scope)
     tb = _flow(idp_app, b, browser, scope)
     tp = _flow(idp_app, portal, browser, scope)
-    at_subs = {_claims(t["access_token"])["sub"] for t in (ta, tb, tp)}
+    # Sealed: the app cannot read the PHR-sector subject in its own access token.
+    assert all(t["access_token"].count(".") == 4 for t in (ta, tb, tp))
+    at_subs = {token_claims(idp_app, t["access_token"])["sub"] for t in (ta, tb, tp)}
     assert len(at_subs) == 1
     phr_sub = at_subs.pop()
     assert _claims(tp["id_token"])["sub"] == phr_sub  # the portal is in the PHR sector
     assert phr_sub not in {_claims(ta["id_token"])["sub"], _claims(tb["id_token"])["sub"]}
-    at = _claims(ta["access_token"])
+    at = token_claims(idp_app, ta["access_token"])
     assert at["aud"] == idp_app.extensions["idp"].settings.urls["fhir"]
     assert at["client_id"] == "app-a" and at["grant_id"] and at["scope"] == scope
 
@@ -94,7 +103,7 @@ def test_client_credentials_and_introspection(idp_app: Flask, register) -> None:
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert "refresh_token" not in body and "id_token" not in body
-    claims = _claims(body["access_token"])
+    claims = token_claims(idp_app, body["access_token"])
     assert claims["sub"] == "connector-x" and claims["municipality"] == "072028"
     # Scopes of two resource servers need one token each (RFC 8707 `resource`).
     both = c.post("/token", data={"grant_type": "client_credentials"}, headers=auth)
@@ -109,7 +118,7 @@ def test_client_credentials_and_introspection(idp_app: Flask, register) -> None:
         },
         headers=auth,
     )
-    assert _claims(one.get_json()["access_token"])["aud"] == consent_url
+    assert token_claims(idp_app, one.get_json()["access_token"])["aud"] == consent_url
     bad = c.post("/token", data={"grant_type": "client_credentials", "scope": "patient/*.rs"},
                  headers=auth)  # fmt: skip
     assert bad.get_json()["error"] == "invalid_scope"
