@@ -6,6 +6,7 @@ import json
 
 from flask import Blueprint, Flask, Response
 from flask.typing import ResponseReturnValue
+from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
 from phr_core.config import Settings
@@ -74,4 +75,15 @@ def create_app(settings: Settings | None = None, consent: ConsentDirectory | Non
         s.urls["consent"], service_token=_service_token(s)
     )
     app.extensions["phr_patients"] = PatientResolver()
+    engine = app.extensions["phr_db"].engine
+    if engine.dialect.name == "sqlite":
+        # WAL with synchronous=NORMAL: a commit survives a crash of the process (not of the
+        # machine) without an fsync per request; every read writes an AuditEvent.
+        event.listen(engine, "connect", _sqlite_normal_sync)
     return app
+
+
+def _sqlite_normal_sync(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()

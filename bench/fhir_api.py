@@ -1,0 +1,467 @@
+# ruff: noqa: S311, S603, S607 - a benchmark: random picks, our own gunicorn and ps
+"""Benchmark of the PHR server's read path under its production WSGI server (gunicorn).
+
+    .venv/bin/python bench/fhir_api.py --patients 10000 --per-patient 100 \
+        --database-url postgresql://postgres@127.0.0.1:55432/postgres
+
+1. Creates a fresh database (a new PostgreSQL database on the given server, or a SQLite file),
+   migrates it and bulk-loads `patients × per-patient` resources (one Patient, the rest
+   Observations) through the server's own storage code: sealed bodies, index tables,
+   compartments. Validation is skipped for the bulk load (the content is generated).
+2. Serves an IdP stand-in (JWKS) and a consent-service stand-in (grants, patients) on loopback,
+   and starts `gunicorn phr_server.app:create_app()` with PHR_WORKERS workers.
+3. Measures, at concurrency 1 and 8 (one client process each), for `--seconds`:
+   reads by id (authenticated, consent-checked, audited), patient-scoped searches
+   (`Observation?patient=…&_count=20`), and the ceiling: a bare endpoint of the same stack
+   (Flask app from phr_core.webapp.build_app under the same gunicorn) that fetches one row by
+   primary key and returns its bytes, no auth, no decryption, no audit.
+4. Prints requests/s, p50 and p99 latency, and the peak RSS of the server processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MUNI = "072028"
+
+
+# --- the ceiling app (imported by gunicorn from this file) ------------------------------------
+
+
+def ceiling_app():  # type: ignore[no-untyped-def]
+    """The same stack (build_app, settings, SQLAlchemy engine) with one route that fetches one
+    row by primary key and returns its stored bytes."""
+    from flask import Blueprint, Response
+    from sqlalchemy import select
+
+    from phr_core.webapp import build_app, database
+    from phr_server.models import StoredResource
+
+    bp = Blueprint("ceiling", __name__)
+    table = StoredResource.__table__
+
+    @bp.get("/row/<rid>")
+    def row(rid: str):  # type: ignore[no-untyped-def]
+        with database().session() as s:
+            body = s.scalar(
+                select(table.c.body).where(
+                    table.c.resource_type == "Observation", table.c.id == rid
+                )
+            )
+        return Response(bytes(body), content_type="application/octet-stream")
+
+    return build_app("fhir", None, [bp])
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def load(url: str, master: str, patients: int, per_patient: int) -> dict[str, Any]:
+    from sqlalchemy import insert
+
+    from phr_core import migrations
+    from phr_core.db import Database
+    from phr_core.identifiers import pseudonym_system, source_record_system
+    from phr_core.services import get_service
+    from phr_server.dates import instant, to_us
+    from phr_server.indexing import extract
+    from phr_server.models import (
+        Compartment,
+        DateIndex,
+        ResourceVersion,
+        StoredResource,
+        TokenIndex,
+        utcnow,
+    )
+    from phr_server.storage import Keyring, canonical, serialize
+
+    migrations.upgrade(get_service("fhir"), url)
+    db = Database(url)
+    keyring = Keyring(master)
+    rnd = random.Random(7)
+    sample: dict[str, list[str]] = {}
+    codes = ["29463-7", "8302-2", "9843-4", "39156-5", "8480-6"]
+    started = time.perf_counter()
+    total = 0
+    batch: dict[str, list[dict]] = {"r": [], "v": [], "t": [], "d": [], "c": []}
+
+    def flush(s):  # type: ignore[no-untyped-def]
+        for key, table in (
+            ("r", StoredResource.__table__),
+            ("v", ResourceVersion.__table__),
+            ("t", TokenIndex.__table__),
+            ("d", DateIndex.__table__),
+            ("c", Compartment.__table__),
+        ):
+            if batch[key]:
+                s.execute(insert(table), batch[key])
+                batch[key] = []
+
+    def add(s, res: dict) -> None:  # type: ignore[no-untyped-def]
+        now = utcnow()
+        res["meta"] = {"versionId": "1", "lastUpdated": instant(now)}
+        key_id = keyring.current(s, MUNI)
+        body = serialize(res)
+        sealed = keyring.seal(s, key_id, res["resourceType"], res["id"], 1, body)
+        idx = extract(res)
+        t, i = res["resourceType"], res["id"]
+        batch["r"].append(
+            dict(
+                resource_type=t,
+                id=i,
+                version_id=1,
+                last_updated=now,
+                body=sealed,
+                key_id=key_id,
+                municipality=MUNI,
+                content_mac=keyring.content_mac(s, key_id, canonical(res)),
+                updated_us=to_us(now),
+                sort_us=idx.sort_us,
+            )
+        )
+        batch["v"].append(
+            dict(resource_type=t, id=i, version_id=1, last_updated=now, key_id=key_id, body=sealed)
+        )
+        batch["t"] += [
+            dict(resource_type=t, resource_id=i, param=p, system=sy, code=co)
+            for p, sy, co in idx.tokens
+        ]
+        batch["d"] += [
+            dict(resource_type=t, resource_id=i, param=p, start_us=a, end_us=b)
+            for p, a, b in idx.dates
+        ]
+        batch["c"] += [dict(patient_id=p, resource_type=t, resource_id=i) for p in idx.patients]
+
+    with db.session() as s:
+        keyring.current(s, MUNI)
+    for p in range(patients):
+        pid = str(uuid.uuid4())
+        code = f"code-{p:06d}"
+        with db.session() as s:
+            add(
+                s,
+                {
+                    "resourceType": "Patient",
+                    "id": pid,
+                    "gender": "female",
+                    "birthDate": "2020-01-01",
+                    "identifier": [{"system": pseudonym_system(MUNI), "value": code}],
+                },
+            )
+            obs = []
+            for k in range(per_patient - 1):
+                oid = str(uuid.uuid4())
+                obs.append(oid)
+                add(
+                    s,
+                    {
+                        "resourceType": "Observation",
+                        "id": oid,
+                        "status": "final",
+                        "identifier": [
+                            {"system": source_record_system(MUNI, "mch"), "value": f"{p}-{k}"}
+                        ],
+                        "category": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                        "code": "vital-signs",
+                                    }
+                                ]
+                            }
+                        ],
+                        "code": {
+                            "coding": [
+                                {"system": "http://loinc.org", "code": codes[k % len(codes)]}
+                            ]
+                        },
+                        "subject": {"reference": f"Patient/{pid}"},
+                        "effectiveDateTime": (
+                            f"20{10 + k % 14:02d}-{1 + k % 12:02d}-{1 + k % 28:02d}"
+                        ),
+                        "valueQuantity": {
+                            "value": round(rnd.uniform(2, 90), 1),
+                            "unit": "kg",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "kg",
+                        },
+                    },
+                )
+            flush(s)
+        total += per_patient
+        if p < 2000:
+            sample[code] = [pid, *obs[:20]]
+        if (p + 1) % 500 == 0:
+            rate = total / (time.perf_counter() - started)
+            print(f"  loaded {total:,} resources ({rate:,.0f}/s)", file=sys.stderr)
+    db.dispose()
+    return {"sample": sample, "load_s": time.perf_counter() - started, "resources": total}
+
+
+# --- stand-ins for the IdP and the consent service ---------------------------------------------
+
+
+def stand_ins(sample: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    from flask import Flask, jsonify
+    from joserfc.jwk import ECKey, KeySet
+    from werkzeug.serving import make_server
+
+    key = ECKey.generate_key("P-256", parameters={"kid": "bench"}, private=True)
+    app = Flask("standins")
+
+    @app.get("/jwks")
+    def jwks():  # type: ignore[no-untyped-def]
+        return jsonify(KeySet([key]).as_dict(private=False))
+
+    @app.get("/api/v1/grants/<gid>")
+    def grant(gid: str):  # type: ignore[no-untyped-def]
+        code = gid.removeprefix("g-")
+        return jsonify(
+            id=gid,
+            status="active",
+            subject=f"sub-{code}",
+            client_id="bench-app",
+            scopes=["patient/*.rs"],
+            expires_at=int(time.time()) + 3600,
+        )
+
+    @app.get("/api/v1/subjects/<sub>/patients")
+    def patients(sub: str):  # type: ignore[no-untyped-def]
+        code = sub.removeprefix("sub-")
+        return jsonify(patients=[{"municipality": MUNI, "code": code, "relationship": "self"}])
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, key, f"http://127.0.0.1:{server.server_port}"
+
+
+def mint(key, issuer: str, aud: str, code: str) -> str:  # type: ignore[no-untyped-def]
+    from joserfc import jwt
+
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": aud,
+        "iat": now,
+        "exp": now + 3600,
+        "jti": uuid.uuid4().hex,
+        "sub": f"sub-{code}",
+        "client_id": "bench-app",
+        "scope": "patient/*.rs",
+        "grant_id": f"g-{code}",
+    }
+    return jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "bench"}, claims, key)
+
+
+# --- load generation ---------------------------------------------------------------------------
+
+
+def client(port: int, jobs: list[tuple[str, str]], seconds: float, out: Any) -> None:
+    conn = HTTPConnection("127.0.0.1", port)
+    lat: list[float] = []
+    errors = 0
+    end = time.perf_counter() + seconds
+    i = random.randrange(len(jobs))
+    while time.perf_counter() < end:
+        path, token = jobs[i % len(jobs)]
+        i += 1
+        t0 = time.perf_counter()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        lat.append(time.perf_counter() - t0)
+        if resp.status != 200:
+            errors += 1
+    out.put((lat, errors))
+
+
+def measure(port: int, jobs: list[tuple[str, str]], concurrency: int, seconds: float) -> dict:
+    q: Any = mp.Queue()
+    procs = [mp.Process(target=client, args=(port, jobs, seconds, q)) for _ in range(concurrency)]
+    for p in procs:
+        p.start()
+    results = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    lat = sorted(x for r in results for x in r[0])
+    errors = sum(r[1] for r in results)
+    return {
+        "rps": len(lat) / seconds,
+        "p50_ms": statistics.median(lat) * 1000,
+        "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+        "requests": len(lat),
+        "errors": errors,
+    }
+
+
+def rss_peak_kb(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [pid] + [int(x) for x in out.stdout.split()]
+
+
+def serve(env: dict[str, str], target: str, port: int, workers: int) -> subprocess.Popen:
+    cmd = [
+        str(ROOT / ".venv/bin/gunicorn"),
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--pythonpath",
+        str(ROOT / "bench"),
+        "--log-level",
+        "warning",
+        target,
+    ]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--patients", type=int, default=10000)
+    ap.add_argument("--per-patient", type=int, default=100)
+    ap.add_argument("--database-url", default="", help="PostgreSQL server URL (default: SQLite)")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = ap.parse_args()
+
+    from sqlalchemy import create_engine, text
+
+    from phr_core.config import normalize_database_url
+
+    tmp = Path(tempfile.mkdtemp(prefix="phr-bench-"))
+    dbname = None
+    if args.database_url:
+        server = normalize_database_url(args.database_url)
+        dbname = "phr_bench_" + uuid.uuid4().hex[:8]
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{dbname}"'))
+        url = server.rsplit("/", 1)[0] + "/" + dbname
+    else:
+        url = f"sqlite:///{tmp / 'fhir.db'}"
+    master = "bench-master-key-" + uuid.uuid4().hex
+    print(
+        f"loading {args.patients:,} × {args.per_patient} into {url.split('@')[-1]}", file=sys.stderr
+    )
+    data = load(url, master, args.patients, args.per_patient)
+    srv, key, standin = stand_ins(data["sample"])
+    port, cport = free_port(), free_port()
+    env = dict(
+        os.environ,
+        PHR_VAR_DIR=str(tmp / "var"),
+        PHR_FHIR_DATABASE_URL=url,
+        PHR_FHIR_DATA_KEY=master,
+        PHR_ISSUER=standin,
+        PHR_CONSENT_URL=standin,
+        PHR_FHIR_URL=f"http://127.0.0.1:{port}",
+        PHR_LOG_LEVEL="WARNING",
+    )
+    aud = env["PHR_FHIR_URL"]
+    codes = list(data["sample"])[:100]  # 100 people, each reading repeatedly
+    tokens = {c: mint(key, standin, aud, c) for c in codes}
+    reads = [
+        (f"/Observation/{data['sample'][c][1 + i % (len(data['sample'][c]) - 1)]}", tokens[c])
+        for i, c in enumerate(codes * 20)
+    ]
+    searches = [
+        (f"/Observation?patient=Patient/{data['sample'][c][0]}&_count=20", tokens[c]) for c in codes
+    ]
+    ceiling = [(f"/row/{oid}", "") for oid, _ in ((p.split("/")[2], t) for p, t in reads)]
+    random.Random(1).shuffle(reads)
+
+    results: dict[str, Any] = {
+        "resources": data["resources"],
+        "patients": args.patients,
+        "load_s": round(data["load_s"], 1),
+        "workers": args.workers,
+        "cpus": os.cpu_count(),
+        "database": "postgresql" if dbname else "sqlite",
+    }
+    fhir = serve(env, "phr_server.app:create_app()", port, args.workers)
+    try:
+        for name, jobs in (("read", reads), ("search", searches)):
+            measure(port, jobs[:50], 1, 2.0)  # warm caches (tokens, consent, data keys)
+            for conc in (1, 8):
+                results[f"{name}_c{conc}"] = measure(port, jobs, conc, args.seconds)
+                print(name, conc, results[f"{name}_c{conc}"], file=sys.stderr)
+        results["fhir_peak_rss_mb"] = round(rss_peak_kb(children(fhir.pid)) / 1024, 1)
+    finally:
+        fhir.send_signal(signal.SIGTERM)
+        fhir.wait(10)
+    bare = serve(env, "fhir_api:ceiling_app()", cport, args.workers)
+    try:
+        measure(cport, ceiling[:50], 1, 1.0)
+        for conc in (1, 8):
+            results[f"ceiling_c{conc}"] = measure(cport, ceiling, conc, args.seconds)
+            print("ceiling", conc, results[f"ceiling_c{conc}"], file=sys.stderr)
+    finally:
+        bare.send_signal(signal.SIGTERM)
+        bare.wait(10)
+    srv.shutdown()
+    for conc in (1, 8):
+        results[f"read_vs_ceiling_c{conc}"] = round(
+            results[f"read_c{conc}"]["rps"] / results[f"ceiling_c{conc}"]["rps"], 2
+        )
+    print(json.dumps(results, indent=2))
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if dbname:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
