@@ -109,6 +109,11 @@ def synth(
     help="CA certificates to verify the servers' TLS with (default: system store).",
 )
 @click.option("--scope", default="system/*.cu", show_default=True, help="Scope asked of the IdP.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Send every consented row again, even those the server acknowledged unchanged before.",
+)
 def run(
     files: tuple[Path, ...],
     register_path: Path | None,
@@ -118,6 +123,7 @@ def run(
     batch_size: int,
     ca_file: str | None,
     scope: str,
+    full: bool,
 ) -> None:
     """Load export files (default: every file in PHR_CONNECTOR_INBOX) into the PHR server.
 
@@ -160,6 +166,7 @@ def run(
                 batch_size=batch_size,
                 report=Report(rep),
                 progress=Progress(),
+                use_cache=not full,
             )
             for path, src in work:
                 summary = conn.run_file(path, src)

@@ -69,3 +69,18 @@ class Checkpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class SentResource(Base):
+    """A resource the PHR server acknowledged: its identity (the UUIDv5 of its conditional
+    identifier), whose it is (pseudonymous code, empty for organizations) and a hash of the
+    content sent. Lets an unchanged re-run skip sending; no content is stored."""
+
+    __tablename__ = "connector_sent_resource"
+    __table_args__ = (UniqueConstraint("municipality_code", "identity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    municipality_code: Mapped[str] = mapped_column(String(6))
+    identity: Mapped[str] = mapped_column(String(36))
+    patient_code: Mapped[str] = mapped_column(String(64), index=True)
+    content_hash: Mapped[str] = mapped_column(String(32))

@@ -27,6 +27,7 @@ from connectors.models import Checkpoint, Run
 from connectors.models import RowError as RowErrorRow
 from connectors.pseudonym import Pseudonymizer
 from connectors.register import ConsentedIndex
+from connectors.sent_cache import SentCache, content_hash, identity
 from connectors.sources import mch_csv, uke, vaccination_csv
 from connectors.sources.base import Problem, Record, sniff_file
 from connectors.transport import Outcomes, Refused, Sink
@@ -42,6 +43,7 @@ class Summary:
     skipped_no_consent: int = 0
     rejected: int = 0
     sent: int = 0  # rows whose resources the server acknowledged
+    skipped_unchanged: int = 0  # rows the server already holds unchanged (sent cache)
     resources: int = 0  # resources mapped and validated
     created: int = 0
     updated: int = 0
@@ -54,7 +56,8 @@ class Summary:
     def line(self) -> str:
         return (
             f"read {self.read}, skipped (no consent) {self.skipped_no_consent}, "
-            f"rejected {self.rejected}, sent {self.sent} rows / {self.resources} resources: "
+            f"rejected {self.rejected}, already loaded unchanged {self.skipped_unchanged}, "
+            f"sent {self.sent} rows ({self.resources} resources mapped): "
             f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}"
         )
 
@@ -146,6 +149,7 @@ class Connector:
     progress: Progress | None = None
     validate_resources: bool = True
     on_batch: Callable[[int], None] | None = None  # test hook: called after each acknowledged batch
+    use_cache: bool = True  # False (`--full`): send every consented row again
 
     def __post_init__(self) -> None:
         self.consented: dict[str, set[str]] = {}
@@ -156,6 +160,10 @@ class Connector:
             self.register_path, self.pseudo, everyone, self.consented["uke"]
         )
         self._validated: set[str] = set()
+        self.cache: SentCache | None = None
+        if self.db is not None and self.sink is not None and self.use_cache:
+            self.cache = SentCache(self.db, self.municipality)
+            self.cache.evict_except(everyone)
 
     # --- one record ---------------------------------------------------------------------------
 
@@ -195,7 +203,8 @@ class Connector:
 
     def run_file(self, path: Path, source: str | None = None) -> Summary:
         """Process one export file; resumes after the last acknowledged batch of an interrupted
-        run over the same file content."""
+        run over the same file content. Rows whose resources the server already holds
+        unchanged (per the sent cache) are counted and not sent again."""
         source = source or detect_source(path)
         if source not in SOURCES:
             raise ValueError(f"{path.name}: cannot tell which source this file is")
@@ -210,9 +219,8 @@ class Connector:
             if restored:
                 summary = Summary(**restored)
         name = path.name
-        state = {"last_line": resume_line, "rows": 0}
-        batch: list[Entry] = []
-        pending: list[tuple[Record, list[Entry]]] = []
+        state = {"last_line": resume_line, "size": 0}
+        candidates: list[tuple[Record, list[Entry]]] = []
 
         def reject(p: Problem) -> None:
             summary.rejected += 1
@@ -221,21 +229,49 @@ class Connector:
                 self._row_error(run_id, p)
 
         def flush() -> None:
-            if not batch:
+            if not candidates:
                 return
-            if not dry:
+            known = (
+                self.cache.known(identity(e) for _, es in candidates for e in es)
+                if self.cache
+                else {}
+            )
+            pending: list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]] = []
+            for rec, entries in candidates:
+                hashes = {}
+                if self.cache is not None:
+                    code = entries[0].value if entries[0].resource_type == "Patient" else ""
+                    for e in entries:
+                        ident = identity(e)
+                        owner = code if e.resource_type != "Organization" else ""
+                        hashes[ident] = (owner, content_hash(e))
+                    if all(known.get(k) == v[1] for k, v in hashes.items()):
+                        summary.skipped_unchanged += 1
+                        continue
+                try:
+                    if self.validate_resources:
+                        self._validate(entries)
+                except MappingError as exc:
+                    reject(Problem(name, rec.line, exc.field, exc.reason))
+                    continue
+                pending.append((rec, entries, hashes))
+            if pending and not dry:
+                batch = [e for _, es, _ in pending for e in es]
                 try:
                     out = self.sink.send(batch)  # type: ignore[union-attr]
-                    summary.sent += state["rows"]
+                    summary.sent += len(pending)
                     self._count(summary, out)
+                    done = pending
                 except Refused:
-                    self._send_one_by_one(name, pending, summary, reject)
+                    done = self._send_one_by_one(name, pending, summary, reject)
+                if self.cache is not None:
+                    self.cache.remember({k: v for _, _, h in done for k, v in h.items()})
+            if not dry:
                 self._checkpoint(source, sha, state["last_line"], summary, "running")
-                if self.on_batch:
+                if self.on_batch and pending:
                     self.on_batch(state["last_line"])
-            batch.clear()
-            pending.clear()
-            state["rows"] = 0
+            candidates.clear()
+            state["size"] = 0
 
         try:
             for item in read_source(source, path):
@@ -247,20 +283,17 @@ class Connector:
                 summary.read += 1
                 try:
                     entries = self._map(source, item, ctx)
-                    if entries is None:
-                        summary.skipped_no_consent += 1
-                        continue
-                    if self.validate_resources:
-                        self._validate(entries)
                 except MappingError as exc:
                     reject(Problem(name, item.line, exc.field, exc.reason))
                     continue
+                if entries is None:
+                    summary.skipped_no_consent += 1
+                    continue
                 summary.resources += len(entries)
-                batch.extend(entries)
-                pending.append((item, entries))
-                state["rows"] += 1
+                candidates.append((item, entries))
+                state["size"] += len(entries)
                 state["last_line"] = item.line
-                if len(batch) >= self.batch_size:
+                if state["size"] >= self.batch_size:
                     flush()
                 if self.progress:
                     self.progress.update(name, summary)
@@ -278,13 +311,15 @@ class Connector:
     def _send_one_by_one(
         self,
         name: str,
-        pending: list[tuple[Record, list[Entry]]],
+        pending: list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]],
         summary: Summary,
         reject: Callable[[Problem], None],
-    ) -> None:
+    ) -> list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]]:
         """The server refused a whole transaction: find the rows it refuses by sending each
         row's resources on their own, so one bad row does not hold back the others."""
-        for rec, entries in pending:
+        done = []
+        for item in pending:
+            rec, entries, _hashes = item
             try:
                 out = self.sink.send(entries)  # type: ignore[union-attr]
             except Refused as exc:
@@ -292,6 +327,8 @@ class Connector:
                 continue
             summary.sent += 1
             self._count(summary, out)
+            done.append(item)
+        return done
 
     @staticmethod
     def _count(summary: Summary, out: Outcomes) -> None:

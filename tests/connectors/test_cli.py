@@ -47,9 +47,14 @@ def test_synth_run_rerun_and_rejections(env) -> None:  # type: ignore[no-untyped
     first = runner.invoke(main, ["connector", "run", "--consent-file", consent])
     assert first.exit_code == 0, first.output
     assert srv.state.store
+    tx = srv.state.transactions
     second = runner.invoke(main, ["connector", "run", "--consent-file", consent])
     assert second.exit_code == 0
-    assert "created 0, updated 0, unchanged" in second.output.splitlines()[-1]
+    assert ", sent 0 rows" in second.output.splitlines()[-1]
+    assert srv.state.transactions == tx  # the sent cache knows it is all there already
+    full = runner.invoke(main, ["connector", "run", "--consent-file", consent, "--full"])
+    assert full.exit_code == 0
+    assert "created 0, updated 0, unchanged" in full.output.splitlines()[-1]
 
     with (inbox / "vaccination.csv").open("a", encoding="utf-8") as fh:
         fh.write("V999,1000000001,2025-02-30,MR,1期,1,,,\n")
@@ -64,7 +69,7 @@ def test_synth_run_rerun_and_rejections(env) -> None:  # type: ignore[no-untyped
 
     srv.state.fail_after = 0
     down = runner.invoke(
-        main, ["connector", "run", "--consent-file", consent, "--report", str(report)]
+        main, ["connector", "run", "--consent-file", consent, "--full", "--report", str(report)]
     )
     assert down.exit_code == 2 and "run again to resume" in down.output
 

@@ -220,3 +220,38 @@ def test_token_refresh_on_401(city: dict[str, Any], server: StubServer) -> None:
     s = c.run_file(Path(city["vaccination"]))
     assert s.rejected == 0 and s.unchanged > 0
     assert server.state.token_requests == issued + 1
+
+
+def test_sent_cache_makes_the_unchanged_rerun_send_nothing(
+    city: dict[str, Any], server: StubServer, migrated: Settings
+) -> None:
+    db = Database(migrated.database_urls["connector"])
+    first = _run_all(_connector(city, server, db=db), city)
+    assert first["sent"] > 0
+    tx = server.state.transactions
+    second = _run_all(_connector(city, server, db=db), city)
+    assert server.state.transactions == tx  # nothing sent
+    assert second["sent"] == 0 and second["skipped_unchanged"] == first["sent"]
+
+    # A consent withdrawn and given again: that person's resources are forgotten locally and
+    # sent again on the next run (the server may have deleted them meanwhile).
+    data = {k: set(v) for k, v in json.loads(Path(city["consents"]).read_text("utf-8")).items()}
+    codes = codes_of(city["register"])
+    rows = list(csv.reader(io.StringIO(Path(city["vaccination"]).read_text(encoding="utf-8"))))
+    someone = next(codes[r[1]] for r in rows[1:] if codes[r[1]] in data["immunization"])
+    without = StaticConsent({k: v - {someone} for k, v in data.items()})
+    _connector(city, server, db=db, consent=without)  # start of a run: evicts
+    again = _connector(city, server, db=db).run_file(Path(city["vaccination"]))
+    assert again.sent >= 1 and again.created == 0 and again.unchanged >= 1
+
+    # --full: everything again, the server answers unchanged.
+    full = _connector(city, server, db=db, use_cache=False).run_file(Path(city["vaccination"]))
+    assert full.skipped_unchanged == 0 and full.sent == first_vacc_rows(city)
+    db.dispose()
+
+
+def first_vacc_rows(city: dict[str, Any]) -> int:
+    consented = set(consents(city["consents"]).codes("immunization"))
+    codes = codes_of(city["register"])
+    rows = list(csv.reader(io.StringIO(Path(city["vaccination"]).read_text(encoding="utf-8"))))
+    return sum(1 for r in rows[1:] if codes[r[1]] in consented)

@@ -1,0 +1,96 @@
+"""What the PHR server has already acknowledged, per resource: a content hash keyed by the
+resource's identity, in the connector database. A re-run maps every consented row again but
+sends only rows whose resources changed, so an unchanged re-run costs reading and hashing, not
+validation and HTTP. Entries of people no longer consenting are evicted at the start of a run,
+so a person who consents again gets everything resent; `--full` ignores the cache."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+
+from connectors.mapping.common import Entry
+from connectors.models import SentResource
+from phr_core.db import Database
+
+CHUNK = 500
+
+
+def identity(entry: Entry) -> str:
+    return entry.full_url.removeprefix("urn:uuid:")
+
+
+def content_hash(entry: Entry) -> str:
+    raw = json.dumps(entry.resource, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(hashlib.sha256(raw.encode()).digest()[:18]).decode()
+
+
+class SentCache:
+    def __init__(self, db: Database, municipality: str) -> None:
+        self.db = db
+        self.municipality = municipality
+
+    def known(self, identities: Iterable[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(identities))
+        out: dict[str, str] = {}
+        with self.db.session() as s:
+            for i in range(0, len(ids), CHUNK):
+                part = ids[i : i + CHUNK]
+                rows = s.execute(
+                    select(SentResource.identity, SentResource.content_hash).where(
+                        SentResource.municipality_code == self.municipality,
+                        SentResource.identity.in_(part),
+                    )
+                )
+                out.update({a: b for a, b in rows})
+        return out
+
+    def remember(self, items: dict[str, tuple[str, str]]) -> None:
+        """identity → (patient code or "", content hash), after the server acknowledged them."""
+        if not items:
+            return
+        ids = list(items)
+        with self.db.session() as s:
+            for i in range(0, len(ids), CHUNK):
+                part = ids[i : i + CHUNK]
+                s.execute(
+                    delete(SentResource).where(
+                        SentResource.municipality_code == self.municipality,
+                        SentResource.identity.in_(part),
+                    )
+                )
+            s.add_all(
+                SentResource(
+                    municipality_code=self.municipality,
+                    identity=k,
+                    patient_code=v[0],
+                    content_hash=v[1],
+                )
+                for k, v in items.items()
+            )
+
+    def evict_except(self, consented: set[str]) -> int:
+        """Forget resources of people who are no longer among the consented codes."""
+        with self.db.session() as s:
+            codes = set(
+                s.scalars(
+                    select(SentResource.patient_code)
+                    .where(SentResource.municipality_code == self.municipality)
+                    .distinct()
+                )
+            )
+            gone = [c for c in codes if c and c not in consented]
+            n = 0
+            for i in range(0, len(gone), CHUNK):
+                res = s.execute(
+                    delete(SentResource).where(
+                        SentResource.municipality_code == self.municipality,
+                        SentResource.patient_code.in_(gone[i : i + CHUNK]),
+                    )
+                )
+                n += res.rowcount or 0
+            return n
