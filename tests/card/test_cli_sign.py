@@ -179,3 +179,51 @@ def test_move_keeps_the_person_and_updates_the_address(card_idp: CardIdp) -> Non
     with card_idp.db.session() as s, card_idp.app.app_context():
         attrs = read_attributes(s, services(), first.person_id)
     assert attrs is not None and attrs.address == new_address and attrs.name == "会津 花子"
+
+
+def test_concurrent_responses_to_one_challenge_verify_once(card_idp: CardIdp) -> None:
+    """Eight readers post the same valid response at once: exactly one is verified."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from idp.card.profile import AUTH, signed_data
+
+    card = card_idp.env.card(name="racer")
+    base = card_idp.settings.issuer
+    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]):
+        s0 = new_session(card_idp)
+        enrolled = run(
+            card_idp,
+            ["sign", s0.short_code, "--card", str(card.path), "--pin-stdin"],
+            "1234\nABC123\n",
+        )
+        assert enrolled.exit_code == 0, enrolled.output
+        session = new_session(card_idp)
+        data = signed_data(base, session.id, session.challenge)
+        body = json.dumps(
+            {
+                "certificate": base64.b64encode(card.certificate_der(AUTH)).decode(),
+                "signature": base64.b64encode(card.sign(AUTH, "1234", data)).decode(),
+            }
+        ).encode()
+
+        def post(_: int) -> int:
+            req = urllib.request.Request(  # noqa: S310
+                f"{base}/card/sessions/{session.id}/response",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+                    return resp.status
+            except urllib.error.HTTPError as exc:
+                assert json.load(exc)["error"] == "challenge_used"
+                return exc.code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = sorted(pool.map(post, range(8)))
+    assert statuses == [200] + [409] * 7
+    assert taken(card_idp, session.id) is not None
