@@ -11,7 +11,13 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app, g, jsonify, request
 
-from phr_core.tokens import AccessToken, AccessTokenVerifier, InvalidToken, JwksCache
+from phr_core.tokens import (
+    AccessToken,
+    AccessTokenVerifier,
+    InvalidToken,
+    JwksCache,
+    access_token_cipher,
+)
 from phr_core.webapp import settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +30,12 @@ def verifier() -> AccessTokenVerifier:
     v = current_app.extensions.get("consent_verifier")
     if v is None:
         cfg = settings()
-        v = AccessTokenVerifier(cfg.issuer, cfg.urls["consent"], JwksCache(cfg.issuer + "/jwks"))
+        v = AccessTokenVerifier(
+            cfg.issuer,
+            cfg.urls["consent"],
+            JwksCache(cfg.issuer + "/jwks"),
+            decryption_key=access_token_cipher(cfg.secret("PHR_ACCESS_TOKEN_KEY")),
+        )
         current_app.extensions["consent_verifier"] = v
     return v
 

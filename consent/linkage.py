@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from consent import records
 from consent.models import (
     ConsentRecord,
+    ConsentVersion,
     Guardianship,
     LinkRequest,
     Municipality,
@@ -470,12 +471,31 @@ def consented_codes(
         raise ConsentError("unknown category")
     now = now or utcnow()
     today = now.date()
+    # Columns only, no ORM objects: a city has tens of thousands of consenting people.
+    rows = s.execute(
+        select(
+            ConsentRecord.subject,
+            ConsentRecord.patient_code,
+            ConsentVersion.categories,
+            ConsentVersion.period_end,
+        )
+        .join(
+            ConsentVersion,
+            (ConsentVersion.consent_id == ConsentRecord.id)
+            & (ConsentVersion.version == ConsentRecord.current_version),
+        )
+        .where(
+            ConsentRecord.kind == PROVIDER,
+            ConsentRecord.actor == municipality,
+            ConsentRecord.status == ACTIVE,
+        )
+    ).all()
     views = [
-        v
-        for v in records.current(s, kind=PROVIDER, actor=municipality, status=ACTIVE)
-        if v.state(now) == "active" and category in v.version.categories
+        (subject, patient_code)
+        for subject, patient_code, categories, end in rows
+        if category in categories and (end is None or records.as_utc(end) > now)
     ]
-    own = {v.record.subject for v in views if v.record.patient_code is None}
+    own = {subject for subject, patient_code in views if patient_code is None}
     codes: set[str] = set()
     if own:
         for subject, code in s.execute(
@@ -485,29 +505,16 @@ def consented_codes(
         ):
             if subject in own:
                 codes.add(code)
-    for_children = {
-        (v.record.subject, v.record.patient_code) for v in views if v.record.patient_code
-    }
+    for_children = {(subject, patient_code) for subject, patient_code in views if patient_code}
     if for_children:
-        for g in s.scalars(
-            select(Guardianship).where(
+        for guardian, child_code in s.execute(
+            select(Guardianship.guardian, Guardianship.child_code).where(
                 Guardianship.municipality == municipality, Guardianship.ends_on > today
             )
         ):
-            if (g.guardian, g.child_code) in for_children:
-                codes.add(g.child_code)
+            if (guardian, child_code) in for_children:
+                codes.add(child_code)
     return sorted(codes)
-
-
-def child_consents(s: Session, subject: str) -> list[ConsentRecord]:
-    """Consents the subject gave on a child's behalf (any status)."""
-    return list(
-        s.scalars(
-            select(ConsentRecord).where(
-                ConsentRecord.subject == subject, ConsentRecord.patient_code.is_not(None)
-            )
-        )
-    )
 
 
 def expire_pending(s: Session, older_than: datetime) -> int:
