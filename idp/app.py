@@ -20,6 +20,7 @@ from idp.endpoints import (
     resource_tokens,
     token,
 )
+from idp.grants import grant_store
 from idp.keys import KeyRing
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings, load_settings
@@ -75,5 +76,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         keys=KeyRing(db, settings.secret("PHR_IDP_DATA_KEY")),
         subjects=PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")),
         access_token_key=access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY")),
+        grants=grant_store(settings.option("PHR_IDP_GRANT_STORE")),
     )
     return app

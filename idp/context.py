@@ -43,6 +43,7 @@ class IdP:
     keys: KeyRing
     subjects: PairwiseSubjects
     access_token_key: OctKey  # seals access tokens for resource servers (phr_core.tokens)
+    grants: object  # idp.grants.GrantStore (typed loosely: grants imports this module)
 
     @property
     def issuer(self) -> str:

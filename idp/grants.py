@@ -1,28 +1,198 @@
-"""Recording a person's approval of an app's scopes, so they are not asked again."""
+"""Where a person's approval of an app is recorded. With the consent service (the default) the
+grant lives there, its id goes into access tokens, and the PHR server and the portal see and
+revoke it; the IdP keeps a mirror row so it need not ask again, and asks the consent service
+whether a grant is still active before honouring it (refresh, skipping the consent screen)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from idp.clients import ClientView
 from idp.context import IdP
 from idp.models import Grant
-from idp.tokens import new_handle, now_utc
+from idp.subjects import PHR_SECTOR
+from idp.tokens import new_handle, now_utc, seal, sign
+
+log = logging.getLogger(__name__)
 
 GRANT_LIFETIME = timedelta(days=365)
+SERVICE_TOKEN_TTL_S = 300
+
+# The data categories of consent records (consent service) each resource type belongs to.
+CATEGORIES = {
+    "Immunization": ("vaccination",),
+    "Observation": ("checkup", "mch"),
+    "Encounter": ("checkup", "mch"),
+    "Condition": ("claims",),
+    "Procedure": ("claims",),
+    "MedicationDispense": ("claims",),
+    "ExplanationOfBenefit": ("claims",),
+    "Claim": ("claims",),
+    "Coverage": ("claims",),
+    "*": ("mch", "vaccination", "checkup", "claims"),
+}
 
 
-def record_grant(
-    ctx: IdP, s: Session, person_id: str, client: ClientView, scope: list[str]
-) -> Grant:
-    grant = Grant(
-        id=new_handle(16),
-        person_id=person_id,
-        client_id=client.client_id,
-        scope=" ".join(scope),
-        expires_at=now_utc() + GRANT_LIFETIME,
-    )
-    s.add(grant)
-    return grant
+class GrantUnavailable(RuntimeError):
+    """The consent service could not record or answer; the person is told to try later."""
+
+
+def categories_of(scope: list[str]) -> list[str]:
+    found: list[str] = []
+    for sc in scope:
+        if "/" not in sc or "." not in sc:
+            continue
+        resource = sc.split("/", 1)[1].split(".", 1)[0]
+        for cat in CATEGORIES.get(resource, ()):
+            if cat not in found:
+                found.append(cat)
+    return found
+
+
+class GrantStore(Protocol):
+    def record(
+        self, ctx: IdP, s: Session, person_id: str, client: ClientView, scope: list[str], lang: str
+    ) -> Grant: ...
+
+    def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool: ...
+
+
+class LocalGrants:
+    """Grants kept only at the IdP (PHR_IDP_GRANT_STORE=local)."""
+
+    def record(
+        self, ctx: IdP, s: Session, person_id: str, client: ClientView, scope: list[str], lang: str
+    ) -> Grant:
+        grant = Grant(
+            id=new_handle(16),
+            person_id=person_id,
+            client_id=client.client_id,
+            scope=" ".join(scope),
+            expires_at=now_utc() + GRANT_LIFETIME,
+        )
+        s.add(grant)
+        return grant
+
+    def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool:
+        return grant.revoked_at is None
+
+
+class ConsentServiceGrants:
+    """Grants recorded with the consent service's API (consent/API.md), called with an access
+    token the IdP mints for itself."""
+
+    def __init__(self) -> None:
+        self._token: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+
+    def _service_token(self, ctx: IdP) -> str:
+        with self._lock:
+            if self._token and self._token[1] - time.time() > 30:
+                return self._token[0]
+            now = int(time.time())
+            claims = {
+                "iss": ctx.issuer,
+                "sub": "phr-idp",
+                "client_id": "phr-idp",
+                "aud": ctx.audience("consent"),
+                "scope": "consent/grants.write consent/grants.read",
+                "iat": now,
+                "exp": now + SERVICE_TOKEN_TTL_S,
+                "jti": new_handle(16),
+            }
+            token = seal(sign(ctx, claims, typ="at+jwt"), ctx.access_token_key)
+            self._token = (token, now + SERVICE_TOKEN_TTL_S)
+            return token
+
+    def _call(self, ctx: IdP, method: str, path: str, body: dict | None = None) -> dict:
+        url = ctx.audience("consent") + path
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(  # noqa: S310 (configured service URL)
+            url,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": "Bearer " + self._service_token(ctx),
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return {"status": "unknown"}
+            log.warning("consent service answered %s to %s %s", exc.code, method, path)
+            raise GrantUnavailable(f"consent service error {exc.code}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            log.warning("consent service unreachable (%s)", type(exc).__name__)
+            raise GrantUnavailable("consent service unreachable") from None
+
+    def record(
+        self, ctx: IdP, s: Session, person_id: str, client: ClientView, scope: list[str], lang: str
+    ) -> Grant:
+        expires = now_utc() + GRANT_LIFETIME
+        doc = self._call(
+            ctx,
+            "POST",
+            "/api/v1/grants",
+            {
+                "subject": ctx.subjects.subject(s, PHR_SECTOR, person_id),
+                "client_id": client.client_id,
+                "client_name": client.name,
+                "scopes": scope,
+                "categories": categories_of(scope),
+                "purpose": client.purpose(lang) or client.name,
+                "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "language": lang,
+                "collection_method": "idp-consent-screen",
+            },
+        )
+        grant_id = doc.get("id")
+        if not isinstance(grant_id, str):
+            raise GrantUnavailable("consent service returned no grant id")
+        grant = Grant(
+            id=grant_id,
+            person_id=person_id,
+            client_id=client.client_id,
+            scope=" ".join(scope),
+            expires_at=_parse_time(doc.get("expires_at")) or expires,
+        )
+        s.add(grant)
+        return grant
+
+    def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool:
+        if grant.revoked_at is not None:
+            return False
+        # Asked every time (the consent service answers from its own cache in well under a
+        # millisecond): a revocation in the portal must stop the very next refresh.
+        active = self._call(ctx, "GET", f"/api/v1/grants/{grant.id}").get("status") == "active"
+        if not active:
+            grant.revoked_at = now_utc()  # mirror it, so it is never asked again
+        return active
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def grant_store(kind: str) -> GrantStore:
+    if kind == "local":
+        return LocalGrants()
+    if kind == "consent":
+        return ConsentServiceGrants()
+    raise ValueError(f"PHR_IDP_GRANT_STORE={kind!r} must be `consent` or `local`")

@@ -32,6 +32,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "logout_yes": "サインアウトする",
         "logout_no": "サインインしたままにする",
         "logged_out": "サインアウトしました。",
+        "consent_unavailable": "同意を記録できませんでした。"
+        "しばらくしてからもう一度お試しください。",
     },
     "en": {
         "brand": "PHR sign-in service",
@@ -59,6 +61,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "logout_yes": "Sign out",
         "logout_no": "Stay signed in",
         "logged_out": "You are signed out.",
+        "consent_unavailable": "Your decision could not be recorded. Please try again shortly.",
     },
 }
 

@@ -86,6 +86,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "JSON file of statically registered OAuth clients, loaded at start",
             ),
             Variable(
+                "PHR_IDP_GRANT_STORE",
+                "consent",
+                "`consent`: consent-screen decisions are recorded with the consent service "
+                "(PHR_CONSENT_URL), whose grant ids PHR servers check; `local`: kept only at "
+                "the IdP (an IdP used without PHR servers)",
+            ),
+            Variable(
                 "PHR_CARD_TRUST_ROOT",
                 "$PHR_VAR_DIR/card_authority/root.pem",
                 "PEM file of the card authority's root certificate(s) the IdP trusts "

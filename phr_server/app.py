@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from phr_core.config import Settings
 from phr_core.secrets import derive_key
-from phr_core.tokens import AccessTokenVerifier, JwksCache
+from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
 from phr_core.webapp import build_app, settings
 from phr_server.api import TokenCache
 from phr_server.api import bp as api_bp
@@ -68,7 +68,10 @@ def create_app(settings: Settings | None = None, consent: ConsentDirectory | Non
     app.extensions["phr_cursor_key"] = derive_key(master.split()[0], "phr_server/page-cursor/v1")
     app.extensions["phr_repo"] = Repository(keyring, app.extensions["phr_cursor_key"])
     app.extensions["phr_verifier"] = AccessTokenVerifier(
-        s.issuer, s.urls["fhir"], JwksCache(s.issuer + "/jwks")
+        s.issuer,
+        s.urls["fhir"],
+        JwksCache(s.issuer + "/jwks"),
+        decryption_key=access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY")),
     )
     app.extensions["phr_token_cache"] = TokenCache()
     app.extensions["phr_consent"] = consent or HttpConsentDirectory(

@@ -21,6 +21,7 @@ from idp import pkce, scopes, sessions
 from idp.clients import ClientView, get_client
 from idp.context import ACR_CARD, ACR_ORDER, AUTH_REQUEST_TTL, CODE_TTL, IdP, acr_satisfies, idp
 from idp.errors import OAuthError
+from idp.grants import GrantUnavailable
 from idp.i18n import MESSAGES, pick_language
 from idp.keys import ALGS
 from idp.models import AuthorizationCode, AuthRequest, Client, Grant, LoginSession
@@ -297,7 +298,13 @@ def _active_grant(s: Session, person_id: str, client_id: str, scope: list[str]) 
     for g in rows:
         alive = g.expires_at is None or aware(g.expires_at) > now
         if alive and set(scope) <= set(g.scope.split()):
-            return g
+            try:
+                if idp().grants.is_active(idp(), s, g):
+                    return g
+            except GrantUnavailable:
+                raise OAuthError(
+                    "temporarily_unavailable", "the consent service cannot be reached"
+                ) from None
     return None
 
 

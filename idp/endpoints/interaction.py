@@ -18,7 +18,7 @@ from idp.card.views import panel_context
 from idp.clients import get_client
 from idp.context import ACR_CARD, ACR_DEV, acr_satisfies, idp
 from idp.endpoints.authorize import error_page, redirect_denied
-from idp.grants import record_grant
+from idp.grants import GrantUnavailable
 from idp.i18n import MESSAGES, pick_language
 from idp.models import AuthRequest, Person
 from idp.tokens import aware, now_utc
@@ -150,5 +150,11 @@ def consent_decision() -> ResponseReturnValue:
         client = get_client(s, row.client_id)
         if client is None:
             return error_page("unknown client", 400)
-        record_grant(ctx, s, login.person_id, client, row.params.get("scope", "").split())
+        lang = pick_language(row.params.get("ui_locales"))
+        try:
+            ctx.grants.record(
+                ctx, s, login.person_id, client, row.params.get("scope", "").split(), lang
+            )
+        except GrantUnavailable:
+            return error_page(MESSAGES[lang]["consent_unavailable"], 503, lang)
         return _resume(row, "_consent_done")

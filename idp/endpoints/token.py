@@ -13,6 +13,7 @@ from idp.clients import ClientView
 from idp.context import IdP, idp
 from idp.dpop import proof_jkt
 from idp.errors import OAuthError, invalid_grant, invalid_request
+from idp.grants import GrantUnavailable
 from idp.models import AuthorizationCode, Grant, RefreshToken
 from idp.tokens import (
     access_token,
@@ -148,7 +149,11 @@ def _refresh_token(ctx: IdP, s: Session, client: ClientView) -> dict:
         raise invalid_grant("the refresh token has expired")
     if row.grant_id:
         grant = s.get(Grant, row.grant_id)
-        if grant is None or grant.revoked_at is not None:
+        try:
+            active = grant is not None and ctx.grants.is_active(ctx, s, grant)
+        except GrantUnavailable:
+            raise OAuthError("temporarily_unavailable", "try again shortly", 503) from None
+        if not active:
             _revoke_now(ctx, row.family_id)
             raise invalid_grant("the person withdrew this app's access")
     if row.dpop_jkt and g.dpop_jkt != row.dpop_jkt:

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from idp.app import create_app, prepare
 from idp.clients import upsert_static
-from phr_core.config import Settings
+from phr_core.config import Settings, load_settings
 
 REDIRECT = "https://rp.example.jp/cb"
 OTHER_REDIRECT = "https://other-rp.example.org/cb"
@@ -25,8 +25,10 @@ OTHER_REDIRECT = "https://other-rp.example.org/cb"
 
 @pytest.fixture
 def idp_app(migrated: Settings) -> Iterator[Flask]:
-    prepare(migrated)
-    app = create_app(migrated)
+    # Protocol tests keep grants at the IdP; test_consent_grants.py runs the consent service.
+    settings = load_settings({**migrated.environ, "PHR_IDP_GRANT_STORE": "local"})
+    prepare(settings)
+    app = create_app(settings)
     app.config["TESTING"] = True
     yield app
     app.extensions["phr_db"].dispose()

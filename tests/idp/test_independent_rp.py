@@ -91,7 +91,7 @@ def live_idp(environ: dict[str, str], migrated: Settings) -> Iterator[LiveIdP]:
     with another process taking it) and gets the real app once the issuer is settled."""
     server = make_server("127.0.0.1", 0, _placeholder, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
-    settings = load_settings({**environ, "PHR_ISSUER": url})
+    settings = load_settings({**environ, "PHR_ISSUER": url, "PHR_IDP_GRANT_STORE": "local"})
     prepare(settings)
     app = create_app(settings)
     server.app = app
