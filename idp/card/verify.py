@@ -179,6 +179,9 @@ class TrustStore:
         for c in intermediates:
             if self._anchor_for(c, datetime.now(UTC)) is not None:
                 self._by_subject.setdefault(c.subject.public_bytes(), []).append(c)
+        self._known: tuple[x509.Certificate, ...] = tuple(
+            c for group in self._by_subject.values() for c in group
+        )
 
     @classmethod
     def from_pem_file(
@@ -208,7 +211,9 @@ class TrustStore:
 
     def issuer_of(self, cert: x509.Certificate, now: datetime) -> x509.Certificate:
         """The trusted CA that signed `cert`; CardError('unknown_ca') when there is none."""
-        for cand in self._by_subject.get(cert.issuer.public_bytes(), ()):
+        # Try every known CA (a handful): the name comparison inside verify_directly_issued_by
+        # is cheaper than building Python Name objects for a lookup.
+        for cand in self._known:
             try:
                 cert.verify_directly_issued_by(cand)
             except (ValueError, TypeError, InvalidSignature):
@@ -240,6 +245,8 @@ class TrustStore:
             known = self._by_subject.setdefault(ca.subject.public_bytes(), [])
             if ca not in known:
                 known.append(ca)
+                # intermediates first: card certificates are issued by them
+                self._known = (ca, *self._known)
         return ca
 
 
