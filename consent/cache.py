@@ -49,11 +49,13 @@ class ConsentCache:
         *,
         poll_interval: float = 1.0,
         ttl: float = 300.0,
+        max_entries: int = 100_000,
     ) -> None:
         self.db = db
         self.stamp_path = stamp_path
         self.poll_interval = poll_interval
         self.ttl = ttl
+        self.max_entries = max_entries
         self._data: dict[str, tuple[float, object]] = {}
         self._generation = 0
         self._lock = threading.Lock()
@@ -79,6 +81,8 @@ class ConsentCache:
         value = loader()
         with self._lock:
             if self._generation == generation:
+                if len(self._data) >= self.max_entries:
+                    self._data.clear()  # crude but bounded; the hot keys come back at once
                 self._data[key] = (now + self.ttl, value)
         return value
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,8 @@ from consent.models import (
     utcnow,
 )
 from consent.records import ACTIVE, PROVIDER, ConsentError, ConsentView, patients_key
+
+log = logging.getLogger(__name__)
 
 # Guardianship ends on the child's birthday at this age. A module constant because a new
 # documented setting would belong in phr_core's service table.
@@ -240,16 +243,25 @@ def _close(request: LinkRequest, status: str) -> None:
 
 def pending_requests(s: Session, box: AttributeBox, municipality: str) -> list[dict[str, object]]:
     """What the city's connector matches against its register: id, created_at,
-    include_children and the attributes name, birthdate, sex, address."""
-    return [
-        {
-            "id": r.id,
-            "created_at": records.iso(records.as_utc(r.created_at)),
-            "include_children": r.include_children,
-            **(box.open(r.id, r.attributes) if r.attributes else {}),
-        }
-        for r in _pending(s, municipality=municipality)
-    ]
+    include_children and the attributes name, birthdate, sex, address. A request whose
+    attributes cannot be decrypted (the service secret was replaced) is left out, so one bad row
+    never blocks a city's whole pull; `phr consent expire-link-requests` closes it later."""
+    out: list[dict[str, object]] = []
+    for r in _pending(s, municipality=municipality):
+        try:
+            attributes = box.open(r.id, r.attributes) if r.attributes else {}
+        except ConsentError:
+            log.warning("link request %s cannot be decrypted; left out", r.id)
+            continue
+        out.append(
+            {
+                "id": r.id,
+                "created_at": records.iso(records.as_utc(r.created_at)),
+                "include_children": r.include_children,
+                **attributes,
+            }
+        )
+    return out
 
 
 def parse_children(raw: object) -> list[Child]:

@@ -122,3 +122,10 @@ def test_hits_are_fast_and_do_not_query(
         http.append(time.perf_counter_ns() - t0)
         assert r.status_code == 200
     print(f"GET /api/v1/grants/{{id}} in-process: median {statistics.median(http) / 1e6:.2f} ms")
+
+
+def test_the_cache_stays_bounded(consent_app: Flask) -> None:
+    cache = ConsentCache(consent_app.extensions["phr_db"], None, max_entries=3)
+    for i in range(10):
+        assert cache.get(f"k{i}", lambda i=i: i) == i
+    assert len(cache._data) <= 3

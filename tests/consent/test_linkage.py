@@ -206,3 +206,20 @@ def test_forgetting_a_person(client: FlaskClient, tokens: Tokens, consent_app: F
     assert [v["event"] for v in history] == ["consent_given", "consent_withdrawn"]
     with consent_app.app_context(), database().session() as s:
         assert s.scalar(select(PatientLink)) is None
+
+
+def test_an_undecryptable_request_does_not_block_the_city(
+    client: FlaskClient, tokens: Tokens, consent_app: Flask
+) -> None:
+    first = _consent(client, tokens, ["mch"])["link_request"]
+    r = client.post(
+        f"/api/v1/subjects/other-sub/municipalities/{CITY}/consent",
+        json={"categories": ["mch"], "attributes": ATTRIBUTES},
+        headers=tokens.idp,
+    )
+    second = r.json["link_request"]
+    with consent_app.app_context(), database().session() as s:
+        # Sealed under another request's id: authentication fails, as after a key change.
+        s.get(LinkRequest, first).attributes = s.get(LinkRequest, second).attributes
+    pending = client.get(f"/api/v1/municipalities/{CITY}/link-requests", headers=tokens.connector())
+    assert [r["id"] for r in pending.json["requests"]] == [second]
