@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(minutes=5)
 OCSP_TTL_S = 60.0  # how long a "good" answer is reused: short, so a revocation bites quickly
 CRL_TTL_S = 300.0
+OCSP_MAX_AGE = timedelta(hours=1)  # for answers without nextUpdate
 NETWORK_TIMEOUT_S = 3.0
 
 # fetch(url, body or None for GET, content type) -> response body; raises on any failure.
@@ -344,6 +345,8 @@ class RevocationChecker:
             raise _NoAnswer
         if resp.this_update_utc > now + CLOCK_SKEW:
             raise _NoAnswer
+        if resp.next_update_utc is None and resp.this_update_utc < now - OCSP_MAX_AGE:
+            raise _NoAnswer  # an old answer without an end date: possibly replayed
         mono = time.monotonic()
         good_until = mono + self.ocsp_ttl
         if resp.next_update_utc is not None:
