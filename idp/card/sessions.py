@@ -75,6 +75,7 @@ class CardSignIn:
     session_id: str
     auth_time: datetime
     enrolled: bool  # this sign-in created the person
+    revocation_method: str | None = None  # "ocsp" or "crl": how the revocation was checked
     acr: str = ACR_CARD
     amr: list[str] = field(default_factory=lambda: list(AMR_CARD))
 
@@ -169,6 +170,7 @@ def take_verified(db_session: Session, session_id: str) -> CardSignIn | None:
         session_id=session.id,
         auth_time=_aware(session.verified_at or now),
         enrolled=session.enrolled,
+        revocation_method=session.revocation_method,
     )
 
 

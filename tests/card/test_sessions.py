@@ -88,6 +88,7 @@ def test_enroll_sign_in_renew_same_person(card_idp: CardIdp) -> None:
 
     first = sign_in(card_idp, client, card)
     assert first.enrolled and first.acr == ACR_CARD and first.amr == ["sc", "pin", "hwk"]
+    assert first.revocation_method == "ocsp"
 
     second = sign_in(card_idp, client, card)  # authentication certificate only
     assert second.person_id == first.person_id and not second.enrolled
