@@ -40,13 +40,6 @@ def box() -> AttributeBox:
     return current_app.extensions["consent_box"]
 
 
-@bp.url_value_preprocessor
-def _check_path(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    subject = (values or {}).get("subject")
-    if subject is not None and not 0 < len(subject) <= MAX_FIELD:
-        raise ConsentError("the subject in the path is too long")
-
-
 @bp.errorhandler(ConsentError)
 def _invalid(exc: ConsentError) -> Response:
     return oauth_error(400, "invalid_request", str(exc))

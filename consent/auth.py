@@ -23,6 +23,7 @@ from phr_core.webapp import settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 REALM = "phr-consent"
+MAX_SUBJECT = 255  # consent_record.subject
 
 
 def verifier() -> AccessTokenVerifier:
@@ -85,6 +86,9 @@ def require(*scopes: str, municipality_arg: str | None = None) -> Callable[[F], 
                 return oauth_error(
                     403, "insufficient_scope", "the token is for another municipality"
                 )
+            subject = kwargs.get("subject")
+            if subject is not None and not 0 < len(subject) <= MAX_SUBJECT:
+                return oauth_error(400, "invalid_request", "the subject in the path is too long")
             g.access_token = at
             return view(*args, **kwargs)
 
