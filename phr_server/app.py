@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response
 from flask.typing import ResponseReturnValue
@@ -17,7 +18,6 @@ from phr_server.api import TokenCache
 from phr_server.api import bp as api_bp
 from phr_server.metadata import bp as metadata_bp
 from phr_server.policy import (
-    ClientCredentials,
     ConsentDirectory,
     HttpConsentDirectory,
     PatientResolver,
@@ -47,19 +47,14 @@ def operation_outcome(exc: HTTPException) -> Response:
     return Response(json.dumps(body), status=code, content_type=FHIR_JSON)
 
 
-def _service_token(s: Settings) -> ClientCredentials | None:
-    """Our client at the IdP for the consent API, when PHR_FHIR_CLIENT_ID and
-    PHR_FHIR_CLIENT_SECRET (or _FILE) are set; otherwise the caller's token is forwarded."""
-    from phr_core import secrets
-
-    client_id = s.environ.get("PHR_FHIR_CLIENT_ID", "").strip()
-    secret = secrets.lookup("PHR_FHIR_CLIENT_SECRET", s.environ)
-    if not client_id or not secret:
-        return None
-    return ClientCredentials(s.issuer + "/token", client_id, secret)
-
-
-def create_app(settings: Settings | None = None, consent: ConsentDirectory | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    consent: ConsentDirectory | None = None,
+    service_token: Callable[[], str | None] | None = None,
+) -> Flask:
+    """The PHR server. `consent` replaces the HTTP consent client (tests, single process);
+    `service_token` gives the bearer token for the consent API (e.g. a `ClientCredentials`
+    at the IdP); without it the caller's own access token is forwarded."""
     app = build_app("fhir", settings, [bp, metadata_bp, api_bp], render_error=operation_outcome)
     s: Settings = app.extensions["phr_settings"]
     master = s.secret("PHR_FHIR_DATA_KEY")  # read at start: a missing key fails the start
@@ -75,7 +70,7 @@ def create_app(settings: Settings | None = None, consent: ConsentDirectory | Non
     )
     app.extensions["phr_token_cache"] = TokenCache()
     app.extensions["phr_consent"] = consent or HttpConsentDirectory(
-        s.urls["consent"], service_token=_service_token(s)
+        s.urls["consent"], service_token=service_token
     )
     app.extensions["phr_patients"] = PatientResolver()
     engine = app.extensions["phr_db"].engine
