@@ -196,3 +196,24 @@ def test_everything(world: World, family: dict[str, str], parent: str) -> None:
     body = world.get(f"/{family['urn:uuid:p1']}/$everything", parent).get_json()
     got = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in body["entry"]}
     assert got == {family[f"urn:uuid:{k}"] for k in ("p1", "o1", "o2")}
+
+
+def test_everything_served_is_valid_fhir(world: World, family: dict[str, str], parent: str) -> None:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from phr_server.validation import validate
+
+    bundle_model = get_fhir_model_class("Bundle")
+    o3 = family["urn:uuid:o3"]
+    for path in (
+        "/Observation?_include=Observation:patient",
+        f"/{o3}/_history",
+        f"/{family['urn:uuid:c1']}/$everything",
+        "/AuditEvent",
+        "/Observation?_summary=count",
+    ):
+        body = world.get(path, parent).get_json()
+        bundle_model.model_validate(body)
+        for e in body.get("entry", []):
+            validate(e["resource"])  # our stricter checks too
+    validate(world.get("/" + o3, parent).get_json())
