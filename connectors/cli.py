@@ -142,6 +142,8 @@ def run(
     work = [(p, src) for p in paths if (src := detect_source(p))]
     if not work:
         raise click.ClickException("no export files to load")
+    if register_path is None and any(src == "uke" for _, src in work):
+        click.echo("warning: no resident register given; claims cannot be resolved", err=True)
     tokens = None if (dry_run and consent_file) else _tokens(s, ca_file, scope)
     consent = (
         FileConsent(consent_file)
@@ -176,6 +178,9 @@ def run(
             click.echo(f"stopped: {exc}; run again to resume", err=True)
             sys.exit(2)
     click.echo(("dry run: " if dry_run else "") + "total: " + total.line())
+    if dry_run:
+        valid = total.read - total.skipped_no_consent - total.rejected
+        click.echo(f"dry run: {valid} rows valid and would be sent; nothing was sent")
     if total.rejected:
         click.echo(f"{total.rejected} rows rejected; see {report}", err=True)
         sys.exit(1)

@@ -247,3 +247,25 @@ class StubServer:
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def main() -> None:
+    """`python -m connectors.stub_server [PORT]`: serve on 127.0.0.1 until interrupted; prints
+    the base URL first (client id `connector-test`, secret `s3cret`)."""
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    state = StubState()
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
+    httpd.daemon_threads = True
+    print(f"http://127.0.0.1:{httpd.server_address[1]}", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Benchmark of the municipal connector on a synthetic city.
+
+    .venv/bin/python bench/connector_ingest.py --residents 120000 [--server URL | --stub]
+
+Phases, each in its own process so peak memory (max RSS) is per phase:
+  synth  write the city's exports (register, MCH, vaccinations, 12 months of UKE claims)
+  scan   read and parse every export file: source rows (CSV rows, UKE receipts) per second
+  map    dry run: consent gate + pseudonymise + map + validate (fhir.resources R4B):
+         resources mapped per second
+  load   (with --server or --stub) end to end: transactions to the server, first load and
+         the unchanged re-run; resources landed per second
+
+--server URL sends to a real PHR server (token from PHR_ISSUER with the connector's client
+credentials); --stub starts connectors.stub_server in a separate process on loopback, which
+measures the connector's side only (the stub keeps resources in a dict and validates nothing).
+The first load sends everything; the re-run uses the connector database's sent cache
+(`--db URL`, default a SQLite file next to the exports), so it maps and hashes but sends
+nothing that is unchanged."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+KEY = "bench-pseudonym-key-0123456789abcdef"
+CITY = "072028"
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _inputs(folder: Path) -> list[tuple[Path, str]]:
+    from connectors.pipeline import detect_source
+
+    out = []
+    for p in sorted(folder.iterdir()):
+        src = detect_source(p)
+        if src:
+            out.append((p, src))
+    return out
+
+
+def phase_synth(args: argparse.Namespace) -> dict[str, object]:
+    from connectors import synth
+
+    t = time.perf_counter()
+    synth.generate(args.residents, Path(args.out), KEY, seed=1, consent_share=args.consent_share)
+    size = sum(p.stat().st_size for p in Path(args.out).iterdir())
+    return {"seconds": time.perf_counter() - t, "bytes": size}
+
+
+def phase_scan(args: argparse.Namespace) -> dict[str, object]:
+    from connectors.pipeline import read_source
+
+    rows = problems = 0
+    t = time.perf_counter()
+    for path, src in _inputs(Path(args.out)):
+        for item in read_source(src, path):
+            if type(item).__name__ == "Problem":
+                problems += 1
+            else:
+                rows += 1
+    dt = time.perf_counter() - t
+    return {"rows": rows, "problems": problems, "seconds": dt, "rows_per_s": rows / dt}
+
+
+def _connector(args: argparse.Namespace, sink, db=None):  # type: ignore[no-untyped-def]
+    from connectors.consent import FileConsent
+    from connectors.pipeline import Connector, Report
+    from connectors.pseudonym import Pseudonymizer
+
+    out = Path(args.out)
+    return Connector(
+        CITY,
+        Pseudonymizer(KEY),
+        FileConsent(out / "consents.json"),
+        sink,
+        register_path=out / "register.csv",
+        report=Report(io.StringIO()),
+        batch_size=args.batch_size,
+        db=db,
+    )
+
+
+def _total(c, args: argparse.Namespace) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from connectors.pipeline import Summary
+
+    total = Summary()
+    t = time.perf_counter()
+    for path, src in _inputs(Path(args.out)):
+        total.add(c.run_file(path, src))
+    dt = time.perf_counter() - t
+    return {
+        **vars(total),
+        "seconds": dt,
+        "resources_per_s": total.resources / dt,
+        "rows_per_s": total.read / dt,
+    }
+
+
+def phase_map(args: argparse.Namespace) -> dict[str, object]:
+    t = time.perf_counter()
+    c = _connector(args, None)
+    setup = time.perf_counter() - t
+    return {"setup_seconds": setup, **_total(c, args)}
+
+
+def phase_load(args: argparse.Namespace) -> dict[str, object]:
+    from connectors.http import TokenSource
+    from connectors.transport import FhirTransport
+    from phr_core import migrations
+    from phr_core.db import Database
+    from phr_core.services import get_service
+
+    url_db = args.db
+    if not url_db:
+        path = Path(args.out) / "connector-bench.db"
+        path.unlink(missing_ok=True)
+        url_db = f"sqlite:///{path}"
+    migrations.upgrade(get_service("connector"), url_db)
+    db = Database(url_db)
+
+    def run(url: str, tokens: TokenSource | None) -> dict[str, object]:
+        first = _total(_connector(args, FhirTransport(url, tokens), db), args)
+        again = _total(_connector(args, FhirTransport(url, tokens), db), args)
+        out = {"first": first, "rerun": again, "rerun_speedup": first["seconds"] / again["seconds"]}
+        if args.also_full:  # a re-run without the cache: everything is sent, all "unchanged"
+            out["rerun_without_cache"] = _total(_connector(args, FhirTransport(url, tokens)), args)
+        return out
+
+    if args.stub:
+        # The stub runs in its own process, so it does not compete for this one's GIL.
+        stub = subprocess.Popen(
+            [sys.executable, "-m", "connectors.stub_server"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            url = (stub.stdout.readline() if stub.stdout else "").strip()
+            return run(url, TokenSource(url, "connector-test", "s3cret"))
+        finally:
+            stub.terminate()
+            stub.wait()
+    from phr_core.config import load_settings
+
+    s = load_settings()
+    tokens = TokenSource(
+        s.issuer, s.option("PHR_CONNECTOR_CLIENT_ID"), s.secret("PHR_CONNECTOR_CLIENT_SECRET")
+    )
+    return run(args.server, tokens)
+
+
+PHASES = {"synth": phase_synth, "scan": phase_scan, "map": phase_map, "load": phase_load}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--residents", type=int, default=120_000)
+    ap.add_argument("--out", default=str(ROOT / "var" / "bench-city"))
+    ap.add_argument("--consent-share", type=float, default=0.25)
+    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--server", help="PHR server base URL for the end-to-end phase")
+    ap.add_argument(
+        "--stub", action="store_true", help="end to end against the loopback stub server"
+    )
+    ap.add_argument("--db", help="connector database URL for the load phase (default: SQLite)")
+    ap.add_argument("--also-full", action="store_true", help="also time a re-run without cache")
+    ap.add_argument("--skip-synth", action="store_true", help="reuse the exports already in --out")
+    ap.add_argument("--only", choices=list(PHASES), help="run just this phase")
+    ap.add_argument("--phase", choices=list(PHASES), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.phase:
+        result = PHASES[args.phase](args)
+        result["max_rss_mb"] = _maxrss_mb()
+        print(json.dumps(result, default=str))
+        return
+    phases = ([] if args.skip_synth else ["synth"]) + ["scan", "map"]
+    if args.server or args.stub:
+        phases.append("load")
+    if args.only:
+        phases = [args.only]
+    results: dict[str, object] = {"residents": args.residents}
+    for ph in phases:
+        cmd = [sys.executable, __file__, "--phase", ph, *sys.argv[1:]]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)  # noqa: S603
+        results[ph] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(ph, json.dumps(results[ph], default=str), flush=True)
+    print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
