@@ -18,6 +18,7 @@ from joserfc.jwk import ECKey
 
 from phr_core.config import Settings
 from phr_core.demo import DEMO_MUNICIPALITY, load_all
+from phr_core.tokens import access_token_cipher, seal
 from tests.browser import live_server
 from tests.conftest import make_environ
 
@@ -63,6 +64,8 @@ class Tokens:
         audience: str | None = None,
         expires_in: int = 300,
         issuer: str | None = None,
+        sealed: bool = True,
+        seal_secret: str | None = None,
     ) -> str:
         now = int(time.time())
         claims: dict[str, object] = {
@@ -78,7 +81,12 @@ class Tokens:
         if municipality:
             claims["municipality"] = municipality
         header = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}
-        return jwt.encode(header, claims, self.key)
+        signed = jwt.encode(header, claims, self.key)
+        if not sealed:
+            return signed
+        # As the IdP issues them for resource servers: a JWE under PHR_ACCESS_TOKEN_KEY.
+        secret = seal_secret or self.settings.secret("PHR_ACCESS_TOKEN_KEY")
+        return seal(signed, access_token_cipher(secret))
 
     def headers(self, scope: str, **kw: object) -> dict[str, str]:
         return {"Authorization": "Bearer " + self.mint(scope, **kw)}  # type: ignore[arg-type]

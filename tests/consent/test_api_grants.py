@@ -133,11 +133,16 @@ def test_tokens_are_checked(client: FlaskClient, tokens: Tokens) -> None:
         tokens.mint("consent/grants.read", audience="http://127.0.0.1:1/elsewhere"),
         tokens.mint("consent/grants.read", issuer="http://127.0.0.1:1/other-issuer"),
         tokens.mint("consent/grants.read", expires_in=-120),
+        tokens.mint("consent/grants.read", seal_secret="another-" + "k" * 40),
     ):
         r = client.get(url, headers={"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401
         assert r.json["error"] == "invalid_token"
         assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
+
+    # The IdP seals tokens for resource servers; a bare signed JWT is opened as well.
+    plain = tokens.mint("consent/grants.read", sealed=False)
+    assert client.get(url, headers={"Authorization": f"Bearer {plain}"}).status_code == 200
 
     # Valid token, wrong scope: the PHR server may read grants but not write them.
     r = client.post(f"{url}/revoke", headers=tokens.phr)
