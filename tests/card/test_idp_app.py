@@ -36,7 +36,7 @@ def test_card_sign_in_through_the_real_idp_app(idp_app: tuple[AuthorityEnv, Flas
         with db.session() as s:
             cs = create_card_session(s, "login")
         out = run(
-            Idp,
+            idp,
             ["sign", cs.short_code, "--card", str(env.tmp / "real.json"), "--pin-stdin"],
             "1234\nABC123\n",
         )
