@@ -205,9 +205,26 @@ def dev_run(no_demo: bool) -> None:
     if not no_demo:
         load_all(s)
     try:
-        raise SystemExit(runner.serve(s, SERVICES))
+        raise SystemExit(runner.serve(s, SERVICES, extras=_dev_extras(s)))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:
+    """Development-only helpers served beside the services: the card authority stand-in (OCSP,
+    CRL, renewal links) on the port of PHR_CARD_AUTHORITY_URL."""
+    from urllib.parse import urlsplit
+
+    port = urlsplit(s.option("PHR_CARD_AUTHORITY_URL")).port or 8005
+    return (
+        runner.Target(
+            "authority",
+            "Card authority stand-in (development)",
+            "idp.authority_sim.app:create_app()",
+            port,
+            "PHR_CARD_AUTHORITY_URL",
+        ),
+    )
 
 
 @dev.command("reset")

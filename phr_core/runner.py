@@ -24,24 +24,44 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
 
+@dataclass(frozen=True)
+class Target:
+    """One WSGI app to serve: a service, or a development helper such as the card authority."""
+
+    name: str
+    title: str
+    app_factory: str
+    port: int
+    port_variable: str  # what to change when the port is taken
+
+    @classmethod
+    def of(cls, service: ServiceSpec, settings: Settings) -> Target:
+        return cls(
+            service.name,
+            service.title,
+            service.app_factory,
+            settings.ports[service.name],
+            f"PHR_{service.env_prefix}_PORT",
+        )
+
+
 @dataclass
 class Running:
-    service: ServiceSpec
-    port: int
+    target: Target
     process: subprocess.Popen[bytes]
     host: str
 
     @property
     def local_url(self) -> str:
-        return f"http://{_display_host(self.host)}:{self.port}/"
+        return f"http://{_display_host(self.host)}:{self.target.port}/"
 
 
 def _display_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104
 
 
-def gunicorn_command(service: ServiceSpec, settings: Settings) -> list[str]:
-    """The command line that serves one service."""
+def gunicorn_command(target: Target, settings: Settings) -> list[str]:
+    """The command line that serves one app."""
     return [
         sys.executable,
         "-m",
@@ -49,7 +69,7 @@ def gunicorn_command(service: ServiceSpec, settings: Settings) -> list[str]:
         "--workers",
         str(settings.workers),
         "--bind",
-        f"{settings.host}:{settings.ports[service.name]}",
+        f"{settings.host}:{target.port}",
         "--access-logfile",
         "-",
         "--access-logformat",
@@ -59,7 +79,7 @@ def gunicorn_command(service: ServiceSpec, settings: Settings) -> list[str]:
         "--log-level",
         settings.log_level.lower(),
         *_control_socket_off(),
-        service.app_factory,
+        target.app_factory,
     ]
 
 
@@ -71,18 +91,17 @@ def _control_socket_off() -> list[str]:
     return ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
 
 
-def check_ports_free(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:
+def check_ports_free(settings: Settings, targets: list[Target]) -> None:
     """Fail early, naming the variable to change, when a port is taken."""
-    for s in services:
-        port = settings.ports[s.name]
+    for t in targets:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((settings.host, port))
+                sock.bind((settings.host, t.port))
             except OSError:
                 raise ConfigError(
-                    f"port {port} for {s.title} is already in use; "
-                    f"stop what uses it or set PHR_{s.env_prefix}_PORT"
+                    f"port {t.port} for {t.title} is already in use; "
+                    f"stop what uses it or set {t.port_variable}"
                 ) from None
 
 
@@ -111,11 +130,15 @@ def serve(
     settings: Settings,
     services: tuple[ServiceSpec, ...],
     *,
+    extras: tuple[Target, ...] = (),
     announce: Callable[[str], None] = print,
 ) -> int:
-    """Serve `services` until interrupted. Returns 0 after a clean stop, 1 when a service died."""
+    """Serve `services` (and `extras`) until interrupted. Returns 0 after a clean stop, 1 when
+    one of them died."""
     settings.require_production_ready(services)
-    check_ports_free(settings, services)
+    targets = [Target.of(s, settings) for s in services] + list(extras)
+    check_ports_free(settings, targets)
+    _prepare(settings, services)
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -123,13 +146,13 @@ def serve(
     env = {**os.environ, "PHR_VAR_DIR": str(settings.var_dir)}
     running: list[Running] = []
     try:
-        for s in services:
+        for t in targets:
             # A session of its own: the terminal's Ctrl-C reaches only us, and we stop them
             # in order instead of racing them.
             proc = subprocess.Popen(  # noqa: S603
-                gunicorn_command(s, settings), env=env, start_new_session=True
+                gunicorn_command(t, settings), env=env, start_new_session=True
             )
-            running.append(Running(s, settings.ports[s.name], proc, settings.host))
+            running.append(Running(t, proc, settings.host))
         failed = _wait_ready(running, stop)
         if failed:
             announce(f"{failed} did not start; see the log above.")
@@ -140,7 +163,7 @@ def serve(
         while not stop.wait(0.5):
             dead = [r for r in running if r.process.poll() is not None]
             if dead:
-                announce(f"{dead[0].service.title} stopped unexpectedly; stopping the others.")
+                announce(f"{dead[0].target.title} stopped unexpectedly; stopping the others.")
                 return 1
         return 0
     finally:
@@ -150,6 +173,17 @@ def serve(
         announce("All services stopped.")
 
 
+def _prepare(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:
+    """Each service's one-time start-up work (`<package>.app:prepare`, e.g. the IdP's signing
+    keys), done once here so the workers do not race to do it."""
+    import importlib
+
+    for s in services:
+        prepare = getattr(importlib.import_module(f"{s.package}.app"), "prepare", None)
+        if prepare is not None:
+            prepare(settings)
+
+
 def _wait_ready(running: list[Running], stop: threading.Event) -> str | None:
     """Wait for every service's /readyz; return the title of one that died, else None."""
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -157,11 +191,11 @@ def _wait_ready(running: list[Running], stop: threading.Event) -> str | None:
     while pending and not stop.is_set():
         for r in list(pending):
             if r.process.poll() is not None:
-                return r.service.title
+                return r.target.title
             if _ready(r.local_url):
                 pending.remove(r)
         if time.monotonic() > deadline:
-            return pending[0].service.title
+            return pending[0].target.title
         stop.wait(0.2)
     return None
 
@@ -171,8 +205,8 @@ def _banner(settings: Settings, running: list[Running]) -> str:
     if not all(u.startswith("sqlite") for u in settings.database_urls.values()):
         where = "the configured databases"
     lines = [f"PHR platform is running ({settings.env} mode, {where}):"]
-    width = max(len(r.service.title) for r in running)
-    order = sorted(running, key=lambda r: r.service.name != "consent")  # portal first
-    lines += [f"  {r.service.title:<{width}}  {r.local_url}" for r in order]
+    width = max(len(r.target.title) for r in running)
+    order = sorted(running, key=lambda r: r.target.name != "consent")  # portal first
+    lines += [f"  {r.target.title:<{width}}  {r.local_url}" for r in order]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)

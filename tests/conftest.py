@@ -81,6 +81,7 @@ def make_environ(tmp_path: Path, database_url: str, **extra: str) -> dict[str, s
     for s in SERVICES:
         port = free_port()
         env[f"PHR_{s.env_prefix}_PORT"] = str(port)
+    env["PHR_CARD_AUTHORITY_URL"] = f"http://127.0.0.1:{free_port()}"
     env.update(extra)
     return env
 

@@ -49,7 +49,6 @@ class AuthzRequest:
     max_age: int | None = None
     required_acr: str | None = None
     lang: str = "ja"
-    request_id: str | None = None  # the stored copy while the person signs in or consents
     hint_sub: str | None = None  # from id_token_hint: the person the client expects
 
 
