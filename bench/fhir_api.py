@@ -375,6 +375,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    ap.add_argument(
+        "--people", type=int, default=100, help="distinct tokens (people) the clients cycle through"
+    )
     args = ap.parse_args()
 
     from sqlalchemy import create_engine, text
@@ -410,7 +413,7 @@ def main() -> None:
         PHR_LOG_LEVEL="WARNING",
     )
     aud = env["PHR_FHIR_URL"]
-    codes = list(data["sample"])[:100]  # 100 people, each reading repeatedly
+    codes = list(data["sample"])[: args.people]
     tokens = {c: mint(key, standin, aud, c) for c in codes}
     reads = [
         (f"/Observation/{data['sample'][c][1 + i % (len(data['sample'][c]) - 1)]}", tokens[c])

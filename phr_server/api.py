@@ -116,38 +116,51 @@ def handle(
     and write the AuditEvent (also for failures once the caller is known)."""
     db = database()
     access: Access | None = None
-    refs: list[str] = []
-    patients: set[str] = set()
     try:
         with db.session() as s:
             access = authenticate(s)
             resp, refs, patients = fn(s, access)
-        code = "0"
+            # The AuditEvent commits with the request's own transaction: one round of
+            # BEGIN/COMMIT, and a write is never stored without its audit record.
+            _write_audit(s, access, subtype, "0", refs, patients, durable=access.system)
+        return resp
     except Problem as p:
-        resp, code = outcome(p.status, p.code, p.diagnostics, p.issues), "4"
+        resp = outcome(p.status, p.code, p.diagnostics, p.issues)
     except NotFound as exc:
-        resp, code = outcome(404, "not-found", str(exc)), "4"
+        resp = outcome(404, "not-found", str(exc))
     except Denied as exc:
-        resp, code = outcome(403, "forbidden", str(exc)), "4"
+        resp = outcome(403, "forbidden", str(exc))
     except search.BadRequest as exc:
-        resp, code = outcome(400, "invalid", str(exc), [_param_issue(exc)]), "4"
+        resp = outcome(400, "invalid", str(exc), [_param_issue(exc)])
     except Invalid as exc:
-        resp, code = outcome(400, "invalid", str(exc), exc.issues), "4"
+        resp = outcome(400, "invalid", str(exc), exc.issues)
     except transaction.PreconditionFailed as exc:
-        resp, code = outcome(412, "conflict", str(exc), exc.issues), "4"
+        resp = outcome(412, "conflict", str(exc), exc.issues)
     except Conflict as exc:
-        resp, code = outcome(409, "conflict", str(exc)), "4"
-    if access is not None:
-        if not access.system:
-            patients &= access.patient_ids
+        resp = outcome(409, "conflict", str(exc))
+    if access is not None:  # failures are audited too, once we know who asked
         with db.session() as s:
-            if s.bind.dialect.name == "postgresql":
-                # The audit row is not worth a WAL flush of its own: on a crash PostgreSQL may
-                # lose the last fraction of a second of AuditEvents, never corrupt them.
-                s.execute(text("SET LOCAL synchronous_commit = off"))
-            for event in _audit_events(s, access, subtype, code, refs, patients):
-                audit.record(s, repo(), event)
+            _write_audit(s, access, subtype, "4", [], set(), durable=False)
     return resp
+
+
+def _write_audit(
+    s: Any,
+    access: Access,
+    subtype: str,
+    code: str,
+    refs: list[str],
+    patients: set[str],
+    durable: bool,
+) -> None:
+    if not access.system:
+        patients &= access.patient_ids
+    if not durable and s.bind.dialect.name == "postgresql":
+        # A read's AuditEvent is not worth a WAL flush of its own: on a crash PostgreSQL may
+        # lose the last fraction of a second of them, never corrupt them. Writes stay durable.
+        s.execute(text("SET LOCAL synchronous_commit = off"))
+    for event in _audit_events(s, access, subtype, code, refs, patients):
+        audit.record(s, repo(), event)
 
 
 def _audit_events(
