@@ -7,7 +7,10 @@ PHR server contract (assumed; the server is built concurrently):
   → 200 Bundle type=transaction-response, one entry per request entry, in order, with
     response.status "201 Created" (new), "200 OK" (changed) or "200 OK" plus
     response.outcome (OperationOutcome) whose issue diagnostics is "unchanged".
-  → 4xx OperationOutcome when the transaction is refused (nothing is stored).
+  → 4xx OperationOutcome when the transaction is refused (nothing is stored); 409 (a
+    concurrent update) is retried like a 5xx.
+  This matches phr_server/API.md ("Writing (connectors)"); tests/connectors/
+  test_phr_server_e2e.py loads a synthetic city into the real server over HTTP.
   Auth: Bearer token from the IdP's client-credentials grant (TokenSource)."""
 
 from __future__ import annotations
@@ -148,6 +151,9 @@ class FhirTransport:
             except HttpError as exc:
                 if exc.status == 401 and not refreshed and self.tokens is not None:
                     refreshed = True
+                    continue
+                if exc.status == 409 and attempt <= self.retries:  # concurrent update: retry
+                    self.sleep(self.backoff * (2 ** (attempt - 1)))
                     continue
                 raise Refused(exc.status, _safe_reason(exc.body)) from None
             except TransportError:
