@@ -152,6 +152,8 @@ def phase_load(args: argparse.Namespace) -> dict[str, object]:
         finally:
             stub.terminate()
             stub.wait()
+    if args.phr_server:
+        return _with_phr_server(args, run)
     from phr_core.config import load_settings
 
     s = load_settings()
@@ -159,6 +161,129 @@ def phase_load(args: argparse.Namespace) -> dict[str, object]:
         s.issuer, s.option("PHR_CONNECTOR_CLIENT_ID"), s.secret("PHR_CONNECTOR_CLIENT_SECRET")
     )
     return run(args.server, tokens)
+
+
+def _with_phr_server(args: argparse.Namespace, run):  # type: ignore[no-untyped-def]
+    """Start the real PHR server (`phr fhir serve`: gunicorn, PHR_WORKERS workers, validation at
+    the door on) on a fresh database (`--fhir-db`, e.g. a PostgreSQL server URL: a new database
+    is created there and dropped after), with an IdP stand-in in this process that publishes a
+    JWKS and issues the connector's client-credentials tokens."""
+    import base64
+    import os
+    import socket
+    import threading
+    import urllib.request
+    import uuid
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from joserfc import jwt
+    from joserfc.jwk import ECKey, KeySet
+    from sqlalchemy import create_engine, text
+
+    from connectors.http import TokenSource
+    from phr_core import migrations
+    from phr_core.config import normalize_database_url
+    from phr_core.services import get_service
+
+    key = ECKey.generate_key("P-256", parameters={"kid": "k1"}, private=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        fhir_port = sock.getsockname()[1]
+    fhir_url = f"http://127.0.0.1:{fhir_port}"
+    client, secret = "connector-072028", "bench-connector-secret"
+    state: dict[str, str] = {}
+
+    class Idp(BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def _json(self, body: object, status: int = 200) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._json(KeySet([key]).as_dict(private=False))
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            want = "Basic " + base64.b64encode(f"{client}:{secret}".encode()).decode()
+            if self.headers.get("Authorization") != want:
+                self._json({"error": "invalid_client"}, 401)
+                return
+            now = int(time.time())
+            claims = {
+                "iss": state["iss"],
+                "aud": fhir_url,
+                "sub": client,
+                "client_id": client,
+                "scope": "system/*.write",
+                "municipality": CITY,
+                "iat": now,
+                "exp": now + 3600,
+                "jti": uuid.uuid4().hex,
+            }
+            tok = jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "k1"}, claims, key)
+            self._json({"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
+
+    idp = ThreadingHTTPServer(("127.0.0.1", 0), Idp)
+    threading.Thread(target=idp.serve_forever, daemon=True).start()
+    state["iss"] = f"http://127.0.0.1:{idp.server_address[1]}"
+
+    admin = None
+    db_name = None
+    if args.fhir_db and args.fhir_db.startswith("postgres"):
+        server = normalize_database_url(args.fhir_db)
+        db_name = "phr_connector_bench_" + uuid.uuid4().hex[:8]
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{db_name}"'))
+        fhir_db = server.rsplit("/", 1)[0] + "/" + db_name
+    else:
+        path = Path(args.out) / "fhir-bench.db"
+        path.unlink(missing_ok=True)
+        fhir_db = f"sqlite:///{path}"
+    env = {
+        **os.environ,
+        "PHR_VAR_DIR": str(Path(args.out) / "var"),
+        "PHR_FHIR_DATABASE_URL": fhir_db,
+        "PHR_FHIR_PORT": str(fhir_port),
+        "PHR_ISSUER": state["iss"],
+        "PHR_WORKERS": str(args.workers),
+        "PHR_LOG_LEVEL": "WARNING",
+    }
+    migrations.upgrade(get_service("fhir"), fhir_db)
+    server_proc = subprocess.Popen(  # noqa: S603
+        [str(Path(sys.executable).parent / "phr"), "fhir", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(fhir_url + "/healthz", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                time.sleep(0.1)
+        result = run(fhir_url, TokenSource(state["iss"], client, secret))
+        result["server"] = f"phr_server under gunicorn, {args.workers} workers, " + (
+            "PostgreSQL" if db_name else "SQLite"
+        )
+        return result
+    finally:
+        os.killpg(server_proc.pid, 15)
+        server_proc.wait()
+        idp.shutdown()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 PHASES = {"synth": phase_synth, "scan": phase_scan, "map": phase_map, "load": phase_load}
@@ -176,6 +301,13 @@ def main() -> None:
     ap.add_argument(
         "--stub", action="store_true", help="end to end against the loopback stub server"
     )
+    ap.add_argument(
+        "--phr-server",
+        action="store_true",
+        help="end to end against the real PHR server (phr fhir serve)",
+    )
+    ap.add_argument("--fhir-db", help="database for --phr-server (a PostgreSQL server URL)")
+    ap.add_argument("--workers", type=int, default=2, help="PHR server workers")
     ap.add_argument("--db", help="connector database URL for the load phase (default: SQLite)")
     ap.add_argument("--also-full", action="store_true", help="also time a re-run without cache")
     ap.add_argument("--skip-synth", action="store_true", help="reuse the exports already in --out")
@@ -188,7 +320,7 @@ def main() -> None:
         print(json.dumps(result, default=str))
         return
     phases = ([] if args.skip_synth else ["synth"]) + ["scan", "map"]
-    if args.server or args.stub:
+    if args.server or args.stub or args.phr_server:
         phases.append("load")
     if args.only:
         phases = [args.only]

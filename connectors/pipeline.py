@@ -64,6 +64,8 @@ class Summary:
 
 def detect_source(path: Path) -> str | None:
     """Which reader a file needs: UKE by name or first record, CSVs by their header."""
+    if not path.is_file():
+        return None
     if path.suffix.upper() == ".UKE":
         return "uke"
     with path.open("rb") as fh:
