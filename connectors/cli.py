@@ -194,8 +194,14 @@ def run(
     required=True,
     help="Resident-register export to match link requests against.",
 )
+@click.option(
+    "--mch",
+    "mch_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="MCH export: name a matched mother's children in the answer (guardianship).",
+)
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
-def link(register_path: Path, ca_file: str | None) -> None:
+def link(register_path: Path, mch_path: Path | None, ca_file: str | None) -> None:
     """Answer the consent service's pending link requests from the resident register."""
     s = _settings()
     client = ConsentClient(
@@ -205,9 +211,12 @@ def link(register_path: Path, ca_file: str | None) -> None:
         ca_file=ca_file,
     )
     result = answer_link_requests(
-        client, register_path, Pseudonymizer(s.secret("PHR_CONNECTOR_PSEUDONYM_KEY"))
+        client, register_path, Pseudonymizer(s.secret("PHR_CONNECTOR_PSEUDONYM_KEY")), mch_path
     )
-    click.echo(f"link requests answered: {result.matched} matched, {result.no_match} no match")
+    click.echo(
+        f"link requests answered: {result.matched} matched ({result.children} children named), "
+        f"{result.no_match} no match, {result.no_longer_pending} no longer pending"
+    )
 
 
 commands = [synth, run, link]

@@ -20,8 +20,11 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from connectors import register
-from connectors.http import JsonClient, TokenSource
+from connectors.http import HttpError, JsonClient, TokenSource
 from connectors.pseudonym import Pseudonymizer
+
+# The scope the consent service requires of connectors (consent/API.md).
+LINKAGE_SCOPE = "consent/linkage"
 
 # Consent categories the connector asks about, one per source.
 CATEGORY_BY_SOURCE = {"mch": "mch", "vaccination": "immunization", "uke": "claims"}
@@ -72,7 +75,7 @@ class ConsentClient:
     def _headers(self) -> dict[str, str]:
         if self.tokens is None:
             return {}
-        return {"Authorization": "Bearer " + self.tokens.token(self.base)}
+        return {"Authorization": "Bearer " + self.tokens.token(self.base, scope=LINKAGE_SCOPE)}
 
     def _path(self, suffix: str) -> str:
         return f"/api/v1/municipalities/{quote(self.municipality, safe='')}{suffix}"
@@ -95,20 +98,33 @@ class ConsentClient:
             body = body.get("requests", [])
         return [r for r in body or [] if isinstance(r, dict) and "id" in r]
 
-    def answer(self, request_id: str, code: str | None) -> None:
-        payload = {"code": code} if code else {"status": "no_match"}
-        self.client.request(
-            "POST",
-            self._path(f"/link-requests/{quote(str(request_id), safe='')}"),
-            json_body=payload,
-            headers=self._headers(),
-        )
+    def answer(
+        self, request_id: str, code: str | None, children: list[dict[str, str]] | None = None
+    ) -> bool:
+        """Post the answer; False when the request is no longer pending (409)."""
+        payload: dict[str, Any] = {"code": code} if code else {"status": "no_match"}
+        if code and children:
+            payload["children"] = children
+        try:
+            self.client.request(
+                "POST",
+                self._path(f"/link-requests/{quote(str(request_id), safe='')}"),
+                json_body=payload,
+                headers=self._headers(),
+            )
+        except HttpError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
 
 
 @dataclass
 class LinkResult:
     matched: int = 0
     no_match: int = 0
+    no_longer_pending: int = 0
+    children: int = 0
 
 
 def _key(name: str, birthdate: str | date, sex: str, address: str) -> tuple[str, str, str, str]:
@@ -147,16 +163,53 @@ def match_link_requests(
     return out
 
 
+def children_of(mch_path: Path, mothers: set[str], pseudo: Pseudonymizer) -> dict[str, list[str]]:
+    """mother's code → her children's resident numbers, from the MCH export's mother–child
+    linkage (delivery and infant-checkup rows), for the mothers asked about only."""
+    from connectors.sources import mch_csv
+    from connectors.sources.base import Record
+
+    out: dict[str, list[str]] = {}
+    for item in mch_csv.read(mch_path):
+        if isinstance(item, Record) and item.data.get("mother"):
+            mcode = pseudo.code(item.data["mother"])
+            if mcode in mothers and item.resident not in out.setdefault(mcode, []):
+                out[mcode].append(item.resident)
+    return out
+
+
 def answer_link_requests(
-    client: ConsentClient, register_path: Path, pseudo: Pseudonymizer
+    client: ConsentClient,
+    register_path: Path,
+    pseudo: Pseudonymizer,
+    mch_path: Path | None = None,
 ) -> LinkResult:
-    """Fetch pending link requests, match them against the register, post each answer."""
+    """Fetch pending link requests, match them against the register, post each answer. With
+    the MCH export, a matched mother's answer names her children (code, birth date from the
+    register, relationship "mother"), so the platform can record the guardianship."""
     reqs = client.link_requests()
     result = LinkResult()
-    for rid, code in match_link_requests(reqs, register_path, pseudo).items():
-        client.answer(rid, code)
-        if code:
+    answers = match_link_requests(reqs, register_path, pseudo)
+    kids: dict[str, list[str]] = {}
+    births: dict[str, str] = {}
+    matched = {c for c in answers.values() if c}
+    if mch_path is not None and matched:
+        kids = children_of(mch_path, matched, pseudo)
+        wanted = {n for ns in kids.values() for n in ns}
+        for r in register.read(register_path):
+            if r.number in wanted:
+                births[r.number] = r.birthdate.isoformat()
+    for rid, code in answers.items():
+        children = [
+            {"code": pseudo.code(n), "birthdate": births[n], "relationship": "mother"}
+            for n in kids.get(code or "", [])
+            if n in births
+        ]
+        if not client.answer(rid, code, children):
+            result.no_longer_pending += 1
+        elif code:
             result.matched += 1
+            result.children += len(children)
         else:
             result.no_match += 1
     return result

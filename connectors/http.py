@@ -161,14 +161,15 @@ class TokenSource:
         self.scope = scope
         self._tokens: dict[str, tuple[str, float]] = {}
 
-    def token(self, resource: str, *, refresh: bool = False) -> str:
-        hit = self._tokens.get(resource)
+    def token(self, resource: str, *, refresh: bool = False, scope: str | None = None) -> str:
+        scope = scope or self.scope
+        hit = self._tokens.get(f"{scope} {resource}")
         if hit and not refresh and hit[1] > time.monotonic():
             return hit[0]
         resp = self.client.request(
             "POST",
             "/token",
-            form={"grant_type": "client_credentials", "scope": self.scope, "resource": resource},
+            form={"grant_type": "client_credentials", "scope": scope, "resource": resource},
             headers={"Authorization": basic_auth(self.client_id, self._secret)},
         )
         body = resp.body or {}
@@ -176,5 +177,5 @@ class TokenSource:
         if not isinstance(access, str):
             raise HttpError(resp.status, "token response without access_token")
         ttl = float(body.get("expires_in", 300))
-        self._tokens[resource] = (access, time.monotonic() + max(ttl - 30, 5))
+        self._tokens[f"{scope} {resource}"] = (access, time.monotonic() + max(ttl - 30, 5))
         return access

@@ -88,4 +88,4 @@ def test_consents_from_the_consent_service(env) -> None:  # type: ignore[no-unty
     assert r.exit_code == 0, r.output
     assert srv.state.store
     link = runner.invoke(main, ["connector", "link", "--register", str(inbox / "register.csv")])
-    assert link.exit_code == 0 and "0 matched, 0 no match" in link.output
+    assert link.exit_code == 0 and "0 matched (0 children named), 0 no match" in link.output

@@ -84,3 +84,50 @@ def test_ambiguous_match_is_no_match(tmp_path: Path) -> None:
         }
     ]
     assert match_link_requests(req, reg, Pseudonymizer(KEY)) == {"q": None}
+
+
+def test_a_matched_mother_names_her_children(tmp_path: Path) -> None:
+    from connectors.sources import mch_csv
+    from connectors.sources.base import Record
+
+    files = make_city(tmp_path, n=400, months=1)
+    residents = {r.number: r for r in read_register(files["register"])}
+    mother_no = next(
+        i.data["mother"]
+        for i in mch_csv.read(files["mch"])
+        if isinstance(i, Record) and i.data.get("mother") in residents
+    )
+    m = residents[mother_no]
+    children = sorted(
+        {
+            i.resident
+            for i in mch_csv.read(files["mch"])
+            if isinstance(i, Record) and i.data.get("mother") == mother_no
+        }
+    )
+    pseudo = Pseudonymizer(KEY)
+    req = {
+        "id": "m1",
+        "name": m.name,
+        "birthdate": m.birthdate.isoformat(),
+        "sex": "2",
+        "address": m.address,
+    }
+    with StubServer() as srv:
+        srv.state.link_requests = [req]
+        client = ConsentClient(srv.url, CITY, TokenSource(srv.url, "connector-test", "s3cret"))
+        result = answer_link_requests(client, files["register"], pseudo, files["mch"])
+    assert (result.matched, result.children) == (1, len(children))
+    answer = srv.state.link_answers["m1"]
+    assert answer["code"] == pseudo.code(mother_no)
+    assert sorted(answer["children"], key=lambda c: c["code"]) == sorted(
+        [
+            {
+                "code": pseudo.code(c),
+                "birthdate": residents[c].birthdate.isoformat(),
+                "relationship": "mother",
+            }
+            for c in children
+        ],
+        key=lambda c: c["code"],
+    )
