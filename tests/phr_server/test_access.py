@@ -258,3 +258,13 @@ def _header(token: str) -> str:
 
     part = token.split(".")[0]
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
+
+
+def test_sealed_tokens_as_the_idp_issues_them(world: World, family: dict[str, str]) -> None:
+    from phr_core.tokens import access_token_cipher, seal
+
+    signed = world.user("sub-parent", codes=FAMILY)
+    key = access_token_cipher(world.settings.secret("PHR_ACCESS_TOKEN_KEY"))
+    assert world.get("/" + family["urn:uuid:o3"], seal(signed, key)).status_code == 200
+    wrong = access_token_cipher("another-key-" + "x" * 40)
+    assert world.get("/" + family["urn:uuid:o3"], seal(signed, wrong)).status_code == 401
