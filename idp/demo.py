@@ -42,6 +42,17 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
             },
             settings.secret("PHR_CONNECTOR_CLIENT_SECRET"),
         ),
+        (
+            {
+                "client_id": settings.option("PHR_FHIR_CLIENT_ID"),
+                "client_name": "PHR サーバ",
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["client_credentials"],
+                "scope": "consent/grants.read consent/patients.read",
+                "phr_sector": PHR_SECTOR,
+            },
+            settings.secret("PHR_FHIR_CLIENT_SECRET"),
+        ),
     ]
 
 

@@ -119,6 +119,18 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "master key wrapping the per-municipality data keys of stored FHIR resources",
             ),
             ACCESS_TOKEN_KEY,
+            SecretSpec(
+                "PHR_FHIR_CLIENT_SECRET",
+                "the PHR server's client secret at the IdP, for its calls to the consent API",
+            ),
+        ),
+        options=(
+            Variable(
+                "PHR_FHIR_CLIENT_ID",
+                "phr-server",
+                "the PHR server's client id at the IdP (client credentials, scopes "
+                "consent/grants.read consent/patients.read)",
+            ),
         ),
     ),
     ServiceSpec(

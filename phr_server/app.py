@@ -18,6 +18,7 @@ from phr_server.api import TokenCache
 from phr_server.api import bp as api_bp
 from phr_server.metadata import bp as metadata_bp
 from phr_server.policy import (
+    ClientCredentials,
     ConsentDirectory,
     HttpConsentDirectory,
     PatientResolver,
@@ -69,6 +70,11 @@ def create_app(
         decryption_key=access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY")),
     )
     app.extensions["phr_token_cache"] = TokenCache()
+    if service_token is None and consent is None:
+        # The PHR server's own client-credentials token for the consent API.
+        service_token = ClientCredentials(
+            s.issuer + "/token", s.option("PHR_FHIR_CLIENT_ID"), s.secret("PHR_FHIR_CLIENT_SECRET")
+        )
     app.extensions["phr_consent"] = consent or HttpConsentDirectory(
         s.urls["consent"], service_token=service_token
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +14,7 @@ from phr_core.config import Settings
 from phr_core.db import Database
 from phr_core.demo import DEMO_MUNICIPALITY, load_all
 from phr_server.models import StoredResource
-from phr_server.storage import ResourceCipher
+from phr_server.storage import Keyring
 
 
 def test_demo_load_is_idempotent(migrated: Settings) -> None:
@@ -34,14 +35,24 @@ def test_stored_resources_are_sealed_and_bound_to_their_row(migrated: Settings) 
     assert b"Organization" not in row.body
     assert DEMO_MUNICIPALITY.name_ja.encode() not in row.body
 
-    cipher = ResourceCipher(migrated.secret("PHR_FHIR_DATA_KEY"))
-    org = cipher.open(row.body, row.resource_type, row.id, row.version_id)
-    assert org["resourceType"] == "Organization"
-    assert org["identifier"][0]["value"] == DEMO_MUNICIPALITY.code
-    with pytest.raises(InvalidTag):  # the same body under another id or version does not open
-        cipher.open(row.body, row.resource_type, row.id, row.version_id + 1)
-    with pytest.raises(InvalidTag):
-        ResourceCipher("another key").open(row.body, row.resource_type, row.id, row.version_id)
+    db = Database(migrated.database_urls["fhir"])
+    keyring = Keyring(migrated.secret("PHR_FHIR_DATA_KEY"))
+    try:
+        with db.session() as s:
+            body = keyring.open(s, row.key_id, row.resource_type, row.id, row.version_id, row.body)
+            org = json.loads(body)
+            assert org["resourceType"] == "Organization"
+            assert org["identifier"][0]["value"] == DEMO_MUNICIPALITY.code
+            with pytest.raises(InvalidTag):  # the body under another version does not open
+                keyring.open(s, row.key_id, row.resource_type, row.id, row.version_id + 1, row.body)
+            with pytest.raises(InvalidTag):  # nor under another id
+                keyring.open(s, row.key_id, row.resource_type, "other", row.version_id, row.body)
+            with pytest.raises(KeyError):  # nor with another master key
+                Keyring("another master key").open(
+                    s, row.key_id, row.resource_type, row.id, row.version_id, row.body
+                )
+    finally:
+        db.dispose()
 
 
 def test_portal_lists_demo_municipality(
