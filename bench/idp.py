@@ -612,6 +612,8 @@ class OurIdP:
     def _source(self) -> Path:
         """The code to measure: the working tree, or (--snapshot, the default) a copy of the
         committed HEAD, so that edits in progress cannot change or break a run."""
+        if self.args.src:
+            return Path(self.args.src).resolve()
         if not self.args.snapshot:
             return ROOT
         src = self.tmp / "src"
@@ -681,7 +683,12 @@ class OurIdP:
                 )
         finally:
             db.dispose()
-        cmd = gunicorn_command(spec, settings)
+        import phr_core.runner as runner
+
+        if hasattr(runner, "Target"):  # newer runner: it serves Targets (services and helpers)
+            cmd = gunicorn_command(runner.Target.of(spec, settings), settings)
+        else:
+            cmd = gunicorn_command(spec, settings)
         self.cmd = cmd
         self.log = open(self.tmp / "gunicorn.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(  # noqa: S603
@@ -835,6 +842,7 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="measure a copy of the committed HEAD (default) rather than the working tree",
     )
+    ap.add_argument("--src", help="measure the code in this folder (a patched copy, for A/B)")
     ap.add_argument("--grant-store", default="local", help="PHR_IDP_GRANT_STORE for the IdP")
     args = ap.parse_args(argv)
     levels = [int(x) for x in args.concurrency.split(",")]
@@ -854,7 +862,13 @@ def main(argv: list[str] | None = None) -> int:
         "args": vars(args),
         "git_head": _git("rev-parse", "HEAD"),
         "git_dirty_idp": _git("status", "--short", "--", "idp", "phr_core").splitlines(),
-        "measured": "committed HEAD (snapshot)" if args.snapshot else "working tree",
+        "measured": (
+            f"code in {args.src}"
+            if args.src
+            else "committed HEAD (snapshot)"
+            if args.snapshot
+            else "working tree"
+        ),
     }
     try:
         t_ours = ours.start()
