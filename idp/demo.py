@@ -36,7 +36,7 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
                 "client_name": f"市区町村コネクタ {code}",
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["client_credentials"],
-                "scope": "system/*.write consent/linkage",
+                "scope": "system/*.cu system/*.write consent/linkage",
                 "phr_sector": PHR_SECTOR,
                 "phr_municipality": code,
             },
