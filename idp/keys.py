@@ -169,7 +169,8 @@ class KeyRing:
             if k.alg == alg and k.state == "current":
                 return k
         raise RuntimeError(
-            f"no current {alg} signing key; run `phr db upgrade idp` and start again"
+            f"no current {alg} signing key: start the IdP with `phr idp serve` or "
+            "`phr dev run`, which create the keys"
         )
 
     def jwks(self) -> dict:

@@ -6,7 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phr_core.db import ServiceBase, new_metadata
@@ -112,6 +122,7 @@ class Grant(Base):
     whose id it carries, so the PHR server can check it per request."""
 
     __tablename__ = "idp_grant"
+    __table_args__ = (Index("ix_idp_grant_person_client", "person_id", "client_id"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     person_id: Mapped[str] = mapped_column(ForeignKey("idp_person.id", ondelete="CASCADE"))

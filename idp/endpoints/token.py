@@ -29,21 +29,24 @@ from idp.tokens import (
 bp = Blueprint("token", __name__)
 
 
+class TooManyAttempts(Exception):
+    def __init__(self, wait: int) -> None:
+        super().__init__(f"retry in {wait} s")
+        self.wait = wait
+
+
 @bp.post("/token")
 def token() -> Response:
     ctx = idp()
     claimed_id = claimed_client_id()
-    wait = limits.blocked_for(ctx, limits.TOKEN_ENDPOINT, claimed_id) if claimed_id else 0
-    if wait:
-        err = OAuthError("invalid_request", f"too many failed attempts; retry in {wait} s", 429)
-        resp = err.json_response()
-        resp.headers["Retry-After"] = str(wait)
-        return resp
     try:
         if request.mimetype != "application/x-www-form-urlencoded":
             raise invalid_request("send the request as application/x-www-form-urlencoded")
         form = request.form
         with ctx.db.session() as s:
+            wait = limits.blocked_for(s, limits.TOKEN_ENDPOINT, claimed_id) if claimed_id else 0
+            if wait:
+                raise TooManyAttempts(wait)
             client = authenticate(
                 s, form, request.headers, [ctx.endpoint("/token"), ctx.issuer], allow_public=True
             )
@@ -59,6 +62,11 @@ def token() -> Response:
             if grant_type not in client.grant_types:
                 raise OAuthError("unauthorized_client", f"this client may not use {grant_type}")
             body = handler(ctx, s, client)
+    except TooManyAttempts as exc:
+        err = OAuthError("invalid_request", f"too many failed attempts; retry in {exc.wait} s", 429)
+        resp = err.json_response()
+        resp.headers["Retry-After"] = str(exc.wait)
+        return resp
     except OAuthError as err:
         if claimed_id and err.error in ("invalid_client", "invalid_grant"):
             limits.record_failure(ctx, limits.TOKEN_ENDPOINT, claimed_id)
