@@ -145,3 +145,17 @@ def token_claims(app: Flask, token: str) -> dict:
 
     signed = unseal(token, app.extensions["idp"].access_token_key)
     return json.loads(base64.urlsafe_b64decode(signed.split(".")[1] + "=="))
+
+
+def exchange(app: Flask, rp: dict, code: str, verifier: str):  # type: ignore[no-untyped-def]
+    """The client's token request for an authorization code (client_secret_basic)."""
+    return app.test_client().post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": rp["redirect_uris"][0],
+            "code_verifier": verifier,
+        },
+        headers=basic(rp["client_id"], rp["client_secret"]),
+    )

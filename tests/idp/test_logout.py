@@ -11,7 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from werkzeug.serving import make_server
 
-from tests.idp.conftest import Browser, basic, code_request, pkce_pair
+from tests.idp.conftest import Browser, code_request, exchange, pkce_pair
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -34,12 +34,7 @@ def test_rp_initiated_logout_with_backchannel(idp_app: Flask, register, browser:
         )
         verifier, challenge = pkce_pair()
         back = browser.authorize(**code_request(rp, challenge))
-        tokens = idp_app.test_client().post(
-            "/token",
-            data={"grant_type": "authorization_code", "code": back["code"][0],
-                  "redirect_uri": rp["redirect_uris"][0], "code_verifier": verifier},
-            headers=basic(rp["client_id"], rp["client_secret"]),
-        ).get_json()  # fmt: skip
+        tokens = exchange(idp_app, rp, back["code"][0], verifier).get_json()
 
         bad = browser.client.get(
             "/logout",

@@ -19,6 +19,7 @@ from tests.idp.conftest import (
     Browser,
     basic,
     code_request,
+    exchange,
     pkce_pair,
     token_claims,
 )
@@ -31,16 +32,7 @@ def _claims(token: str) -> dict:
 def _flow(app: Flask, rp: dict, browser: Browser, scope: str = "openid") -> dict:
     verifier, challenge = pkce_pair()
     back = browser.authorize(**code_request(rp, challenge, scope=scope))
-    resp = app.test_client().post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": back["code"][0],
-            "redirect_uri": rp["redirect_uris"][0],
-            "code_verifier": verifier,
-        },
-        headers=basic(rp["client_id"], rp["client_secret"]),
-    )
+    resp = exchange(app, rp, back["code"][0], verifier)
     assert resp.status_code == 200, resp.get_json()
     return resp.get_json()
 

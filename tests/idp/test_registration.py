@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from phr_core.cli import main
 from phr_core.config import Settings
-from tests.idp.conftest import Browser, basic, code_request, pkce_pair
+from tests.idp.conftest import Browser, code_request, exchange, pkce_pair
 
 
 @pytest.fixture
@@ -50,12 +50,7 @@ def test_register_use_manage_and_delete(idp_app: Flask, initial_token: str) -> N
     verifier, challenge = pkce_pair()
     browser = Browser(idp_app.test_client())
     back = browser.authorize(**code_request(rp, challenge))
-    token = idp_app.test_client().post(
-        "/token",
-        data={"grant_type": "authorization_code", "code": back["code"][0],
-              "redirect_uri": meta["redirect_uris"][0], "code_verifier": verifier},
-        headers=basic(reg["client_id"], reg["client_secret"]),
-    )  # fmt: skip
+    token = exchange(idp_app, rp, back["code"][0], verifier)
     assert token.status_code == 200
 
     c = idp_app.test_client()

@@ -13,7 +13,7 @@ from idp.app import create_app, prepare
 from idp.clients import get_client
 from idp.endpoints.interaction import demo_person_id
 from phr_core.config import Settings, load_settings
-from tests.idp.conftest import Browser, basic, code_request, pkce_pair
+from tests.idp.conftest import Browser, basic, code_request, exchange, pkce_pair
 
 
 def test_clients_file_is_loaded_at_start(migrated: Settings, tmp_path: Path) -> None:
@@ -54,12 +54,7 @@ def test_no_person_id_or_token_in_logs(
     verifier, challenge = pkce_pair()
     browser = Browser(idp_app.test_client())
     back = browser.authorize(**code_request(rp, challenge, scope="openid offline_access"))
-    body = idp_app.test_client().post(
-        "/token",
-        data={"grant_type": "authorization_code", "code": back["code"][0],
-              "redirect_uri": rp["redirect_uris"][0], "code_verifier": verifier},
-        headers=basic(rp["client_id"], rp["client_secret"]),
-    ).get_json()  # fmt: skip
+    body = exchange(idp_app, rp, back["code"][0], verifier).get_json()
     idp_app.test_client().post(
         "/token", data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
         headers=basic(rp["client_id"], "wrong"),
