@@ -23,7 +23,7 @@ class _FixedToken:
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def token(self, resource: str) -> str:
+    def token(self, resource: str, scope: str | None = None) -> str:
         return self._token
 
 
