@@ -14,7 +14,24 @@ DEMO_APP_PORT = 8010
 def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
     """(metadata, secret) of the clients a development platform has."""
     code = settings.option("PHR_CONNECTOR_MUNICIPALITY")
+    portal = settings.urls["consent"]
     return [
+        (
+            {
+                "client_id": settings.option("PHR_CONSENT_CLIENT_ID"),
+                "client_name": "わたしの健康記録ポータル",
+                "client_name#en": "My Health Record Portal",
+                "redirect_uris": [f"{portal}/auth/callback"],
+                "post_logout_redirect_uris": [f"{portal}/"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid",
+                "phr_sector": PHR_SECTOR,
+                "purpose": "あなたの同意とデータの利用状況を管理するため",
+                "purpose#en": "To manage your consents and see how your data is used",
+            },
+            settings.secret("PHR_CONSENT_CLIENT_SECRET"),
+        ),
         (
             {
                 "client_id": "demo-vaccination-app",

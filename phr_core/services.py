@@ -143,6 +143,18 @@ SERVICES: tuple[ServiceSpec, ...] = (
         secrets=(
             SecretSpec("PHR_CONSENT_SECRET_KEY", "signs the portal's browser sessions"),
             ACCESS_TOKEN_KEY,
+            SecretSpec(
+                "PHR_CONSENT_CLIENT_SECRET",
+                "the portal's client secret at the IdP (it signs citizens in there)",
+            ),
+        ),
+        options=(
+            Variable(
+                "PHR_CONSENT_CLIENT_ID",
+                "phr-portal",
+                "the portal's client id at the IdP (PHR sector; redirect "
+                "$PHR_CONSENT_URL/auth/callback)",
+            ),
         ),
         session_key="PHR_CONSENT_SECRET_KEY",
     ),
