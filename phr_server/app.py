@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response
 from flask.typing import ResponseReturnValue
-from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
 from phr_core.config import Settings
@@ -79,15 +78,6 @@ def create_app(
         s.urls["consent"], service_token=service_token
     )
     app.extensions["phr_patients"] = PatientResolver()
-    engine = app.extensions["phr_db"].engine
-    if engine.dialect.name == "sqlite":
-        # WAL with synchronous=NORMAL: a commit survives a crash of the process (not of the
-        # machine) without an fsync per request; every read writes an AuditEvent.
-        event.listen(engine, "connect", _sqlite_normal_sync)
+    # SQLite runs WAL with synchronous=NORMAL for every service (phr_core.db): every read here
+    # writes an AuditEvent, and an fsync per request would dominate.
     return app
-
-
-def _sqlite_normal_sync(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()

@@ -217,37 +217,39 @@ AFTER_REDIRECT: list[Callable[[Session, AuthzRequest], None]] = [
 def authorize() -> ResponseReturnValue:
     # Underscore names are our own bookkeeping on parked requests; never from outside.
     params = {k: v for k, v in request.values.items() if not k.startswith("_")}
-    return _run(params, resumed=False)
+    with idp().db.session() as s:
+        return _run(s, params, resumed=False)
 
 
 @bp.get("/authorize/resume")
 def resume() -> ResponseReturnValue:
-    """Where sign-in and consent send the browser back to."""
-    ctx = idp()
-    with ctx.db.session() as s:
+    """Where sign-in and consent send the browser back to. The parked request is taken in a
+    transaction of its own: the decision may ask the consent service over HTTP, and no write
+    lock may be held while it does."""
+    with idp().db.session() as s:
         row = s.get(AuthRequest, request.args.get("req", ""))
         if row is None or row.pushed or aware(row.expires_at) < now_utc():
             return error_page("this sign-in took too long or was already finished", 400)
         params = dict(row.params)
         s.delete(row)
-    return _run(params, resumed=True)
+    with idp().db.session() as s:
+        return _run(s, params, resumed=True)
 
 
-def _run(params: dict[str, str], *, resumed: bool) -> ResponseReturnValue:
+def _run(s: Session, params: dict[str, str], *, resumed: bool) -> ResponseReturnValue:
     ctx = idp()
     req = AuthzRequest(params=params)
-    with ctx.db.session() as s:
-        try:
-            for check in BEFORE_REDIRECT:
-                check(s, req)
-        except PageError as err:
-            return error_page(str(err), 400, pick_language(params.get("ui_locales")))
-        try:
-            for check in AFTER_REDIRECT:
-                check(s, req)
-            return _decide(ctx, s, req, resumed=resumed)
-        except OAuthError as err:
-            return _redirect(ctx, req, {"error": err.error, "error_description": err.description})
+    try:
+        for check in BEFORE_REDIRECT:
+            check(s, req)
+    except PageError as err:
+        return error_page(str(err), 400, pick_language(params.get("ui_locales")))
+    try:
+        for check in AFTER_REDIRECT:
+            check(s, req)
+        return _decide(ctx, s, req, resumed=resumed)
+    except OAuthError as err:
+        return _redirect(ctx, req, {"error": err.error, "error_description": err.description})
 
 
 def _decide(ctx: IdP, s: Session, req: AuthzRequest, *, resumed: bool) -> ResponseReturnValue:
