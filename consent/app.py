@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 from consent import cache as consent_cache
 from consent.api import bp as api_bp
 from consent.linkage import AttributeBox
+from consent.portal.auth import bp as portal_auth_bp
 from consent.portal.views import bp as portal_bp
 from consent.portal.views import error_page
 from phr_core.config import Settings
@@ -15,6 +16,7 @@ from phr_core.secrets import derive_key
 from phr_core.webapp import build_app, json_error
 
 ATTRIBUTE_KEY_PURPOSE = "consent/link-request-attributes/v1"
+PORTAL_SESSION_COOKIE = "phr_portal_session"
 
 
 def render_error(exc: HTTPException) -> Response:
@@ -25,7 +27,12 @@ def render_error(exc: HTTPException) -> Response:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    app = build_app("consent", settings, [portal_bp, api_bp], render_error=render_error)
+    app = build_app(
+        "consent", settings, [portal_bp, portal_auth_bp, api_bp], render_error=render_error
+    )
+    # Its own cookie name: cookies are not kept apart by port, and on a development host the
+    # IdP's `session` cookie (same host, another port) would otherwise overwrite the portal's.
+    app.config["SESSION_COOKIE_NAME"] = PORTAL_SESSION_COOKIE
     cfg = app.extensions["phr_settings"]
     db = app.extensions["phr_db"]
     stamp = cfg.var_dir / consent_cache.STAMP_FILE

@@ -1,0 +1,287 @@
+"""Citizen sign-in: the portal is an OpenID Connect client of the platform's IdP.
+
+Authorization code flow with PKCE (S256), `state` and `nonce`; the code is exchanged with
+client_secret_basic and the ID token's signature is checked against the IdP's JWKS, with its
+`iss`, `aud`, `exp` and `nonce`. The portal client is in the PHR sector, so the ID token's `sub`
+is the subject consent records are keyed by. Only that `sub`, the ID token (for logout) and a
+CSRF token are kept, in the signed session cookie. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, request, session
+from flask.typing import ResponseReturnValue
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from consent.i18n import current_language
+from phr_core.webapp import settings
+
+log = logging.getLogger(__name__)
+bp = Blueprint("portal_auth", __name__, url_prefix="/auth")
+
+TIMEOUT_S = 5
+METADATA_TTL_S = 300
+ID_TOKEN_ALGS = ["ES256", "RS256", "PS256", "EdDSA"]
+PENDING = "oidc"  # the session key of a sign-in in progress
+SUBJECT = "sub"
+ID_TOKEN = "id_token"  # noqa: S105 (a session key, not a secret)
+CSRF = "csrf"
+
+
+class SignInError(Exception):
+    """A sign-in that cannot go on; `key` names the message the person is shown."""
+
+    def __init__(self, key: str, status: int = 400) -> None:
+        super().__init__(key)
+        self.key = key
+        self.status = status
+
+
+# --- The IdP's metadata and keys, fetched over HTTP and kept for a few minutes ------------------
+
+_cache: dict[str, tuple[float, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def _fetch_json(url: str, *, fresh: bool = False) -> Any:
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(url)
+    if hit is not None and not fresh and now - hit[0] < METADATA_TTL_S:
+        return hit[1]
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:  # noqa: S310
+            doc = json.loads(resp.read())
+    except (OSError, ValueError) as exc:
+        log.warning("IdP metadata unavailable (%s)", type(exc).__name__)
+        raise SignInError("signin_unavailable", 503) from None
+    with _cache_lock:
+        _cache[url] = (now, doc)
+    return doc
+
+
+def provider() -> dict[str, Any]:
+    """The IdP's discovery document."""
+    issuer = settings().issuer
+    meta = _fetch_json(issuer + "/.well-known/openid-configuration")
+    if not isinstance(meta, dict) or meta.get("issuer") != issuer:
+        raise SignInError("signin_unavailable", 503)
+    return meta
+
+
+def _key_set(meta: dict[str, Any], *, fresh: bool = False) -> KeySet:
+    try:
+        return KeySet.import_key_set(_fetch_json(meta["jwks_uri"], fresh=fresh))
+    except (KeyError, TypeError, ValueError, JoseError):
+        raise SignInError("signin_unavailable", 503) from None
+
+
+# --- Client identity ------------------------------------------------------------------------------
+
+
+def client_id() -> str:
+    return settings().option("PHR_CONSENT_CLIENT_ID")
+
+
+def redirect_uri() -> str:
+    return settings().urls["consent"] + "/auth/callback"
+
+
+def _basic_auth() -> str:
+    # RFC 6749 §2.3.1: both parts form-urlencoded before Base64.
+    user = urllib.parse.quote(client_id(), safe="")
+    password = urllib.parse.quote(settings().secret("PHR_CONSENT_CLIENT_SECRET"), safe="")
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# --- Session helpers used by the pages ------------------------------------------------------------
+
+
+def current_subject() -> str | None:
+    sub = session.get(SUBJECT)
+    return sub if isinstance(sub, str) and sub else None
+
+
+def csrf_token() -> str:
+    token = session.get(CSRF)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF] = token
+    return token
+
+
+def check_csrf() -> None:
+    sent = request.form.get(CSRF, "")
+    expected = session.get(CSRF)
+    if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+        abort(400)
+
+
+# --- Routes ---------------------------------------------------------------------------------------
+
+
+@bp.get("/login")
+def login() -> ResponseReturnValue:
+    meta = provider()
+    state = secrets.token_urlsafe(32)
+    nonce = secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(48)
+    challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+    session[PENDING] = {"state": state, "nonce": nonce, "verifier": verifier}
+    params = {
+        "response_type": "code",
+        "client_id": client_id(),
+        "redirect_uri": redirect_uri(),
+        "scope": "openid",
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "ui_locales": current_language(),
+    }
+    return redirect(meta["authorization_endpoint"] + "?" + urllib.parse.urlencode(params))
+
+
+@bp.get("/callback")
+def callback() -> ResponseReturnValue:
+    # The pending sign-in is used once, whatever happens next: a replayed callback finds none.
+    pending = session.pop(PENDING, None)
+    if request.args.get("error"):
+        key = "signin_cancelled" if request.args["error"] == "access_denied" else "signin_failed"
+        raise SignInError(key)
+    state = request.args.get("state", "")
+    if (
+        not isinstance(pending, dict)
+        or not isinstance(pending.get("state"), str)
+        or not hmac.compare_digest(state, pending["state"])
+    ):
+        raise SignInError("signin_expired")
+    meta = provider()
+    iss = request.args.get("iss")
+    if iss is not None and iss != meta["issuer"]:  # RFC 9207
+        raise SignInError("signin_failed")
+    code = request.args.get("code", "")
+    if not code:
+        raise SignInError("signin_failed")
+    tokens = _exchange(meta, code, pending["verifier"])
+    id_token = tokens.get("id_token")
+    if not isinstance(id_token, str):
+        raise SignInError("signin_failed")
+    claims = _verify_id_token(meta, id_token, pending["nonce"])
+    lang = current_language()
+    session.clear()
+    session[SUBJECT] = claims["sub"]
+    session[ID_TOKEN] = id_token
+    session[CSRF] = secrets.token_urlsafe(32)
+    return redirect(f"/?lang={lang}")
+
+
+def _exchange(meta: dict[str, Any], code: str, verifier: str) -> dict[str, Any]:
+    body = urllib.parse.urlencode(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri(),
+            "code_verifier": verifier,
+        }
+    ).encode()
+    req = urllib.request.Request(  # noqa: S310
+        meta["token_endpoint"],
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": _basic_auth(),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310
+            doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        log.warning("IdP token endpoint answered %s", exc.code)
+        raise SignInError("signin_failed") from None
+    except (OSError, ValueError) as exc:
+        log.warning("IdP token endpoint unreachable (%s)", type(exc).__name__)
+        raise SignInError("signin_unavailable", 503) from None
+    if not isinstance(doc, dict):
+        raise SignInError("signin_failed")
+    return doc
+
+
+def _verify_id_token(meta: dict[str, Any], id_token: str, nonce: str) -> dict[str, Any]:
+    try:
+        try:
+            token = jwt.decode(id_token, _key_set(meta), algorithms=ID_TOKEN_ALGS)
+        except JoseError:
+            # Perhaps the IdP rotated its keys since we fetched them: ask once more.
+            token = jwt.decode(id_token, _key_set(meta, fresh=True), algorithms=ID_TOKEN_ALGS)
+        registry = jwt.JWTClaimsRegistry(
+            leeway=60,
+            iss={"essential": True, "value": meta["issuer"]},
+            aud={"essential": True, "value": client_id()},
+            exp={"essential": True},
+            sub={"essential": True},
+            nonce={"essential": True, "value": nonce},
+        )
+        registry.validate(token.claims)
+    except (JoseError, ValueError, TypeError):
+        log.warning("ID token refused")
+        raise SignInError("signin_failed") from None
+    claims = token.claims
+    azp = claims.get("azp")
+    if isinstance(claims.get("aud"), list) and len(claims["aud"]) > 1 and azp != client_id():
+        raise SignInError("signin_failed")
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise SignInError("signin_failed")
+    return claims
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    check_csrf()
+    id_token = session.get(ID_TOKEN)
+    lang = current_language()
+    session.clear()
+    home = settings().urls["consent"] + "/"
+    try:
+        end = provider().get("end_session_endpoint")
+    except SignInError:
+        end = None
+    if not end or not isinstance(id_token, str):
+        return redirect("/")
+    params = {
+        "id_token_hint": id_token,
+        "post_logout_redirect_uri": home,
+        "client_id": client_id(),
+        "ui_locales": lang,
+    }
+    return redirect(end + "?" + urllib.parse.urlencode(params))
+
+
+def signin_error_page(exc: SignInError) -> Response:
+    from consent.portal.views import problem
+
+    return problem(exc.key, exc.status)
+
+
+bp.register_error_handler(SignInError, signin_error_page)
