@@ -44,6 +44,8 @@ def build_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
+        # Cookies ignore ports: on one host the services' sessions must not share a name.
+        SESSION_COOKIE_NAME=f"phr_{service.name}_session",
     )
     if service.session_key:
         app.config["SECRET_KEY"] = settings.secret(service.session_key)
