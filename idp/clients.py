@@ -2,7 +2,8 @@
 
 Client metadata follows RFC 7591 / OIDC Registration; our own fields start with `phr_`:
 `phr_sector` (a named sector, static clients only), `phr_municipality` (connectors),
-`phr_required_acr` (the minimum assurance a client demands), and `purpose` / `purpose#en`,
+`phr_required_acr` (the minimum assurance a client demands), `phr_first_party` (the portal:
+sign-in only, no consent screen), and `purpose` / `purpose#en`,
 the declared purpose shown on the consent screen.
 """
 
@@ -73,6 +74,16 @@ class ClientView:
     @property
     def required_acr(self) -> str | None:
         return self.meta.get("phr_required_acr")
+
+    @property
+    def first_party(self) -> bool:
+        """The platform's own sign-in-only client (the portal): no consent screen, no grant.
+        Only for static clients in the PHR sector asking for `openid` alone."""
+        return (
+            bool(self.meta.get("phr_first_party"))
+            and self.sector == "phr"
+            and self.allowed_scopes <= {"openid"}
+        )
 
     @property
     def id_token_alg(self) -> str:

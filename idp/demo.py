@@ -27,6 +27,7 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
                 "grant_types": ["authorization_code", "refresh_token"],
                 "scope": "openid",
                 "phr_sector": PHR_SECTOR,
+                "phr_first_party": True,
                 "purpose": "あなたの同意とデータの利用状況を管理するため",
                 "purpose#en": "To manage your consents and see how your data is used",
             },

@@ -275,6 +275,9 @@ def _decide(ctx: IdP, s: Session, req: AuthzRequest, *, resumed: bool) -> Respon
             raise OAuthError("login_required", "the person must sign in")
         return redirect(_interaction(s, req, "/login"))
     assert login is not None  # noqa: S101
+    if req.client.first_party:
+        # The platform's own portal (PHR sector, sign-in only): nothing to consent to, no grant.
+        return _issue_code(ctx, s, req, login, None)
     grant = _active_grant(s, login.person_id, req.client.client_id, req.scope)
     need_consent = grant is None or (
         "consent" in req.prompt and req.params.get("_consent_done") != "1"
@@ -328,7 +331,7 @@ def _interaction(s: Session, req: AuthzRequest, path: str) -> str:
 
 
 def _issue_code(
-    ctx: IdP, s: Session, req: AuthzRequest, login: LoginSession, grant: Grant
+    ctx: IdP, s: Session, req: AuthzRequest, login: LoginSession, grant: Grant | None
 ) -> ResponseReturnValue:
     client = req.client
     assert client is not None  # noqa: S101
@@ -342,7 +345,7 @@ def _issue_code(
             scope=" ".join(req.scope),
             nonce=req.params.get("nonce"),
             code_challenge=req.params["code_challenge"],
-            grant_id=grant.id,
+            grant_id=grant.id if grant else None,
             sid=login.sid,
             auth_time=aware(login.auth_time),
             acr=login.acr,

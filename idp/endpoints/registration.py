@@ -28,7 +28,10 @@ from phr_core.config import is_loopback_host
 bp = Blueprint("registration", __name__)
 
 # Only an operator may put a client in a named sector, a municipality or a resource server.
-STATIC_ONLY = ("phr_sector", "phr_municipality", "phr_resource_urls", "phr_required_acr")
+STATIC_ONLY = (
+    *("phr_sector", "phr_municipality", "phr_resource_urls", "phr_required_acr"),
+    "phr_first_party",
+)
 DEFAULT_SCOPE = "openid"
 
 

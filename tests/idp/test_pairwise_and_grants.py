@@ -213,3 +213,16 @@ def test_private_key_jwt(idp_app: Flask, register) -> None:
     other = ECKey.generate_key("P-256")
     forged = jwt.encode({"alg": "ES256", "kid": "k1"}, _claims(assertion()), other)
     assert token(forged).status_code == 401
+
+
+def test_first_party_portal_signs_in_without_a_grant(idp_app: Flask, register) -> None:
+    """The platform's portal (PHR sector, `openid` only) is not asked about; an app is."""
+    portal = register("portal", redirect_uris=["https://portal.example.jp/cb"],
+                      phr_sector=PHR_SECTOR, phr_first_party=True, scope="openid")  # fmt: skip
+    pretender = register("pretender", phr_first_party=True)  # not in the PHR sector: ignored
+    browser = Browser(idp_app.test_client(), person=5)
+    body = _flow(idp_app, portal, browser)
+    assert browser.pages == ["/login"]  # signed in, no consent screen
+    assert "grant_id" not in token_claims(idp_app, body["access_token"])
+    _flow(idp_app, pretender, browser)
+    assert browser.pages == ["/login", "/consent"]
