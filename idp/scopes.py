@@ -1,4 +1,4 @@
-"""Scopes: which resource server each belongs to, and what each means in plain words.
+"""Scopes: which resource server each belongs to (their plain words: phr_core.scope_words).
 
 SMART App Launch 2 scopes (`patient/Immunization.rs`, v1 `patient/Immunization.read`) and
 `system/…` scopes go to the FHIR server; `consent/…` scopes to the consent service's API.
@@ -6,7 +6,8 @@ SMART App Launch 2 scopes (`patient/Immunization.rs`, v1 `patient/Immunization.r
 
 from __future__ import annotations
 
-import re
+from phr_core.scope_words import SMART_RE
+from phr_core.scope_words import describe as describe  # the consent screen's words
 
 OIDC_SCOPES = {"openid", "offline_access"}
 SMART_CONTEXT_SCOPES = {"launch/patient", "fhirUser"}
@@ -15,28 +16,6 @@ CONSENT_SCOPES = {
     "consent/grants.write",
     "consent/patients.read",
     "consent/linkage",
-}
-SMART_RE = re.compile(
-    r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|c?r?u?d?s?)(\?[^\s]+)?$"
-)
-
-RESOURCE_NAMES = {
-    "Immunization": ("予防接種の記録", "vaccination records"),
-    "Observation": ("健診・計測の結果（身長・体重など）", "checkup results and measurements"),
-    "Patient": ("基本情報（仮名化された識別子）", "basic record (pseudonymous)"),
-    "RelatedPerson": ("親子のつながり", "parent–child links"),
-    "Encounter": ("受診・健診の記録", "visits and checkups"),
-    "Condition": ("病名", "diagnoses"),
-    "Procedure": ("診療行為", "procedures"),
-    "MedicationDispense": ("調剤された薬", "dispensed medicines"),
-    "ExplanationOfBenefit": ("診療報酬明細（レセプト）", "insurance claims"),
-    "Claim": ("診療報酬明細（レセプト）", "insurance claims"),
-    "Coverage": ("保険の情報", "insurance coverage"),
-    "Organization": ("医療機関・自治体", "facilities and municipalities"),
-    "Consent": ("同意の記録", "consent records"),
-    "AuditEvent": ("アクセス履歴", "access history"),
-    "Provenance": ("記録の出所", "record sources"),
-    "*": ("すべての健康記録", "all your health records"),
 }
 
 
@@ -60,33 +39,3 @@ def audience_kind(scope: str) -> str | None:
     if scope in CONSENT_SCOPES:
         return "consent"
     return None
-
-
-def describe(scope: str, lang: str) -> str:
-    """A scope in plain words for the consent screen."""
-    ja = lang == "ja"
-    if scope == "openid":
-        return "このアプリにサインインする" if ja else "Sign in to this app"
-    if scope == "offline_access":
-        return (
-            "あなたが使っていない間もアクセスを続ける（取り消すまで）"
-            if ja
-            else "Keep access while you are not using the app (until you revoke it)"
-        )
-    if scope == "launch/patient":
-        return "どの人の記録かを選ぶ" if ja else "Know whose record you chose"
-    m = SMART_RE.match(scope)
-    if not m:
-        return scope
-    _, resource, perms, query = m.groups()
-    name_ja, name_en = RESOURCE_NAMES.get(resource, (resource, resource))
-    writes = perms in ("write", "*") or any(c in perms for c in "cud")
-    if ja:
-        verb = "見る・変更する" if writes else "見る"
-        text = f"{name_ja}を{verb}"
-    else:
-        verb = "Read and change" if writes else "Read"
-        text = f"{verb} your {name_en}"
-    if query:
-        text += f"（{query[1:]}）" if ja else f" ({query[1:]})"
-    return text
