@@ -5,7 +5,6 @@ clients, which must then prove possession some other way: PKCE, DPoP)."""
 from __future__ import annotations
 
 import base64
-import json
 import time
 from urllib.parse import unquote_plus
 
@@ -18,6 +17,7 @@ from werkzeug.datastructures import Headers, MultiDict
 
 from idp.clients import ClientView, get_client
 from idp.errors import OAuthError, invalid_client, invalid_request
+from phr_core.tokens import b64url_json
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ("ES256", "RS256", "PS256")
@@ -120,14 +120,9 @@ def _segments(token: str) -> tuple[dict, dict]:
     """Header and payload of a JWS, unverified: only to find whose key verifies it."""
     try:
         head, body = token.split(".")[:2]
-        parts = [
-            json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in (head, body)
-        ]
+        return b64url_json(head), b64url_json(body)
     except ValueError:
         raise invalid_client("malformed client assertion") from None
-    if not all(isinstance(p, dict) for p in parts):
-        raise invalid_client("malformed client assertion")
-    return parts[0], parts[1]
 
 
 def claimed_client_id() -> str | None:

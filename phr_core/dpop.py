@@ -14,19 +14,14 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
+from phr_core.tokens import b64url_json
+
 ALGS = ("ES256", "RS256", "PS256")
 IAT_WINDOW_S = 60
 
 
 class InvalidProof(Exception):
     """The DPoP proof is missing or wrong; the message is safe to return."""
-
-
-def _b64json(part: str) -> dict:
-    data = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    if not isinstance(data, dict):
-        raise ValueError("not an object")
-    return data
 
 
 def thumbprint(jwk: dict) -> str:
@@ -52,7 +47,7 @@ def verify(
     must return False when the jti was seen before."""
     try:
         head_b64, body_b64, _ = proof.split(".")
-        header, claims = _b64json(head_b64), _b64json(body_b64)
+        header, claims = b64url_json(head_b64), b64url_json(body_b64)
     except ValueError:
         raise InvalidProof("malformed DPoP proof") from None
     if header.get("typ") != "dpop+jwt" or header.get("alg") not in ALGS:

@@ -127,8 +127,8 @@ class AccessTokenVerifier:
     def verify(self, token: str, now: float | None = None) -> AccessToken:
         token = unseal(token, self.decryption_key)
         try:
-            header = json.loads(_b64(token.split(".")[0]))
-        except (ValueError, IndexError):
+            header = b64url_json(token.split(".")[0])
+        except ValueError:
             raise InvalidToken("malformed token") from None
         if header.get("alg") not in ALLOWED_ALGS:
             raise InvalidToken("unsupported token algorithm")
@@ -164,5 +164,10 @@ class AccessTokenVerifier:
         )
 
 
-def _b64(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+def b64url_json(part: str) -> dict:
+    """One unverified JOSE segment as a JSON object (ValueError if it is anything else): only
+    to read a header, or whose key should verify the signature."""
+    data = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
