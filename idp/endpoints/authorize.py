@@ -229,7 +229,7 @@ def resume() -> ResponseReturnValue:
     with idp().db.session() as s:
         row = s.get(AuthRequest, request.args.get("req", ""))
         if row is None or row.pushed or aware(row.expires_at) < now_utc():
-            return error_page("this sign-in took too long or was already finished", 400)
+            return expired_page()
         params = dict(row.params)
         s.delete(row)
     with idp().db.session() as s:
@@ -373,6 +373,11 @@ def redirect_denied(ctx: IdP, params: dict[str, str]) -> ResponseReturnValue:
     """The person said no: tell the client (its redirect URI was verified when parked)."""
     req = AuthzRequest(params=params, redirect_uri=params["redirect_uri"])
     return _redirect(ctx, req, {"error": "access_denied", "error_description": "not approved"})
+
+
+def expired_page() -> ResponseReturnValue:
+    """A parked request that is gone: expired, already finished, or never ours."""
+    return error_page("this sign-in took too long or was already finished", 400)
 
 
 def error_page(message: str, status: int, lang: str = "ja") -> ResponseReturnValue:

@@ -17,7 +17,7 @@ from idp.card.sessions import create_card_session, take_verified
 from idp.card.views import panel_context
 from idp.clients import get_client
 from idp.context import ACR_CARD, ACR_DEV, acr_satisfies, idp
-from idp.endpoints.authorize import error_page, redirect_denied
+from idp.endpoints.authorize import error_page, expired_page, redirect_denied
 from idp.grants import GrantUnavailable
 from idp.i18n import MESSAGES, pick_language
 from idp.models import AuthRequest, Person
@@ -52,7 +52,7 @@ def login() -> ResponseReturnValue:
     with ctx.db.session() as s:
         row = _parked(s)
         if row is None:
-            return error_page("this sign-in took too long or was already finished", 400)
+            return expired_page()
         client = get_client(s, row.client_id)
         lang = pick_language(row.params.get("ui_locales"))
         required = row.params.get("_required_acr") or None
@@ -80,7 +80,7 @@ def login_card() -> ResponseReturnValue:
     with ctx.db.session() as s:
         row = _parked(s)
         if row is None:
-            return error_page("this sign-in took too long or was already finished", 400)
+            return expired_page()
         result = take_verified(s, flask_session.pop("card_session", ""))
         if result is None:
             return redirect(f"/login?req={row.id}")
@@ -101,7 +101,7 @@ def login_dev() -> ResponseReturnValue:
     with ctx.db.session() as s:
         row = _parked(s)
         if row is None:
-            return error_page("this sign-in took too long or was already finished", 400)
+            return expired_page()
         person_id = demo_person_id(int(raw))
         if s.get(Person, person_id) is None:
             s.add(Person(id=person_id))
@@ -117,7 +117,7 @@ def consent() -> ResponseReturnValue:
         row = _parked(s)
         login = sessions.current(s)
         if row is None or login is None:
-            return error_page("this sign-in took too long or was already finished", 400)
+            return expired_page()
         client = get_client(s, row.client_id)
         if client is None:
             return error_page("unknown client", 400)
@@ -143,7 +143,7 @@ def consent_decision() -> ResponseReturnValue:
         row = _parked(s)
         login = sessions.current(s)
         if row is None or login is None:
-            return error_page("this sign-in took too long or was already finished", 400)
+            return expired_page()
         if request.form.get("decision") != "allow":
             s.delete(row)
             return redirect_denied(ctx, row.params)
