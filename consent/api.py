@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 
 from consent import linkage, receipts, records
 from consent.auth import caller, oauth_error, require
@@ -120,15 +121,34 @@ def _load_patients(subject: str) -> list[tuple[str, str, str, Any]]:
         return linkage.patients(s, subject)
 
 
+def _load_city_names() -> dict[str, tuple[str, str]]:
+    with database().session() as s:
+        return {m.code: (m.name_ja, m.name_en) for m in s.scalars(select(Municipality))}
+
+
 def patient_list(subject: str, now: datetime | None = None) -> list[dict[str, str]]:
-    """Self links and children under current guardianship, from the cache."""
+    """Self links and children under current guardianship, from the cache. Each names its city
+    and, for a child, the birth month, so that a chooser (the IdP's SMART patient picker) can
+    label them without knowing anyone's name."""
     today = (now or utcnow()).date()
     rows = cache().get(patients_key(subject), lambda: _load_patients(subject))
-    return [
-        {"municipality": city, "code": code, "relationship": rel}
-        for city, code, rel, ends in rows
-        if ends is None or ends > today
-    ]
+    names = cache().get("municipality-names", _load_city_names)
+    out: list[dict[str, str]] = []
+    for city, code, rel, ends in rows:
+        if ends is not None and ends <= today:
+            continue
+        ja, en = names.get(city, (city, city))
+        item = {
+            "municipality": city,
+            "code": code,
+            "relationship": rel,
+            "municipality_name": ja,
+            "municipality_name_en": en,
+        }
+        if ends is not None:  # the guardianship ends on the child's birthday
+            item["birth_month"] = f"{ends.year - linkage.GUARDIANSHIP_END_AGE:04d}-{ends.month:02d}"
+        out.append(item)
+    return out
 
 
 @bp.get("/subjects/<path:subject>/patients")

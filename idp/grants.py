@@ -10,7 +10,9 @@ import logging
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -21,6 +23,7 @@ from idp.context import IdP
 from idp.models import Grant
 from idp.subjects import PHR_SECTOR
 from idp.tokens import new_handle, now_utc, seal, sign
+from phr_core.identifiers import patient_id
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +61,80 @@ def categories_of(scope: list[str]) -> list[str]:
     return found
 
 
+def wants_patient(scope: list[str]) -> bool:
+    """SMART: a `patient/` scope reads one patient's record, named as `patient` in the token
+    response; the person picks which (themself or a child) on the consent screen."""
+    return any(sc.startswith("patient/") for sc in scope)
+
+
+@dataclass(frozen=True)
+class PatientChoice:
+    """One record the person may open an app on: the PHR server's Patient id and how to show it
+    (city and relationship, never a name)."""
+
+    id: str
+    relationship: str  # self | child
+    city: str
+    city_en: str
+    birth_month: str | None = None
+
+    def label(self, lang: str) -> str:
+        if lang == "en":
+            who = "You" if self.relationship == "self" else f"Child born {self.birth_month}"
+            return f"{who} ({self.city_en})"
+        if self.relationship == "self":
+            return f"あなた（{self.city}）"
+        year, month = (self.birth_month or "0-0").split("-")
+        return f"お子さま・{year}年{int(month)}月生まれ（{self.city}）"
+
+
+def _choice(p: dict) -> PatientChoice:
+    city = str(p["municipality"])
+    return PatientChoice(
+        id=patient_id(city, str(p["code"])),
+        relationship=str(p.get("relationship", "")),
+        city=str(p.get("municipality_name") or city),
+        city_en=str(p.get("municipality_name_en") or city),
+        birth_month=p.get("birth_month"),
+    )
+
+
 class GrantStore(Protocol):
     def record(
-        self, ctx: IdP, s: Session, person_id: str, client: ClientView, scope: list[str], lang: str
+        self,
+        ctx: IdP,
+        s: Session,
+        person_id: str,
+        client: ClientView,
+        scope: list[str],
+        lang: str,
+        patient: str | None = None,
     ) -> Grant: ...
 
     def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool: ...
+
+    def patients(self, ctx: IdP, s: Session, person_id: str) -> list[PatientChoice]: ...
 
 
 class LocalGrants:
     """Grants kept only at the IdP (PHR_IDP_GRANT_STORE=local)."""
 
     def record(
-        self, ctx: IdP, s: Session, person_id: str, client: ClientView, scope: list[str], lang: str
+        self,
+        ctx: IdP,
+        s: Session,
+        person_id: str,
+        client: ClientView,
+        scope: list[str],
+        lang: str,
+        patient: str | None = None,
     ) -> Grant:
         grant = Grant(
             id=new_handle(16),
             person_id=person_id,
             client_id=client.client_id,
             scope=" ".join(scope),
+            patient=patient,
             expires_at=now_utc() + GRANT_LIFETIME,
         )
         s.add(grant)
@@ -84,6 +142,9 @@ class LocalGrants:
 
     def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool:
         return grant.revoked_at is None
+
+    def patients(self, ctx: IdP, s: Session, person_id: str) -> list[PatientChoice]:
+        return []  # links to cities live in the consent service
 
 
 class ConsentServiceGrants:
@@ -104,7 +165,7 @@ class ConsentServiceGrants:
                 "sub": "phr-idp",
                 "client_id": "phr-idp",
                 "aud": ctx.audience("consent"),
-                "scope": "consent/grants.write consent/grants.read",
+                "scope": "consent/grants.write consent/grants.read consent/patients.read",
                 "iat": now,
                 "exp": now + SERVICE_TOKEN_TTL_S,
                 "jti": new_handle(16),
@@ -138,7 +199,14 @@ class ConsentServiceGrants:
             raise GrantUnavailable("consent service unreachable") from None
 
     def record(
-        self, ctx: IdP, s: Session, person_id: str, client: ClientView, scope: list[str], lang: str
+        self,
+        ctx: IdP,
+        s: Session,
+        person_id: str,
+        client: ClientView,
+        scope: list[str],
+        lang: str,
+        patient: str | None = None,
     ) -> Grant:
         expires = now_utc() + GRANT_LIFETIME
         doc = self._call(
@@ -165,10 +233,18 @@ class ConsentServiceGrants:
             person_id=person_id,
             client_id=client.client_id,
             scope=" ".join(scope),
+            patient=patient,
             expires_at=_parse_time(doc.get("expires_at")) or expires,
         )
         s.add(grant)
         return grant
+
+    def patients(self, ctx: IdP, s: Session, person_id: str) -> list[PatientChoice]:
+        sub = ctx.subjects.subject(s, PHR_SECTOR, person_id)
+        doc = self._call(
+            ctx, "GET", f"/api/v1/subjects/{urllib.parse.quote(sub, safe='')}/patients"
+        )
+        return [_choice(p) for p in doc.get("patients", []) if isinstance(p, dict)]
 
     def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool:
         if grant.revoked_at is not None:

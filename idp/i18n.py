@@ -32,6 +32,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "logged_out": "サインアウトしました。",
         "consent_unavailable": "同意を記録できませんでした。"
         "しばらくしてからもう一度お試しください。",
+        "patient_title": "どの記録を見せますか",
+        "patient_none": "まだ自治体の記録とつながっていないため、"
+        "このアプリに見せる記録はありません。"
+        "ポータルで自治体からのデータ提供に同意すると、記録が届きます。",
+        "patient_pick": "記録を 1 つ選んでください。",
     },
     "en": {
         "brand": "PHR sign-in service",
@@ -58,6 +63,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "logout_no": "Stay signed in",
         "logged_out": "You are signed out.",
         "consent_unavailable": "Your decision could not be recorded. Please try again shortly.",
+        "patient_title": "Whose record may the app see?",
+        "patient_none": "No city records are linked to you yet, so there is nothing this app can "
+        "see. Consent to your city providing your data in the portal and records will arrive.",
+        "patient_pick": "Please choose one record.",
     },
 }
 

@@ -128,6 +128,8 @@ class Grant(Base):
     person_id: Mapped[str] = mapped_column(ForeignKey("idp_person.id", ondelete="CASCADE"))
     client_id: Mapped[str] = mapped_column(String(128))
     scope: Mapped[str] = mapped_column(Text)
+    # SMART launch context: the PHR server's Patient id the person chose for `patient/` scopes.
+    patient: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

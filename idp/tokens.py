@@ -87,6 +87,7 @@ def access_token(
     family_id: str | None = None,
     jkt: str | None = None,
     acr: str | None = None,
+    patient: str | None = None,
 ) -> tuple[str, int]:
     """A JWT access token for `audience`; returns (token, expires_in seconds).
 
@@ -117,6 +118,8 @@ def access_token(
         claims["grant_id"] = grant_id
     if acr:
         claims["acr"] = acr
+    if patient:
+        claims["patient"] = patient  # the resource server narrows `patient/` scopes to it
     if client.municipality and not person_id:
         claims["municipality"] = client.municipality
     if jkt:

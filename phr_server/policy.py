@@ -8,7 +8,9 @@ What a request may see is the intersection of
 * the consent grant named in the token being active right now (asked from the consent service
   through a cache of at most a few seconds, so a revocation bites within seconds), and
 * the Patients the person may reach: their own and their children's, as (municipality,
-  pseudonymous code) pairs from the consent service, mapped to Patient ids by identifier.
+  pseudonymous code) pairs from the consent service, mapped to Patient ids by identifier;
+  when the token names a SMART launch `patient` (the record the person chose for the app on
+  the consent screen), `patient/` scopes reach that one alone.
 
 Connector (client-credentials) tokens carry `system/` scopes and a `municipality`: they see
 and change only rows of that municipality.
@@ -390,4 +392,8 @@ def decide(
     ]
     links = directory.patients(token.subject, raw_token)
     rel = resolver.ids(session, links)
+    launch = token.claims.get("patient")
+    if isinstance(launch, str) and not any(s.context == "user" for s in scopes):
+        # SMART: `patient/` scopes open the one record the person chose for this app.
+        rel = {pid: r for pid, r in rel.items() if pid == launch}
     return Access(token, raw_token, scopes, frozenset(rel), rel)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phr_core.identifiers import pseudonym_system
+from phr_core.identifiers import patient_id, pseudonym_system
 from phr_server.dates import instant
 from phr_server.indexing import TYPES
 from phr_server.models import StoredResource, utcnow
@@ -196,6 +196,8 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
                     [issue(f"{p}.request.url", f"{len(ids)} resources match", "multiple-matches")]
                 )
             rid = ids[0] if ids else None
+            if rid is None and rtype == "Patient" and cond[0] == pseudonym_system(muni):
+                rid = patient_id(muni, cond[1])  # the id the IdP names as SMART `patient`
         if rid is not None:
             prev = repo.current(s, rtype, rid)
             if prev is not None and prev.municipality != muni:

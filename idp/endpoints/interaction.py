@@ -12,13 +12,13 @@ from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from idp import scopes, sessions
+from idp import grants, scopes, sessions
 from idp.card.sessions import create_card_session, take_verified
 from idp.card.views import panel_context
-from idp.clients import get_client
-from idp.context import ACR_CARD, ACR_DEV, acr_satisfies, idp
+from idp.clients import ClientView, get_client
+from idp.context import ACR_CARD, ACR_DEV, IdP, acr_satisfies, idp
 from idp.endpoints.authorize import error_page, expired_page, redirect_denied
-from idp.grants import GrantUnavailable
+from idp.grants import GrantUnavailable, PatientChoice
 from idp.i18n import MESSAGES, pick_language
 from idp.models import AuthRequest, Person
 from idp.tokens import aware, now_utc
@@ -123,16 +123,46 @@ def consent() -> ResponseReturnValue:
             return error_page("unknown client", 400)
         lang = pick_language(row.params.get("ui_locales"))
         scope = row.params.get("scope", "").split()
-        return render_template(
+        try:
+            choices = _patient_choices(ctx, s, login.person_id, scope)
+        except GrantUnavailable:
+            return error_page(MESSAGES[lang]["consent_unavailable"], 503, lang)
+        return _consent_page(row.id, client, lang, scope, choices)
+
+
+def _consent_page(
+    req: str,
+    client: ClientView,
+    lang: str,
+    scope: list[str],
+    choices: list[PatientChoice] | None,
+    status: int = 200,
+    problem: str | None = None,
+) -> ResponseReturnValue:
+    return (
+        render_template(
             "idp_consent.html",
             t=MESSAGES[lang],
             lang=lang,
-            req=row.id,
+            req=req,
             app=client.name,
             purpose=client.purpose(lang),
             items=[scopes.describe(sc, lang) for sc in scope],
+            choices=[(c.id, c.label(lang)) for c in choices] if choices is not None else None,
+            problem=problem,
             csrf=sessions.csrf_token(),
-        )
+        ),
+        status,
+    )
+
+
+def _patient_choices(
+    ctx: IdP, s: Session, person_id: str, scope: list[str]
+) -> list[PatientChoice] | None:
+    """The records a `patient/`-scoped app could be opened on (None: no patient context)."""
+    if not grants.wants_patient(scope):
+        return None
+    return ctx.grants.patients(ctx, s, person_id)
 
 
 @bp.post("/consent")
@@ -151,10 +181,19 @@ def consent_decision() -> ResponseReturnValue:
         if client is None:
             return error_page("unknown client", 400)
         lang = pick_language(row.params.get("ui_locales"))
+        scope = row.params.get("scope", "").split()
         try:
-            ctx.grants.record(
-                ctx, s, login.person_id, client, row.params.get("scope", "").split(), lang
-            )
+            choices = _patient_choices(ctx, s, login.person_id, scope)
+            patient = None
+            if choices:
+                picked = request.form.get("patient") or (choices[0].id if len(choices) == 1 else "")
+                if picked not in {c.id for c in choices}:
+                    t = MESSAGES[lang]
+                    return _consent_page(
+                        row.id, client, lang, scope, choices, 400, t["patient_pick"]
+                    )
+                patient = picked
+            ctx.grants.record(ctx, s, login.person_id, client, scope, lang, patient=patient)
         except GrantUnavailable:
             return error_page(MESSAGES[lang]["consent_unavailable"], 503, lang)
         return _resume(row, "_consent_done")

@@ -13,7 +13,7 @@ from idp.clients import ClientView
 from idp.context import IdP, idp
 from idp.dpop import proof_jkt
 from idp.errors import OAuthError, invalid_grant, invalid_request
-from idp.grants import GrantUnavailable
+from idp.grants import GrantUnavailable, wants_patient
 from idp.models import AuthorizationCode, Grant, RefreshToken
 from idp.tokens import (
     access_token,
@@ -226,9 +226,10 @@ def _issue(
     keep_scope: list[str] | None = None,
 ) -> dict:
     audience = resolve_audience(ctx, scope, resource)
+    patient = _launch_patient(s, grant_id, scope)
     at, expires_in = access_token(
         ctx, s, client, audience=audience, scope=" ".join(scope), person_id=person_id,
-        grant_id=grant_id, family_id=family_id, jkt=jkt, acr=acr,
+        grant_id=grant_id, family_id=family_id, jkt=jkt, acr=acr, patient=patient,
     )  # fmt: skip
     body: dict = {
         "access_token": at,
@@ -236,6 +237,8 @@ def _issue(
         "expires_in": expires_in,
         "scope": " ".join(scope),
     }
+    if patient:
+        body["patient"] = patient  # SMART App Launch: the record `patient/` scopes open
     if "openid" in scope:
         body["id_token"] = id_token(
             ctx, s, client, person_id, auth_time=auth_time, acr=acr, amr=amr,
@@ -249,6 +252,14 @@ def _issue(
             jkt=jkt if client.is_public else None,
         )  # fmt: skip
     return body
+
+
+def _launch_patient(s: Session, grant_id: str | None, scope: list[str]) -> str | None:
+    """The Patient the person chose on the consent screen, when `patient/` scopes are granted."""
+    if not grant_id or not wants_patient(scope):
+        return None
+    grant = s.get(Grant, grant_id)
+    return grant.patient if grant is not None else None
 
 
 GRANTS = {

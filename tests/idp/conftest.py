@@ -75,7 +75,9 @@ class Browser:
     client: FlaskClient
     person: int = 1
     approve: bool = True
+    patient: str | None = None  # the record picked on the consent screen, if asked
     pages: list[str] = field(default_factory=list)
+    last_page: str = ""  # the HTML of the last sign-in or consent page shown
 
     def authorize(self, **params: str) -> dict[str, list[str]]:
         """Follow the authorization request through sign-in and consent to the redirect back
@@ -94,6 +96,7 @@ class Browser:
             if parts.path in ("/login", "/consent"):
                 self.pages.append(parts.path)
             page = self.client.get(path)
+            self.last_page = page.get_data(as_text=True)
             if parts.path == "/login":
                 csrf = _csrf(page.get_data(as_text=True))
                 req = parse_qs(parts.query)["req"][0]
@@ -104,9 +107,10 @@ class Browser:
                 csrf = _csrf(page.get_data(as_text=True))
                 req = parse_qs(parts.query)["req"][0]
                 decision = "allow" if self.approve else "deny"
-                resp = self.client.post(
-                    "/consent", data={"csrf": csrf, "req": req, "decision": decision}
-                )
+                form = {"csrf": csrf, "req": req, "decision": decision}
+                if self.patient:
+                    form["patient"] = self.patient
+                resp = self.client.post("/consent", data=form)
             else:
                 resp = page
         raise AssertionError("too many redirects")

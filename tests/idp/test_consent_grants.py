@@ -123,3 +123,102 @@ def test_grants_live_in_the_consent_service(pair: Pair) -> None:
     assert refresh.status_code == 400 and refresh.get_json()["error"] == "invalid_grant"
     flow()  # the person is asked again
     assert browser.pages.count("/consent") == 2
+
+
+def test_smart_patient_is_picked_on_the_consent_screen(pair: Pair) -> None:
+    """A parent linked to a city with one child: a `patient/`-scoped app makes the consent screen
+    ask whose record it opens (labelled by city and birth month, never a name); the token
+    response and the access token then name that Patient, on refresh too."""
+    from datetime import date
+
+    from consent.models import Guardianship, Municipality, PatientLink
+    from idp.endpoints.interaction import demo_person_id
+    from idp.subjects import PHR_SECTOR
+    from phr_core.identifiers import patient_id
+
+    app = pair.idp
+    ctx = app.extensions["idp"]
+    with app.extensions["phr_db"].session() as s:
+        upsert_static(
+            s,
+            {
+                "client_id": "school-app",
+                "client_name": "学校アプリ",
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid offline_access launch/patient patient/Immunization.rs",
+            },
+            "school-secret-" + "x" * 30,
+        )
+        sub = ctx.subjects.subject(s, PHR_SECTOR, demo_person_id(1))
+    with pair.consent.extensions["phr_db"].session() as s:
+        if s.get(Municipality, "072028") is None:
+            s.add(Municipality(code="072028", name_ja="会津若松市", name_en="Aizuwakamatsu"))
+            s.flush()
+        s.add(PatientLink(subject=sub, municipality="072028", code="PARENT-1"))
+        s.add(
+            Guardianship(
+                guardian=sub, municipality="072028", child_code="CHILD-1",
+                relationship="mother", ends_on=date(2043, 4, 2),
+            )
+        )  # fmt: skip
+    rp = {"client_id": "school-app", "redirect_uris": [REDIRECT]}
+    auth = basic("school-app", "school-secret-" + "x" * 30)
+    scope = "openid offline_access launch/patient patient/Immunization.rs"
+    child = patient_id("072028", "CHILD-1")
+
+    # Without a choice the screen comes back (400) with both records to pick from.
+    browser = Browser(app.test_client())
+    verifier, challenge = pkce_pair()
+    try:
+        browser.authorize(**code_request(rp, challenge, scope=scope))
+    except AssertionError as stopped:
+        assert "stopped at 400" in str(stopped)
+    else:
+        raise AssertionError("the consent screen accepted no choice")
+    page = browser.last_page
+    assert "あなた（会津若松市）" in page and "お子さま・2025年4月生まれ（会津若松市）" in page
+    assert f'value="{patient_id("072028", "PARENT-1")}"' in page and f'value="{child}"' in page
+    assert "PARENT-1" not in page and "CHILD-1" not in page  # codes never reach the browser
+
+    # A record outside the person's reach is refused like no choice.
+    browser = Browser(app.test_client(), patient=patient_id("072028", "SOMEONE-ELSE"))
+    try:
+        browser.authorize(**code_request(rp, challenge, scope=scope))
+    except AssertionError as stopped:
+        assert "stopped at 400" in str(stopped)
+    else:
+        raise AssertionError("the consent screen accepted a foreign patient")
+
+    browser = Browser(app.test_client(), patient=child)
+    verifier, challenge = pkce_pair()
+    back = browser.authorize(**code_request(rp, challenge, scope=scope))
+    tokens = app.test_client().post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": back["code"][0],
+              "redirect_uri": REDIRECT, "code_verifier": verifier},
+        headers=auth,
+    ).get_json()  # fmt: skip
+    assert tokens["patient"] == child
+    assert token_claims(app, tokens["access_token"])["patient"] == child
+    refreshed = (
+        app.test_client()
+        .post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            headers=auth,
+        )
+        .get_json()
+    )
+    assert refreshed["patient"] == child
+
+    # Only `patient/` scopes carry a launch patient.
+    verifier, challenge = pkce_pair()
+    back = browser.authorize(**code_request(rp, challenge, scope="openid"))
+    plain = app.test_client().post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": back["code"][0],
+              "redirect_uri": REDIRECT, "code_verifier": verifier},
+        headers=auth,
+    ).get_json()  # fmt: skip
+    assert "patient" not in plain

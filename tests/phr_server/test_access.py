@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 
-from phr_core.identifiers import pseudonym_system
+from phr_core.identifiers import patient_id, pseudonym_system
 from phr_server.policy import (
     Grant,
     HttpConsentDirectory,
@@ -18,7 +18,7 @@ from phr_server.policy import (
     parse_scope,
 )
 from tests.browser import live_server
-from tests.phr_server.conftest import World
+from tests.phr_server.conftest import MUNI, World
 
 FAMILY = [("P1", "self"), ("C1", "child")]
 
@@ -86,6 +86,25 @@ def test_history_vread_and_everything_follow_the_policy(
     bundle = world.get(f"/{family['urn:uuid:c1']}/$everything", parent).get_json()
     got = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
     assert got == {family[f"urn:uuid:{k}"] for k in ("c1", "o3", "o4", "i1")}
+
+
+def test_smart_launch_patient_narrows_patient_scopes(world: World, family: dict[str, str]) -> None:
+    """A token naming a launch `patient` (the child the parent chose on the IdP's consent screen)
+    opens that record alone; its id is the one derived from the consent service's link."""
+    child = patient_id(MUNI, "C1")
+    assert family["urn:uuid:c1"] == f"Patient/{child}"
+    claims = json.loads(_claims(world.user("sub-parent", codes=FAMILY)))
+    base = {k: claims[k] for k in ("sub", "client_id", "scope", "grant_id")}
+    launched = world.token({**base, "patient": child})
+    assert world.get("/" + family["urn:uuid:o3"], launched).status_code == 200
+    assert world.get("/" + family["urn:uuid:o1"], launched).status_code == 404  # the parent's own
+    found = world.get("/Observation", launched).get_json()
+    refs = {f"Observation/{e['resource']['id']}" for e in found["entry"]}
+    assert refs == {family[f"urn:uuid:{k}"] for k in ("o3", "o4")}
+    # a launch patient outside the person's reach opens nothing at all
+    elsewhere = world.token({**base, "patient": patient_id(MUNI, "S1")})
+    assert world.get("/Observation", elsewhere).get_json().get("entry", []) == []
+    assert world.get("/" + family["urn:uuid:o3"], elsewhere).status_code == 404
 
 
 def test_revoked_grant_stops_access(world: World, family: dict[str, str]) -> None:
