@@ -9,9 +9,9 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from idp.context import IdP
 from idp.models import Attempt
 from idp.tokens import aware, now_utc
+from phr_core.db import Database
 
 TOKEN_ENDPOINT = ("token", 20, timedelta(minutes=1))  # per client
 SIGN_IN = ("sign-in", 5, timedelta(minutes=15))  # per person
@@ -30,12 +30,13 @@ def blocked_for(s: Session, kind: tuple[str, int, timedelta], subject: str) -> i
     return max(1, int((ends - now_utc()).total_seconds()))
 
 
-def record_failure(ctx: IdP, kind: tuple[str, int, timedelta], subject: str) -> None:
+def record_failure(db: Database, kind: tuple[str, int, timedelta], subject: str) -> None:
+    """Count one failure, in a transaction of its own: it must stick although the request fails."""
     name, _, window = kind
     key = f"{name}:{subject}"[:160]
     for _ in range(2):  # a concurrent first insert may win; then update
         try:
-            with ctx.db.session() as s:
+            with db.session() as s:
                 row = s.get(Attempt, key, with_for_update=True)
                 now = now_utc()
                 if row is None:

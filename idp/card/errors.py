@@ -144,6 +144,14 @@ _FAILURES: tuple[Failure, ...] = (
         "Sign-in failed because of an internal error. Please try again later.",
     ),
     Failure(
+        "too_many_attempts",
+        429,
+        "サインインの失敗が続いたため、このカードでのサインインを一時的に止めています。"
+        "15 分ほどたってからお試しください。",
+        "Sign-in with this card is paused after repeated failures. "
+        "Please try again in about 15 minutes.",
+    ),
+    Failure(
         "wrong_pin",
         401,
         "暗証番号が違います。",

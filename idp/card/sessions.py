@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from idp import limits
 from idp.card.errors import CardError
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
 from idp.card.profile import AUTH, SIGN, BasicAttributes, signed_data, spki_sha256
@@ -346,7 +347,12 @@ def handle_response(
         raise raise_after
 
     # 2. verify and map, outside the claim's transaction (OCSP may take a moment)
+    person = _presenting_person(db, services, response)
     try:
+        if person is not None:
+            with db.session() as s:
+                if limits.blocked_for(s, limits.SIGN_IN, person):
+                    raise CardError("too_many_attempts")
         auth, sign = _verify(services, response, data)
         with db.session() as s:
             person_id, event, enrolled = _map_to_person(s, services, auth, sign)
@@ -369,6 +375,8 @@ def handle_response(
             s.refresh(verified)
             return verified
     except CardError as exc:
+        if person is not None and exc.code in COUNTED_FAILURES:
+            limits.record_failure(db, limits.SIGN_IN, person)
         with db.session() as s:
             # Enrollment needs a second response to the same challenge: keep it open.
             status = "pending" if exc.code == "enrollment_required" else "failed"
@@ -390,6 +398,24 @@ def handle_response(
             )
             _audit(s, event, "failure", "internal_error", session_id)
         raise
+
+
+# Failures that say someone holds this person's certificate but not their card's key (or a
+# card paired with it): they count against the person's sign-in attempt limit. Expired,
+# revoked or unreachable-authority failures do not: retrying them is no attack.
+COUNTED_FAILURES = frozenset(
+    {"bad_signature", "certificates_not_paired", "renewal_person_mismatch"}
+)
+
+
+def _presenting_person(db: Database, services: CardServices, response: CardResponse) -> str | None:
+    """The enrolled person whose authentication certificate was presented, if any. Certificates
+    are public, so this is only used to count failures and pause sign-in for that person
+    (limits.SIGN_IN), never to sign anyone in."""
+    key = services.binding_key(hashlib.sha256(response.certificate).hexdigest())
+    with db.session() as s:
+        bound = _binding(s, key)
+        return bound.person_id if bound is not None else None
 
 
 def _verify(

@@ -69,7 +69,7 @@ def token() -> Response:
         return resp
     except OAuthError as err:
         if claimed_id and err.error in ("invalid_client", "invalid_grant"):
-            limits.record_failure(ctx, limits.TOKEN_ENDPOINT, claimed_id)
+            limits.record_failure(ctx.db, limits.TOKEN_ENDPOINT, claimed_id)
         return err.json_response()
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"

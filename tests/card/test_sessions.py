@@ -354,3 +354,42 @@ def test_purge_old_sessions(card_idp: CardIdp) -> None:
     with card_idp.db.session() as s:
         assert purge_sessions(s) == 1
         assert s.get(CardSession, old.id) is None and s.get(CardSession, fresh.id) is not None
+
+
+def test_repeated_failures_pause_sign_in_for_that_person_only(card_idp: CardIdp) -> None:
+    """Per-person attempt limit (issue 3): signatures that do not verify against an enrolled
+    person's certificate count against that person; after limits.SIGN_IN's allowance even a
+    correct signature is refused for the window, with its own message and audit record, while
+    other people sign in as usual. Reopening the window lets the person in again."""
+    from idp import limits
+    from idp.models import Attempt
+
+    client = card_idp.app.test_client()
+    alice, bob = card_idp.env.card(ALICE, name="alice"), card_idp.env.card(BOB, name="bob")
+    person = sign_in(card_idp, client, alice).person_id
+    sign_in(card_idp, client, bob)
+    _, allowed, _ = limits.SIGN_IN
+    for _ in range(allowed):
+        session = open_session(card_idp)
+        info = client.get(f"/card/sessions/{session.short_code}").get_json()
+        data = signed_data(info["origin"], info["session_id"], info["challenge"])
+        forged = {
+            "certificate": b64(alice.certificate_der(AUTH)),
+            "signature": b64(bob.sign(AUTH, AUTH_PIN, data)),  # not Alice's key
+        }
+        resp = client.post(f"/card/sessions/{session.id}/response", json=forged)
+        assert resp.status_code == 403 and error_of(resp) == "bad_signature"
+    session = open_session(card_idp)
+    paused, _ = respond(client, session, alice)
+    assert paused.status_code == 429 and error_of(paused) == "too_many_attempts"
+    assert "15" in paused.get_json()["error_description"]
+    status = client.get(f"/card/sessions/{session.id}/status").get_json()
+    assert status["status"] == "failed" and status["error"] == "too_many_attempts"
+    sign_in(card_idp, client, bob)  # someone else is not affected
+    with card_idp.db.session() as s:
+        codes = list(s.scalars(select(CardAudit.code).where(CardAudit.outcome == "failure")))
+        assert codes.count("too_many_attempts") == 1 and codes.count("bad_signature") == allowed
+        row = s.get(Attempt, f"sign-in:{person}")
+        assert row is not None and row.failures == allowed
+        row.window_start = datetime.now(UTC) - timedelta(hours=1)  # the window has passed
+    assert sign_in(card_idp, client, alice).person_id == person
