@@ -7,6 +7,7 @@ POST /card/sessions/<id>/response        {"certificate", "signature" (base64), o
                                           → 200 {"status": "verified"} or 4xx/5xx
                                           {"error", "error_description"}
 GET  /card/sessions/<id>/status          for the login page to poll: pending | verified | failed
+GET  /card/sessions/<id>/qr.svg          the session URL as a QR code, while it is pending
 
 None of these needs a cookie: the session id (in the QR code) or the short code is the key, and
 what they reveal is only this session's own state.
@@ -14,7 +15,7 @@ what they reveal is only this session's own state.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
 from idp.card.errors import CardError
@@ -60,6 +61,19 @@ def services() -> CardServices:
         found = CardServices.from_settings(settings())
         current_app.extensions["phr_card_services"] = found
     return found
+
+
+@bp.get("/sessions/<session_id>/qr.svg")
+def get_qr(session_id: str) -> ResponseReturnValue:
+    """The QR code of a pending session (its public URL), for the login page's card panel."""
+    with database().session() as s:
+        session = s.get(CardSession, session_id) if len(session_id) <= 64 else None
+        if session is None or session.status != "pending" or _aware(session.expires_at) <= _now():
+            abort(404)
+        svg = session_qr_svg(settings().issuer, session)
+    resp = Response(svg, mimetype="image/svg+xml")
+    resp.headers["Cache-Control"] = "private, max-age=300"
+    return resp
 
 
 @bp.get("/sessions/<ref>")
@@ -131,6 +145,7 @@ def _codes() -> set[str]:
 PANEL_TEXTS = {
     "ja": {
         "title": "マイナンバーカードでサインイン",
+        "qr_alt": "カード読み取りアプリで読み取る QR コード",
         "help": "スマートフォンのカード読み取りアプリでQRコードを読み取るか、"
         "コードを入力してください。",
         "code": "コード:",
@@ -139,6 +154,7 @@ PANEL_TEXTS = {
     },
     "en": {
         "title": "Sign in with your My Number card",
+        "qr_alt": "QR code to scan with the card-reader app",
         "help": "Scan the QR code with the card-reader app on your phone, or enter the code.",
         "code": "Code:",
         "waiting": "Waiting for the card's signature…",
@@ -179,7 +195,9 @@ def panel_context(session: CardSession, done_url: str, lang: str = "ja") -> dict
     """What `{% include "card/panel.html" %}` needs (as `card`), for a session just made by
     create_card_session; `done_url` is the login page's own endpoint that calls take_verified."""
     return {
-        "qr_svg": session_qr_svg(settings().issuer, session),
+        # The QR code is its own image request: drawing it costs more than the rest of the
+        # login page, and a person signing in on the phone itself (or another way) never needs it.
+        "qr_url": url_for("card.get_qr", session_id=session.id),
         "code": display_code(session),
         "status_url": url_for("card.get_status", session_id=session.id),
         "done_url": done_url,

@@ -49,7 +49,12 @@ def test_login_page_moves_on_after_the_card_signs(card_idp: CardIdp, tmp_path: P
     port = card_idp.settings.ports["idp"]
     with serve_on_issuer_port(card_idp.app, port), browser_page() as page:
         page.goto(f"{base}/login")  # type: ignore[attr-defined]
-        assert page.locator(".card-qr svg").count() == 1  # type: ignore[attr-defined]
+        qr = page.locator(".card-qr img")  # type: ignore[attr-defined]
+        qr.wait_for()
+        page.wait_for_function(  # type: ignore[attr-defined]
+            "() => { const i = document.querySelector('.card-qr img');"
+            " return i.complete && i.naturalWidth > 0; }"
+        )
         code = page.locator(".card-code code").inner_text()  # type: ignore[attr-defined]
         out = run(
             card_idp,

@@ -281,8 +281,16 @@ def test_short_code_qr_and_status(card_idp: CardIdp) -> None:
     assert datetime.fromisoformat(info["expires_at"]) <= datetime.now(UTC) + timedelta(minutes=5)
     svg = session_qr_svg(card_idp.settings.issuer, session)
     assert svg.startswith("<svg") and "</svg>" in svg
+    qr = client.get(f"/card/sessions/{session.id}/qr.svg")
+    assert qr.status_code == 200 and qr.mimetype == "image/svg+xml"
+    assert qr.get_data(as_text=True) == svg
     status = client.get(f"/card/sessions/{session.id}/status").get_json()
     assert status["status"] == "pending" and status["message"]
+    # only a pending session has a QR code
+    assert client.get("/card/sessions/no-such-session/qr.svg").status_code == 404
+    done, _ = respond(client, session, card_idp.env.card(), enroll=True)
+    assert done.status_code == 200
+    assert client.get(f"/card/sessions/{session.id}/qr.svg").status_code == 404
 
 
 def test_no_serial_fingerprint_or_personal_data_leaks(
