@@ -53,7 +53,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # No pool_pre_ping: it costs a round trip on every checkout (several per request). A
+    # connection the server dropped (restart, failover) fails one request, after which
+    # SQLAlchemy discards the whole pool; pool_recycle retires connections before idle timeouts.
+    return create_engine(url, pool_recycle=1800, pool_size=5, max_overflow=5)
 
 
 def redact(url: str) -> str:
