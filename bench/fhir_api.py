@@ -376,6 +376,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument(
+        "--state",
+        default="",
+        help="JSON file naming a loaded database (URL, master key, sample): used if it exists, "
+        "written (and the database kept) if not, so the 1M-resource load is done once",
+    )
+    ap.add_argument("--load-only", action="store_true", help="load (and write --state), no runs")
+    ap.add_argument("--only", default="", help="comma-separated subset of read,search,ceiling")
+    ap.add_argument(
         "--people", type=int, default=100, help="distinct tokens (people) the clients cycle through"
     )
     args = ap.parse_args()
@@ -386,20 +394,34 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="phr-bench-"))
     dbname = None
-    if args.database_url:
-        server = normalize_database_url(args.database_url)
-        dbname = "phr_bench_" + uuid.uuid4().hex[:8]
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{dbname}"'))
-        url = server.rsplit("/", 1)[0] + "/" + dbname
+    state = Path(args.state) if args.state else None
+    if state is not None and state.exists():
+        saved = json.loads(state.read_text())
+        url, master, data = saved["url"], saved["master"], saved["data"]
+        print(f"reusing {data['resources']:,} resources in {url.split('@')[-1]}", file=sys.stderr)
     else:
-        url = f"sqlite:///{tmp / 'fhir.db'}"
-    master = "bench-master-key-" + uuid.uuid4().hex
-    print(
-        f"loading {args.patients:,} × {args.per_patient} into {url.split('@')[-1]}", file=sys.stderr
-    )
-    data = load(url, master, args.patients, args.per_patient)
+        if args.database_url:
+            server = normalize_database_url(args.database_url)
+            dbname = "phr_bench_" + uuid.uuid4().hex[:8]
+            admin = create_engine(server, isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{dbname}"'))
+            url = server.rsplit("/", 1)[0] + "/" + dbname
+        else:
+            db_dir = state.parent if state is not None else tmp
+            url = f"sqlite:///{db_dir / ('fhir-' + uuid.uuid4().hex[:8] + '.db')}"
+        master = "bench-master-key-" + uuid.uuid4().hex
+        print(
+            f"loading {args.patients:,} × {args.per_patient} into {url.split('@')[-1]}",
+            file=sys.stderr,
+        )
+        data = load(url, master, args.patients, args.per_patient)
+        if state is not None:
+            state.write_text(json.dumps({"url": url, "master": master, "data": data}))
+            dbname = None  # kept for the next run
+    if args.load_only:
+        return
+    only = set(args.only.split(",")) if args.only else {"read", "search", "ceiling"}
     srv, key, standin = stand_ins(data["sample"])
     port, cport = free_port(), free_port()
     env = dict(
@@ -427,7 +449,6 @@ def main() -> None:
 
     results: dict[str, Any] = {
         "resources": data["resources"],
-        "patients": args.patients,
         "load_s": round(data["load_s"], 1),
         "workers": args.workers,
         "cpus": os.cpu_count(),
@@ -436,6 +457,8 @@ def main() -> None:
     fhir = serve(env, "phr_server.app:create_app()", port, args.workers)
     try:
         for name, jobs in (("read", reads), ("search", searches)):
+            if name not in only:
+                continue
             measure(port, jobs[:50], 1, 2.0)  # warm caches (tokens, consent, data keys)
             for conc in (1, 8):
                 results[f"{name}_c{conc}"] = measure(port, jobs, conc, args.seconds)
@@ -447,14 +470,14 @@ def main() -> None:
     bare = serve(env, "fhir_api:ceiling_app()", cport, args.workers)
     try:
         measure(cport, ceiling[:50], 1, 1.0)
-        for conc in (1, 8):
+        for conc in (1, 8) if "ceiling" in only else ():
             results[f"ceiling_c{conc}"] = measure(cport, ceiling, conc, args.seconds)
             print("ceiling", conc, results[f"ceiling_c{conc}"], file=sys.stderr)
     finally:
         bare.send_signal(signal.SIGTERM)
         bare.wait(10)
     srv.shutdown()
-    for conc in (1, 8):
+    for conc in (1, 8) if {"read", "ceiling"} <= only else ():
         results[f"read_vs_ceiling_c{conc}"] = round(
             results[f"read_c{conc}"]["rps"] / results[f"ceiling_c{conc}"]["rps"], 2
         )
