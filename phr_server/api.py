@@ -20,12 +20,14 @@ from sqlalchemy import text
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
 from phr_server import audit, search, transaction
+from phr_server.claims import Raced
 from phr_server.indexing import TYPES
 from phr_server.policy import Access, ConsentUnavailable, Denied, decide
 from phr_server.repository import Conflict, Found, NotFound, Repository
 from phr_server.validation import Invalid
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
+RACE_ATTEMPTS = 3  # a transaction that lost an identifier race runs again (claims.py)
 
 bp = Blueprint("fhir_api", __name__)
 
@@ -117,13 +119,19 @@ def handle(
     db = database()
     access: Access | None = None
     try:
-        with db.session() as s:
-            access = authenticate(s)
-            resp, refs, patients = fn(s, access)
-            # The AuditEvent commits with the request's own transaction: one round of
-            # BEGIN/COMMIT, and a write is never stored without its audit record.
-            _write_audit(s, access, subtype, "0", refs, patients, durable=access.system)
-        return resp
+        for attempt in range(RACE_ATTEMPTS):
+            try:
+                with db.session() as s:
+                    access = authenticate(s)
+                    resp, refs, patients = fn(s, access)
+                    # The AuditEvent commits with the request's own transaction: one round of
+                    # BEGIN/COMMIT, and a write is never stored without its audit record.
+                    _write_audit(s, access, subtype, "0", refs, patients, durable=access.system)
+                return resp
+            except Raced as exc:  # a concurrent conditional create won: run again, find it
+                if attempt == RACE_ATTEMPTS - 1:
+                    raise Conflict(str(exc)) from None
+        raise AssertionError("unreachable")
     except Problem as p:
         resp = outcome(p.status, p.code, p.diagnostics, p.issues)
     except NotFound as exc:
