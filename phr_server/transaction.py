@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phr_core.identifiers import patient_id, pseudonym_system
+from phr_server import profiles
 from phr_server.claims import Key, claim
 from phr_server.dates import instant
 from phr_server.indexing import TYPES
@@ -165,6 +166,7 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
     for i, e in enumerate(entries):
         p = f"Bundle.entry[{i}]"
         res, req = dict(e["resource"]), e.get("request") or {}
+        profiles.stamp(res)  # the JP Core profiles validate() checked, in meta.profile
         rtype, url, method = res["resourceType"], req.get("url", ""), req["method"]
         prev: StoredResource | None = None
         existing_only = False
