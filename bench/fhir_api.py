@@ -8,7 +8,8 @@
    migrates it and bulk-loads `patients × per-patient` resources (one Patient, the rest
    Observations) through the server's own storage code: sealed bodies, index tables,
    compartments. Validation is skipped for the bulk load (the content is generated).
-2. Serves an IdP stand-in (JWKS) and a consent-service stand-in (grants, patients) on loopback,
+2. Serves an IdP stand-in (JWKS, the server's client-credentials token) and a consent-service
+   stand-in (grants, patients) on loopback,
    and starts `gunicorn phr_server.app:create_app()` with PHR_WORKERS workers.
 3. Measures, at concurrency 1 and 8 (one client process each), for `--seconds`:
    reads by id (authenticated, consent-checked, audited), patient-scoped searches
@@ -234,6 +235,11 @@ def stand_ins(sample: dict[str, list[str]]):  # type: ignore[no-untyped-def]
     def jwks():  # type: ignore[no-untyped-def]
         return jsonify(KeySet([key]).as_dict(private=False))
 
+    @app.post("/token")
+    def token():  # type: ignore[no-untyped-def]
+        # the PHR server's own client-credentials token for the consent API
+        return jsonify(access_token=uuid.uuid4().hex, token_type="Bearer", expires_in=3600)  # noqa: S106
+
     @app.get("/api/v1/grants/<gid>")
     def grant(gid: str):  # type: ignore[no-untyped-def]
         code = gid.removeprefix("g-")
@@ -452,7 +458,7 @@ def main() -> None:
         "load_s": round(data["load_s"], 1),
         "workers": args.workers,
         "cpus": os.cpu_count(),
-        "database": "postgresql" if dbname else "sqlite",
+        "database": "postgresql" if url.startswith("postgresql") else "sqlite",
     }
     fhir = serve(env, "phr_server.app:create_app()", port, args.workers)
     try:
