@@ -16,7 +16,9 @@
    (`Observation?patient=…&_count=20`), and the ceiling: a bare endpoint of the same stack
    (Flask app from phr_core.webapp.build_app under the same gunicorn) that fetches one row by
    primary key and returns its bytes, no auth, no decryption, no audit.
-4. Prints requests/s, p50 and p99 latency, and the peak RSS of the server processes.
+4. Prints requests/s, p50 and p99 latency, the server's CPU milliseconds per request (its
+   gunicorn processes only, not PostgreSQL: on a shared machine the one stable figure), and
+   the peak RSS of the server processes.
 """
 
 from __future__ import annotations
@@ -303,7 +305,28 @@ def client(port: int, jobs: list[tuple[str, str]], seconds: float, out: Any) -> 
     out.put((lat, errors))
 
 
-def measure(port: int, jobs: list[tuple[str, str]], concurrency: int, seconds: float) -> dict:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    port: int,
+    jobs: list[tuple[str, str]],
+    concurrency: int,
+    seconds: float,
+    server: list[int] | None = None,
+) -> dict:
+    """Requests/s and latency; with `server` pids also the server's CPU per request, the
+    figure that holds on a shared machine (requests/s per core = 1000 / cpu_ms)."""
+    cpu0 = cpu_seconds(server or [])
     q: Any = mp.Queue()
     procs = [mp.Process(target=client, args=(port, jobs, seconds, q)) for _ in range(concurrency)]
     for p in procs:
@@ -313,7 +336,9 @@ def measure(port: int, jobs: list[tuple[str, str]], concurrency: int, seconds: f
         p.join()
     lat = sorted(x for r in results for x in r[0])
     errors = sum(r[1] for r in results)
+    cpu = cpu_seconds(server or []) - cpu0
     return {
+        "server_cpu_ms": cpu * 1000 / max(len(lat), 1),
         "rps": len(lat) / seconds,
         "p50_ms": statistics.median(lat) * 1000,
         "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
@@ -467,7 +492,9 @@ def main() -> None:
                 continue
             measure(port, jobs[:50], 1, 2.0)  # warm caches (tokens, consent, data keys)
             for conc in (1, 8):
-                results[f"{name}_c{conc}"] = measure(port, jobs, conc, args.seconds)
+                results[f"{name}_c{conc}"] = measure(
+                    port, jobs, conc, args.seconds, children(fhir.pid)
+                )
                 print(name, conc, results[f"{name}_c{conc}"], file=sys.stderr)
         results["fhir_peak_rss_mb"] = round(rss_peak_kb(children(fhir.pid)) / 1024, 1)
     finally:
@@ -477,7 +504,9 @@ def main() -> None:
     try:
         measure(cport, ceiling[:50], 1, 1.0)
         for conc in (1, 8) if "ceiling" in only else ():
-            results[f"ceiling_c{conc}"] = measure(cport, ceiling, conc, args.seconds)
+            results[f"ceiling_c{conc}"] = measure(
+                cport, ceiling, conc, args.seconds, children(bare.pid)
+            )
             print("ceiling", conc, results[f"ceiling_c{conc}"], file=sys.stderr)
     finally:
         bare.send_signal(signal.SIGTERM)
