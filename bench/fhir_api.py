@@ -8,14 +8,17 @@
    migrates it and bulk-loads `patients × per-patient` resources (one Patient, the rest
    Observations) through the server's own storage code: sealed bodies, index tables,
    compartments. Validation is skipped for the bulk load (the content is generated).
-2. Serves an IdP stand-in (JWKS) and a consent-service stand-in (grants, patients) on loopback,
+2. Serves an IdP stand-in (JWKS, the server's client-credentials token) and a consent-service
+   stand-in (grants, patients) on loopback,
    and starts `gunicorn phr_server.app:create_app()` with PHR_WORKERS workers.
 3. Measures, at concurrency 1 and 8 (one client process each), for `--seconds`:
    reads by id (authenticated, consent-checked, audited), patient-scoped searches
    (`Observation?patient=…&_count=20`), and the ceiling: a bare endpoint of the same stack
    (Flask app from phr_core.webapp.build_app under the same gunicorn) that fetches one row by
    primary key and returns its bytes, no auth, no decryption, no audit.
-4. Prints requests/s, p50 and p99 latency, and the peak RSS of the server processes.
+4. Prints requests/s, p50 and p99 latency, the server's CPU milliseconds per request (its
+   gunicorn processes only, not PostgreSQL: on a shared machine the one stable figure), and
+   the peak RSS of the server processes.
 """
 
 from __future__ import annotations
@@ -234,6 +237,11 @@ def stand_ins(sample: dict[str, list[str]]):  # type: ignore[no-untyped-def]
     def jwks():  # type: ignore[no-untyped-def]
         return jsonify(KeySet([key]).as_dict(private=False))
 
+    @app.post("/token")
+    def token():  # type: ignore[no-untyped-def]
+        # the PHR server's own client-credentials token for the consent API
+        return jsonify(access_token=uuid.uuid4().hex, token_type="Bearer", expires_in=3600)  # noqa: S106
+
     @app.get("/api/v1/grants/<gid>")
     def grant(gid: str):  # type: ignore[no-untyped-def]
         code = gid.removeprefix("g-")
@@ -297,7 +305,28 @@ def client(port: int, jobs: list[tuple[str, str]], seconds: float, out: Any) -> 
     out.put((lat, errors))
 
 
-def measure(port: int, jobs: list[tuple[str, str]], concurrency: int, seconds: float) -> dict:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    port: int,
+    jobs: list[tuple[str, str]],
+    concurrency: int,
+    seconds: float,
+    server: list[int] | None = None,
+) -> dict:
+    """Requests/s and latency; with `server` pids also the server's CPU per request, the
+    figure that holds on a shared machine (requests/s per core = 1000 / cpu_ms)."""
+    cpu0 = cpu_seconds(server or [])
     q: Any = mp.Queue()
     procs = [mp.Process(target=client, args=(port, jobs, seconds, q)) for _ in range(concurrency)]
     for p in procs:
@@ -307,7 +336,9 @@ def measure(port: int, jobs: list[tuple[str, str]], concurrency: int, seconds: f
         p.join()
     lat = sorted(x for r in results for x in r[0])
     errors = sum(r[1] for r in results)
+    cpu = cpu_seconds(server or []) - cpu0
     return {
+        "server_cpu_ms": cpu * 1000 / max(len(lat), 1),
         "rps": len(lat) / seconds,
         "p50_ms": statistics.median(lat) * 1000,
         "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
@@ -376,6 +407,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument(
+        "--state",
+        default="",
+        help="JSON file naming a loaded database (URL, master key, sample): used if it exists, "
+        "written (and the database kept) if not, so the 1M-resource load is done once",
+    )
+    ap.add_argument("--load-only", action="store_true", help="load (and write --state), no runs")
+    ap.add_argument("--only", default="", help="comma-separated subset of read,search,ceiling")
+    ap.add_argument(
         "--people", type=int, default=100, help="distinct tokens (people) the clients cycle through"
     )
     args = ap.parse_args()
@@ -386,20 +425,34 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="phr-bench-"))
     dbname = None
-    if args.database_url:
-        server = normalize_database_url(args.database_url)
-        dbname = "phr_bench_" + uuid.uuid4().hex[:8]
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{dbname}"'))
-        url = server.rsplit("/", 1)[0] + "/" + dbname
+    state = Path(args.state) if args.state else None
+    if state is not None and state.exists():
+        saved = json.loads(state.read_text())
+        url, master, data = saved["url"], saved["master"], saved["data"]
+        print(f"reusing {data['resources']:,} resources in {url.split('@')[-1]}", file=sys.stderr)
     else:
-        url = f"sqlite:///{tmp / 'fhir.db'}"
-    master = "bench-master-key-" + uuid.uuid4().hex
-    print(
-        f"loading {args.patients:,} × {args.per_patient} into {url.split('@')[-1]}", file=sys.stderr
-    )
-    data = load(url, master, args.patients, args.per_patient)
+        if args.database_url:
+            server = normalize_database_url(args.database_url)
+            dbname = "phr_bench_" + uuid.uuid4().hex[:8]
+            admin = create_engine(server, isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{dbname}"'))
+            url = server.rsplit("/", 1)[0] + "/" + dbname
+        else:
+            db_dir = state.parent if state is not None else tmp
+            url = f"sqlite:///{db_dir / ('fhir-' + uuid.uuid4().hex[:8] + '.db')}"
+        master = "bench-master-key-" + uuid.uuid4().hex
+        print(
+            f"loading {args.patients:,} × {args.per_patient} into {url.split('@')[-1]}",
+            file=sys.stderr,
+        )
+        data = load(url, master, args.patients, args.per_patient)
+        if state is not None:
+            state.write_text(json.dumps({"url": url, "master": master, "data": data}))
+            dbname = None  # kept for the next run
+    if args.load_only:
+        return
+    only = set(args.only.split(",")) if args.only else {"read", "search", "ceiling"}
     srv, key, standin = stand_ins(data["sample"])
     port, cport = free_port(), free_port()
     env = dict(
@@ -427,18 +480,21 @@ def main() -> None:
 
     results: dict[str, Any] = {
         "resources": data["resources"],
-        "patients": args.patients,
         "load_s": round(data["load_s"], 1),
         "workers": args.workers,
         "cpus": os.cpu_count(),
-        "database": "postgresql" if dbname else "sqlite",
+        "database": "postgresql" if url.startswith("postgresql") else "sqlite",
     }
     fhir = serve(env, "phr_server.app:create_app()", port, args.workers)
     try:
         for name, jobs in (("read", reads), ("search", searches)):
+            if name not in only:
+                continue
             measure(port, jobs[:50], 1, 2.0)  # warm caches (tokens, consent, data keys)
             for conc in (1, 8):
-                results[f"{name}_c{conc}"] = measure(port, jobs, conc, args.seconds)
+                results[f"{name}_c{conc}"] = measure(
+                    port, jobs, conc, args.seconds, children(fhir.pid)
+                )
                 print(name, conc, results[f"{name}_c{conc}"], file=sys.stderr)
         results["fhir_peak_rss_mb"] = round(rss_peak_kb(children(fhir.pid)) / 1024, 1)
     finally:
@@ -447,14 +503,16 @@ def main() -> None:
     bare = serve(env, "fhir_api:ceiling_app()", cport, args.workers)
     try:
         measure(cport, ceiling[:50], 1, 1.0)
-        for conc in (1, 8):
-            results[f"ceiling_c{conc}"] = measure(cport, ceiling, conc, args.seconds)
+        for conc in (1, 8) if "ceiling" in only else ():
+            results[f"ceiling_c{conc}"] = measure(
+                cport, ceiling, conc, args.seconds, children(bare.pid)
+            )
             print("ceiling", conc, results[f"ceiling_c{conc}"], file=sys.stderr)
     finally:
         bare.send_signal(signal.SIGTERM)
         bare.wait(10)
     srv.shutdown()
-    for conc in (1, 8):
+    for conc in (1, 8) if {"read", "ceiling"} <= only else ():
         results[f"read_vs_ceiling_c{conc}"] = round(
             results[f"read_c{conc}"]["rps"] / results[f"ceiling_c{conc}"]["rps"], 2
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response
 from flask.typing import ResponseReturnValue
+from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
 from phr_core.config import Settings
@@ -47,6 +48,13 @@ def operation_outcome(exc: HTTPException) -> Response:
     return Response(json.dumps(body), status=code, content_type=FHIR_JSON)
 
 
+def _async_commit(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    dbapi_conn.execute("SET synchronous_commit = off")
+    dbapi_conn.autocommit = autocommit
+
+
 def create_app(
     settings: Settings | None = None,
     consent: ConsentDirectory | None = None,
@@ -78,6 +86,11 @@ def create_app(
         s.urls["consent"], service_token=service_token
     )
     app.extensions["phr_patients"] = PatientResolver()
+    engine = app.extensions["phr_db"].engine
+    if engine.dialect.name == "postgresql":
+        # Reads commit their AuditEvent without waiting for a WAL flush; every write turns
+        # it back on for its own transaction (api._write_audit, durable=True).
+        event.listen(engine, "connect", _async_commit)
     # SQLite runs WAL with synchronous=NORMAL for every service (phr_core.db): every read here
     # writes an AuditEvent, and an fsync per request would dominate.
     return app

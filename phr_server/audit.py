@@ -8,13 +8,15 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from phr_server.dates import instant
+from phr_server.dates import instant, to_us
+from phr_server.indexing import extract
 from phr_server.models import utcnow
 from phr_server.policy import Access
 from phr_server.repository import Repository, new_id
-from phr_server.storage import PLATFORM_SCOPE
+from phr_server.storage import PLATFORM_SCOPE, canonical, serialize
 
 CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
 SUBJECT_SYSTEM = "urn:phr-platform:phr-subject"
@@ -112,4 +114,59 @@ def build(
 
 
 def record(s: Session, repo: Repository, event: dict[str, Any]) -> None:
-    repo.put(s, event, PLATFORM_SCOPE, None)
+    """Store one AuditEvent. Every read writes one, so its cost is most of a read's: it has no
+    version row (written once, never changed), and on PostgreSQL the resource row and its
+    index rows go in as one statement (one round trip instead of four)."""
+    if s.bind.dialect.name != "postgresql":
+        repo.put(s, event, PLATFORM_SCOPE, None, history=False)
+        return
+    now = utcnow()
+    resource = {**event, "meta": {"versionId": "1", "lastUpdated": instant(now)}}
+    rid = resource["id"]
+    keyring = repo.keyring
+    key_id = keyring.current(s, PLATFORM_SCOPE)
+    idx = extract(resource)
+    s.execute(
+        _PG_INSERT,
+        {
+            "id": rid,
+            "now": now,
+            "body": keyring.seal(s, key_id, "AuditEvent", rid, 1, serialize(resource)),
+            "key_id": key_id,
+            "muni": PLATFORM_SCOPE,
+            "mac": keyring.content_mac(s, key_id, canonical(resource)),
+            "updated_us": to_us(now),
+            "sort_us": idx.sort_us,
+            "tp": [t[0] for t in idx.tokens],
+            "ts": [t[1] for t in idx.tokens],
+            "tc": [t[2] for t in idx.tokens],
+            "dp": [d[0] for d in idx.dates],
+            "ds": [d[1] for d in idx.dates],
+            "de": [d[2] for d in idx.dates],
+            "cp": sorted(idx.patients),
+        },
+    )
+
+
+# The same rows repository.put writes for a new resource without history, in one statement.
+_PG_INSERT = text(
+    """
+WITH r AS (
+  INSERT INTO fhir_resource (resource_type, id, version_id, last_updated, body, key_id,
+                             municipality, content_mac, updated_us, sort_us)
+  VALUES ('AuditEvent', :id, 1, :now, :body, :key_id, :muni, :mac, :updated_us, :sort_us)
+), t AS (
+  INSERT INTO fhir_token_index (resource_type, resource_id, param, system, code)
+  SELECT 'AuditEvent', :id, p, sy, co
+  FROM unnest(CAST(:tp AS varchar[]), CAST(:ts AS varchar[]), CAST(:tc AS varchar[]))
+       AS x(p, sy, co)
+), d AS (
+  INSERT INTO fhir_date_index (resource_type, resource_id, param, start_us, end_us)
+  SELECT 'AuditEvent', :id, p, a, b
+  FROM unnest(CAST(:dp AS varchar[]), CAST(:ds AS bigint[]), CAST(:de AS bigint[]))
+       AS x(p, a, b)
+)
+INSERT INTO fhir_compartment (patient_id, resource_type, resource_id)
+SELECT p, 'AuditEvent', :id FROM unnest(CAST(:cp AS varchar[])) AS x(p)
+"""
+)

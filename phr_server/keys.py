@@ -92,9 +92,30 @@ def _reseal(db: Database, keyring: Keyring) -> int:
                     repo.put(s, resource, scope, prev)
                     done += 1
                     continue
-                for ver in s.execute(
-                    select(V).where(V.c.resource_type == row.resource_type, V.c.id == row.id)
-                ):
+                versions = list(
+                    s.execute(
+                        select(V).where(V.c.resource_type == row.resource_type, V.c.id == row.id)
+                    )
+                )
+                if not any(v.version_id == row.version_id for v in versions):
+                    # no version rows (AuditEvents, repository.UNVERSIONED): the row itself
+                    plain = keyring.open(
+                        s, row.key_id, row.resource_type, row.id, row.version_id, row.body
+                    )
+                    sealed = keyring.seal(
+                        s, key_id, row.resource_type, row.id, row.version_id, plain
+                    )
+                    mac = keyring.content_mac(s, key_id, canonical(json.loads(plain)))
+                    s.execute(
+                        update(R)
+                        .where(
+                            R.c.resource_type == row.resource_type,
+                            R.c.id == row.id,
+                            R.c.version_id == row.version_id,
+                        )
+                        .values(body=sealed, key_id=key_id, content_mac=mac)
+                    )
+                for ver in versions:
                     if ver.key_id == key_id:
                         continue
                     plain = keyring.open(

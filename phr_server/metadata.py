@@ -14,6 +14,7 @@ from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 
 from phr_core.webapp import settings
+from phr_server import profiles
 from phr_server.indexing import COMMON, TYPES
 
 bp = Blueprint("fhir_metadata", __name__)
@@ -57,8 +58,9 @@ def capability_statement(base: str) -> dict[str, Any]:
                 for p in [*COMMON.values(), *spec.params.values()]
             ],
         }
-        if spec.profile:
-            r["supportedProfile"] = [spec.profile]
+        if profiles.SUPPORTED.get(name):
+            # exactly the JP Core profiles validation checks (profiles.py)
+            r["supportedProfile"] = list(profiles.SUPPORTED[name])
         if "patient" in spec.params:
             r["searchInclude"] = [f"{name}:patient"] + (
                 [f"{name}:subject"] if "subject" in spec.params else []

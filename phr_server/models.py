@@ -120,3 +120,16 @@ class Compartment(Base):
     resource_id: Mapped[str] = mapped_column(String(64), primary_key=True)
 
     __table_args__ = (Index("ix_fhir_compartment_resource", "resource_type", "resource_id"),)
+
+
+class IdentifierClaim(Base):
+    """One identifier claimed by the conditional write that created its resource (claims.py):
+    the unique key that makes two concurrent conditional creates end with one resource."""
+
+    __tablename__ = "fhir_identifier_claim"
+
+    resource_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    municipality: Mapped[str] = mapped_column(String(16), primary_key=True)
+    system: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(64))

@@ -33,6 +33,8 @@ T = TokenIndex.__table__
 D = DateIndex.__table__
 
 EVERYTHING_LIMIT = 5000
+# Types written once and never changed: no version rows (see put(history=False)).
+UNVERSIONED = frozenset({"AuditEvent"})
 
 
 class NotFound(Exception):
@@ -92,7 +94,9 @@ class Repository:
         return self._found(s, row)
 
     def vread(self, s: Session, access: Access, rtype: str, rid: str, vid: int) -> Found:
-        self.read(s, access, rtype, rid)  # the policy judges the resource by its current row
+        current = self.read(s, access, rtype, rid)  # the policy judges it by its current row
+        if current.version == vid and rtype in UNVERSIONED:
+            return current
         row = s.execute(
             select(
                 V.c.resource_type, V.c.id, V.c.version_id, V.c.last_updated, V.c.key_id, V.c.body
@@ -103,7 +107,9 @@ class Repository:
         return self._found(s, row)
 
     def history(self, s: Session, access: Access, rtype: str, rid: str) -> list[Found]:
-        self.read(s, access, rtype, rid)
+        current = self.read(s, access, rtype, rid)
+        if rtype in UNVERSIONED:
+            return [current]
         rows = s.execute(
             select(
                 V.c.resource_type, V.c.id, V.c.version_id, V.c.last_updated, V.c.key_id, V.c.body
@@ -246,8 +252,11 @@ class Repository:
         scope: str,
         prev: StoredResource | None,
         now: datetime | None = None,
+        history: bool = True,
     ) -> Found:
-        """Store `resource` (its id set) as a new version with its index rows."""
+        """Store `resource` (its id set) as a new version with its index rows. `history`
+        False: no row in the version table (AuditEvents, written once and never changed, are
+        their own only version; vread and history fall back to the current row)."""
         rtype, rid = resource["resourceType"], resource["id"]
         now = now or utcnow()
         version = (prev.version_id + 1) if prev else 1
@@ -283,16 +292,17 @@ class Repository:
             for table in (T, D, C):
                 col = table.c.resource_id
                 s.execute(delete(table).where(table.c.resource_type == rtype, col == rid))
-        s.execute(
-            insert(V).values(
-                resource_type=rtype,
-                id=rid,
-                version_id=version,
-                last_updated=now,
-                key_id=key_id,
-                body=sealed,
+        if history:
+            s.execute(
+                insert(V).values(
+                    resource_type=rtype,
+                    id=rid,
+                    version_id=version,
+                    last_updated=now,
+                    key_id=key_id,
+                    body=sealed,
+                )
             )
-        )
         if idx.tokens:
             s.execute(
                 insert(T),

@@ -23,6 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phr_core.identifiers import patient_id, pseudonym_system
+from phr_server import profiles
+from phr_server.claims import Key, claim
 from phr_server.dates import instant
 from phr_server.indexing import TYPES
 from phr_server.models import StoredResource, utcnow
@@ -160,9 +162,11 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
     plan: list[tuple[dict, str, StoredResource | None, bool]] = []  # resource, id, prev, no-op
     taken: dict[str, int] = {}
     urn_refs: dict[str, str] = {}
+    claims: dict[Key, str] = {}  # identifiers that conditional creates take (claims.py)
     for i, e in enumerate(entries):
         p = f"Bundle.entry[{i}]"
         res, req = dict(e["resource"]), e.get("request") or {}
+        profiles.stamp(res)  # the JP Core profiles validate() checked, in meta.profile
         rtype, url, method = res["resourceType"], req.get("url", ""), req["method"]
         prev: StoredResource | None = None
         existing_only = False
@@ -216,6 +220,11 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
                     ]
                 )
         rid = rid or new_id()
+        if cond is not None and prev is None:  # a conditional create: claim the identifier
+            key = (rtype, muni, cond[0], cond[1])
+            if key in claims:
+                raise Invalid([issue(f"{p}.request", "two entries create the same identifier")])
+            claims[key] = rid
         ref = f"{rtype}/{rid}"
         if ref in taken:
             raise Invalid(
@@ -245,7 +254,8 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
     if issues:
         raise Invalid(issues)
 
-    # 5. write what changed
+    # 5. write what changed, after taking the identifiers that conditional creates claim
+    claim(s, claims)
     now = utcnow()
     out: list[Outcome] = []
     result = Result([], None)

@@ -7,7 +7,8 @@ cardinality, then what they do not check, for every type we accept:
   obs-6 (dataAbsentReason with a value);
 * reference targets: `Observation.subject` may point at a Patient, not at an Organization;
   references are relative `Type/id`, `#contained` or, inside a transaction, an entry's
-  `urn:uuid:`.
+  `urn:uuid:`;
+* the JP Core profiles named in `meta.profile` or implied by the type (profiles.py).
 
 Each problem is an OperationOutcome issue whose `expression` names the element, e.g.
 `Observation.status`, so a connector can point at the source row."""
@@ -21,6 +22,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import BaseModel, ValidationError
 
+from phr_server import profiles
 from phr_server.dates import parse_range
 from phr_server.indexing import TYPES
 
@@ -398,6 +400,7 @@ def validate(
         if kind == "Reference" and obj.reference is not None:
             element = rtype + _strip_indexes(p[len(base) :])
             issues.extend(_check_reference(obj.reference, p, element, resolve))
+    issues.extend(profiles.check(resource, base))  # JP Core (profiles.py)
     if issues:
         raise Invalid(issues)
 
