@@ -31,10 +31,14 @@ def test_both_parents_are_guardians(client: FlaskClient, tokens: Tokens) -> None
     link_city(client, tokens, MOTHER, "CODE-MOTHER", children=[CHILD])
     link_city(client, tokens, FATHER, "CODE-FATHER", children=[CHILD | {"relationship": "father"}])
     for sub, own in ((MOTHER, "CODE-MOTHER"), (FATHER, "CODE-FATHER")):
-        assert _patients(client, tokens, sub) == [
-            {"municipality": CITY, "code": own, "relationship": "self"},
-            {"municipality": CITY, "code": "CODE-CHILD", "relationship": "child"},
+        found = _patients(client, tokens, sub)
+        assert [(p["municipality"], p["code"], p["relationship"]) for p in found] == [
+            (CITY, own, "self"),
+            (CITY, "CODE-CHILD", "child"),
         ]
+        # labels for a chooser, never a name: the city, and the child's birth month
+        assert all(p["municipality_name"] and p["municipality_name_en"] for p in found)
+        assert "birth_month" not in found[0] and found[1]["birth_month"] == "2025-06"
     assert _codes(client, tokens) == ["CODE-CHILD", "CODE-FATHER", "CODE-MOTHER"]
     # A stranger reaches nobody.
     assert _patients(client, tokens, "phr-sub-stranger") == []
