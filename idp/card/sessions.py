@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from idp import limits
 from idp.card.errors import CardError
+from idp.card.lookup import index_person
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
 from idp.card.profile import AUTH, SIGN, BasicAttributes, signed_data, spki_sha256
 from idp.card.renewal import RenewalLinks
@@ -551,3 +552,5 @@ def _store_attributes(
         s.add(CardAttributes(person_id=person_id, sealed=sealed, updated_at=_now()))
     else:
         row.sealed, row.updated_at = sealed, _now()
+    # Counter staff find enrolled people by name and birth date (idp/card/lookup.py).
+    index_person(s, services.settings.secret("PHR_IDP_DATA_KEY"), person_id, attrs)
