@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from idp.app import create_app, prepare
 from idp.card.profile import BasicAttributes
+from idp.card.vcard import VirtualCard
 from idp.clients import upsert_static
 from idp.passkey import staff
 from phr_core import migrations
@@ -25,7 +26,7 @@ from tests.card.test_sessions import sign_in as card_sign_in
 from tests.passkey.authenticator import SoftAuthenticator
 
 STAFF_LOGIN = "counter-01"
-STAFF_PASSWORD = "correct horse battery"  # noqa: S105
+STAFF_PASSWORD = "correct horse battery"
 REDIRECT = "https://rp.example.jp/cb"
 
 
@@ -33,6 +34,7 @@ REDIRECT = "https://rp.example.jp/cb"
 class PasskeyIdp:
     env: AuthorityEnv
     app: Flask
+    cards: dict[str, VirtualCard] = field(default_factory=dict)
 
     @property
     def db(self):  # type: ignore[no-untyped-def]
@@ -44,7 +46,7 @@ class PasskeyIdp:
 
     def enroll_with_card(self, attrs: BasicAttributes = ALICE, name: str = "card") -> str:
         """The person signs in once with their card (enrollment); returns the internal id."""
-        card = self.env.card(attrs, name=name)
+        card = self.cards[name] = self.env.card(attrs, name=name)
         result = card_sign_in(CardIdp(self.env, self.app), self.app.test_client(), card)
         return result.person_id
 
@@ -71,10 +73,12 @@ class PasskeyIdp:
         return SoftAuthenticator(self.issuer, **kw)  # type: ignore[arg-type]
 
 
-def make_passkey_idp(environ: dict[str, str], tmp_path: Path) -> PasskeyIdp:
+def make_passkey_idp(
+    environ: dict[str, str], tmp_path: Path, host: str = "localhost"
+) -> PasskeyIdp:
     environ = {
         **environ,
-        "PHR_ISSUER": f"http://localhost:{environ['PHR_IDP_PORT']}",
+        "PHR_ISSUER": f"http://{host}:{environ['PHR_IDP_PORT']}",
         "PHR_IDP_GRANT_STORE": "local",
     }
     env = start_authority(environ, tmp_path)
@@ -105,9 +109,7 @@ def data_csrf(html: str) -> str:
     return m.group(1)
 
 
-def staff_sign_in(
-    client: FlaskClient, login: str = STAFF_LOGIN, password: str = STAFF_PASSWORD
-):  # type: ignore[no-untyped-def]
+def staff_sign_in(client: FlaskClient, login: str = STAFF_LOGIN, password: str = STAFF_PASSWORD):  # type: ignore[no-untyped-def]
     page = client.get("/staff/login")
     return client.post(
         "/staff/login",

@@ -116,7 +116,12 @@ def test_staff_forms_need_their_csrf_token(pk: PasskeyIdp) -> None:
     assert staff_sign_in(client).status_code == 302
     resp = client.post(
         "/staff/codes",
-        data={"csrf": "forged", "name": ALICE.name, "birthdate": ALICE.birthdate, "confirmed": "yes"},
+        data={
+            "csrf": "forged",
+            "name": ALICE.name,
+            "birthdate": ALICE.birthdate,
+            "confirmed": "yes",
+        },
     )
     assert resp.status_code == 400
     assert audits(pk, "code_issue")[-1][1] == "csrf"
