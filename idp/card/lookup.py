@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,7 +48,10 @@ def candidates(s: Session, data_key: str, name: str, birthdate: str) -> list[str
     return list(s.scalars(select(PersonLookup.person_id).where(PersonLookup.lookup_key == key)))
 
 
-def reindex(s: Session, data_key: str, open_attributes) -> int:  # type: ignore[no-untyped-def]
+OpenAttributes = Callable[[str, bytes], BasicAttributes]
+
+
+def reindex(s: Session, data_key: str, open_attributes: OpenAttributes) -> int:
     """Index every person with stored attributes (people enrolled before the index existed);
     `open_attributes(person_id, sealed)` decrypts. Returns how many were indexed."""
     count = 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -236,10 +235,10 @@ def verify_registration(s: Session, settings: Settings, credential: object) -> P
         )
     except (InvalidRegistrationResponse, ValueError, KeyError, TypeError):
         raise PasskeyError("registration_failed") from None
-    codes.consume(s, code.id)
     credential_id = bytes_to_base64url(verified.credential_id)
     if s.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id)) is not None:
-        raise PasskeyError("registration_failed")
+        raise PasskeyError("registration_failed")  # before the code is used up
+    codes.consume(s, code.id)
     transports = credential.get("response", {}).get("transports") or []
     passkey = Passkey(
         person_id=code.person_id,
@@ -286,8 +285,8 @@ def verify_authentication(
     s: Session, settings: Settings, credential: object, request_id: str
 ) -> PasskeySignIn:
     """Check an assertion: its challenge (for this parked request), the credential, the user
-    verification flag, the signature and the counter. PasskeyError with the reason otherwise;
-    `passkey_id` of a counter refusal is in `exc.passkey_id` for the audit."""
+    verification flag, the signature and the counter. PasskeyError with the reason otherwise
+    (a counter refusal names the passkey in `ref`, for the audit)."""
     rp, expected_origin = _rp(settings)
     row, client_data = claim_challenge(s, settings, credential, "login")
     assert isinstance(credential, dict)  # noqa: S101
@@ -333,9 +332,7 @@ def verify_authentication(
         raise PasskeyError("bad_signature") from None
     stored, new = int(passkey.sign_count or 0), int(verified.new_sign_count)
     if (stored > 0 or new > 0) and new <= stored:
-        exc = PasskeyError("sign_count_regressed")
-        exc.passkey_id = passkey.id  # type: ignore[attr-defined]
-        raise exc
+        raise PasskeyError("sign_count_regressed", ref=str(passkey.id))
     passkey.sign_count = new
     passkey.backed_up = verified.credential_backed_up
     passkey.last_used_at = now_utc()
@@ -345,7 +342,3 @@ def verify_authentication(
         acr=ACR_PASSKEY,
         amr=amr_for(verified.credential_device_type.value),
     )
-
-
-def options_dict(options_json: str) -> dict:
-    return json.loads(options_json)

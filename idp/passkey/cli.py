@@ -7,11 +7,11 @@ from sqlalchemy import select
 
 from idp.passkey import staff as staff_accounts
 from idp.passkey.models import Staff
-from phr_core.config import load_settings
+from phr_core.config import Settings, load_settings
 from phr_core.db import Database
 
 
-def _db() -> tuple[Database, object]:
+def _db() -> tuple[Database, Settings]:
     settings = load_settings()
     return Database(settings.database_urls["idp"]), settings
 

@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from idp.card import lookup
 from idp.card.models import CardAttributes
-from idp.card.profile import BasicAttributes
 from idp.passkey.audit import audit
 from idp.passkey.errors import PasskeyError
 from idp.passkey.models import EnrollmentCode
@@ -63,8 +62,13 @@ class IssuedCode:
 
 
 def find_person(
-    s: Session, data_key: str, open_attributes, name: str, birthdate: str, address: str = ""
-) -> str:  # type: ignore[no-untyped-def]
+    s: Session,
+    data_key: str,
+    open_attributes: lookup.OpenAttributes,
+    name: str,
+    birthdate: str,
+    address: str = "",
+) -> str:
     """The one enrolled person with this name and birth date (and address, when given or
     needed); PasskeyError person_not_found / person_ambiguous otherwise. `open_attributes`
     decrypts a CardAttributes row (CardServices.open_attributes)."""
@@ -76,8 +80,7 @@ def find_person(
             row = s.get(CardAttributes, person_id)
             if row is None:
                 continue
-            attrs: BasicAttributes = open_attributes(person_id, row.sealed)
-            if lookup.normalize(attrs.address) == wanted:
+            if lookup.normalize(open_attributes(person_id, row.sealed).address) == wanted:
                 matching.append(person_id)
         found = matching
     if not found:

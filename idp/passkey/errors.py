@@ -185,11 +185,12 @@ FAILURES: dict[str, Failure] = {f.code: f for f in _FAILURES}
 class PasskeyError(Exception):
     """A refusal with its code; `message(lang)` is safe to show to whoever sent the request."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, ref: str | None = None) -> None:
         if code not in FAILURES:
             raise ValueError(f"unknown passkey failure code {code!r}")
         super().__init__(code)
         self.code = code
+        self.ref = ref  # what the refusal concerns, for the audit (e.g. a passkey's id)
 
     @property
     def status(self) -> int:

@@ -18,6 +18,7 @@ from datetime import timedelta
 import segno
 from flask import Blueprint, Response, make_response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from idp.card.views import services as card_services
 from idp.context import idp
@@ -142,7 +143,7 @@ def _counter_page(
     return _no_store(resp)
 
 
-def _staff(s) -> staff.CurrentStaff | None:  # type: ignore[no-untyped-def]
+def _staff(s: Session) -> staff.CurrentStaff | None:
     return staff.current(s, request.cookies.get(staff.COOKIE))
 
 

@@ -107,7 +107,6 @@ def enroll_options() -> ResponseReturnValue:
                 raise PasskeyError("too_many_attempts")
             code = codes.check(s, data_key, str(doc.get("code", ""))[:40])
             options = ceremonies.registration_options(s, ctx.settings, code)
-            flask_session["passkey_code"] = code.id
             audit(s, "code_entered", "success", person_id=code.person_id, ref=code.id)
         except PasskeyError as exc:
             audit(s, "code_entered", "failure", code=exc.code)
@@ -134,7 +133,6 @@ def enroll_verify() -> ResponseReturnValue:
         except PasskeyError as exc:
             audit(s, "passkey_registered", "failure", code=exc.code)
             return _refuse(exc, lang)
-    flask_session.pop("passkey_code", None)
     return _json({"status": "registered", "message": texts(lang)["registered"]})
 
 
@@ -182,14 +180,7 @@ def login_verify() -> ResponseReturnValue:
                 s, ctx.settings, doc.get("credential"), row.id
             )
         except PasskeyError as exc:
-            ref = getattr(exc, "passkey_id", None)
-            audit(
-                s,
-                "passkey_sign_in",
-                "failure",
-                code=exc.code,
-                ref=str(ref) if ref is not None else None,
-            )
+            audit(s, "passkey_sign_in", "failure", code=exc.code, ref=exc.ref)
             return _refuse(exc, lang)
         sessions.start(s, result.person_id, result.acr, result.amr)
         row.params = {**row.params, "_login_done": "1"}

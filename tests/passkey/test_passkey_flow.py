@@ -276,6 +276,40 @@ def test_registration_refusals(pk: PasskeyIdp, person: str) -> None:
     ]
 
 
+def test_one_code_registers_one_passkey(pk: PasskeyIdp, person: str) -> None:
+    """Two devices that both got options for one code: the first registration uses it up."""
+    code = new_code(pk)
+    first, second = Phone(pk), Phone(pk)
+    first_options = first.enroll_options(code).get_json()
+    second_options = second.enroll_options(code).get_json()
+    ok = first.post(
+        "/passkey/enroll/verify", {"credential": first.authenticator.create(first_options)}
+    )
+    late = second.post(
+        "/passkey/enroll/verify", {"credential": second.authenticator.create(second_options)}
+    )
+    assert ok.status_code == 200 and late.status_code == 409
+    assert late.get_json()["error"] == "code_used"
+    with pk.db.session() as s:
+        assert len(s.scalars(select(Passkey)).all()) == 1
+
+
+def test_a_registered_credential_cannot_be_registered_again(pk: PasskeyIdp, person: str) -> None:
+    phone = Phone(pk)
+    assert phone.enroll(new_code(pk))["http"] == 200
+    code = new_code(pk)
+    options = phone.enroll_options(code).get_json()
+    excluded = [c["id"] for c in options["excludeCredentials"]]
+    assert excluded == [phone.authenticator.create(options)["id"]]
+    again = phone.post(
+        "/passkey/enroll/verify", {"credential": phone.authenticator.create(options)}
+    )
+    assert again.status_code == 400 and again.get_json()["error"] == "registration_failed"
+    with pk.db.session() as s:
+        latest = s.scalars(select(EnrollmentCode).order_by(EnrollmentCode.created_at)).all()[-1]
+        assert latest.used_at is None  # the refusal did not use the code up
+
+
 # --- sign-in -------------------------------------------------------------------------------------
 
 
