@@ -136,12 +136,17 @@ def session_url(issuer: str, session: CardSession) -> str:
 
 def session_qr_svg(issuer: str, session: CardSession) -> str:
     """The session URL as an inline SVG QR code (no external requests from the login page)."""
+    return qr_svg(session_url(issuer, session))
+
+
+def qr_svg(text: str) -> str:
+    """`text` as an SVG QR code (also the counter's enrollment-code link, idp/passkey)."""
     import io
 
     import segno
 
     out = io.BytesIO()
-    segno.make(session_url(issuer, session), error="m").save(
+    segno.make(text, error="m").save(
         out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True, title="QR"
     )
     return out.getvalue().decode("utf-8")

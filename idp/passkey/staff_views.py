@@ -11,15 +11,14 @@ with the staff session). Every action is audited (idp/passkey/audit.py)."""
 from __future__ import annotations
 
 import hmac
-import io
 import secrets
 from datetime import timedelta
 
-import segno
 from flask import Blueprint, Response, make_response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
+from idp.card.sessions import qr_svg
 from idp.card.views import services as card_services
 from idp.context import idp
 from idp.i18n import pick_language
@@ -115,14 +114,7 @@ def _counter_page(
 ) -> Response:
     lang = _lang()
     enroll_url = idp().endpoint("/passkey/enroll")
-    qr = None
-    if issued is not None:
-        out = io.BytesIO()
-        link = f"{enroll_url}#code={codes.display(issued.code)}"
-        segno.make(link, error="m").save(
-            out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True, title="QR"
-        )
-        qr = out.getvalue().decode()
+    qr = qr_svg(f"{enroll_url}#code={codes.display(issued.code)}") if issued else None
     resp = make_response(
         render_template(
             "passkey/staff_counter.html",

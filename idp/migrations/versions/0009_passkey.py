@@ -1,16 +1,16 @@
 """IdP phone path: counter staff and their sessions, one-time enrollment codes, passkeys,
 WebAuthn challenges, their audit, and the blind index staff find enrolled people by.
 
-Revision ID: idp_0008
-Revises: idp_0007
+Revision ID: idp_0009
+Revises: idp_0008
 Create Date: 2026-11-26
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "idp_0008"
-down_revision = "idp_0007"
+revision = "idp_0009"
+down_revision = "idp_0008"
 branch_labels = None
 depends_on = None
 
