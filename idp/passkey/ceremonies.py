@@ -54,6 +54,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from idp import limits
 from idp.context import ACR_PASSKEY
 from idp.passkey import codes
 from idp.passkey.errors import PasskeyError
@@ -300,14 +301,17 @@ def verify_authentication(
     passkey = s.scalar(select(Passkey).where(Passkey.credential_id == credential_id))
     if passkey is None:
         raise PasskeyError("credential_unknown")
+    person_id = passkey.person_id
+    if limits.blocked_for(s, limits.SIGN_IN, person_id):
+        raise PasskeyError("sign_in_paused", ref=str(passkey.id))
     sent_handle = credential.get("response", {}).get("userHandle")
     if sent_handle:
         try:
             handle = base64url_to_bytes(sent_handle) if isinstance(sent_handle, str) else b""
         except ValueError:
             handle = b""
-        if not hmac.compare_digest(handle, user_handle(settings, passkey.person_id)):
-            raise PasskeyError("credential_unknown")
+        if not hmac.compare_digest(handle, user_handle(settings, person_id)):
+            raise PasskeyError("credential_unknown", person_id=person_id)
     try:
         auth_data = parse_authenticator_data(_b64(credential, "response", "authenticatorData"))
     except PasskeyError:
@@ -329,10 +333,10 @@ def verify_authentication(
             require_user_verification=True,
         )
     except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError):
-        raise PasskeyError("bad_signature") from None
+        raise PasskeyError("bad_signature", ref=str(passkey.id), person_id=person_id) from None
     stored, new = int(passkey.sign_count or 0), int(verified.new_sign_count)
     if (stored > 0 or new > 0) and new <= stored:
-        raise PasskeyError("sign_count_regressed", ref=str(passkey.id))
+        raise PasskeyError("sign_count_regressed", ref=str(passkey.id), person_id=person_id)
     passkey.sign_count = new
     passkey.backed_up = verified.credential_backed_up
     passkey.last_used_at = now_utc()

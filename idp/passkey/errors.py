@@ -159,6 +159,13 @@ _FAILURES: tuple[Failure, ...] = (
         "for safety. Please contact a counter.",
     ),
     Failure(
+        "sign_in_paused",
+        429,
+        "サインインの失敗が続いたため、このパスキーでのサインインを一時的に止めています。15分ほどしてからお試しください。",
+        "Sign-in with this passkey is paused after repeated failures. Please try again in "
+        "about 15 minutes.",
+    ),
+    Failure(
         "card_required",
         403,
         "このアプリを使うには、マイナンバーカードでのサインインが必要です（パスキーでは利用できません）。",
@@ -185,12 +192,13 @@ FAILURES: dict[str, Failure] = {f.code: f for f in _FAILURES}
 class PasskeyError(Exception):
     """A refusal with its code; `message(lang)` is safe to show to whoever sent the request."""
 
-    def __init__(self, code: str, ref: str | None = None) -> None:
+    def __init__(self, code: str, ref: str | None = None, person_id: str | None = None) -> None:
         if code not in FAILURES:
             raise ValueError(f"unknown passkey failure code {code!r}")
         super().__init__(code)
         self.code = code
         self.ref = ref  # what the refusal concerns, for the audit (e.g. a passkey's id)
+        self.person_id = person_id  # whose passkey failed: counted, never shown or audited
 
     @property
     def status(self) -> int:

@@ -115,7 +115,7 @@ def enroll_options() -> ResponseReturnValue:
         else:
             return _options(options)
     if failed_code:
-        limits.record_failure(ctx, CODE_ATTEMPTS, _client_key())
+        limits.record_failure(ctx.db, CODE_ATTEMPTS, _client_key())
     return _refuse(error, lang)
 
 
@@ -181,17 +181,24 @@ def login_verify() -> ResponseReturnValue:
             )
         except PasskeyError as exc:
             audit(s, "passkey_sign_in", "failure", code=exc.code, ref=exc.ref)
-            return _refuse(exc, lang)
-        sessions.start(s, result.person_id, result.acr, result.amr)
-        row.params = {**row.params, "_login_done": "1"}
-        audit(
-            s,
-            "passkey_sign_in",
-            "success",
-            person_id=result.person_id,
-            ref=str(result.passkey_id),
-        )
-        return _json({"status": "signed_in", "redirect": f"/authorize/resume?req={row.id}"})
+            error = exc
+        else:
+            error = None
+        if error is None:
+            return _signed_in(s, row, result)
+    if error.person_id is not None:
+        # Someone answered for this person's passkey and failed: the per-person limit counts it
+        # (in its own transaction, after the audit is committed).
+        limits.record_failure(ctx.db, limits.SIGN_IN, error.person_id)
+    return _refuse(error, lang)
+
+
+def _signed_in(s: Session, row: AuthRequest, result: ceremonies.PasskeySignIn) -> Response:
+    """Sign the browser in and send it back to the parked authorization request."""
+    sessions.start(s, result.person_id, result.acr, result.amr)
+    row.params = {**row.params, "_login_done": "1"}
+    audit(s, "passkey_sign_in", "success", person_id=result.person_id, ref=str(result.passkey_id))
+    return _json({"status": "signed_in", "redirect": f"/authorize/resume?req={row.id}"})
 
 
 def panel_context(request_id: str, required_acr: str | None, lang: str) -> dict | None:

@@ -17,13 +17,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from idp.card.models import CardSession
+from idp.card.profile import BasicAttributes
 from idp.context import ACR_CARD, ACR_PASSKEY
 from idp.models import LoginSession
 from idp.passkey import ceremonies
 from idp.passkey.errors import FAILURES
 from idp.passkey.models import EnrollmentCode, Passkey, PasskeyAudit, PasskeyChallenge
 from idp.tokens import now_utc
-from tests.card.conftest import ALICE
+from tests.card.conftest import ALICE, BOB
 from tests.card.test_sessions import respond
 from tests.idp.conftest import code_request, exchange, pkce_pair
 from tests.passkey.authenticator import SoftAuthenticator
@@ -38,9 +39,13 @@ from tests.passkey.conftest import (
 
 
 def new_code(pk: PasskeyIdp) -> str:
+    return new_code_for(pk, ALICE)
+
+
+def new_code_for(pk: PasskeyIdp, attrs: BasicAttributes) -> str:
     staff = pk.app.test_client()
     staff_sign_in(staff)
-    return shown_code(issue_code(staff).get_data(as_text=True))
+    return shown_code(issue_code(staff, attrs).get_data(as_text=True))
 
 
 @pytest.fixture
@@ -393,6 +398,25 @@ def test_a_counter_that_goes_backwards_is_refused(pk: PasskeyIdp, enrolled: Phon
     assert stored is not None and stored.sign_count == 5
     assert [r.ref for r in refusals] == [str(stored.id), str(stored.id)]
     assert all(r.person_id is None for r in refusals)
+
+
+def test_repeated_bad_signatures_pause_the_persons_passkey(pk: PasskeyIdp, enrolled: Phone) -> None:
+    rp = pk.register_client()
+    phone = enrolled
+    for _ in range(5):
+        req, html, _ = phone.start_authorize(rp, prompt="login")
+        assert phone.passkey_sign_in(req, html, tamper=True).get_json()["error"] == "bad_signature"
+    req, html, _ = phone.start_authorize(rp, prompt="login")
+    paused = phone.passkey_sign_in(req, html)  # even a good signature waits now
+    assert paused.status_code == 429 and paused.get_json()["error"] == "sign_in_paused"
+    assert "15分" in paused.get_json()["message"]
+    assert audit_codes(pk, "passkey_sign_in")[-1] == "sign_in_paused"
+    # Another person's passkey is not affected.
+    pk.enroll_with_card(BOB, name="bob")
+    other = Phone(pk)
+    assert other.enroll(new_code_for(pk, BOB))["http"] == 200
+    req, html, _ = other.start_authorize(rp)
+    assert other.passkey_sign_in(req, html).status_code == 200
 
 
 def test_messages_in_english(pk: PasskeyIdp, enrolled: Phone) -> None:
