@@ -22,6 +22,8 @@ from idp.endpoints import (
 )
 from idp.grants import grant_store
 from idp.keys import KeyRing
+from idp.passkey import staff_views as passkey_staff_views
+from idp.passkey import views as passkey_views
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         logout.bp,
         registration.bp,
         card_views.bp,
+        passkey_views.bp,
+        passkey_staff_views.bp,
     ]
     app = build_app("idp", settings, blueprints)
     db = app.extensions["phr_db"]

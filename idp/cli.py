@@ -11,6 +11,7 @@ from sqlalchemy import select
 from idp import keys
 from idp.clients import load_clients_file
 from idp.models import Client, InitialAccessToken, SigningKey
+from idp.passkey.cli import staff
 from idp.tokens import new_handle, now_utc, sha256_hex
 from phr_core.config import load_settings
 from phr_core.db import Database
@@ -101,4 +102,4 @@ def registration_token(uses: int, days: int, note: str) -> None:
     click.echo(token)
 
 
-commands = [rotate_keys, list_keys, clients, registration_token]
+commands = [rotate_keys, list_keys, clients, registration_token, staff]

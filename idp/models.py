@@ -228,5 +228,6 @@ class Attempt(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
-# The card tables share this metadata (one schema, one migration history for the IdP).
-import idp.card.models  # noqa: E402, F401
+# The card and passkey tables share this metadata (one schema, one migration history for the IdP).
+import idp.card.models  # noqa: E402
+import idp.passkey.models  # noqa: E402, F401

@@ -71,3 +71,14 @@ class CardAudit(Base):
     session_id: Mapped[str | None] = mapped_column(String(64))
     person_id: Mapped[str | None] = mapped_column(String(36))  # internal id, successes only
     revocation_method: Mapped[str | None] = mapped_column(String(8))
+
+
+class PersonLookup(Base):
+    """A blind index of the card-verified name and birth date, so counter staff can find an
+    enrolled person without decrypting everyone: HMAC (key from PHR_IDP_DATA_KEY) of the
+    normalized name and the birth date. Several people may share one key."""
+
+    __tablename__ = "idp_person_lookup"
+
+    person_id: Mapped[str] = mapped_column(ForeignKey("idp_person.id"), primary_key=True)
+    lookup_key: Mapped[str] = mapped_column(String(64), index=True)

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from idp import limits
 from idp.card.errors import CardError
+from idp.card.lookup import index_person
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
 from idp.card.profile import AUTH, SIGN, BasicAttributes, signed_data, spki_sha256
 from idp.card.renewal import RenewalLinks
@@ -135,12 +136,17 @@ def session_url(issuer: str, session: CardSession) -> str:
 
 def session_qr_svg(issuer: str, session: CardSession) -> str:
     """The session URL as an inline SVG QR code (no external requests from the login page)."""
+    return qr_svg(session_url(issuer, session))
+
+
+def qr_svg(text: str) -> str:
+    """`text` as an SVG QR code (also the counter's enrollment-code link, idp/passkey)."""
     import io
 
     import segno
 
     out = io.BytesIO()
-    segno.make(session_url(issuer, session), error="m").save(
+    segno.make(text, error="m").save(
         out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True, title="QR"
     )
     return out.getvalue().decode("utf-8")
@@ -551,3 +557,5 @@ def _store_attributes(
         s.add(CardAttributes(person_id=person_id, sealed=sealed, updated_at=_now()))
     else:
         row.sealed, row.updated_at = sealed, _now()
+    # Counter staff find enrolled people by name and birth date (idp/card/lookup.py).
+    index_person(s, services.settings.secret("PHR_IDP_DATA_KEY"), person_id, attrs)

@@ -21,6 +21,7 @@ from idp.endpoints.authorize import error_page, expired_page, redirect_denied
 from idp.grants import GrantUnavailable, PatientChoice
 from idp.i18n import MESSAGES, pick_language
 from idp.models import AuthRequest, Person
+from idp.passkey.views import panel_context as passkey_panel
 from idp.tokens import aware, now_utc
 
 bp = Blueprint("interaction", __name__, template_folder="../templates")
@@ -67,6 +68,7 @@ def login() -> ResponseReturnValue:
             req=row.id,
             app=client.name if client else row.client_id,
             card=card,
+            passkey=passkey_panel(row.id, required, lang),
             dev=not ctx.settings.production and acr_satisfies(ACR_DEV, required),
             card_required=required == ACR_CARD,
             csrf=sessions.csrf_token(),

@@ -132,7 +132,8 @@ def card_idp(environ: dict[str, str], tmp_path: Path) -> Iterator[CardIdp]:
     """The authority served on loopback, plus the card endpoints on a migrated IdP database
     (SQLite and, when configured, PostgreSQL)."""
     env = start_authority(environ, tmp_path)
-    # The whole IdP schema: card sign-in also counts failures per person (idp_attempt).
+    # The whole IdP schema: card sign-in also counts failures per person (idp_attempt) and
+    # enrollment writes the staff lookup index (idp_person_lookup).
     migrations.upgrade(get_service("idp"), env.settings.database_urls["idp"], "head")
     app = make_card_app(env.settings)
     yield CardIdp(env, app)
