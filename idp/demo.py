@@ -39,6 +39,7 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
                 "client_name": "予防接種スケジュール（デモアプリ）",
                 "client_name#en": "Vaccination schedule (demo app)",
                 "redirect_uris": [f"http://127.0.0.1:{DEMO_APP_PORT}/callback"],
+                "post_logout_redirect_uris": [f"http://127.0.0.1:{DEMO_APP_PORT}/"],
                 "token_endpoint_auth_method": "none",
                 "grant_types": ["authorization_code", "refresh_token"],
                 "scope": "openid offline_access launch/patient "
