@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 import requests
 from flask import Flask, abort, redirect, render_template, request, session, url_for
-from schedule import next_doses
+from jp_schedule import next_doses
 
 log = logging.getLogger("vaccination_app")
 

@@ -6,32 +6,16 @@ portal, and the app's next request ends on the "access was withdrawn" page."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from phr_core.sandbox import AUTH_PIN
-from tests.apps.conftest import APP_NAME, Sandbox
+from tests.apps.conftest import APP_NAME, Sandbox, card_sign
 from tests.browser import browser_page
-from tests.test_run import PHR
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "apps"  # git-ignored
-
-
-def _card_sign(sb: Sandbox, code: str) -> None:
-    out = subprocess.run(
-        [*PHR, "card", "sign", code, "--card", str(sb.card), "--pin-stdin"],
-        env={**os.environ, **sb.env},
-        input=f"{AUTH_PIN}\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def _fits(page: object) -> None:
@@ -49,7 +33,7 @@ def test_example_app_story(sandbox: Sandbox) -> None:
         page.wait_for_url(sb.idp + "/login*")  # type: ignore[attr-defined]
         code = page.locator(".card-code code").inner_text()  # type: ignore[attr-defined]
         page.screenshot(path=str(SHOTS / "1-card-sign-in.png"), full_page=True)  # type: ignore[attr-defined]
-        _card_sign(sb, code)
+        card_sign(sb, code)
 
         # The consent screen: the app's name and purpose, and whose record it may open.
         page.wait_for_url(sb.idp + "/consent*", timeout=20_000)  # type: ignore[attr-defined]
