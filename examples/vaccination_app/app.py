@@ -31,6 +31,9 @@ from jp_schedule import next_doses
 log = logging.getLogger("vaccination_app")
 
 LOINC = "http://loinc.org"
+BODY_MEASUREMENT = (  # JP Core's observation category of height, weight, head circumference, …
+    "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS|body-measurement"
+)
 # Latest of each, for the growth summary (JP Core body measurements carry these LOINC codes).
 GROWTH = (
     ("29463-7", "体重", "Weight"),
@@ -48,12 +51,13 @@ class Config:
     client_id: str = os.environ.get("APP_CLIENT_ID", "demo-vaccination-app")
     redirect_uri: str = os.environ.get("APP_REDIRECT_URI", "http://127.0.0.1:8010/callback")
     home_url: str = os.environ.get("APP_HOME_URL", "http://127.0.0.1:8010/")
-    # The minimum: the child's Patient (birth date, for the schedule), immunizations and
-    # observations; `openid` for sign-out, `offline_access` for a refresh token.
+    # The minimum: the child's Patient (birth date, for the schedule), immunizations and body
+    # measurements only (a granular SMART v2 scope: not the checkups' other findings);
+    # `openid` for sign-out, `offline_access` for a refresh token.
     scope: str = os.environ.get(
         "APP_SCOPE",
-        "openid offline_access launch/patient "
-        "patient/Patient.rs patient/Immunization.rs patient/Observation.rs",
+        "openid offline_access launch/patient patient/Patient.rs patient/Immunization.rs "
+        f"patient/Observation.rs?category={BODY_MEASUREMENT}",
     )
     secret_key: str = os.environ.get("APP_SECRET_KEY", "") or secrets.token_hex(32)
 
@@ -65,6 +69,9 @@ class Tokens:
     expires_at: float
     patient: str
     id_token: str | None = None
+    # Refresh tokens rotate and a replayed one revokes the whole family: two requests of one
+    # person must never refresh at the same time with the same token.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 class AccessWithdrawn(Exception):
@@ -133,13 +140,19 @@ class Smart:
             raise RuntimeError(f"token endpoint: {body.get('error')}")
         return body
 
-    def refresh(self, tokens: Tokens) -> None:
-        if not tokens.refresh_token:
-            raise AccessWithdrawn("the access token expired and there is no refresh token")
-        body = self.token({"grant_type": "refresh_token", "refresh_token": tokens.refresh_token})
-        tokens.access_token = body["access_token"]
-        tokens.refresh_token = body.get("refresh_token", tokens.refresh_token)  # rotated
-        tokens.expires_at = time.time() + int(body.get("expires_in", 300))
+    def refresh(self, tokens: Tokens, stale: str) -> None:
+        """A new access token in place of `stale`, unless another request already got one."""
+        with tokens.lock:
+            if tokens.access_token != stale:
+                return
+            if not tokens.refresh_token:
+                raise AccessWithdrawn("the access token expired and there is no refresh token")
+            body = self.token(
+                {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
+            )
+            tokens.refresh_token = body.get("refresh_token", tokens.refresh_token)  # rotated
+            tokens.expires_at = time.time() + int(body.get("expires_in", 300))
+            tokens.access_token = body["access_token"]
 
     def revoke(self, tokens: Tokens) -> None:
         endpoint = self.meta().get("revocation_endpoint")
@@ -166,20 +179,21 @@ class Fhir:
 
     def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         if time.time() > self.tokens.expires_at - REFRESH_MARGIN_S:
-            self.smart.refresh(self.tokens)
+            self.smart.refresh(self.tokens, self.tokens.access_token)
         url = path if path.startswith("http") else f"{self.base}/{path}"
-        resp = self._send(url, params)
+        used = self.tokens.access_token
+        resp = self._send(url, params, used)
         if resp.status_code == 401:
-            self.smart.refresh(self.tokens)
-            resp = self._send(url, params)
+            self.smart.refresh(self.tokens, used)
+            resp = self._send(url, params, self.tokens.access_token)
         if resp.status_code in (401, 403):
             raise AccessWithdrawn(_diagnostics(resp))
         resp.raise_for_status()
         return resp.json()
 
-    def _send(self, url: str, params: dict[str, str] | None) -> requests.Response:
+    def _send(self, url: str, params: dict[str, str] | None, token: str) -> requests.Response:
         headers = {
-            "Authorization": f"Bearer {self.tokens.access_token}",
+            "Authorization": f"Bearer {token}",
             "Accept": "application/fhir+json",
         }
         return requests.get(url, params=params, headers=headers, timeout=TIMEOUT)

@@ -24,6 +24,11 @@ from tests.conftest import free_port, make_environ
 from tests.test_run import PHR, _read_until, _start
 
 TIMEOUT = 15
+# The example app's granular scope: body measurements, not every Observation.
+BODY_MEASUREMENTS = (
+    "patient/Observation.rs?category="
+    "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS|body-measurement"
+)
 APP_ID = "test-vaccination-app"
 APP_NAME = "予防接種スケジュール（テスト）"
 INPROCESS_ID = "test-vaccination-app-inprocess"  # the example app served inside the test
@@ -50,7 +55,7 @@ def _client(client_id: str, base: str) -> dict[str, object]:
         "token_endpoint_auth_method": "none",
         "grant_types": ["authorization_code", "refresh_token"],
         "scope": "openid offline_access launch/patient "
-        "patient/Patient.rs patient/Immunization.rs patient/Observation.rs",
+        "patient/Patient.rs patient/Immunization.rs " + BODY_MEASUREMENTS,
         "purpose": "お子さまの予防接種の予定と成長の記録を表示するため",
         "purpose#en": "To show your child's vaccination schedule and growth",
     }

@@ -11,6 +11,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from urllib.parse import parse_qs, urlsplit
@@ -104,6 +105,19 @@ def test_refresh_expiry_withdrawal_and_sign_out(
     page = browser.get(base + "/", timeout=TIMEOUT)
     assert page.status_code == 200 and 'id="next-doses"' in page.text
     assert tokens.access_token != old_access and tokens.refresh_token != old_refresh
+
+    # Several pages at once with an expired token: one refresh among them (a second one with
+    # the same rotated-away refresh token would revoke the whole family).
+    tokens.expires_at = 0
+    cookies = browser.cookies.get_dict()
+    with ThreadPoolExecutor(4) as pool:
+        pages = list(
+            pool.map(lambda _: requests.get(base + "/", cookies=cookies, timeout=TIMEOUT), range(4))
+        )
+    assert [p.status_code for p in pages] == [200] * 4
+    assert all('id="next-doses"' in p.text for p in pages)
+    tokens.expires_at = 0  # and the family is still alive
+    assert browser.get(base + "/", timeout=TIMEOUT).status_code == 200
 
     # The PHR server refuses the token (401): one refresh, one retry, the page still shows.
     tokens.access_token = "not-a-token"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apps.conftest import APP_ID, Sandbox, sign_in_with_card
+from tests.apps.conftest import APP_ID, BODY_MEASUREMENTS, Sandbox, sign_in_with_card
 
 fhirclient = pytest.importorskip("fhirclient", reason="pip install -e '.[dev]' installs fhirclient")
 from fhirclient import client  # noqa: E402
@@ -18,7 +18,7 @@ from fhirclient.models.patient import Patient  # noqa: E402
 
 SCOPE = (
     "openid offline_access launch/patient "
-    "patient/Patient.rs patient/Immunization.rs patient/Observation.rs"
+    "patient/Patient.rs patient/Immunization.rs " + BODY_MEASUREMENTS
 )
 
 
@@ -65,6 +65,15 @@ def test_fhirclient_reads_the_launch_patient(sandbox: Sandbox) -> None:
     for w in weights:
         assert w.valueQuantity.unit == "kg"
         assert any(c.code == "29463-7" for c in w.code.coding)
+
+    # The granular scope lets body measurements through and nothing else (the child's birth
+    # record also holds Apgar scores, and each checkup a judgement: neither is visible).
+    observations = list(
+        Observation.where(struct={"patient": smart.patient_id}).perform_resources_iter(server)
+    )
+    assert len(observations) >= len(weights)
+    for o in observations:
+        assert "body-measurement" in {c.code for cat in o.category for c in cat.coding}
 
     # The launch patient is the only record this token opens: a search without `patient`
     # returns the same Immunizations, nothing of the parent's.

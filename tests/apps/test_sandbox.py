@@ -16,7 +16,7 @@ from phr_core.config import Settings
 from phr_core.db import Database
 from phr_core.demo import load_all
 from phr_core.identifiers import patient_id
-from phr_server.models import StoredResource
+from phr_server.models import StoredResource, TokenIndex
 
 
 def _count(settings: Settings, service: str, model: type, *where: object) -> int:
@@ -56,7 +56,20 @@ def test_sandbox_family_is_ready_and_loaded_once(migrated: Settings) -> None:
     assert _count(migrated, "fhir", StoredResource, StoredResource.id == child) == 1
     shots = _count(migrated, "fhir", StoredResource, StoredResource.resource_type == "Immunization")
     assert shots == 13  # the infant series (HepB, rotavirus, DPT-IPV-Hib, PCV ×3; BCG)
-    assert _count(migrated, "fhir", StoredResource, StoredResource.resource_type == "Observation")
+    observations = _count(
+        migrated, "fhir", StoredResource, StoredResource.resource_type == "Observation"
+    )
+    body = _count(
+        migrated,
+        "fhir",
+        TokenIndex,
+        TokenIndex.resource_type == "Observation",
+        TokenIndex.param == "category",
+        TokenIndex.code == "body-measurement",
+    )
+    # Measurements for the example's growth table, and other findings (Apgar, judgements)
+    # that its granular scope keeps out.
+    assert 0 < body < observations
 
     # Again: nothing new anywhere.
     before = _count(migrated, "fhir", StoredResource)
