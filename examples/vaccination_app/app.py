@@ -74,6 +74,11 @@ class Tokens:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
+class PlatformError(Exception):
+    """The token endpoint refused for another reason (e.g. 429 too many attempts, 503): the
+    person is asked to try later; the error code is logged, never a token."""
+
+
 class AccessWithdrawn(Exception):
     """The person withdrew the app's access (or it ended): 401/403 from the FHIR server after a
     refresh, or the refresh token refused with invalid_grant."""
@@ -137,7 +142,7 @@ class Smart:
         if resp.status_code != 200:
             if body.get("error") == "invalid_grant":
                 raise AccessWithdrawn(body.get("error_description", "invalid_grant"))
-            raise RuntimeError(f"token endpoint: {body.get('error')}")
+            raise PlatformError(f"token endpoint: {resp.status_code} {body.get('error')}")
         return body
 
     def refresh(self, tokens: Tokens, stale: str) -> None:
@@ -353,6 +358,11 @@ def create_app(cfg: Config | None = None) -> Flask:
         if tokens.id_token:
             query["id_token_hint"] = tokens.id_token
         return redirect(end + "?" + urlencode(query))
+
+    @app.errorhandler(PlatformError)
+    def refused(exc: Exception) -> Any:
+        log.warning("%s", exc)
+        return render_template("error.html", reason="unreachable"), 503
 
     @app.errorhandler(requests.RequestException)
     def unreachable(exc: Exception) -> Any:
