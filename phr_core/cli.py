@@ -9,6 +9,7 @@ phr config check         what production mode would refuse, and why
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -245,6 +246,10 @@ def dev_example(port: int) -> None:
     folder = Path(__file__).resolve().parents[1] / "examples" / "vaccination_app"
     if not (folder / "app.py").exists():
         raise click.ClickException(f"{folder} is missing (it ships with the source tree)")
+    if importlib.util.find_spec("requests") is None:
+        raise click.ClickException(
+            f"the example needs requests: pip install -r {folder / 'requirements.txt'}"
+        )
     env = {
         **os.environ,
         "APP_FHIR_URL": s.urls["fhir"],

@@ -24,20 +24,40 @@ from phr_core.demo import DEMO_MUNICIPALITY
 
 AUTH_PIN = "1234"  # the card's authentication PIN (4 digits)
 SIGN_PIN = "SANDBOX1"  # the signature PIN (6–16 upper-case letters and digits)
-CARD_FILE = "parent-card.json"
 INFO_FILE = "README.txt"
 CHILD_AGE_DAYS = 368  # just over a year: the 1-year doses (MR, varicella, boosters) are due
-
-_NS = uuid.UUID("0b5e2d71-8a4c-5f3e-9d20-6c1a7f4b3e85")
-PARENT = {
-    "name": "会津 さくら",
-    "birthdate": "1993-06-15",
-    "sex": "female",
-    "address": "福島県会津若松市東栄町3-46",
-}
-PARENT_RESIDENT = "1000000101"  # invented resident numbers, only inside the synthetic city
-CHILD_RESIDENT = "1000000102"
+ADDRESS = "福島県会津若松市東栄町3-46"
+CHILD_RESIDENT = "1000000102"  # invented resident numbers, only inside the synthetic city
 FACILITY = "0711234567"
+
+
+@dataclass(frozen=True)
+class Citizen:
+    """A demo citizen: a card holder and the child's guardian in the demo city."""
+
+    key: str  # names the card file
+    name: str
+    birthdate: str
+    sex: str  # male | female (the card); the register writes 1 | 2
+    resident: str
+    relationship: str  # to the child: mother | father
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {"name": self.name, "birthdate": self.birthdate, "sex": self.sex, "address": ADDRESS}
+
+    @property
+    def card_file(self) -> str:
+        return f"{self.key}-card.json"
+
+
+# The parent the guide uses, and a second guardian of the same child (each has their own
+# pairwise subjects, grants and revocations).
+CITIZENS = (
+    Citizen("parent", "会津 さくら", "1993-06-15", "female", "1000000101", "mother"),
+    Citizen("father", "会津 大輔", "1991-02-03", "male", "1000000103", "father"),
+)
+PARENT = CITIZENS[0]
 
 
 @dataclass(frozen=True)
@@ -45,15 +65,23 @@ class Sandbox:
     """Where the sandbox's files are and what a developer needs to know."""
 
     folder: Path
-    card: Path
     child_birth: date
-    person_id: str
+    person_ids: dict[str, str]  # citizen key → the IdP's internal person id
+
+    def card_of(self, key: str) -> Path:
+        return self.folder / f"{key}-card.json"
+
+    @property
+    def card(self) -> Path:
+        """The card of the parent the guide uses."""
+        return self.card_of(PARENT.key)
 
     def summary(self) -> str:
         return (
             f"sandbox: demo parent's card {self.card} "
-            f"(authentication PIN {AUTH_PIN}, signature PIN {SIGN_PIN}); "
-            f"her child was born {self.child_birth.isoformat()}; see {self.folder / INFO_FILE}"
+            f"(authentication PIN {AUTH_PIN}, signature PIN {SIGN_PIN}; the other parent's: "
+            f"{self.card_of(CITIZENS[1].key)}); their child was born "
+            f"{self.child_birth.isoformat()}; see {self.folder / INFO_FILE}"
         )
 
 
@@ -62,25 +90,29 @@ def folder(settings: Settings) -> Path:
 
 
 def prepare(settings: Settings, today: date | None = None) -> Sandbox:
-    """Make (once) and load the sandbox family; returns where its card is."""
+    """Make (once) and load the sandbox family; returns where the cards are."""
     today = today or date.today()
     out = folder(settings)
     out.mkdir(parents=True, exist_ok=True)
     family_file = out / "family.json"
-    if family_file.exists():
-        family = json.loads(family_file.read_text(encoding="utf-8"))
-    else:
-        birth = today - timedelta(days=CHILD_AGE_DAYS)
-        family = {"child_birth": birth.isoformat(), "person_id": str(uuid.uuid5(_NS, "parent"))}
+    family = json.loads(family_file.read_text("utf-8")) if family_file.exists() else {}
+    if "child_birth" not in family or set(family.get("person_ids", {})) != {
+        c.key for c in CITIZENS
+    }:
+        birth = family.get("child_birth") or (today - timedelta(days=CHILD_AGE_DAYS)).isoformat()
+        ids = family.get("person_ids", {})
+        family = {
+            "child_birth": birth,
+            "person_ids": {c.key: ids.get(c.key) or str(uuid.uuid4()) for c in CITIZENS},
+        }
         family_file.write_text(json.dumps(family), encoding="utf-8")
-    box = Sandbox(
-        out, out / CARD_FILE, date.fromisoformat(family["child_birth"]), family["person_id"]
-    )
-    _issue_card(settings, box)
-    sub = _enroll(settings, box)
-    parent_code, child_code = _codes(settings)
-    _link(settings, sub, parent_code, child_code, box.child_birth)
-    _load_records(settings, box, today)
+    box = Sandbox(out, date.fromisoformat(family["child_birth"]), family["person_ids"])
+    codes = _codes(settings)
+    for citizen in CITIZENS:
+        _issue_card(settings, box, citizen)
+        sub = _enroll(settings, box, citizen)
+        _link(settings, sub, citizen, codes[citizen.resident], codes[CHILD_RESIDENT], box)
+    _load_records(settings, box, today, codes)
     _write_info(box)
     return box
 
@@ -88,16 +120,17 @@ def prepare(settings: Settings, today: date | None = None) -> Sandbox:
 # --- the card and the IdP ---------------------------------------------------------------------
 
 
-def _issue_card(settings: Settings, box: Sandbox) -> None:
+def _issue_card(settings: Settings, box: Sandbox, citizen: Citizen) -> None:
     from idp.authority_sim.ca import init_authority
     from idp.card.profile import BasicAttributes
     from idp.card.vcard import VirtualCard
 
-    if box.card.exists():
+    path = box.card_of(citizen.key)
+    if path.exists():
         return
-    issued = init_authority(settings).issue_card(BasicAttributes(**PARENT))
+    issued = init_authority(settings).issue_card(BasicAttributes(**citizen.attributes))
     VirtualCard.create(
-        box.card,
+        path,
         (issued.auth_cert, issued.auth_key),
         (issued.sign_cert, issued.sign_key),
         AUTH_PIN,
@@ -105,7 +138,7 @@ def _issue_card(settings: Settings, box: Sandbox) -> None:
     )
 
 
-def _enroll(settings: Settings, box: Sandbox) -> str:
+def _enroll(settings: Settings, box: Sandbox, citizen: Citizen) -> str:
     """Bind the card's two certificates to a fixed person id, as a first card sign-in would,
     so the consent service can be told about her before she ever signs in. Returns her
     PHR-sector subject."""
@@ -119,13 +152,14 @@ def _enroll(settings: Settings, box: Sandbox) -> str:
     from idp.models import Person
     from idp.subjects import PHR_SECTOR, PairwiseSubjects
 
-    card = VirtualCard.load(box.card)
+    card = VirtualCard.load(box.card_of(citizen.key))
+    person_id = box.person_ids[citizen.key]
     services = CardServices.from_settings(settings)
     db = Database(settings.database_urls["idp"])
     try:
         with db.session() as s:
-            if s.get(Person, box.person_id) is None:
-                s.add(Person(id=box.person_id))
+            if s.get(Person, person_id) is None:
+                s.add(Person(id=person_id))
                 s.flush()
             for kind in (AUTH, SIGN):
                 cert = card.certificate(kind)
@@ -134,7 +168,7 @@ def _enroll(settings: Settings, box: Sandbox) -> str:
                 if s.scalar(select(CardBinding).where(CardBinding.cert_key == key)) is None:
                     s.add(
                         CardBinding(
-                            person_id=box.person_id,
+                            person_id=person_id,
                             cert_type=kind,
                             cert_key=key,
                             not_after=cert.not_valid_after_utc,
@@ -144,9 +178,9 @@ def _enroll(settings: Settings, box: Sandbox) -> str:
                     )
             from idp.card.sessions import _store_attributes
 
-            _store_attributes(s, services, box.person_id, BasicAttributes(**PARENT))
+            _store_attributes(s, services, person_id, BasicAttributes(**citizen.attributes))
             return PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")).subject(
-                s, PHR_SECTOR, box.person_id
+                s, PHR_SECTOR, person_id
             )
     finally:
         db.dispose()
@@ -155,16 +189,21 @@ def _enroll(settings: Settings, box: Sandbox) -> str:
 # --- the consent service ----------------------------------------------------------------------
 
 
-def _codes(settings: Settings) -> tuple[str, str]:
+def _codes(settings: Settings) -> dict[str, str]:
+    """The demo city's pseudonymous codes of the family's resident numbers."""
     from connectors.pseudonym import Pseudonymizer
 
     pseudo = Pseudonymizer(settings.secret("PHR_CONNECTOR_PSEUDONYM_KEY"))
-    return pseudo.code(PARENT_RESIDENT), pseudo.code(CHILD_RESIDENT)
+    residents = [c.resident for c in CITIZENS] + [CHILD_RESIDENT]
+    return {r: pseudo.code(r) for r in residents}
 
 
-def _link(settings: Settings, sub: str, parent_code: str, child_code: str, birth: date) -> None:
-    """Her consent to the demo city (MCH records and vaccinations, for her child too) and the
-    city's answer naming her code and her child: what the portal and `phr connector link` do."""
+def _link(
+    settings: Settings, sub: str, citizen: Citizen, code: str, child_code: str, box: Sandbox
+) -> None:
+    """The parent's consent to the demo city (MCH records and vaccinations, for the child too)
+    and the city's answer naming their code and the child: what the portal and `phr connector
+    link` do."""
     from sqlalchemy import select
 
     from consent import linkage
@@ -187,7 +226,7 @@ def _link(settings: Settings, sub: str, parent_code: str, child_code: str, birth
                 subject=sub,
                 municipality=city,
                 categories=["mch", "vaccination"],
-                attributes=PARENT,
+                attributes=citizen.attributes,
                 recorded_by="phr-sandbox",
             )
             assert request is not None  # noqa: S101  (not linked yet, checked above)
@@ -195,8 +234,8 @@ def _link(settings: Settings, sub: str, parent_code: str, child_code: str, birth
                 s,
                 municipality=city,
                 request_id=request.id,
-                code=parent_code,
-                children=[linkage.Child(child_code, birth, "mother")],
+                code=code,
+                children=[linkage.Child(child_code, box.child_birth, citizen.relationship)],
                 recorded_by="phr-sandbox",
             )
     finally:
@@ -220,10 +259,11 @@ def _exports(box: Sandbox, today: date, out: Path) -> list[Path]:
     with register.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(REGISTER_HEADERS)
-        w.writerow([PARENT_RESIDENT, PARENT["name"], "", PARENT["birthdate"], "2",
-                    PARENT["address"], "", "", "", ""])  # fmt: skip
-        w.writerow([CHILD_RESIDENT, "会津 ひなた", "", birth.isoformat(), "1",
-                    PARENT["address"], "", "", "", ""])  # fmt: skip
+        for c in CITIZENS:
+            sex = "2" if c.sex == "female" else "1"
+            w.writerow([c.resident, c.name, "", c.birthdate, sex, ADDRESS, "", "", "", ""])
+        w.writerow([CHILD_RESIDENT, "会津 ひなた", "", birth.isoformat(), "1", ADDRESS,
+                    "", "", "", ""])  # fmt: skip
     mch = out / "mch.csv"
     with mch.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
@@ -232,7 +272,7 @@ def _exports(box: Sandbox, today: date, out: Path) -> list[Path]:
         def row(**kv: object) -> None:
             w.writerow([kv.get(h, "") for h in MCH_HEADERS])
 
-        row(記録番号="SBX-B", 記録種別="出産", 住民番号=CHILD_RESIDENT, 母住民番号=PARENT_RESIDENT,
+        row(記録番号="SBX-B", 記録種別="出産", 住民番号=CHILD_RESIDENT, 母住民番号=PARENT.resident,
             実施日=birth.isoformat(), 医療機関コード=FACILITY, 妊娠週数=39, 妊娠日数=2,
             出生体重=3120, 身長="49.5", 頭囲="33.0", 胸囲="32.0", アプガー1分=9, アプガー5分=10,
             分娩方法="経膣分娩", 性別="男")  # fmt: skip
@@ -242,7 +282,7 @@ def _exports(box: Sandbox, today: date, out: Path) -> list[Path]:
                 continue
             wt, ht, hd, ch = synth.GROWTH[age]
             row(記録番号=f"SBX-C{age}", 記録種別="乳幼児健診", 住民番号=CHILD_RESIDENT,
-                母住民番号=PARENT_RESIDENT, 実施日=d.isoformat(), 医療機関コード=FACILITY,
+                母住民番号=PARENT.resident, 実施日=d.isoformat(), 医療機関コード=FACILITY,
                 健診区分=label, 体重=f"{wt * 1.02:.2f}", 身長=f"{ht:.1f}", 頭囲=f"{hd:.1f}",
                 胸囲=f"{ch:.1f}", 判定="健康")  # fmt: skip
     vacc = out / "vaccination.csv"
@@ -305,7 +345,9 @@ class _InProcessSink:
         return out
 
 
-def _load_records(settings: Settings, box: Sandbox, today: date) -> None:
+def _load_records(settings: Settings, box: Sandbox, today: date, codes: dict[str, str]) -> None:
+    """The family's exports through the connector's reading, consent gate, mapping and
+    validation, into the PHR server."""
     from connectors.consent import StaticConsent
     from connectors.pipeline import Connector
     from connectors.pseudonym import Pseudonymizer
@@ -313,14 +355,13 @@ def _load_records(settings: Settings, box: Sandbox, today: date) -> None:
     exports = box.folder / "exports"
     exports.mkdir(exist_ok=True)
     register, mch, vacc = _exports(box, today, exports)
-    parent_code, child_code = _codes(settings)
-    codes = [parent_code, child_code]
+    consented = sorted(codes.values())
     sink = _InProcessSink(settings)
     try:
         conn = Connector(
             municipality=DEMO_MUNICIPALITY.code,
             pseudo=Pseudonymizer(settings.secret("PHR_CONNECTOR_PSEUDONYM_KEY")),
-            consent=StaticConsent({"mch": codes, "immunization": codes, "claims": []}),
+            consent=StaticConsent({"mch": consented, "immunization": consented, "claims": []}),
             sink=sink,  # type: ignore[arg-type]
             register_path=register,
         )
@@ -331,16 +372,20 @@ def _load_records(settings: Settings, box: Sandbox, today: date) -> None:
 
 
 def _write_info(box: Sandbox) -> None:
+    cards = "\n".join(
+        f"  {c.name} ({c.relationship} of the child, born {c.birthdate}): {box.card_of(c.key)}"
+        for c in CITIZENS
+    )
     text = f"""Developer sandbox (synthetic data; see docs/apps.md)
 
-Demo parent: {PARENT["name"]} (born {PARENT["birthdate"]}), demo city {DEMO_MUNICIPALITY.name_en}
-Virtual My Number card: {box.card}
-  authentication PIN: {AUTH_PIN}
-  signature PIN:      {SIGN_PIN}
-Her child was born {box.child_birth.isoformat()}; the PHR server holds the child's
+Demo city: {DEMO_MUNICIPALITY.name_en} ({DEMO_MUNICIPALITY.code})
+Virtual My Number cards of the two parents:
+{cards}
+PINs (both cards): authentication {AUTH_PIN}, signature {SIGN_PIN}
+Their child was born {box.child_birth.isoformat()}; the PHR server holds the child's
 vaccinations and infant checkups (weight, height, head circumference).
 
-Sign in: on the IdP's sign-in page choose the My Number card, then, in a second terminal,
+Sign in: on the IdP's sign-in page, in a second terminal,
   .venv/bin/phr card sign CODE --card {box.card}
 with the code the page shows, and give the authentication PIN.
 """

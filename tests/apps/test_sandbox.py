@@ -32,23 +32,32 @@ def test_sandbox_family_is_ready_and_loaded_once(migrated: Settings) -> None:
     load_all(migrated)
     today = date(2026, 11, 26)
     box = sandbox.prepare(migrated, today)
-    card = VirtualCard.load(box.card)
-    assert card.tries_left("auth") > 0  # a real virtual card file, PIN-protected
-    assert (box.folder / sandbox.INFO_FILE).read_text(encoding="utf-8").count(sandbox.AUTH_PIN)
+    assert box.card == box.folder / "parent-card.json"
+    for citizen in sandbox.CITIZENS:
+        card = VirtualCard.load(box.card_of(citizen.key))
+        assert card.tries_left("auth") > 0  # a real virtual card file, PIN-protected
+    info = (box.folder / sandbox.INFO_FILE).read_text(encoding="utf-8")
+    assert sandbox.AUTH_PIN in info and str(box.card) in info
     assert (today - box.child_birth).days == sandbox.CHILD_AGE_DAYS
 
-    # Enrolled at the IdP (both certificates) and linked with her child at the consent service.
-    assert _count(migrated, "idp", CardBinding, CardBinding.person_id == box.person_id) == 2
+    # Both parents enrolled at the IdP (both certificates each), linked at the consent service
+    # under their own subjects, each a guardian of the one child.
+    for key, person in box.person_ids.items():
+        assert _count(migrated, "idp", CardBinding, CardBinding.person_id == person) == 2, key
     db = Database(migrated.database_urls["consent"])
     try:
         with db.session() as s:
-            link = s.scalars(select(PatientLink)).one()
-            guardian = s.scalars(select(Guardianship)).one()
-            patients = linkage.patients(s, link.subject)
+            links = s.scalars(select(PatientLink)).all()
+            guardians = s.scalars(select(Guardianship)).all()
+            patients = linkage.patients(s, links[0].subject)
     finally:
         db.dispose()
-    assert guardian.guardian == link.subject and guardian.relationship == "mother"
+    assert len({g.guardian for g in guardians}) == 2 == len(links)
+    assert {g.guardian for g in guardians} == {link.subject for link in links}
+    assert {g.relationship for g in guardians} == {"mother", "father"}
+    assert len({g.child_code for g in guardians}) == 1
     assert {rel for _, _, rel, _ in patients} == {"self", "child"}
+    guardian = guardians[0]
 
     # The child's records: the Patient under the derived id the IdP will name, vaccinations
     # given up to today, and checkup measurements.
@@ -74,7 +83,7 @@ def test_sandbox_family_is_ready_and_loaded_once(migrated: Settings) -> None:
     # Again: nothing new anywhere.
     before = _count(migrated, "fhir", StoredResource)
     again = sandbox.prepare(migrated, today)
-    assert again.card == box.card and again.child_birth == box.child_birth
+    assert again == box
     assert _count(migrated, "fhir", StoredResource) == before
-    assert _count(migrated, "consent", PatientLink) == 1
-    assert _count(migrated, "idp", CardBinding) == 2
+    assert _count(migrated, "consent", PatientLink) == 2
+    assert _count(migrated, "idp", CardBinding) == 4
