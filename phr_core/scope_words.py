@@ -29,20 +29,28 @@ RESOURCE_NAMES = {
 }
 
 
-# Granular SMART v2 filters in words (`?category=SYSTEM|CODE`); others are shown as written.
+# Granular SMART v2 filters in words (`?category=SYSTEM|CODE`, or the bare code); others are
+# shown as written.
+_HL7_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+_JP_CATEGORY = "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS"
+_CATEGORY_WORDS = {
+    (_JP_CATEGORY, "body-measurement"): ("身体計測のみ", "body measurements only"),
+    (_HL7_CATEGORY, "vital-signs"): ("バイタルサインのみ", "vital signs only"),
+    (_HL7_CATEGORY, "laboratory"): ("検査結果のみ", "laboratory results only"),
+    (_HL7_CATEGORY, "exam"): ("診察所見のみ", "examination findings only"),
+}
 FILTER_NAMES = {
-    ("category", "body-measurement"): ("身体計測のみ", "body measurements only"),
-    ("category", "vital-signs"): ("バイタルサインのみ", "vital signs only"),
-    ("category", "laboratory"): ("検査結果のみ", "laboratory results only"),
-    ("category", "exam"): ("診察所見のみ", "examination findings only"),
+    ("category", value): words
+    for (system, code), words in _CATEGORY_WORDS.items()
+    for value in (f"{system}|{code}", code)
 }
 
 
 def _filter_words(query: str, ja: bool) -> str:
     """`?category=http://…|body-measurement` → 身体計測のみ / body measurements only."""
     name, _, value = query[1:].partition("=")
-    words = FILTER_NAMES.get((name, value.rpartition("|")[2]))
-    if words is None or "&" in query:
+    words = FILTER_NAMES.get((name, value))
+    if words is None:
         return query[1:]
     return words[0] if ja else words[1]
 
