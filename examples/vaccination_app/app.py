@@ -313,6 +313,10 @@ def create_app(cfg: Config | None = None) -> Flask:
             "code_challenge_method": "S256",
             "ui_locales": "ja",
         }
+        if request.form.get("switch"):
+            # The IdP reuses an active grant without asking; to open another record (another
+            # child), ask for the consent screen again, where the person picks it.
+            query["prompt"] = "consent"
         return redirect(smart.meta()["authorization_endpoint"] + "?" + urlencode(query))
 
     @app.get("/callback")

@@ -106,6 +106,19 @@ def test_refresh_expiry_withdrawal_and_sign_out(
     assert page.status_code == 200 and 'id="next-doses"' in page.text
     assert tokens.access_token != old_access and tokens.refresh_token != old_refresh
 
+    # "Choose another record" asks for the consent screen again (an active grant would
+    # otherwise be reused silently, with the same patient).
+    page = browser.get(base + "/", timeout=TIMEOUT)
+    switch = browser.post(
+        base + "/login",
+        data={"csrf": _csrf(page.text), "switch": "1"},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    assert parse_qs(urlsplit(switch.headers["Location"]).query)["prompt"] == ["consent"]
+    at_idp = browser.get(switch.headers["Location"], allow_redirects=False, timeout=TIMEOUT)
+    assert urlsplit(at_idp.headers["Location"]).path == "/consent"
+
     # Several pages at once with an expired token: one refresh among them (a second one with
     # the same rotated-away refresh token would revoke the whole family).
     tokens.expires_at = 0
