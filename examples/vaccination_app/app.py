@@ -378,5 +378,8 @@ def create_app(cfg: Config | None = None) -> Flask:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
+    # The development server's request lines carry query strings, and /callback's holds the
+    # authorization code: keep them out of the log (only warnings and errors).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = int(os.environ.get("APP_PORT", "8010"))
     create_app().run(host="127.0.0.1", port=port)
