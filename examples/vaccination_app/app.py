@@ -382,4 +382,5 @@ if __name__ == "__main__":
     # authorization code: keep them out of the log (only warnings and errors).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = int(os.environ.get("APP_PORT", "8010"))
+    log.info("example app on http://127.0.0.1:%d/", port)
     create_app().run(host="127.0.0.1", port=port)
