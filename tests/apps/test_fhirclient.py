@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apps.conftest import APP_ID, BODY_MEASUREMENTS, Sandbox, sign_in_with_card
+from tests.apps.conftest import BODY_MEASUREMENTS, Sandbox, sign_in_with_card
 
 fhirclient = pytest.importorskip("fhirclient", reason="pip install -e '.[dev]' installs fhirclient")
 from fhirclient import client  # noqa: E402
@@ -24,10 +24,12 @@ SCOPE = (
 
 def test_fhirclient_reads_the_launch_patient(sandbox: Sandbox) -> None:
     sb = sandbox
-    redirect_uri = f"{sb.app}/callback"  # registered for the test app; never actually fetched
+    # The sandbox's own demo client, as docs/apps.md has developers use it; its redirect URI
+    # (port 8010) is never fetched: the test reads the code off the IdP's redirect.
+    redirect_uri = "http://127.0.0.1:8010/callback"
     smart = client.FHIRClient(
         settings={
-            "app_id": APP_ID,
+            "app_id": "demo-vaccination-app",
             "api_base": sb.fhir,
             "redirect_uri": redirect_uri,
             "scope": SCOPE,
