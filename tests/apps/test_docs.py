@@ -87,3 +87,29 @@ def test_fhir_error_command(sandbox: Sandbox, tmp_path: Path) -> None:
     assert body["resourceType"] == "OperationOutcome"
     assert body["issue"][0]["code"] == "login"
     assert body["issue"][0]["diagnostics"] == "a bearer access token is required"
+
+
+def test_lifetimes_and_limits_match_the_code() -> None:
+    """The guide's numbers are the IdP's constants (a change there must change the guide)."""
+    from idp import limits
+    from idp.context import ACCESS_TOKEN_TTL, CODE_TTL, ID_TOKEN_TTL, REFRESH_TOKEN_TTL
+
+    text = DOC.read_text(encoding="utf-8")
+    kinds = "authorization code|access token|ID token|refresh token"
+    rows = dict(re.findall(rf"^\| ({kinds}) \| ([^|]+) \|", text, re.M))
+
+    def words(delta: object) -> str:
+        seconds = int(delta.total_seconds())  # type: ignore[attr-defined]
+        if seconds % 86400 == 0:
+            return f"{seconds // 86400} days"
+        return f"{seconds // 60} minutes"
+
+    assert rows["authorization code"].strip() == words(CODE_TTL)
+    assert rows["access token"].strip() == words(ACCESS_TOKEN_TTL)
+    assert rows["ID token"].strip() == words(ID_TOKEN_TTL)
+    assert rows["refresh token"].strip() == words(REFRESH_TOKEN_TTL)
+    _, failures, window = limits.TOKEN_ENDPOINT
+    assert f"{failures} failed attempts" in text and window.total_seconds() == 60
+    _, failures, window = limits.SIGN_IN
+    assert failures == 5 and "five failed card signatures" in text
+    assert f"{int(window.total_seconds() // 60)} minutes" in text
