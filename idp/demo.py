@@ -39,10 +39,15 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
                 "client_name": "予防接種スケジュール（デモアプリ）",
                 "client_name#en": "Vaccination schedule (demo app)",
                 "redirect_uris": [f"http://127.0.0.1:{DEMO_APP_PORT}/callback"],
+                "post_logout_redirect_uris": [f"http://127.0.0.1:{DEMO_APP_PORT}/"],
                 "token_endpoint_auth_method": "none",
                 "grant_types": ["authorization_code", "refresh_token"],
                 "scope": "openid offline_access launch/patient "
-                "patient/Immunization.rs patient/Observation.rs patient/Patient.rs",
+                "patient/Immunization.rs patient/Observation.rs patient/Patient.rs "
+                # the example app asks for body measurements alone (docs/apps.md)
+                "patient/Observation.rs?category="
+                "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS"
+                "|body-measurement",
                 "purpose": "お子さまの予防接種の予定と成長の記録を表示するため",
                 "purpose#en": "To show your child's vaccination schedule and growth",
             },

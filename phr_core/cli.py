@@ -9,6 +9,8 @@ phr config check         what production mode would refuse, and why
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -184,10 +186,13 @@ def dev_keys() -> None:
 @dev.command("demo")
 def dev_demo() -> None:
     """Load every service's demo data (idempotent)."""
+    from phr_core import sandbox
     from phr_core.demo import load_all
 
-    added = load_all(_settings())
+    s = _settings()
+    added = load_all(s)
     click.echo("demo data: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
+    click.echo(sandbox.prepare(s).summary())
 
 
 @dev.command("run")
@@ -203,7 +208,10 @@ def dev_run(no_demo: bool) -> None:
     for svc in SERVICES:
         migrations.upgrade(svc, s.database_urls[svc.name])
     if not no_demo:
+        from phr_core import sandbox
+
         load_all(s)
+        click.echo(sandbox.prepare(s).summary())
     try:
         raise SystemExit(runner.serve(s, SERVICES, extras=_dev_extras(s)))
     except ConfigError as exc:
@@ -225,6 +233,32 @@ def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:
             "PHR_CARD_AUTHORITY_URL",
         ),
     )
+
+
+@dev.command("example")
+@click.option("--port", type=int, default=8010, show_default=True, help="Where it listens.")
+def dev_example(port: int) -> None:
+    """Run the example SMART app (examples/vaccination_app) against the local platform."""
+    import subprocess
+    import sys
+
+    s = _settings()
+    folder = Path(__file__).resolve().parents[1] / "examples" / "vaccination_app"
+    if not (folder / "app.py").exists():
+        raise click.ClickException(f"{folder} is missing (it ships with the source tree)")
+    if importlib.util.find_spec("requests") is None:
+        raise click.ClickException(
+            f"the example needs requests: pip install -r {folder / 'requirements.txt'}"
+        )
+    env = {
+        **os.environ,
+        "APP_FHIR_URL": s.urls["fhir"],
+        "APP_PORT": str(port),
+        "APP_REDIRECT_URI": f"http://127.0.0.1:{port}/callback",
+        "APP_HOME_URL": f"http://127.0.0.1:{port}/",
+    }
+    click.echo(f"example app on http://127.0.0.1:{port}/ (Ctrl-C stops it)")
+    raise SystemExit(subprocess.call([sys.executable, "app.py"], cwd=folder, env=env))
 
 
 @dev.command("reset")

@@ -25,8 +25,34 @@ RESOURCE_NAMES = {
     "Consent": ("同意の記録", "consent records"),
     "AuditEvent": ("アクセス履歴", "access history"),
     "Provenance": ("記録の出所", "record sources"),
-    "*": ("すべての健康記録", "all your health records"),
+    "*": ("すべての健康記録", "health records, all of them"),
 }
+
+
+# Granular SMART v2 filters in words (`?category=SYSTEM|CODE`, or the bare code); others are
+# shown as written.
+_HL7_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+_JP_CATEGORY = "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS"
+_CATEGORY_WORDS = {
+    (_JP_CATEGORY, "body-measurement"): ("身体計測のみ", "body measurements only"),
+    (_HL7_CATEGORY, "vital-signs"): ("バイタルサインのみ", "vital signs only"),
+    (_HL7_CATEGORY, "laboratory"): ("検査結果のみ", "laboratory results only"),
+    (_HL7_CATEGORY, "exam"): ("診察所見のみ", "examination findings only"),
+}
+FILTER_NAMES = {
+    ("category", value): words
+    for (system, code), words in _CATEGORY_WORDS.items()
+    for value in (f"{system}|{code}", code)
+}
+
+
+def _filter_words(query: str, ja: bool) -> str:
+    """`?category=http://…|body-measurement` → 身体計測のみ / body measurements only."""
+    name, _, value = query[1:].partition("=")
+    words = FILTER_NAMES.get((name, value))
+    if words is None:
+        return query[1:]
+    return words[0] if ja else words[1]
 
 
 def describe(scope: str, lang: str) -> str:
@@ -55,5 +81,6 @@ def describe(scope: str, lang: str) -> str:
         verb = "Read and change" if writes else "Read"
         text = f"{verb} your {name_en}"
     if query:
-        text += f"（{query[1:]}）" if ja else f" ({query[1:]})"
+        words = _filter_words(query, ja)
+        text += f"（{words}）" if ja else f" ({words})"
     return text
