@@ -71,6 +71,17 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
             },
             settings.secret("PHR_FHIR_CLIENT_SECRET"),
         ),
+        (
+            {
+                "client_id": settings.option("PHR_CONSENT_SERVICE_CLIENT_ID"),
+                "client_name": "同意サービス",
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["client_credentials"],
+                "scope": "phr/erase",
+                "phr_sector": PHR_SECTOR,
+            },
+            settings.secret("PHR_CONSENT_SERVICE_SECRET"),
+        ),
     ]
 
 

@@ -17,6 +17,8 @@ CONSENT_SCOPES = {
     "consent/patients.read",
     "consent/linkage",
 }
+# The consent service's client-credentials scope at the PHR server (phr_server/erase.py).
+PHR_SERVICE_SCOPES = {"phr/erase"}
 
 
 def is_resource_scope(scope: str) -> bool:
@@ -28,13 +30,14 @@ def is_known(scope: str) -> bool:
         scope in OIDC_SCOPES
         or scope in SMART_CONTEXT_SCOPES
         or scope in CONSENT_SCOPES
+        or scope in PHR_SERVICE_SCOPES
         or is_resource_scope(scope)
     )
 
 
 def audience_kind(scope: str) -> str | None:
     """`fhir`, `consent` or None (scopes that only concern the IdP)."""
-    if is_resource_scope(scope) or scope in SMART_CONTEXT_SCOPES:
+    if is_resource_scope(scope) or scope in SMART_CONTEXT_SCOPES or scope in PHR_SERVICE_SCOPES:
         return "fhir"
     if scope in CONSENT_SCOPES:
         return "consent"

@@ -16,6 +16,7 @@ from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
 from phr_core.webapp import build_app, settings
 from phr_server.api import TokenCache
 from phr_server.api import bp as api_bp
+from phr_server.erase import bp as erase_bp
 from phr_server.metadata import bp as metadata_bp
 from phr_server.policy import (
     ClientCredentials,
@@ -63,7 +64,9 @@ def create_app(
     """The PHR server. `consent` replaces the HTTP consent client (tests, single process);
     `service_token` gives the bearer token for the consent API (e.g. a `ClientCredentials`
     at the IdP); without it the caller's own access token is forwarded."""
-    app = build_app("fhir", settings, [bp, metadata_bp, api_bp], render_error=operation_outcome)
+    app = build_app(
+        "fhir", settings, [bp, metadata_bp, erase_bp, api_bp], render_error=operation_outcome
+    )
     s: Settings = app.extensions["phr_settings"]
     master = s.secret("PHR_FHIR_DATA_KEY")  # read at start: a missing key fails the start
     keyring = Keyring(master)
