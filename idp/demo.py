@@ -66,7 +66,7 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
                 "client_name": "PHR サーバ",
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["client_credentials"],
-                "scope": "consent/grants.read consent/patients.read",
+                "scope": "consent/grants.read consent/patients.read consent/arrivals.write",
                 "phr_sector": PHR_SECTOR,
             },
             settings.secret("PHR_FHIR_CLIENT_SECRET"),

@@ -16,6 +16,8 @@ CONSENT_SCOPES = {
     "consent/grants.write",
     "consent/patients.read",
     "consent/linkage",
+    "consent/arrivals.write",
+    "consent/notices.read",
 }
 # The consent service's client-credentials scope at the PHR server (phr_server/erase.py).
 PHR_SERVICE_SCOPES = {"phr/erase"}

@@ -16,6 +16,8 @@ from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
 from phr_core.webapp import build_app, settings
 from phr_server.api import TokenCache
 from phr_server.api import bp as api_bp
+from phr_server.arrivals import SCOPE as ARRIVALS_SCOPE
+from phr_server.arrivals import ArrivalNotifier
 from phr_server.erase import bp as erase_bp
 from phr_server.metadata import bp as metadata_bp
 from phr_server.policy import (
@@ -88,6 +90,16 @@ def create_app(
     app.extensions["phr_consent"] = consent or HttpConsentDirectory(
         s.urls["consent"], service_token=service_token
     )
+    if consent is None:  # a real consent service: tell it whose records arrive (arrivals.py)
+        app.extensions["phr_arrivals"] = ArrivalNotifier(
+            s.urls["consent"],
+            ClientCredentials(
+                s.issuer + "/token",
+                s.option("PHR_FHIR_CLIENT_ID"),
+                s.secret("PHR_FHIR_CLIENT_SECRET"),
+                scope=ARRIVALS_SCOPE,
+            ),
+        )
     app.extensions["phr_patients"] = PatientResolver()
     engine = app.extensions["phr_db"].engine
     if engine.dialect.name == "postgresql":

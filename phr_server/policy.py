@@ -201,8 +201,9 @@ class ClientCredentials:
 
     SCOPE = "consent/grants.read consent/patients.read"
 
-    def __init__(self, token_url: str, client_id: str, secret: str) -> None:
+    def __init__(self, token_url: str, client_id: str, secret: str, scope: str = SCOPE) -> None:
         self.token_url, self.client_id, self.secret = token_url, client_id, secret
+        self.scope = scope
         self._token: tuple[float, str] | None = None
         self._lock = threading.Lock()
 
@@ -218,7 +219,7 @@ class ClientCredentials:
             req = urllib.request.Request(  # noqa: S310 - the configured issuer
                 self.token_url,
                 data=urllib.parse.urlencode(
-                    {"grant_type": "client_credentials", "scope": self.SCOPE}
+                    {"grant_type": "client_credentials", "scope": self.scope}
                 ).encode(),
                 headers={"Authorization": f"Basic {basic}"},
             )
