@@ -182,7 +182,10 @@ def callback() -> ResponseReturnValue:
     code = request.args.get("code", "")
     if not code:
         raise SignInError("signin_failed")
-    tokens = _exchange(meta, code, pending["verifier"])
+    from consent.portal import sources  # (it imports this module's helpers)
+
+    link = sources.pending_link()  # a city consent waiting for the card attributes
+    tokens = _exchange(meta, code, pending["verifier"], link_attributes=link is not None)
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
         raise SignInError("signin_failed")
@@ -192,18 +195,23 @@ def callback() -> ResponseReturnValue:
     session[SUBJECT] = claims["sub"]
     session[ID_TOKEN] = id_token
     session[CSRF] = secrets.token_urlsafe(32)
+    if link is not None:
+        return redirect(sources.finish_link(claims["sub"], link, tokens.get("phr_card_attributes")))
     return redirect(f"/?lang={lang}")
 
 
-def _exchange(meta: dict[str, Any], code: str, verifier: str) -> dict[str, Any]:
-    body = urllib.parse.urlencode(
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri(),
-            "code_verifier": verifier,
-        }
-    ).encode()
+def _exchange(
+    meta: dict[str, Any], code: str, verifier: str, *, link_attributes: bool = False
+) -> dict[str, Any]:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri(),
+        "code_verifier": verifier,
+    }
+    if link_attributes:  # the card-verified attributes, back channel only (idp/link_attributes)
+        form["phr_card_attributes"] = "1"
+    body = urllib.parse.urlencode(form).encode()
     req = urllib.request.Request(  # noqa: S310
         meta["token_endpoint"],
         data=body,
