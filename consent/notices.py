@@ -104,11 +104,13 @@ def add_due(
     code: str,
     relationship: str,
     vaccine: str,
+    vaccine_en: str,
+    series: str,
     dose: int,
     due: str,
     now: datetime | None = None,
 ) -> bool:
-    """One notice that a vaccination dose falls due (once per dose)."""
+    """One notice that a vaccination dose falls due (once per dose of a series)."""
     return _add(
         s,
         Notice(
@@ -117,8 +119,8 @@ def add_due(
             municipality=municipality,
             code=code,
             relationship=relationship,
-            key=f"{VACCINATION}:{vaccine}:{dose}"[:64],
-            params={"vaccine": vaccine, "dose": dose, "due": due},
+            key=f"{VACCINATION}:{series}:{dose}"[:64],
+            params={"vaccine": vaccine, "vaccine_en": vaccine_en, "dose": dose, "due": due},
             created_at=now or utcnow(),
         ),
     )
