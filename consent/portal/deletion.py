@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, request, session
 from flask.typing import ResponseReturnValue
+from sqlalchemy import delete
 
 from consent import erasure, linkage, notices
 from consent.i18n import current_language
+from consent.models import PortalTokens
 from consent.phr_erase import EraseUnavailable
-from consent.portal.auth import check_csrf, client_id, current_subject
+from consent.portal.auth import TOKENS, _forget_tokens, check_csrf, client_id, current_subject
 from consent.portal.life_words import words
 from consent.portal.sources import forget_arrivals, phr_eraser, problem_words, provider_consents
 from consent.portal.views import _app_grants, _page
@@ -72,7 +74,12 @@ def delete_account() -> ResponseReturnValue:
         linkage.forget_subject(s, subject=subject, recorded_by=client_id())
         notices.forget(s, subject)
     lang = current_language()
+    handle = session.get(TOKENS)
     session.clear()
+    if isinstance(handle, str):
+        _forget_tokens(handle)  # this browser's tokens, revoked at the IdP
+    with database().session() as s:  # any other browser's stored tokens go too
+        s.execute(delete(PortalTokens).where(PortalTokens.subject == subject))
     return _page(
         "deleted.html", w=words(lang), resources=counts.get("resources", 0), signed_out=True
     )

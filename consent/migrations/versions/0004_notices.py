@@ -1,15 +1,15 @@
 """Arrivals (a source's last update) and the notices inbox.
 
-Revision ID: consent_0003
-Revises: consent_0002
+Revision ID: consent_0004
+Revises: consent_0003
 Create Date: 2026-11-26
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "consent_0003"
-down_revision = "consent_0002"
+revision = "consent_0004"
+down_revision = "consent_0003"
 branch_labels = None
 depends_on = None
 
