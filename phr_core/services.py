@@ -129,7 +129,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "PHR_FHIR_CLIENT_ID",
                 "phr-server",
                 "the PHR server's client id at the IdP (client credentials, scopes "
-                "consent/grants.read consent/patients.read)",
+                "consent/grants.read consent/patients.read consent/arrivals.write)",
             ),
         ),
     ),
