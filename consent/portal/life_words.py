@@ -63,6 +63,13 @@ WORDS: dict[str, dict[str, str]] = {
         "サインアウトしました。",
         "erase_failed": "いま記録を削除できませんでした。何も削除していません。"
         "しばらくしてからもう一度お試しください。",
+        "erase_failed_withdrawn": "同意は取り消しました（新しい記録は届きません）。"
+        "これまでに届いた記録はいま削除できませんでした。"
+        "「わたしのデータの提供元」からあとで削除できます。",
+        "delete_loaded_title": "{city} から届いた記録を削除する",
+        "delete_loaded_intro": "同意はすでに取り消されています。これまでに届いた記録を削除します"
+        "（元に戻せません）。同意の履歴は残ります。",
+        "delete_loaded": "これまでに届いた記録を削除する",
         "notices_title": "お知らせ",
         "notices_none": "お知らせはありません。",
         "notices_unread": "未読 {n} 件",
@@ -138,6 +145,13 @@ WORDS: dict[str, dict[str, str]] = {
         "signed out.",
         "erase_failed": "The records could not be deleted right now, and nothing was deleted. "
         "Please try again in a moment.",
+        "erase_failed_withdrawn": "Your consent is withdrawn (no new records arrive), but the "
+        "records that already arrived could not be deleted right now. You can delete them later "
+        "from My data sources.",
+        "delete_loaded_title": "Delete the records from {city}",
+        "delete_loaded_intro": "Your consent is already withdrawn. This deletes the records that "
+        "had arrived (cannot be undone). The history of your consents is kept.",
+        "delete_loaded": "Delete the records that arrived",
         "notices_title": "Notices",
         "notices_none": "No notices.",
         "notices_unread": "{n} unread",

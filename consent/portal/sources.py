@@ -109,6 +109,7 @@ def _sources(subject: str, lang: str) -> list[dict[str, Any]]:
                     "children": len(children),
                     "last_update": _day(notices.last_arrival(s, pairs)),
                     "consent_id": own.id if own else None,
+                    "linked": link is not None,
                 }
             )
     return out
@@ -198,17 +199,33 @@ def finish_link(subject: str, pending: dict[str, Any], attributes: object) -> st
 
 @bp.get("/me/sources/<code>/withdraw")
 def withdraw_page(code: str) -> ResponseReturnValue:
+    """Withdraw (with the choice to delete what was loaded); after a withdrawal that kept the
+    records, the same page deletes them later."""
     subject = current_subject()
     if subject is None:
         return redirect("/auth/login")
     lang = current_language()
     with database().session() as s:
         city = s.get(Municipality, code)
-        if city is None or linkage.self_consent(s, subject, code) is None:
+        active = city is not None and linkage.self_consent(s, subject, code) is not None
+        if city is None or not (active or _linked(s, subject, code)):
             abort(404)
         name = city.name_ja if lang == "ja" else city.name_en
         shared = erasure.plan(s, subject, municipality=code, children=True).shared_children
-    return _page("withdraw.html", w=words(lang), city=code, city_name=name, shared=shared)
+    return _page(
+        "withdraw.html", w=words(lang), city=code, city_name=name, shared=shared, active=active
+    )
+
+
+def _linked(s: Any, subject: str, code: str) -> bool:
+    return (
+        s.scalar(
+            select(PatientLink.id).where(
+                PatientLink.subject == subject, PatientLink.municipality == code
+            )
+        )
+        is not None
+    )
 
 
 @bp.post("/me/sources/<code>/withdraw")
@@ -218,17 +235,19 @@ def withdraw(code: str) -> ResponseReturnValue:
     check_csrf()
     delete_loaded = request.form.get("loaded") == "delete"
     with database().session() as s:
-        if linkage.self_consent(s, subject, code) is None:
+        active = linkage.self_consent(s, subject, code) is not None
+        if not (active or _linked(s, subject, code)):
             abort(404)
-        linkage.withdraw_municipality(
-            s,
-            subject=subject,
-            municipality=code,
-            recorded_by=client_id(),
-            reason="withdrawn in the portal",
-        )
+        if active:
+            linkage.withdraw_municipality(
+                s,
+                subject=subject,
+                municipality=code,
+                recorded_by=client_id(),
+                reason="withdrawn in the portal",
+            )
     if not delete_loaded:
-        return redirect("/me/sources?withdrawn=1", code=303)
+        return redirect("/me/sources?withdrawn=1" if active else "/me/sources", code=303)
     with database().session() as s:
         plan = erasure.plan(
             s, subject, municipality=code, children=request.form.get("children") == "1"
@@ -236,7 +255,7 @@ def withdraw(code: str) -> ResponseReturnValue:
     try:
         counts = phr_eraser().erase(plan.erase)
     except EraseUnavailable:
-        return problem_words("erase_failed", 503)
+        return problem_words("erase_failed_withdrawn" if active else "erase_failed", 503)
     forget_arrivals(plan.erase)
     return redirect(
         f"/me/sources?withdrawn=1&erased={counts.get('resources', 0)}"

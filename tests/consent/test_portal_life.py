@@ -233,6 +233,22 @@ def test_withdraw_keeping_what_was_loaded_and_a_shared_child(stack: Stack) -> No
     assert r.headers["Location"] == "/me/sources?withdrawn=1"
     assert stack.stored("P-1") == 1
     assert consented_codes(client, stack.tokens) == ["C-1", "P-2"]  # the father's consent
+    # "You can delete them later": the same page, now only offering the deletion.
+    assert 'class="button danger delete-loaded"' in client.get("/me/sources").get_data(True)
+    later = client.get(f"/me/sources/{CITY}/withdraw").get_data(as_text=True)
+    assert "から届いた記録を削除する" in later and 'value="keep"' not in later
+    # The PHR server is down: a readable page, nothing deleted.
+    working = stack.consent.extensions["consent_eraser"]
+    stack.consent.extensions["consent_eraser"] = PhrEraser("http://127.0.0.1:9", lambda: "x")
+    down = client.post(f"/me/sources/{CITY}/withdraw", data={"csrf": csrf, "loaded": "delete"})
+    assert down.status_code == 503 and stack.stored("P-1") == 1
+    stack.consent.extensions["consent_eraser"] = working
+    r = client.post(
+        f"/me/sources/{CITY}/withdraw", data={"csrf": csrf, "loaded": "delete", "children": "1"}
+    )
+    assert r.status_code == 303 and "erased=2" in r.headers["Location"]  # her Patient + weight
+    assert "shared=1" in r.headers["Location"]  # the child stays: the father reaches it
+    assert stack.stored("P-1") == 0 and stack.stored("C-1") == 1
     # Account deletion with the children's records: the child has another guardian, so the
     # child's records stay for him; the mother's go.
     sign_in(client, PARENT)
@@ -242,6 +258,7 @@ def test_withdraw_keeping_what_was_loaded_and_a_shared_child(stack: Stack) -> No
     done = client.post("/me/delete", data={"csrf": csrf, "children": "1", "understood": "1"})
     assert done.status_code == 200
     assert stack.stored("P-1") == 0 and stack.stored("C-1") == 1
+    assert consented_codes(client, stack.tokens) == ["C-1", "P-2"]  # the father's stay
 
 
 def test_account_deletion_in_two_steps(stack: Stack) -> None:
