@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -401,3 +402,55 @@ def test_arrivals_api_checks_its_input(stack: Stack) -> None:
         "/api/v1/arrivals", json={"municipality": CITY, "codes": ["a"]}, headers=stack.tokens.idp
     )
     assert wrong.status_code == 403
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_withdrawal_and_deletion_pages_on_a_phone(stack: Stack) -> None:
+    """The confirmation pages in Chromium at 360×740: withdraw keeping the records, delete the
+    account in two steps; screenshots in var/screenshots/portal-life/."""
+    from consent.app import PORTAL_SESSION_COOKIE
+    from tests.browser import browser_page
+
+    shots = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "portal-life"
+    shots.mkdir(parents=True, exist_ok=True)
+    client = stack.client
+    link_city(client, stack.tokens, PARENT, "P-1", children=CHILD)
+    stack.load(("P-1", "w-p1"), ("C-1", "w-c1"))
+    sign_in(client, PARENT)
+    client.get("/")  # the test client now holds the signed session cookie
+    cookie = client.get_cookie(PORTAL_SESSION_COOKIE)
+    assert cookie is not None
+    with live_server(stack.consent) as base, browser_page("ja-JP") as page:
+        page.context.add_cookies(
+            [{"name": PORTAL_SESSION_COOKIE, "value": cookie.value, "url": base}]
+        )
+        page.set_viewport_size({"width": 360, "height": 740})
+
+        def shot(name: str) -> None:
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 360, name
+
+        page.goto(base + "/me/sources")
+        shot("sources")
+        page.click("a.withdraw")
+        shot("withdraw")
+        page.click("#withdraw-confirm")  # "keep" is preselected
+        page.wait_for_selector("#withdrawn-notice")
+        assert stack.stored("P-1") == 1
+        page.goto(base + "/me/notices")
+        shot("notices")
+        page.goto(base + "/me/delete")
+        shot("delete-step-1")
+        page.check("#delete-children")
+        page.click("#delete-next")
+        page.wait_for_selector("#delete-review")
+        shot("delete-step-2")
+        page.click("#delete-confirm")  # the "I understand" box is required by the browser
+        assert page.url.endswith("/me/delete/review") and stack.stored("P-1") == 1
+        page.check("#understood")
+        page.click("#delete-confirm")
+        page.wait_for_selector("#deleted")
+        shot("deleted")
+        assert "削除しました" in page.locator("#deleted").inner_text()
+    assert stack.stored("P-1") == 0 and stack.stored("C-1") == 0
