@@ -410,9 +410,12 @@ def update(rtype: str, rid: str) -> ResponseReturnValue:
         status = int(e.status.split()[0])
         body = repo().read(s, access, rtype, rid).body if e.unchanged else e.found.body
         f = e.found
+        arrivals.collect(s, result.patients)
         return fhir(body, status, _etag_headers(f)), result.touched, result.patients
 
-    return handle("update", run)
+    resp = handle("update", run)
+    arrivals.flush(resp.status_code)
+    return resp
 
 
 def _json_body() -> Any:
