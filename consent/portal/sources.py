@@ -34,7 +34,15 @@ PENDING_LINK = "link"  # session key: a city consent waiting for the card attrib
 @bp.app_context_processor
 def _menu_words() -> dict[str, Any]:
     """The index page's menu entries of these pages (templates/life_menu.html)."""
-    return {"life_words": words}
+    return {"life_words": words, "life_unread": _unread}
+
+
+def _unread() -> int:
+    subject = current_subject()
+    if subject is None:
+        return 0
+    with database().session() as s:
+        return notices.unread(s, subject)
 
 
 def phr_eraser() -> PhrEraser:

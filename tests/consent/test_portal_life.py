@@ -179,6 +179,7 @@ def test_sources_notices_and_withdrawal_with_deletion(stack: Stack) -> None:
     inbox = client.get("/me/notices").get_data(as_text=True)
     assert "新しい記録が届きました" in inbox and "お子さんの新しい記録が届きました" in inbox
     assert "未読 2 件" in inbox
+    assert "(未読 2 件)" in client.get("/").get_data(as_text=True)  # on the menu too
     # An unchanged re-run changes nothing and adds no notice.
     stack.load(("P-1", "w-p1"), ("C-1", "w-c1"))
     with stack.consent.extensions["phr_db"].session() as s:
