@@ -10,6 +10,7 @@ for the portal, only after a card sign-in); they go straight into the encrypted 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, request, session
@@ -29,6 +30,7 @@ from phr_core.webapp import database, settings
 bp = Blueprint("portal_sources", __name__)
 
 PENDING_LINK = "link"  # session key: a city consent waiting for the card attributes
+PENDING_LINK_S = 600
 
 
 @bp.app_context_processor
@@ -172,13 +174,18 @@ def consent(code: str) -> ResponseReturnValue:
         "categories": categories,
         "children": include_children,
         "lang": current_language(),
+        "at": int(time.time()),
     }
     return redirect("/auth/login", code=303)
 
 
 def pending_link() -> dict[str, Any] | None:
+    """The city consent the person just asked for, if the sign-in it waits for comes within
+    PENDING_LINK_S (an abandoned one must not be recorded at some later sign-in)."""
     found = session.get(PENDING_LINK)
-    return found if isinstance(found, dict) else None
+    if not isinstance(found, dict) or not isinstance(found.get("at"), int):
+        return None
+    return found if time.time() - found["at"] <= PENDING_LINK_S else None
 
 
 def finish_link(subject: str, pending: dict[str, Any], attributes: object) -> str:

@@ -339,6 +339,13 @@ def test_consenting_from_the_portal_needs_the_card_attributes(stack: Stack) -> N
     assert pending["city"] == CITY and pending["categories"] == ["mch", "vaccination"]
     assert "name" not in json.dumps(pending)  # no personal data in the cookie
     with stack.consent.test_request_context("/auth/callback"):
+        from flask import session
+
+        session[sources.PENDING_LINK] = pending
+        assert sources.pending_link() == pending
+        session[sources.PENDING_LINK] = {**pending, "at": pending["at"] - 3600}
+        assert sources.pending_link() is None  # abandoned an hour ago: not recorded later
+    with stack.consent.test_request_context("/auth/callback"):
         # A sign-in without a card brings no attributes: nothing is recorded.
         assert sources.finish_link(PARENT, pending, None) == "/me/sources?need_card=1"
         assert sources.finish_link(PARENT, pending, dict(ATTRIBUTES)) == "/me/sources?consented=1"
