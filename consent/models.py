@@ -174,3 +174,23 @@ class ChangeLog(Base):
     changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+
+
+class PortalTokens(Base):
+    """The portal's access and refresh tokens for one signed-in browser, kept server side so the
+    session cookie holds only a random handle. Keyed by the handle's SHA-256; the tokens are
+    AES-GCM encrypted (consent.portal.token_store) under a key that is not in the database."""
+
+    __tablename__ = "consent_portal_tokens"
+
+    handle_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    sealed: Mapped[str] = mapped_column(Text)  # {"access_token", "refresh_token", "expires_at"}
+    access_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    refreshing_since: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )

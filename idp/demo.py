@@ -25,7 +25,9 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
                 "post_logout_redirect_uris": [f"{portal}/"],
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["authorization_code", "refresh_token"],
-                "scope": "openid",
+                # Sign-in, and reading the person's own and children's records (no grant:
+                # the IdP marks its tokens first-party; phr_server.policy accepts them).
+                "scope": "openid offline_access user/*.rs",
                 "phr_sector": PHR_SECTOR,
                 "phr_first_party": True,
                 "purpose": "あなたの同意とデータの利用状況を管理するため",

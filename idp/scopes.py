@@ -19,6 +19,18 @@ CONSENT_SCOPES = {
 }
 
 
+def is_first_party_scope(scope: str) -> bool:
+    """What the platform's own portal may hold without a consent grant: sign-in, refresh, and
+    reading (never writing) the signed-in person's records through `user/` SMART scopes."""
+    if scope in OIDC_SCOPES:
+        return True
+    m = SMART_RE.match(scope)
+    if not m or m.group(1) != "user":
+        return False
+    perms = m.group(3)
+    return perms == "read" or (bool(perms) and set(perms) <= {"r", "s"})
+
+
 def is_resource_scope(scope: str) -> bool:
     return bool(SMART_RE.match(scope))
 

@@ -183,10 +183,10 @@ def dev_keys() -> None:
 
 @dev.command("demo")
 def dev_demo() -> None:
-    """Load every service's demo data (idempotent)."""
+    """Load every service's demo data, the demo family included (idempotent)."""
     from phr_core.demo import load_all
 
-    added = load_all(_settings())
+    added = load_all(_settings(), family=True)
     click.echo("demo data: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
 
 
@@ -203,7 +203,7 @@ def dev_run(no_demo: bool) -> None:
     for svc in SERVICES:
         migrations.upgrade(svc, s.database_urls[svc.name])
     if not no_demo:
-        load_all(s)
+        load_all(s, family=True)
     try:
         raise SystemExit(runner.serve(s, SERVICES, extras=_dev_extras(s)))
     except ConfigError as exc:

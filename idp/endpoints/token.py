@@ -230,6 +230,7 @@ def _issue(
     at, expires_in = access_token(
         ctx, s, client, audience=audience, scope=" ".join(scope), person_id=person_id,
         grant_id=grant_id, family_id=family_id, jkt=jkt, acr=acr, patient=patient,
+        first_party=client.first_party and grant_id is None,
     )  # fmt: skip
     body: dict = {
         "access_token": at,
