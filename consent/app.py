@@ -9,6 +9,7 @@ from consent import cache as consent_cache
 from consent.api import bp as api_bp
 from consent.linkage import AttributeBox
 from consent.portal.auth import bp as portal_auth_bp
+from consent.portal.plus import BLUEPRINTS as PORTAL_PLUS_BLUEPRINTS
 from consent.portal.views import bp as portal_bp
 from consent.portal.views import error_page
 from phr_core.config import Settings
@@ -28,7 +29,10 @@ def render_error(exc: HTTPException) -> Response:
 
 def create_app(settings: Settings | None = None) -> Flask:
     app = build_app(
-        "consent", settings, [portal_bp, portal_auth_bp, api_bp], render_error=render_error
+        "consent",
+        settings,
+        [portal_bp, portal_auth_bp, *PORTAL_PLUS_BLUEPRINTS, api_bp],
+        render_error=render_error,
     )
     # Its own cookie name: cookies are not kept apart by port, and on a development host the
     # IdP's `session` cookie (same host, another port) would otherwise overwrite the portal's.
