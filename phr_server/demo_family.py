@@ -9,15 +9,17 @@ from datetime import date, timedelta
 from typing import Any
 
 from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITY, DemoFamily
-from phr_core.identifiers import pseudonym_system, source_record_system
+from phr_core.identifiers import patient_id, pseudonym_system, source_record_system
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 JP_BODY = "http://jpfhir.jp/fhir/core/CodeSystem/JP_ObservationBodyMeasurementCode_CS"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 VACCINE_SYSTEM = "urn:phr-platform:code:vaccine"
-PARENT_ID = "demo-parent"
-CHILD_ID = "demo-child"
+# Patient ids are derived from the city's code as the PHR server derives them (the IdP names
+# the SMART launch patient the same way).
+PARENT_ID = patient_id(DEMO_MUNICIPALITY.code, DEMO_FAMILY.parent_code)
+CHILD_ID = patient_id(DEMO_MUNICIPALITY.code, DEMO_FAMILY.child_code)
 
 # (age in days, weight kg, length cm, head cm): near the 2023 survey's girls' medians.
 CHILD_MEASUREMENTS = [

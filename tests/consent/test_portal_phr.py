@@ -20,6 +20,8 @@ from consent.portal.auth import TOKENS, token_store
 from consent.portal.token_store import Tokens, _hash
 from phr_core.config import Settings
 from phr_core.demo import DEMO_FAMILY
+from phr_server.demo_family import CHILD_ID as CHILD
+from phr_server.demo_family import PARENT_ID as PARENT
 from tests.consent.live_platform import (
     STRANGER,
     TIMEOUT,
@@ -76,19 +78,17 @@ def test_the_portal_reads_its_persons_and_childrens_records(platform: Platform) 
     with portal.context():
         client = phr.for_session()
         patients = {pt["id"]: pt for pt in client.patients()}
-        assert set(patients) == {"demo-parent", "demo-child"}
-        assert patients["demo-child"]["birthDate"] == DEMO_FAMILY.child_birth().isoformat()
-        weights = client.records(
-            "Observation", "demo-child", [("code", "http://loinc.org|29463-7")]
-        )
+        assert set(patients) == {f"{PARENT}", f"{CHILD}"}
+        assert patients[f"{CHILD}"]["birthDate"] == DEMO_FAMILY.child_birth().isoformat()
+        weights = client.records("Observation", f"{CHILD}", [("code", "http://loinc.org|29463-7")])
         assert len(weights) == 6
-        vaccines = client.records("Immunization", "demo-child")
+        vaccines = client.records("Immunization", f"{CHILD}")
         assert {v["vaccineCode"]["coding"][0]["code"] for v in vaccines} >= {"HepB", "MR"}
-        claims = client.records("ExplanationOfBenefit", "demo-parent")
+        claims = client.records("ExplanationOfBenefit", f"{PARENT}")
         assert len(claims) == 2
-        assert client.records("ExplanationOfBenefit", "demo-child") == []
+        assert client.records("ExplanationOfBenefit", f"{CHILD}") == []
         # $everything arrives in chunks and is a Bundle of the child's record.
-        body = b"".join(client.everything("demo-child"))
+        body = b"".join(client.everything(f"{CHILD}"))
         bundle = json.loads(body)
         types = {e["resource"]["resourceType"] for e in bundle["entry"]}
         assert types == {"Patient", "Observation", "Immunization"}
@@ -111,8 +111,8 @@ def test_another_person_reaches_none_of_it(platform: Platform) -> None:
         client = phr.for_session()
         assert client.patients() == []
         with pytest.raises(phr.NotReachable):
-            b"".join(client.everything("demo-child"))
-        assert client.records("Observation", "demo-child") == []
+            b"".join(client.everything(f"{CHILD}"))
+        assert client.records("Observation", f"{CHILD}") == []
         assert client.audit_events().resources == []
 
 
@@ -142,7 +142,7 @@ def test_tokens_stay_server_side_encrypted_refreshed_and_dropped_on_sign_out(
                 row.handle_hash, Tokens(first.access_token, first.refresh_token, 0)
             )
         client = phr.for_session()
-        assert {pt["id"] for pt in client.patients()} == {"demo-parent", "demo-child"}
+        assert {pt["id"] for pt in client.patients()} == {f"{PARENT}", f"{CHILD}"}
         with db.session() as s:
             second = store._open(_hash(handle), s.get(PortalTokens, _hash(handle)).sealed)
         assert second.access_token != first.access_token

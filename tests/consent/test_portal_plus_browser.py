@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from phr_core.config import Settings
+from phr_server.demo_family import CHILD_ID as CHILD
 from tests.browser import browser_page
 from tests.consent.live_platform import PARENT, TIMEOUT, Platform, platform_environ, running
 
@@ -62,7 +63,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
         page.screenshot(path=str(SHOTS / "portal-children-360.png"), full_page=True)
 
         page.click("#children .child >> text=記録")
-        page.wait_for_url(p.portal + "/me/records/demo-child")
+        page.wait_for_url(p.portal + f"/me/records/{CHILD}")
         assert page.locator("#observations tbody tr").count() == 18
         assert page.locator("#immunizations tbody tr").count() == 14
         assert page.get_by_role("heading", name="予防接種").is_visible()
@@ -71,7 +72,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
 
         page.goto(p.portal + "/me/children")
         page.click("#children .growth-link")
-        page.wait_for_url(p.portal + "/me/children/demo-child/growth")
+        page.wait_for_url(p.portal + f"/me/children/{CHILD}/growth")
         chart = page.get_by_role("img", name="体重（kg）の成長曲線")
         assert chart.is_visible()
         box = chart.bounding_box()
@@ -83,7 +84,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
         page.screenshot(path=str(SHOTS / "portal-growth-360.png"), full_page=True)
 
         page.click("text=予防接種の予定")
-        page.wait_for_url(p.portal + "/me/children/demo-child/vaccinations")
+        page.wait_for_url(p.portal + f"/me/children/{CHILD}/vaccinations")
         assert "済み" in page.locator("#dose-HepB-1").inner_text()
         assert "接種できます" in page.locator("#dose-VZV-1").inner_text()
         assert "まだです" in page.locator("#dose-MR-2").inner_text()
@@ -103,6 +104,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
                  "code_challenge_method": "S256"}  # fmt: skip
         page.goto(p.idp + "/authorize?" + urlencode(query))
         page.wait_for_url(p.idp + "/consent*")
+        page.check(f"input[name=patient][value='{CHILD}']")  # whose record the app opens
         page.click("#allow")
         page.wait_for_url(APP_REDIRECT + "*")
         code = parse_qs(urlsplit(page.url).query)["code"][0]
@@ -113,7 +115,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
             timeout=TIMEOUT,
         ).json()  # fmt: skip
         read = requests.get(
-            p.fhir + "/Immunization?patient=demo-child",
+            p.fhir + "/Immunization",
             headers={"Authorization": "Bearer " + tokens["access_token"]},
             timeout=TIMEOUT,
         )

@@ -13,6 +13,8 @@ import pytest
 import requests
 
 from phr_core.config import Settings
+from phr_server.demo_family import CHILD_ID as CHILD
+from phr_server.demo_family import PARENT_ID as PARENT
 from tests.consent.live_platform import (
     STRANGER,
     TIMEOUT,
@@ -53,32 +55,32 @@ def test_records_growth_schedule_history_and_export(platform: Platform) -> None:
     children = _get(browser, p, "/me/children")
     assert children.status_code == 200
     assert children.headers["Cache-Control"] == "no-store"
-    assert 'id="person-demo-parent"' in children.text and "あなた" in children.text
-    assert re.search(r'<li class="child" id="person-demo-child">', children.text)
+    assert f'id="person-{PARENT}"' in children.text and "あなた" in children.text
+    assert f'<li class="child" id="person-{CHILD}">' in children.text
     assert "女の子" in children.text and "1歳1か月" in children.text
 
-    child = _get(browser, p, "/me/records/demo-child")
+    child = _get(browser, p, f"/me/records/{CHILD}")
     assert child.status_code == 200
     assert child.text.count("<tr>") == 18 + 14 + 2  # 18 measurements, 14 doses, 2 headers
     assert 'id="claims"' not in child.text  # no bills for the child
     assert "体重" in child.text and "B型肝炎" in child.text and "2回目" in child.text
-    parent = _get(browser, p, "/me/records/demo-parent")
+    parent = _get(browser, p, f"/me/records/{PARENT}")
     assert "¥3,420" in parent.text and "会津デモ内科クリニック" in parent.text
     assert "収縮期血圧" in parent.text
 
-    growth = _get(browser, p, "/me/children/demo-child/growth")
+    growth = _get(browser, p, f"/me/children/{CHILD}/growth")
     assert growth.status_code == 200
     assert growth.text.count("<svg") == 3
     assert growth.text.count('class="child-point"') == 18
     assert growth.text.count("出典：こども家庭庁「令和5年乳幼児身体発育調査」") == 3
     assert 'aria-labelledby="chart-weight-title chart-weight-desc"' in growth.text
     assert "50〜75パーセンタイル" in growth.text  # the table alternative places each point
-    english = _get(browser, p, "/me/children/demo-child/growth?lang=en")
+    english = _get(browser, p, f"/me/children/{CHILD}/growth?lang=en")
     assert "Source: Children and Families Agency" in english.text
     assert "percentile" in english.text
     _get(browser, p, "/?lang=ja")
 
-    schedule = _get(browser, p, "/me/children/demo-child/vaccinations")
+    schedule = _get(browser, p, f"/me/children/{CHILD}/vaccinations")
     assert schedule.status_code == 200
     found = re.findall(r'class="dose dose-(\w+)" id="dose-([\w-]+)"', schedule.text)
     status = {dose: state for state, dose in found}
@@ -88,7 +90,7 @@ def test_records_growth_schedule_history_and_export(platform: Platform) -> None:
     assert status["BCG-1"] == "done" and "HPV-1" in status  # a girl
 
     # The person's own records are not a child's: no growth chart or schedule for them.
-    assert _get(browser, p, "/me/children/demo-parent/growth").status_code == 404
+    assert _get(browser, p, f"/me/children/{PARENT}/growth").status_code == 404
 
     history = _get(browser, p, "/me/history")
     assert history.status_code == 200
@@ -114,7 +116,7 @@ def test_records_growth_schedule_history_and_export(platform: Platform) -> None:
     inner = [e["resource"] for e in bundle["entry"]]
     assert [b["resourceType"] for b in inner] == ["Bundle", "Bundle"]
     ids = [b["entry"][0]["resource"]["id"] for b in inner]
-    assert ids == ["demo-parent", "demo-child"]
+    assert ids == [f"{PARENT}", f"{CHILD}"]
     assert sum(len(b["entry"]) for b in inner) == 1 + 4 + 1 + 18 + 14
 
 
@@ -123,9 +125,9 @@ def test_a_stranger_sees_nobody_elses_records(platform: Platform) -> None:
     browser = requests.Session()
     sign_in(browser, p, STRANGER)
     children = _get(browser, p, "/me/children")
-    assert 'id="no-people"' in children.text and "demo-child" not in children.text
-    for path in ("/me/records/demo-child", "/me/children/demo-child/growth",
-                 "/me/children/demo-child/vaccinations"):  # fmt: skip
+    assert 'id="no-people"' in children.text and f"{CHILD}" not in children.text
+    for path in (f"/me/records/{CHILD}", f"/me/children/{CHILD}/growth",
+                 f"/me/children/{CHILD}/vaccinations"):  # fmt: skip
         resp = _get(browser, p, path)
         assert resp.status_code == 404 and 'role="alert"' in resp.text, path
     bundle = json.loads(_get(browser, p, "/me/export/records.json").content)
