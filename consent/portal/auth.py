@@ -207,7 +207,9 @@ def callback() -> ResponseReturnValue:
             stored = Tokens.from_response(tokens)
         except TokensGone:
             raise SignInError("signin_failed") from None
-        session[TOKENS] = token_store().save(claims["sub"], stored)
+        store = token_store()
+        store.purge_idle()  # sessions closed without sign-out, a day later
+        session[TOKENS] = store.save(claims["sub"], stored)
     return redirect(f"/?lang={lang}")
 
 

@@ -9,7 +9,9 @@ yields neither a usable handle nor a token.
 Refresh tokens rotate at the IdP and a replayed one revokes the whole family, so two requests
 of one browser must never refresh at once: a request first claims the row (`refreshing_since`,
 a compare-and-set UPDATE that works alike on SQLite and PostgreSQL), refreshes without holding
-a transaction open, and stores the new pair; the others wait for it.
+a transaction open, and stores the new pair; the others wait for it. The claim also requires
+the row to still hold the tokens the request read, so a request that read just before another
+stored a new pair never refreshes with the spent refresh token.
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ class TokenStore:
                 row = s.get(PortalTokens, key)
                 if row is None or row.subject != subject:
                     raise TokensGone("no tokens for this session")
-                tokens = self._open(key, row.sealed)
+                seen = row.sealed
+                tokens = self._open(key, seen)
                 row.last_used_at = now
                 if tokens.expires_at - EARLY_REFRESH.total_seconds() > time.time():
                     return tokens.access_token
@@ -148,6 +151,10 @@ class TokenStore:
                     update(PortalTokens)
                     .where(
                         PortalTokens.handle_hash == key,
+                        # Only the tokens we read: had another request stored a new pair in
+                        # between, refreshing with our (now used) refresh token would be a
+                        # replay, and the IdP would revoke the whole family.
+                        PortalTokens.sealed == seen,
                         or_(
                             PortalTokens.refreshing_since.is_(None),
                             PortalTokens.refreshing_since < now - REFRESH_CLAIM,

@@ -171,3 +171,44 @@ def test_tokens_stay_server_side_encrypted_refreshed_and_dropped_on_sign_out(
     # The old browser session (cookie replayed) has no tokens any more.
     with portal.context(), pytest.raises(phr.SignedOut):
         phr.for_session().patients()
+
+
+def test_concurrent_requests_refresh_once(platform: Platform) -> None:
+    """Refresh tokens rotate and a replayed one revokes the family at the IdP: requests of one
+    browser that find the access token expired at the same moment must refresh only once."""
+    import threading
+
+    p = platform
+    portal = Portal(p, _signed_in(p))
+    handle = portal.handle()
+    with portal.context():
+        store = token_store()
+        key = _hash(handle)
+        with store.db.session() as s:
+            row = s.get(PortalTokens, key)
+            old = store._open(key, row.sealed)
+            row.sealed = store._seal(key, Tokens(old.access_token, old.refresh_token, 0))
+    results: list[object] = []
+
+    def read() -> None:
+        try:
+            with portal.context():
+                results.append(len(phr.for_session().patients()))
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [2, 2, 2, 2]
+    with portal.context():
+        with store.db.session() as s:
+            new = store._open(key, s.get(PortalTokens, key).sealed)
+        assert new.refresh_token != old.refresh_token
+        # The family is intact: the next refresh works too.
+        with store.db.session() as s:
+            row = s.get(PortalTokens, key)
+            row.sealed = store._seal(key, Tokens(new.access_token, new.refresh_token, 0))
+        assert len(phr.for_session().patients()) == 2
