@@ -16,8 +16,10 @@ Ages (checked against city pages restating the MHLW 事務連絡「定期の予�
 when that month has no corresponding day (`reach`); "from N months" starts on that day, and
 "until N months" (「…に至るまで」) includes it. Born 2020-04-01: 1 year on 2021-03-31, the last
 day under 1 and the first day from 1.
-INTERPRETATION, intervals: "at least N days" between doses is read as N whole days between them
-(中N日), so the next dose may be given N + 1 days after the previous one.
+Intervals (the same sources): "at least N days" means N whole days between (中N日), so the next
+dose may be given N + 1 days after the previous one (27 days: the same weekday four weeks
+later); "N months" means from the corresponding day N months later (`months_after`). Rotavirus
+ages count the day of birth as 0 weeks 0 days, and both "from" and "until" include the day.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ class Rule:
     min_age_m: int = 0
     min_age_d: int = 0  # extra days (e.g. 6 weeks = 42 days)
     legal_until_m: int | None = None  # funded until this age (months)
-    legal_until_d: int | None = None  # … or this age in days (Rotavirus)
+    legal_until_d: int | None = None  # … or until this many days after birth, inclusive
+    # (rotavirus: the day of birth is "0 weeks 0 days"; "until 24 weeks 0 days" includes it)
     std_from_m: int | None = None
     std_until_m: int | None = None
     after_prev_d: int = 0  # whole days after the previous dose of the series
@@ -142,7 +145,14 @@ SERIES: tuple[Series, ...] = (
         "Rotavirus (monovalent)",
         frozenset({"Rota1"}),
         (
-            M("1回目", "dose 1", min_age_d=42, legal_until_d=15 * 7, std_from_m=2, std_until_m=3),
+            M(
+                "1回目",
+                "dose 1",
+                min_age_d=42,
+                legal_until_d=14 * 7 + 6,
+                std_from_m=2,
+                std_until_m=3,
+            ),
             M("2回目", "dose 2", min_age_d=42, legal_until_d=24 * 7, after_prev_d=27),
         ),
     ),
@@ -152,7 +162,14 @@ SERIES: tuple[Series, ...] = (
         "Rotavirus (pentavalent)",
         frozenset({"Rota5"}),
         (
-            M("1回目", "dose 1", min_age_d=42, legal_until_d=15 * 7, std_from_m=2, std_until_m=3),
+            M(
+                "1回目",
+                "dose 1",
+                min_age_d=42,
+                legal_until_d=14 * 7 + 6,
+                std_from_m=2,
+                std_until_m=3,
+            ),
             M("2回目", "dose 2", min_age_d=42, legal_until_d=32 * 7, after_prev_d=27),
             M("3回目", "dose 3", min_age_d=42, legal_until_d=32 * 7, after_prev_d=27),
         ),
@@ -369,6 +386,16 @@ def _fiscal_year_start(d: date) -> int:
     return d.year if d.month >= 4 else d.year - 1
 
 
+def months_after(given: date, months: int) -> date:
+    """The first day a dose may follow `given` after an interval of `months` months: the
+    corresponding day, or the first day of the next month when there is none (Natori city's
+    restatement of the MHLW interpretation)."""
+    clamped = add_months(given, months)
+    if clamped.day == given.day:
+        return clamped
+    return clamped + timedelta(days=1)
+
+
 def reach(birth: date, months: int) -> date:
     """The day a child born on `birth` reaches `months` months of age (see the module notes)."""
     if months == 0:
@@ -509,7 +536,7 @@ def _one(
         if rule.after_prev_d:
             earliest = max(earliest, anchor + timedelta(days=rule.after_prev_d + 1))
         if rule.after_prev_m:
-            earliest = max(earliest, add_months(anchor, rule.after_prev_m))
+            earliest = max(earliest, months_after(anchor, rule.after_prev_m))
     if dependent and rule.std_after_prev_from_m is not None:
         prev = projected[i - 1]
         std_from = add_months(prev, rule.std_after_prev_from_m)
@@ -537,7 +564,7 @@ def _legal_until(rule: Rule, birth: date) -> date | None:
     """The last funded day: the day the age the window runs to is reached (「至るまで」
     includes it); in weeks and days (rotavirus), the day before that many days from birth."""
     if rule.legal_until_d is not None:
-        return birth + timedelta(days=rule.legal_until_d - 1)
+        return birth + timedelta(days=rule.legal_until_d)
     if rule.legal_until_m is not None:
         return reach(birth, rule.legal_until_m)
     return None

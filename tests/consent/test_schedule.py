@@ -28,6 +28,10 @@ def test_month_arithmetic_clamps_to_the_month_end() -> None:
     assert add_months(date(2025, 1, 31), 1) == date(2025, 2, 28)
     assert add_months(date(2024, 1, 31), 1) == date(2024, 2, 29)
     assert add_months(date(2025, 11, 15), 2) == date(2026, 1, 15)
+    from consent.plus.schedule import months_after
+
+    assert months_after(date(2025, 1, 31), 1) == date(2025, 3, 1)  # no February 31
+    assert months_after(date(2025, 4, 12), 6) == date(2025, 10, 12)
 
 
 def test_ages_follow_the_age_counting_law() -> None:
@@ -89,6 +93,8 @@ def test_rotavirus_must_start_by_14_weeks_6_days() -> None:
     assert by_key(schedule(BIRTH, [], last_day))[("Rota5", 1)].status in (DUE, OVERDUE)
     late = by_key(schedule(BIRTH, [], last_day + timedelta(days=1)))
     assert [late[("Rota5", n)].status for n in (1, 2, 3)] == [CLOSED, CLOSED, CLOSED]
+    # "Until 32 weeks 0 days" includes that day (the day of birth is 0 weeks 0 days).
+    assert late[("Rota5", 3)].legal_until == BIRTH + timedelta(days=224)
     # A child started on the monovalent vaccine gets its two-dose series instead.
     mono = by_key(schedule(BIRTH, [("Rota1", date(2025, 8, 12))], date(2025, 8, 20)))
     assert ("Rota5", 1) not in mono and mono[("Rota1", 2)].status == NOT_YET
