@@ -10,19 +10,23 @@ Vaccines are matched by the platform's local vaccine codes (`urn:phr-platform:co
 as the connectors write them: HepB, Rota1, Rota5, DPT-IPV-Hib, DPT-IPV, Hib, PCV13/15/20, BCG,
 MR, VZV, JE, DT, HPV).
 
-INTERPRETATION, ages: "N months old" begins on the same day of the month N months after birth
-(the month's last day when that month is shorter); a window "until N months / years"
-(「…に至るまで」) ends the day before. The 年齢計算ニ関スル法律 edge cases around month ends are
-marked unverified in the reference.
-INTERPRETATION, intervals: "at least N days" between doses is read as N whole days between them
-(中N日), so the next dose may be given N + 1 days after the previous one.
+Ages (checked against city pages restating the MHLW 事務連絡「定期の予防接種における対象者の
+解釈について」, e.g. Tome city, and the 年齢計算ニ関スル法律 / 民法143条): a child reaches N months
+(or years) at the end of the day before the corresponding day, or on the last day of the month
+when that month has no corresponding day (`reach`); "from N months" starts on that day, and
+"until N months" (「…に至るまで」) includes it. Born 2020-04-01: 1 year on 2021-03-31, the last
+day under 1 and the first day from 1.
+Intervals (the same sources): "at least N days" means N whole days between (中N日), so the next
+dose may be given N + 1 days after the previous one (27 days: the same weekday four weeks
+later); "N months" means from the corresponding day N months later (`months_after`). Rotavirus
+ages count the day of birth as 0 weeks 0 days, and both "from" and "until" include the day.
 """
 
 from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 VACCINE_SYSTEM = "urn:phr-platform:code:vaccine"
@@ -37,8 +41,7 @@ INJECTED_LIVE = {"BCG", "MR", "VZV"}
 LIVE_GAP_DAYS = 27  # injected live → injected live: 27 whole days between (mch.md §6.1)
 
 NOT_COVERED = (
-    "Hib and PCV catch-up rules that reduce the number of doses when a child starts late",
-    "PCV: dose 3 is skipped when dose 2 falls after 12 months (partly verified)",
+    "Hib catch-up rules that reduce the number of doses when a child starts late (legacy)",
     "HPV dose 2 and 3 (their number and spacing depend on the product and the age at dose 1)",
     "the maternal RSV vaccine (given to the pregnant person, not the child)",
     "the Japanese encephalitis special rule for people born 1995-04-02 to 2007-04-01",
@@ -62,7 +65,8 @@ class Rule:
     min_age_m: int = 0
     min_age_d: int = 0  # extra days (e.g. 6 weeks = 42 days)
     legal_until_m: int | None = None  # funded until this age (months)
-    legal_until_d: int | None = None  # … or this age in days (Rotavirus)
+    legal_until_d: int | None = None  # … or until this many days after birth, inclusive
+    # (rotavirus: the day of birth is "0 weeks 0 days"; "until 24 weeks 0 days" includes it)
     std_from_m: int | None = None
     std_until_m: int | None = None
     after_prev_d: int = 0  # whole days after the previous dose of the series
@@ -141,7 +145,14 @@ SERIES: tuple[Series, ...] = (
         "Rotavirus (monovalent)",
         frozenset({"Rota1"}),
         (
-            M("1回目", "dose 1", min_age_d=42, legal_until_d=15 * 7, std_from_m=2, std_until_m=3),
+            M(
+                "1回目",
+                "dose 1",
+                min_age_d=42,
+                legal_until_d=14 * 7 + 6,
+                std_from_m=2,
+                std_until_m=3,
+            ),
             M("2回目", "dose 2", min_age_d=42, legal_until_d=24 * 7, after_prev_d=27),
         ),
     ),
@@ -151,7 +162,14 @@ SERIES: tuple[Series, ...] = (
         "Rotavirus (pentavalent)",
         frozenset({"Rota5"}),
         (
-            M("1回目", "dose 1", min_age_d=42, legal_until_d=15 * 7, std_from_m=2, std_until_m=3),
+            M(
+                "1回目",
+                "dose 1",
+                min_age_d=42,
+                legal_until_d=14 * 7 + 6,
+                std_from_m=2,
+                std_until_m=3,
+            ),
             M("2回目", "dose 2", min_age_d=42, legal_until_d=32 * 7, after_prev_d=27),
             M("3回目", "dose 3", min_age_d=42, legal_until_d=32 * 7, after_prev_d=27),
         ),
@@ -368,8 +386,30 @@ def _fiscal_year_start(d: date) -> int:
     return d.year if d.month >= 4 else d.year - 1
 
 
+def months_after(given: date, months: int) -> date:
+    """The first day a dose may follow `given` after an interval of `months` months: the
+    corresponding day, or the first day of the next month when there is none (Natori city's
+    restatement of the MHLW interpretation)."""
+    clamped = add_months(given, months)
+    if clamped.day == given.day:
+        return clamped
+    return clamped + timedelta(days=1)
+
+
+def reach(birth: date, months: int) -> date:
+    """The day a child born on `birth` reaches `months` months of age (see the module notes)."""
+    if months == 0:
+        return birth
+    y, m = divmod(birth.month - 1 + months, 12)
+    year, month = birth.year + y, m + 1
+    last = calendar.monthrange(year, month)[1]
+    if birth.day > last:
+        return date(year, month, last)  # no corresponding day: the month's last day
+    return date(year, month, birth.day) - timedelta(days=1)
+
+
 def _age_day(birth: date, months: int = 0, days: int = 0) -> date:
-    return add_months(birth, months) + timedelta(days=days)
+    return reach(birth, months) + timedelta(days=days)
 
 
 def _school_entry(birth: date) -> date:
@@ -404,6 +444,28 @@ def _series_for(sex: str | None, doses: Sequence[Dose]) -> list[Series]:
     return out
 
 
+def _pcv(base: Series, birth: date, doses: Sequence[Dose], today: date) -> Series:
+    """Pneumococcal doses by the age the series starts at (city pages restating the 実施要領,
+    e.g. Sanuki, Kasukabe, Chippubetsu): up to 7 months 3 + booster, and dose 3 is dropped when
+    dose 2 comes after 12 months; 7–12 months 2 + booster; 1–2 years 2 doses 60 days apart;
+    2–5 years one dose."""
+    given = sorted(d.given_on for d in doses if d.code in base.codes)
+    start = given[0] if given else max(today, reach(birth, 2))
+    d1, d2, _, booster = base.doses
+    if start <= reach(birth, 7):
+        second = given[1] if len(given) >= 2 else max(today, start + timedelta(days=28))
+        if len(given) < 3 and second > reach(birth, 12):
+            return replace(base, doses=(d1, d2, booster))
+        return base
+    if start <= reach(birth, 12):
+        return replace(base, doses=(d1, d2, booster))
+    late = dict(min_age_m=12, legal_until_m=60)
+    if start <= reach(birth, 24):
+        return replace(base, doses=(M("1回目", "dose 1", **late),
+                                    M("2回目", "dose 2", after_prev_d=60, **late)))  # fmt: skip
+    return replace(base, doses=(M("1回", "single dose", min_age_m=24, legal_until_m=60),))
+
+
 def schedule(
     birth_date: date,
     doses: Iterable[Dose | tuple[str, date]],
@@ -418,6 +480,8 @@ def schedule(
     live_given = [d.given_on for d in recorded if d.code in INJECTED_LIVE]
     out: list[DoseStatus] = []
     for series in _series_for(sex, recorded):
+        if series.key == "PCV":
+            series = _pcv(series, birth_date, recorded, today)
         given = [d.given_on for d in recorded if d.code in series.codes]
         projected: list[date] = []  # the day each dose was (or could at the earliest be) given
         closed: list[bool] = []
@@ -445,11 +509,7 @@ def _one(
     )  # fmt: skip
     legal_until = _legal_until(rule, birth)
     std_from = _age_day(birth, rule.std_from_m) if rule.std_from_m is not None else None
-    std_until = (
-        _age_day(birth, rule.std_until_m) - timedelta(days=1)
-        if rule.std_until_m is not None
-        else None
-    )
+    std_until = reach(birth, rule.std_until_m) if rule.std_until_m is not None else None
     if rule.school_year_before_entry:
         entry = _school_entry(birth)
         std_from, std_until = date(entry.year - 1, 4, 1), entry - timedelta(days=1)
@@ -476,7 +536,7 @@ def _one(
         if rule.after_prev_d:
             earliest = max(earliest, anchor + timedelta(days=rule.after_prev_d + 1))
         if rule.after_prev_m:
-            earliest = max(earliest, add_months(anchor, rule.after_prev_m))
+            earliest = max(earliest, months_after(anchor, rule.after_prev_m))
     if dependent and rule.std_after_prev_from_m is not None:
         prev = projected[i - 1]
         std_from = add_months(prev, rule.std_after_prev_from_m)
@@ -501,11 +561,12 @@ def _one(
 
 
 def _legal_until(rule: Rule, birth: date) -> date | None:
-    """The last funded day: the day before the age the window runs to (「至るまで」)."""
+    """The last funded day: the day the age the window runs to is reached (「至るまで」
+    includes it); in weeks and days (rotavirus), the day before that many days from birth."""
     if rule.legal_until_d is not None:
-        return birth + timedelta(days=rule.legal_until_d - 1)
+        return birth + timedelta(days=rule.legal_until_d)
     if rule.legal_until_m is not None:
-        return _age_day(birth, rule.legal_until_m) - timedelta(days=1)
+        return reach(birth, rule.legal_until_m)
     return None
 
 

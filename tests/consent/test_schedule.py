@@ -28,6 +28,25 @@ def test_month_arithmetic_clamps_to_the_month_end() -> None:
     assert add_months(date(2025, 1, 31), 1) == date(2025, 2, 28)
     assert add_months(date(2024, 1, 31), 1) == date(2024, 2, 29)
     assert add_months(date(2025, 11, 15), 2) == date(2026, 1, 15)
+    from consent.plus.schedule import months_after
+
+    assert months_after(date(2025, 1, 31), 1) == date(2025, 3, 1)  # no February 31
+    assert months_after(date(2025, 4, 12), 6) == date(2025, 10, 12)
+
+
+def test_ages_follow_the_age_counting_law() -> None:
+    """An age is reached at the end of the day before the corresponding day (the month's last
+    day when there is none); 'until' includes that day, 'from' starts on it."""
+    from consent.plus.schedule import reach
+
+    assert reach(date(2020, 4, 1), 12) == date(2021, 3, 31)
+    assert reach(date(2025, 4, 1), 2) == date(2025, 5, 31)
+    assert reach(date(2025, 3, 31), 1) == date(2025, 4, 30)  # no April 31
+    assert reach(date(2024, 12, 31), 2) == date(2025, 2, 28)
+    s = by_key(schedule(date(2020, 4, 1), [], date(2021, 3, 31)))
+    assert s[("BCG", 1)].legal_until == date(2021, 3, 31)  # the last day under 1 …
+    assert s[("MR", 1)].earliest == date(2021, 3, 31)  # … is the first day from 1
+    assert s[("BCG", 1)].status != CLOSED and s[("MR", 1)].status == DUE
 
 
 def test_a_newborn_has_nothing_due_and_knows_when() -> None:
@@ -35,10 +54,10 @@ def test_a_newborn_has_nothing_due_and_knows_when() -> None:
     assert all(x.status == NOT_YET for x in s.values())
     assert ("HPV", 1) not in s  # routine for girls only
     hepb = s[("HepB", 1)]
-    assert hepb.earliest == BIRTH and hepb.next_date == date(2025, 8, 10)  # standard: 2 months
+    assert hepb.earliest == BIRTH and hepb.next_date == date(2025, 8, 9)  # standard: 2 months
     assert s[("Rota5", 1)].earliest == BIRTH + timedelta(days=42)  # 6 weeks
     assert s[("Rota5", 1)].legal_until == BIRTH + timedelta(days=104)  # 14 weeks 6 days
-    assert s[("BCG", 1)].next_date == date(2025, 11, 10)  # standard from 5 months
+    assert s[("BCG", 1)].next_date == date(2025, 11, 9)  # standard from 5 months
     assert s[("BCG", 1)].legal_until == date(2026, 6, 9)  # until the first birthday
 
 
@@ -74,6 +93,8 @@ def test_rotavirus_must_start_by_14_weeks_6_days() -> None:
     assert by_key(schedule(BIRTH, [], last_day))[("Rota5", 1)].status in (DUE, OVERDUE)
     late = by_key(schedule(BIRTH, [], last_day + timedelta(days=1)))
     assert [late[("Rota5", n)].status for n in (1, 2, 3)] == [CLOSED, CLOSED, CLOSED]
+    # "Until 32 weeks 0 days" includes that day (the day of birth is 0 weeks 0 days).
+    assert late[("Rota5", 3)].legal_until == BIRTH + timedelta(days=224)
     # A child started on the monovalent vaccine gets its two-dose series instead.
     mono = by_key(schedule(BIRTH, [("Rota1", date(2025, 8, 12))], date(2025, 8, 20)))
     assert ("Rota5", 1) not in mono and mono[("Rota1", 2)].status == NOT_YET
@@ -154,3 +175,21 @@ def test_doses_from_fhir_immunizations() -> None:
         imm("BCG", "not a date"),
     ])  # fmt: skip
     assert doses == [Dose("HepB", date(2025, 8, 12)), Dose("MR", date(2026, 6, 11))]
+
+
+def test_pneumococcal_doses_follow_the_starting_age() -> None:
+    def pcv(doses, today):  # type: ignore[no-untyped-def]
+        return [s for s in schedule(BIRTH, doses, today) if s.series == "PCV"]
+
+    assert [s.label for s in pcv([], add_months(BIRTH, 3))] == [
+        "初回 1回目", "初回 2回目", "初回 3回目", "追加"]  # fmt: skip
+    assert [s.label for s in pcv([], add_months(BIRTH, 8))] == ["初回 1回目", "初回 2回目", "追加"]
+    late = pcv([("PCV20", add_months(BIRTH, 13))], add_months(BIRTH, 13))
+    assert [s.label for s in late] == ["1回目", "2回目"]
+    assert late[1].earliest == add_months(BIRTH, 13) + timedelta(days=61)
+    assert [s.label for s in pcv([], add_months(BIRTH, 30))] == ["1回"]
+    # Started at 2 months, dose 2 after 12 months: no dose 3, the booster follows dose 2.
+    skipped = pcv([("PCV20", date(2025, 8, 12)), ("PCV15", date(2026, 6, 20))], date(2026, 7, 1))
+    assert [(s.label, s.status) for s in skipped] == [
+        ("初回 1回目", DONE), ("初回 2回目", DONE), ("追加", NOT_YET)]  # fmt: skip
+    assert skipped[2].earliest == date(2026, 6, 20) + timedelta(days=61)
