@@ -8,7 +8,12 @@ from werkzeug.exceptions import HTTPException
 from consent import cache as consent_cache
 from consent.api import bp as api_bp
 from consent.linkage import AttributeBox
+from consent.notices_api import bp as notices_api_bp
 from consent.portal.auth import bp as portal_auth_bp
+from consent.portal.deletion import bp as portal_deletion_bp
+from consent.portal.notices import bp as portal_notices_bp
+from consent.portal.plus import BLUEPRINTS as PORTAL_PLUS_BLUEPRINTS
+from consent.portal.sources import bp as portal_sources_bp
 from consent.portal.views import bp as portal_bp
 from consent.portal.views import error_page
 from phr_core.config import Settings
@@ -27,9 +32,9 @@ def render_error(exc: HTTPException) -> Response:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    app = build_app(
-        "consent", settings, [portal_bp, portal_auth_bp, api_bp], render_error=render_error
-    )
+    blueprints = [portal_bp, portal_auth_bp, *PORTAL_PLUS_BLUEPRINTS, api_bp]
+    blueprints += [portal_sources_bp, portal_deletion_bp, portal_notices_bp, notices_api_bp]
+    app = build_app("consent", settings, blueprints, render_error=render_error)
     # Its own cookie name: cookies are not kept apart by port, and on a development host the
     # IdP's `session` cookie (same host, another port) would otherwise overwrite the portal's.
     app.config["SESSION_COOKIE_NAME"] = PORTAL_SESSION_COOKIE

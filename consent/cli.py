@@ -56,6 +56,19 @@ def expire_link_requests(days: int) -> None:
     click.echo(f"expired {n} link request(s)")
 
 
+@click.command("purge-portal-tokens")
+@click.option("--hours", default=24, show_default=True, help="Idle time after which to drop.")
+def purge_portal_tokens(hours: int) -> None:
+    """Drop the portal's stored tokens of sessions idle this long (closed without sign-out);
+    sign-in also does this for the default idle time."""
+    from consent.portal.token_store import TokenStore
+
+    with _db() as (db, settings):
+        store = TokenStore(db, settings.secret("PHR_CONSENT_SECRET_KEY"))
+        n = store.purge_idle(timedelta(hours=hours))
+    click.echo(f"dropped {n} idle portal session(s)")
+
+
 @click.command("revoke-client")
 @click.argument("client_id")
 @click.option("--reason", default="revoked by the operator", show_default=True)
@@ -79,4 +92,4 @@ def export(subject: str) -> None:
     click.echo(json.dumps(bundle, ensure_ascii=False, indent=2))
 
 
-commands = [status, expire_link_requests, revoke_client, export]
+commands = [status, expire_link_requests, purge_portal_tokens, revoke_client, export]

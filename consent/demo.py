@@ -1,11 +1,34 @@
-"""Demo data for the consent service: the demo city as a participating municipality."""
+"""Demo data for the consent service: the demo city as a participating municipality, and the
+demo family (phr_core.demo.DEMO_FAMILY): development sign-in citizen 1 linked to the city, as a
+guardian of one child, with the city's consent for both."""
 
 from __future__ import annotations
 
-from consent.models import Municipality
+from sqlalchemy import select
+
+from consent import records
+from consent.linkage import guardianship_end
+from consent.models import Guardianship, Municipality, PatientLink
 from phr_core.config import Settings
 from phr_core.db import Database
-from phr_core.demo import DEMO_MUNICIPALITY
+from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITY
+
+DEMO_CATEGORIES = ["mch", "vaccination", "checkup", "claims"]
+
+
+def demo_parent_subject(settings: Settings) -> str:
+    """The PHR-sector subject the IdP gives the demo parent (development sign-in)."""
+    from idp.endpoints.interaction import demo_person_id
+    from idp.subjects import PHR_SECTOR, PairwiseSubjects
+
+    idp_db = Database(settings.database_urls["idp"])
+    try:
+        with idp_db.session() as s:
+            return PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")).subject(
+                s, PHR_SECTOR, demo_person_id(DEMO_FAMILY.parent_citizen)
+            )
+    finally:
+        idp_db.dispose()
 
 
 def load(db: Database, settings: Settings) -> int:
@@ -15,4 +38,43 @@ def load(db: Database, settings: Settings) -> int:
         if s.get(Municipality, m.code) is not None:
             return 0
         s.add(Municipality(code=m.code, name_ja=m.name_ja, name_en=m.name_en))
+    return 1
+
+
+def load_family(db: Database, settings: Settings) -> int:
+    """Link the demo parent, their child and the city's consent for both, once."""
+    m = DEMO_MUNICIPALITY
+    subject = demo_parent_subject(settings)
+    f = DEMO_FAMILY
+    with db.session() as s:
+        known = s.scalar(
+            select(PatientLink).where(
+                PatientLink.subject == subject, PatientLink.municipality == m.code
+            )
+        )
+        if known is not None:
+            return 0
+        s.add(PatientLink(subject=subject, municipality=m.code, code=f.parent_code))
+        s.add(
+            Guardianship(
+                guardian=subject,
+                municipality=m.code,
+                child_code=f.child_code,
+                relationship="mother",
+                ends_on=guardianship_end(f.child_birth()),
+            )
+        )
+        for patient in (None, (m.code, f.child_code)):
+            records.create(
+                s,
+                kind=records.PROVIDER,
+                subject=subject,
+                actor=m.code,
+                actor_name=m.name_ja,
+                categories=DEMO_CATEGORIES,
+                purpose="デモ：市の母子保健・予防接種・健診・レセプトの記録を PHR 基盤に提供する",
+                recorded_by="demo",
+                patient=patient,
+            )
+        records.touch(s, [records.patients_key(subject)])
     return 1

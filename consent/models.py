@@ -174,3 +174,57 @@ class ChangeLog(Base):
     changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+
+
+class PortalTokens(Base):
+    """The portal's access and refresh tokens for one signed-in browser, kept server side so the
+    session cookie holds only a random handle. Keyed by the handle's SHA-256; the tokens are
+    AES-GCM encrypted (consent.portal.token_store) under a key that is not in the database."""
+
+    __tablename__ = "consent_portal_tokens"
+
+    handle_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    sealed: Mapped[str] = mapped_column(Text)  # {"access_token", "refresh_token", "expires_at"}
+    access_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    refreshing_since: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class Arrival(Base):
+    """When records last arrived at the PHR server for a (municipality, code), as the PHR
+    server reports after each write that changed something: the "last update" of a source."""
+
+    __tablename__ = "consent_arrival"
+
+    municipality: Mapped[str] = mapped_column(String(6), primary_key=True)
+    code: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Notice(Base):
+    """One entry of a person's inbox ("お知らせ"): new records arrived for them or a child, or
+    a vaccination falls due. `key` keeps one notice per event (a day's arrivals, one dose)."""
+
+    __tablename__ = "consent_notice"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # records | vaccination
+    municipality: Mapped[str] = mapped_column(String(6))
+    code: Mapped[str] = mapped_column(String(128))  # whose records (the subject's or a child's)
+    relationship: Mapped[str] = mapped_column(String(16))  # self | child
+    key: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("subject", "municipality", "code", "key", name="uq_consent_notice_event"),
+        Index("ix_consent_notice_subject_created", "subject", "created_at"),
+    )

@@ -3,7 +3,7 @@
 Client metadata follows RFC 7591 / OIDC Registration; our own fields start with `phr_`:
 `phr_sector` (a named sector, static clients only), `phr_municipality` (connectors),
 `phr_required_acr` (the minimum assurance a client demands), `phr_first_party` (the portal:
-sign-in only, no consent screen), and `purpose` / `purpose#en`,
+no consent screen, no grant; its access tokens say so), and `purpose` / `purpose#en`,
 the declared purpose shown on the consent screen.
 """
 
@@ -77,12 +77,16 @@ class ClientView:
 
     @property
     def first_party(self) -> bool:
-        """The platform's own sign-in-only client (the portal): no consent screen, no grant.
-        Only for static clients in the PHR sector asking for `openid` alone."""
+        """The platform's own portal: no consent screen, no grant, and its access tokens for
+        the PHR server carry `phr_first_party` (read the person's own and children's records).
+        Only static clients (registration refuses the field) in the PHR sector whose scopes are
+        all sign-in or `user/…` read scopes (idp.scopes.is_first_party_scope)."""
+        from idp.scopes import is_first_party_scope
+
         return (
             bool(self.meta.get("phr_first_party"))
             and self.sector == "phr"
-            and self.allowed_scopes <= {"openid"}
+            and all(is_first_party_scope(sc) for sc in self.allowed_scopes)
         )
 
     @property

@@ -25,7 +25,9 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
                 "post_logout_redirect_uris": [f"{portal}/"],
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["authorization_code", "refresh_token"],
-                "scope": "openid",
+                # Sign-in, and reading the person's own and children's records (no grant:
+                # the IdP marks its tokens first-party; phr_server.policy accepts them).
+                "scope": "openid offline_access user/*.rs",
                 "phr_sector": PHR_SECTOR,
                 "phr_first_party": True,
                 "purpose": "あなたの同意とデータの利用状況を管理するため",
@@ -71,10 +73,21 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
                 "client_name": "PHR サーバ",
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["client_credentials"],
-                "scope": "consent/grants.read consent/patients.read",
+                "scope": "consent/grants.read consent/patients.read consent/arrivals.write",
                 "phr_sector": PHR_SECTOR,
             },
             settings.secret("PHR_FHIR_CLIENT_SECRET"),
+        ),
+        (
+            {
+                "client_id": settings.option("PHR_CONSENT_SERVICE_CLIENT_ID"),
+                "client_name": "同意サービス",
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["client_credentials"],
+                "scope": "phr/erase",
+                "phr_sector": PHR_SECTOR,
+            },
+            settings.secret("PHR_CONSENT_SERVICE_SECRET"),
         ),
     ]
 

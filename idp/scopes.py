@@ -16,7 +16,23 @@ CONSENT_SCOPES = {
     "consent/grants.write",
     "consent/patients.read",
     "consent/linkage",
+    "consent/arrivals.write",
+    "consent/notices.read",
 }
+# The consent service's client-credentials scope at the PHR server (phr_server/erase.py).
+PHR_SERVICE_SCOPES = {"phr/erase"}
+
+
+def is_first_party_scope(scope: str) -> bool:
+    """What the platform's own portal may hold without a consent grant: sign-in, refresh, and
+    reading (never writing) the signed-in person's records through `user/` SMART scopes."""
+    if scope in OIDC_SCOPES:
+        return True
+    m = SMART_RE.match(scope)
+    if not m or m.group(1) != "user":
+        return False
+    perms = m.group(3)
+    return perms == "read" or (bool(perms) and set(perms) <= {"r", "s"})
 
 
 def is_resource_scope(scope: str) -> bool:
@@ -28,13 +44,14 @@ def is_known(scope: str) -> bool:
         scope in OIDC_SCOPES
         or scope in SMART_CONTEXT_SCOPES
         or scope in CONSENT_SCOPES
+        or scope in PHR_SERVICE_SCOPES
         or is_resource_scope(scope)
     )
 
 
 def audience_kind(scope: str) -> str | None:
     """`fhir`, `consent` or None (scopes that only concern the IdP)."""
-    if is_resource_scope(scope) or scope in SMART_CONTEXT_SCOPES:
+    if is_resource_scope(scope) or scope in SMART_CONTEXT_SCOPES or scope in PHR_SERVICE_SCOPES:
         return "fhir"
     if scope in CONSENT_SCOPES:
         return "consent"

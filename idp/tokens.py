@@ -88,12 +88,15 @@ def access_token(
     jkt: str | None = None,
     acr: str | None = None,
     patient: str | None = None,
+    first_party: bool = False,
 ) -> tuple[str, int]:
     """A JWT access token for `audience`; returns (token, expires_in seconds).
 
     For a resource server the subject is the PHR sector's, so the PHR server knows the person
     whichever app calls; the token is then sealed (JWE) so that the app cannot read it. A token
-    only for our own userinfo carries the app's own subject and stays a plain signed JWT."""
+    only for our own userinfo carries the app's own subject and stays a plain signed JWT.
+    `first_party` (the platform's portal, no grant) adds the claim `phr_first_party`: only the
+    IdP's signature vouches for it, so no client can add it to a token of its own."""
     now = now_utc()
     exp = now + ACCESS_TOKEN_TTL
     jti = new_handle(16)
@@ -120,6 +123,8 @@ def access_token(
         claims["acr"] = acr
     if patient:
         claims["patient"] = patient  # the resource server narrows `patient/` scopes to it
+    if first_party and person_id and for_resource_server and not grant_id:
+        claims["phr_first_party"] = True
     if client.municipality and not person_id:
         claims["municipality"] = client.municipality
     if jkt:

@@ -185,12 +185,12 @@ def dev_keys() -> None:
 
 @dev.command("demo")
 def dev_demo() -> None:
-    """Load every service's demo data (idempotent)."""
+    """Load every service's demo data, the demo family and the card sandbox (idempotent)."""
     from phr_core import sandbox
     from phr_core.demo import load_all
 
     s = _settings()
-    added = load_all(s)
+    added = load_all(s, family=True)
     click.echo("demo data: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
     click.echo(sandbox.prepare(s).summary())
 
@@ -210,7 +210,7 @@ def dev_run(no_demo: bool) -> None:
     if not no_demo:
         from phr_core import sandbox
 
-        load_all(s)
+        load_all(s, family=True)
         click.echo(sandbox.prepare(s).summary())
     try:
         raise SystemExit(runner.serve(s, SERVICES, extras=_dev_extras(s)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from phr_core.config import Settings
 from phr_core.db import Database
@@ -21,14 +22,38 @@ class DemoMunicipality:
 DEMO_MUNICIPALITY = DemoMunicipality("072028", "会津若松市（デモ）", "Aizuwakamatsu (demo)")
 
 
-def load_all(settings: Settings) -> dict[str, int]:
-    """Load every service's demo data (idempotent) and say how many records each added."""
+@dataclass(frozen=True)
+class DemoFamily:
+    """A demo parent (development sign-in citizen number `parent_citizen`) linked to the demo
+    city with one child, so the portal's records, growth chart and schedule show something.
+    The child's age is fixed relative to the day the demo data is loaded."""
+
+    parent_citizen: int = 1
+    parent_code: str = "demo-parent-0001"  # the city's pseudonymous codes (synthetic)
+    child_code: str = "demo-child-0001"
+    parent_birth: date = date(1992, 5, 10)
+    child_age_days: int = 400
+    child_sex: str = "female"
+
+    def child_birth(self, today: date | None = None) -> date:
+        return (today or date.today()) - timedelta(days=self.child_age_days)
+
+
+DEMO_FAMILY = DemoFamily()
+
+
+def load_all(settings: Settings, *, family: bool = False) -> dict[str, int]:
+    """Load every service's demo data (idempotent) and say how many records each added.
+    `family` adds the demo family (DEMO_FAMILY: links and records) where a service has a share
+    of it (`load_family`): `phr dev run` and `phr dev demo` do, tests ask for it when needed."""
     added: dict[str, int] = {}
     for service in SERVICES:
         module = importlib.import_module(f"{service.package}.demo")
         db = Database(settings.database_urls[service.name])
         try:
             added[service.name] = module.load(db, settings)
+            if family and hasattr(module, "load_family"):
+                added[service.name] += module.load_family(db, settings)
         finally:
             db.dispose()
     return added

@@ -66,6 +66,8 @@ def describe(scope: str, lang: str) -> str:
             if ja
             else "Keep access while you are not using the app (until you revoke it)"
         )
+    if scope == "consent/notices.read":
+        return "お知らせ（新しい記録・予防接種の時期）を見る" if ja else "Read your notices"
     if scope == "launch/patient":
         return "どの人の記録かを選ぶ" if ja else "Know whose record you chose"
     m = SMART_RE.match(scope)

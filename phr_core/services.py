@@ -129,7 +129,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "PHR_FHIR_CLIENT_ID",
                 "phr-server",
                 "the PHR server's client id at the IdP (client credentials, scopes "
-                "consent/grants.read consent/patients.read)",
+                "consent/grants.read consent/patients.read consent/arrivals.write)",
             ),
         ),
     ),
@@ -147,6 +147,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "PHR_CONSENT_CLIENT_SECRET",
                 "the portal's client secret at the IdP (it signs citizens in there)",
             ),
+            SecretSpec(
+                "PHR_CONSENT_SERVICE_SECRET",
+                "the consent service's own client secret at the IdP, for asking the PHR server "
+                "to erase a person's records",
+            ),
         ),
         options=(
             Variable(
@@ -154,6 +159,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "phr-portal",
                 "the portal's client id at the IdP (PHR sector; redirect "
                 "$PHR_CONSENT_URL/auth/callback)",
+            ),
+            Variable(
+                "PHR_CONSENT_SERVICE_CLIENT_ID",
+                "phr-consent",
+                "the consent service's client id at the IdP (client credentials, scope "
+                "phr/erase: the only client the PHR server lets erase records)",
             ),
         ),
         session_key="PHR_CONSENT_SECRET_KEY",

@@ -7,7 +7,9 @@ Contract of an access token issued by the IdP:
           sub = the pairwise subject of the PHR sector (user tokens) or the client_id
           (client-credentials tokens), client_id, scope (space separated),
           grant_id (the consent grant; user tokens only), municipality (connector tokens),
-          cnf.jkt (DPoP-bound tokens, RFC 9449)
+          cnf.jkt (DPoP-bound tokens, RFC 9449), phr_first_party (true: the platform's own
+          portal reading for the person, no grant; the IdP sets it only for its static
+          PHR-sector client marked `phr_first_party`, see idp.clients)
   Tokens for a resource server arrive sealed: a JWE (alg dir, enc A256GCM) under a key derived
   from PHR_ACCESS_TOKEN_KEY, holding the signed JWT; `AccessTokenVerifier(decryption_key=
   access_token_cipher(secret))` opens them.
@@ -70,6 +72,7 @@ class AccessToken:
     grant_id: str | None = None
     municipality: str | None = None
     jkt: str | None = None  # DPoP key thumbprint the token is bound to
+    first_party: bool = False  # the platform's portal, reading for the signed-in person
     claims: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -160,6 +163,7 @@ class AccessTokenVerifier:
             grant_id=c.get("grant_id"),
             municipality=c.get("municipality"),
             jkt=(c.get("cnf") or {}).get("jkt"),
+            first_party=c.get("phr_first_party") is True,
             claims=dict(c),
         )
 

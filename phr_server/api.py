@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
-from phr_server import audit, search, transaction
+from phr_server import arrivals, audit, search, transaction
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
 from phr_server.policy import Access, ConsentUnavailable, Denied, decide
@@ -371,9 +371,12 @@ def transaction_endpoint() -> ResponseReturnValue:
             raise Denied("only system clients (connectors) write")
         bundle = _json_body()
         result = transaction.process(s, repo(), access, bundle)
+        arrivals.collect(s, result.patients)
         return _transaction_response(result), result.touched, result.patients
 
-    return handle("transaction", run)
+    resp = handle("transaction", run)
+    arrivals.flush(resp.status_code)  # after the commit: whose records arrived (arrivals.py)
+    return resp
 
 
 @bp.put("/<rtype>/<rid>")
@@ -407,9 +410,12 @@ def update(rtype: str, rid: str) -> ResponseReturnValue:
         status = int(e.status.split()[0])
         body = repo().read(s, access, rtype, rid).body if e.unchanged else e.found.body
         f = e.found
+        arrivals.collect(s, result.patients)
         return fhir(body, status, _etag_headers(f)), result.touched, result.patients
 
-    return handle("update", run)
+    resp = handle("update", run)
+    arrivals.flush(resp.status_code)
+    return resp
 
 
 def _json_body() -> Any:

@@ -16,6 +16,9 @@ from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
 from phr_core.webapp import build_app, settings
 from phr_server.api import TokenCache
 from phr_server.api import bp as api_bp
+from phr_server.arrivals import SCOPE as ARRIVALS_SCOPE
+from phr_server.arrivals import ArrivalNotifier
+from phr_server.erase import bp as erase_bp
 from phr_server.metadata import bp as metadata_bp
 from phr_server.policy import (
     ClientCredentials,
@@ -63,7 +66,9 @@ def create_app(
     """The PHR server. `consent` replaces the HTTP consent client (tests, single process);
     `service_token` gives the bearer token for the consent API (e.g. a `ClientCredentials`
     at the IdP); without it the caller's own access token is forwarded."""
-    app = build_app("fhir", settings, [bp, metadata_bp, api_bp], render_error=operation_outcome)
+    app = build_app(
+        "fhir", settings, [bp, metadata_bp, erase_bp, api_bp], render_error=operation_outcome
+    )
     s: Settings = app.extensions["phr_settings"]
     master = s.secret("PHR_FHIR_DATA_KEY")  # read at start: a missing key fails the start
     keyring = Keyring(master)
@@ -85,6 +90,16 @@ def create_app(
     app.extensions["phr_consent"] = consent or HttpConsentDirectory(
         s.urls["consent"], service_token=service_token
     )
+    if consent is None:  # a real consent service: tell it whose records arrive (arrivals.py)
+        app.extensions["phr_arrivals"] = ArrivalNotifier(
+            s.urls["consent"],
+            ClientCredentials(
+                s.issuer + "/token",
+                s.option("PHR_FHIR_CLIENT_ID"),
+                s.secret("PHR_FHIR_CLIENT_SECRET"),
+                scope=ARRIVALS_SCOPE,
+            ),
+        )
     app.extensions["phr_patients"] = PatientResolver()
     engine = app.extensions["phr_db"].engine
     if engine.dialect.name == "postgresql":

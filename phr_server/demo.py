@@ -47,11 +47,24 @@ def demo_organization() -> dict:
 def load(db: Database, settings: Settings) -> int:
     """Store the demo Organization once (sealed under the city's data key); running it twice
     adds nothing."""
-    resource = demo_organization()
-    validate(resource)
+    return _store(db, settings, [demo_organization()])
+
+
+def load_family(db: Database, settings: Settings) -> int:
+    """The demo family's records (phr_server.demo_family), once."""
+    from phr_server.demo_family import resources
+
+    return _store(db, settings, resources())
+
+
+def _store(db: Database, settings: Settings, wanted: list[dict]) -> int:
     repo = Repository(Keyring(settings.secret("PHR_FHIR_DATA_KEY")), b"")
+    added = 0
     with db.session() as s:
-        if s.get(StoredResource, ("Organization", resource["id"])) is not None:
-            return 0
-        repo.put(s, resource, DEMO_MUNICIPALITY.code, None)
-    return 1
+        for resource in wanted:
+            if s.get(StoredResource, (resource["resourceType"], resource["id"])) is not None:
+                continue
+            validate(resource)
+            repo.put(s, resource, DEMO_MUNICIPALITY.code, None)
+            added += 1
+    return added

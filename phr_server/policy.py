@@ -14,6 +14,11 @@ What a request may see is the intersection of
 
 Connector (client-credentials) tokens carry `system/` scopes and a `municipality`: they see
 and change only rows of that municipality.
+
+The platform's own portal holds no consent grant: the person signed in there to see their own
+data. Its tokens carry `phr_first_party` (set by the IdP, under its signature, only for its
+static PHR-sector portal client) and reach, read-only, the same Patients as above: the
+person's own and their children's.
 """
 
 from __future__ import annotations
@@ -201,8 +206,9 @@ class ClientCredentials:
 
     SCOPE = "consent/grants.read consent/patients.read"
 
-    def __init__(self, token_url: str, client_id: str, secret: str) -> None:
+    def __init__(self, token_url: str, client_id: str, secret: str, scope: str = SCOPE) -> None:
         self.token_url, self.client_id, self.secret = token_url, client_id, secret
+        self.scope = scope
         self._token: tuple[float, str] | None = None
         self._lock = threading.Lock()
 
@@ -218,7 +224,7 @@ class ClientCredentials:
             req = urllib.request.Request(  # noqa: S310 - the configured issuer
                 self.token_url,
                 data=urllib.parse.urlencode(
-                    {"grant_type": "client_credentials", "scope": self.SCOPE}
+                    {"grant_type": "client_credentials", "scope": self.scope}
                 ).encode(),
                 headers={"Authorization": f"Basic {basic}"},
             )
@@ -261,7 +267,7 @@ class Access:
 
     @property
     def system(self) -> bool:
-        return self.token.grant_id is None
+        return self.token.grant_id is None and not self.token.first_party
 
     @property
     def municipality(self) -> str | None:
@@ -373,6 +379,8 @@ def decide(
 ) -> Access:
     """Build the request's Access, or raise Denied / ConsentUnavailable."""
     requested = [s for s in map(parse_scope, token.scopes) if s is not None]
+    if token.grant_id is None and token.first_party:
+        return _first_party(token, raw_token, requested, directory, resolver, session)
     if token.grant_id is None:
         if not token.municipality or not re.fullmatch(r"\d{6}", token.municipality):
             raise Denied("a client token needs a six-digit municipality")
@@ -396,4 +404,29 @@ def decide(
     if isinstance(launch, str) and not any(s.context == "user" for s in scopes):
         # SMART: `patient/` scopes open the one record the person chose for this app.
         rel = {pid: r for pid, r in rel.items() if pid == launch}
+    return Access(token, raw_token, scopes, frozenset(rel), rel)
+
+
+READ_ONLY = frozenset("rs")
+
+
+def _first_party(
+    token: AccessToken,
+    raw_token: str,
+    requested: list[Scope],
+    directory: ConsentDirectory,
+    resolver: PatientResolver,
+    session: Any,
+) -> Access:
+    """The portal reading for the signed-in person: no grant to check, so only read and search,
+    only `user`/`patient` scopes, and only the person's own and children's Patients."""
+    if token.municipality:
+        raise Denied("a first-party token cannot name a municipality")
+    scopes = [
+        Scope(s.context, s.type, s.perms & READ_ONLY, s.filters)
+        for s in requested
+        if s.context != "system" and s.perms & READ_ONLY
+    ]
+    links = directory.patients(token.subject, raw_token)
+    rel = resolver.ids(session, links)
     return Access(token, raw_token, scopes, frozenset(rel), rel)

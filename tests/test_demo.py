@@ -64,3 +64,33 @@ def test_portal_lists_demo_municipality(
     assert DEMO_MUNICIPALITY.name_ja in client.get("/").get_data(as_text=True)
     english = client.get("/?lang=en").get_data(as_text=True)
     assert DEMO_MUNICIPALITY.name_en in english
+
+
+def test_demo_family_links_a_parent_and_child_with_records(migrated: Settings) -> None:
+    """`phr dev run` loads the demo family: citizen 1 is linked to the demo city with a child,
+    and the PHR server holds their (synthetic) records; loading twice adds nothing."""
+    from consent import linkage
+    from consent.demo import demo_parent_subject
+    from phr_core.demo import DEMO_FAMILY
+
+    first = load_all(migrated, family=True)
+    assert first["consent"] == 2 and first["fhir"] > 20
+    assert load_all(migrated, family=True) == {name: 0 for name in first}
+    db = Database(migrated.database_urls["consent"])
+    try:
+        with db.session() as s:
+            reach = linkage.patients(s, demo_parent_subject(migrated))
+    finally:
+        db.dispose()
+    assert [(code, rel) for _, code, rel, _ in reach] == [
+        (DEMO_FAMILY.parent_code, "self"),
+        (DEMO_FAMILY.child_code, "child"),
+    ]
+    db = Database(migrated.database_urls["fhir"])
+    try:
+        with db.session() as s:
+            types = set(s.scalars(select(StoredResource.resource_type)))
+    finally:
+        db.dispose()
+    assert types == {"Organization", "Patient", "Observation", "Immunization",
+                     "ExplanationOfBenefit"}  # fmt: skip

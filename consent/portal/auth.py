@@ -3,8 +3,11 @@
 Authorization code flow with PKCE (S256), `state` and `nonce`; the code is exchanged with
 client_secret_basic and the ID token's signature is checked against the IdP's JWKS, with its
 `iss`, `aud`, `exp` and `nonce`. The portal client is in the PHR sector, so the ID token's `sub`
-is the subject consent records are keyed by. Only that `sub`, the ID token (for logout) and a
-CSRF token are kept, in the signed session cookie. Tokens are never logged.
+is the subject consent records are keyed by. Only that `sub`, the ID token (for logout), a
+CSRF token and a random handle are kept in the signed session cookie; the access and refresh
+tokens for the PHR server (scope PORTAL_SCOPE; the IdP marks them first-party, see
+consent/portal/phr.py) stay server side under that handle (consent.portal.token_store), are
+refreshed there and dropped, and revoked at the IdP, on sign-out. Tokens are never logged.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, request, session
+from flask import Blueprint, Response, abort, current_app, redirect, request, session
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from consent.i18n import current_language
-from phr_core.webapp import settings
+from consent.portal.token_store import Tokens, TokensGone, TokenStore
+from phr_core.webapp import database, settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal_auth", __name__, url_prefix="/auth")
@@ -41,6 +45,9 @@ PENDING = "oidc"  # the session key of a sign-in in progress
 SUBJECT = "sub"
 ID_TOKEN = "id_token"  # noqa: S105 (a session key, not a secret)
 CSRF = "csrf"
+TOKENS = "phr"  # the session key of the handle of the server-side tokens
+# Sign-in, a refresh token, and reading (only) the person's own and children's records.
+PORTAL_SCOPE = "openid offline_access user/*.rs"
 
 
 class SignInError(Exception):
@@ -151,7 +158,7 @@ def login() -> ResponseReturnValue:
         "response_type": "code",
         "client_id": client_id(),
         "redirect_uri": redirect_uri(),
-        "scope": "openid",
+        "scope": PORTAL_SCOPE,
         "state": state,
         "nonce": nonce,
         "code_challenge": challenge,
@@ -182,30 +189,53 @@ def callback() -> ResponseReturnValue:
     code = request.args.get("code", "")
     if not code:
         raise SignInError("signin_failed")
-    tokens = _exchange(meta, code, pending["verifier"])
+    from consent.portal import sources  # (it imports this module's helpers)
+
+    link = sources.pending_link()  # a city consent waiting for the card attributes
+    tokens = _exchange(meta, code, pending["verifier"], link_attributes=link is not None)
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
         raise SignInError("signin_failed")
     claims = _verify_id_token(meta, id_token, pending["nonce"])
     lang = current_language()
+    old_handle = session.get(TOKENS)
     session.clear()
+    if isinstance(old_handle, str):
+        _forget_tokens(old_handle)
     session[SUBJECT] = claims["sub"]
     session[ID_TOKEN] = id_token
     session[CSRF] = secrets.token_urlsafe(32)
+    if isinstance(tokens.get("access_token"), str):
+        try:
+            stored = Tokens.from_response(tokens)
+        except TokensGone:
+            raise SignInError("signin_failed") from None
+        store = token_store()
+        store.purge_idle()  # sessions closed without sign-out, a day later
+        session[TOKENS] = store.save(claims["sub"], stored)
+    if link is not None:
+        return redirect(sources.finish_link(claims["sub"], link, tokens.get("phr_card_attributes")))
     return redirect(f"/?lang={lang}")
 
 
-def _exchange(meta: dict[str, Any], code: str, verifier: str) -> dict[str, Any]:
-    body = urllib.parse.urlencode(
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri(),
-            "code_verifier": verifier,
-        }
-    ).encode()
+def _exchange(
+    meta: dict[str, Any], code: str, verifier: str, *, link_attributes: bool = False
+) -> dict[str, Any]:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri(),
+        "code_verifier": verifier,
+    }
+    if link_attributes:  # the card-verified attributes, back channel only (idp/link_attributes)
+        form["phr_card_attributes"] = "1"
+    return _post_token(meta["token_endpoint"], form)
+
+
+def _post_token(url: str, form: dict[str, str]) -> dict[str, Any]:
+    body = urllib.parse.urlencode(form).encode()
     req = urllib.request.Request(  # noqa: S310
-        meta["token_endpoint"],
+        url,
         data=body,
         method="POST",
         headers={
@@ -256,12 +286,74 @@ def _verify_id_token(meta: dict[str, Any], id_token: str, nonce: str) -> dict[st
     return claims
 
 
+# --- The server-side tokens for the PHR server ----------------------------------------------------
+
+
+def token_store() -> TokenStore:
+    app = current_app
+    store = app.extensions.get("portal_tokens")
+    if store is None:
+        store = TokenStore(database(), settings().secret("PHR_CONSENT_SECRET_KEY"))
+        app.extensions["portal_tokens"] = store
+    return store
+
+
+def refresh_tokens(refresh_token: str) -> dict[str, Any]:
+    """The IdP's refresh grant; a refused refresh token means signing in again."""
+    meta = provider()
+    try:
+        return _post_token(
+            meta["token_endpoint"], {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
+    except SignInError as exc:
+        if exc.status == 503:
+            raise
+        raise TokensGone("the IdP refused the refresh token") from None
+
+
+def access_token() -> str:
+    """The signed-in person's access token for the PHR server (refreshed when due).
+    Raises TokensGone when there is none (signed out, expired, revoked)."""
+    handle, subject = session.get(TOKENS), current_subject()
+    if not isinstance(handle, str) or subject is None:
+        raise TokensGone("not signed in")
+    return token_store().access_token(handle, subject, refresh_tokens)
+
+
+def _forget_tokens(handle: str) -> None:
+    """Drop a session's tokens here and revoke the refresh token (and so its family) at the
+    IdP, best effort: the row is gone either way."""
+    tokens = token_store().drop(handle)
+    if tokens is None or not tokens.refresh_token:
+        return
+    try:
+        end = provider().get("revocation_endpoint")
+        if end:
+            form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+            req = urllib.request.Request(  # noqa: S310
+                end,
+                data=urllib.parse.urlencode(form).encode(),
+                method="POST",
+                headers={
+                    "Authorization": _basic_auth(),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            with urllib.request.urlopen(req, timeout=TIMEOUT_S):  # noqa: S310
+                pass
+    except (OSError, SignInError) as exc:
+        log.warning("refresh token not revoked at the IdP (%s)", type(exc).__name__)
+
+
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
     check_csrf()
     id_token = session.get(ID_TOKEN)
+    handle = session.get(TOKENS)
     lang = current_language()
     session.clear()
+    if isinstance(handle, str):
+        _forget_tokens(handle)
     home = settings().urls["consent"] + "/"
     try:
         end = provider().get("end_session_endpoint")

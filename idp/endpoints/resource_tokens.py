@@ -24,7 +24,7 @@ bp = Blueprint("resource_tokens", __name__)
 
 INTROSPECTED_CLAIMS = (
     *("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"),
-    *("grant_id", "municipality", "cnf", "acr"),
+    *("grant_id", "municipality", "cnf", "acr", "phr_first_party"),
 )
 
 

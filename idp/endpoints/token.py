@@ -7,7 +7,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from idp import limits, pkce, scopes
+from idp import limits, link_attributes, pkce, scopes
 from idp.client_auth import authenticate, claimed_client_id, require_confidential
 from idp.clients import ClientView
 from idp.context import IdP, idp
@@ -131,12 +131,19 @@ def _authorization_code(ctx: IdP, s: Session, client: ClientView) -> dict:
     if claimed.rowcount != 1:  # a concurrent request redeemed it first
         raise invalid_grant("the code was already used")
     scope = row.scope.split()
-    return _issue(
+    body = _issue(
         ctx, s, client, scope,
         person_id=row.person_id, grant_id=row.grant_id, family_id=family_id, nonce=row.nonce,
         sid=row.sid, auth_time=aware(row.auth_time), acr=row.acr, amr=row.amr,
         jkt=g.dpop_jkt, resource=form.get("resource"),
     )  # fmt: skip
+    # The portal linking a city: card-verified attributes, back channel only (link_attributes).
+    body.update(
+        link_attributes.for_portal(
+            s, client, row.person_id, row.acr, form.get(link_attributes.FORM_PARAM)
+        )
+    )
+    return body
 
 
 def _refresh_token(ctx: IdP, s: Session, client: ClientView) -> dict:
@@ -230,6 +237,7 @@ def _issue(
     at, expires_in = access_token(
         ctx, s, client, audience=audience, scope=" ".join(scope), person_id=person_id,
         grant_id=grant_id, family_id=family_id, jkt=jkt, acr=acr, patient=patient,
+        first_party=client.first_party and grant_id is None,
     )  # fmt: skip
     body: dict = {
         "access_token": at,

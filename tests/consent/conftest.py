@@ -66,6 +66,7 @@ class Tokens:
         issuer: str | None = None,
         sealed: bool = True,
         seal_secret: str | None = None,
+        grant_id: str | None = None,
     ) -> str:
         now = int(time.time())
         claims: dict[str, object] = {
@@ -80,6 +81,8 @@ class Tokens:
         }
         if municipality:
             claims["municipality"] = municipality
+        if grant_id:
+            claims["grant_id"] = grant_id
         header = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}
         signed = jwt.encode(header, claims, self.key)
         if not sealed:

@@ -82,3 +82,34 @@ def test_export_prints_a_fhir_bundle(
     result = cli_env.invoke(main, ["consent", "export", "sub-e"])
     assert result.exit_code == 0
     assert '"resourceType": "Bundle"' in result.output and '"Consent"' in result.output
+
+
+def test_purge_portal_tokens_drops_idle_sessions_only(
+    cli_env: CliRunner, migrated: Settings
+) -> None:
+    import time
+
+    from consent.models import PortalTokens
+    from consent.portal.token_store import Tokens as StoredTokens
+    from consent.portal.token_store import TokenStore
+    from phr_core.db import Database
+
+    db = Database(migrated.database_urls["consent"])
+    try:
+        store = TokenStore(db, migrated.secret("PHR_CONSENT_SECRET_KEY"))
+        idle = store.save("sub-idle", StoredTokens("at-1", "rt-1", time.time() + 300))
+        store.save("sub-busy", StoredTokens("at-2", "rt-2", time.time() + 300))
+        with db.session() as s:
+            s.execute(
+                update(PortalTokens)
+                .where(PortalTokens.subject == "sub-idle")
+                .values(last_used_at=utcnow() - timedelta(hours=30))
+            )
+        result = cli_env.invoke(main, ["consent", "purge-portal-tokens"])
+        assert result.exit_code == 0, result.output
+        assert "dropped 1 idle portal session(s)" in result.output
+        with db.session() as s:
+            assert [r.subject for r in s.query(PortalTokens)] == ["sub-busy"]
+        assert store.drop(idle) is None
+    finally:
+        db.dispose()

@@ -226,3 +226,67 @@ def test_first_party_portal_signs_in_without_a_grant(idp_app: Flask, register) -
     assert "grant_id" not in token_claims(idp_app, body["access_token"])
     _flow(idp_app, pretender, browser)
     assert browser.pages == ["/login", "/consent"]
+
+
+PORTAL_READ = "openid offline_access user/*.rs"
+
+
+def test_first_party_portal_reads_for_the_person_and_nobody_else_can_claim_it(
+    idp_app: Flask, register
+) -> None:
+    """The portal's access token for the PHR server is marked first-party (no grant): sealed,
+    for the PHR server, with the PHR-sector subject. No other client gets the mark: not one
+    outside the PHR sector, not one with a write scope, not an app with a grant, and dynamic
+    registration cannot set `phr_first_party` at all."""
+    from idp.scopes import is_first_party_scope
+
+    assert all(map(is_first_party_scope, PORTAL_READ.split()))
+    assert is_first_party_scope("user/Observation.read") and is_first_party_scope("user/*.s")
+    for scope in ("user/*.cruds", "user/*.write", "user/*.*", "patient/*.rs", "system/*.rs",
+                  "consent/grants.write", "user/*."):  # fmt: skip
+        assert not is_first_party_scope(scope), scope
+
+    portal = register("portal", redirect_uris=["https://portal.example.jp/cb"],
+                      phr_sector=PHR_SECTOR, phr_first_party=True, scope=PORTAL_READ)  # fmt: skip
+    browser = Browser(idp_app.test_client(), person=6)
+    body = _flow(idp_app, portal, browser, scope=PORTAL_READ)
+    assert browser.pages == ["/login"]
+    assert body["access_token"].count(".") == 4  # sealed: the portal cannot read it
+    claims = token_claims(idp_app, body["access_token"])
+    assert claims["phr_first_party"] is True and "grant_id" not in claims
+    assert claims["aud"] == idp_app.extensions["idp"].audience("fhir")
+    portal_sub = claims["sub"]
+    # A refresh keeps the mark.
+    again = idp_app.test_client().post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+        headers=basic(portal["client_id"], portal["client_secret"]),
+    )
+    assert again.status_code == 200, again.get_json()
+    assert token_claims(idp_app, again.get_json()["access_token"])["phr_first_party"] is True
+
+    # Others asking for the same: a consent screen, a grant, and no mark.
+    for client_id, meta in (
+        ("outsider", {"phr_first_party": True, "scope": PORTAL_READ}),  # not in the PHR sector
+        (
+            "writer",
+            {
+                "phr_first_party": True,
+                "phr_sector": PHR_SECTOR,
+                "scope": PORTAL_READ + " user/*.cruds",
+            },
+        ),
+        ("plain-app", {"scope": PORTAL_READ}),
+    ):
+        rp = register(client_id, **meta)
+        b = Browser(idp_app.test_client(), person=6)
+        got = _flow(idp_app, rp, b, scope=PORTAL_READ)
+        assert b.pages == ["/login", "/consent"], client_id
+        c = token_claims(idp_app, got["access_token"])
+        assert "phr_first_party" not in c and c.get("grant_id"), client_id
+        assert c["sub"] == portal_sub  # the same person at the PHR server, but with a grant
+
+    # Dynamic registration never takes the field (it is for operators only).
+    from idp.endpoints.registration import STATIC_ONLY
+
+    assert "phr_first_party" in STATIC_ONLY

@@ -1,0 +1,137 @@
+"""The notices inbox page ("お知らせ / Notices"), with read/unread (see consent/notices.py).
+
+Vaccination-due notices are worked out here, when the person opens the inbox: the consent
+service keeps no birth dates and no records, so it reads them from the PHR server with the
+person's own authority (consent.portal.phr), runs the schedule engine (consent.plus.schedule)
+for each child and for the person, and adds one notice per dose that is due, overdue or comes
+within two weeks. Once added, a notice is also what apps with `consent/notices.read` see.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from flask import Blueprint, abort, redirect, request
+from flask.typing import ResponseReturnValue
+
+from consent import linkage, notices
+from consent.i18n import current_language
+from consent.models import Notice
+from consent.plus import schedule as engine
+from consent.portal import phr
+from consent.portal.auth import check_csrf, current_subject
+from consent.portal.life_words import words
+from consent.portal.views import _day, _page
+from phr_core.identifiers import pseudonym_system
+from phr_core.webapp import database
+
+JST = timezone(timedelta(hours=9), "JST")
+
+bp = Blueprint("portal_notices", __name__)
+
+
+def notice_text(n: Notice, w: dict[str, str], lang: str = "ja") -> str:
+    template = w.get(f"notice_{n.kind}_{n.relationship}", "")
+    params = {k: str(v) for k, v in (n.params or {}).items()}
+    if lang == "en" and "vaccine_en" in params:
+        params["vaccine"] = params["vaccine_en"]
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError):
+        return template
+
+
+@bp.get("/me/notices")
+def inbox() -> ResponseReturnValue:
+    subject = current_subject()
+    if subject is None:
+        return redirect("/auth/login")
+    lang = current_language()
+    w = words(lang)
+    add_vaccinations_due(subject)
+    with database().session() as s:
+        items = [
+            {
+                "id": n.id,
+                "text": notice_text(n, w, lang),
+                "kind": n.kind,
+                "date": _day(n.created_at),
+                "unread": n.read_at is None,
+            }
+            for n in notices.inbox(s, subject)
+        ]
+        unread = notices.unread(s, subject)
+    return _page("notices.html", w=w, items=items, unread=unread)
+
+
+@bp.post("/me/notices/read")
+def mark_read() -> ResponseReturnValue:
+    subject = current_subject()
+    if subject is None:
+        abort(403)
+    check_csrf()
+    raw = request.form.get("id")
+    notice_id = int(raw) if raw and raw.isdigit() else None
+    if raw and notice_id is None:
+        abort(400)
+    with database().session() as s:
+        notices.mark_read(s, subject, notice_id)
+    return redirect("/me/notices", code=303)
+
+
+def add_vaccinations_due(subject: str, today: date | None = None) -> int:
+    """Best effort: add the due-vaccination notices of the person's Patients (self and
+    children); nothing happens when the PHR server cannot be asked right now."""
+    today = today or datetime.now(JST).date()
+    try:
+        client = phr.for_session()
+        found = _due(client, subject, today)
+    except (phr.SignedOut, phr.Unavailable, phr.NotReachable):
+        return 0
+    added = 0
+    with database().session() as s:
+        for (muni, code, rel), status in found:
+            when = status.next_date or status.earliest or today
+            added += notices.add_due(
+                s,
+                subject,
+                municipality=muni,
+                code=code,
+                relationship=rel,
+                vaccine=status.name_ja,
+                vaccine_en=status.name_en,
+                series=status.series,
+                dose=status.number,
+                due=when.isoformat(),
+            )
+    return added
+
+
+def _due(
+    client: phr.PhrClient, subject: str, today: date
+) -> list[tuple[tuple[str, str, str], engine.DoseStatus]]:
+    with database().session() as s:
+        known = {
+            (pseudonym_system(muni), code): (muni, code, rel)
+            for muni, code, rel, _ in linkage.patients(s, subject)
+        }
+    out = []
+    for pt in client.patients():
+        who = next(
+            (
+                known[(i.get("system"), i.get("value"))]
+                for i in pt.get("identifier", [])
+                if (i.get("system"), i.get("value")) in known
+            ),
+            None,
+        )
+        try:
+            born = date.fromisoformat(str(pt.get("birthDate", ""))[:10])
+        except ValueError:
+            continue
+        if who is None:
+            continue
+        doses = engine.doses_from(client.records("Immunization", pt["id"]))
+        statuses = engine.schedule(born, doses, today, pt.get("gender"))
+        out += [(who, st) for st in engine.due_soon(statuses, today)]
+    return out

@@ -1,0 +1,103 @@
+""" "My children" and the records views: checkups and measurements (Observations),
+vaccinations (Immunizations) and medical bills (ExplanationOfBenefit) of the signed-in person
+and each child, read from the PHR server with the person's own authority."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from consent.portal import phr
+from consent.portal.auth import current_subject
+from consent.portal.plus_pages import find, page, people, signed_in_page
+
+bp = Blueprint("portal_records", __name__, template_folder="templates")
+
+
+@bp.get("/me/children")
+@signed_in_page
+def children() -> ResponseReturnValue:
+    client = phr.for_session()
+    everyone = people(client, current_subject() or "")
+    return page("plus/children.html", people=everyone)
+
+
+@bp.get("/me/records/<pid>")
+@signed_in_page
+def person_records(pid: str) -> ResponseReturnValue:
+    client = phr.for_session()
+    person = find(people(client, current_subject() or ""), pid)
+    observations = [_observation_row(o) for o in client.records("Observation", pid)]
+    immunizations = [_immunization_row(i) for i in client.records("Immunization", pid)]
+    claims = [_claim_row(c) for c in client.records("ExplanationOfBenefit", pid)]
+    for rows in (observations, immunizations, claims):
+        rows.sort(key=lambda r: r["date"], reverse=True)
+    return page(
+        "plus/records.html",
+        person=person,
+        observations=observations,
+        immunizations=immunizations,
+        claims=claims,
+    )
+
+
+def _day(value: Any) -> str:
+    return str(value or "")[:10]
+
+
+def _concept(cc: dict[str, Any] | None) -> str:
+    cc = cc or {}
+    if cc.get("text"):
+        return str(cc["text"])
+    for c in cc.get("coding", []):
+        if c.get("display") or c.get("code"):
+            return str(c.get("display") or c.get("code"))
+    return ""
+
+
+def _observation_row(o: dict[str, Any]) -> dict[str, str]:
+    if "valueQuantity" in o:
+        q = o["valueQuantity"]
+        value = f"{q.get('value', '')} {q.get('unit') or q.get('code') or ''}".strip()
+    elif "valueCodeableConcept" in o:
+        value = _concept(o["valueCodeableConcept"])
+    else:
+        value = str(o.get("valueString") or o.get("valueBoolean") or o.get("valueInteger") or "")
+    when = o.get("effectiveDateTime") or (o.get("effectivePeriod") or {}).get("start")
+    return {"id": o.get("id", ""), "date": _day(when), "item": _concept(o.get("code")),
+            "value": value}  # fmt: skip
+
+
+def _immunization_row(i: dict[str, Any]) -> dict[str, str]:
+    doses = [p.get("doseNumberPositiveInt") for p in i.get("protocolApplied", [])]
+    return {
+        "id": i.get("id", ""),
+        "date": _day(i.get("occurrenceDateTime")),
+        "vaccine": _concept(i.get("vaccineCode")),
+        "dose": str(doses[0]) if doses and doses[0] else "",
+        "status": str(i.get("status", "")),
+    }
+
+
+def _claim_row(c: dict[str, Any]) -> dict[str, str]:
+    total = ""
+    for t in c.get("total", []):
+        amount = t.get("amount") or {}
+        if "value" in amount:
+            value = amount["value"]
+            total = f"¥{value:,.0f}" if amount.get("currency", "JPY") == "JPY" else str(value)
+            break
+    provider = (c.get("provider") or {}).get("display") or ""
+    return {"id": c.get("id", ""), "date": _day(c.get("created")), "provider": provider,
+            "total": total}  # fmt: skip
+
+
+@bp.app_context_processor
+def plus_menu_words() -> dict[str, object]:
+    """The "+ services" words for the links on pages outside these blueprints (the home page)."""
+    from consent.i18n import current_language
+    from consent.portal.plus_words import WORDS
+
+    return {"plus_t": WORDS[current_language()]}

@@ -1,0 +1,42 @@
+"""The vaccination schedule page: per child, each routine dose done / due / overdue / not yet,
+computed by consent.plus.schedule from the birth date and the recorded Immunizations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from consent.plus import schedule as engine
+from consent.portal import phr
+from consent.portal.auth import current_subject
+from consent.portal.plus_pages import find, page, people, signed_in_page
+from consent.portal.plus_words import NOT_COVERED_JA
+
+bp = Blueprint("portal_vaccinations", __name__, template_folder="templates")
+
+JST = timezone(timedelta(hours=9), "JST")
+
+
+@bp.get("/me/children/<pid>/vaccinations")
+@signed_in_page
+def vaccinations(pid: str) -> ResponseReturnValue:
+    client = phr.for_session()
+    child = find(people(client, current_subject() or ""), pid, child=True)
+    today = datetime.now(JST).date()
+    doses = engine.doses_from(client.records("Immunization", pid))
+    series: list[dict[str, object]] = []
+    if child.birth_date is not None:
+        for status in engine.schedule(child.birth_date, doses, today, child.sex):
+            if not series or series[-1]["key"] != status.series:
+                series.append({"key": status.series, "name_ja": status.name_ja,
+                               "name_en": status.name_en, "doses": []})  # fmt: skip
+            series[-1]["doses"].append(status)  # type: ignore[union-attr]
+    return page(
+        "plus/vaccinations.html",
+        child=child,
+        series=series,
+        today=today.isoformat(),
+        not_covered=list(zip(NOT_COVERED_JA, engine.NOT_COVERED, strict=True)),
+    )
