@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connectors.http import HttpError, JsonClient, TokenSource, TransportError
+from connectors.http import HttpError, JsonClient, TokenError, TokenSource, TransportError
 from connectors.mapping.common import Entry
 
 FHIR_JSON = "application/fhir+json"
@@ -148,6 +148,8 @@ class FhirTransport:
                     content_type=FHIR_JSON,
                 )
                 return classify(resp.body)
+            except TokenError:
+                raise  # the IdP refused our credentials: no row is at fault, stop the run
             except HttpError as exc:
                 if exc.status == 401 and not refreshed and self.tokens is not None:
                     refreshed = True

@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from connectors.client_key import load_signing_key, public_jwk
 from connectors.stub_server import StubServer
 from phr_core.cli import main
 from phr_core.config import Settings
 from tests.connectors.helpers import KEY
+
+SIGNING_KEY = "connector-signing-key-for-tests-0123456789"
 
 
 @pytest.fixture
@@ -18,11 +21,12 @@ def env(
     environ: dict[str, str], migrated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):  # type: ignore[no-untyped-def]
     with StubServer() as srv:
+        srv.state.jwk = public_jwk(load_signing_key(SIGNING_KEY))
         values = {
             **environ,
             "PHR_CONNECTOR_PSEUDONYM_KEY": KEY,
             "PHR_CONNECTOR_CLIENT_ID": "connector-test",
-            "PHR_CONNECTOR_CLIENT_SECRET": "s3cret",
+            "PHR_CONNECTOR_SIGNING_KEY": SIGNING_KEY,
             "PHR_CONNECTOR_INBOX": str(tmp_path / "inbox"),
             "PHR_FHIR_URL": srv.url,
             "PHR_ISSUER": srv.url,
