@@ -88,6 +88,7 @@ def _connector(args: argparse.Namespace, sink, db=None):  # type: ignore[no-unty
         register_path=out / "register.csv",
         report=Report(io.StringIO()),
         batch_size=args.batch_size,
+        parallel=args.parallel,
         db=db,
     )
 
@@ -297,6 +298,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "var" / "bench-city"))
     ap.add_argument("--consent-share", type=float, default=0.25)
     ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--parallel", type=int, default=2, help="transactions in flight at once")
     ap.add_argument("--server", help="PHR server base URL for the end-to-end phase")
     ap.add_argument(
         "--stub", action="store_true", help="end to end against the loopback stub server"

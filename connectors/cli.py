@@ -128,6 +128,13 @@ def synth(
     help="Resources per transaction Bundle.",
 )
 @click.option(
+    "--parallel",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Transactions in flight at once (the PHR server runs several workers).",
+)
+@click.option(
     "--ca-file",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
@@ -146,6 +153,7 @@ def run(
     dry_run: bool,
     report: Path | None,
     batch_size: int,
+    parallel: int,
     ca_file: str | None,
     scope: str,
     full: bool,
@@ -191,6 +199,7 @@ def run(
                 db=None if dry_run else Database(s.database_urls["connector"]),
                 register_path=register_path,
                 batch_size=batch_size,
+                parallel=parallel,
                 report=Report(rep),
                 progress=Progress(),
                 use_cache=not full,

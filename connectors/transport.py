@@ -15,6 +15,7 @@ PHR server contract (assumed; the server is built concurrently):
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,11 +122,21 @@ class FhirTransport:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base = fhir_url.rstrip("/")
-        self.client = JsonClient(self.base, ca_file=ca_file, timeout=300)
+        self._ca_file = ca_file
+        self._local = threading.local()  # one kept-alive connection per sending thread
+        self._clients: list[JsonClient] = []
         self.tokens = tokens
         self.retries = retries
         self.backoff = backoff
         self.sleep = sleep
+
+    @property
+    def client(self) -> JsonClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = JsonClient(self.base, ca_file=self._ca_file, timeout=300)
+            self._clients.append(client)
+        return client
 
     def _headers(self, refresh: bool = False) -> dict[str, str]:
         h = {"Accept": FHIR_JSON}
@@ -164,4 +175,5 @@ class FhirTransport:
                 self.sleep(self.backoff * (2 ** (attempt - 1)))
 
     def close(self) -> None:
-        self.client.close()
+        for client in self._clients:
+            client.close()
