@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -304,6 +305,38 @@ def _coercions(raw: Any, dumped: Any, path: str, out: list[dict[str, Any]]) -> N
         out.append(issue(path, f"{path} has the wrong JSON type"))
 
 
+def _primitive_types(
+    obj: BaseModel, raw: dict[str, Any], path: str, out: list[dict[str, Any]]
+) -> None:
+    """_coercions for one model object, comparing its primitive values with the raw JSON at
+    the same place: the same findings as dumping the whole model and walking both trees,
+    without the dump (which cost about half of validating a resource)."""
+    for name, info in type(obj).model_fields.items():
+        key = info.alias or name
+        if key not in raw:
+            continue
+        value = getattr(obj, name, None)
+        if value is None or isinstance(value, BaseModel):
+            continue
+        if isinstance(value, list):
+            items = raw[key] if isinstance(raw[key], list) else []
+            for i, (a, b) in enumerate(zip(items, value, strict=False)):
+                if not isinstance(b, BaseModel):
+                    _coercions(a, _json_kind(b), f"{path}.{key}[{i}]", out)
+        else:
+            _coercions(raw[key], _json_kind(value), f"{path}.{key}", out)
+
+
+def _json_kind(value: Any) -> Any:
+    """A primitive model value as the JSON dump would type it: booleans and numbers stay,
+    everything else (dates, times, codes, Decimal-as-string forms) compares as a string."""
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
 def _loc_path(root: str, loc: tuple[Any, ...]) -> str:
     path = root
     for part in loc:
@@ -341,8 +374,6 @@ def validate(
         raise Invalid(issues) from None
 
     issues: list[dict[str, Any]] = []
-    dumped = model.model_dump(mode="json", exclude_none=True)
-    _coercions(resource, dumped, base, issues)
 
     for dotted, allowed in CODES.get(rtype, {}).items():
         for value, p in _raw_values(resource, dotted, base):
@@ -378,6 +409,7 @@ def validate(
     for obj, p in _walk(model, base):
         kind = type(obj).__name__
         raw_here = dict(_raw_items(resource, p, base))
+        _primitive_types(obj, raw_here, p, issues)
         for element, allowed in DATATYPE_CODES.get(kind, {}).items():
             value = getattr(obj, element, None)
             if value is not None and value not in allowed:
