@@ -253,20 +253,24 @@ TARGETS: dict[str, set[str]] = {
 }
 
 
-def _walk(obj: Any, path: str) -> Iterator[tuple[BaseModel, str]]:
-    """Every model instance inside `obj`, with its FHIRPath-like location."""
+def _walk(obj: Any, path: str, raw: Any) -> Iterator[tuple[BaseModel, str, dict[str, Any]]]:
+    """Every model instance inside `obj`, with its FHIRPath-like location and the raw JSON
+    object at that place (walked alongside, for values the model rewrote)."""
     if isinstance(obj, list):
+        items = raw if isinstance(raw, list) else []
         for i, item in enumerate(obj):
-            yield from _walk(item, f"{path}[{i}]")
+            yield from _walk(item, f"{path}[{i}]", items[i] if i < len(items) else None)
         return
     if not isinstance(obj, BaseModel):
         return
-    yield obj, path
+    here = raw if isinstance(raw, dict) else {}
+    yield obj, path, here
     for name, info in type(obj).model_fields.items():
         value = getattr(obj, name, None)
         if value is None or name == "fhir_comments":
             continue
-        yield from _walk(value, f"{path}.{info.alias or name}")
+        key = info.alias or name
+        yield from _walk(value, f"{path}.{key}", here.get(key))
 
 
 def _strip_indexes(path: str) -> str:
@@ -406,9 +410,8 @@ def validate(
     ):
         issues.append(issue(f"{base}.dataAbsentReason", "obs-6: dataAbsentReason with a value"))
 
-    for obj, p in _walk(model, base):
+    for obj, p, raw_here in _walk(model, base, resource):
         kind = type(obj).__name__
-        raw_here = dict(_raw_items(resource, p, base))
         _primitive_types(obj, raw_here, p, issues)
         for element, allowed in DATATYPE_CODES.get(kind, {}).items():
             value = getattr(obj, element, None)
@@ -435,19 +438,6 @@ def validate(
     issues.extend(profiles.check(resource, base))  # JP Core (profiles.py)
     if issues:
         raise Invalid(issues)
-
-
-def _raw_items(resource: dict[str, Any], path: str, base: str) -> Iterator[tuple[str, Any]]:
-    """The raw JSON object at `path` (as built by _walk), for values the model rewrote."""
-    node: Any = resource
-    for part in re.findall(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]", path[len(base) :]):
-        key, idx = part
-        if key:
-            node = node.get(key) if isinstance(node, dict) else None
-        else:
-            node = node[int(idx)] if isinstance(node, list) and int(idx) < len(node) else None
-    if isinstance(node, dict):
-        yield from node.items()
 
 
 def _check_reference(
