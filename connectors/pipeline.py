@@ -42,26 +42,6 @@ SOURCES = ("mch", "vaccination", "uke")
 SHARED = {"Patient", "Organization", "Coverage", "RelatedPerson"}
 
 
-def _with_refs(node: Any, subst: dict[str, str]) -> Any:
-    """A copy of `node` with `reference`s in `subst` replaced (unchanged parts are shared)."""
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref in subst:
-            return {**node, "reference": subst[ref]}
-        out = None
-        for k, v in node.items():
-            if isinstance(v, dict | list):
-                new = _with_refs(v, subst)
-                if new is not v:
-                    out = out or dict(node)
-                    out[k] = new
-        return out if out is not None else node
-    if isinstance(node, list):
-        items = [_with_refs(v, subst) for v in node]
-        return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
-    return node
-
-
 @dataclass
 class _Flight:
     """One batch sent (or being sent) to the server."""
@@ -204,9 +184,6 @@ class Connector:
         )
         self._validated: set[str] = set()
         self._landed: set[str] = set()  # shared identities (Patient, …) the server acknowledged
-        # fullUrl → (Type/id on the server, content hash) of shared resources it stored in this
-        # run: later batches reference them by id instead of sending them again
-        self._stored: dict[str, tuple[str, str]] = {}
         self.cache: SentCache | None = None
         if self.db is not None and self.sink is not None and self.use_cache:
             self.cache = SentCache(self.db, self.municipality)
@@ -291,9 +268,7 @@ class Connector:
                 if out is not None:
                     summary.sent += len(f.pending)
                     self._count(summary, out)
-                    self._remember_stored(f.pending, out)
             except Refused:
-                self._stored.clear()  # perhaps a referenced resource is gone: send them all
                 done = self._send_one_by_one(name, f.pending, summary, reject)
             refused[0] += summary.rejected - before
             if self.cache is not None:
@@ -352,12 +327,10 @@ class Connector:
             batch = [e for _, es, _ in pending for e in es]
             if pool is None:
                 try:
-                    out = self.sink.send(self._by_server_id(batch))  # type: ignore[union-attr]
+                    out = self.sink.send(batch)  # type: ignore[union-attr]
                     summary.sent += len(pending)
                     self._count(summary, out)
-                    self._remember_stored(pending, out)
                 except Refused:
-                    self._stored.clear()
                     pending = self._send_one_by_one(name, pending, summary, reject)
                 if self.cache is not None:
                     self.cache.remember({k: v for _, _, h in pending for k, v in h.items()})
@@ -368,7 +341,7 @@ class Connector:
             new = {identity(e) for e in batch} - self._landed - set(known)
             if any(f.identities & new for f in flight):
                 drain()  # it shares a not-yet-stored identity with a batch in flight: wait
-            future = pool.submit(self.sink.send, self._by_server_id(batch))  # type: ignore[union-attr]
+            future = pool.submit(self.sink.send, batch)  # type: ignore[union-attr]
             flight.append(_Flight(future, pending, last_line, new, cut, refused[0]))
             drain(keep=self.parallel - 1)
 
@@ -411,34 +384,6 @@ class Connector:
             self._checkpoint(source, sha, state["last_line"], summary, "done")
             self._finish(run_id, summary)
         return summary
-
-    def _by_server_id(self, batch: list[Entry]) -> list[Entry]:
-        """The batch to send: shared resources (Patient, Organization, …) that the server
-        already stored in this run with this very content are left out and referenced by
-        their `Type/id`, so the server neither validates nor compares them again."""
-        if not self._stored:
-            return batch
-        subst: dict[str, str] = {}
-        keep: list[Entry] = []
-        for e in batch:
-            hit = self._stored.get(e.full_url) if e.resource_type in SHARED else None
-            if hit is not None and hit[1] == content_hash(e):
-                subst[e.full_url] = hit[0]
-            else:
-                keep.append(e)
-        if not subst:
-            return batch
-        return [
-            Entry(e.resource_type, e.system, e.value, _with_refs(e.resource, subst)) for e in keep
-        ]
-
-    def _remember_stored(
-        self, pending: list[tuple[Record, list[Entry], Any]], out: Outcomes
-    ) -> None:
-        for _, entries, _ in pending:
-            for e in entries:
-                if e.resource_type in SHARED and e.full_url in out.refs:
-                    self._stored[e.full_url] = (out.refs[e.full_url], content_hash(e))
 
     def _send_one_by_one(
         self,

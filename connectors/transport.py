@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from connectors.http import HttpError, JsonClient, TokenError, TokenSource, TransportError
@@ -32,8 +32,6 @@ class Outcomes:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    # fullUrl → the `Type/id` the server stored it under (from response.location)
-    refs: dict[str, str] = field(default_factory=dict)
 
 
 class Refused(RuntimeError):
@@ -67,18 +65,6 @@ def transaction(entries: list[Entry]) -> dict[str, Any]:
             for url, e in by_url.items()
         ],
     }
-
-
-def classify_with_refs(response_bundle: Any, sent: dict[str, Any]) -> Outcomes:
-    """classify(), plus where the server stored each entry (entries answer in order)."""
-    out = classify(response_bundle)
-    answers = response_bundle.get("entry", [])
-    for entry, answer in zip(sent.get("entry", []), answers, strict=False):
-        location = str((answer.get("response") or {}).get("location") or "")
-        parts = location.split("/")
-        if len(parts) >= 2 and parts[0] == entry["resource"].get("resourceType"):
-            out.refs[entry["fullUrl"]] = f"{parts[0]}/{parts[1]}"
-    return out
 
 
 def classify(response_bundle: Any) -> Outcomes:
@@ -172,7 +158,7 @@ class FhirTransport:
                     headers=self._headers(refreshed),
                     content_type=FHIR_JSON,
                 )
-                return classify_with_refs(resp.body, bundle)
+                return classify(resp.body)
             except TokenError:
                 raise  # the IdP refused our credentials: no row is at fault, stop the run
             except HttpError as exc:

@@ -20,7 +20,7 @@ from connectors.pipeline import Connector, Report, detect_source
 from connectors.pseudonym import Pseudonymizer
 from connectors.sent_cache import identity
 from connectors.stub_server import StubServer
-from connectors.transport import FhirTransport, Outcomes, transaction
+from connectors.transport import FhirTransport
 from phr_core.config import Settings
 from phr_core.db import Database
 from tests.connectors.helpers import CITY, KEY, codes_of, consents, make_city
@@ -325,63 +325,3 @@ def test_parallel_crash_resumes_without_loss_or_duplicates(
     assert server.state.store == want_store
     assert (again.read, again.sent) == (want.read, want.sent)
     db.dispose()
-
-
-class Locating:
-    """A sink that answers like the PHR server, with where it stored each entry."""
-
-    def __init__(self) -> None:
-        self.bundles: list[dict[str, Any]] = []
-        self.ids: dict[str, str] = {}
-
-    def send(self, entries: list[Any]) -> Outcomes:
-        bundle = transaction(entries)
-        self.bundles.append(bundle)
-        out = Outcomes()
-        for e in bundle["entry"]:
-            ref = self.ids.setdefault(
-                e["fullUrl"], f"{e['resource']['resourceType']}/{len(self.ids)}"
-            )
-            out.refs[e["fullUrl"]] = ref
-            out.created += 1
-        return out
-
-
-def _references(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        own = [node["reference"]] if isinstance(node.get("reference"), str) else []
-        return own + [r for v in node.values() for r in _references(v)]
-    if isinstance(node, list):
-        return [r for v in node for r in _references(v)]
-    return []
-
-
-@pytest.mark.parametrize("parallel", [1, 3])
-def test_stored_shared_resources_are_referenced_by_id_not_resent(
-    city: dict[str, Any], parallel: int
-) -> None:
-    sink = Locating()
-    c = Connector(
-        CITY,
-        Pseudonymizer(KEY),
-        consents(city["consents"]),
-        sink,
-        register_path=city["register"],
-        report=Report(io.StringIO()),
-        batch_size=40,
-        parallel=parallel,
-    )
-    _run_all(c, city)
-    patients = [e["fullUrl"] for b in sink.bundles for e in b["entry"] if e["fullUrl"] in sink.ids
-                and e["resource"]["resourceType"] == "Patient"]  # fmt: skip
-    assert patients and len(patients) == len(set(patients))  # each Patient sent once
-    by_id = 0
-    for b in sink.bundles:
-        own = {e["fullUrl"] for e in b["entry"]}
-        for ref in _references(b):
-            if ref.startswith("urn:uuid:"):
-                assert ref in own  # every urn:uuid reference resolves inside its Bundle
-            else:
-                assert ref in sink.ids.values()  # or names what the server stored
-                by_id += 1
-    assert by_id > 0
