@@ -117,6 +117,7 @@ def _connector(args: argparse.Namespace, sink, db=None):  # type: ignore[no-unty
         report=Report(io.StringIO()),
         batch_size=args.batch_size,
         parallel=args.parallel,
+        validate_resources=not args.server_validates_only,
         db=db,
     )
 
@@ -359,6 +360,11 @@ def main() -> None:
     ap.add_argument("--consent-share", type=float, default=0.25)
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--parallel", type=int, default=2, help="transactions in flight at once")
+    ap.add_argument(
+        "--server-validates-only",
+        action="store_true",
+        help="load without the connector's own R4B validation (the server validates anyway)",
+    )
     ap.add_argument("--server", help="PHR server base URL for the end-to-end phase")
     ap.add_argument(
         "--stub", action="store_true", help="end to end against the loopback stub server"

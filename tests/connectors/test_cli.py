@@ -93,3 +93,22 @@ def test_consents_from_the_consent_service(env) -> None:  # type: ignore[no-unty
     assert srv.state.store
     link = runner.invoke(main, ["connector", "link", "--register", str(inbox / "register.csv")])
     assert link.exit_code == 0 and "0 matched (0 children named), 0 no match" in link.output
+
+
+def test_no_local_validation_leaves_it_to_the_server(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import connectors.pipeline as pipeline
+
+    srv, inbox = env
+    runner = CliRunner()
+    r = runner.invoke(main, ["connector", "synth", "--residents", "300", "--months", "1"])
+    assert r.exit_code == 0, r.output
+    calls: list[str] = []
+    real = pipeline.validate
+    monkeypatch.setattr(pipeline, "validate", lambda res: (calls.append("v"), real(res)))
+    consent = str(inbox / "consents.json")
+    args = ["connector", "run", "--consent-file", consent, "--no-local-validation"]
+    sent = runner.invoke(main, args)
+    assert sent.exit_code == 0, sent.output
+    assert srv.state.store and calls == []  # loaded, and the connector validated nothing
+    dry = runner.invoke(main, [*args, "--dry-run"])
+    assert dry.exit_code == 0 and calls  # a dry run always validates
