@@ -170,13 +170,13 @@ def phase_load(args: argparse.Namespace) -> dict[str, object]:
             out["connector_cpu_s"] = _cpu_self() - c0
             if server_cpu:
                 out["server_cpu_s"] = server_cpu() - s0
-            n = max(int(out["created"]) + int(out["updated"]) + int(out["unchanged"]), 1)
+            n = int(out["created"]) + int(out["updated"]) + int(out["unchanged"])
             out["entries_acknowledged"] = n
             out["entries_per_s"] = n / float(out["seconds"])
             out["connector_cpu_ms_per_resource"] = (
                 1000 * out["connector_cpu_s"] / max(int(out["resources"]), 1)
             )
-            if server_cpu:
+            if server_cpu and n:
                 out["server_cpu_ms_per_entry"] = 1000 * out["server_cpu_s"] / n
             return out
 
