@@ -203,12 +203,13 @@ def phase_load(args: argparse.Namespace) -> dict[str, object]:
             stub.wait()
     if args.phr_server:
         return _with_phr_server(args, run)
+    from connectors.client_key import ClientAssertion, load_signing_key
     from phr_core.config import load_settings
 
-    s = load_settings()
-    tokens = TokenSource(
-        s.issuer, s.option("PHR_CONNECTOR_CLIENT_ID"), s.secret("PHR_CONNECTOR_CLIENT_SECRET")
-    )
+    s = load_settings()  # a real server: the connector's own key, private_key_jwt at the IdP
+    client_id = s.option("PHR_CONNECTOR_CLIENT_ID")
+    key = load_signing_key(s.secret("PHR_CONNECTOR_SIGNING_KEY"))
+    tokens = TokenSource(s.issuer, client_id, signer=ClientAssertion(client_id, key))
     return run(args.server, tokens)
 
 
