@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from connectors.client_key import ClientAssertion
 from phr_core.config import is_loopback_host
 
 
@@ -142,36 +143,66 @@ def basic_auth(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair).decode()
 
 
+class TokenError(HttpError):
+    """The IdP refused the connector's token request: the RFC 6749 error and its description
+    (which name the problem: wrong key, expired or replayed assertion), never a credential."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        detail = f"{error} ({description})" if description else error
+        super().__init__(status, f"the IdP refused the connector's token request: {detail}")
+        self.error = error
+        self.description = description
+
+
 class TokenSource:
-    """Client-credentials access tokens from the IdP's token endpoint (client_secret_basic),
-    one per resource (RFC 8707 `resource`), cached until shortly before they expire."""
+    """Client-credentials access tokens from the IdP's token endpoint, one per resource
+    (RFC 8707 `resource`), cached until shortly before they expire. The client authenticates
+    with `private_key_jwt` (a fresh RFC 7523 assertion per request) when given a signer,
+    else with `client_secret_basic`."""
 
     def __init__(
         self,
         issuer: str,
         client_id: str,
-        secret: str,
+        secret: str | None = None,
         *,
+        signer: ClientAssertion | None = None,
         scope: str = "system/*.cu",
         ca_file: str | None = None,
     ) -> None:
+        if (secret is None) == (signer is None):
+            raise ValueError("give the connector either a client secret or a signing key")
         self.client = JsonClient(issuer, ca_file=ca_file)
         self.client_id = client_id
         self._secret = secret
+        self._signer = signer
         self.scope = scope
         self._tokens: dict[str, tuple[str, float]] = {}
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.client.base + "/token"
 
     def token(self, resource: str, *, refresh: bool = False, scope: str | None = None) -> str:
         scope = scope or self.scope
         hit = self._tokens.get(f"{scope} {resource}")
         if hit and not refresh and hit[1] > time.monotonic():
             return hit[0]
-        resp = self.client.request(
-            "POST",
-            "/token",
-            form={"grant_type": "client_credentials", "scope": scope, "resource": resource},
-            headers={"Authorization": basic_auth(self.client_id, self._secret)},
-        )
+        form = {"grant_type": "client_credentials", "scope": scope, "resource": resource}
+        headers: dict[str, str] = {}
+        if self._signer is not None:
+            form.update(self._signer.form(self.token_endpoint))
+        else:
+            headers["Authorization"] = basic_auth(self.client_id, self._secret or "")
+        try:
+            resp = self.client.request("POST", "/token", form=form, headers=headers)
+        except HttpError as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            error = body.get("error")
+            if not isinstance(error, str):
+                raise
+            desc = body.get("error_description")
+            raise TokenError(exc.status, error, desc if isinstance(desc, str) else "") from None
         body = resp.body or {}
         access = body.get("access_token")
         if not isinstance(access, str):

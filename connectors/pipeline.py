@@ -10,7 +10,9 @@ import hashlib
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,21 @@ from connectors.validation import validate
 from phr_core.db import Database
 
 SOURCES = ("mch", "vaccination", "uke")
+# Resources many batches carry (each batch is self-contained): once the server acknowledged
+# one, later batches holding it may be in flight together (they update, never create, it).
+SHARED = {"Patient", "Organization", "Coverage", "RelatedPerson"}
+
+
+@dataclass
+class _Flight:
+    """One batch sent (or being sent) to the server."""
+
+    future: Future[Outcomes] | None
+    pending: list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]]
+    last_line: int
+    identities: set[str]
+    counters: dict[str, int]  # the run's counters when the batch was cut
+    refused: int  # rows refused by the server before it was cut
 
 
 @dataclass
@@ -152,6 +169,10 @@ class Connector:
     validate_resources: bool = True
     on_batch: Callable[[int], None] | None = None  # test hook: called after each acknowledged batch
     use_cache: bool = True  # False (`--full`): send every consented row again
+    # Transactions in flight at once (the PHR server runs several workers). Batches that
+    # share an identity the server may not hold yet are never in flight together, so two
+    # conditional creates of one resource cannot race; checkpoints advance in file order.
+    parallel: int = 1
 
     def __post_init__(self) -> None:
         self.consented: dict[str, set[str]] = {}
@@ -162,6 +183,7 @@ class Connector:
             self.register_path, self.pseudo, everyone, self.consented["uke"]
         )
         self._validated: set[str] = set()
+        self._landed: set[str] = set()  # shared identities (Patient, …) the server acknowledged
         self.cache: SentCache | None = None
         if self.db is not None and self.sink is not None and self.use_cache:
             self.cache = SentCache(self.db, self.municipality)
@@ -230,6 +252,41 @@ class Connector:
             if run_id is not None:
                 self._row_error(run_id, p)
 
+        pool = ThreadPoolExecutor(self.parallel) if self.parallel > 1 and not dry else None
+        flight: deque[_Flight] = deque()
+
+        refused = [0]  # rows the server refused so far (counted when their batch completes)
+
+        def complete(f: _Flight) -> None:
+            """Account for one sent batch, strictly in file order. The checkpoint's counters
+            are those of the rows up to its line: reading counters as they were when the
+            batch was cut, sending counters of the batches completed so far (all earlier)."""
+            before = summary.rejected
+            try:
+                out = f.future.result() if f.future is not None else None
+                done = f.pending
+                if out is not None:
+                    summary.sent += len(f.pending)
+                    self._count(summary, out)
+            except Refused:
+                done = self._send_one_by_one(name, f.pending, summary, reject)
+            refused[0] += summary.rejected - before
+            if self.cache is not None:
+                self.cache.remember({k: v for _, _, h in done for k, v in h.items()})
+            for _, es, _ in done:
+                self._landed.update(identity(e) for e in es if e.resource_type in SHARED)
+            upto = Summary(**f.counters)
+            upto.rejected += refused[0] - f.refused
+            for k in ("sent", "created", "updated", "unchanged"):
+                setattr(upto, k, getattr(summary, k))
+            self._checkpoint(source, sha, f.last_line, upto, "running")
+            if self.on_batch and f.pending:
+                self.on_batch(f.last_line)
+
+        def drain(keep: int = 0) -> None:
+            while len(flight) > keep:
+                complete(flight.popleft())
+
         def flush() -> None:
             if not candidates:
                 return
@@ -257,23 +314,36 @@ class Connector:
                     reject(Problem(name, rec.line, exc.field, exc.reason))
                     continue
                 pending.append((rec, entries, hashes))
-            if pending and not dry:
-                batch = [e for _, es, _ in pending for e in es]
+            candidates.clear()
+            state["size"] = 0
+            if dry:
+                return
+            last_line = state["last_line"]
+            cut = asdict(summary)
+            if not pending:
+                flight.append(_Flight(None, [], last_line, set(), cut, refused[0]))
+                drain(keep=self.parallel - 1 if pool else 0)
+                return
+            batch = [e for _, es, _ in pending for e in es]
+            if pool is None:
                 try:
                     out = self.sink.send(batch)  # type: ignore[union-attr]
                     summary.sent += len(pending)
                     self._count(summary, out)
-                    done = pending
                 except Refused:
-                    done = self._send_one_by_one(name, pending, summary, reject)
+                    pending = self._send_one_by_one(name, pending, summary, reject)
                 if self.cache is not None:
-                    self.cache.remember({k: v for _, _, h in done for k, v in h.items()})
-            if not dry:
-                self._checkpoint(source, sha, state["last_line"], summary, "running")
+                    self.cache.remember({k: v for _, _, h in pending for k, v in h.items()})
+                self._checkpoint(source, sha, last_line, summary, "running")
                 if self.on_batch and pending:
-                    self.on_batch(state["last_line"])
-            candidates.clear()
-            state["size"] = 0
+                    self.on_batch(last_line)
+                return
+            new = {identity(e) for e in batch} - self._landed - set(known)
+            if any(f.identities & new for f in flight):
+                drain()  # it shares a not-yet-stored identity with a batch in flight: wait
+            future = pool.submit(self.sink.send, batch)  # type: ignore[union-attr]
+            flight.append(_Flight(future, pending, last_line, new, cut, refused[0]))
+            drain(keep=self.parallel - 1)
 
         try:
             for item in read_source(source, path):
@@ -300,9 +370,14 @@ class Connector:
                 if self.progress:
                     self.progress.update(name, summary)
             flush()
+            drain()
         except BaseException:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             self._fail(run_id)
             raise
+        if pool is not None:
+            pool.shutdown(wait=True)
         if self.progress:
             self.progress.update(name, summary, final=True)
         if self.db is not None and not dry:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +30,39 @@ class StubState:
         self.consents: dict[str, list[str]] = {}
         self.link_requests: list[dict[str, Any]] = []
         self.link_answers: dict[str, dict[str, Any]] = {}
+        # private_key_jwt: the connector's public JWK; assertions are checked like the IdP
+        # does (signature, iss = sub = client id, aud = this /token, exp, unused jti)
+        self.jwk: dict[str, Any] | None = None
+        self.jtis: set[str] = set()
+
+    def client_ok(self, form: dict[str, str], authorization: str, token_url: str) -> bool:
+        if "client_assertion" in form:
+            return self.jwk is not None and self._assertion_ok(form, token_url)
+        want = "Basic " + base64.b64encode(f"{self.client_id}:{self.secret}".encode()).decode()
+        return authorization == want
+
+    def _assertion_ok(self, form: dict[str, str], token_url: str) -> bool:
+        import time
+
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
+        try:
+            claims = jwt.decode(
+                form["client_assertion"], KeySet.import_key_set({"keys": [self.jwk]})
+            ).claims
+        except (JoseError, ValueError):
+            return False
+        with self.lock:
+            fresh = claims.get("jti") not in self.jtis
+            self.jtis.add(str(claims.get("jti")))
+        return (
+            fresh
+            and claims.get("iss") == claims.get("sub") == self.client_id
+            and claims.get("aud") == token_url
+            and int(claims.get("exp", 0)) > time.time()
+        )
 
     def resources(self, rtype: str | None = None) -> list[dict[str, Any]]:
         return [r for (t, _), r in self.store.items() if rtype is None or t == rtype]
@@ -106,14 +140,15 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             if self.path == "/token":
-                body = self._body().decode()
+                form = dict(urllib.parse.parse_qsl(self._body().decode()))
+                host, port = self.server.server_address[:2]
+                token_url = f"http://{host}:{port}/token"
                 auth = self.headers.get("Authorization", "")
-                want = (
-                    "Basic "
-                    + base64.b64encode(f"{state.client_id}:{state.secret}".encode()).decode()
-                )
-                if auth != want or "grant_type=client_credentials" not in body:
+                if not state.client_ok(form, auth, token_url):
                     self._send(401, {"error": "invalid_client"})
+                    return
+                if form.get("grant_type") != "client_credentials":
+                    self._send(400, {"error": "unsupported_grant_type"})
                     return
                 tok = uuid.uuid4().hex
                 with state.lock:

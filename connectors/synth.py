@@ -18,6 +18,7 @@ from pathlib import Path
 from connectors.pseudonym import Pseudonymizer
 from connectors.register import HEADERS as REGISTER_HEADERS
 from connectors.sources.mch_csv import HEADERS as MCH_HEADERS
+from connectors.sources.uke import month_end
 from connectors.sources.vaccination_csv import HEADERS as VACC_HEADERS
 
 SURNAMES = [
@@ -236,8 +237,12 @@ def make_city(n: int, seed: int = 1, year: int = 2025) -> City:
                     date(year - rnd.randint(18, 90), rnd.randint(1, 12), rnd.randint(1, 28)),
                     sex,
                 )
+    kept = people[:n]  # the last household may be cut: its mother keeps only kept children
+    numbers = {p.number for p in kept}
+    for p in kept:
+        p.children = [c for c in p.children if c in numbers]
     return City(
-        people[:n],
+        kept,
         year,
         [(pref + "1" + c, nm) for c, nm in facilities],
         [(pref + "4" + c, nm) for c, nm in pharmacies],
@@ -404,6 +409,8 @@ def write_claims(city: City, out: Path, rnd: random.Random, months: int = 12) ->
         med: dict[str, list[list[str]]] = {}
         pha: dict[str, list[list[str]]] = {}
         for p in insured:
+            if p.birth > month_end(city.year, m):
+                continue  # no claims before birth
             if rnd.random() < 0.45:
                 fac = rnd.choice(city.facilities)
                 lines = _medical_receipt(p, ym, rnd, city.year, m)
@@ -421,20 +428,10 @@ def write_claims(city: City, out: Path, rnd: random.Random, months: int = 12) ->
             with path.open("wb") as fh:
                 for code10, receipts in groups.items():
                     table = "1" if rt == "IR" else "4"
-                    recs = [
-                        [
-                            rt,
-                            "2",
-                            code10[:2],
-                            table,
-                            code10[3:],
-                            "",
-                            names[code10],
-                            billing,
-                            "00",
-                            "",
-                        ]
-                    ]
+                    # IR has a 予備 field (6) before the name; YK does not (docs/uke.md).
+                    spare = [""] if rt == "IR" else []
+                    head = [rt, "2", code10[:2], table, code10[3:], *spare]
+                    recs = [[*head, names[code10], billing, "00", ""]]
                     total = 0
                     for i, lines in enumerate(receipts, start=1):
                         lines[0][1] = str(i)
@@ -568,16 +565,31 @@ def _pharmacy_receipt(
     p: Person, ym: str, rnd: random.Random, prescriber: str, year: int, month: int
 ) -> list[list[str]]:
     day = date(year, month, rnd.randint(1, 28))
-    lines: list[list[str]] = [_re(p, ym, "4112" if (day - p.birth).days >= 6 * 365 else "4114")]
+    rtype = "4112" if (day - p.birth).days >= 6 * 365 else "4114"
+    # 調剤 RE: 1–8 as 医科, 9 特記事項, 10–12 the prescribing facility, 13 its name, 14 its
+    # address, 15–34 保険医氏名, …, 42 カタカナ氏名 (docs/uke.md)
+    re = ["RE", "0", rtype, ym, p.name, p.sex, p.birth.strftime("%Y%m%d"), "70", ""]
+    re += [prescriber[:2], prescriber[2], prescriber[3:]] + [""] * 30
+    lines: list[list[str]] = [re]
     lines.append(_ho(p, 0, 1))
     lines.append(_sn(p))
-    lines.append(["SH", prescriber[:2], prescriber[2], prescriber[3:], day.strftime("%Y%m%d")])
-    lines.append(["CZ", day.strftime("%Y%m%d"), str(rnd.choice((3, 5, 7, 14, 28)))])
+    issued = day.strftime("%Y%m%d")
     points = 0
-    for code in rnd.sample(DRUGS, rnd.randint(1, 3)):
-        points += rnd.randint(10, 200)
-        lines.append(["IY", code, f"{rnd.randint(1, 3) * rnd.choice((3, 5, 7, 14))}"])
+    for no in range(1, rnd.choice((1, 1, 2)) + 1):
+        days = rnd.choice((3, 5, 7, 14, 28))
+        # SH 処方No, 剤形 (1 内服), 用法, 特別指示, 単位薬剤料
+        unit = rnd.randint(1, 30)
+        lines.append(["SH", f"{no:02d}", "1", "", "", str(unit)])
+        drug_points = unit * days
+        points += drug_points + 24
+        # CZ 医師No, 交付年月日, 調剤年月日, 受付回, 調剤数量, 負担区分, 算定区分, 算定先No,
+        # 薬剤調製料コード, 点数, 分割区分, 前回数量, 薬剤料点数
+        cz = ["CZ", "1", issued, issued, "1", str(days), "1", "1", "01", "420000110", "24"]
+        lines.append([*cz, "", "", str(drug_points), ""])
+        for code in rnd.sample(DRUGS, rnd.randint(1, 2)):
+            lines.append(["IY", "1", code, f"{rnd.randint(1, 3)}", "", "", "", "", "", ""])
     lines[1][5] = str(points)
+    lines[1][9], lines[1][11] = str(points * 3), ""  # 調剤 HO: 10 一部負担金 (医科: 12)
     return lines
 
 
@@ -613,12 +625,14 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     city = make_city(n, seed, year)
     rnd = random.Random(seed + 1)  # noqa: S311
+    consent_rnd = random.Random(seed + 2)  # noqa: S311
     pseudo = Pseudonymizer(key)
     files: dict[str, object] = {
         "register": write_register(city, out),
         "mch": write_mch(city, out, rnd),
         "vaccination": write_vaccinations(city, out, rnd),
         "claims": write_claims(city, out, rnd, months),
-        "consents": write_consents(city, out, pseudo, rnd, consent_share),
+        # its own stream, so who consents does not change with the exports' details
+        "consents": write_consents(city, out, pseudo, consent_rnd, consent_share),
     }
     return files

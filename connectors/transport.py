@@ -15,12 +15,13 @@ PHR server contract (assumed; the server is built concurrently):
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connectors.http import HttpError, JsonClient, TokenSource, TransportError
+from connectors.http import HttpError, JsonClient, TokenError, TokenSource, TransportError
 from connectors.mapping.common import Entry
 
 FHIR_JSON = "application/fhir+json"
@@ -121,11 +122,21 @@ class FhirTransport:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base = fhir_url.rstrip("/")
-        self.client = JsonClient(self.base, ca_file=ca_file, timeout=300)
+        self._ca_file = ca_file
+        self._local = threading.local()  # one kept-alive connection per sending thread
+        self._clients: list[JsonClient] = []
         self.tokens = tokens
         self.retries = retries
         self.backoff = backoff
         self.sleep = sleep
+
+    @property
+    def client(self) -> JsonClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = JsonClient(self.base, ca_file=self._ca_file, timeout=300)
+            self._clients.append(client)
+        return client
 
     def _headers(self, refresh: bool = False) -> dict[str, str]:
         h = {"Accept": FHIR_JSON}
@@ -148,6 +159,8 @@ class FhirTransport:
                     content_type=FHIR_JSON,
                 )
                 return classify(resp.body)
+            except TokenError:
+                raise  # the IdP refused our credentials: no row is at fault, stop the run
             except HttpError as exc:
                 if exc.status == 401 and not refreshed and self.tokens is not None:
                     refreshed = True
@@ -162,4 +175,5 @@ class FhirTransport:
                 self.sleep(self.backoff * (2 ** (attempt - 1)))
 
     def close(self) -> None:
-        self.client.close()
+        for client in self._clients:
+            client.close()

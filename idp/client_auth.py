@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
 from flask import request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import Headers, MultiDict
 
 from idp.clients import ClientView, get_client
+from idp.context import idp
 from idp.errors import OAuthError, invalid_client, invalid_request
+from idp.models import DpopJti
+from idp.tokens import sha256_hex
 from phr_core.tokens import b64url_json
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -111,9 +116,28 @@ def _private_key_jwt(s: Session, form: MultiDict, audiences: list[str]) -> Clien
         raise invalid_client("client assertion expired")
     if claims["exp"] > now + 600:
         raise invalid_client("client assertion lives too long (at most 10 minutes)")
-    if not claims.get("jti"):
+    if not isinstance(claims.get("jti"), str) or not claims["jti"]:
         raise invalid_client("client assertion needs a jti")
+    if not _first_use(client.client_id, claims["jti"], claims["exp"]):
+        raise invalid_client("client assertion was already used (replayed jti)")
     return client
+
+
+def _first_use(client_id: str, jti: str, exp: int) -> bool:
+    """Remember an assertion's jti until it expires (RFC 7523 3, item 7), in the database so
+    every worker sees it; False when it was seen before. Kept with the DPoP proof ids (one
+    purge), under a hash namespaced by client so the two kinds cannot collide."""
+    try:
+        with idp().db.session() as s:
+            s.add(
+                DpopJti(
+                    jti_hash=sha256_hex(f"client-assertion\0{client_id}\0{jti}"),
+                    expires_at=datetime.fromtimestamp(exp + 60, UTC),
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def _segments(token: str) -> tuple[dict, dict]:

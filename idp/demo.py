@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from connectors.client_key import load_signing_key, public_jwk
 from idp.clients import upsert_static
 from idp.models import Client
 from idp.subjects import PHR_SECTOR
@@ -14,6 +15,9 @@ DEMO_APP_PORT = 8010
 def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
     """(metadata, secret) of the clients a development platform has."""
     code = settings.option("PHR_CONNECTOR_MUNICIPALITY")
+    # Development only: the IdP learns the connector's public key from the shared dev secret;
+    # a real IdP gets the JWK from the municipality (`phr connector jwk`, PHR_IDP_CLIENTS_FILE).
+    connector_jwk = public_jwk(load_signing_key(settings.secret("PHR_CONNECTOR_SIGNING_KEY")))
     portal = settings.urls["consent"]
     return [
         (
@@ -59,13 +63,14 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
             {
                 "client_id": settings.option("PHR_CONNECTOR_CLIENT_ID"),
                 "client_name": f"市区町村コネクタ {code}",
-                "token_endpoint_auth_method": "client_secret_basic",
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [connector_jwk]},
                 "grant_types": ["client_credentials"],
                 "scope": "system/*.cu system/*.write consent/linkage",
                 "phr_sector": PHR_SECTOR,
                 "phr_municipality": code,
             },
-            settings.secret("PHR_CONNECTOR_CLIENT_SECRET"),
+            None,
         ),
         (
             {

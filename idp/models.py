@@ -196,7 +196,8 @@ class IssuedAccessToken(Base):
 
 class DpopJti(Base):
     """DPoP proof ids seen at the token endpoint within their validity window (RFC 9449 11.1),
-    so a captured proof cannot be replayed on any worker."""
+    and private_key_jwt client-assertion ids (RFC 7523 3), so neither can be replayed on any
+    worker."""
 
     __tablename__ = "idp_dpop_jti"
 

@@ -183,8 +183,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "stays inside the city",
             ),
             SecretSpec(
-                "PHR_CONNECTOR_CLIENT_SECRET",
-                "the connector's OAuth client secret at the IdP (or use PHR_CONNECTOR_JWK_FILE)",
+                "PHR_CONNECTOR_SIGNING_KEY",
+                "the connector's private key for private_key_jwt at the IdP (RFC 7523): a PEM "
+                "EC P-256 key, or a secret a P-256 key is derived from; register its public JWK "
+                "(`phr connector jwk`) with the connector's client at the IdP",
             ),
         ),
         options=(

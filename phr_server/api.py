@@ -186,12 +186,17 @@ def _audit_events(
     if len(patients) <= 1:
         return [audit.build(access, subtype, code, refs, patients, query)]
     comp = repo().compartments(s, refs)
-    events = []
+    by_patient: dict[str, list[str]] = {pid: [] for pid in patients}
     placed: set[str] = set()
-    for pid in sorted(patients):
-        mine = [r for r in refs if pid in comp.get("/".join(r.split("/")[:2]), ())]
-        placed.update(mine)
-        events.append(audit.build(access, subtype, code, mine, {pid}, query))
+    for r in refs:  # one pass over the refs, not one per Patient (a Bundle has hundreds)
+        for pid in comp.get("/".join(r.split("/")[:2]), ()):
+            if pid in by_patient:
+                by_patient[pid].append(r)
+                placed.add(r)
+    events = [
+        audit.build(access, subtype, code, by_patient[pid], {pid}, query)
+        for pid in sorted(patients)
+    ]
     rest = [r for r in refs if r not in placed]
     if rest:
         events.append(audit.build(access, subtype, code, rest, set(), query))

@@ -240,6 +240,25 @@ class Repository:
     def current(self, s: Session, rtype: str, rid: str) -> StoredResource | None:
         return s.get(StoredResource, (rtype, rid))
 
+    def current_many(
+        self, s: Session, refs: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredResource]:
+        """The current rows of many resources, one query per type (a transaction's targets)."""
+        by_type: dict[str, list[str]] = {}
+        for t, i in sorted(refs):
+            by_type.setdefault(t, []).append(i)
+        out: dict[tuple[str, str], StoredResource] = {}
+        for t, ids in by_type.items():
+            for chunk in range(0, len(ids), 500):
+                rows = s.scalars(
+                    select(StoredResource).where(
+                        StoredResource.resource_type == t,
+                        StoredResource.id.in_(ids[chunk : chunk + 500]),
+                    )
+                )
+                out.update(((r.resource_type, r.id), r) for r in rows)
+        return out
+
     def unchanged(self, s: Session, row: StoredResource, resource: dict[str, Any]) -> bool:
         if row.key_id is None or row.content_mac is None:
             return False
@@ -257,75 +276,103 @@ class Repository:
         """Store `resource` (its id set) as a new version with its index rows. `history`
         False: no row in the version table (AuditEvents, written once and never changed, are
         their own only version; vread and history fall back to the current row)."""
-        rtype, rid = resource["resourceType"], resource["id"]
+        return self.put_many(s, [(resource, scope, prev)], now, history=history)[0]
+
+    def put_many(
+        self,
+        s: Session,
+        items: list[tuple[dict[str, Any], str, StoredResource | None]],
+        now: datetime | None = None,
+        history: bool = True,
+    ) -> list[Found]:
+        """Store each (resource, scope, previous row) as a new version with its index rows, in
+        a handful of statements for the lot: one executemany per table for new rows, one
+        guarded UPDATE per changed resource (optimistic locking), one DELETE per type for the
+        index rows those replace. A transaction Bundle's writes cost a few round trips, not a
+        few per resource."""
         now = now or utcnow()
-        version = (prev.version_id + 1) if prev else 1
-        meta = dict(resource.get("meta") or {})
-        meta["versionId"] = str(version)
-        meta["lastUpdated"] = instant(now)
-        resource = {**resource, "meta": meta}
-        body = serialize(resource)
-        key_id = self.keyring.current(s, scope)
-        mac = self.keyring.content_mac(s, key_id, canonical(resource))
-        sealed = self.keyring.seal(s, key_id, rtype, rid, version, body)
-        idx = extract(resource)
-        values = dict(
-            version_id=version,
-            last_updated=now,
-            body=sealed,
-            key_id=key_id,
-            municipality=scope,
-            content_mac=mac,
-            updated_us=to_us(now),
-            sort_us=idx.sort_us,
-        )
-        if prev is None:
-            s.execute(insert(R).values(resource_type=rtype, id=rid, **values))
-        else:
-            done = s.execute(
-                update(R)
-                .where(R.c.resource_type == rtype, R.c.id == rid, R.c.version_id == prev.version_id)
-                .values(**values)
+        updated_us = to_us(now)
+        found: list[Found] = []
+        fresh: list[dict[str, Any]] = []
+        versions: list[dict[str, Any]] = []
+        tokens: list[dict[str, Any]] = []
+        dates: list[dict[str, Any]] = []
+        comps: list[dict[str, Any]] = []
+        replaced: dict[str, list[str]] = {}
+        for resource, scope, prev in items:
+            rtype, rid = resource["resourceType"], resource["id"]
+            version = (prev.version_id + 1) if prev else 1
+            meta = dict(resource.get("meta") or {})
+            meta["versionId"] = str(version)
+            meta["lastUpdated"] = instant(now)
+            resource = {**resource, "meta": meta}
+            body = serialize(resource)
+            key_id = self.keyring.current(s, scope)
+            mac = self.keyring.content_mac(s, key_id, canonical(resource))
+            sealed = self.keyring.seal(s, key_id, rtype, rid, version, body)
+            idx = extract(resource)
+            values = dict(
+                version_id=version,
+                last_updated=now,
+                body=sealed,
+                key_id=key_id,
+                municipality=scope,
+                content_mac=mac,
+                updated_us=updated_us,
+                sort_us=idx.sort_us,
             )
-            if done.rowcount != 1:
-                raise Conflict(f"{rtype}/{rid} changed meanwhile")
-            for table in (T, D, C):
-                col = table.c.resource_id
-                s.execute(delete(table).where(table.c.resource_type == rtype, col == rid))
-        if history:
-            s.execute(
-                insert(V).values(
-                    resource_type=rtype,
-                    id=rid,
-                    version_id=version,
-                    last_updated=now,
-                    key_id=key_id,
-                    body=sealed,
+            if prev is None:
+                fresh.append(dict(resource_type=rtype, id=rid, **values))
+            else:
+                done = s.execute(
+                    update(R)
+                    .where(
+                        R.c.resource_type == rtype,
+                        R.c.id == rid,
+                        R.c.version_id == prev.version_id,
+                    )
+                    .values(**values)
                 )
+                if done.rowcount != 1:
+                    raise Conflict(f"{rtype}/{rid} changed meanwhile")
+                replaced.setdefault(rtype, []).append(rid)
+            if history:
+                versions.append(
+                    dict(
+                        resource_type=rtype,
+                        id=rid,
+                        version_id=version,
+                        last_updated=now,
+                        key_id=key_id,
+                        body=sealed,
+                    )
+                )
+            tokens.extend(
+                dict(resource_type=rtype, resource_id=rid, param=p, system=sy, code=co)
+                for p, sy, co in idx.tokens
             )
-        if idx.tokens:
-            s.execute(
-                insert(T),
-                [
-                    dict(resource_type=rtype, resource_id=rid, param=p, system=sy, code=co)
-                    for p, sy, co in idx.tokens
-                ],
+            dates.extend(
+                dict(resource_type=rtype, resource_id=rid, param=p, start_us=a, end_us=b)
+                for p, a, b in idx.dates
             )
-        if idx.dates:
-            s.execute(
-                insert(D),
-                [
-                    dict(resource_type=rtype, resource_id=rid, param=p, start_us=a, end_us=b)
-                    for p, a, b in idx.dates
-                ],
+            comps.extend(
+                dict(patient_id=p, resource_type=rtype, resource_id=rid) for p in idx.patients
             )
-        if idx.patients:
-            s.execute(
-                insert(C),
-                [dict(patient_id=p, resource_type=rtype, resource_id=rid) for p in idx.patients],
-            )
+            found.append(Found(rtype, rid, version, now, body))
+        for rtype, ids in replaced.items():  # the old version's index rows go
+            for chunk in range(0, len(ids), 500):
+                for table in (T, D, C):
+                    s.execute(
+                        delete(table).where(
+                            table.c.resource_type == rtype,
+                            table.c.resource_id.in_(ids[chunk : chunk + 500]),
+                        )
+                    )
+        for table, rows in ((R, fresh), (V, versions), (T, tokens), (D, dates), (C, comps)):
+            if rows:
+                s.execute(insert(table), rows)
         s.expire_all()
-        return Found(rtype, rid, version, now, body)
+        return found
 
 
 def new_id() -> str:

@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from phr_core.identifiers import patient_id, pseudonym_system
@@ -27,13 +27,13 @@ from phr_server import profiles
 from phr_server.claims import Key, claim
 from phr_server.dates import instant
 from phr_server.indexing import TYPES
-from phr_server.models import StoredResource, utcnow
+from phr_server.models import StoredResource, TokenIndex, utcnow
 from phr_server.policy import Access
 from phr_server.repository import Found, Repository, new_id
-from phr_server.search import token_clause
 from phr_server.validation import REF_RE, Invalid, issue, validate
 
 R = StoredResource.__table__
+T = TokenIndex.__table__
 PSEUDONYM_PREFIX = "urn:phr-platform:pseudonym:"
 SOURCE_PREFIX = "urn:phr-platform:source:"
 CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
@@ -86,6 +86,35 @@ def _references(node: Any, path: str):  # type: ignore[no-untyped-def]
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield from _references(v, f"{path}[{i}]")
+
+
+def _find_identifiers(
+    s: Session, muni: str, wanted: set[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], list[str]]:
+    """(type, system, value) → ids of this municipality's resources carrying that identifier:
+    one query per type and chunk for all of a Bundle's conditional requests."""
+    by_type: dict[str, list[tuple[str, str]]] = {}
+    for rtype, system, value in sorted(wanted):
+        by_type.setdefault(rtype, []).append((system, value))
+    out: dict[tuple[str, str, str], list[str]] = {}
+    for rtype, pairs in by_type.items():
+        for chunk in range(0, len(pairs), 500):
+            part = pairs[chunk : chunk + 500]
+            rows = s.execute(
+                select(T.c.system, T.c.code, T.c.resource_id)
+                .join(R, and_(R.c.resource_type == T.c.resource_type, R.c.id == T.c.resource_id))
+                .where(
+                    T.c.resource_type == rtype,
+                    T.c.param == "identifier",
+                    T.c.code.in_(sorted({v for _, v in part})),
+                    R.c.municipality == muni,
+                )
+            )
+            want = set(part)
+            for system, code, rid in rows:
+                if (system, code) in want:
+                    out.setdefault((rtype, system, code), []).append(rid)
+    return out
 
 
 def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result:
@@ -158,17 +187,14 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
     if issues:
         raise Invalid(issues)
 
-    # 3. find each entry's target
-    plan: list[tuple[dict, str, StoredResource | None, bool]] = []  # resource, id, prev, no-op
-    taken: dict[str, int] = {}
-    urn_refs: dict[str, str] = {}
-    claims: dict[Key, str] = {}  # identifiers that conditional creates take (claims.py)
+    # 3. find each entry's target: every conditional identifier of the Bundle in one query
+    #    per type, then every target's current row in one query per type
+    targets: list[tuple[int, dict, dict, str | None, tuple[str, str] | None, bool]] = []
     for i, e in enumerate(entries):
         p = f"Bundle.entry[{i}]"
         res, req = dict(e["resource"]), e.get("request") or {}
         profiles.stamp(res)  # the JP Core profiles validate() checked, in meta.profile
         rtype, url, method = res["resourceType"], req.get("url", ""), req["method"]
-        prev: StoredResource | None = None
         existing_only = False
         rid: str | None = None
         cond = None
@@ -181,29 +207,40 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
             rid = url.split("/", 1)[1]
             if not REF_RE.match(f"{rtype}/{rid}"):
                 raise Invalid([issue(f"{p}.request.url", "request.url must be Type/id")])
-        if cond is not None:
-            if not _own_system(cond[0], muni):
-                raise Invalid(
-                    [issue(f"{p}.request.url", "identifier system of another municipality")]
-                )
-            ids = list(
-                s.scalars(
-                    select(R.c.id).where(
-                        R.c.resource_type == rtype,
-                        R.c.municipality == muni,
-                        token_clause(rtype, "identifier", f"{cond[0]}|{cond[1]}"),
-                    )
-                )
-            )
-            if len(ids) > 1:
-                raise PreconditionFailed(
-                    [issue(f"{p}.request.url", f"{len(ids)} resources match", "multiple-matches")]
-                )
-            rid = ids[0] if ids else None
-            if rid is None and rtype == "Patient" and cond[0] == pseudonym_system(muni):
-                rid = patient_id(muni, cond[1])  # the id the IdP names as SMART `patient`
+        if cond is not None and not _own_system(cond[0], muni):
+            raise Invalid([issue(f"{p}.request.url", "identifier system of another municipality")])
+        targets.append((i, res, req, rid, cond, existing_only))
+    matches = _find_identifiers(
+        s, muni, {(res["resourceType"], *cond) for _, res, _, _, cond, _ in targets if cond}
+    )
+    for i, res, _req, _rid, cond, _x in targets:
+        n = len(matches.get((res["resourceType"], *cond), ())) if cond else 0
+        if n > 1:
+            where = f"Bundle.entry[{i}].request.url"
+            raise PreconditionFailed([issue(where, f"{n} resources match", "multiple-matches")])
+    ids_of = [
+        rid if cond is None else (matches.get((res["resourceType"], *cond)) or [None])[0]
+        for _, res, _, rid, cond, _ in targets
+    ]
+    for k, (_, res, _, _, cond, _) in enumerate(targets):
+        new_patient = ids_of[k] is None and cond and res["resourceType"] == "Patient"
+        if new_patient and cond[0] == pseudonym_system(muni):
+            ids_of[k] = patient_id(muni, cond[1])  # the id the IdP names as SMART `patient`
+    rows = repo.current_many(
+        s,
+        {(t[1]["resourceType"], rid) for t, rid in zip(targets, ids_of, strict=True) if rid},
+    )
+
+    plan: list[tuple[dict, str, StoredResource | None, bool]] = []  # resource, id, prev, no-op
+    taken: dict[str, int] = {}
+    urn_refs: dict[str, str] = {}
+    claims: dict[Key, str] = {}  # identifiers that conditional creates take (claims.py)
+    for (i, res, req, _, cond, existing_only), rid in zip(targets, ids_of, strict=True):
+        p = f"Bundle.entry[{i}]"
+        rtype = res["resourceType"]
+        prev: StoredResource | None = None
         if rid is not None:
-            prev = repo.current(s, rtype, rid)
+            prev = rows.get((rtype, rid))
             if prev is not None and prev.municipality != muni:
                 raise Invalid([issue(f"{p}.request.url", f"{rtype}/{rid} cannot be written")])
         if_match = req.get("ifMatch")
@@ -233,13 +270,15 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
         taken[ref] = i
         access.require(rtype, "u" if prev is not None and not existing_only else "c")
         res["id"] = rid
-        full = e.get("fullUrl")
+        full = entries[i].get("fullUrl")
         if isinstance(full, str) and full.startswith("urn:uuid:"):
             urn_refs[full] = ref
         plan.append((res, rid, prev, existing_only and prev is not None))
 
     # 4. rewrite urn:uuid references and check every reference points at this city's data
+    #    (those outside the Bundle looked up together)
     stored_types = set(TYPES)
+    outside: list[tuple[str, str, str]] = []  # path, type, id
     for i, (res, _rid, _prev, _noop) in enumerate(plan):
         for node, path in _references(res, f"Bundle.entry[{i}].resource"):
             ref = node["reference"]
@@ -248,26 +287,35 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
             m = REF_RE.match(ref)
             if not m or m.group(1) not in stored_types or ref in taken:
                 continue
-            row = repo.current(s, m.group(1), m.group(2))
-            if row is None or row.municipality != muni:
-                issues.append(issue(f"{path}.reference", f"{ref} does not exist", "not-found"))
+            outside.append((path, m.group(1), m.group(2)))
+    existing = repo.current_many(s, {(t, i) for _, t, i in outside})
+    for path, rtype, rid in outside:
+        row = existing.get((rtype, rid))
+        if row is None or row.municipality != muni:
+            issues.append(issue(f"{path}.reference", f"{rtype}/{rid} does not exist", "not-found"))
     if issues:
         raise Invalid(issues)
 
     # 5. write what changed, after taking the identifiers that conditional creates claim
     claim(s, claims)
     now = utcnow()
-    out: list[Outcome] = []
     result = Result([], None)
+    out: list[Outcome | None] = []
+    writes: list[tuple[dict[str, Any], str, StoredResource | None]] = []
     for res, _rid, prev, noop in plan:
         if prev is not None and (noop or repo.unchanged(s, prev, res)):
             found = Found(prev.resource_type, prev.id, prev.version_id, prev.last_updated, b"")
             out.append(Outcome("200 OK", found, unchanged=True))
             continue
-        found = repo.put(s, res, muni, prev, now)
-        out.append(Outcome("200 OK" if prev is not None else "201 Created", found))
-        result.touched.append(f"{found.ref}/_history/{found.version}")
-    result.entries = out
+        out.append(None)
+        writes.append((res, muni, prev))
+    written = iter(repo.put_many(s, writes, now))  # all of them in a few statements
+    for k, (_res, _rid, prev, _noop) in enumerate(plan):
+        if out[k] is None:
+            found = next(written)
+            out[k] = Outcome("200 OK" if prev is not None else "201 Created", found)
+            result.touched.append(f"{found.ref}/_history/{found.version}")
+    result.entries = [o for o in out if o is not None]
     if result.touched:
         prov = {
             "resourceType": "Provenance",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -252,20 +253,24 @@ TARGETS: dict[str, set[str]] = {
 }
 
 
-def _walk(obj: Any, path: str) -> Iterator[tuple[BaseModel, str]]:
-    """Every model instance inside `obj`, with its FHIRPath-like location."""
+def _walk(obj: Any, path: str, raw: Any) -> Iterator[tuple[BaseModel, str, dict[str, Any]]]:
+    """Every model instance inside `obj`, with its FHIRPath-like location and the raw JSON
+    object at that place (walked alongside, for values the model rewrote)."""
     if isinstance(obj, list):
+        items = raw if isinstance(raw, list) else []
         for i, item in enumerate(obj):
-            yield from _walk(item, f"{path}[{i}]")
+            yield from _walk(item, f"{path}[{i}]", items[i] if i < len(items) else None)
         return
     if not isinstance(obj, BaseModel):
         return
-    yield obj, path
+    here = raw if isinstance(raw, dict) else {}
+    yield obj, path, here
     for name, info in type(obj).model_fields.items():
         value = getattr(obj, name, None)
         if value is None or name == "fhir_comments":
             continue
-        yield from _walk(value, f"{path}.{info.alias or name}")
+        key = info.alias or name
+        yield from _walk(value, f"{path}.{key}", here.get(key))
 
 
 def _strip_indexes(path: str) -> str:
@@ -302,6 +307,38 @@ def _coercions(raw: Any, dumped: Any, path: str, out: list[dict[str, Any]]) -> N
         isinstance(raw, int | float) and isinstance(dumped, str)
     ):
         out.append(issue(path, f"{path} has the wrong JSON type"))
+
+
+def _primitive_types(
+    obj: BaseModel, raw: dict[str, Any], path: str, out: list[dict[str, Any]]
+) -> None:
+    """_coercions for one model object, comparing its primitive values with the raw JSON at
+    the same place: the same findings as dumping the whole model and walking both trees,
+    without the dump (which cost about half of validating a resource)."""
+    for name, info in type(obj).model_fields.items():
+        key = info.alias or name
+        if key not in raw:
+            continue
+        value = getattr(obj, name, None)
+        if value is None or isinstance(value, BaseModel):
+            continue
+        if isinstance(value, list):
+            items = raw[key] if isinstance(raw[key], list) else []
+            for i, (a, b) in enumerate(zip(items, value, strict=False)):
+                if not isinstance(b, BaseModel):
+                    _coercions(a, _json_kind(b), f"{path}.{key}[{i}]", out)
+        else:
+            _coercions(raw[key], _json_kind(value), f"{path}.{key}", out)
+
+
+def _json_kind(value: Any) -> Any:
+    """A primitive model value as the JSON dump would type it: booleans and numbers stay,
+    everything else (dates, times, codes, Decimal-as-string forms) compares as a string."""
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
 
 
 def _loc_path(root: str, loc: tuple[Any, ...]) -> str:
@@ -341,8 +378,6 @@ def validate(
         raise Invalid(issues) from None
 
     issues: list[dict[str, Any]] = []
-    dumped = model.model_dump(mode="json", exclude_none=True)
-    _coercions(resource, dumped, base, issues)
 
     for dotted, allowed in CODES.get(rtype, {}).items():
         for value, p in _raw_values(resource, dotted, base):
@@ -375,9 +410,9 @@ def validate(
     ):
         issues.append(issue(f"{base}.dataAbsentReason", "obs-6: dataAbsentReason with a value"))
 
-    for obj, p in _walk(model, base):
+    for obj, p, raw_here in _walk(model, base, resource):
         kind = type(obj).__name__
-        raw_here = dict(_raw_items(resource, p, base))
+        _primitive_types(obj, raw_here, p, issues)
         for element, allowed in DATATYPE_CODES.get(kind, {}).items():
             value = getattr(obj, element, None)
             if value is not None and value not in allowed:
@@ -403,19 +438,6 @@ def validate(
     issues.extend(profiles.check(resource, base))  # JP Core (profiles.py)
     if issues:
         raise Invalid(issues)
-
-
-def _raw_items(resource: dict[str, Any], path: str, base: str) -> Iterator[tuple[str, Any]]:
-    """The raw JSON object at `path` (as built by _walk), for values the model rewrote."""
-    node: Any = resource
-    for part in re.findall(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]", path[len(base) :]):
-        key, idx = part
-        if key:
-            node = node.get(key) if isinstance(node, dict) else None
-        else:
-            node = node[int(idx)] if isinstance(node, list) and int(idx) < len(node) else None
-    if isinstance(node, dict):
-        yield from node.items()
 
 
 def _check_reference(

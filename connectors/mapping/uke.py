@@ -255,10 +255,15 @@ def map_record(ctx: Context, rec: Record, code: str) -> list[Entry]:
             )
         )
 
-    cz_date = d["cz"][0]["dispensed"] if d.get("cz") else None
-    days_supply = d["cz"][0]["days_supply"] if d.get("cz") else None
-    for iy in d["iy"]:
+    # 医科: one MedicationDispense per IY line. 調剤: per prescription group (SH), one per IY
+    # and dispensing (CZ): handed over on the CZ's 調剤年月日, for its 調剤数量 days.
+    dispenses: list[tuple[dict[str, Any], dict[str, Any] | None]] = [(iy, None) for iy in d["iy"]]
+    for group in d.get("rx", []):
+        for cz in group["cz"] or [None]:
+            dispenses += [(iy, cz) for iy in group["iy"]]
+    for iy, cz in dispenses:
         mkey = f"{key}:IY:{iy['code']}:{nth('IY', iy['code'])}"
+        handed = iso(cz["dispensed"]) if cz else _first_day(iy.get("days", []), re["ym"])
         md: dict[str, Any] = {
             "resourceType": "MedicationDispense",
             "meta": {"profile": [JP_SD + "JP_MedicationDispense"]},
@@ -267,18 +272,19 @@ def map_record(ctx: Context, rec: Record, code: str) -> list[Entry]:
             "medicationCodeableConcept": {"coding": [coding(MASTER_Y, iy["code"])]},
             "subject": pref,
             "performer": [{"actor": ref(facility)}],
-            "whenHandedOver": iso(cz_date) if cz_date else _first_day(iy.get("days", []), re["ym"]),
+            "whenHandedOver": handed,
         }
         if iy.get("amount") is not None:
             md["quantity"] = {"value": iy["amount"]}
-        if days_supply:
+        if cz and cz.get("days_supply"):
             md["daysSupply"] = {
-                "value": days_supply,
+                "value": cz["days_supply"],
                 "unit": "日",
                 "system": "http://unitsofmeasure.org",
                 "code": "d",
             }
         entries.append(Entry("MedicationDispense", system, mkey, md))
+        days = [cz["dispensed"].day] if cz else iy.get("days", [])
         items.append(
             _item(
                 len(items) + 1,
@@ -286,7 +292,7 @@ def map_record(ctx: Context, rec: Record, code: str) -> list[Entry]:
                 iy["code"],
                 iy.get("points"),
                 iy.get("times", 1),
-                iy.get("days", []),
+                days,
                 re["ym"],
                 iy.get("section"),
             )

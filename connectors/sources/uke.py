@@ -110,6 +110,8 @@ def _days(cells: list[str], first: int) -> list[int]:
 
 
 def _header(cells: list[str], kind: str) -> dict[str, Any]:
+    """IR (医科) or YK (調剤). They differ after the facility code: IR has a 予備 field (6), so
+    its name is 7 and 請求年月 8; YK has none, so its name is 6 and 請求年月 7 (docs/uke.md)."""
     rt = "IR" if kind == "medical" else "YK"
     table = _f(cells, 4)
     if kind == "medical" and table != "1":
@@ -117,8 +119,12 @@ def _header(cells: list[str], kind: str) -> dict[str, Any]:
     if kind == "pharmacy" and table != "4":
         raise RowError(f"{rt}.点数表", "a YK record must have 4 (調剤)")
     pref = _code(cells, 3, f"{rt}.都道府県", 2)
-    code = _code(cells, 5, f"{rt}.医療機関コード", 7)
-    ym = parse_year_month(_f(cells, 8), f"{rt}.請求年月")
+    if kind == "medical":
+        code = _code(cells, 5, "IR.医療機関コード", 7)
+        name, ym = _f(cells, 7), parse_year_month(_f(cells, 8), "IR.請求年月")
+    else:
+        code = _code(cells, 5, "YK.薬局コード", 7)
+        name, ym = _f(cells, 6), parse_year_month(_f(cells, 7), "YK.請求年月")
     return {
         "kind": kind,
         "payer": _f(cells, 2),
@@ -126,33 +132,39 @@ def _header(cells: list[str], kind: str) -> dict[str, Any]:
         "table": table,
         "facility": code,
         "facility10": pref + table + code,
-        "facility_name": _f(cells, 7),
+        "facility_name": name,
         "billing": ym,
     }
 
 
-def _re(cells: list[str]) -> dict[str, Any]:
+def _re(cells: list[str], pharmacy: bool = False) -> dict[str, Any]:
+    """RE. Fields 2–8 are shared; after them 医科 has 9 入院年月日 … 12 特記事項, while 調剤 has
+    9 特記事項 and 10–12 the prescribing facility (都道府県, 点数表, 医療機関コード)."""
     no = _int(cells, 2, "RE.レセプト番号", required=True)
     rtype = _code(cells, 3, "RE.レセプト種別", 4)
-    ym = parse_year_month(_f(cells, 4), "RE.診療年月")
+    ym = parse_year_month(_f(cells, 4), "RE.調剤年月" if pharmacy else "RE.診療年月")
     sex = _f(cells, 6)
     if sex not in ("1", "2"):
         raise RowError("RE.男女区分", "not 1 or 2")
     parse_date(_f(cells, 7), "RE.生年月日")  # validated only; the register is the source of truth
+    # Never read: 5 氏名, and the カタカナ氏名 (医科 37, 調剤 42); in 調剤 also 15–34 保険医氏名.
+    out: dict[str, Any] = {"no": no, "type": rtype, "ym": ym, "sex": sex}
+    out["benefit_rate"] = _f(cells, 8)
+    if pharmacy:
+        code = _f(cells, 12)
+        if code and (len(code) != 7 or not code.isdigit()):
+            raise RowError("RE.医療機関コード", "not a 7-digit code")
+        out["notes"] = _f(cells, 9)
+        out["admitted"] = None
+        out["prescriber10"] = (_f(cells, 10) + _f(cells, 11) + code) if code else None
+        return out
     admit = _f(cells, 9)
-    # RE.5 氏名 and RE.37 氏名カタカナ are never read into the record.
-    return {
-        "no": no,
-        "type": rtype,
-        "ym": ym,
-        "sex": sex,
-        "benefit_rate": _f(cells, 8),
-        "admitted": parse_date(admit, "RE.入院年月日") if admit else None,
-        "notes": _f(cells, 12),
-    }
+    out["admitted"] = parse_date(admit, "RE.入院年月日") if admit else None
+    out["notes"] = _f(cells, 12)
+    return out
 
 
-def _ho(cells: list[str]) -> dict[str, Any]:
+def _ho(cells: list[str], pharmacy: bool = False) -> dict[str, Any]:
     insurer = _f(cells, 2).replace(" ", "")
     if not insurer.isdigit() or len(insurer) not in (6, 8):
         raise RowError("HO.保険者番号", "not a 6- or 8-digit insurer number")
@@ -162,18 +174,19 @@ def _ho(cells: list[str]) -> dict[str, Any]:
         "insurer": insurer,
         "symbol": unicodedata.normalize("NFKC", _f(cells, 3)),
         "number": unicodedata.normalize("NFKC", _f(cells, 4)),
-        "days": _int(cells, 5, "HO.診療実日数"),
+        # 医科: 5 診療実日数, 12 負担金額; 調剤: 5 処方箋受付回数, 10 一部負担金
+        "days": _int(cells, 5, "HO.処方箋受付回数" if pharmacy else "HO.診療実日数"),
         "points": _int(cells, 6, "HO.合計点数"),
-        "copay": _int(cells, 12, "HO.負担金額"),
+        "copay": _int(cells, 10, "HO.一部負担金") if pharmacy else _int(cells, 12, "HO.負担金額"),
     }
 
 
-def _ko(cells: list[str]) -> dict[str, Any]:
+def _ko(cells: list[str], pharmacy: bool = False) -> dict[str, Any]:
     payer = _code(cells, 2, "KO.負担者番号", 8)
     # KO.3 受給者番号 identifies the person; it is not kept.
     return {
         "payer": payer,
-        "days": _int(cells, 5, "KO.診療実日数"),
+        "days": _int(cells, 5, "KO.処方箋受付回数" if pharmacy else "KO.診療実日数"),
         "points": _int(cells, 6, "KO.合計点数"),
     }
 
@@ -239,34 +252,72 @@ def _co(cells: list[str]) -> dict[str, Any]:
     return {"section": _f(cells, 2), "code": _code(cells, 4, "CO.コメントコード", 9)}
 
 
-# 調剤 (pharmacy) counterparts, layout assumed (docs/uke.md: check against 記録条件仕様(調剤用)).
+# 調剤 (pharmacy) records; positions per docs/uke.md ("調剤" section, with its sources).
 def _sh(cells: list[str]) -> dict[str, Any]:
-    pref = _f(cells, 2)
-    code = _f(cells, 4)
-    issued = _f(cells, 5)
+    """SH 処方基本: 2 処方No, 3 剤形, 4 用法, 5 特別指示 (free text: not kept), 6 単位薬剤料.
+    It opens a prescription group: the CZ and IY records after it belong to it."""
     return {
-        "prescriber10": (pref + _f(cells, 3) + code) if code else None,
-        "issued": parse_date(issued, "SH.処方箋交付年月日") if issued else None,
+        "no": _f(cells, 2),
+        "form": _f(cells, 3),
+        "usage": _f(cells, 4),
+        "unit_points": _int(cells, 6, "SH.単位薬剤料"),
     }
 
 
 def _cz(cells: list[str]) -> dict[str, Any]:
+    """CZ 調剤情報: 2 医師No, 3 処方箋交付年月日, 4 調剤年月日, 5 処方箋受付回, 6 調剤数量,
+    7 負担区分, 8 算定区分, 9 算定先No, 10 薬剤調製料コード, 11 その点数, … 14 薬剤料点数."""
+    issued = _f(cells, 3)
+    fee = _f(cells, 10)
+    if fee and (len(fee) != 9 or not fee.isdigit()):
+        raise RowError("CZ.薬剤調製料コード", "not a 9-digit code")
     return {
-        "dispensed": parse_date(_f(cells, 2), "CZ.調剤年月日"),
-        "days_supply": _int(cells, 3, "CZ.調剤数量"),
+        "issued": parse_date(issued, "CZ.処方箋交付年月日") if issued else None,
+        "dispensed": parse_date(_f(cells, 4), "CZ.調剤年月日"),
+        "reception": _int(cells, 5, "CZ.処方箋受付回"),
+        "days_supply": _int(cells, 6, "CZ.調剤数量"),
+        "fee_code": fee or None,
+        "fee_points": _int(cells, 11, "CZ.薬剤調製料点数"),
+        "drug_points": _int(cells, 14, "CZ.薬剤料点数"),
     }
 
 
 def _iy_pharmacy(cells: list[str]) -> dict[str, Any]:
-    qty = _f(cells, 3)
+    """IY (調剤): 2 負担区分, 3 医薬品コード, 4 使用量, 5–6 予備, 7 混合区分, 8 混合区分枝番,
+    9 配合不適区分, 10 1回用量."""
+    qty = _f(cells, 4)
     try:
         amount = float(qty) if qty else None
     except ValueError:
         raise RowError("IY.使用量", "not a number") from None
-    return {"code": _code(cells, 2, "IY.医薬品コード", 9), "amount": amount, "points": None}
+    return {
+        "burden": _f(cells, 2),
+        "code": _code(cells, 3, "IY.医薬品コード", 9),
+        "amount": amount,
+        "points": None,
+    }
 
 
-IGNORED = {"SN", "JD", "MF", "SJ", "MN", "RC", "KH", "JY", "EX", "HR", "TI", "TR", "TS", "GR", "KI"}
+def _to_pharmacy(cells: list[str]) -> dict[str, Any]:
+    """TO (調剤): 2 負担区分, 3 特定器材コード, 4 使用量, 5 単位コード, 6 単価, 7 名称."""
+    return {
+        "section": None,
+        "code": _code(cells, 3, "TO.特定器材コード", 9),
+        "points": None,
+        "times": 1,
+        "days": [],
+    }
+
+
+def _co_pharmacy(cells: list[str]) -> dict[str, Any]:
+    """CO (調剤): 2 コメントコード, 3 文字データ (free text: dropped)."""
+    return {"section": None, "code": _code(cells, 2, "CO.コメントコード", 9)}
+
+
+IGNORED = {
+    "SN", "JD", "MF", "SJ", "MN", "RC", "KH", "JY", "EX", "HR", "TI", "TR", "TS", "GR",
+    "KI", "TK", "ST", "ON",
+}  # fmt: skip
 
 
 class _Claim:
@@ -284,10 +335,16 @@ class _Claim:
             "iy": [],
             "to": [],
             "co": [],
-            "sh": None,
-            "cz": [],
+            "rx": [],  # 調剤: one group per SH, with its CZ and IY records
         }
-        self.data["re"] = _re(cells)
+        self.data["re"] = _re(cells, header["kind"] == "pharmacy")
+
+
+def _group(d: dict[str, Any], rt: str) -> dict[str, Any]:
+    """The prescription group (last SH) a CZ or IY record belongs to."""
+    if not d["rx"]:
+        raise RowError(rt, f"{rt} before any SH (処方基本) record")
+    return d["rx"][-1]
 
 
 def read(path: Path) -> Iterator[Record | Problem]:
@@ -371,25 +428,27 @@ def read(path: Path) -> Iterator[Record | Problem]:
                 pharmacy = header is not None and header["kind"] == "pharmacy"
                 d = claim.data
                 if rt == "HO":
-                    d["ho"] = _ho(cells)
+                    d["ho"] = _ho(cells, pharmacy)
                 elif rt == "KO":
-                    d["ko"].append(_ko(cells))
+                    d["ko"].append(_ko(cells, pharmacy))
                 elif rt == "SN":
                     d["branch"] = _f(cells, 7)
                 elif rt == "SY":
                     d["sy"].append(_sy(cells))
                 elif rt == "SI":
                     d["si"].append(_si(cells))
+                elif rt == "IY" and pharmacy:
+                    _group(d, "IY")["iy"].append(_iy_pharmacy(cells))
                 elif rt == "IY":
-                    d["iy"].append(_iy_pharmacy(cells) if pharmacy else _iy(cells))
+                    d["iy"].append(_iy(cells))
                 elif rt == "TO":
-                    d["to"].append(_to(cells))
+                    d["to"].append(_to_pharmacy(cells) if pharmacy else _to(cells))
                 elif rt == "CO":
-                    d["co"].append(_co(cells))
+                    d["co"].append(_co_pharmacy(cells) if pharmacy else _co(cells))
                 elif rt == "SH" and pharmacy:
-                    d["sh"] = _sh(cells)
+                    d["rx"].append({**_sh(cells), "cz": [], "iy": []})
                 elif rt == "CZ" and pharmacy:
-                    d["cz"].append(_cz(cells))
+                    _group(d, "CZ")["cz"].append(_cz(cells))
                 elif rt in IGNORED:
                     pass
                 else:

@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from connectors.client_key import load_signing_key, public_jwk
 from connectors.stub_server import StubServer
 from phr_core.cli import main
 from phr_core.config import Settings
 from tests.connectors.helpers import KEY
+
+SIGNING_KEY = "connector-signing-key-for-tests-0123456789"
 
 
 @pytest.fixture
@@ -18,11 +21,12 @@ def env(
     environ: dict[str, str], migrated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):  # type: ignore[no-untyped-def]
     with StubServer() as srv:
+        srv.state.jwk = public_jwk(load_signing_key(SIGNING_KEY))
         values = {
             **environ,
             "PHR_CONNECTOR_PSEUDONYM_KEY": KEY,
             "PHR_CONNECTOR_CLIENT_ID": "connector-test",
-            "PHR_CONNECTOR_CLIENT_SECRET": "s3cret",
+            "PHR_CONNECTOR_SIGNING_KEY": SIGNING_KEY,
             "PHR_CONNECTOR_INBOX": str(tmp_path / "inbox"),
             "PHR_FHIR_URL": srv.url,
             "PHR_ISSUER": srv.url,
@@ -89,3 +93,22 @@ def test_consents_from_the_consent_service(env) -> None:  # type: ignore[no-unty
     assert srv.state.store
     link = runner.invoke(main, ["connector", "link", "--register", str(inbox / "register.csv")])
     assert link.exit_code == 0 and "0 matched (0 children named), 0 no match" in link.output
+
+
+def test_no_local_validation_leaves_it_to_the_server(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import connectors.pipeline as pipeline
+
+    srv, inbox = env
+    runner = CliRunner()
+    r = runner.invoke(main, ["connector", "synth", "--residents", "300", "--months", "1"])
+    assert r.exit_code == 0, r.output
+    calls: list[str] = []
+    real = pipeline.validate
+    monkeypatch.setattr(pipeline, "validate", lambda res: (calls.append("v"), real(res)))
+    consent = str(inbox / "consents.json")
+    args = ["connector", "run", "--consent-file", consent, "--no-local-validation"]
+    sent = runner.invoke(main, args)
+    assert sent.exit_code == 0, sent.output
+    assert srv.state.store and calls == []  # loaded, and the connector validated nothing
+    dry = runner.invoke(main, [*args, "--dry-run"])
+    assert dry.exit_code == 0 and calls  # a dry run always validates

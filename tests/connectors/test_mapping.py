@@ -171,3 +171,38 @@ def test_identifiers_are_stable_across_runs(
 
     assert ids(sink) == ids(first)
     assert sink.bundles == first.bundles
+
+
+def test_pharmacy_claims_become_dispenses_per_prescription(
+    loaded: tuple[dict[str, Any], Recorder],
+) -> None:
+    """調剤 receipts (synthetic, in the verified layout): a MedicationDispense per IY of each
+    SH group, handed over on its CZ 調剤年月日 for its 調剤数量 days, by the YK pharmacy."""
+    _, sink = loaded
+    res = _resources(sink)
+    pharmacies = [
+        r
+        for r in res
+        if r["resourceType"] == "Organization"
+        and any(c["code"] == "pharmacy" for t in r.get("type", []) for c in t["coding"])
+    ]
+    # the YK 薬局コード under 都道府県 + 点数表 4: a 10-digit 医療機関コード
+    assert pharmacies and all(
+        i["value"][2] == "4" and len(i["value"]) == 10
+        for r in pharmacies
+        for i in r["identifier"]
+        if i["system"].endswith("20.3.23")
+    )
+    eobs = [
+        r
+        for r in res
+        if r["resourceType"] == "ExplanationOfBenefit"
+        and r["type"]["coding"][0]["code"] == "pharmacy"
+    ]
+    assert eobs
+    dispensed = [r for r in res if r["resourceType"] == "MedicationDispense" and "daysSupply" in r]
+    assert dispensed
+    for md in dispensed:
+        assert md["daysSupply"]["code"] == "d" and md["daysSupply"]["value"] in (3, 5, 7, 14, 28)
+        assert len(md["whenHandedOver"]) == 10  # a day, not a month
+        assert md["quantity"]["value"] in (1, 2, 3)

@@ -255,23 +255,62 @@ def test_uke_truncated_file_is_reported(tmp_path: Path) -> None:
     assert isinstance(items[-1], Problem) and items[-1].field == "GO"
 
 
+PHARMACY = [
+    # YK: no 予備 after the 薬局コード, so the name is field 6 and 請求年月 field 7
+    "YK,2,07,4,7654321,テスト薬局,202504,00,0242000000",
+    # RE: 9 特記事項, 10–12 the prescribing facility (都道府県, 点数表, 医療機関コード),
+    # 13 its name, 15–34 保険医氏名 (never read), 42 カタカナ氏名
+    "RE,1,4112,202503,山田 太郎,1,19500101,70,,07,1,1234567,テスト医院,,医師 一郎" + "," * 27,
+    # HO: 5 処方箋受付回数, 6 合計点数, 10 一部負担金, 12 減免区分
+    "HO,070284,12,345678,2,300,,,,90,,,,",
+    "SN,1,01,070284,12,345678,01,,",
+    # SH: 処方No, 剤形, 用法, 特別指示, 単位薬剤料
+    "SH,01,1,,,12",
+    # CZ: 医師No, 交付年月日, 調剤年月日, 受付回, 調剤数量, 負担区分, 算定区分, 算定先No,
+    # 薬剤調製料コード, 点数, 分割区分, 前回数量, 薬剤料点数
+    "CZ,1,20250309,20250310,1,14,1,1,01,420000110,24,,,168,",
+    # IY: 負担区分, 医薬品コード, 使用量, 予備, 予備, 混合区分, 枝番, 配合不適, 1回用量
+    "IY,1,620000023,3,,,,,,1",
+    "IY,1,621930001,1.5,,,,,,",
+    "SH,02,1,,,5",
+    "CZ,1,20250309,5070312,1,7,1,1,01,420000110,24,,,35,",  # 和暦 調剤年月日 (令和7年3月12日)
+    "IY,1,610409330,2,,,,,,",
+    "CO,820100001,自由記載",
+    "KI,20250310,1,1,420000001,42",
+    "GO,1,300,99",
+]
+
+
 def test_uke_pharmacy_file(tmp_path: Path) -> None:
     path = tmp_path / "RECEIPTY.UKE"
-    path.write_bytes(
-        _uke(
-            [
-                "YK,2,07,4,7654321,,テスト薬局,202504,00,",
-                "RE,1,4112,202503,山田 太郎,1,19500101,70" + "," * 30,
-                "HO,070284,12,345678,1,300,,,,,,90,,,",
-                "SN,1,01,070284,12,345678,01,,",
-                "SH,07,1,1234567,20250310",
-                "CZ,20250310,14",
-                "IY,620000023,42",
-                "GO,1,300,99",
-            ]
-        )
-    )
+    path.write_bytes(_uke(PHARMACY))
     (rec,) = list(uke.read(path))
     assert isinstance(rec, Record) and rec.kind == "pharmacy"
-    assert rec.data["cz"][0] == {"dispensed": date(2025, 3, 10), "days_supply": 14}
-    assert rec.data["iy"][0]["amount"] == 42.0
+    d = rec.data
+    assert d["header"]["facility10"] == "0747654321"
+    assert d["header"]["facility_name"] == "テスト薬局" and d["header"]["billing"] == (2025, 4)
+    assert d["re"]["prescriber10"] == "0711234567" and d["re"]["ym"] == (2025, 3)
+    assert d["ho"]["days"] == 2 and d["ho"]["points"] == 300 and d["ho"]["copay"] == 90
+    first, second = d["rx"]
+    assert (first["no"], first["form"]) == ("01", "1")
+    assert first["cz"][0]["issued"] == date(2025, 3, 9)
+    assert first["cz"][0]["dispensed"] == date(2025, 3, 10)
+    assert first["cz"][0]["days_supply"] == 14 and first["cz"][0]["fee_code"] == "420000110"
+    assert [iy["code"] for iy in first["iy"]] == ["620000023", "621930001"]
+    assert first["iy"][1]["amount"] == 1.5
+    assert second["cz"][0]["dispensed"] == date(2025, 3, 12)
+    assert [iy["code"] for iy in second["iy"]] == ["610409330"]
+    assert d["co"] == [{"section": None, "code": "820100001"}]
+    assert "医師 一郎" not in repr(d) and "山田" not in repr(d) and "自由記載" not in repr(d)
+
+
+def test_uke_pharmacy_records_out_of_place_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "RECEIPTY.UKE"
+    cz_first = [*PHARMACY[:4], PHARMACY[5], PHARMACY[4], *PHARMACY[6:]]  # a CZ before any SH
+    path.write_bytes(_uke(cz_first))
+    (problem,) = list(uke.read(path))
+    assert isinstance(problem, Problem) and problem.field == "CZ" and "SH" in problem.reason
+    medical_iy = [*PHARMACY[:6], "IY,620000023,3", *PHARMACY[7:]]  # 医科-style IY, 調剤 file
+    path.write_bytes(_uke(medical_iy))
+    (problem,) = list(uke.read(path))
+    assert isinstance(problem, Problem) and problem.field == "IY.医薬品コード"
