@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
-from phr_server import arrivals, audit, search, transaction
+from phr_server import arrivals, audit, dpop, search, transaction
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
 from phr_server.policy import Access, ConsentUnavailable, Denied, decide
@@ -33,22 +33,42 @@ bp = Blueprint("fhir_api", __name__)
 
 
 class Problem(Exception):
-    def __init__(self, status: int, code: str, diagnostics: str, issues: list | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        diagnostics: str,
+        issues: list | None = None,
+        dpop_error: str | None = None,
+    ):
         super().__init__(diagnostics)
         self.status, self.code, self.diagnostics = status, code, diagnostics
         self.issues = issues
+        self.dpop_error = dpop_error
 
 
-def outcome(status: int, code: str, diagnostics: str, issues: list | None = None) -> Response:
+def outcome(
+    status: int,
+    code: str,
+    diagnostics: str,
+    issues: list | None = None,
+    dpop_error: str | None = None,
+) -> Response:
     body = {
         "resourceType": "OperationOutcome",
         "issue": issues or [{"severity": "error", "code": code, "diagnostics": diagnostics}],
     }
     resp = Response(json.dumps(body, ensure_ascii=False), status=status, content_type=FHIR_JSON)
     if status == 401:
-        resp.headers["WWW-Authenticate"] = (
-            f'Bearer realm="phr", error="invalid_token", error_description="{diagnostics}"'
-        )
+        if dpop_error:  # RFC 9449 7.1: the DPoP challenge names the error and the algorithms
+            resp.headers["WWW-Authenticate"] = (
+                f'DPoP realm="phr", error="{dpop_error}", error_description="{diagnostics}",'
+                f' algs="{dpop.ALGS}"'
+            )
+        else:
+            resp.headers["WWW-Authenticate"] = (
+                f'Bearer realm="phr", error="invalid_token", error_description="{diagnostics}"'
+            )
     return resp
 
 
@@ -95,14 +115,19 @@ class TokenCache:
 
 def authenticate(s: Any) -> Access:
     header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise Problem(401, "login", "a bearer access token is required")
-    raw = header[7:].strip()
+    scheme, _, raw = header.partition(" ")
+    scheme, raw = scheme.lower(), raw.strip()
+    if scheme not in ("bearer", "dpop") or not raw:
+        raise Problem(401, "login", "an access token is required (Bearer or DPoP)")
     ext = current_app.extensions
     try:
         token = ext["phr_token_cache"].get(raw, ext["phr_verifier"].verify)
     except InvalidToken as exc:
         raise Problem(401, "login", str(exc)) from None
+    try:
+        dpop.check(scheme, raw, token)
+    except dpop.ProofRefused as exc:
+        raise Problem(401, "login", str(exc), dpop_error=exc.error) from None
     try:
         return decide(token, raw, ext["phr_consent"], ext["phr_patients"], s)
     except Denied as exc:
@@ -138,7 +163,7 @@ def handle(
                     raise Conflict(str(exc)) from None
         raise AssertionError("unreachable")
     except Problem as p:
-        resp = outcome(p.status, p.code, p.diagnostics, p.issues)
+        resp = outcome(p.status, p.code, p.diagnostics, p.issues, p.dpop_error)
     except NotFound as exc:
         resp = outcome(404, "not-found", str(exc))
     except Denied as exc:

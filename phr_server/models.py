@@ -133,3 +133,13 @@ class IdentifierClaim(Base):
     system: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
     resource_id: Mapped[str] = mapped_column(String(64))
+
+
+class DpopJti(Base):
+    """DPoP proof ids seen by this server within their validity window (RFC 9449 11.1), kept in
+    the database so that no gunicorn worker accepts a proof another one already took."""
+
+    __tablename__ = "fhir_dpop_jti"
+
+    jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

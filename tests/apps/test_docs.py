@@ -86,7 +86,7 @@ def test_fhir_error_command(sandbox: Sandbox, tmp_path: Path) -> None:
     body = json.loads(_run(sandbox, "fhir-error", tmp_path))
     assert body["resourceType"] == "OperationOutcome"
     assert body["issue"][0]["code"] == "login"
-    assert body["issue"][0]["diagnostics"] == "a bearer access token is required"
+    assert body["issue"][0]["diagnostics"] == "an access token is required (Bearer or DPoP)"
 
 
 def test_lifetimes_and_limits_match_the_code() -> None:
