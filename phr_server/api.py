@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
-from phr_server import arrivals, audit, dpop, search, transaction
+from phr_server import arrivals, audit, dpop, repository, search, transaction
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
 from phr_server.policy import Access, ConsentUnavailable, Denied, decide
@@ -346,18 +346,45 @@ def search_type(rtype: str) -> ResponseReturnValue:
 def everything(pid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         access.require("Patient", "r")
-        found = repo().everything(s, access, pid)
+        cut: list[str] = []
+        found = repo().everything(s, access, pid, cut)
         links = {"self": f"{base_url()}/Patient/{pid}/$everything"}
-        body = bundle_bytes("searchset", [(f, "match") for f in found], links)
+        body = bundle_bytes("searchset", [(f, "match") for f in found], links, _cut_notice(cut))
         return fhir(body), [f.ref for f in found], {pid}
 
     return handle("operation", run)
 
 
+def _cut_notice(cut: list[str]) -> bytes | None:
+    """A search-mode `outcome` entry saying which types $everything cut at its limit, so an
+    export is never silently incomplete; the rest is reached by searching with paging."""
+    if not cut:
+        return None
+    limit = repository.EVERYTHING_LIMIT
+    issues = [
+        {
+            "severity": "warning",
+            "code": "too-costly",
+            "diagnostics": f"only the first {limit} {t} resources are included; "
+            f"search {t}?patient=… to page through all of them",
+        }
+        for t in cut
+    ]
+    outcome_ = {"resourceType": "OperationOutcome", "issue": issues}
+    return (
+        b'{"resource":'
+        + json.dumps(outcome_, ensure_ascii=False).encode()
+        + b',"search":{"mode":"outcome"}}'
+    )
+
+
 def bundle_bytes(
-    btype: str, entries: list[tuple[Found, str | None]], links: dict[str, str]
+    btype: str,
+    entries: list[tuple[Found, str | None]],
+    links: dict[str, str],
+    extra: bytes | None = None,
 ) -> bytes:
-    """A Bundle around stored bytes, without parsing them."""
+    """A Bundle around stored bytes, without parsing them (`extra`: one more entry's JSON)."""
     base = base_url()
     head = {
         "resourceType": "Bundle",
@@ -385,6 +412,8 @@ def bundle_bytes(
         )
     if btype == "history":
         head["total"] = len(entries)
+    if extra is not None:
+        parts.append(extra)
     prefix = json.dumps(head, ensure_ascii=False)[:-1].encode()
     if not parts:
         return prefix + b"}"

@@ -175,7 +175,11 @@ class Repository:
                 includes = [self._found(s, r) for r in inc]
         return Page(matches, includes, nxt, prv)
 
-    def everything(self, s: Session, access: Access, pid: str) -> list[Found]:
+    def everything(
+        self, s: Session, access: Access, pid: str, cut: list[str] | None = None
+    ) -> list[Found]:
+        """The Patient and its compartment, at most EVERYTHING_LIMIT of each type; the types
+        that reached the limit are appended to `cut`, so the answer can say it is incomplete."""
         out = [self.read(s, access, "Patient", pid)]
         for rtype, spec in TYPES.items():
             if rtype in ("Patient", "AuditEvent") or not spec.compartment:
@@ -195,7 +199,10 @@ class Repository:
                 .order_by(R.c.sort_us, R.c.id)
                 .limit(EVERYTHING_LIMIT)
             )
-            out.extend(self._found(s, r) for r in rows)
+            found = [self._found(s, r) for r in rows]
+            if cut is not None and len(found) >= EVERYTHING_LIMIT:
+                cut.append(rtype)
+            out.extend(found)
         return out
 
     def patients_of(self, s: Session, refs: list[tuple[str, str]]) -> set[str]:

@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from flask import Flask, jsonify
 
 from phr_core.identifiers import patient_id, pseudonym_system
@@ -287,3 +288,24 @@ def test_sealed_tokens_as_the_idp_issues_them(world: World, family: dict[str, st
     assert world.get("/" + family["urn:uuid:o3"], seal(signed, key)).status_code == 200
     wrong = access_token_cipher("another-key-" + "x" * 40)
     assert world.get("/" + family["urn:uuid:o3"], seal(signed, wrong)).status_code == 401
+
+
+def test_everything_says_when_it_was_cut(
+    world: World, family: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$everything holds at most EVERYTHING_LIMIT resources of a type; reaching it adds an
+    `outcome` entry naming the type, so an export is never silently incomplete."""
+    import phr_server.repository as repository
+
+    parent = world.user("sub-parent", codes=FAMILY)
+    path = f"/{family['urn:uuid:p1']}/$everything"
+    whole = world.get(path, parent).get_json()
+    assert all(e["search"]["mode"] == "match" for e in whole["entry"])
+    monkeypatch.setattr(repository, "EVERYTHING_LIMIT", 2)
+    cut = world.get(path, parent).get_json()
+    outcomes = [e for e in cut["entry"] if e["search"]["mode"] == "outcome"]
+    assert len(outcomes) == 1
+    issue = outcomes[0]["resource"]["issue"][0]
+    assert issue["severity"] == "warning" and "Observation" in issue["diagnostics"]
+    observations = [e for e in cut["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert len(observations) == 2
