@@ -88,7 +88,8 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Every request needs a bearer access token from the platform's IdP. Reads "
+                    "Every request needs an access token from the platform's IdP (Bearer, or "
+                    "DPoP with a proof for DPoP-bound tokens). Reads "
                     "see only the Patients the person may reach under an active consent grant; "
                     "writes are transaction Bundles from connectors (system/ scopes). Search "
                     "pages with _count and opaque _cursor links; unknown parameters are a 400."
