@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Response, make_response, redirect, render_template, session
+from flask import Response, redirect, session
 from flask.typing import ResponseReturnValue
 
 from consent import linkage
-from consent.i18n import COOKIE, current_language, messages
+from consent.i18n import messages
 from consent.portal import phr
-from consent.portal.auth import TOKENS, csrf_token, current_subject
+from consent.portal.auth import TOKENS, current_subject
 from consent.portal.plus_words import WORDS
+from consent.portal.views import _page
 from phr_core.identifiers import pseudonym_system
 from phr_core.webapp import database
 
@@ -27,22 +28,8 @@ def words(lang: str) -> dict[str, str]:
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
-    """A personal page (never cached) in the person's language."""
-    lang = current_language()
-    subject = current_subject()
-    resp = make_response(
-        render_template(
-            template,
-            lang=lang,
-            t=words(lang),
-            signed_in=subject is not None,
-            csrf=csrf_token() if subject is not None else "",
-            **context,
-        ),
-        status,
-    )
-    resp.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
-    resp.headers["Content-Language"] = lang
+    """A personal page (never cached) in the person's language, with the '+ services' words."""
+    resp = _page(template, status, words, **context)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

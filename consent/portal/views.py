@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response, abort, make_response, redirect, render_template
@@ -23,14 +24,21 @@ bp = Blueprint("portal", __name__, template_folder="templates")
 JST = timezone(timedelta(hours=9), "JST")  # dates are shown as the person's calendar has them
 
 
-def _page(template: str, status: int = 200, **context: object) -> Response:
+def _page(
+    template: str,
+    status: int = 200,
+    words: Callable[[str], dict[str, str]] = messages,
+    **context: object,
+) -> Response:
+    """A portal page in the person's language (`words(lang)` its texts); personal pages are
+    never cached."""
     lang = current_language()
     subject = current_subject()
     resp = make_response(
         render_template(
             template,
             lang=lang,
-            t=messages(lang),
+            t=words(lang),
             signed_in=subject is not None,
             csrf=csrf_token() if subject is not None else "",
             **context,
