@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from phr_core.demo import DEMO_MUNICIPALITY
+from phr_core.services import SERVICES
 from tests.conftest import make_environ
 
 PHR = [sys.executable, "-m", "phr_core.cli"]
@@ -62,7 +63,7 @@ def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url:
     try:
         out = _read_until(proc, "Press Ctrl-C to stop.")
         urls = [m.group(0) for line in out for m in [re.search(r"http://\S+/$", line)] if m]
-        assert len(urls) == 5, out  # four services and the development card authority
+        assert len(urls) == len(SERVICES) + 1, out  # and the development card authority
         authority = env["PHR_CARD_AUTHORITY_URL"] + "/"
         assert authority in urls
         for url in urls:
