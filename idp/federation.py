@@ -5,8 +5,22 @@ request object signed with a key of its (policy-applied) metadata."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy.orm import Session
+
+from federation import keys
+from federation.entity.fetch import UrlFetcher, acceptable_entity_id
+from federation.entity.trust_chain import Resolver, TrustChain
+from federation.errors import FederationError
+from federation.trust_marks import CERTIFIED_PHR_APP
+from idp.clients import sector_for, validate_metadata
+from idp.models import Client
 from phr_core.config import Settings
 
 
@@ -24,3 +38,128 @@ def openid_provider_metadata(settings: Settings) -> dict[str, dict[str, Any]]:
         },
     )
     return {"openid_provider": md}
+
+
+# --- automatic registration (section 12.1) ---------------------------------------------------
+
+REGISTRATION = "federation"  # Client.registration of automatically registered apps
+REQUEST_OBJECT_ALGS = ("ES256", "RS256", "PS256")
+MAX_REQUEST_OBJECT_LIFETIME_S = 600
+
+
+class RegistrationRefused(Exception):
+    """The app cannot be registered from the federation; the message says why (shown on the
+    IdP's error page: the redirect URI is not trusted yet)."""
+
+
+def resolver(settings: Settings) -> Resolver:
+    """The IdP's trust-chain resolver, made once per app (tests put their own)."""
+    app = current_app
+    existing = app.extensions.get("idp_federation_resolver")
+    if existing is None:
+        existing = Resolver(
+            UrlFetcher(allow_http_loopback=not settings.production),
+            keys.trust_anchors(settings),
+            check_trust_mark_status=True,
+        )
+        app.extensions["idp_federation_resolver"] = existing
+    return existing
+
+
+def is_entity_id(client_id: str, settings: Settings) -> bool:
+    return acceptable_entity_id(client_id, allow_http_loopback=not settings.production)
+
+
+def register_automatically(
+    s: Session, settings: Settings, issuer: str, params: dict[str, str]
+) -> dict[str, str]:
+    """For an authorization request whose client_id is an entity id and which carries a
+    request object: resolve the app's trust chain afresh (so a removal or a revoked trust
+    mark counts at once), check the request object against the chain's metadata, register or
+    refresh the client until the chain expires, and return the request object's parameters
+    (RFC 9101: only those count). Anything else is returned unchanged."""
+    client_id = params.get("client_id", "")
+    token = params.get("request")
+    if not token or not is_entity_id(client_id, settings):
+        return params
+    if len(client_id) > CLIENT_ID_MAX:
+        raise RegistrationRefused("the entity id is too long to register")
+    res = resolver(settings)
+    if not res.trust_anchors:
+        raise RegistrationRefused("this provider has no federation trust anchor configured")
+    try:
+        chain = res.resolve(client_id, fresh=True)
+    except FederationError as exc:
+        raise RegistrationRefused(
+            f"the app's trust chain is refused ({exc.reason}): {exc.detail}"
+        ) from None
+    rp = chain.metadata.get("openid_relying_party")
+    if rp is None:
+        raise RegistrationRefused("the app publishes no openid_relying_party metadata")
+    if "automatic" not in rp.get("client_registration_types", []):
+        raise RegistrationRefused("the app does not use automatic registration")
+    if not chain.has_trust_mark(CERTIFIED_PHR_APP):
+        raise RegistrationRefused("the app holds no valid 'certified PHR app' trust mark")
+    claims = _request_object(token, rp, client_id, issuer)
+    _upsert(s, client_id, rp, chain)
+    out = {k: str(v) for k, v in claims.items() if isinstance(v, str | int) and k not in _JWT_ONLY}
+    out["client_id"] = client_id
+    return out
+
+
+_JWT_ONLY = ("iss", "aud", "exp", "iat", "nbf", "jti", "request", "request_uri")
+CLIENT_ID_MAX = 128
+
+
+def _request_object(token: str, rp: dict[str, Any], client_id: str, issuer: str) -> dict:
+    """RFC 9101 request object signed with a key of the app's (policy-applied) metadata."""
+    jwks = rp.get("jwks")
+    if not isinstance(jwks, dict):
+        raise RegistrationRefused("the app's metadata has no jwks to check its request with")
+    try:
+        claims = jwt.decode(
+            token, KeySet.import_key_set(jwks), algorithms=list(REQUEST_OBJECT_ALGS)
+        ).claims
+    except (JoseError, ValueError, TypeError):
+        raise RegistrationRefused("the request object is not signed with the app's key") from None
+    now = time.time()
+    aud = claims.get("aud")
+    if claims.get("iss") != client_id or claims.get("client_id") != client_id:
+        raise RegistrationRefused("the request object's iss and client_id must be the app")
+    if issuer not in (aud if isinstance(aud, list) else [aud]):
+        raise RegistrationRefused("the request object is meant for another provider")
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp < now - 30 or exp > now + MAX_REQUEST_OBJECT_LIFETIME_S:
+        raise RegistrationRefused("the request object has expired or lives too long")
+    if not claims.get("jti"):
+        raise RegistrationRefused("the request object needs a jti")
+    return claims
+
+
+def _upsert(s: Session, client_id: str, rp: dict[str, Any], chain: TrustChain) -> None:
+    meta = {k: v for k, v in rp.items() if k != "client_id"}
+    meta["phr_federation_exp"] = chain.exp
+    meta["phr_trust_anchor"] = chain.trust_anchor
+    for ours in [k for k in meta if k.startswith("phr_") and k not in _FEDERATION_FIELDS]:
+        del meta[ours]  # an app cannot give itself a named sector, first-party status, …
+    try:
+        validate_metadata(meta)
+    except ValueError as exc:
+        raise RegistrationRefused(f"the app's metadata cannot be served: {exc}") from None
+    sector = sector_for({**meta, "client_id": client_id})
+    row = s.get(Client, client_id)
+    if row is None:
+        row = Client(client_id=client_id, registration=REGISTRATION, sector=sector)
+        s.add(row)
+    elif row.registration != REGISTRATION:
+        raise RegistrationRefused("a client registered otherwise already has this client_id")
+    elif row.sector_locked and row.sector != sector:
+        raise RegistrationRefused("the app's sector changed after people signed in")
+    row.sector = sector
+    row.client_name = str(meta.get("client_name") or client_id)[:200]
+    row.client_metadata = meta
+    row.secret_hash = None
+    s.flush()
+
+
+_FEDERATION_FIELDS = ("phr_federation_exp", "phr_trust_anchor")
