@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from federation import jose, keys
 from federation.authority import store
+from federation.authority.policies import PLATFORM_SERVICE_POLICY
 from phr_core.config import Settings
 from phr_core.db import Database
 
@@ -28,6 +29,8 @@ def load(db: Database, settings: Settings) -> int:
             if store.active(s, entity_id) is not None:
                 continue
             jwks = jose.public_jwks(keys.entity_key(settings, name))
-            store.add(s, entity_id, jwks, entity_types=types)
+            store.add(
+                s, entity_id, jwks, entity_types=types, metadata_policy=PLATFORM_SERVICE_POLICY
+            )
             added += 1
     return added

@@ -72,8 +72,6 @@ def check_operators(param_policy: dict[str, Any], where: str, crit: list[str] = 
                 raise _fail(where, "value is not a superset of superset_of")
             if "add" in p and not set(map(repr, p["add"])) <= set(map(repr, _as_list(value))):
                 raise _fail(where, "add has values that value does not")
-            if "default" in p and value is not None and p["default"] != value:
-                pass  # value wins; default never applies
     if "add" in p and "subset_of" in p and not all(x in p["subset_of"] for x in p["add"]):
         raise _fail(where, "add has values outside subset_of")
     if "default" in p and "one_of" in p and p["default"] not in p["one_of"]:

@@ -36,3 +36,10 @@ INTERMEDIATE_CONSTRAINTS: dict[str, Any] = {"max_path_length": 1}
 # verifiers that never ask again; a revocation is seen at once by those that do.
 STATEMENT_LIFETIME_S = 3600
 CONFIGURATION_LIFETIME_S = 3600
+
+# The platform's own services (IdP, PHR servers, portal, connectors): the portal is a static,
+# first-party client of the IdP with a client secret, never automatically registered, so the
+# relying-party rules for third-party apps do not apply to it; the provider rule does.
+PLATFORM_SERVICE_POLICY: dict[str, dict[str, dict[str, Any]]] = {
+    "openid_provider": LEAF_POLICY["openid_provider"],
+}
