@@ -168,23 +168,9 @@ def resolve() -> ResponseReturnValue:
         "metadata": metadata,
         "trust_chain": chain.jwts,
     }
-    marks = [m for m in chain.trust_marks]
-    if marks:
-        claims["trust_marks"] = [
-            {"trust_mark_type": m["trust_mark_type"], "trust_mark": tok}
-            for m in marks
-            for tok in _mark_tokens(chain, m)
-        ]
+    if chain.trust_mark_entries:
+        claims["trust_marks"] = chain.trust_mark_entries
     return jwt_response(jose.sign(claims, _key(), RESOLVE_TYP), "application/resolve-response+jwt")
-
-
-def _mark_tokens(chain: Any, mark: dict[str, Any]) -> list[str]:
-    leaf = chain.statements[0]
-    out = []
-    for entry in leaf.claims.get("trust_marks") or []:
-        if isinstance(entry, dict) and entry.get("trust_mark_type") == mark["trust_mark_type"]:
-            out.append(entry.get("trust_mark"))
-    return out[:1]
 
 
 @bp.get("/trust_mark")

@@ -44,6 +44,7 @@ class TrustChain:
     exp: int
     metadata: dict[str, dict[str, Any]]  # per entity type, policies applied
     trust_marks: list[dict[str, Any]]  # verified trust mark claims
+    trust_mark_entries: list[dict[str, str]] = field(default_factory=list, repr=False)
 
     @property
     def jwts(self) -> list[str]:
@@ -211,8 +212,17 @@ class Resolver:
         if exp <= now - jose.LEEWAY_S:
             raise FederationError(EXPIRED, "the chain has expired")
         metadata = self._metadata(leaf, subordinates)
-        marks = self._trust_marks(leaf, anchor, now)
-        return TrustChain(leaf.sub, anchor.sub, chain, exp, metadata, marks)
+        entries = self._trust_marks(leaf, anchor, now)
+        marks = [claims for claims, _ in entries]
+        return TrustChain(
+            leaf.sub,
+            anchor.sub,
+            chain,
+            exp,
+            metadata,
+            marks,
+            [{"trust_mark_type": c["trust_mark_type"], "trust_mark": t} for c, t in entries],
+        )
 
     def _metadata(
         self, leaf: EntityStatement, subordinates: list[EntityStatement]
@@ -238,10 +248,11 @@ class Resolver:
 
     def _trust_marks(
         self, leaf: EntityStatement, anchor: EntityStatement, now: float
-    ) -> list[dict[str, Any]]:
-        """The leaf's trust marks that verify; invalid ones are ignored, as the spec says."""
+    ) -> list[tuple[dict[str, Any], str]]:
+        """The leaf's trust marks that verify (claims, token); invalid ones are ignored, as
+        the spec says."""
         allowed = anchor.claims.get("trust_mark_issuers") or {}
-        out: list[dict[str, Any]] = []
+        out: list[tuple[dict[str, Any], str]] = []
         for entry in leaf.claims.get("trust_marks") or []:
             token = entry.get("trust_mark") if isinstance(entry, dict) else None
             if not isinstance(token, str):
@@ -260,7 +271,7 @@ class Resolver:
                 )
                 if self.check_trust_mark_status and self.mark_status(token, iss) != "active":
                     continue
-                out.append(claims)
+                out.append((claims, token))
             except FederationError:
                 continue
         return out

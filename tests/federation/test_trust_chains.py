@@ -235,6 +235,11 @@ def test_certified_app_trust_mark_is_verified_and_its_revocation_seen(
 
     chain = federation.resolver(check_trust_mark_status=True).resolve(app.entity_id)
     assert chain.has_trust_mark(trust_marks.CERTIFIED_PHR_APP)
+    assert chain.trust_mark_entries == app.trust_marks
+    resolved = federation.anchor.test_client().get(
+        "/resolve", query_string={"sub": app.entity_id, "trust_anchor": federation.anchor_id}
+    )
+    assert jose.peek(resolved.get_data(as_text=True))[1]["trust_marks"] == app.trust_marks
 
     with federation.anchor.extensions["phr_db"].session() as s:
         assert store.revoke_marks(s, app.entity_id, trust_marks.CERTIFIED_PHR_APP) == 1
