@@ -20,6 +20,7 @@ from federation.entity.trust_chain import Resolver, TrustChain
 from federation.errors import FederationError
 from federation.trust_marks import CERTIFIED_PHR_APP
 from idp.clients import sector_for, validate_metadata
+from idp.context import idp
 from idp.models import Client
 from phr_core.config import Settings
 
@@ -29,6 +30,9 @@ def openid_provider_metadata(settings: Settings) -> dict[str, dict[str, Any]]:
 
     md = discovery.metadata()
     md.update(
+        # Section 5.2.1: keys by value, so a verifier that trusts this configuration through
+        # its chain needs no second, unauthenticated fetch of jwks_uri.
+        jwks=idp().keys.jwks(),
         client_registration_types_supported=["automatic"],
         request_parameter_supported=True,
         request_object_signing_alg_values_supported=["ES256", "RS256"],
