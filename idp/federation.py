@@ -5,7 +5,10 @@ request object signed with a key of its (policy-applied) metadata."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
@@ -86,6 +89,36 @@ def register_automatically(
     token = params.get("request")
     if not token or not is_entity_id(client_id, settings):
         return params
+    rp, chain = _resolve_app(settings, client_id)
+    claims = _request_object(token, rp, client_id, issuer)
+    _upsert(s, client_id, rp, chain)
+    out = {k: str(v) for k, v in claims.items() if isinstance(v, str | int) and k not in _JWT_ONLY}
+    out["client_id"] = client_id
+    return out
+
+
+def register_for_assertion(s: Session, settings: Settings, form: Mapping[str, str]) -> None:
+    """Pushed authorization requests (section 12.1.1.2): the app authenticates with
+    private_key_jwt before the IdP knows it. When the assertion's issuer is an entity id, the
+    app is registered from its chain first, so that client authentication can then check the
+    assertion with the keys the federation vouches for. Nothing is trusted until it does."""
+    assertion = form.get("client_assertion", "")
+    try:
+        iss = json.loads(base64.urlsafe_b64decode(_pad(assertion.split(".")[1]))).get("iss")
+    except (ValueError, IndexError, AttributeError):
+        return  # client authentication reports the malformed assertion
+    if isinstance(iss, str) and is_entity_id(iss, settings) and form.get("client_id", iss) == iss:
+        rp, chain = _resolve_app(settings, iss)
+        _upsert(s, iss, rp, chain)
+
+
+def _pad(part: str) -> str:
+    return part + "=" * (-len(part) % 4)
+
+
+def _resolve_app(settings: Settings, client_id: str) -> tuple[dict[str, Any], TrustChain]:
+    """The app's relying-party metadata after the federation's policies, from its chain
+    resolved afresh (so a removal or a revoked trust mark counts at once)."""
     if len(client_id) > CLIENT_ID_MAX:
         raise RegistrationRefused("the entity id is too long to register")
     res = resolver(settings)
@@ -104,11 +137,7 @@ def register_automatically(
         raise RegistrationRefused("the app does not use automatic registration")
     if not chain.has_trust_mark(CERTIFIED_PHR_APP):
         raise RegistrationRefused("the app holds no valid 'certified PHR app' trust mark")
-    claims = _request_object(token, rp, client_id, issuer)
-    _upsert(s, client_id, rp, chain)
-    out = {k: str(v) for k, v in claims.items() if isinstance(v, str | int) and k not in _JWT_ONLY}
-    out["client_id"] = client_id
-    return out
+    return rp, chain
 
 
 _JWT_ONLY = ("iss", "aud", "exp", "iat", "nbf", "jti", "request", "request_uri")

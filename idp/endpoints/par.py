@@ -6,10 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from idp import federation
 from idp.client_auth import authenticate
 from idp.context import PAR_TTL, idp
 from idp.endpoints import authorize as az
-from idp.errors import OAuthError, invalid_request
+from idp.errors import OAuthError, invalid_client, invalid_request
 from idp.models import AuthRequest
 from idp.tokens import new_handle, now_utc
 
@@ -25,6 +26,10 @@ def par() -> ResponseReturnValue:
         if "request_uri" in request.form:
             raise invalid_request("request_uri cannot be pushed")
         with ctx.db.session() as s:
+            try:  # OpenID Federation automatic registration (idp/federation.py)
+                federation.register_for_assertion(s, ctx.settings, request.form)
+            except federation.RegistrationRefused as exc:
+                raise invalid_client(str(exc)) from None
             client = authenticate(
                 s,
                 request.form,

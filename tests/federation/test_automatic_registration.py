@@ -86,12 +86,12 @@ def authorize_params(app: LeafEntity, token: str) -> dict[str, str]:
     return {"client_id": app.entity_id, "request": token, "response_type": "code", "scope": SCOPE}
 
 
-def client_assertion(app: LeafEntity, issuer: str) -> str:
+def client_assertion(app: LeafEntity, issuer: str, aud: str | None = None) -> str:
     now = int(time.time())
     claims = {
         "iss": app.entity_id,
         "sub": app.entity_id,
-        "aud": issuer + "/token",
+        "aud": aud or issuer + "/token",
         "iat": now,
         "exp": now + 60,
         "jti": secrets.token_urlsafe(12),
@@ -228,3 +228,53 @@ def test_idp_publishes_its_entity_configuration(federation: Federation, idp_app:
     op = ec.metadata["openid_provider"]
     assert op["client_registration_types_supported"] == ["automatic"]
     assert op["issuer"] == settings.issuer
+
+
+def test_app_known_only_to_the_federation_can_push_its_request(
+    federation: Federation, idp_app: Flask
+) -> None:
+    app = certified_app(federation)
+    issuer = idp_app.extensions["idp"].issuer
+    _, challenge = pkce_pair()
+    pushed = idp_app.test_client().post(
+        "/par",
+        data={
+            "client_id": app.entity_id,
+            "response_type": "code",
+            "redirect_uri": app.entity_id + "/callback",
+            "scope": SCOPE,
+            "state": "par-state",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": client_assertion(app, issuer, aud=issuer),
+        },
+    )
+    assert pushed.status_code == 201, pushed.get_json()
+    browser = Browser(idp_app.test_client())
+    back = browser.authorize(client_id=app.entity_id, request_uri=pushed.get_json()["request_uri"])
+    assert back["state"] == ["par-state"] and "code" in back
+
+
+def test_push_from_an_app_outside_the_federation_is_invalid_client(
+    federation: Federation, idp_app: Flask
+) -> None:
+    app = federation.leaf()  # nobody vouches for it
+    issuer = idp_app.extensions["idp"].issuer
+    _, challenge = pkce_pair()
+    pushed = idp_app.test_client().post(
+        "/par",
+        data={
+            "client_id": app.entity_id,
+            "response_type": "code",
+            "redirect_uri": app.entity_id + "/callback",
+            "scope": SCOPE,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": client_assertion(app, issuer, aud=issuer),
+        },
+    )
+    assert pushed.status_code == 401
+    body = pushed.get_json()
+    assert body["error"] == "invalid_client" and "not_found" in body["error_description"]
