@@ -4,6 +4,7 @@ of the network."""
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -41,8 +42,18 @@ def acceptable_entity_id(entity_id: str, *, allow_http_loopback: bool = True) ->
     if parts.query or parts.fragment or not parts.hostname:
         return False
     if parts.scheme == "https":
-        return True
+        # Outside development an entity id never names an internal address: the IdP fetches
+        # whatever client_id an unauthenticated request names, and must not be a proxy inward.
+        return allow_http_loopback or not _internal_ip(parts.hostname)
     return parts.scheme == "http" and allow_http_loopback and is_loopback_host(parts.hostname)
+
+
+def _internal_ip(host: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or host.endswith((".localhost", ".internal", ".local"))
+    return not ip.is_global
 
 
 class UrlFetcher:
