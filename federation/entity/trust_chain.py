@@ -9,6 +9,7 @@ own configuration with the keys we were configured with, not the ones it publish
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -202,6 +203,12 @@ class Resolver:
     def _validate(self, chain: list[EntityStatement], now: float) -> TrustChain:
         leaf, anchor = chain[0], chain[-1]
         subordinates = chain[1:-1]
+        # Section 10.2: each statement verifies with the keys in the statement above it, i.e.
+        # those the issuer's own superior vouches for, not merely the keys the issuer publishes.
+        for lower, upper in itertools.pairwise(chain):
+            jose.verify(
+                lower.jwt, upper.jwks, statement.TYP, what=f"statement by {lower.iss}", now=now
+            )
         for k, ss in enumerate(subordinates, start=1):
             limit = ss.constraints.get("max_path_length")
             if isinstance(limit, int) and k - 1 > limit:

@@ -256,3 +256,43 @@ def test_trust_mark_from_an_issuer_the_anchor_does_not_name_is_ignored(
     app.trust_marks = [{"trust_mark_type": trust_marks.CERTIFIED_PHR_APP, "trust_mark": rogue}]
     chain = federation.resolver().resolve(app.entity_id)
     assert not chain.has_trust_mark(trust_marks.CERTIFIED_PHR_APP)
+
+
+def test_intermediate_signing_with_a_key_its_superior_never_vouched_for(
+    federation: Federation,
+) -> None:
+    """The prefecture's configuration is signed with its registered key but also lists an
+    extra one, which it then uses for its statement about the app: refused."""
+    from flask import Flask, Response
+
+    from federation.entity import statement
+
+    registered, extra = new_key(), new_key()
+    pref_id = f"http://127.0.0.1:{free_port()}"
+    app = federation.leaf(superior=pref_id)
+    rogue = Flask("rogue-prefecture")
+
+    @rogue.get(statement.WELL_KNOWN)
+    def configuration() -> Response:
+        token = statement.sign_configuration(
+            pref_id,
+            registered,
+            {"federation_entity": {"federation_fetch_endpoint": pref_id + "/fetch"}},
+            authority_hints=[federation.anchor_id],
+        )
+        _, claims = jose.peek(token)
+        claims["jwks"] = jose.public_jwks(registered, extra)
+        return Response(jose.sign(claims, registered, statement.TYP), mimetype=statement.MEDIA_TYPE)
+
+    @rogue.get("/fetch")
+    def fetch() -> Response:
+        token = statement.sign_subordinate(pref_id, extra, app.entity_id, app.jwks)
+        return Response(token, mimetype=statement.MEDIA_TYPE)
+
+    federation.fetcher.mount(pref_id, rogue)
+    federation.add_subordinate(
+        federation.anchor, pref_id, jose.public_jwks(registered), intermediate=True
+    )
+    err = refused(federation, app.entity_id)
+    assert err.reason == errors.BAD_SIGNATURE
+    assert f"statement by {pref_id}" in err.detail
