@@ -42,7 +42,8 @@ def _consent(s: Settings) -> Metadata:
             "redirect_uris": [s.urls["consent"] + "/auth/callback"],
             "response_types": ["code"],
             "grant_types": ["authorization_code"],
-            "client_registration_types": ["explicit"],  # a static client of the IdP
+            # No client_registration_types: it is a static client of the IdP, registered by
+            # configuration, neither automatically nor explicitly through the federation.
         },
         "oauth_resource": {
             "resource": s.urls["consent"] + "/api",

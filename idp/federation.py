@@ -33,6 +33,8 @@ def openid_provider_metadata(settings: Settings) -> dict[str, dict[str, Any]]:
 
     md = discovery.metadata()
     md.update(
+        # Request objects are accepted from automatically registered apps only (the plain
+        # discovery document, for everyone else, keeps saying request_parameter_supported false).
         # Section 5.2.1: keys by value, so a verifier that trusts this configuration through
         # its chain needs no second, unauthenticated fetch of jwks_uri.
         jwks=idp().keys.jwks(),
