@@ -9,6 +9,7 @@ import base64
 import json
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
@@ -24,7 +25,8 @@ from federation.errors import FederationError
 from federation.trust_marks import CERTIFIED_PHR_APP
 from idp.clients import sector_for, validate_metadata
 from idp.context import idp
-from idp.models import Client
+from idp.models import Client, DpopJti
+from idp.tokens import sha256_hex
 from phr_core.config import Settings
 
 
@@ -93,6 +95,7 @@ def register_automatically(
         return params
     rp, chain = _resolve_app(settings, client_id)
     claims = _request_object(token, rp, client_id, issuer)
+    _remember_jti(s, client_id, claims)
     _upsert(s, client_id, rp, chain)
     out = {k: str(v) for k, v in claims.items() if isinstance(v, str | int) and k not in _JWT_ONLY}
     out["client_id"] = client_id
@@ -169,6 +172,16 @@ def _request_object(token: str, rp: dict[str, Any], client_id: str, issuer: str)
     if not claims.get("jti"):
         raise RegistrationRefused("the request object needs a jti")
     return claims
+
+
+def _remember_jti(s: Session, client_id: str, claims: dict[str, Any]) -> None:
+    """A request object is used once. Its id is kept until it expires in the table of seen
+    proof ids (shared with DPoP, purged the same way; the hash is namespaced so the two kinds
+    never meet), so a captured request cannot be replayed on any worker."""
+    jti_hash = sha256_hex(f"request-object\n{client_id}\n{claims['jti']}")
+    if s.get(DpopJti, jti_hash) is not None:
+        raise RegistrationRefused("this request object was already used")
+    s.add(DpopJti(jti_hash=jti_hash, expires_at=datetime.fromtimestamp(claims["exp"], UTC)))
 
 
 def _upsert(s: Session, client_id: str, rp: dict[str, Any], chain: TrustChain) -> None:

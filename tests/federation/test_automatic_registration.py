@@ -278,3 +278,12 @@ def test_push_from_an_app_outside_the_federation_is_invalid_client(
     assert pushed.status_code == 401
     body = pushed.get_json()
     assert body["error"] == "invalid_client" and "not_found" in body["error_description"]
+
+
+def test_a_request_object_is_used_once(federation: Federation, idp_app: Flask) -> None:
+    app = certified_app(federation)
+    issuer = idp_app.extensions["idp"].issuer
+    _, challenge = pkce_pair()
+    params = authorize_params(app, request_object(app, issuer, challenge))
+    assert idp_app.test_client().get("/authorize", query_string=params).status_code == 302
+    assert "already used" in refusal(idp_app, params)
