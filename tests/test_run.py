@@ -77,12 +77,7 @@ def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url:
         assert DEMO_MUNICIPALITY.name_ja in _get(portal)[1]
         if database_url.startswith("sqlite"):
             var = Path(env["PHR_VAR_DIR"])
-            assert {p.name for p in var.glob("*.db")} == {
-                "idp.db",
-                "fhir.db",
-                "consent.db",
-                "connector.db",
-            }
+            assert {p.name for p in var.glob("*.db")} == {f"{s.name}.db" for s in SERVICES}
             assert (var / "secrets" / "PHR_FHIR_DATA_KEY").exists()
     finally:
         proc.send_signal(signal.SIGINT)
