@@ -13,6 +13,7 @@ POLICY_VIOLATION = "metadata_policy_violation"
 NOT_FOUND = "not_found"  # a superior no longer vouches for the entity (removed or revoked)
 LOOP = "loop"
 PATH_TOO_LONG = "max_path_length"
+NAMING = "naming_constraints"
 MALFORMED = "invalid_statement"
 UNREACHABLE = "unreachable"
 ENTITY_TYPE = "entity_type_not_allowed"

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from federation import jose, policy, trust_marks
 from federation.entity import statement
@@ -25,6 +26,7 @@ from federation.errors import (
     EXPIRED,
     LOOP,
     MALFORMED,
+    NAMING,
     NOT_FOUND,
     PATH_TOO_LONG,
     UNKNOWN_ANCHOR,
@@ -54,6 +56,25 @@ class TrustChain:
 
     def has_trust_mark(self, mark_type: str) -> bool:
         return any(m.get("trust_mark_type") == mark_type for m in self.trust_marks)
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    """RFC 5280 4.2.1.10 for URIs: `.example.jp` is any host below example.jp, `example.jp`
+    that host alone."""
+    pattern = pattern.lower()
+    if pattern.startswith("."):
+        return host.endswith(pattern)
+    return host == pattern
+
+
+def _check_name(entity_id: str, names: dict[str, Any], authority: str) -> None:
+    host = (urlsplit(entity_id).hostname or "").lower()
+    permitted = [p for p in names.get("permitted") or [] if isinstance(p, str)]
+    excluded = [p for p in names.get("excluded") or [] if isinstance(p, str)]
+    if any(_host_matches(host, p) for p in excluded) or (
+        permitted and not any(_host_matches(host, p) for p in permitted)
+    ):
+        raise FederationError(NAMING, f"{authority} does not allow entity ids like {entity_id}")
 
 
 class Resolver:
@@ -215,6 +236,11 @@ class Resolver:
                 raise FederationError(
                     PATH_TOO_LONG, f"{ss.iss} allows {limit} intermediates, the chain has {k - 1}"
                 )
+            names = ss.constraints.get("naming_constraints")
+            if isinstance(names, dict):
+                # Every entity below the constraining authority: the leaf and intermediates.
+                for below in [leaf.sub, *(x.iss for x in subordinates[: k - 1])]:
+                    _check_name(below, names, ss.iss)
         exp = min(s.exp for s in chain)
         if exp <= now - jose.LEEWAY_S:
             raise FederationError(EXPIRED, "the chain has expired")

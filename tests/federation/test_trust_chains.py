@@ -296,3 +296,38 @@ def test_intermediate_signing_with_a_key_its_superior_never_vouched_for(
     err = refused(federation, app.entity_id)
     assert err.reason == errors.BAD_SIGNATURE
     assert f"statement by {pref_id}" in err.detail
+
+
+def test_naming_constraints_refuse_entity_ids_outside_the_permitted_names(
+    federation: Federation,
+) -> None:
+    app = federation.leaf()
+    federation.add_subordinate(
+        federation.anchor,
+        app.entity_id,
+        app.jwks,
+        constraints={"naming_constraints": {"permitted": [".lg.jp"]}},
+    )
+    err = refused(federation, app.entity_id)
+    assert err.reason == errors.NAMING
+
+    federation.add_subordinate(
+        federation.anchor,
+        app.entity_id,
+        app.jwks,
+        constraints={"naming_constraints": {"permitted": ["127.0.0.1"], "excluded": [".lg.jp"]}},
+    )
+    assert federation.resolver().resolve(app.entity_id).entity_id == app.entity_id
+
+
+def test_entity_types_a_superior_does_not_allow_are_dropped(federation: Federation) -> None:
+    app = federation.leaf()
+    federation.add_subordinate(
+        federation.anchor,
+        app.entity_id,
+        app.jwks,
+        constraints={"allowed_entity_types": ["oauth_resource"]},
+    )
+    app.metadata["federation_entity"] = {"organization_name": "App maker"}
+    chain = federation.resolver().resolve(app.entity_id)
+    assert set(chain.metadata) == {"federation_entity"}
