@@ -93,6 +93,9 @@ def register_automatically(
     token = params.get("request")
     if not token or not is_entity_id(client_id, settings):
         return params
+    existing = s.get(Client, client_id)
+    if existing is not None and existing.registration != REGISTRATION:
+        return params  # registered otherwise: the usual checks (and refusals) apply
     rp, chain = _resolve_app(settings, client_id)
     claims = _request_object(token, rp, client_id, issuer)
     _remember_jti(s, client_id, claims)
