@@ -115,7 +115,12 @@ def register_for_assertion(s: Session, settings: Settings, form: Mapping[str, st
         iss = json.loads(base64.urlsafe_b64decode(_pad(assertion.split(".")[1]))).get("iss")
     except (ValueError, IndexError, AttributeError):
         return  # client authentication reports the malformed assertion
-    if isinstance(iss, str) and is_entity_id(iss, settings) and form.get("client_id", iss) == iss:
+    if not isinstance(iss, str) or not is_entity_id(iss, settings):
+        return
+    existing = s.get(Client, iss)
+    if form.get("client_id", iss) == iss and (
+        existing is None or existing.registration == REGISTRATION
+    ):
         rp, chain = _resolve_app(settings, iss)
         _upsert(s, iss, rp, chain)
 

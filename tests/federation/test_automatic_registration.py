@@ -287,3 +287,37 @@ def test_a_request_object_is_used_once(federation: Federation, idp_app: Flask) -
     params = authorize_params(app, request_object(app, issuer, challenge))
     assert idp_app.test_client().get("/authorize", query_string=params).status_code == 302
     assert "already used" in refusal(idp_app, params)
+
+
+def test_a_static_client_with_a_url_client_id_is_left_alone(
+    federation: Federation, idp_app: Flask
+) -> None:
+    from idp.clients import upsert_static
+
+    client_id = "https://static-app.example.jp"
+    with idp_app.extensions["phr_db"].session() as s:
+        upsert_static(
+            s,
+            {
+                "client_id": client_id,
+                "redirect_uris": ["https://static-app.example.jp/cb"],
+                "scope": "openid",
+            },
+            "static-secret-" + "x" * 30,
+        )
+    _, challenge = pkce_pair()
+    resp = idp_app.test_client().get(
+        "/authorize",
+        query_string={
+            "client_id": client_id,
+            "request": "a.b.c",
+            "response_type": "code",
+            "redirect_uri": "https://static-app.example.jp/cb",
+            "scope": "openid",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )
+    assert resp.status_code == 302
+    assert "error=request_not_supported" in resp.headers["Location"]
+    assert not federation.fetcher.requests  # nothing was fetched for it
