@@ -40,7 +40,7 @@ class ServiceSpec:
 
     @property
     def version_table(self) -> str:
-        """Each service keeps its own Alembic version table so all four can share one database."""
+        """Each service keeps its own Alembic version table so they can all share one database."""
         return f"alembic_version_{self.name}"
 
     @property
