@@ -25,11 +25,14 @@ def par() -> ResponseReturnValue:
             raise invalid_request("send the request as application/x-www-form-urlencoded")
         if "request_uri" in request.form:
             raise invalid_request("request_uri cannot be pushed")
-        with ctx.db.session() as s:
-            try:  # OpenID Federation automatic registration (idp/federation.py)
+        # OpenID Federation automatic registration (idp/federation.py), committed in its own
+        # transaction: client authentication records the assertion's jti in another one.
+        try:
+            with ctx.db.session() as s:
                 federation.register_for_assertion(s, ctx.settings, request.form)
-            except federation.RegistrationRefused as exc:
-                raise invalid_client(str(exc)) from None
+        except federation.RegistrationRefused as exc:
+            raise invalid_client(str(exc)) from None
+        with ctx.db.session() as s:
             client = authenticate(
                 s,
                 request.form,
