@@ -11,6 +11,7 @@ COPY idp ./idp
 COPY phr_server ./phr_server
 COPY consent ./consent
 COPY connectors ./connectors
+COPY federation ./federation
 RUN pip install . && useradd --system --home-dir /var/lib/phr --create-home phr
 
 USER phr

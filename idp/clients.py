@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,14 @@ class ClientView:
 
 def get_client(s: Session, client_id: str) -> ClientView | None:
     row = s.get(Client, client_id) if client_id else None
+    if row is not None and row.registration == "federation" and _chain_expired(row):
+        return None  # automatic registration (idp/federation.py) ends with the trust chain
     return ClientView.of(row) if row else None
+
+
+def _chain_expired(row: Client) -> bool:
+    exp = row.client_metadata.get("phr_federation_exp")
+    return not isinstance(exp, int) or exp <= time.time()
 
 
 def validate_metadata(meta: dict[str, Any]) -> None:

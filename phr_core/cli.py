@@ -118,7 +118,7 @@ def db() -> None:
 @click.argument("services", nargs=-1, type=SERVICE_CHOICE)
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def db_upgrade(services: tuple[str, ...], revision: str) -> None:
-    """Apply migrations for SERVICES (default: all four). Safe to run again."""
+    """Apply migrations for SERVICES (default: all of them). Safe to run again."""
     s = _settings()
     for svc in _pick(services):
         url = s.database_urls[svc.name]
@@ -198,7 +198,7 @@ def dev_demo() -> None:
 @dev.command("run")
 @click.option("--no-demo", is_flag=True, help="Do not load demo data.")
 def dev_run(no_demo: bool) -> None:
-    """Migrate, make development keys, load demo data and serve all four services."""
+    """Migrate, make development keys, load demo data and serve every service."""
     from phr_core.demo import load_all
 
     s = _settings()

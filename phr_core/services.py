@@ -1,4 +1,4 @@
-"""The four services in one table, so the CLI, the runner, migrations and tests agree on them."""
+"""The services in one table, so the CLI, the runner, migrations and tests agree on them."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class ServiceSpec:
 
     @property
     def version_table(self) -> str:
-        """Each service keeps its own Alembic version table so all four can share one database."""
+        """Each service keeps its own Alembic version table so they can all share one database."""
         return f"alembic_version_{self.name}"
 
     @property
@@ -56,6 +56,17 @@ ACCESS_TOKEN_KEY = SecretSpec(
     "encrypts access tokens (JWE) so apps cannot read the PHR-sector subject; the same value "
     "at the IdP and at every PHR server and consent service that accepts its tokens",
 )
+
+
+def federation_key(prefix: str, whose: str) -> SecretSpec:
+    """Each service signs its OpenID Federation entity configuration with its own key
+    (PHR_<PREFIX>_FEDERATION_KEY; the authority's own is PHR_FEDERATION_KEY)."""
+    return SecretSpec(
+        "PHR_FEDERATION_KEY" if prefix == "FEDERATION" else f"PHR_{prefix}_FEDERATION_KEY",
+        f"signs {whose} OpenID Federation entity configuration (a private JWK as JSON, or a "
+        "long random string a P-256 key is derived from)",
+    )
+
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
@@ -77,6 +88,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "HMAC key of pairwise subjects; `ID:SECRET` entries separated by spaces, "
                 "newest first (a bare secret is key id 1); never change a key in use, add one",
             ),
+            federation_key("IDP", "the IdP's"),
         ),
         session_key="PHR_IDP_SECRET_KEY",
         options=(
@@ -123,6 +135,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "PHR_FHIR_CLIENT_SECRET",
                 "the PHR server's client secret at the IdP, for its calls to the consent API",
             ),
+            federation_key("FHIR", "the PHR server's"),
         ),
         options=(
             Variable(
@@ -152,6 +165,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "the consent service's own client secret at the IdP, for asking the PHR server "
                 "to erase a person's records",
             ),
+            federation_key("CONSENT", "the portal's"),
         ),
         options=(
             Variable(
@@ -188,6 +202,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "EC P-256 key, or a secret a P-256 key is derived from; register its public JWK "
                 "(`phr connector jwk`) with the connector's client at the IdP",
             ),
+            federation_key("CONNECTOR", "the connector's"),
         ),
         options=(
             Variable(
@@ -200,6 +215,33 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "PHR_CONNECTOR_INBOX",
                 "$PHR_VAR_DIR/inbox",
                 "folder the core systems' export files are dropped into",
+            ),
+        ),
+    ),
+    ServiceSpec(
+        name="federation",
+        package="federation",
+        title="Federation authority (trust anchor, or a prefecture's intermediate)",
+        env_prefix="FEDERATION",
+        default_port=8006,
+        url_env="PHR_FEDERATION_URL",
+        secrets=(
+            federation_key("FEDERATION", "the federation authority's (and its trust marks')"),
+        ),
+        options=(
+            Variable(
+                "PHR_FEDERATION_AUTHORITY_HINTS",
+                "",
+                "empty: this authority is the trust anchor; else the space-separated entity ids "
+                "of its superiors (it is an intermediate, e.g. a prefecture). Every other service "
+                "names PHR_FEDERATION_URL as its superior",
+            ),
+            Variable(
+                "PHR_FEDERATION_TRUST_ANCHOR_FILE",
+                "$PHR_VAR_DIR/federation/trust_anchors.json",
+                "JSON object {entity id: JWK Set} of the trust anchors whose chains the services "
+                "accept (`phr federation export-anchor` writes it); in development, when "
+                "missing, the local anchor's own key is trusted",
             ),
         ),
     ),

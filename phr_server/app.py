@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
+from federation.resource import for_settings as federated_verifier
 from phr_core.config import Settings
 from phr_core.secrets import derive_key
 from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
@@ -75,12 +76,12 @@ def create_app(
     app.extensions["phr_keyring"] = keyring
     app.extensions["phr_cursor_key"] = derive_key(master.split()[0], "phr_server/page-cursor/v1")
     app.extensions["phr_repo"] = Repository(keyring, app.extensions["phr_cursor_key"])
-    app.extensions["phr_verifier"] = AccessTokenVerifier(
-        s.issuer,
-        s.urls["fhir"],
-        JwksCache(s.issuer + "/jwks"),
-        decryption_key=access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY")),
+    sealing = access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY"))
+    home = AccessTokenVerifier(
+        s.issuer, s.urls["fhir"], JwksCache(s.issuer + "/jwks"), decryption_key=sealing
     )
+    # Tokens of other OpenID providers that chain to the federation's anchor count too.
+    app.extensions["phr_verifier"] = federated_verifier(s, home, sealing)
     app.extensions["phr_token_cache"] = TokenCache()
     if service_token is None and consent is None:
         # The PHR server's own client-credentials token for the consent API.

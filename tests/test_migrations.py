@@ -1,5 +1,5 @@
 """Migrations: every service upgrades from empty, matches its models, downgrades cleanly, and
-all four can share one database without touching each other's tables."""
+all of them can share one database without touching each other's tables."""
 
 from __future__ import annotations
 

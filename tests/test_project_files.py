@@ -18,7 +18,7 @@ from phr_core.config import VARIABLES
 from phr_core.services import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE_DIRS = ["phr_core", "idp", "phr_server", "consent", "connectors"]
+CODE_DIRS = ["phr_core", "idp", "phr_server", "consent", "connectors", "federation"]
 DOCUMENTED = {v.name for v in VARIABLES}
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from phr_core.demo import DEMO_MUNICIPALITY
+from phr_core.services import SERVICES
 from tests.conftest import make_environ
 
 PHR = [sys.executable, "-m", "phr_core.cli"]
@@ -62,7 +63,7 @@ def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url:
     try:
         out = _read_until(proc, "Press Ctrl-C to stop.")
         urls = [m.group(0) for line in out for m in [re.search(r"http://\S+/$", line)] if m]
-        assert len(urls) == 5, out  # four services and the development card authority
+        assert len(urls) == len(SERVICES) + 1, out  # and the development card authority
         authority = env["PHR_CARD_AUTHORITY_URL"] + "/"
         assert authority in urls
         for url in urls:
@@ -76,12 +77,7 @@ def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url:
         assert DEMO_MUNICIPALITY.name_ja in _get(portal)[1]
         if database_url.startswith("sqlite"):
             var = Path(env["PHR_VAR_DIR"])
-            assert {p.name for p in var.glob("*.db")} == {
-                "idp.db",
-                "fhir.db",
-                "consent.db",
-                "connector.db",
-            }
+            assert {p.name for p in var.glob("*.db")} == {f"{s.name}.db" for s in SERVICES}
             assert (var / "secrets" / "PHR_FHIR_DATA_KEY").exists()
     finally:
         proc.send_signal(signal.SIGINT)

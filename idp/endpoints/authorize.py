@@ -17,7 +17,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp import pkce, scopes, sessions
+from idp import federation, pkce, scopes, sessions
 from idp.clients import ClientView, get_client
 from idp.context import ACR_CARD, ACR_ORDER, AUTH_REQUEST_TTL, CODE_TTL, IdP, acr_satisfies, idp
 from idp.errors import OAuthError
@@ -70,6 +70,15 @@ def load_pushed_request(s: Session, req: AuthzRequest) -> None:
         raise PageError("request_uri belongs to another client")
     s.delete(row)  # single use
     req.params = dict(row.params)
+
+
+def register_federated_client(s: Session, req: AuthzRequest) -> None:
+    """OpenID Federation automatic registration, for a client_id that is an entity id and a
+    signed request object (idp/federation.py); other requests pass unchanged."""
+    try:
+        req.params = federation.register_automatically(s, idp().settings, idp().issuer, req.params)
+    except federation.RegistrationRefused as exc:
+        raise PageError(str(exc)) from None
 
 
 def check_client(s: Session, req: AuthzRequest) -> None:
@@ -193,6 +202,7 @@ def check_id_token_hint(s: Session, req: AuthzRequest) -> None:
 
 BEFORE_REDIRECT: list[Callable[[Session, AuthzRequest], None]] = [
     load_pushed_request,
+    register_federated_client,
     check_client,
     check_redirect_uri,
 ]

@@ -6,10 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from idp import federation
 from idp.client_auth import authenticate
 from idp.context import PAR_TTL, idp
 from idp.endpoints import authorize as az
-from idp.errors import OAuthError, invalid_request
+from idp.errors import OAuthError, invalid_client, invalid_request
 from idp.models import AuthRequest
 from idp.tokens import new_handle, now_utc
 
@@ -24,6 +25,13 @@ def par() -> ResponseReturnValue:
             raise invalid_request("send the request as application/x-www-form-urlencoded")
         if "request_uri" in request.form:
             raise invalid_request("request_uri cannot be pushed")
+        # OpenID Federation automatic registration (idp/federation.py), committed in its own
+        # transaction: client authentication records the assertion's jti in another one.
+        try:
+            with ctx.db.session() as s:
+                federation.register_for_assertion(s, ctx.settings, request.form)
+        except federation.RegistrationRefused as exc:
+            raise invalid_client(str(exc)) from None
         with ctx.db.session() as s:
             client = authenticate(
                 s,

@@ -1,0 +1,204 @@
+"""`phr federation …`: run the authority and manage who it vouches for. Attached by
+phr_core/cli.py (`serve` comes from there).
+
+    phr federation add https://app.example.jp [--jwks FILE] [--type openid_relying_party]
+    phr federation remove https://app.example.jp
+    phr federation list
+    phr federation mark issue|revoke https://app.example.jp
+    phr federation export-anchor [--out FILE]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from federation import jose, keys, trust_marks
+from federation.authority import store
+from federation.entity import statement
+from federation.entity.fetch import UrlFetcher, acceptable_entity_id
+from federation.errors import FederationError
+from phr_core.config import ConfigError, Settings, load_settings
+from phr_core.db import Database
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _db(s: Settings) -> Database:
+    return Database(s.database_urls["federation"])
+
+
+def _json_file(path: Path | None, what: str) -> Any:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"{what} {path}: {exc}") from None
+
+
+def _published_jwks(entity_id: str, production: bool) -> dict[str, Any]:
+    """The keys in the entity's own configuration (checked self-signed), for the operator to
+    compare out of band before vouching for them."""
+    try:
+        fetched = UrlFetcher(allow_http_loopback=not production).get(
+            statement.configuration_url(entity_id)
+        )
+        if fetched.status != 200:
+            raise click.ClickException(f"{entity_id}: entity configuration HTTP {fetched.status}")
+        ec = statement.parse(fetched.body.strip(), what="entity configuration")
+        jose.verify(ec.jwt, ec.jwks, statement.TYP, what="entity configuration")
+    except FederationError as exc:
+        raise click.ClickException(f"{entity_id}: {exc}") from None
+    if ec.sub != entity_id:
+        raise click.ClickException(f"{entity_id}: its configuration is about {ec.sub}")
+    return ec.jwks
+
+
+@click.command("add")
+@click.argument("entity_id")
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Its public federation keys (JWK Set JSON). Default: fetched from its entity "
+    "configuration; compare the printed thumbprints with the entity out of band.",
+)
+@click.option("--type", "entity_types", multiple=True, help="Entity type(s) it may publish.")
+@click.option("--intermediate", is_flag=True, help="It is an authority (e.g. a prefecture).")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Its own metadata_policy (JSON); default: the federation's rules.",
+)
+def add(
+    entity_id: str,
+    jwks_file: Path | None,
+    entity_types: tuple[str, ...],
+    intermediate: bool,
+    policy_file: Path | None,
+) -> None:
+    """Vouch for ENTITY_ID: the fetch endpoint issues statements about it from now on."""
+    s = _settings()
+    if not acceptable_entity_id(entity_id, allow_http_loopback=not s.production):
+        raise click.ClickException(f"{entity_id!r} is not an https entity identifier")
+    jwks = _json_file(jwks_file, "--jwks") or _published_jwks(entity_id, s.production)
+    db = _db(s)
+    try:
+        with db.session() as session:
+            store.add(
+                session,
+                entity_id,
+                jwks,
+                entity_types=list(entity_types),
+                intermediate=intermediate,
+                metadata_policy=_json_file(policy_file, "--policy"),
+            )
+    except (ValueError, FederationError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    kids = ", ".join(k.get("kid", "?") for k in jwks["keys"])
+    click.echo(f"added {entity_id} (keys: {kids})")
+
+
+@click.command("remove")
+@click.argument("entity_id")
+def remove(entity_id: str) -> None:
+    """Stop vouching for ENTITY_ID at once (fresh resolutions fail now; cached chains when
+    their statements expire, within an hour)."""
+    db = _db(_settings())
+    try:
+        with db.session() as session:
+            removed = store.remove(session, entity_id)
+    finally:
+        db.dispose()
+    if not removed:
+        raise click.ClickException(f"{entity_id} is not a current subordinate")
+    click.echo(f"removed {entity_id}")
+
+
+@click.command("list")
+def list_() -> None:
+    """The entities this authority vouches for."""
+    db = _db(_settings())
+    try:
+        with db.session() as session:
+            for entity_id in store.listing(session):
+                click.echo(entity_id)
+    finally:
+        db.dispose()
+
+
+@click.group("mark")
+def mark() -> None:
+    """Issue and revoke the "certified PHR app" trust mark."""
+
+
+@mark.command("issue")
+@click.argument("entity_id")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+def mark_issue(entity_id: str, days: int) -> None:
+    """Certify ENTITY_ID; prints the trust mark for its entity configuration's `trust_marks`
+    (it can also fetch it from the trust mark endpoint)."""
+    s = _settings()
+    db = _db(s)
+    try:
+        with db.session() as session:
+            row = store.record_mark(session, trust_marks.CERTIFIED_PHR_APP, entity_id, days * 86400)
+            issued = int(row.issued_at.timestamp())
+    finally:
+        db.dispose()
+    click.echo(
+        trust_marks.issue(
+            s.urls["federation"],
+            keys.entity_key(s, "federation"),
+            entity_id,
+            lifetime_s=days * 86400,
+            now=issued,
+        )
+    )
+
+
+@mark.command("revoke")
+@click.argument("entity_id")
+def mark_revoke(entity_id: str) -> None:
+    """Revoke ENTITY_ID's marks: the status endpoint answers `revoked` from now on."""
+    db = _db(_settings())
+    try:
+        with db.session() as session:
+            n = store.revoke_marks(session, entity_id, trust_marks.CERTIFIED_PHR_APP)
+    finally:
+        db.dispose()
+    click.echo(f"revoked {n} trust mark(s) of {entity_id}")
+
+
+@click.command("export-anchor")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Default: PHR_FEDERATION_TRUST_ANCHOR_FILE.",
+)
+def export_anchor(out: Path | None) -> None:
+    """Write {this anchor's entity id: its public JWK Set}, the file every service reads to
+    know which trust anchor to accept (PHR_FEDERATION_TRUST_ANCHOR_FILE)."""
+    s = _settings()
+    if keys.authority_hints(s, "federation"):
+        raise click.ClickException("this authority is an intermediate, not a trust anchor")
+    path = out or Path(s.option("PHR_FEDERATION_TRUST_ANCHOR_FILE"))
+    data = {s.urls["federation"]: jose.public_jwks(keys.entity_key(s, "federation"))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    click.echo(f"trust anchor {s.urls['federation']} written to {path}")
+
+
+commands = [add, remove, list_, mark, export_anchor]

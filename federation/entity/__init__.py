@@ -1,0 +1,1 @@
+"""Entity statements, how they are fetched, and trust chains built from them."""

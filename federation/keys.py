@@ -1,0 +1,58 @@
+"""Which federation key and which trust anchors a service uses, from the settings."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from federation import jose
+from phr_core.config import ConfigError, Settings
+from phr_core.services import get_service
+
+
+@functools.lru_cache(maxsize=16)
+def _key_for(secret: str) -> jose.FederationKey:
+    return jose.federation_key(secret)
+
+
+def entity_key(settings: Settings, service_name: str) -> jose.FederationKey:
+    """The service's federation signing key (its `…FEDERATION_KEY` secret)."""
+    name = next(
+        sec.env for sec in get_service(service_name).secrets if sec.env.endswith("FEDERATION_KEY")
+    )
+    try:
+        return _key_for(settings.secret(name))
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a usable key: {exc}") from None
+
+
+def authority_hints(settings: Settings, service_name: str) -> list[str]:
+    """The superiors an entity names: the federation authority's own configured superiors, or,
+    for every other service, the authority at PHR_FEDERATION_URL."""
+    if service_name == "federation":
+        return settings.option("PHR_FEDERATION_AUTHORITY_HINTS").split()
+    return [settings.urls["federation"]]
+
+
+def trust_anchors(settings: Settings) -> dict[str, dict[str, Any]]:
+    """{anchor entity id: JWK Set} from PHR_FEDERATION_TRUST_ANCHOR_FILE. In development,
+    without the file, the local authority is trusted as anchor with its own key (when it is
+    an anchor, i.e. has no superiors)."""
+    path = Path(settings.option("PHR_FEDERATION_TRUST_ANCHOR_FILE"))
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"PHR_FEDERATION_TRUST_ANCHOR_FILE {path}: {exc}") from None
+        if not isinstance(data, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("keys"), list) for v in data.values()
+        ):
+            raise ConfigError(
+                f"PHR_FEDERATION_TRUST_ANCHOR_FILE {path}: expected {{entity id: JWK Set}}"
+            )
+        return data
+    if settings.production or authority_hints(settings, "federation"):
+        return {}
+    return {settings.urls["federation"]: jose.public_jwks(entity_key(settings, "federation"))}
