@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from idp.card.sessions import read_attributes
 from idp.card.views import services
 from idp.clients import ClientView
+from idp.context import ACR_CARD
 
-CARD_ACR = "urn:phr:acr:card"
 FORM_PARAM = "phr_card_attributes"
 RESPONSE_MEMBER = "phr_card_attributes"
 
@@ -24,7 +24,7 @@ def for_portal(
     s: Session, client: ClientView, person_id: str, acr: str, asked: str | None
 ) -> dict[str, dict[str, str]]:
     """`{"phr_card_attributes": {...}}` to add to the token response, or {}."""
-    if asked != "1" or not client.first_party or acr != CARD_ACR:
+    if asked != "1" or not client.first_party or acr != ACR_CARD:
         return {}
     attrs = read_attributes(s, services(), person_id)
     return {RESPONSE_MEMBER: attrs.as_dict()} if attrs is not None else {}

@@ -9,6 +9,7 @@ from idp import demo as idp_demo
 from idp import link_attributes
 from idp.card.sessions import create_card_session, take_verified
 from idp.clients import get_client
+from idp.context import ACR_CARD
 from tests.card.conftest import ALICE, AuthorityEnv, CardIdp
 from tests.card.test_cli_sign import run, serve_on_issuer_port
 from tests.card.test_idp_app import idp_app  # noqa: F401 (the fixture)
@@ -33,7 +34,7 @@ def test_only_the_portal_gets_them_after_a_card_sign_in(
         signed_in = take_verified(s, cs.id)
     assert signed_in is not None
     idp_demo.load(idp.db, env.settings)
-    card = link_attributes.CARD_ACR
+    card = ACR_CARD
     with app.app_context(), idp.db.session() as s:
         portal = get_client(s, env.settings.option("PHR_CONSENT_CLIENT_ID"))
         app_client = get_client(s, "demo-vaccination-app")
