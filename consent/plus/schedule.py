@@ -119,6 +119,16 @@ class DoseStatus:
 
 M = Rule  # short alias for the table
 
+# Both rotavirus products start alike: from 6 weeks, by 14 weeks 6 days (day of birth = 0w0d).
+ROTA_DOSE_1 = M(
+    "1回目",
+    "dose 1",
+    min_age_d=42,
+    legal_until_d=14 * 7 + 6,
+    std_from_m=2,
+    std_until_m=3,
+)
+
 SERIES: tuple[Series, ...] = (
     Series(
         "HepB",
@@ -145,14 +155,7 @@ SERIES: tuple[Series, ...] = (
         "Rotavirus (monovalent)",
         frozenset({"Rota1"}),
         (
-            M(
-                "1回目",
-                "dose 1",
-                min_age_d=42,
-                legal_until_d=14 * 7 + 6,
-                std_from_m=2,
-                std_until_m=3,
-            ),
+            ROTA_DOSE_1,
             M("2回目", "dose 2", min_age_d=42, legal_until_d=24 * 7, after_prev_d=27),
         ),
     ),
@@ -162,14 +165,7 @@ SERIES: tuple[Series, ...] = (
         "Rotavirus (pentavalent)",
         frozenset({"Rota5"}),
         (
-            M(
-                "1回目",
-                "dose 1",
-                min_age_d=42,
-                legal_until_d=14 * 7 + 6,
-                std_from_m=2,
-                std_until_m=3,
-            ),
+            ROTA_DOSE_1,
             M("2回目", "dose 2", min_age_d=42, legal_until_d=32 * 7, after_prev_d=27),
             M("3回目", "dose 3", min_age_d=42, legal_until_d=32 * 7, after_prev_d=27),
         ),
