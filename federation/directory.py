@@ -1,0 +1,198 @@
+"""Which PHR server holds which municipality's records, found through the federation.
+
+A PHR server names the municipalities it serves in its `oauth_resource` metadata
+(`phr_municipalities`, 全国地方公共団体コード), and its superior may narrow that list with a
+metadata policy (`subset_of`), so a server cannot claim a city the federation did not give it.
+Apps, the portal, the consent service and the IdP list the protected resources under each trust
+anchor (and below its intermediates), resolve each one's chain and keep those that validate:
+a server removed from the federation drops out when its chain expires, a new city's server
+appears without anyone editing configuration.
+
+Without a trust anchor (a single-city installation) the directory is the one configured PHR
+server, serving every municipality.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from federation import keys
+from federation.entity.fetch import Fetcher, UrlFetcher, with_query
+from federation.entity.trust_chain import MAX_DEPTH, Resolver
+from federation.errors import FederationError
+from phr_core.config import Settings
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "phr_municipalities"
+REFRESH_S = 300  # list again at least this often, even when every chain lives longer
+RETRY_S = 30  # after a failed listing or chain: soon, so a brief outage is not kept for long
+ANY_MUNICIPALITY = "*"
+
+
+@dataclass(frozen=True)
+class PhrServer:
+    """A PHR server as the federation describes it."""
+
+    entity_id: str
+    resource: str  # its FHIR base URL (the `resource` of RFC 9728 metadata, the token audience)
+    municipalities: tuple[str, ...]
+    exp: int  # when the chain that vouches for it expires
+
+    def serves(self, municipality: str) -> bool:
+        return ANY_MUNICIPALITY in self.municipalities or municipality in self.municipalities
+
+
+def home_server(resource: str) -> PhrServer:
+    """The PHR server a service is configured with (PHR_FHIR_URL): it takes every municipality
+    no server in the federation names, so a single-city installation needs no federation."""
+    return PhrServer(resource.rstrip("/"), resource.rstrip("/"), (ANY_MUNICIPALITY,), 2**62)
+
+
+class Directory:
+    """The federation's PHR servers, listed and validated, cached until the first chain in it
+    expires (at most REFRESH_S), plus the configured home server. Without a resolver (no trust
+    anchor configured) it is the home server alone."""
+
+    def __init__(
+        self,
+        home: PhrServer,
+        fetcher: Fetcher | None = None,
+        resolver: Resolver | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.home = home
+        self.fetcher = fetcher
+        self.resolver = resolver
+        self.clock = clock
+        self._servers: list[PhrServer] = []
+        self._until = 0.0
+        self._trouble = False
+        self._lock = threading.Lock()
+
+    def servers(self, *, fresh: bool = False) -> list[PhrServer]:
+        now = self.clock()
+        with self._lock:
+            if not fresh and now < self._until:
+                return list(self._servers)
+        self._trouble = False
+        found = self._discover(now)
+        until = min([now + (RETRY_S if self._trouble else REFRESH_S), *(s.exp for s in found)])
+        with self._lock:
+            self._servers, self._until = found, until
+        return list(found)
+
+    def server_for(self, municipality: str) -> PhrServer | None:
+        """The server holding `municipality`'s records (a server naming the city explicitly
+        wins over one serving any city; among equals the first by entity id)."""
+        servers = self.servers()
+        named = [s for s in servers if municipality in s.municipalities]
+        if len(named) > 1:
+            log.warning(
+                "municipality %s is claimed by %d PHR servers; using %s",
+                municipality,
+                len(named),
+                named[0].entity_id,
+            )
+        return (named or [s for s in servers if s.serves(municipality)] or [None])[0]
+
+    def by_resource(self, resource: str) -> PhrServer | None:
+        """The server whose FHIR base URL is `resource` (an RFC 8707 resource indicator)."""
+        wanted = resource.rstrip("/")
+        return next((s for s in self.servers() if s.resource.rstrip("/") == wanted), None)
+
+    # --- discovery -----------------------------------------------------------------------------
+
+    def _discover(self, now: float) -> list[PhrServer]:
+        found: dict[str, PhrServer] = {}
+        if self.resolver is not None and self.fetcher is not None:
+            for entity_id in self._leaves():
+                server = self._describe(entity_id)
+                if server is not None:
+                    found[entity_id] = server
+        listed = sorted(found.values(), key=lambda s: s.entity_id)
+        if not any(s.resource == self.home.resource for s in listed):
+            listed.append(self.home)
+        return listed
+
+    def _leaves(self) -> Iterable[str]:
+        """Entity ids of protected resources below every trust anchor, through intermediates."""
+        seen: set[str] = set()
+        anchors = self.resolver.trust_anchors if self.resolver is not None else {}
+        authorities = [(anchor, 0) for anchor in anchors]
+        while authorities:
+            authority, depth = authorities.pop(0)
+            if authority in seen or depth > MAX_DEPTH:
+                continue
+            seen.add(authority)
+            endpoint = self._list_endpoint(authority)
+            if endpoint is None:
+                continue
+            yield from self._list(with_query(endpoint, entity_type="oauth_resource"))
+            authorities += [
+                (sub, depth + 1) for sub in self._list(with_query(endpoint, intermediate="true"))
+            ]
+
+    def _list_endpoint(self, authority: str) -> str | None:
+        if self.resolver is None:
+            return None
+        try:
+            chain = self.resolver.resolve(authority)
+        except FederationError as exc:
+            log.warning("federation authority %s left out: %s", authority, exc.reason)
+            self._trouble = True
+            return None
+        return chain.statements[0].federation_endpoint("federation_list_endpoint")
+
+    def _list(self, url: str) -> list[str]:
+        if self.fetcher is None:
+            return []
+        try:
+            fetched = self.fetcher.get(url)
+        except FederationError as exc:
+            log.warning("federation list %s: %s", url, exc.reason)
+            self._trouble = True
+            return []
+        if fetched.status != 200:
+            log.warning("federation list %s: HTTP %s", url, fetched.status)
+            self._trouble = True
+            return []
+        try:
+            ids = json.loads(fetched.body)
+        except ValueError:
+            return []
+        return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+    def _describe(self, entity_id: str) -> PhrServer | None:
+        if self.resolver is None:
+            return None
+        try:
+            chain = self.resolver.resolve(entity_id)
+        except FederationError as exc:
+            log.warning("PHR server %s left out: %s", entity_id, exc.reason)
+            self._trouble = True
+            return None
+        md: dict[str, Any] = chain.metadata.get("oauth_resource") or {}
+        resource, cities = md.get("resource"), md.get(METADATA_KEY)
+        if not isinstance(resource, str) or not isinstance(cities, list) or not cities:
+            return None  # a protected resource that is not a PHR server (the consent API, …)
+        codes = tuple(c for c in cities if isinstance(c, str))
+        return PhrServer(entity_id, resource.rstrip("/"), codes, chain.exp)
+
+
+def for_settings(settings: Settings) -> Directory:
+    """The directory a service uses: its configured PHR server, plus every PHR server under
+    the configured trust anchors."""
+    home = home_server(settings.urls["fhir"])
+    anchors = keys.trust_anchors(settings)
+    if not anchors:
+        return Directory(home)
+    fetcher = UrlFetcher(allow_http_loopback=not settings.production)
+    return Directory(home, fetcher, Resolver(fetcher, anchors))
