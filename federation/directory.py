@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from flask import Flask
+
 from federation import keys
 from federation.entity.fetch import Fetcher, UrlFetcher, with_query
 from federation.entity.trust_chain import MAX_DEPTH, Resolver
@@ -196,3 +198,13 @@ def for_settings(settings: Settings) -> Directory:
         return Directory(home)
     fetcher = UrlFetcher(allow_http_loopback=not settings.production)
     return Directory(home, fetcher, Resolver(fetcher, anchors))
+
+
+def of_app(app: Flask) -> Directory:
+    """The directory of a running service, made on first use (tests may put their own in
+    `app.extensions["phr_directory"]`)."""
+    existing = app.extensions.get("phr_directory")
+    if existing is None:
+        existing = for_settings(app.extensions["phr_settings"])
+        app.extensions["phr_directory"] = existing
+    return existing

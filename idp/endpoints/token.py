@@ -3,10 +3,11 @@ reuse detection, client_credentials for system clients. Errors are RFC 6749 5.2 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from federation import directory
 from idp import limits, link_attributes, pkce, scopes
 from idp.client_auth import authenticate, claimed_client_id, require_confidential
 from idp.clients import ClientView
@@ -88,10 +89,16 @@ def resolve_audience(ctx: IdP, scope: list[str], resource: str | None) -> str:
     kinds = {k for k in (scopes.audience_kind(sc) for sc in scope) if k}
     known = {ctx.audience("fhir"): "fhir", ctx.audience("consent"): "consent"}
     if resource:
-        kind = known.get(resource.rstrip("/"))
-        if kind is None:
+        url = resource.rstrip("/")
+        if url in known:
+            return url
+        # Another municipality's PHR server, known through the federation (issue 8).
+        server = directory.of_app(current_app).by_resource(url)
+        if server is None:
             raise OAuthError("invalid_target", "unknown resource")
-        return resource.rstrip("/")
+        if kinds - {"fhir"}:
+            raise OAuthError("invalid_target", "these scopes are not for a PHR server")
+        return server.resource
     if len(kinds) > 1:
         raise OAuthError(
             "invalid_target", "scopes of several resource servers: ask with `resource` for each"

@@ -3,10 +3,15 @@ listing the anchor (and intermediates) and validating each server's trust chain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from flask import Flask
 
 from federation.directory import ANY_MUNICIPALITY, Directory, home_server
 from tests.federation.conftest import Federation, LeafEntity
+from tests.federation.test_automatic_registration import idp_app  # noqa: F401 (fixture)
+from tests.idp.conftest import basic, register, token_claims  # noqa: F401 (fixture)
 
 HOME = "http://127.0.0.1:1/fhir-home"
 
@@ -107,3 +112,42 @@ def test_without_a_federation_the_home_server_takes_every_city() -> None:
     d = Directory(home_server(HOME))
     assert d.server_for("072028").resource == HOME
     assert d.servers()[0].serves("999999")
+
+
+def test_the_idp_issues_tokens_for_any_federated_phr_server(
+    federation: Federation,
+    idp_app: Flask,  # noqa: F811 (the fixture imported above)
+    register: Callable[..., dict],  # noqa: F811
+) -> None:
+    city_b = _phr_server(federation, ["072010"])
+    _vouch(federation, federation.anchor, city_b)
+    idp_app.extensions["phr_directory"] = Directory(
+        home_server(idp_app.extensions["phr_settings"].urls["fhir"]),
+        federation.fetcher,
+        federation.resolver(),
+    )
+    conn = register(
+        "connector-072010",
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        scope="system/*.write consent/linkage",
+        phr_municipality="072010",
+    )
+    c = idp_app.test_client()
+    auth = basic("connector-072010", conn["client_secret"])
+
+    def token(**form: str) -> Any:
+        return c.post("/token", data={"grant_type": "client_credentials", **form}, headers=auth)
+
+    ok = token(scope="system/*.write", resource=city_b.entity_id + "/fhir")
+    assert ok.status_code == 200, ok.get_json()
+    assert token_claims(idp_app, ok.get_json()["access_token"])["aud"] == city_b.entity_id + "/fhir"
+    # A resource nobody in the federation vouches for, or scopes that are not a PHR server's.
+    stranger = token(scope="system/*.write", resource="http://127.0.0.1:9/fhir")
+    assert stranger.status_code == 400 and stranger.get_json()["error"] == "invalid_target"
+    wrong = token(scope="consent/linkage", resource=city_b.entity_id + "/fhir")
+    assert wrong.status_code == 400 and wrong.get_json()["error"] == "invalid_target"
+    federation.remove_subordinate(federation.anchor, city_b.entity_id)
+    idp_app.extensions["phr_directory"].servers(fresh=True)
+    gone = token(scope="system/*.write", resource=city_b.entity_id + "/fhir")
+    assert gone.status_code == 400 and gone.get_json()["error"] == "invalid_target"
