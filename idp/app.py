@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from idp import clients, keys
+from idp import clients, housekeeping, keys
 from idp.card import views as card_views
 from idp.context import IdP
 from idp.endpoints import (
@@ -74,6 +74,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     ]
     app = build_app("idp", settings, blueprints)
     db = app.extensions["phr_db"]
+    purger = housekeeping.Purger(db)
+
+    @app.teardown_request
+    def _housekeeping(_exc: BaseException | None) -> None:
+        purger.maybe_purge()
+
     app.extensions["idp"] = IdP(
         settings=settings,
         db=db,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from idp import keys
+from idp import housekeeping, keys
 from idp.clients import load_clients_file
 from idp.models import Client, InitialAccessToken, SigningKey
 from idp.passkey.cli import staff
@@ -102,4 +102,18 @@ def registration_token(uses: int, days: int, note: str) -> None:
     click.echo(token)
 
 
-commands = [rotate_keys, list_keys, clients, registration_token, staff]
+@click.command("purge")
+def purge() -> None:
+    """Delete expired codes, tokens, sessions, challenges and replay records now (running IdP
+    workers also do it hourly). Grants, people, clients, keys and audit trails are kept."""
+    db, _ = _db()
+    try:
+        with db.session() as s:
+            counts = housekeeping.purge(s)
+    finally:
+        db.dispose()
+    for kind, n in counts.items():
+        click.echo(f"{n:>8}  {kind}")
+
+
+commands = [rotate_keys, list_keys, clients, registration_token, staff, purge]

@@ -181,17 +181,6 @@ def take_verified(db_session: Session, session_id: str) -> CardSignIn | None:
     )
 
 
-def purge_sessions(db_session: Session, older_than: timedelta = timedelta(days=1)) -> int:
-    """Delete card sessions that expired more than `older_than` ago (the audit table keeps
-    what happened). For a periodic job; returns how many were deleted."""
-    from sqlalchemy import delete
-
-    result = db_session.execute(
-        delete(CardSession).where(CardSession.expires_at < _now() - older_than)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
 # --- the response from the card reader ----------------------------------------------------------
 
 

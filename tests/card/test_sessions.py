@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from idp import housekeeping
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
 from idp.card.profile import AUTH, SIGN, signed_data
 from idp.card.sessions import (
@@ -20,7 +21,6 @@ from idp.card.sessions import (
     CardSignIn,
     create_card_session,
     display_code,
-    purge_sessions,
     read_attributes,
     session_qr_svg,
     take_verified,
@@ -360,7 +360,7 @@ def test_purge_old_sessions(card_idp: CardIdp) -> None:
             .values(expires_at=datetime.now(UTC) - timedelta(days=2))
         )
     with card_idp.db.session() as s:
-        assert purge_sessions(s) == 1
+        assert housekeeping.purge(s)["card sessions"] == 1
         assert s.get(CardSession, old.id) is None and s.get(CardSession, fresh.id) is not None
 
 

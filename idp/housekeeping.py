@@ -1,0 +1,109 @@
+"""Deleting what the IdP no longer needs: expired codes, tokens, sessions, challenges and
+replay records. Kept rows past their use are data we would have to protect for nothing.
+
+Each kind is deleted a grace period after it stopped mattering (a used authorization code or
+refresh token is kept until it expires, so a replay is still recognised and revokes its family;
+after that a replay is refused as expired anyway). Grants (consent decisions), people, clients,
+keys and the audit tables are never touched here.
+
+Every IdP worker runs `maybe_purge` after a request at most once per PURGE_EVERY_S; operators may
+also run `phr idp purge` from a scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, or_
+from sqlalchemy.orm import Session
+
+from idp.card.models import CardSession
+from idp.models import (
+    Attempt,
+    AuthorizationCode,
+    AuthRequest,
+    DpopJti,
+    InitialAccessToken,
+    IssuedAccessToken,
+    LoginSession,
+    RefreshToken,
+)
+from idp.passkey.models import EnrollmentCode, PasskeyChallenge, StaffSession
+from idp.tokens import now_utc
+from phr_core.db import Database
+
+log = logging.getLogger(__name__)
+
+GRACE = timedelta(days=1)  # past expiry, kept this long for support questions, then gone
+ATTEMPT_WINDOW_KEEP = timedelta(days=1)  # failure counters older than any limit's window
+PURGE_EVERY_S = 3600.0
+
+
+def purge(s: Session, now: datetime | None = None) -> dict[str, int]:
+    """Delete expired rows; returns how many of each kind."""
+    cutoff = (now or now_utc()) - GRACE
+    targets = {
+        "authorization codes": delete(AuthorizationCode).where(
+            AuthorizationCode.expires_at < cutoff
+        ),
+        "refresh tokens": delete(RefreshToken).where(RefreshToken.expires_at < cutoff),
+        "access tokens": delete(IssuedAccessToken).where(IssuedAccessToken.expires_at < cutoff),
+        "authorization requests": delete(AuthRequest).where(AuthRequest.expires_at < cutoff),
+        "login sessions": delete(LoginSession).where(
+            or_(
+                LoginSession.expires_at < cutoff,
+                and_(LoginSession.ended_at.is_not(None), LoginSession.ended_at < cutoff),
+            )
+        ),
+        "card sessions": delete(CardSession).where(CardSession.expires_at < cutoff),
+        "DPoP and assertion ids": delete(DpopJti).where(DpopJti.expires_at < cutoff),
+        "registration tokens": delete(InitialAccessToken).where(
+            or_(InitialAccessToken.expires_at < cutoff, InitialAccessToken.uses_left <= 0)
+        ),
+        "passkey challenges": delete(PasskeyChallenge).where(PasskeyChallenge.expires_at < cutoff),
+        "enrollment codes": delete(EnrollmentCode).where(EnrollmentCode.expires_at < cutoff),
+        "staff sessions": delete(StaffSession).where(
+            or_(
+                StaffSession.expires_at < cutoff,
+                and_(StaffSession.ended_at.is_not(None), StaffSession.ended_at < cutoff),
+            )
+        ),
+        "attempt counters": delete(Attempt).where(
+            Attempt.window_start < (now or now_utc()) - ATTEMPT_WINDOW_KEEP
+        ),
+    }
+    return {kind: int(s.execute(stmt).rowcount or 0) for kind, stmt in targets.items()}  # type: ignore[attr-defined]
+
+
+class Purger:
+    """Runs `purge` at most once per `every_s` in this process, never blocking a request for
+    another worker's run (a failed run is logged and tried again next period)."""
+
+    def __init__(self, db: Database, every_s: float = PURGE_EVERY_S) -> None:
+        self.db = db
+        self.every_s = every_s
+        self._next = time.monotonic() + every_s * 0.1  # not all workers at start-up
+        self._lock = threading.Lock()
+
+    def maybe_purge(self) -> dict[str, int] | None:
+        now = time.monotonic()
+        if now < self._next or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._next = now + self.every_s
+            with self.db.session() as s:
+                counts = purge(s)
+            if any(counts.values()):
+                log.info(
+                    "purged expired rows: %s",
+                    ", ".join(f"{n} {k}" for k, n in counts.items() if n),
+                )
+            return counts
+        except Exception:  # housekeeping must never fail a request
+            log.exception("purging expired rows failed; trying again next period")
+            return None
+        finally:
+            self._lock.release()
