@@ -33,6 +33,9 @@ class Target:
     app_factory: str
     port: int
     port_variable: str  # what to change when the port is taken
+    # Variables set for this process alone (the development second city's PHR server and
+    # connector: the same service code with their own ports, databases and keys).
+    environ: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, service: ServiceSpec, settings: Settings) -> Target:
@@ -150,7 +153,9 @@ def serve(
             # A session of its own: the terminal's Ctrl-C reaches only us, and we stop them
             # in order instead of racing them.
             proc = subprocess.Popen(  # noqa: S603
-                gunicorn_command(t, settings), env=env, start_new_session=True
+                gunicorn_command(t, settings),
+                env={**env, **dict(t.environ)},
+                start_new_session=True,
             )
             running.append(Running(t, proc, settings.host))
         failed = _wait_ready(running, stop)
@@ -206,7 +211,7 @@ def _banner(settings: Settings, running: list[Running]) -> str:
         where = "the configured databases"
     lines = [f"PHR platform is running ({settings.env} mode, {where}):"]
     width = max(len(r.target.title) for r in running)
-    order = sorted(running, key=lambda r: r.target.name != "consent")  # portal first
+    order = sorted(running, key=lambda r: r.target.name != "consent")  # portal first (stable)
     lines += [f"  {r.target.title:<{width}}  {r.local_url}" for r in order]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
