@@ -87,10 +87,14 @@ def settings_of(settings: Settings) -> Settings | None:
     return load_settings({**settings.environ, **env})
 
 
-def load_demo(settings: Settings, *, family: bool = False) -> dict[str, int]:
+def load_demo(
+    settings: Settings, *, family: bool = False, city: Settings | None = None
+) -> dict[str, int]:
     """The second city's share of the demo data, after `phr_core.demo.load_all`: its PHR
     server's and connector's schemas and data, its clients at the IdP, the anchor vouching for
-    its services, the consent service's municipality and (with `family`) the moved family."""
+    its services, the consent service's municipality and (with `family`) the moved family.
+    `city`: the second city's settings when not `settings_of(settings)` (tests put its PHR
+    server on a database of their own)."""
     from consent import demo as consent_demo
     from federation import demo as federation_demo
     from idp import demo as idp_demo
@@ -99,7 +103,7 @@ def load_demo(settings: Settings, *, family: bool = False) -> dict[str, int]:
     from phr_core.services import get_service
     from phr_server import demo as fhir_demo
 
-    second = settings_of(settings)
+    second = city or settings_of(settings)
     if second is None:
         return {}
     for name in ("fhir", "connector"):
