@@ -226,8 +226,17 @@ def dev_run(no_demo: bool) -> None:
         _load_second_city(s)
         click.echo(sandbox.prepare(s).summary())
     try:
-        extras = _second_city_targets(s) + _dev_extras(s)
-        raise SystemExit(runner.serve(s, SERVICES, extras=extras))
+        second = _second_city_targets(s)
+        titles = {}
+        if second:  # both cities' servers, each with its city
+            from phr_core.demo import DEMO_MUNICIPALITIES
+
+            first = DEMO_MUNICIPALITIES.get(s.option("PHR_CONNECTOR_MUNICIPALITY"))
+            city = (
+                f"{first.name_ja} {first.code}" if first else s.option("PHR_CONNECTOR_MUNICIPALITY")
+            )
+            titles = {n: f"{BY_NAME[n].title} — {city}" for n in ("fhir", "connector")}
+        raise SystemExit(runner.serve(s, SERVICES, extras=second + _dev_extras(s), titles=titles))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 

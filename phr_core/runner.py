@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from phr_core.config import ConfigError, Settings
 from phr_core.services import ServiceSpec
@@ -135,11 +135,13 @@ def serve(
     *,
     extras: tuple[Target, ...] = (),
     announce: Callable[[str], None] = print,
+    titles: dict[str, str] | None = None,
 ) -> int:
     """Serve `services` (and `extras`) until interrupted. Returns 0 after a clean stop, 1 when
-    one of them died."""
+    one of them died. `titles` renames services in the banner (by service name)."""
     settings.require_production_ready(services)
     targets = [Target.of(s, settings) for s in services] + list(extras)
+    targets = [replace(t, title=(titles or {}).get(t.name, t.title)) for t in targets]
     check_ports_free(settings, targets)
     _prepare(settings, services)
     stop = threading.Event()
@@ -210,8 +212,18 @@ def _banner(settings: Settings, running: list[Running]) -> str:
     if not all(u.startswith("sqlite") for u in settings.database_urls.values()):
         where = "the configured databases"
     lines = [f"PHR platform is running ({settings.env} mode, {where}):"]
-    width = max(len(r.target.title) for r in running)
+    width = max(_columns(r.target.title) for r in running)
     order = sorted(running, key=lambda r: r.target.name != "consent")  # portal first (stable)
-    lines += [f"  {r.target.title:<{width}}  {r.local_url}" for r in order]
+    lines += [
+        f"  {r.target.title}{' ' * (width - _columns(r.target.title))}  {r.local_url}"
+        for r in order
+    ]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _columns(text: str) -> int:
+    """Terminal columns: a Japanese city name's characters take two each."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
