@@ -4,12 +4,15 @@ the moved family's records from both, without being registered at either.
 
 Real apps on loopback (werkzeug threads), talking HTTP as deployed: the anchor, the IdP, the
 consent service, the first city's PHR server on the test database and the second city's on a
-database of its own (both backends), with `phr dev run`'s demo data for both cities."""
+database of its own (both backends), with `phr dev run`'s demo data for both cities; and once
+more against `phr dev run` itself."""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -34,9 +37,16 @@ from phr_core.config import Settings, load_settings
 from phr_core.demo import DEMO_MUNICIPALITY, SECOND_MUNICIPALITY, load_all
 from phr_core.services import SERVICES, get_service
 from phr_server.demo_family import CHILD_ID, MOVED_CHILD_ID, MOVED_PARENT_ID, PARENT_ID
-from tests.conftest import _fresh_postgres, _postgres_servers, create_app, make_environ
+from tests.conftest import (
+    _fresh_postgres,
+    _postgres_servers,
+    create_app,
+    free_port,
+    make_environ,
+)
 from tests.federation.conftest import LeafEntity, new_key, rp_metadata
 from tests.idp.conftest import pkce_pair
+from tests.test_run import _read_until, _start
 
 TIMEOUT = 10
 SCOPE = (
@@ -243,7 +253,40 @@ def _subjects(bundle: dict[str, Any], field: str) -> set[str]:
 
 
 def test_one_app_reads_the_moved_family_from_both_cities(two_cities: TwoCities) -> None:
-    c = two_cities
+    _app_reads_both_cities(two_cities)
+
+
+def test_the_same_in_the_running_development_setup(tmp_path: Path, db_backend: str) -> None:
+    """`phr dev run` itself (every service under gunicorn, the second city's own processes):
+    the anchor vouches for the app, and the app does the same as above."""
+    if db_backend != "sqlite":
+        pytest.skip("`phr dev run` on its embedded default, SQLite (test_run covers PostgreSQL)")
+    env = make_environ(tmp_path, "sqlite:///unused.db")
+    del env["PHR_DATABASE_URL"]
+    app_id = f"http://127.0.0.1:{free_port()}"
+    key = new_key()
+    metadata = rp_metadata(app_id, key, scope=SCOPE,
+                           grant_types=["authorization_code", "refresh_token"])  # fmt: skip
+    app = LeafEntity(app_id, key, metadata, [f"http://127.0.0.1:{env['PHR_FEDERATION_PORT']}"])
+    proc = _start(env)
+    try:
+        _read_until(proc, "Press Ctrl-C to stop.")
+        first = load_settings({**os.environ, **env})
+        second = second_city.settings_of(first)
+        assert second is not None
+        anchor = create_app(get_service("federation"), first)
+        try:
+            _certify(anchor, app)
+        finally:
+            anchor.extensions["phr_db"].dispose()
+        with serving({app_id: app.app()}):
+            _app_reads_both_cities(TwoCities(first, second, app))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+
+
+def _app_reads_both_cities(c: TwoCities) -> None:
     servers = _discover(c)
     assert servers == {c.fhir[A]: (A,), c.fhir[B]: (B,)}, servers
 
