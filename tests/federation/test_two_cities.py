@@ -109,20 +109,12 @@ def _certify(anchor: Flask, app: LeafEntity) -> None:
 @pytest.fixture
 def two_cities(tmp_path: Path, database_url: str, second_database_url: str) -> Iterator[TwoCities]:
     env = make_environ(tmp_path, database_url)
-    for name in ("PHR_ISSUER", "PHR_CONSENT_URL", "PHR_FHIR_URL", "PHR_FEDERATION_URL"):
-        port = env[{"PHR_ISSUER": "PHR_IDP_PORT"}.get(name, name.replace("_URL", "_PORT"))]
-        env[name] = f"http://127.0.0.1:{port}"
     first = load_settings(env)
     for svc in SERVICES:
         migrations.upgrade(svc, first.database_urls[svc.name])
-    code = B
-    second = load_settings(
-        {
-            **env,
-            **second_city.environ(first, code),
-            "PHR_FHIR_DATABASE_URL": second_database_url,
-        }
-    )
+    # The second city's PHR server as `phr dev run` configures it, on its own test database.
+    city_env = {**second_city.environ(first, B), "PHR_FHIR_DATABASE_URL": second_database_url}
+    second = load_settings({**env, **city_env})
     second_city.settings_of(first)  # makes the second city's own development keys
     load_all(first, family=True)
     second_city.load_demo(first, family=True, city=second)
@@ -130,7 +122,7 @@ def two_cities(tmp_path: Path, database_url: str, second_database_url: str) -> I
     from idp import app as idp_module
 
     idp_module.prepare(first)
-    app_id = f"http://127.0.0.1:{env['PHR_DEV_SECOND_CONNECTOR_PORT']}"  # a free port
+    app_id = f"http://127.0.0.1:{free_port()}"
     key = new_key()
     metadata = rp_metadata(app_id, key, scope=SCOPE,
                            grant_types=["authorization_code", "refresh_token"])  # fmt: skip
@@ -187,25 +179,25 @@ def _form(html: str, name: str) -> str:
     return m.group(1)
 
 
-def _sign_in(c: TwoCities, patient: str) -> str:
+def _sign_in(c: TwoCities, patient: str) -> tuple[str, str]:
     """The citizen (development sign-in: the demo parent) signs in once at the IdP and, on the
-    consent screen, allows the app and picks the record to open it on; returns the code."""
-    verifier_challenge = pkce_pair()
+    consent screen, allows the app and picks the record to open it on; returns the code and
+    the PKCE verifier."""
+    verifier, challenge = pkce_pair()
     browser = requests.Session()
     resp = browser.get(
         c.issuer + "/authorize",
         params={"client_id": c.app.entity_id, "response_type": "code", "scope": SCOPE,
-                "request": _request_object(c, verifier_challenge[1])},
+                "request": _request_object(c, challenge)},
         allow_redirects=False, timeout=TIMEOUT,
     )  # fmt: skip
-    c.verifier = verifier_challenge[0]  # type: ignore[attr-defined]
     for _ in range(8):
         assert resp.status_code in (302, 303), resp.text[:400]
         location = resp.headers["Location"]
         if location.startswith(c.app.entity_id + "/callback"):
             query = parse_qs(urlsplit(location).query)
             assert "code" in query, query
-            return query["code"][0]
+            return query["code"][0], verifier
         url = c.issuer + location if location.startswith("/") else location
         page = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
         if page.status_code in (302, 303):
@@ -290,8 +282,8 @@ def _app_reads_both_cities(c: TwoCities) -> None:
     servers = _discover(c)
     assert servers == {c.fhir[A]: (A,), c.fhir[B]: (B,)}, servers
 
-    code = _sign_in(c, patient=CHILD_ID)  # the child's record in the first city
-    first = _token(c, grant_type="authorization_code", code=code, code_verifier=c.verifier,
+    code, verifier = _sign_in(c, patient=CHILD_ID)  # the child's record in the first city
+    first = _token(c, grant_type="authorization_code", code=code, code_verifier=verifier,
                    redirect_uri=c.app.entity_id + "/callback")  # fmt: skip
     assert first["patient"] == CHILD_ID
     # One sign-in, a token per server: the refresh token, with RFC 8707 `resource`.
