@@ -11,7 +11,7 @@ from consent.linkage import guardianship_end
 from consent.models import Guardianship, Municipality, PatientLink
 from phr_core.config import Settings
 from phr_core.db import Database
-from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITY
+from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITIES, DEMO_MUNICIPALITY, MOVED_FAMILY
 
 DEMO_CATEGORIES = ["mch", "vaccination", "checkup", "claims"]
 
@@ -33,7 +33,17 @@ def demo_parent_subject(settings: Settings) -> str:
 
 def load(db: Database, settings: Settings) -> int:
     """Register the demo municipality once; running it twice adds nothing."""
-    m = DEMO_MUNICIPALITY
+    return _municipality(db, DEMO_MUNICIPALITY.code)
+
+
+def load_city(db: Database, city: Settings) -> int:
+    """The second demo city (`city`: its connector's settings) as a participating
+    municipality, once."""
+    return _municipality(db, city.option("PHR_CONNECTOR_MUNICIPALITY"))
+
+
+def _municipality(db: Database, code: str) -> int:
+    m = DEMO_MUNICIPALITIES[code]
     with db.session() as s:
         if s.get(Municipality, m.code) is not None:
             return 0
@@ -43,7 +53,20 @@ def load(db: Database, settings: Settings) -> int:
 
 def load_family(db: Database, settings: Settings) -> int:
     """Link the demo parent, their child and the city's consent for both, once."""
-    m = DEMO_MUNICIPALITY
+    f = DEMO_FAMILY
+    return _link(db, settings, DEMO_MUNICIPALITY.code, f.parent_code, f.child_code)
+
+
+def load_moved_family(db: Database, city: Settings) -> int:
+    """The demo family after moving to the second city: linked there too, under that city's
+    codes, with that city's consent for parent and child (the first city's links stay: their
+    older records are still there), once."""
+    code = city.option("PHR_CONNECTOR_MUNICIPALITY")
+    return _link(db, city, code, MOVED_FAMILY.parent_code, MOVED_FAMILY.child_code)
+
+
+def _link(db: Database, settings: Settings, code: str, parent_code: str, child_code: str) -> int:
+    m = DEMO_MUNICIPALITIES[code]
     subject = demo_parent_subject(settings)
     f = DEMO_FAMILY
     with db.session() as s:
@@ -54,17 +77,17 @@ def load_family(db: Database, settings: Settings) -> int:
         )
         if known is not None:
             return 0
-        s.add(PatientLink(subject=subject, municipality=m.code, code=f.parent_code))
+        s.add(PatientLink(subject=subject, municipality=m.code, code=parent_code))
         s.add(
             Guardianship(
                 guardian=subject,
                 municipality=m.code,
-                child_code=f.child_code,
+                child_code=child_code,
                 relationship="mother",
                 ends_on=guardianship_end(f.child_birth()),
             )
         )
-        for patient in (None, (m.code, f.child_code)):
+        for patient in (None, (m.code, child_code)):
             records.create(
                 s,
                 kind=records.PROVIDER,

@@ -2,6 +2,7 @@
 phr_core/cli.py (`serve` comes from there).
 
     phr federation add https://app.example.jp [--jwks FILE] [--type openid_relying_party]
+    phr federation add https://fhir.city.example.jp --type oauth_resource --municipalities 072010
     phr federation remove https://app.example.jp
     phr federation list
     phr federation mark issue|revoke https://app.example.jp
@@ -11,6 +12,7 @@ phr_core/cli.py (`serve` comes from there).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import click
 
 from federation import jose, keys, trust_marks
 from federation.authority import store
+from federation.authority.policies import municipalities_policy
 from federation.entity import statement
 from federation.entity.fetch import UrlFetcher, acceptable_entity_id
 from federation.errors import FederationError
@@ -80,15 +83,30 @@ def _published_jwks(entity_id: str, production: bool) -> dict[str, Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Its own metadata_policy (JSON); default: the federation's rules.",
 )
+@click.option(
+    "--municipalities",
+    default="",
+    help="A PHR server (--type oauth_resource): the only 全国地方公共団体コード it may claim as "
+    "holding records of (space- or comma-separated), added to the policy as subset_of.",
+)
 def add(
     entity_id: str,
     jwks_file: Path | None,
     entity_types: tuple[str, ...],
     intermediate: bool,
     policy_file: Path | None,
+    municipalities: str,
 ) -> None:
     """Vouch for ENTITY_ID: the fetch endpoint issues statements about it from now on."""
     s = _settings()
+    codes = municipalities.replace(",", " ").split()
+    if codes and "oauth_resource" not in entity_types:
+        raise click.ClickException(
+            "--municipalities is for a PHR server: add --type oauth_resource"
+        )
+    bad = [c for c in codes if not re.fullmatch(r"\d{6}", c)]
+    if bad:
+        raise click.ClickException(f"not a six-digit 全国地方公共団体コード: {', '.join(bad)}")
     if not acceptable_entity_id(entity_id, allow_http_loopback=not s.production):
         raise click.ClickException(f"{entity_id!r} is not an https entity identifier")
     jwks = _json_file(jwks_file, "--jwks") or _published_jwks(entity_id, s.production)
@@ -101,7 +119,7 @@ def add(
                 jwks,
                 entity_types=list(entity_types),
                 intermediate=intermediate,
-                metadata_policy=_json_file(policy_file, "--policy"),
+                metadata_policy=_policy(_json_file(policy_file, "--policy"), codes),
             )
     except (ValueError, FederationError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -109,6 +127,10 @@ def add(
         db.dispose()
     kids = ", ".join(k.get("kid", "?") for k in jwks["keys"])
     click.echo(f"added {entity_id} (keys: {kids})")
+
+
+def _policy(given: dict | None, codes: list[str]) -> dict | None:
+    return municipalities_policy(given, codes) if codes else given
 
 
 @click.command("remove")

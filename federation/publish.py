@@ -30,6 +30,8 @@ def _fhir(s: Settings) -> Metadata:
             "authorization_servers": [s.issuer],
             "bearer_methods_supported": ["header"],
             "resource_name": "PHR FHIR R4 server (secure DB)",
+            # Whose records it holds (federation.directory); its superior may narrow the list.
+            "phr_municipalities": s.option("PHR_FHIR_MUNICIPALITIES").split(),
         }
     }
 

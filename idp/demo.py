@@ -14,12 +14,9 @@ DEMO_APP_PORT = 8010
 
 def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
     """(metadata, secret) of the clients a development platform has."""
-    code = settings.option("PHR_CONNECTOR_MUNICIPALITY")
-    # Development only: the IdP learns the connector's public key from the shared dev secret;
-    # a real IdP gets the JWK from the municipality (`phr connector jwk`, PHR_IDP_CLIENTS_FILE).
-    connector_jwk = public_jwk(load_signing_key(settings.secret("PHR_CONNECTOR_SIGNING_KEY")))
     portal = settings.urls["consent"]
     return [
+        *city_clients(settings),
         (
             {
                 "client_id": settings.option("PHR_CONSENT_CLIENT_ID"),
@@ -61,6 +58,27 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
         ),
         (
             {
+                "client_id": settings.option("PHR_CONSENT_SERVICE_CLIENT_ID"),
+                "client_name": "同意サービス",
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["client_credentials"],
+                "scope": "phr/erase",
+                "phr_sector": PHR_SECTOR,
+            },
+            settings.secret("PHR_CONSENT_SERVICE_SECRET"),
+        ),
+    ]
+
+
+def city_clients(settings: Settings) -> list[tuple[dict, str | None]]:
+    """A city's connector and PHR server as clients of the IdP (`settings`: that city's)."""
+    code = settings.option("PHR_CONNECTOR_MUNICIPALITY")
+    # Development only: the IdP learns the connector's public key from the shared dev secret;
+    # a real IdP gets the JWK from the municipality (`phr connector jwk`, PHR_IDP_CLIENTS_FILE).
+    connector_jwk = public_jwk(load_signing_key(settings.secret("PHR_CONNECTOR_SIGNING_KEY")))
+    return [
+        (
+            {
                 "client_id": settings.option("PHR_CONNECTOR_CLIENT_ID"),
                 "client_name": f"市区町村コネクタ {code}",
                 "token_endpoint_auth_method": "private_key_jwt",
@@ -83,25 +101,23 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
             },
             settings.secret("PHR_FHIR_CLIENT_SECRET"),
         ),
-        (
-            {
-                "client_id": settings.option("PHR_CONSENT_SERVICE_CLIENT_ID"),
-                "client_name": "同意サービス",
-                "token_endpoint_auth_method": "client_secret_basic",
-                "grant_types": ["client_credentials"],
-                "scope": "phr/erase",
-                "phr_sector": PHR_SECTOR,
-            },
-            settings.secret("PHR_CONSENT_SERVICE_SECRET"),
-        ),
     ]
 
 
 def load(db: Database, settings: Settings) -> int:
     """Register the demo clients; running it twice adds nothing new."""
+    return _register(db, demo_clients(settings))
+
+
+def load_city(db: Database, city: Settings) -> int:
+    """The second demo city's connector and PHR server (`city`: its settings), once."""
+    return _register(db, city_clients(city))
+
+
+def _register(db: Database, clients: list[tuple[dict, str | None]]) -> int:
     added = 0
     with db.session() as s:
-        for meta, secret in demo_clients(settings):
+        for meta, secret in clients:
             if s.get(Client, meta["client_id"]) is None:
                 added += 1
             upsert_static(s, meta, secret)

@@ -192,7 +192,19 @@ def dev_demo() -> None:
     s = _settings()
     added = load_all(s, family=True)
     click.echo("demo data: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
+    second = _load_second_city(s)
+    if second:
+        click.echo("second city: " + ", ".join(f"{k} +{v}" for k, v in second.items()))
     click.echo(sandbox.prepare(s).summary())
+
+
+def _load_second_city(s: Settings) -> dict[str, int]:
+    from phr_core import second_city
+
+    try:
+        return second_city.load_demo(s, family=True)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @dev.command("run")
@@ -211,11 +223,52 @@ def dev_run(no_demo: bool) -> None:
         from phr_core import sandbox
 
         load_all(s, family=True)
+        _load_second_city(s)
         click.echo(sandbox.prepare(s).summary())
     try:
-        raise SystemExit(runner.serve(s, SERVICES, extras=_dev_extras(s)))
+        second = _second_city_targets(s)
+        titles = {}
+        if second:  # both cities' servers, each with its city
+            from phr_core.demo import DEMO_MUNICIPALITIES
+
+            first = DEMO_MUNICIPALITIES.get(s.option("PHR_CONNECTOR_MUNICIPALITY"))
+            city = (
+                f"{first.name_ja} {first.code}" if first else s.option("PHR_CONNECTOR_MUNICIPALITY")
+            )
+            titles = {n: f"{BY_NAME[n].title} — {city}" for n in ("fhir", "connector")}
+        raise SystemExit(runner.serve(s, SERVICES, extras=second + _dev_extras(s), titles=titles))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _second_city_targets(s: Settings) -> tuple[runner.Target, ...]:
+    """The second demo city's own PHR server and connector (phr_core.second_city), after
+    their schemas are in place (the demo data does it; --no-demo too)."""
+    from phr_core import second_city
+
+    city = second_city.municipality(s)
+    second = second_city.settings_of(s)
+    if city is None or second is None:
+        return ()
+    env = tuple(second_city.environ(s, city.code).items())
+    out = []
+    for name, port_variable in (
+        ("fhir", "PHR_DEV_SECOND_FHIR_PORT"),
+        ("connector", "PHR_DEV_SECOND_CONNECTOR_PORT"),
+    ):
+        svc = BY_NAME[name]
+        migrations.upgrade(svc, second.database_urls[name])
+        out.append(
+            runner.Target(
+                f"{name}-{city.code}",
+                f"{svc.title} — {city.name_ja} {city.code}",
+                svc.app_factory,
+                second.ports[name],
+                port_variable,
+                env,
+            )
+        )
+    return tuple(out)
 
 
 def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:

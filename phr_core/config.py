@@ -78,6 +78,19 @@ VARIABLES: tuple[Variable, ...] = (
         "a per-service URL below wins over it",
     ),
     *_service_variables(),
+    Variable(
+        "PHR_DEV_SECOND_CITY",
+        "072010",
+        "`phr dev run` only: the second demo municipality, with its own PHR server and "
+        "connector (own SQLite databases and keys under $PHR_VAR_DIR/city-<code>); `off` "
+        "runs the first city alone",
+    ),
+    Variable(
+        "PHR_DEV_SECOND_FHIR_PORT", "8012", "`phr dev run` only: the second city's PHR server"
+    ),
+    Variable(
+        "PHR_DEV_SECOND_CONNECTOR_PORT", "8014", "`phr dev run` only: the second city's connector"
+    ),
 )
 
 

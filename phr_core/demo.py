@@ -20,6 +20,10 @@ class DemoMunicipality:
 
 # Synthetic data only: the seed city lends its name and code, the records are invented.
 DEMO_MUNICIPALITY = DemoMunicipality("072028", "会津若松市（デモ）", "Aizuwakamatsu (demo)")
+# The development setup's second city (`phr dev run`, PHR_DEV_SECOND_CITY): its own PHR server
+# and connector; the demo family moved there from the first.
+SECOND_MUNICIPALITY = DemoMunicipality("072010", "福島市（デモ）", "Fukushima (demo)")
+DEMO_MUNICIPALITIES = {m.code: m for m in (DEMO_MUNICIPALITY, SECOND_MUNICIPALITY)}
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,23 @@ class DemoFamily:
 
 
 DEMO_FAMILY = DemoFamily()
+
+
+@dataclass(frozen=True)
+class MovedFamily:
+    """The demo family after moving from the first city to the second (SECOND_MUNICIPALITY):
+    the second city knows them by other resident numbers, so by other pseudonymous codes;
+    records before the move stay in the first city, newer ones are the second city's."""
+
+    parent_code: str = "demo-parent-0001-b"
+    child_code: str = "demo-child-0001-b"
+    moved_days_ago: int = 14
+
+    def moved_on(self, today: date | None = None) -> date:
+        return (today or date.today()) - timedelta(days=self.moved_days_ago)
+
+
+MOVED_FAMILY = MovedFamily()
 
 
 def load_all(settings: Settings, *, family: bool = False) -> dict[str, int]:

@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from phr_core.config import ConfigError, Settings
 from phr_core.services import ServiceSpec
@@ -33,6 +33,9 @@ class Target:
     app_factory: str
     port: int
     port_variable: str  # what to change when the port is taken
+    # Variables set for this process alone (the development second city's PHR server and
+    # connector: the same service code with their own ports, databases and keys).
+    environ: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, service: ServiceSpec, settings: Settings) -> Target:
@@ -132,11 +135,13 @@ def serve(
     *,
     extras: tuple[Target, ...] = (),
     announce: Callable[[str], None] = print,
+    titles: dict[str, str] | None = None,
 ) -> int:
     """Serve `services` (and `extras`) until interrupted. Returns 0 after a clean stop, 1 when
-    one of them died."""
+    one of them died. `titles` renames services in the banner (by service name)."""
     settings.require_production_ready(services)
     targets = [Target.of(s, settings) for s in services] + list(extras)
+    targets = [replace(t, title=(titles or {}).get(t.name, t.title)) for t in targets]
     check_ports_free(settings, targets)
     _prepare(settings, services)
     stop = threading.Event()
@@ -150,7 +155,9 @@ def serve(
             # A session of its own: the terminal's Ctrl-C reaches only us, and we stop them
             # in order instead of racing them.
             proc = subprocess.Popen(  # noqa: S603
-                gunicorn_command(t, settings), env=env, start_new_session=True
+                gunicorn_command(t, settings),
+                env={**env, **dict(t.environ)},
+                start_new_session=True,
             )
             running.append(Running(t, proc, settings.host))
         failed = _wait_ready(running, stop)
@@ -205,8 +212,18 @@ def _banner(settings: Settings, running: list[Running]) -> str:
     if not all(u.startswith("sqlite") for u in settings.database_urls.values()):
         where = "the configured databases"
     lines = [f"PHR platform is running ({settings.env} mode, {where}):"]
-    width = max(len(r.target.title) for r in running)
-    order = sorted(running, key=lambda r: r.target.name != "consent")  # portal first
-    lines += [f"  {r.target.title:<{width}}  {r.local_url}" for r in order]
+    width = max(_columns(r.target.title) for r in running)
+    order = sorted(running, key=lambda r: r.target.name != "consent")  # portal first (stable)
+    lines += [
+        f"  {r.target.title}{' ' * (width - _columns(r.target.title))}  {r.local_url}"
+        for r in order
+    ]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _columns(text: str) -> int:
+    """Terminal columns: a Japanese city name's characters take two each."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

@@ -144,6 +144,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "the PHR server's client id at the IdP (client credentials, scopes "
                 "consent/grants.read consent/patients.read consent/arrivals.write)",
             ),
+            Variable(
+                "PHR_FHIR_MUNICIPALITIES",
+                "072028",
+                "全国地方公共団体コード of the municipalities whose records this PHR server holds "
+                "(space-separated; the default is the development demo city): published as "
+                "`phr_municipalities` in its federation metadata, the only ones it accepts "
+                "writes and erasures for",
+            ),
         ),
     ),
     ServiceSpec(

@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
-from phr_server import arrivals, audit, dpop, repository, search, transaction
+from phr_server import arrivals, audit, dpop, repository, search, tenants, transaction
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
 from phr_server.policy import Access, ConsentUnavailable, Denied, decide
@@ -426,8 +426,7 @@ def bundle_bytes(
 @bp.post("/")
 def transaction_endpoint() -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        if not access.system:
-            raise Denied("only system clients (connectors) write")
+        _may_write(access)
         bundle = _json_body()
         result = transaction.process(s, repo(), access, bundle)
         arrivals.collect(s, result.patients)
@@ -443,8 +442,7 @@ def update(rtype: str, rid: str) -> ResponseReturnValue:
     """A single update, with `If-Match`, as a one-entry transaction."""
 
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        if not access.system:
-            raise Denied("only system clients (connectors) write")
+        _may_write(access)
         _check_type(rtype)
         resource = _json_body()
         if isinstance(resource, dict) and resource.get("id") not in (None, rid):
@@ -475,6 +473,15 @@ def update(rtype: str, rid: str) -> ResponseReturnValue:
     resp = handle("update", run)
     arrivals.flush(resp.status_code)
     return resp
+
+
+def _may_write(access: Access) -> None:
+    """Only connectors write, and only for a municipality this server serves (tenants.py)."""
+    if not access.system:
+        raise Denied("only system clients (connectors) write")
+    why = tenants.refusal(settings(), [access.municipality or ""])
+    if why:
+        raise Denied(why)
 
 
 def _json_body() -> Any:

@@ -1,4 +1,5 @@
-"""Demo data for the PHR server: the demo city as a FHIR Organization (JP Core profile)."""
+"""Demo data for the PHR server: each demo city it serves (PHR_FHIR_MUNICIPALITIES) as a FHIR
+Organization (JP Core profile), and the demo family's records of those cities."""
 
 from __future__ import annotations
 
@@ -6,19 +7,24 @@ from fhir.resources.R4B.organization import Organization
 
 from phr_core.config import Settings
 from phr_core.db import Database
-from phr_core.demo import DEMO_MUNICIPALITY
+from phr_core.demo import (
+    DEMO_MUNICIPALITIES,
+    DEMO_MUNICIPALITY,
+    SECOND_MUNICIPALITY,
+    DemoMunicipality,
+)
 from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM
 from phr_server.models import StoredResource
 from phr_server.repository import Repository
 from phr_server.storage import Keyring
+from phr_server.tenants import served
 from phr_server.validation import validate
 
 JP_ORGANIZATION = "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Organization"
 
 
-def demo_organization() -> dict:
-    """The demo municipality as data provider, checked against the FHIR model."""
-    m = DEMO_MUNICIPALITY
+def demo_organization(m: DemoMunicipality = DEMO_MUNICIPALITY) -> dict:
+    """A demo municipality as data provider, checked against the FHIR model."""
     org = Organization.model_validate(
         {
             "resourceType": "Organization",
@@ -45,19 +51,30 @@ def demo_organization() -> dict:
 
 
 def load(db: Database, settings: Settings) -> int:
-    """Store the demo Organization once (sealed under the city's data key); running it twice
-    adds nothing."""
-    return _store(db, settings, [demo_organization()])
+    """Store each served demo city's Organization once (sealed under the city's data key);
+    running it twice adds nothing."""
+    return sum(
+        _store(db, settings, [demo_organization(DEMO_MUNICIPALITIES[code])], code)
+        for code in served(settings)
+        if code in DEMO_MUNICIPALITIES
+    )
 
 
 def load_family(db: Database, settings: Settings) -> int:
-    """The demo family's records (phr_server.demo_family), once."""
-    from phr_server.demo_family import resources
+    """The demo family's records of the cities this server serves, once: from before the move
+    in the first city (phr_server.demo_family), from after it in the second."""
+    from phr_server import demo_family
 
-    return _store(db, settings, resources())
+    added = 0
+    if DEMO_MUNICIPALITY.code in served(settings):
+        added += _store(db, settings, demo_family.resources(), DEMO_MUNICIPALITY.code)
+    if SECOND_MUNICIPALITY.code in served(settings):
+        moved = demo_family.moved_resources()
+        added += _store(db, settings, moved, SECOND_MUNICIPALITY.code)
+    return added
 
 
-def _store(db: Database, settings: Settings, wanted: list[dict]) -> int:
+def _store(db: Database, settings: Settings, wanted: list[dict], municipality: str) -> int:
     repo = Repository(Keyring(settings.secret("PHR_FHIR_DATA_KEY")), b"")
     added = 0
     with db.session() as s:
@@ -65,6 +82,6 @@ def _store(db: Database, settings: Settings, wanted: list[dict]) -> int:
             if s.get(StoredResource, (resource["resourceType"], resource["id"])) is not None:
                 continue
             validate(resource)
-            repo.put(s, resource, DEMO_MUNICIPALITY.code, None)
+            repo.put(s, resource, municipality, None)
             added += 1
     return added

@@ -1,14 +1,26 @@
 """The demo family's records (synthetic): a parent with a checkup and an insurance claim, and a
 child with growth measurements from the routine infant checkups and the first year's routine
 vaccinations, coded as the demo city's connector codes them (LOINC + JP Core body
-measurements, the platform's local vaccine codes), so the portal shows real-looking pages."""
+measurements, the platform's local vaccine codes), so the portal shows real-looking pages.
+
+The family then moved to the second demo city (`moved_resources`): there they have other
+pseudonymous codes, so other Patients, and the records since the move (the child's 1-year
+boosters and varicella, a measurement, the parent's checkup). Each city's load has one
+Provenance naming the city it came from (`agent.onBehalfOf` its Organization)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
 
-from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITY, DemoFamily
+from phr_core.demo import (
+    DEMO_FAMILY,
+    DEMO_MUNICIPALITY,
+    MOVED_FAMILY,
+    SECOND_MUNICIPALITY,
+    DemoFamily,
+    MovedFamily,
+)
 from phr_core.identifiers import patient_id, pseudonym_system, source_record_system
 
 LOINC = "http://loinc.org"
@@ -20,6 +32,9 @@ VACCINE_SYSTEM = "urn:phr-platform:code:vaccine"
 # the SMART launch patient the same way).
 PARENT_ID = patient_id(DEMO_MUNICIPALITY.code, DEMO_FAMILY.parent_code)
 CHILD_ID = patient_id(DEMO_MUNICIPALITY.code, DEMO_FAMILY.child_code)
+# The same two people in the second city, after the move.
+MOVED_PARENT_ID = patient_id(SECOND_MUNICIPALITY.code, MOVED_FAMILY.parent_code)
+MOVED_CHILD_ID = patient_id(SECOND_MUNICIPALITY.code, MOVED_FAMILY.child_code)
 
 # (age in days, weight kg, length cm, head cm): near the 2023 survey's girls' medians.
 CHILD_MEASUREMENTS = [
@@ -54,11 +69,13 @@ MEASURES = [
 ]
 
 
-def _patient(rid: str, code: str, birth: date, sex: str) -> dict[str, Any]:
+def _patient(
+    rid: str, code: str, birth: date, sex: str, city: str = DEMO_MUNICIPALITY.code
+) -> dict[str, Any]:
     return {
         "resourceType": "Patient",
         "id": rid,
-        "identifier": [{"system": pseudonym_system(DEMO_MUNICIPALITY.code), "value": code}],
+        "identifier": [{"system": pseudonym_system(city), "value": code}],
         "gender": sex,
         "birthDate": birth.isoformat(),
     }
@@ -67,6 +84,7 @@ def _patient(rid: str, code: str, birth: date, sex: str) -> dict[str, Any]:
 def _observation(
     rid: str, patient: str, when: date, loinc: str, display: str, jp: str | None,
     jp_display: str, value: float, unit: str, category: str = "vital-signs",
+    city: str = DEMO_MUNICIPALITY.code,
 ) -> dict[str, Any]:  # fmt: skip
     coding = [{"system": LOINC, "code": loinc, "display": display}]
     if jp:
@@ -74,9 +92,7 @@ def _observation(
     return {
         "resourceType": "Observation",
         "id": rid,
-        "identifier": [
-            {"system": source_record_system(DEMO_MUNICIPALITY.code, "mch"), "value": rid}
-        ],
+        "identifier": [{"system": source_record_system(city, "mch"), "value": rid}],
         "status": "final",
         "category": [{"coding": [{"system": OBS_CATEGORY, "code": category}]}],
         "code": {"coding": coding, "text": jp_display},
@@ -86,19 +102,20 @@ def _observation(
     }
 
 
-def _immunization(rid: str, code: str, display: str, dose: int, when: date) -> dict[str, Any]:
+def _immunization(
+    rid: str, code: str, display: str, dose: int, when: date,
+    city: str = DEMO_MUNICIPALITY.code, patient: str = CHILD_ID,
+) -> dict[str, Any]:  # fmt: skip
     return {
         "resourceType": "Immunization",
         "id": rid,
-        "identifier": [
-            {"system": source_record_system(DEMO_MUNICIPALITY.code, "vaccination"), "value": rid}
-        ],
+        "identifier": [{"system": source_record_system(city, "vaccination"), "value": rid}],
         "status": "completed",
         "vaccineCode": {
             "coding": [{"system": VACCINE_SYSTEM, "code": code, "display": display}],
             "text": display,
         },
-        "patient": {"reference": f"Patient/{CHILD_ID}"},
+        "patient": {"reference": f"Patient/{patient}"},
         "occurrenceDateTime": when.isoformat(),
         "primarySource": False,
         "protocolApplied": [{"doseNumberPositiveInt": dose}],
@@ -177,4 +194,85 @@ def resources(family: DemoFamily = DEMO_FAMILY, today: date | None = None) -> li
     )  # fmt: skip
     out.append(_claim("demo-parent-claim-1", today - timedelta(days=45), 3420))
     out.append(_claim("demo-parent-claim-2", today - timedelta(days=20), 1280))
+    out.append(_provenance(DEMO_MUNICIPALITY.code, out, today - timedelta(days=19)))
     return out
+
+
+# After the move, in the second city: (vaccine code, display, dose number, age in days).
+MOVED_CHILD_VACCINATIONS = [
+    ("VZV", "水痘", 1, 392),
+    ("PCV20", "小児用肺炎球菌（20価）", 4, 392),
+    ("DPT-IPV-Hib", "五種混合", 4, 397),
+]
+MOVED_CHILD_MEASUREMENT = (395, 9.10, 75.0, 45.5)
+
+
+def moved_resources(
+    family: DemoFamily = DEMO_FAMILY, moved: MovedFamily = MOVED_FAMILY, today: date | None = None
+) -> list[dict]:
+    """The family's records in the second city, all from after the move, the Patients first."""
+    today = today or date.today()
+    city = SECOND_MUNICIPALITY.code
+    birth = family.child_birth(today)
+    moved_on = moved.moved_on(today)
+    out: list[dict] = [
+        _patient(MOVED_PARENT_ID, moved.parent_code, family.parent_birth, "female", city),
+        _patient(MOVED_CHILD_ID, moved.child_code, birth, family.child_sex, city),
+    ]
+    age, *values = MOVED_CHILD_MEASUREMENT
+    when = birth + timedelta(days=age)
+    for (name, loinc, display, jp, jp_display, unit), value in zip(MEASURES, values, strict=True):
+        out.append(
+            _observation(f"demo-b-child-{name}-{age}", MOVED_CHILD_ID, when, loinc, display, jp,
+                         jp_display, value, unit, city=city)
+        )  # fmt: skip
+    for code, display, dose, age in MOVED_CHILD_VACCINATIONS:
+        when = birth + timedelta(days=age)
+        if moved_on <= when <= today:
+            rid = f"demo-b-child-vaccine-{code.lower()}-{dose}"
+            out.append(_immunization(rid, code, display, dose, when, city, MOVED_CHILD_ID))
+    checkup = today - timedelta(days=5)
+    out.append(
+        _observation("demo-b-parent-weight", MOVED_PARENT_ID, checkup, "29463-7", "Body weight",
+                     "31000296", "体重", 54.0, "kg", city=city)
+    )  # fmt: skip
+    out.append(_provenance(city, out, today - timedelta(days=1)))
+    return out
+
+
+def _provenance(city: str, records: list[dict], when: date) -> dict[str, Any]:
+    """Which city the records came from: its connector (`who`) on behalf of its Organization."""
+    return {
+        "resourceType": "Provenance",
+        "id": f"demo-provenance-{city}",
+        "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in records],
+        "recorded": f"{when.isoformat()}T09:00:00+09:00",
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "CREATE",
+                }
+            ]
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "assembler",
+                        }
+                    ]
+                },
+                "who": {
+                    "type": "Device",
+                    "identifier": {
+                        "system": "urn:phr-platform:oauth-client",
+                        "value": f"connector-{city}",
+                    },
+                },
+                "onBehalfOf": {"reference": f"Organization/municipality-{city}"},
+            }
+        ],
+    }

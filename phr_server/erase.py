@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from phr_core.identifiers import pseudonym_system
 from phr_core.tokens import InvalidToken
 from phr_core.webapp import database, settings
-from phr_server import audit
+from phr_server import audit, tenants
 from phr_server.api import outcome, repo
 from phr_server.models import Compartment, DateIndex, ResourceVersion, StoredResource, TokenIndex
 from phr_server.policy import Access
@@ -222,6 +222,9 @@ def erase_endpoint() -> ResponseReturnValue:
         except ValueError:
             raise EraseRefused(400, "structure", "the body is not JSON") from None
         targets = parse_targets(body)
+        why = tenants.refusal(settings(), [muni for muni, _ in targets])
+        if why:  # the consent service asks each city's server for that city's people
+            raise EraseRefused(422, "not-supported", why)
         with database().session() as s:
             result = erase(s, patient_ids(s, targets))
             audit.record(s, repo(), _audit_event(access, result))

@@ -117,6 +117,7 @@ class PatientLink:
     municipality: str
     code: str
     relationship: str  # self | child
+    birth_month: str | None = None  # YYYY-MM, children only (to match a child across cities)
 
 
 class ConsentDirectory(Protocol):
@@ -195,7 +196,12 @@ class HttpConsentDirectory:
             f"/api/v1/subjects/{urllib.parse.quote(subject, safe='')}/patients", bearer
         )
         return [
-            PatientLink(str(p["municipality"]), str(p["code"]), str(p.get("relationship", "")))
+            PatientLink(
+                str(p["municipality"]),
+                str(p["code"]),
+                str(p.get("relationship", "")),
+                str(p["birth_month"]) if p.get("birth_month") else None,
+            )
             for p in (data or {}).get("patients", [])
         ]
 
@@ -402,9 +408,43 @@ def decide(
     rel = resolver.ids(session, links)
     launch = token.claims.get("patient")
     if isinstance(launch, str) and not any(s.context == "user" for s in scopes):
-        # SMART: `patient/` scopes open the one record the person chose for this app.
-        rel = {pid: r for pid, r in rel.items() if pid == launch}
+        # SMART: `patient/` scopes open the one person the person chose for this app.
+        reach = launch_reach(launch, links, lambda link: resolver.ids(session, [link]))
+        rel = {pid: r for pid, r in rel.items() if pid in reach}
     return Access(token, raw_token, scopes, frozenset(rel), rel)
+
+
+def launch_reach(
+    launch: str, links: list[PatientLink], ids: Callable[[PatientLink], dict[str, str]]
+) -> set[str]:
+    """The Patient ids a SMART launch `patient` opens: the chosen record, and the same person's
+    records in the other cities they are linked to (a family that moved has a record, under
+    another code, in each city; each city's PHR server holds only its own). The same person:
+    yourself for yourself; for a child, the child of the same birth month (twins are both).
+    Empty when the chosen record is not among the person's links any more."""
+    from phr_core.identifiers import patient_id
+
+    chosen = next((k for k in links if patient_id(k.municipality, k.code) == launch), None)
+    if chosen is None:
+        return set()
+    same = [
+        k
+        for k in links
+        if k == chosen
+        or (
+            k.relationship == chosen.relationship
+            and k.municipality != chosen.municipality
+            and (chosen.relationship == "self" or _same_month(k, chosen))
+        )
+    ]
+    reach = {launch}
+    for k in same:
+        reach.update(ids(k))
+    return reach
+
+
+def _same_month(a: PatientLink, b: PatientLink) -> bool:
+    return a.birth_month is not None and a.birth_month == b.birth_month
 
 
 READ_ONLY = frozenset("rs")

@@ -82,6 +82,8 @@ def make_environ(tmp_path: Path, database_url: str, **extra: str) -> dict[str, s
         port = free_port()
         env[f"PHR_{s.env_prefix}_PORT"] = str(port)
     env["PHR_CARD_AUTHORITY_URL"] = f"http://127.0.0.1:{free_port()}"
+    for name in ("PHR_DEV_SECOND_FHIR_PORT", "PHR_DEV_SECOND_CONNECTOR_PORT"):
+        env[name] = str(free_port())  # `phr dev run`'s second city
     env.update(extra)
     return env
 

@@ -93,4 +93,88 @@ def test_demo_family_links_a_parent_and_child_with_records(migrated: Settings) -
     finally:
         db.dispose()
     assert types == {"Organization", "Patient", "Observation", "Immunization",
-                     "ExplanationOfBenefit"}  # fmt: skip
+                     "ExplanationOfBenefit", "Provenance"}  # fmt: skip
+
+
+def test_second_city_has_its_own_server_keys_and_the_moved_family(migrated: Settings) -> None:
+    """`phr dev run`'s second city: its PHR server's own database and master data key, its
+    clients at the IdP, the anchor vouching for it (only for its own municipality), and the
+    family that moved there linked under that city's codes, with records from after the move
+    whose Provenance names the city."""
+    from consent import linkage
+    from consent.demo import demo_parent_subject
+    from federation.authority import store
+    from idp.models import Client
+    from phr_core import second_city
+    from phr_core.demo import DEMO_FAMILY, MOVED_FAMILY, SECOND_MUNICIPALITY
+
+    load_all(migrated, family=True)
+    added = second_city.load_demo(migrated, family=True)
+    assert added["fhir"] > 5 and added["consent"] == 2 and added["idp"] == 2
+    assert added["federation"] == 2
+    assert set(second_city.load_demo(migrated, family=True).values()) == {0}
+    city = second_city.settings_of(migrated)
+    assert city is not None and city.database_urls["fhir"] != migrated.database_urls["fhir"]
+    code = SECOND_MUNICIPALITY.code
+
+    db = Database(city.database_urls["fhir"])
+    try:
+        with db.session() as s:
+            rows = list(s.scalars(select(StoredResource)))
+            assert {r.municipality for r in rows} == {code}
+            mine, first_city = (
+                Keyring(city.secret("PHR_FHIR_DATA_KEY")),
+                Keyring(migrated.secret("PHR_FHIR_DATA_KEY")),
+            )
+            assert city.secret("PHR_FHIR_DATA_KEY") != migrated.secret("PHR_FHIR_DATA_KEY")
+            bodies = {}
+            for r in rows:
+                bodies[(r.resource_type, r.id)] = json.loads(
+                    mine.open(s, r.key_id, r.resource_type, r.id, r.version_id, r.body)
+                )
+            with pytest.raises(KeyError):  # the first city's master key opens none of it
+                first_city.open(s, r.key_id, r.resource_type, r.id, r.version_id, r.body)
+    finally:
+        db.dispose()
+    prov = bodies[("Provenance", f"demo-provenance-{code}")]
+    assert prov["agent"][0]["onBehalfOf"]["reference"] == f"Organization/municipality-{code}"
+    assert ("Organization", f"municipality-{code}") in bodies
+    targets = {t["reference"] for t in prov["target"]}
+    assert targets == {f"{t}/{i}" for t, i in bodies if t not in ("Provenance", "Organization")}
+    assert any(t == "Immunization" for t, _ in bodies)
+
+    db = Database(migrated.database_urls["consent"])
+    try:
+        with db.session() as s:
+            reach = linkage.patients(s, demo_parent_subject(migrated))
+    finally:
+        db.dispose()
+    assert sorted((m, c, rel) for m, c, rel, _ in reach) == sorted([
+        (DEMO_MUNICIPALITY.code, DEMO_FAMILY.parent_code, "self"),
+        (DEMO_MUNICIPALITY.code, DEMO_FAMILY.child_code, "child"),
+        (code, MOVED_FAMILY.parent_code, "self"),
+        (code, MOVED_FAMILY.child_code, "child"),
+    ])  # fmt: skip
+
+    db = Database(migrated.database_urls["idp"])
+    try:
+        with db.session() as s:
+            connector = s.get(Client, f"connector-{code}")
+            assert connector is not None and s.get(Client, f"phr-server-{code}") is not None
+            assert connector.client_metadata["phr_municipality"] == code
+    finally:
+        db.dispose()
+    db = Database(migrated.database_urls["federation"])
+    try:
+        with db.session() as s:
+            row = store.active(s, city.urls["fhir"])
+            assert row is not None
+            assert row.metadata_policy["oauth_resource"]["phr_municipalities"] == {
+                "subset_of": [code]
+            }
+            first = store.active(s, migrated.urls["fhir"])
+            assert first.metadata_policy["oauth_resource"]["phr_municipalities"] == {
+                "subset_of": [DEMO_MUNICIPALITY.code]
+            }
+    finally:
+        db.dispose()

@@ -30,6 +30,7 @@ import pytest
 import requests
 
 from idp.demo import DEMO_APP_PORT
+from phr_core.demo import DEMO_MUNICIPALITY
 from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.conftest import make_environ
 from tests.test_run import _read_until, _start
@@ -67,6 +68,9 @@ def _phr(env: dict[str, str], *args: str, stdin: str = "") -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+CITY = f"#source-{DEMO_MUNICIPALITY.code}"  # its card on "My data sources"
 
 
 def _pkce() -> tuple[str, str]:
@@ -124,9 +128,10 @@ def test_a_newcomer_in_the_browser(tmp_path: Path) -> None:
                 # 2. Consent for the demo city (through the IdP once more: single sign-on).
                 page.click("#sources-link")
                 page.wait_for_selector("#sources")
-                page.locator(".consent-form button.consent").first.click()
+                # (the first of the two demo cities: the sample exports are its)
+                page.locator(f"{CITY} .consent-form button.consent").click()
                 page.wait_for_selector("#consented-notice", timeout=WAIT_MS)
-                assert "確認しています" in page.locator(".link-state").first.inner_text()
+                assert "確認しています" in page.locator(f"{CITY} .link-state").inner_text()
                 shot("04-consented")
 
                 # 3. The city: answer the link request from the register, then load.
@@ -137,9 +142,9 @@ def test_a_newcomer_in_the_browser(tmp_path: Path) -> None:
                            str(SAMPLES / "vaccination.csv"), "--register",
                            str(SAMPLES / "register.csv"))  # fmt: skip
                 page.reload()
-                assert "確認済み" in page.locator(".link-state").first.inner_text()
+                assert "確認済み" in page.locator(f"{CITY} .link-state").inner_text()
                 deadline = time.monotonic() + 15  # the PHR server's notice is posted async
-                while "まだ届いていません" in page.locator(".last-update").first.inner_text():
+                while "まだ届いていません" in page.locator(f"{CITY} .last-update").inner_text():
                     assert time.monotonic() < deadline, "the last update never moved"
                     time.sleep(0.5)
                     page.reload()

@@ -1,8 +1,11 @@
-"""The run command for real: migrations, dev keys, demo data, four gunicorn services, the
-printed URLs answering, and a clean stop on Ctrl-C."""
+"""The run command for real: migrations, dev keys, demo data, every service under gunicorn (and
+the second demo city's PHR server and connector), the printed URLs answering, and a clean stop
+on Ctrl-C."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from phr_core.demo import DEMO_MUNICIPALITY
+from phr_core.demo import DEMO_MUNICIPALITY, SECOND_MUNICIPALITY
 from phr_core.services import SERVICES
 from tests.conftest import make_environ
 
@@ -63,9 +66,22 @@ def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url:
     try:
         out = _read_until(proc, "Press Ctrl-C to stop.")
         urls = [m.group(0) for line in out for m in [re.search(r"http://\S+/$", line)] if m]
-        assert len(urls) == len(SERVICES) + 1, out  # and the development card authority
+        # and the development card authority, and the second city's PHR server and connector
+        assert len(urls) == len(SERVICES) + 3, out
         authority = env["PHR_CARD_AUTHORITY_URL"] + "/"
         assert authority in urls
+        second_fhir = f"http://127.0.0.1:{env['PHR_DEV_SECOND_FHIR_PORT']}/"
+        second_connector = f"http://127.0.0.1:{env['PHR_DEV_SECOND_CONNECTOR_PORT']}/"
+        assert second_fhir in urls and second_connector in urls
+        assert any(SECOND_MUNICIPALITY.name_ja in line and second_fhir in line for line in out)
+        for fhir, code in (
+            (f"http://127.0.0.1:{env['PHR_FHIR_PORT']}/", DEMO_MUNICIPALITY.code),
+            (second_fhir, SECOND_MUNICIPALITY.code),
+        ):  # each server tells the federation whose records it holds
+            status, jwt = _get(fhir + ".well-known/openid-federation")
+            assert status == 200
+            claims = json.loads(base64.urlsafe_b64decode(jwt.split(".")[1] + "=="))
+            assert claims["metadata"]["oauth_resource"]["phr_municipalities"] == [code]
         for url in urls:
             status, _ = _get(url + "readyz")
             assert status == 200, url
@@ -79,6 +95,9 @@ def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url:
             var = Path(env["PHR_VAR_DIR"])
             assert {p.name for p in var.glob("*.db")} == {f"{s.name}.db" for s in SERVICES}
             assert (var / "secrets" / "PHR_FHIR_DATA_KEY").exists()
+            city = var / f"city-{SECOND_MUNICIPALITY.code}"  # its own databases and keys
+            assert {p.name for p in city.glob("*.db")} == {"fhir.db", "connector.db"}
+            assert (var / "secrets" / city.name / "PHR_FHIR_DATA_KEY").exists()
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)

@@ -43,3 +43,13 @@ CONFIGURATION_LIFETIME_S = 3600
 PLATFORM_SERVICE_POLICY: dict[str, dict[str, dict[str, Any]]] = {
     "openid_provider": LEAF_POLICY["openid_provider"],
 }
+
+
+def municipalities_policy(base: dict[str, Any] | None, codes: list[str]) -> dict[str, Any]:
+    """`base` (default: the federation's rules) plus: the PHR server may claim only `codes` as
+    the municipalities whose records it holds (`oauth_resource.phr_municipalities`)."""
+    import copy
+
+    policy: dict[str, Any] = copy.deepcopy(LEAF_POLICY if base is None else base)
+    policy.setdefault("oauth_resource", {})["phr_municipalities"] = {"subset_of": list(codes)}
+    return policy

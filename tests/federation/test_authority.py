@@ -126,3 +126,31 @@ def test_cli_add_list_mark_remove_and_export(cli_env: Federation, tmp_path: Path
     out = tmp_path / "anchors.json"
     assert runner.invoke(main, ["federation", "export-anchor", "--out", str(out)]).exit_code == 0
     assert json.loads(out.read_text()) == {fed.anchor_id: fed.anchor_jwks()}
+
+
+def test_cli_add_limits_a_phr_server_to_its_municipalities(
+    cli_env: Federation, tmp_path: Path
+) -> None:
+    """`--municipalities` puts a subset_of policy on `phr_municipalities`: a server claiming
+    more cities than the anchor gave it resolves to the ones it was given."""
+    fed = cli_env
+    server = fed.leaf("phr", metadata={})
+    server.metadata = {
+        "oauth_resource": {
+            "resource": server.entity_id + "/fhir",
+            "phr_municipalities": ["072010", "072028"],
+        }
+    }
+    runner = CliRunner()
+    jwks_file = tmp_path / "server-jwks.json"
+    jwks_file.write_text(json.dumps(server.jwks))
+    args = ["federation", "add", server.entity_id, "--jwks", str(jwks_file)]
+    args += ["--type", "oauth_resource"]
+    not_a_server = runner.invoke(main, [*args[:5], "--municipalities", "072010"])
+    assert not_a_server.exit_code != 0 and "--type oauth_resource" in not_a_server.output
+    bad = runner.invoke(main, [*args, "--municipalities", "72010"])
+    assert bad.exit_code != 0 and "72010" in bad.output
+    added = runner.invoke(main, [*args, "--municipalities", "072010"])
+    assert added.exit_code == 0, added.output
+    chain = fed.resolver().resolve(server.entity_id)
+    assert chain.metadata["oauth_resource"]["phr_municipalities"] == ["072010"]

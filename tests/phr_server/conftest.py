@@ -65,7 +65,14 @@ def issuer() -> Iterator[Issuer]:
 @pytest.fixture
 def environ(tmp_path: Path, database_url: str, issuer: Issuer) -> dict[str, str]:
     level = os.environ.get("PHR_LOG_LEVEL", "INFO")
-    return make_environ(tmp_path, database_url, PHR_ISSUER=issuer.url, PHR_LOG_LEVEL=level)
+    # One deployment serving two municipalities, each a tenant (phr_server/tenants.py).
+    return make_environ(
+        tmp_path,
+        database_url,
+        PHR_ISSUER=issuer.url,
+        PHR_LOG_LEVEL=level,
+        PHR_FHIR_MUNICIPALITIES=f"{MUNI} {OTHER_MUNI}",
+    )
 
 
 @dataclass
