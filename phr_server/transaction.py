@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from phr_core.identifiers import patient_id, pseudonym_system
+from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM, patient_id, pseudonym_system
 from phr_server import profiles
 from phr_server.claims import Key, claim
 from phr_server.dates import instant
@@ -344,9 +344,31 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
                         "type": "Device",
                         "identifier": {"system": CLIENT_SYSTEM, "value": access.token.client_id},
                     },
-                }
+                    "onBehalfOf": _city(muni),
+                },
+                # The source city, so the record keeps its origin wherever it is read (a
+                # family that moved has records from two cities; issue 8).
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                "code": "custodian",
+                            }
+                        ]
+                    },
+                    "who": _city(muni),
+                },
             ],
         }
         result.provenance = repo.put(s, prov, muni, None, now)
         result.patients = repo.patients_of(s, [tuple(t.split("/")[:2]) for t in result.touched])
     return result
+
+
+def _city(municipality: str) -> dict[str, Any]:
+    """A Reference to the city as an Organization, by its 全国地方公共団体コード."""
+    return {
+        "type": "Organization",
+        "identifier": {"system": MUNICIPALITY_CODE_SYSTEM, "value": municipality},
+    }

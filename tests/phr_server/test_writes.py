@@ -9,6 +9,7 @@ import json
 from sqlalchemy import func, select
 
 from phr_core.db import Database
+from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM
 from phr_server.models import ResourceVersion, StoredResource
 from tests.phr_server.conftest import (
     MUNI,
@@ -51,6 +52,17 @@ def test_transaction_creates_links_and_records_provenance(world: World) -> None:
     assert len(prov["entry"]) == 1
     targets = {t["reference"] for t in prov["entry"][0]["resource"]["target"]}
     assert targets == {f"{ref}/_history/1" for ref in ids.values()}
+    # ... and the source city: the custodian, on whose behalf the connector loaded them.
+    agents = prov["entry"][0]["resource"]["agent"]
+    city = {
+        "type": "Organization",
+        "identifier": {"system": MUNICIPALITY_CODE_SYSTEM, "value": MUNI},
+    }
+    assert [a["type"]["coding"][0]["code"] for a in agents] == ["assembler", "custodian"]
+    assert agents[0]["onBehalfOf"] == city and agents[1]["who"] == city
+    from fhir.resources.R4B.provenance import Provenance
+
+    Provenance.model_validate(prov["entry"][0]["resource"])  # valid FHIR R4
 
 
 def test_loading_the_same_bundle_twice_changes_nothing(world: World) -> None:
