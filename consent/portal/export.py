@@ -39,6 +39,8 @@ def export_page() -> ResponseReturnValue:
 def export_download() -> ResponseReturnValue:
     found = reader(current_subject() or "")
     sources = [src for p in people(found) for src in p.sources]
+    # A server that could not list its Patients: each of its Patients gets its stand-in.
+    sources += [src for src in found.sources if src.server in found.failed]
     parts = [_open(found, sources[0])] if sources else []
     if sources and parts[0] is None and found.everything_failed:
         raise phr.Unavailable("no PHR server holding these records can be reached")
