@@ -213,3 +213,42 @@ def test_deleting_the_account_erases_both_cities_records(two: TwoCities) -> None
             select(StoredResource.id).where(StoredResource.resource_type == "Patient")
         ).all()
     assert PARENT_A not in left and CHILD_A not in left
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_the_merged_view_on_a_phone(two: TwoCities) -> None:
+    """Headless Chromium at 360×740: the child's one records page with both cities' rows,
+    then city B down and its readable notice; nothing wider than the screen."""
+    from tests.browser import browser_page
+    from tests.consent.live_platform import PARENT
+
+    p = two.platform
+    shots = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with browser_page("ja-JP") as page:
+        page.set_viewport_size({"width": 360, "height": 740})
+        page.goto(p.portal + "/")
+        page.click("#sign-in")
+        page.wait_for_url(p.idp + "/login*")
+        page.fill("#person", PARENT)
+        page.click("#dev-login button[type=submit]")
+        page.wait_for_url(p.portal + "/*")
+        page.click("#records-link")
+        page.wait_for_url(p.portal + "/me/children")
+        assert page.locator("#children .child").count() == 1
+        assert "福島市（デモ）" in page.locator("#children .child .cities").inner_text()
+        page.click("#children .child a.button >> nth=0")
+        page.wait_for_url(p.portal + "/me/records/*")
+        cities = page.locator("#immunizations td.city").all_inner_texts()
+        assert len(cities) == 15 and set(cities) == {"会津若松市（デモ）", "福島市（デモ）"}
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.screenshot(path=str(shots / "portal-two-cities-360.png"), full_page=True)
+
+        two.stop_b()
+        page.goto(p.portal + f"/me/records/{CHILD_A}")
+        notice = page.locator("#unreachable")
+        assert notice.is_visible() and "福島市（デモ）" in notice.inner_text()
+        assert page.locator("#immunizations td.city").count() == 14
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.screenshot(path=str(shots / "portal-two-cities-down-360.png"), full_page=True)

@@ -162,7 +162,7 @@ def city_b_bundle() -> dict[str, Any]:
                 ]
             }
         ],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7", "display": "体重"}]},
         "subject": {"reference": f"urn:uuid:{CHILD_B}"},
         "effectiveDateTime": moved.isoformat(),
         "valueQuantity": {
@@ -176,9 +176,7 @@ def city_b_bundle() -> dict[str, Any]:
         "resourceType": "Immunization",
         "identifier": [{"system": vac_system, "value": "b-varicella-1"}],
         "status": "completed",
-        "vaccineCode": {
-            "coding": [{"system": VACCINE_SYSTEM, "code": "VZV", "display": "水痘"}]
-        },
+        "vaccineCode": {"coding": [{"system": VACCINE_SYSTEM, "code": "VZV", "display": "水痘"}]},
         "patient": {"reference": f"urn:uuid:{CHILD_B}"},
         "occurrenceDateTime": moved.isoformat(),
         "protocolApplied": [{"doseNumberPositiveInt": 1}],
