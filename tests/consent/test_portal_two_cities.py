@@ -124,10 +124,18 @@ def test_one_view_of_a_family_that_moved(two: TwoCities) -> None:
     # One download, every Patient of both servers.
     download = _get(browser, p, "/me/export/records.json", stream=True)
     bundle = json.loads(b"".join(download.iter_content(4096)))
-    patients = sorted(
-        b["entry"][0]["resource"]["id"] for b in (e["resource"] for e in bundle["entry"])
-    )
+    inner = [e["resource"] for e in bundle["entry"]]
+    patients = sorted(b["entry"][0]["resource"]["id"] for b in inner)
     assert patients == sorted([PARENT_A, CHILD_A, PARENT_B_ID, CHILD_B_ID])
+    # City B's records came with their Provenance, which names the city (the custodian).
+    provs = [
+        e["resource"]
+        for b in inner
+        for e in b["entry"]
+        if e["resource"]["resourceType"] == "Provenance"
+    ]
+    assert len(provs) == 2  # B's load: one for the parent, one for the child
+    assert {p["agent"][1]["who"]["identifier"]["value"] for p in provs} == {CITY_B}
 
     # The arrivals callback of B's server reached the consent service: a notice for B's load.
     with p.apps["consent"].extensions["phr_db"].session() as s:  # type: ignore[attr-defined]
