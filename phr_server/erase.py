@@ -14,9 +14,10 @@ current rows, every earlier version, and the index rows. A resource that also be
 Patient not being erased stays, and only loses its place in the erased compartment.
 
 Kept: AuditEvents (the record of who read what; they name resources, never hold their bodies)
-and Provenance (which batch loaded what). The erase itself makes an AuditEvent (action `D`)
-naming the erased Patient ids and how many resources went. Erasing a code that is not (or no
-longer) here succeeds with zero counts, so a retry is harmless.
+and Provenance (which batch loaded what; it leaves the erased Patient's compartment). The
+erase itself makes an AuditEvent (action `D`) naming the erased Patient ids and how many
+resources went. Erasing a code that is not (or no longer) here succeeds with zero counts, so a
+retry is harmless.
 """
 
 from __future__ import annotations
@@ -176,6 +177,9 @@ def erase(s: Session, pids: list[str]) -> Erased:
             )
         )
     result.shared_kept = len(shared)
+    # The erased Patients' Provenance stays (which load wrote what) but leaves their
+    # compartments: a later load under the same code starts a record without it.
+    s.execute(delete(C).where(C.c.patient_id.in_(pids), C.c.resource_type == "Provenance"))
     for chunk in _chunks(doomed):
         key = tuple_(R.c.resource_type, R.c.id).in_(chunk)
         result.resources += s.execute(delete(R).where(key)).rowcount or 0

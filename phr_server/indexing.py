@@ -156,7 +156,14 @@ TYPES: dict[str, TypeSpec] = {
             sort="date",
             writable=False,
         ),
-        _spec("Provenance", Param("recorded", "date", ("recorded",)), sort="recorded"),
+        # In the compartment of the Patient it targets (FHIR's Provenance.patient), so
+        # `$everything` returns each record's Provenance and with it the source city.
+        _spec(
+            "Provenance",
+            Param("recorded", "date", ("recorded",)),
+            compartment=("target",),
+            sort="recorded",
+        ),
     )
 }
 
@@ -211,8 +218,10 @@ def reference_id(value: Any, target: str = "Patient") -> str | None:
     if isinstance(value, dict):
         ref = value.get("reference") or ""
         prefix = target + "/"
-        if ref.startswith(prefix) and "/" not in ref[len(prefix) :]:
-            return ref[len(prefix) :]
+        if ref.startswith(prefix):
+            rid, _, version = ref[len(prefix) :].partition("/_history/")
+            if "/" not in rid and "/" not in version:  # `Patient/1` or `Patient/1/_history/2`
+                return rid
     return None
 
 

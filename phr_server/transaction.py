@@ -5,7 +5,8 @@ Per entry: `PUT Type?identifier=system|value` (conditional update), `PUT Type/id
 `ifMatch: W/"n"` for optimistic locking. `urn:uuid:` fullUrls may be referenced by other
 entries; they are replaced by the assigned `Type/id`. Content equal to what is stored is not
 written again: the entry answers 200 with an informational "unchanged" outcome, so loading the
-same source twice changes nothing. One Provenance per Bundle records what changed.
+same source twice changes nothing. Provenance records what changed: one per Patient whose
+records the Bundle changed (in that Patient's compartment), naming the source city.
 
 A connector writes only its own municipality: identifiers in `urn:phr-platform:pseudonym:*`
 and `urn:phr-platform:source:*` systems must be its city's, every Patient needs its city's
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from phr_core.identifiers import patient_id, pseudonym_system
+from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM, patient_id, pseudonym_system
 from phr_server import profiles
 from phr_server.claims import Key, claim
 from phr_server.dates import instant
@@ -317,36 +318,69 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
             result.touched.append(f"{found.ref}/_history/{found.version}")
     result.entries = [o for o in out if o is not None]
     if result.touched:
-        prov = {
-            "resourceType": "Provenance",
-            "id": new_id(),
-            "target": [{"reference": t} for t in result.touched],
-            "recorded": instant(now),
-            "activity": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                        "code": "UPDATE",
-                    }
-                ]
-            },
-            "agent": [
-                {
-                    "type": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                "code": "assembler",
-                            }
-                        ]
-                    },
-                    "who": {
-                        "type": "Device",
-                        "identifier": {"system": CLIENT_SYSTEM, "value": access.token.client_id},
-                    },
-                }
-            ],
-        }
-        result.provenance = repo.put(s, prov, muni, None, now)
-        result.patients = repo.patients_of(s, [tuple(t.split("/")[:2]) for t in result.touched])
+        comp = repo.compartments(s, result.touched)
+        provs = _provenances(result.touched, comp, muni, access.token.client_id, now)
+        result.provenance = repo.put_many(s, [(p, muni, None) for p in provs], now)[0]
+        result.patients = {pid for pids in comp.values() for pid in pids}
     return result
+
+
+PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+
+
+def _provenances(
+    touched: list[str], comp: dict[str, set[str]], muni: str, client_id: str, now: Any
+) -> list[dict[str, Any]]:
+    """The Provenance of one batch: one per Patient compartment it changed (targets: that
+    Patient and its versions written, so `$everything` returns it and it names nobody else's
+    records), and one for what belongs to no Patient (an Organization). Each names the
+    connector (assembler, on behalf of its city) and the source city (custodian), so a record
+    keeps its origin wherever it is read (a family that moved; issue 8)."""
+    groups: dict[str | None, list[str]] = {}
+    for ref in touched:
+        owners = comp.get("/".join(ref.split("/")[:2])) or {None}
+        for pid in sorted(owners, key=lambda p: p or ""):
+            groups.setdefault(pid, []).append(ref)
+    out = []
+    for pid, refs in groups.items():
+        if pid is not None and not any(r.startswith(f"Patient/{pid}/") for r in refs):
+            refs = [f"Patient/{pid}", *refs]  # in the Patient's compartment (Provenance.patient)
+        out.append(
+            {
+                "resourceType": "Provenance",
+                "id": new_id(),
+                "target": [{"reference": r} for r in refs],
+                "recorded": instant(now),
+                "activity": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                            "code": "UPDATE",
+                        }
+                    ]
+                },
+                "agent": [
+                    {
+                        "type": {"coding": [{"system": PARTICIPANT, "code": "assembler"}]},
+                        "who": {
+                            "type": "Device",
+                            "identifier": {"system": CLIENT_SYSTEM, "value": client_id},
+                        },
+                        "onBehalfOf": _city(muni),
+                    },
+                    {
+                        "type": {"coding": [{"system": PARTICIPANT, "code": "custodian"}]},
+                        "who": _city(muni),
+                    },
+                ],
+            }
+        )
+    return out
+
+
+def _city(municipality: str) -> dict[str, Any]:
+    """A Reference to the city as an Organization, by its 全国地方公共団体コード."""
+    return {
+        "type": "Organization",
+        "identifier": {"system": MUNICIPALITY_CODE_SYSTEM, "value": municipality},
+    }

@@ -249,6 +249,8 @@ def _post_token(url: str, form: dict[str, str]) -> dict[str, Any]:
             doc = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         log.warning("IdP token endpoint answered %s", exc.code)
+        if _oauth_error(exc) == "invalid_target":  # a PHR server the IdP does not know
+            raise SignInError("invalid_target") from None
         raise SignInError("signin_failed") from None
     except (OSError, ValueError) as exc:
         log.warning("IdP token endpoint unreachable (%s)", type(exc).__name__)
@@ -256,6 +258,16 @@ def _post_token(url: str, form: dict[str, str]) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise SignInError("signin_failed")
     return doc
+
+
+def _oauth_error(exc: urllib.error.HTTPError) -> str:
+    """The RFC 6749 `error` of a refused token request ("" when there is none)."""
+    try:
+        doc = json.loads(exc.read(4096) or b"{}")
+    except (OSError, ValueError):
+        return ""
+    error = doc.get("error") if isinstance(doc, dict) else None
+    return error if isinstance(error, str) else ""
 
 
 def _verify_id_token(meta: dict[str, Any], id_token: str, nonce: str) -> dict[str, Any]:
@@ -298,26 +310,39 @@ def token_store() -> TokenStore:
     return store
 
 
-def refresh_tokens(refresh_token: str) -> dict[str, Any]:
-    """The IdP's refresh grant; a refused refresh token means signing in again."""
+class ResourceRefused(Exception):
+    """The IdP issues no token for this PHR server (the federation no longer vouches for it);
+    the sign-in itself stays valid."""
+
+
+def refresh_tokens(refresh_token: str, resource: str | None = None) -> dict[str, Any]:
+    """The IdP's refresh grant (for another PHR server with RFC 8707 `resource`); a refused
+    refresh token means signing in again."""
     meta = provider()
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if resource is not None:
+        form["resource"] = resource
     try:
-        return _post_token(
-            meta["token_endpoint"], {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        )
+        return _post_token(meta["token_endpoint"], form)
     except SignInError as exc:
         if exc.status == 503:
             raise
+        if exc.key == "invalid_target":
+            raise ResourceRefused(resource or "") from None
         raise TokensGone("the IdP refused the refresh token") from None
 
 
-def access_token() -> str:
-    """The signed-in person's access token for the PHR server (refreshed when due).
-    Raises TokensGone when there is none (signed out, expired, revoked)."""
+def access_token(resource: str | None = None) -> str:
+    """The signed-in person's access token for a PHR server (refreshed when due): the
+    configured one, or the one at `resource` (its FHIR base URL). Raises TokensGone when there
+    is none (signed out, expired, revoked)."""
     handle, subject = session.get(TOKENS), current_subject()
     if not isinstance(handle, str) or subject is None:
         raise TokensGone("not signed in")
-    return token_store().access_token(handle, subject, refresh_tokens)
+    home = settings().urls["fhir"].rstrip("/")
+    if resource is not None and resource.rstrip("/") == home:
+        resource = None
+    return token_store().access_token(handle, subject, refresh_tokens, resource=resource)
 
 
 def _forget_tokens(handle: str) -> None:

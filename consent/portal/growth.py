@@ -9,8 +9,8 @@ from markupsafe import Markup
 
 from consent.i18n import current_language
 from consent.plus import growth
-from consent.portal import phr
 from consent.portal.auth import current_subject
+from consent.portal.federated import reader
 from consent.portal.plus_pages import find, page, people, signed_in_page
 
 bp = Blueprint("portal_growth", __name__, template_folder="templates")
@@ -21,13 +21,17 @@ LOINC = "http://loinc.org"
 @bp.get("/me/children/<pid>/growth")
 @signed_in_page
 def growth_chart(pid: str) -> ResponseReturnValue:
-    client = phr.for_session()
-    child = find(people(client, current_subject() or ""), pid, child=True)
+    found = reader(current_subject() or "")
+    child = find(found, people(found), pid, child=True)
     lang = current_language()
     codes = sorted(c for spec in growth.MEASURES.values() for c in spec[0])
-    observations = client.records(
-        "Observation", pid, [("code", ",".join(f"{LOINC}|{c}" for c in codes))]
-    )
+    # Every city's measurements on one chart (a child that moved).
+    observations = [
+        o
+        for _, o in found.records(
+            list(child.sources), "Observation", [("code", ",".join(f"{LOINC}|{c}" for c in codes))]
+        )
+    ]
     charts = []
     if child.birth_date is not None:
         found = growth.measurements(observations, child.birth_date)

@@ -1,8 +1,15 @@
-"""Access history: the PHR server's AuditEvents for the person and their children, shown as
-"who (app name) saw what, when", newest first, a page at a time (the server's keyset cursor)."""
+"""Access history: the AuditEvents of every PHR server holding the person's or their children's
+records, shown as "who (app name) saw what, when", newest first, a page at a time.
+
+Each server pages with its own keyset cursor; the page's cursor carries one per server (base64
+JSON), so a family whose records sit in two cities sees both servers' events merged by time.
+A page shows up to PAGE events of each server; a server with nothing older drops out of the
+"older" cursor."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,8 +20,8 @@ from sqlalchemy import select
 
 from consent.i18n import current_language
 from consent.models import ConsentRecord, ConsentVersion, Municipality
-from consent.portal import phr
 from consent.portal.auth import client_id, current_subject
+from consent.portal.federated import reader
 from consent.portal.plus_pages import Person, page, people, signed_in_page
 from consent.records import RECIPIENT
 from phr_core.scope_words import RESOURCE_NAMES
@@ -34,20 +41,53 @@ ACTIONS = {"read": "action_read", "vread": "action_read", "history-instance": "a
 def history() -> ResponseReturnValue:
     subject = current_subject() or ""
     lang = current_language()
-    client = phr.for_session()
-    cursor = request.args.get("cursor") or None
-    if cursor is not None and (len(cursor) > 2000 or not cursor.isascii()):
-        cursor = None
-    result = client.audit_events(count=PAGE, cursor=cursor)
-    everyone = {p.id: p for p in people(client, subject)}
+    found = reader(subject)
+    cursors = _cursors(request.args.get("cursor"), found.servers)
+    older: dict[str, str] = {}
+    newer: dict[str, str] = {}
+    found_events: list[dict[str, Any]] = []
+    for server, cursor in cursors.items():
+        result = found.on(server, lambda c, cur=cursor: c.audit_events(PAGE, cur), None)
+        if result is None:
+            continue
+        found_events += result.resources
+        if result.next_cursor:
+            older[server] = result.next_cursor
+        if result.previous_cursor:
+            newer[server] = result.previous_cursor
+    found_events.sort(key=lambda e: str(e.get("recorded", "")), reverse=True)
+    everyone: dict[str, Person] = {}
+    for p in people(found):
+        everyone.update(dict.fromkeys(p.ids, p))
     names = _app_names(subject, lang)
-    events = [_row(e, everyone, names, lang) for e in result.resources]
+    events = [_row(e, everyone, names, lang) for e in found_events]
     return page(
         "plus/history.html",
         events=events,
-        older=result.next_cursor,
-        newer=result.previous_cursor,
+        older=_cursor_text(older),
+        newer=_cursor_text(newer),
     )
+
+
+def _cursors(text: str | None, servers: list[str]) -> dict[str, str | None]:
+    """The servers to read and where each one continues: all from the newest without a
+    cursor, else those the cursor names (and which still hold the person's records)."""
+    if not text or len(text) > 8000 or not text.isascii():
+        return dict.fromkeys(servers)
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except ValueError:
+        return dict.fromkeys(servers)
+    if not isinstance(doc, dict):
+        return dict.fromkeys(servers)
+    return {s: str(c) for s, c in doc.items() if s in servers and isinstance(c, str)}
+
+
+def _cursor_text(cursors: dict[str, str]) -> str | None:
+    if not cursors:
+        return None
+    raw = json.dumps(cursors, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _app_names(subject: str, lang: str) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """The notices inbox page ("お知らせ / Notices"), with read/unread (see consent/notices.py).
 
 Vaccination-due notices are worked out here, when the person opens the inbox: the consent
-service keeps no birth dates and no records, so it reads them from the PHR server with the
-person's own authority (consent.portal.phr), runs the schedule engine (consent.plus.schedule)
+service keeps no birth dates and no records, so it reads them from the PHR servers with the
+person's own authority (consent.portal.federated: a child that moved has doses in two cities,
+and both count), runs the schedule engine (consent.plus.schedule)
 for each child and for the person, and adds one notice per dose that is due, overdue or comes
 within two weeks. Once added, a notice is also what apps with `consent/notices.read` see.
 """
@@ -14,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from flask import Blueprint, abort, redirect, request
 from flask.typing import ResponseReturnValue
 
-from consent import linkage, notices
+from consent import notices
 from consent.i18n import current_language
 from consent.models import Notice
 from consent.plus import schedule as engine
@@ -22,7 +23,6 @@ from consent.portal import phr
 from consent.portal.auth import check_csrf, current_subject
 from consent.portal.life_words import words
 from consent.portal.views import _day, _page
-from phr_core.identifiers import pseudonym_system
 from phr_core.webapp import database
 
 JST = timezone(timedelta(hours=9), "JST")
@@ -84,8 +84,7 @@ def add_vaccinations_due(subject: str, today: date | None = None) -> int:
     children); nothing happens when the PHR server cannot be asked right now."""
     today = today or datetime.now(JST).date()
     try:
-        client = phr.for_session()
-        found = _due(client, subject, today)
+        found = _due(subject, today)
     except (phr.SignedOut, phr.Unavailable, phr.NotReachable):
         return 0
     added = 0
@@ -107,31 +106,20 @@ def add_vaccinations_due(subject: str, today: date | None = None) -> int:
     return added
 
 
-def _due(
-    client: phr.PhrClient, subject: str, today: date
-) -> list[tuple[tuple[str, str, str], engine.DoseStatus]]:
-    with database().session() as s:
-        known = {
-            (pseudonym_system(muni), code): (muni, code, rel)
-            for muni, code, rel, _ in linkage.patients(s, subject)
-        }
+def _due(subject: str, today: date) -> list[tuple[tuple[str, str, str], engine.DoseStatus]]:
+    """Each person's doses due soon, with the (municipality, code, relationship) the notice is
+    filed under (their first city's; one notice per dose, whichever city gave the others)."""
+    from consent.portal.federated import reader
+    from consent.portal.plus_pages import people
+
+    found = reader(subject)
     out = []
-    for pt in client.patients():
-        who = next(
-            (
-                known[(i.get("system"), i.get("value"))]
-                for i in pt.get("identifier", [])
-                if (i.get("system"), i.get("value")) in known
-            ),
-            None,
-        )
-        try:
-            born = date.fromisoformat(str(pt.get("birthDate", ""))[:10])
-        except ValueError:
+    for person in people(found):
+        if person.birth_date is None or not person.sources:
             continue
-        if who is None:
-            continue
-        doses = engine.doses_from(client.records("Immunization", pt["id"]))
-        statuses = engine.schedule(born, doses, today, pt.get("gender"))
+        doses = engine.doses_from(i for _, i in found.records(list(person.sources), "Immunization"))
+        statuses = engine.schedule(person.birth_date, doses, today, person.sex)
+        first = person.sources[0]
+        who = (first.municipality, first.code, first.relationship)
         out += [(who, st) for st in engine.due_soon(statuses, today)]
     return out

@@ -42,6 +42,10 @@ class SignedOut(Exception):
     """No valid tokens for this session (signed out, expired, revoked): sign in again."""
 
 
+class TokenRefused(SignedOut):
+    """The PHR server refused the token (401)."""
+
+
 class Unavailable(Exception):
     """The PHR server (or the IdP) cannot answer now."""
 
@@ -80,7 +84,7 @@ class PhrClient:
             diagnostic = _diagnostic(exc)
             exc.close()
             if exc.code == 401:
-                raise SignedOut(diagnostic) from None
+                raise TokenRefused(diagnostic) from None
             if exc.code in (403, 404):
                 # Not reachable for this person (the PHR server answers both alike).
                 raise NotReachable(diagnostic) from None
@@ -180,21 +184,20 @@ def _diagnostic(exc: urllib.error.HTTPError) -> str:
         return f"HTTP {exc.code}"
 
 
-def for_session() -> PhrClient:
-    """A client for the signed-in person of this request."""
-    from consent.portal.auth import access_token
+def for_session(server: str | None = None) -> PhrClient:
+    """A client for the signed-in person of this request, at the configured PHR server or at
+    `server` (another city's PHR server, by its FHIR base URL, with a token for it)."""
+    from consent.portal.auth import ResourceRefused, SignInError, access_token
     from consent.portal.token_store import TokensGone
 
     def token() -> str:
         try:
-            return access_token()
+            return access_token(server)
         except TokensGone as exc:
             raise SignedOut(str(exc)) from None
-        except Exception as exc:
-            from consent.portal.auth import SignInError
+        except ResourceRefused:
+            raise Unavailable("the IdP issues no token for this PHR server") from None
+        except SignInError:
+            raise Unavailable("the IdP cannot be reached") from None
 
-            if isinstance(exc, SignInError):
-                raise Unavailable("the IdP cannot be reached") from None
-            raise
-
-    return PhrClient(settings().urls["fhir"], token)
+    return PhrClient(server or settings().urls["fhir"], token)

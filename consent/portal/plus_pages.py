@@ -13,14 +13,12 @@ from typing import Any
 from flask import Response, redirect, session
 from flask.typing import ResponseReturnValue
 
-from consent import linkage
 from consent.i18n import messages
 from consent.portal import phr
 from consent.portal.auth import TOKENS, current_subject
+from consent.portal.federated import Reader, Source
 from consent.portal.plus_words import WORDS
 from consent.portal.views import _page
-from phr_core.identifiers import pseudonym_system
-from phr_core.webapp import database
 
 
 def words(lang: str) -> dict[str, str]:
@@ -28,7 +26,15 @@ def words(lang: str) -> dict[str, str]:
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
-    """A personal page (never cached) in the person's language, with the '+ services' words."""
+    """A personal page (never cached) in the person's language, with the '+ services' words
+    and the cities whose PHR server could not be read in this request (if any)."""
+    from flask import g
+
+    found = g.get("phr_reader")
+    if isinstance(found, Reader) and "unreachable" not in context:
+        from consent.i18n import current_language
+
+        context["unreachable"] = found.unreachable_cities(current_language())
     resp = _page(template, status, words, **context)
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -61,10 +67,11 @@ def signed_in_page(view: Callable[..., ResponseReturnValue]) -> Callable[..., Re
 
 @dataclass(frozen=True)
 class Person:
-    id: str  # the Patient id at the PHR server
+    id: str  # a Patient id at a PHR server (the first of `sources`): the pages' URLs name it
     relationship: str  # self | child
     birth_date: date | None
     sex: str | None
+    sources: tuple[Source, ...] = ()  # the Patients that are this person, one per city
 
     def label(self, lang: str) -> str:
         t = WORDS[lang]
@@ -86,38 +93,53 @@ class Person:
             return t["age_months"].format(months=max(months, 0))
         return t["age_years"].format(years=months // 12, months=months % 12)
 
+    @property
+    def ids(self) -> set[str]:
+        return {s.patient_id for s in self.sources} | {self.id}
 
-def people(client: phr.PhrClient, subject: str) -> list[Person]:
-    """The person's Patients (self first, then children, youngest last), each labelled by the
-    relationship the consent service knows for its (municipality, code)."""
-    with database().session() as s:
-        known = {
-            (pseudonym_system(muni), code): rel
-            for muni, code, rel, _ in linkage.patients(s, subject)
-        }
+
+def people(found: Reader) -> list[Person]:
+    """The person's people (self first, then children, youngest last), each gathering their
+    Patients in every city: the person is one person wherever they lived, and a child found
+    in two cities with the same birth date and sex is one child that moved. Two such children
+    in one city (twins) are never merged: each city's records stay apart then."""
+    groups: dict[tuple[str, str, str], list[tuple[Source, dict[str, Any]]]] = {}
+    for src, pt in found.patients():
+        key = ("self", "", "") if src.relationship == "self" else (
+            "child", str(pt.get("birthDate", ""))[:10], str(pt.get("gender", ""))
+        )  # fmt: skip
+        groups.setdefault(key, []).append((src, pt))
+    if found.everything_failed:
+        raise phr.Unavailable("no PHR server holding these records can be reached")
     out = []
-    for pt in client.patients():
-        rel = next(
-            (
-                known[(i.get("system"), i.get("value"))]
-                for i in pt.get("identifier", [])
-                if (i.get("system"), i.get("value")) in known
-            ),
-            None,
-        )
-        if rel is None:
-            continue  # reachable, but no longer linked here (the consent cache moved on)
-        try:
-            birth = date.fromisoformat(str(pt.get("birthDate", ""))[:10])
-        except ValueError:
-            birth = None
-        out.append(Person(pt["id"], rel, birth, pt.get("gender")))
+    for (rel, _, _), members in groups.items():
+        cities = [src.municipality for src, _ in members]
+        parts = [members] if rel == "self" or len(set(cities)) == len(cities) else [
+            [m] for m in members
+        ]  # fmt: skip
+        for part in parts:
+            part.sort(key=lambda m: m[0].patient_id)
+            first = part[0][1]
+            try:
+                birth = date.fromisoformat(str(first.get("birthDate", ""))[:10])
+            except ValueError:
+                birth = None
+            srcs = tuple(m[0] for m in part)
+            out.append(Person(srcs[0].patient_id, rel, birth, first.get("gender"), srcs))
     out.sort(key=lambda p: (p.relationship != "self", p.birth_date or date.min, p.id))
     return out
 
 
-def find(all_people: list[Person], pid: str, *, child: bool = False) -> Person:
+def find(found: Reader, all_people: list[Person], pid: str, *, child: bool = False) -> Person:
+    """The person `pid` names; when it is not among them but a server could not be read, the
+    page cannot be shown now (503) rather than "not yours" (404)."""
     for p in all_people:
-        if p.id == pid and (not child or p.relationship == "child"):
+        if pid in p.ids and (not child or p.relationship == "child"):
             return p
+    if found.failed:
+        raise phr.Unavailable("the PHR server holding this record cannot be reached")
     raise phr.NotReachable("not one of this person's Patients")
+
+
+def city_of(found: Reader, src: Source, lang: str) -> str:
+    return found.city(src.municipality, lang)

@@ -79,6 +79,11 @@ WORDS: dict[str, dict[str, str]] = {
         "export_button": "すべての記録をダウンロード（JSON）",
         "phr_unavailable": "いま記録の保管庫（PHR サーバ）につながりません。"
         "しばらくしてからもう一度お試しください。",
+        "unreachable": "次の市区町村の記録は、いま読み出せませんでした"
+        "（その市の記録の保管庫につながりません）。ほかの市区町村の記録は表示しています。"
+        "しばらくしてからもう一度お試しください：{cities}",
+        "city": "市区町村",
+        "from_cities": "市区町村：{cities}",
         "menu_records": "わたしと子どもの記録",
         "menu_history": "アクセス履歴",
         "menu_export": "記録のダウンロード",
@@ -158,6 +163,11 @@ WORDS: dict[str, dict[str, str]] = {
         "export_button": "Download all records (JSON)",
         "phr_unavailable": "The record store (PHR server) cannot be reached now. "
         "Please try again shortly.",
+        "unreachable": "The records from these municipalities could not be read just now "
+        "(their record store cannot be reached); the other municipalities' records are shown. "
+        "Please try again shortly: {cities}",
+        "city": "Municipality",
+        "from_cities": "Municipalities: {cities}",
         "menu_records": "Records of me and my children",
         "menu_history": "Access history",
         "menu_export": "Download my records",

@@ -1,6 +1,7 @@
 """ "My children" and the records views: checkups and measurements (Observations),
 vaccinations (Immunizations) and medical bills (ExplanationOfBenefit) of the signed-in person
-and each child, read from the PHR server with the person's own authority."""
+and each child, read with the person's own authority from every PHR server that holds them
+(a family that moved: both cities' records in one table, each row naming its city)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from consent.portal import phr
+from consent.i18n import current_language
 from consent.portal.auth import current_subject
+from consent.portal.federated import reader
 from consent.portal.plus_pages import find, page, people, signed_in_page
 
 bp = Blueprint("portal_records", __name__, template_folder="templates")
@@ -19,21 +21,32 @@ bp = Blueprint("portal_records", __name__, template_folder="templates")
 @bp.get("/me/children")
 @signed_in_page
 def children() -> ResponseReturnValue:
-    client = phr.for_session()
-    everyone = people(client, current_subject() or "")
-    return page("plus/children.html", people=everyone)
+    found = reader(current_subject() or "")
+    everyone = people(found)
+    lang = current_language()
+    cities = {p.id: [found.city(s.municipality, lang) for s in p.sources] for p in everyone}
+    return page("plus/children.html", people=everyone, cities=cities)
 
 
 @bp.get("/me/records/<pid>")
 @signed_in_page
 def person_records(pid: str) -> ResponseReturnValue:
-    client = phr.for_session()
-    person = find(people(client, current_subject() or ""), pid)
-    observations = [_observation_row(o) for o in client.records("Observation", pid)]
-    immunizations = [_immunization_row(i) for i in client.records("Immunization", pid)]
-    claims = [_claim_row(c) for c in client.records("ExplanationOfBenefit", pid)]
-    for rows in (observations, immunizations, claims):
-        rows.sort(key=lambda r: r["date"], reverse=True)
+    found = reader(current_subject() or "")
+    person = find(found, people(found), pid)
+    lang = current_language()
+    sources = list(person.sources)
+
+    def rows(rtype: str, row: Any) -> list[dict[str, str]]:
+        return [
+            {**row(r), "city": found.city(src.municipality, lang)}
+            for src, r in found.records(sources, rtype)
+        ]
+
+    observations = rows("Observation", _observation_row)
+    immunizations = rows("Immunization", _immunization_row)
+    claims = rows("ExplanationOfBenefit", _claim_row)
+    for rows_ in (observations, immunizations, claims):
+        rows_.sort(key=lambda r: r["date"], reverse=True)
     return page(
         "plus/records.html",
         person=person,

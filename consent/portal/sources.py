@@ -51,7 +51,11 @@ def phr_eraser() -> PhrEraser:
     """Made on first use: a platform without a PHR server still shows its pages."""
     found = current_app.extensions.get("consent_eraser")
     if found is None:
-        found = current_app.extensions["consent_eraser"] = eraser(settings())
+        from federation import directory
+
+        found = current_app.extensions["consent_eraser"] = eraser(
+            settings(), directory.of_app(current_app)
+        )
     return found
 
 

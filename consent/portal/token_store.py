@@ -12,6 +12,12 @@ a compare-and-set UPDATE that works alike on SQLite and PostgreSQL), refreshes w
 a transaction open, and stores the new pair; the others wait for it. The claim also requires
 the row to still hold the tokens the request read, so a request that read just before another
 stored a new pair never refreshes with the spent refresh token.
+
+A person's records may sit on several PHR servers (a family that moved: one per city, found
+through the federation). The sign-in's access token is for the configured PHR server; a token
+for another server comes from refreshing with RFC 8707 `resource=` and is kept in the same row
+next to the first (`others`), so every server's token shares the one rotating refresh token and
+the same one-refresh-at-a-time claim.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
@@ -50,6 +56,22 @@ class Tokens:
     access_token: str
     refresh_token: str | None
     expires_at: float  # epoch seconds of the access token's expiry
+    # Access tokens for other PHR servers: resource (FHIR base URL) → (token, expiry).
+    others: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def for_resource(self, resource: str | None) -> tuple[str, float] | None:
+        """The access token (and its expiry) for `resource`; None = the sign-in's own."""
+        if resource is None:
+            return self.access_token, self.expires_at
+        return self.others.get(resource)
+
+    def with_fresh(self, resource: str | None, fresh: Tokens) -> Tokens:
+        """These tokens with `fresh` (a refresh's answer) in `resource`'s place: the rotated
+        refresh token replaces the old one for every server."""
+        if resource is None:
+            return Tokens(fresh.access_token, fresh.refresh_token, fresh.expires_at, self.others)
+        others = {**self.others, resource: (fresh.access_token, fresh.expires_at)}
+        return Tokens(self.access_token, fresh.refresh_token, self.expires_at, others)
 
     @classmethod
     def from_response(cls, body: dict[str, object], old_refresh: str | None = None) -> Tokens:
@@ -76,9 +98,14 @@ class TokenStore:
 
     def _seal(self, key: str, tokens: Tokens) -> str:
         nonce = os.urandom(12)
-        data = json.dumps(
-            {"a": tokens.access_token, "r": tokens.refresh_token, "e": tokens.expires_at}
-        ).encode()
+        doc: dict[str, object] = {
+            "a": tokens.access_token,
+            "r": tokens.refresh_token,
+            "e": tokens.expires_at,
+        }
+        if tokens.others:
+            doc["o"] = {k: list(v) for k, v in tokens.others.items()}
+        data = json.dumps(doc).encode()
         return base64.b64encode(nonce + self._aead.encrypt(nonce, data, key.encode())).decode()
 
     def _open(self, key: str, sealed: str) -> Tokens:
@@ -87,7 +114,8 @@ class TokenStore:
             data = json.loads(self._aead.decrypt(raw[:12], raw[12:], key.encode()))
         except (InvalidTag, ValueError):
             raise TokensGone("the stored tokens cannot be decrypted") from None
-        return Tokens(data["a"], data["r"], float(data["e"]))
+        others = {k: (str(v[0]), float(v[1])) for k, v in (data.get("o") or {}).items()}
+        return Tokens(data["a"], data["r"], float(data["e"]), others)
 
     # --- the API ---------------------------------------------------------------------------
 
@@ -124,12 +152,15 @@ class TokenStore:
         self,
         handle: str,
         subject: str,
-        refresh: Callable[[str], dict[str, object]],
+        refresh: Callable[..., dict[str, object]],
         *,
         wait_s: float = 10.0,
+        resource: str | None = None,
     ) -> str:
         """A valid access token for this handle, refreshed through `refresh(refresh_token)`
-        (the IdP's token endpoint) when it is about to expire. Raises TokensGone."""
+        (the IdP's token endpoint) when it is about to expire. With `resource` (another PHR
+        server's base URL), the token for that server: kept ones are reused, a new one comes
+        from `refresh(refresh_token, resource=…)`. Raises TokensGone."""
         key = _hash(handle)
         deadline = time.monotonic() + wait_s
         while True:
@@ -141,10 +172,12 @@ class TokenStore:
                 seen = row.sealed
                 tokens = self._open(key, seen)
                 row.last_used_at = now
-                if tokens.expires_at - EARLY_REFRESH.total_seconds() > time.time():
-                    return tokens.access_token
+                kept = tokens.for_resource(resource)
+                if kept is not None and kept[1] - EARLY_REFRESH.total_seconds() > time.time():
+                    return kept[0]
                 if not tokens.refresh_token:
-                    s.delete(row)
+                    if resource is None:
+                        s.delete(row)
                     raise TokensGone("the access token expired and there is no refresh token")
             with self.db.session() as s:
                 claimed = s.execute(
@@ -163,17 +196,26 @@ class TokenStore:
                     .values(refreshing_since=now)
                 ).rowcount
             if claimed == 1:
-                return self._refresh(key, tokens, refresh)
+                return self._refresh(key, tokens, refresh, resource)
             if time.monotonic() > deadline:
                 raise TokensGone("another request is refreshing the tokens")
             time.sleep(WAIT_STEP_S)
 
     def _refresh(
-        self, key: str, tokens: Tokens, refresh: Callable[[str], dict[str, object]]
+        self,
+        key: str,
+        tokens: Tokens,
+        refresh: Callable[..., dict[str, object]],
+        resource: str | None,
     ) -> str:
         assert tokens.refresh_token is not None  # noqa: S101 (checked by the caller)
         try:
-            fresh = Tokens.from_response(refresh(tokens.refresh_token), tokens.refresh_token)
+            answer = (
+                refresh(tokens.refresh_token)
+                if resource is None
+                else refresh(tokens.refresh_token, resource=resource)
+            )
+            fresh = Tokens.from_response(answer, tokens.refresh_token)
         except TokensGone:
             with self.db.session() as s:
                 s.execute(delete(PortalTokens).where(PortalTokens.handle_hash == key))
@@ -191,8 +233,10 @@ class TokenStore:
                 update(PortalTokens)
                 .where(PortalTokens.handle_hash == key)
                 .values(
-                    sealed=self._seal(key, fresh),
-                    access_expires_at=_from_epoch(fresh.expires_at),
+                    sealed=self._seal(key, tokens.with_fresh(resource, fresh)),
+                    access_expires_at=_from_epoch(
+                        fresh.expires_at if resource is None else tokens.expires_at
+                    ),
                     refreshing_since=None,
                 )
             )

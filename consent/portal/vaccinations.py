@@ -9,8 +9,8 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from consent.plus import schedule as engine
-from consent.portal import phr
 from consent.portal.auth import current_subject
+from consent.portal.federated import reader
 from consent.portal.plus_pages import find, page, people, signed_in_page
 from consent.portal.plus_words import NOT_COVERED_JA
 
@@ -22,10 +22,11 @@ JST = timezone(timedelta(hours=9), "JST")
 @bp.get("/me/children/<pid>/vaccinations")
 @signed_in_page
 def vaccinations(pid: str) -> ResponseReturnValue:
-    client = phr.for_session()
-    child = find(people(client, current_subject() or ""), pid, child=True)
+    found = reader(current_subject() or "")
+    child = find(found, people(found), pid, child=True)
     today = datetime.now(JST).date()
-    doses = engine.doses_from(client.records("Immunization", pid))
+    # Doses given in every city count (a child that moved).
+    doses = engine.doses_from([i for _, i in found.records(list(child.sources), "Immunization")])
     series: list[dict[str, object]] = []
     if child.birth_date is not None:
         for status in engine.schedule(child.birth_date, doses, today, child.sex):

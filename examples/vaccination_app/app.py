@@ -6,6 +6,10 @@ picked on the consent screen, refresh when the access token runs out, and a clea
 person withdraws the app's access. Tokens stay on the server side (in memory here; use your own
 store); the browser only holds a signed session cookie with a random key.
 
+With APP_TRUST_ANCHOR set it reads the child's record across the federation: every city's PHR
+server the trust anchor vouches for, a token for each, both cities' vaccinations of a child
+that moved, each with its city (across_cities.py).
+
 Standalone on purpose: it uses Flask and requests only and nothing of the platform's code, so
 you can copy this folder. Run: `python app.py` (settings below, from the environment).
 """
@@ -19,12 +23,14 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from across_cities import everything_across, phr_servers
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 from jp_schedule import next_doses
 
@@ -60,6 +66,19 @@ class Config:
         f"patient/Observation.rs?category={BODY_MEASUREMENT}",
     )
     secret_key: str = os.environ.get("APP_SECRET_KEY", "") or secrets.token_hex(32)
+    # The federation's trust anchor: read every city's PHR server (a family that moved).
+    trust_anchor: str = os.environ.get("APP_TRUST_ANCHOR", "")
+
+    def scopes(self) -> str:
+        """The scopes asked: across the federation also `user/` reads of Patients and
+        Immunizations, which alone reach the child's Patient in another city."""
+        if not self.trust_anchor:
+            return self.scope
+        extra = [s for s in FEDERATION_SCOPES if s not in self.scope.split()]
+        return " ".join([self.scope, *extra])
+
+
+FEDERATION_SCOPES = ("user/Patient.rs", "user/Immunization.rs")
 
 
 @dataclass
@@ -69,6 +88,8 @@ class Tokens:
     expires_at: float
     patient: str
     id_token: str | None = None
+    # Access tokens for the other cities' PHR servers: FHIR base URL → (token, expiry).
+    others: dict[str, tuple[str, float]] = field(default_factory=dict)
     # Refresh tokens rotate and a replayed one revokes the whole family: two requests of one
     # person must never refresh at the same time with the same token.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -159,6 +180,24 @@ class Smart:
             tokens.expires_at = time.time() + int(body.get("expires_in", 300))
             tokens.access_token = body["access_token"]
 
+    def token_for(self, tokens: Tokens, resource: str) -> str:
+        """An access token for another PHR server (RFC 8707 `resource`), from the refresh
+        token, which rotates as usual."""
+        with tokens.lock:
+            kept = tokens.others.get(resource)
+            if kept and kept[1] - REFRESH_MARGIN_S > time.time():
+                return kept[0]
+            if not tokens.refresh_token:
+                raise AccessWithdrawn("no refresh token to ask for another server's token")
+            body = self.token(
+                {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token,
+                 "resource": resource}
+            )  # fmt: skip
+            tokens.refresh_token = body.get("refresh_token", tokens.refresh_token)
+            expires = time.time() + int(body.get("expires_in", 300))
+            tokens.others[resource] = (body["access_token"], expires)
+            return body["access_token"]
+
     def revoke(self, tokens: Tokens) -> None:
         endpoint = self.meta().get("revocation_endpoint")
         if endpoint and tokens.refresh_token:
@@ -215,6 +254,25 @@ class Fhir:
             bundle = self.get(nxt[0])
 
 
+def read_across(smart: Smart, tokens: Tokens, fhir: Fhir) -> Callable[[str, str], dict[str, Any]]:
+    """`get(server, path)` for across_cities.everything_across: the app's own server through
+    `fhir` (refresh and withdrawal handled there), another with a token for that server."""
+
+    def get(server: str, path: str) -> dict[str, Any]:
+        if server.rstrip("/") == fhir.base:
+            return fhir.get(path)
+        token = smart.token_for(tokens, server)
+        resp = requests.get(
+            f"{server.rstrip('/')}/{path}",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
+            timeout=TIMEOUT,
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    return get
+
+
 def _diagnostics(resp: requests.Response) -> str:
     try:
         issues = resp.json().get("issue", [])
@@ -227,18 +285,35 @@ def _day(text: str | None) -> date | None:
     return date.fromisoformat(text[:10]) if text else None
 
 
-def child_view(fhir: Fhir, patient: str, today: date) -> dict[str, Any]:
-    """What the home page shows: the schedule's next doses and the latest measurements."""
+def child_view(
+    fhir: Fhir,
+    patient: str,
+    today: date,
+    across: list[tuple[str, dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """What the home page shows: the schedule's next doses and the latest measurements.
+    `across`: (city, resource) of the child from every city's server (federation mode); the
+    vaccinations then come from all of them, each listed with its city."""
     child = fhir.get(f"Patient/{patient}")
     birth = _day(child.get("birthDate"))
     given: dict[str, list[date]] = {}
-    for imm in fhir.search("Immunization", {"patient": patient, "_count": "100"}):
+    if across is None:
+        immunizations = [
+            ("", i) for i in fhir.search("Immunization", {"patient": patient, "_count": "100"})
+        ]
+    else:
+        immunizations = [(c, r) for c, r in across if r.get("resourceType") == "Immunization"]
+    history = []
+    for city, imm in immunizations:
         if imm.get("status") != "completed":
             continue
         when = _day(imm.get("occurrenceDateTime"))
         for c in imm.get("vaccineCode", {}).get("coding", []):
             if str(c.get("system", "")).endswith(VACCINE_SYSTEM_SUFFIX) and when:
                 given.setdefault(c["code"], []).append(when)
+                history.append({"date": when, "vaccine": c.get("display") or c["code"],
+                                "city": city})  # fmt: skip
+    history.sort(key=lambda h: h["date"], reverse=True)
     codes = ",".join(f"{LOINC}|{code}" for code, _, _ in GROWTH)
     latest: dict[str, dict[str, Any]] = {}
     for obs in fhir.search(
@@ -259,6 +334,7 @@ def child_view(fhir: Fhir, patient: str, today: date) -> dict[str, Any]:
         "doses": next_doses(birth, given, today) if birth else [],
         "given": sum(len(v) for v in given.values()),
         "growth": growth,
+        "history": history if across is not None else None,
     }
 
 
@@ -288,8 +364,18 @@ def create_app(cfg: Config | None = None) -> Flask:
         tokens = store.get(session.get("tokens"))
         if tokens is None:
             return render_template("start.html")
+        fhir = Fhir(smart, tokens)
         try:
-            view = child_view(Fhir(smart, tokens), tokens.patient, date.today())
+            across, failed = None, []
+            if cfg.trust_anchor:
+                across, failed = everything_across(
+                    read_across(smart, tokens, fhir),
+                    fhir.base,
+                    tokens.patient,
+                    phr_servers(cfg.trust_anchor),
+                )
+            view = child_view(fhir, tokens.patient, date.today(), across)
+            view["unreachable"] = failed
         except AccessWithdrawn as exc:
             log.info("access withdrawn: %s", exc)
             return withdrawn()
@@ -306,7 +392,7 @@ def create_app(cfg: Config | None = None) -> Flask:
             "response_type": "code",
             "client_id": cfg.client_id,
             "redirect_uri": cfg.redirect_uri,
-            "scope": cfg.scope,
+            "scope": cfg.scopes(),
             "state": state,
             "aud": cfg.fhir_url,  # SMART: the FHIR server the token is for
             "code_challenge": challenge,

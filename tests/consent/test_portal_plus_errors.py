@@ -10,10 +10,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from consent.models import PatientLink
 from consent.portal.auth import SUBJECT, TOKENS, token_store
 from consent.portal.token_store import Tokens
 from phr_core.config import Settings
-from phr_core.demo import load_all
+from phr_core.demo import DEMO_MUNICIPALITY, load_all
 from tests.browser import live_server
 from tests.conftest import free_port, make_environ
 
@@ -34,6 +35,8 @@ def refusing_phr_server() -> Iterator[str]:
 def _portal(settings: Settings, app_factory: Callable[[str], Flask]) -> FlaskClient:
     load_all(settings)
     app = app_factory("consent")
+    with app.extensions["phr_db"].session() as s:  # linked: the portal has a server to read
+        s.add(PatientLink(subject="sub-x", municipality=DEMO_MUNICIPALITY.code, code="x-1"))
     client = app.test_client()
     with app.test_request_context("/"):
         handle = token_store().save("sub-x", Tokens("at-x", "rt-x", time.time() + 300))

@@ -86,7 +86,15 @@ def test_history_vread_and_everything_follow_the_policy(
     parent = world.user("sub-parent", codes=FAMILY)
     bundle = world.get(f"/{family['urn:uuid:c1']}/$everything", parent).get_json()
     got = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
-    assert got == {family[f"urn:uuid:{k}"] for k in ("c1", "o3", "o4", "i1")}
+    mine = {family[f"urn:uuid:{k}"] for k in ("c1", "o3", "o4", "i1")}
+    assert {g for g in got if not g.startswith("Provenance/")} == mine
+    # ... with the child's own Provenance of the load: its records alone, and the source city.
+    provs = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance"
+    ]
+    assert len(provs) == 1
+    assert {t["reference"].split("/_history/")[0] for t in provs[0]["target"]} == mine
+    assert provs[0]["agent"][1]["who"]["identifier"]["value"] == MUNI
 
 
 def test_smart_launch_patient_narrows_patient_scopes(world: World, family: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ import json
 from sqlalchemy import func, select
 
 from phr_core.db import Database
+from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM
 from phr_server.models import ResourceVersion, StoredResource
 from tests.phr_server.conftest import (
     MUNI,
@@ -46,11 +47,26 @@ def test_transaction_creates_links_and_records_provenance(world: World) -> None:
     obs = world.get("/" + ids["urn:uuid:o3"], world.connector(scope="system/*.rs")).get_json()
     assert obs["subject"]["reference"] == ids["urn:uuid:c1"]
     assert obs["meta"]["versionId"] == "1"
-    # one Provenance for the batch, naming each created version
+    # one Provenance per Patient whose records the batch wrote, naming each created version
     prov = world.get("/Provenance", world.connector(scope="system/*.rs")).get_json()
-    assert len(prov["entry"]) == 1
-    targets = {t["reference"] for t in prov["entry"][0]["resource"]["target"]}
+    provs = [e["resource"] for e in prov["entry"]]
+    assert len(provs) == 3  # P1, C1, S1
+    targets = {t["reference"] for p in provs for t in p["target"]}
     assert targets == {f"{ref}/_history/1" for ref in ids.values()}
+    for p in provs:  # each names one Patient's records only
+        assert (
+            len({t["reference"] for t in p["target"] if t["reference"].startswith("Patient/")}) == 1
+        )
+    # ... and the source city: the custodian, on whose behalf the connector loaded them.
+    agents = provs[0]["agent"]
+    city_id = {"system": MUNICIPALITY_CODE_SYSTEM, "value": MUNI}
+    city = {"type": "Organization", "identifier": city_id}
+    assert [a["type"]["coding"][0]["code"] for a in agents] == ["assembler", "custodian"]
+    assert agents[0]["onBehalfOf"] == city and agents[1]["who"] == city
+    from fhir.resources.R4B.provenance import Provenance
+
+    for p in provs:
+        Provenance.model_validate(p)  # valid FHIR R4
 
 
 def test_loading_the_same_bundle_twice_changes_nothing(world: World) -> None:
