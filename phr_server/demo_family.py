@@ -6,7 +6,7 @@ measurements, the platform's local vaccine codes), so the portal shows real-look
 The family then moved to the second demo city (`moved_resources`): there they have other
 pseudonymous codes, so other Patients, and the records since the move (the child's 1-year
 boosters and varicella, a measurement, the parent's checkup). Each city's load has one
-Provenance naming the city it came from (`agent.onBehalfOf` its Organization)."""
+Provenance naming the city it came from (agent `custodian`, as a connector's load says it)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from phr_core.demo import (
     MovedFamily,
 )
 from phr_core.identifiers import patient_id, pseudonym_system, source_record_system
+from phr_server.transaction import provenance_agents
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -241,7 +242,7 @@ def moved_resources(
 
 
 def _provenance(city: str, records: list[dict], when: date) -> dict[str, Any]:
-    """Which city the records came from: its connector (`who`) on behalf of its Organization."""
+    """Which city the records came from, as the connector's loads say it (custodian: the city)."""
     return {
         "resourceType": "Provenance",
         "id": f"demo-provenance-{city}",
@@ -255,24 +256,5 @@ def _provenance(city: str, records: list[dict], when: date) -> dict[str, Any]:
                 }
             ]
         },
-        "agent": [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                            "code": "assembler",
-                        }
-                    ]
-                },
-                "who": {
-                    "type": "Device",
-                    "identifier": {
-                        "system": "urn:phr-platform:oauth-client",
-                        "value": f"connector-{city}",
-                    },
-                },
-                "onBehalfOf": {"reference": f"Organization/municipality-{city}"},
-            }
-        ],
+        "agent": provenance_agents(f"connector-{city}", city),
     }

@@ -359,23 +359,26 @@ def _provenances(
                         }
                     ]
                 },
-                "agent": [
-                    {
-                        "type": {"coding": [{"system": PARTICIPANT, "code": "assembler"}]},
-                        "who": {
-                            "type": "Device",
-                            "identifier": {"system": CLIENT_SYSTEM, "value": client_id},
-                        },
-                        "onBehalfOf": _city(muni),
-                    },
-                    {
-                        "type": {"coding": [{"system": PARTICIPANT, "code": "custodian"}]},
-                        "who": _city(muni),
-                    },
-                ],
+                "agent": provenance_agents(client_id, muni),
             }
         )
     return out
+
+
+def provenance_agents(client_id: str, municipality: str) -> list[dict[str, Any]]:
+    """Who a load came from: the connector (assembler, on behalf of its city) and the source
+    city (custodian), the city named by its 全国地方公共団体コード."""
+    return [
+        {
+            "type": {"coding": [{"system": PARTICIPANT, "code": "assembler"}]},
+            "who": {"type": "Device", "identifier": {"system": CLIENT_SYSTEM, "value": client_id}},
+            "onBehalfOf": _city(municipality),
+        },
+        {
+            "type": {"coding": [{"system": PARTICIPANT, "code": "custodian"}]},
+            "who": _city(municipality),
+        },
+    ]
 
 
 def _city(municipality: str) -> dict[str, Any]:

@@ -91,7 +91,13 @@ def test_the_portal_reads_its_persons_and_childrens_records(platform: Platform) 
         body = b"".join(client.everything(f"{CHILD}"))
         bundle = json.loads(body)
         types = {e["resource"]["resourceType"] for e in bundle["entry"]}
-        assert types == {"Patient", "Observation", "Immunization"}
+        assert types == {"Patient", "Observation", "Immunization", "Provenance"}
+        # Each load's Provenance names the city the records came from.
+        provenance = [e["resource"] for e in bundle["entry"]
+                      if e["resource"]["resourceType"] == "Provenance"]  # fmt: skip
+        custodians = [a for p in provenance for a in p["agent"]
+                      if a["type"]["coding"][0]["code"] == "custodian"]  # fmt: skip
+        assert custodians and all("072028" in json.dumps(a["who"]) for a in custodians)
         # The PHR server audited these reads as the portal's.
         page = client.audit_events(count=5)
         assert len(page.resources) == 5 and page.next_cursor
