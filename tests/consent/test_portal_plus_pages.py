@@ -117,7 +117,11 @@ def test_records_growth_schedule_history_and_export(platform: Platform) -> None:
     assert [b["resourceType"] for b in inner] == ["Bundle", "Bundle"]
     ids = [b["entry"][0]["resource"]["id"] for b in inner]
     assert ids == [f"{PARENT}", f"{CHILD}"]
-    assert sum(len(b["entry"]) for b in inner) == 1 + 4 + 1 + 18 + 14
+    # Each person's Patient and records, and the Provenance of the city's load (one each).
+    assert sum(len(b["entry"]) for b in inner) == (1 + 4) + (1 + 18 + 14) + 2
+    for b in inner:
+        types = [e["resource"]["resourceType"] for e in b["entry"]]
+        assert types.count("Provenance") == 1
 
 
 def test_a_stranger_sees_nobody_elses_records(platform: Platform) -> None:

@@ -30,6 +30,7 @@ from tests.consent.live_platform import (
 from tests.consent.test_portal_phr import Portal
 from tests.consent.two_cities import (
     CHILD_B_ID,
+    CITY_A,
     CITY_B,
     PARENT_B_ID,
     TwoCities,
@@ -127,15 +128,15 @@ def test_one_view_of_a_family_that_moved(two: TwoCities) -> None:
     inner = [e["resource"] for e in bundle["entry"]]
     patients = sorted(b["entry"][0]["resource"]["id"] for b in inner)
     assert patients == sorted([PARENT_A, CHILD_A, PARENT_B_ID, CHILD_B_ID])
-    # City B's records came with their Provenance, which names the city (the custodian).
-    provs = [
-        e["resource"]
+    # Every load came with its Provenance, which names the city (the custodian): A's demo
+    # load and B's connector load, one in each of the four Patients' records.
+    custodian = {
+        b["entry"][0]["resource"]["id"]: p["agent"][1]["who"]["identifier"]["value"]
         for b in inner
-        for e in b["entry"]
-        if e["resource"]["resourceType"] == "Provenance"
-    ]
-    assert len(provs) == 2  # B's load: one for the parent, one for the child
-    assert {p["agent"][1]["who"]["identifier"]["value"] for p in provs} == {CITY_B}
+        for p in (e["resource"] for e in b["entry"])
+        if p["resourceType"] == "Provenance"
+    }
+    assert custodian == {PARENT_A: CITY_A, CHILD_A: CITY_A, PARENT_B_ID: CITY_B, CHILD_B_ID: CITY_B}
 
     # The arrivals callback of B's server reached the consent service: a notice for B's load.
     with p.apps["consent"].extensions["phr_db"].session() as s:  # type: ignore[attr-defined]

@@ -62,6 +62,7 @@ def server_b_environ(environ: dict[str, str], database_url: str) -> dict[str, st
         "PHR_FHIR_PORT": str(port),
         "PHR_FHIR_URL": f"http://127.0.0.1:{port}",
         "PHR_FHIR_DATABASE_URL": database_url,
+        "PHR_FHIR_MUNICIPALITIES": CITY_B,
     }
 
 
