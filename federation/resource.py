@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from joserfc.jwk import KeySet, OctKey
+from joserfc.jwk import KeySet
 
 from federation import keys
 from federation.entity.fetch import UrlFetcher
@@ -30,6 +30,7 @@ from phr_core.tokens import (
     AccessTokenVerifier,
     InvalidToken,
     JwksCache,
+    UnsealKeys,
     b64url_json,
     unseal,
 )
@@ -57,7 +58,7 @@ class FederatedVerifier:
         self,
         home: AccessTokenVerifier,
         resolver: Callable[[], Resolver | None],
-        decryption_key: OctKey | None,
+        decryption_key: UnsealKeys,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -129,7 +130,7 @@ class FederatedVerifier:
 
 
 def for_settings(
-    settings: Settings, home: AccessTokenVerifier, decryption_key: OctKey | None
+    settings: Settings, home: AccessTokenVerifier, decryption_key: UnsealKeys
 ) -> FederatedVerifier:
     """The verifier a PHR server uses: its home IdP, plus the federation's providers when a
     trust anchor is configured (the resolver is made on first need)."""

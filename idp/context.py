@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
 from joserfc.jwk import OctKey
@@ -44,6 +45,10 @@ class IdP:
     subjects: PairwiseSubjects
     access_token_key: OctKey  # seals access tokens for resource servers (phr_core.tokens)
     grants: object  # idp.grants.GrantStore (typed loosely: grants imports this module)
+    # Resource servers' own encryption keys, from the federation (idp.sealing.RecipientKeys;
+    # None: every token under access_token_key), and the secret its CEKs are derived from.
+    recipients: Any = None
+    sealing_secret: bytes = b""
 
     @property
     def issuer(self) -> str:
