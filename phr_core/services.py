@@ -196,6 +196,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "$PHR_CONSENT_URL/auth/callback)",
             ),
             Variable(
+                "PHR_CONSENT_OTHER_IDPS",
+                "",
+                "space-separated issuers of city-run OpenID providers the portal also offers "
+                "for sign-in (after the platform's IdP), each registered there as a static "
+                "PHR-sector client with private_key_jwt (`phr consent client-jwk`); offered "
+                "only while the federation vouches for it",
+            ),
+            Variable(
                 "PHR_CONSENT_SERVICE_CLIENT_ID",
                 "phr-consent",
                 "the consent service's client id at the IdP (client credentials, scope "

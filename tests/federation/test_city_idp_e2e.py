@@ -15,6 +15,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from idp.clients import upsert_static
 from idp.endpoints.interaction import demo_person_id
 from idp.subjects import PHR_SECTOR
 from phr_core import migrations, sealing
-from phr_core.config import load_settings
+from phr_core.config import Settings, load_settings
 from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITY
 from phr_core.identifiers import patient_id, pseudonym_system
 from phr_core.services import SERVICES, get_service
@@ -69,9 +70,10 @@ def _store_stranger(platform: Platform) -> None:
         repo.put(s, patient, CITY, None)
 
 
-@pytest.fixture
-def platform(federation: Federation) -> Iterator[Platform]:
-    settings = federation.settings
+@contextmanager
+def platform_running(federation: Federation, settings: Settings) -> Iterator[Platform]:
+    """The home platform on loopback, its services vouched for by the anchor and resolving
+    chains through the in-process federation."""
     for service in SERVICES:
         migrations.upgrade(service, settings.database_urls[service.name])
     with running(settings) as p:
@@ -82,9 +84,16 @@ def platform(federation: Federation) -> Iterator[Platform]:
         resolver = federation.resolver()
         p.apps["fhir"].extensions["phr_verifier"].resolver = lambda: resolver  # type: ignore[attr-defined]
         consent_app: Flask = p.apps["consent"]  # type: ignore[assignment]
+        consent_app.extensions["portal_federation_resolver"] = resolver
         with consent_app.app_context():
             consent_auth.verifier().resolver = lambda: resolver
         _store_stranger(p)
+        yield p
+
+
+@pytest.fixture
+def platform(federation: Federation) -> Iterator[Platform]:
+    with platform_running(federation, federation.settings) as p:
         yield p
 
 
