@@ -89,9 +89,12 @@ class FederatedVerifier:
         except (ValueError, IndexError):
             raise InvalidToken("malformed token") from None
         if issuer == self.home.issuer or not isinstance(issuer, str):
-            return self.home.verify(token, now)
+            return self.home.verify(signed, now)  # already opened: not decrypted twice
         verifier = self._verifier_for(issuer)
         result = verifier.verify(signed, now)
+        if result.municipality is not None:
+            # Acting for a city (a connector's writes) is for the home IdP's clients only.
+            raise InvalidToken("a token from another issuer cannot act for a municipality")
         return replace(result, subject=f"{issuer}#{result.subject}")
 
     def _verifier_for(self, issuer: str) -> AccessTokenVerifier:

@@ -24,6 +24,7 @@ from phr_core.services import SERVICES, get_service
 from phr_core.tokens import SEALING_ALGS, InvalidToken, access_token_cipher, b64url_json, unseal
 from tests.conftest import create_app
 from tests.federation.conftest import Federation
+from tests.federation.test_federated_resource import city_idp, register_idp
 
 SECRET = "rs-secret-" + "s" * 40
 
@@ -159,3 +160,39 @@ def test_a_server_that_publishes_no_key_gets_the_shared_key(
     assert b64url_json(token.split(".")[0])["alg"] == "dir"
     shared = access_token_cipher(federation.settings.secret("PHR_ACCESS_TOKEN_KEY"))
     assert unseal(token, shared).count(".") == 2
+
+
+def test_a_federated_idp_cannot_mint_a_connectors_token(
+    federation: Federation, fhir_app: Flask
+) -> None:
+    """Another provider's client-credentials token naming a municipality would be a connector's
+    (system/ writes for the whole city): only the home IdP's clients may act for a city."""
+    city = city_idp(federation, "city-connector")
+    register_idp(federation, city)
+    resolver = federation.resolver()
+    fhir_app.extensions["phr_verifier"].resolver = lambda: resolver
+    with city.app_context(), city.extensions["phr_db"].session() as s:
+        upsert_static(
+            s,
+            {
+                "client_id": "fake-connector",
+                "grant_types": ["client_credentials"],
+                "scope": "system/*.cu",
+                "phr_municipality": "072028",
+            },
+            SECRET,
+        )
+        s.flush()
+        client = ClientView.of(s.get(Client, "fake-connector"))
+        token, _ = access_token(
+            city.extensions["idp"],
+            s,
+            client,
+            audience=federation.settings.urls["fhir"],
+            scope="system/*.cu",
+            person_id=None,
+        )
+    with pytest.raises(InvalidToken, match="municipality"):
+        fhir_app.extensions["phr_verifier"].verify(token)
+    resp = fhir_app.test_client().get("/Patient", headers={"Authorization": "Bearer " + token})
+    assert resp.status_code == 401
