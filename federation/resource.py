@@ -8,7 +8,9 @@ from the federation stops being accepted then (or at once, for a verifier that i
 Subjects stay unlinkable and cannot be forged across providers: a token from another provider
 carries that provider's subject, which is namespaced as `<issuer>#<sub>` before anything looks
 it up, so no provider in the federation can mint the subject of a person signed in at another.
-Consents recorded for such namespaced subjects are the consent service's part (issue 8).
+The consent service keys such a provider's people the same way (consent.auth), so a grant it
+records there is checked like a home grant. Acting for a municipality (a connector's token) is
+refused from other providers. The consent API uses this verifier too.
 """
 
 from __future__ import annotations
