@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from joserfc.jwk import OctKey
@@ -13,6 +13,9 @@ from idp.keys import KeyRing
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings
 from phr_core.db import Database
+
+if TYPE_CHECKING:
+    from idp.sealing import RecipientKeys
 
 CODE_TTL = timedelta(seconds=120)
 ACCESS_TOKEN_TTL = timedelta(minutes=5)
@@ -47,7 +50,7 @@ class IdP:
     grants: object  # idp.grants.GrantStore (typed loosely: grants imports this module)
     # Resource servers' own encryption keys, from the federation (idp.sealing.RecipientKeys;
     # None: every token under access_token_key), and the secret its CEKs are derived from.
-    recipients: Any = None
+    recipients: RecipientKeys | None = None
     sealing_secret: bytes = b""
 
     @property
