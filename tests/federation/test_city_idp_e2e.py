@@ -209,6 +209,9 @@ def test_a_citizen_of_the_city_idp_reads_their_records_until_the_grant_is_revoke
     city = city_idp(federation, tmp_path, "city-idp")
     issuer = register_idp(federation, city)
     subject = _phr_subject(city, CITIZEN)
+    city_settings = city.extensions["idp"].settings
+    for shared_before in ("PHR_ACCESS_TOKEN_KEY", "PHR_PAIRWISE_KEY"):  # nothing shared
+        assert city_settings.secret(shared_before) != settings.secret(shared_before)
 
     # Linked to the city through the city IdP: the consent service keys it <issuer>#<sub>.
     namespaced = _link_at_city(platform, city, subject)
