@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from consent import linkage, receipts, records
-from consent.auth import caller, oauth_error, require
+from consent.auth import in_callers_namespace, namespaced, oauth_error, recorder, require
 from consent.cache import ConsentCache
 from consent.linkage import AttributeBox, Conflict, NotFound
 from consent.models import Municipality, utcnow
@@ -110,10 +110,12 @@ def grant_status(grant_id: str, now: datetime | None = None) -> dict[str, object
 
 
 @bp.get("/grants/<grant_id>")
-@require(GRANTS_READ, GRANTS_WRITE)
+@require(GRANTS_READ, GRANTS_WRITE, federated=True)
 def get_grant(grant_id: str) -> ResponseReturnValue:
     doc = grant_status(grant_id)
-    return _not_found("grant") if doc is None else _json(doc)
+    if doc is None or not in_callers_namespace(str(doc.get("subject", ""))):
+        return _not_found("grant")
+    return _json(doc)
 
 
 def _load_patients(subject: str) -> list[tuple[str, str, str, Any]]:
@@ -152,7 +154,7 @@ def patient_list(subject: str, now: datetime | None = None) -> list[dict[str, st
 
 
 @bp.get("/subjects/<path:subject>/patients")
-@require(PATIENTS_READ)
+@require(PATIENTS_READ, federated=True)
 def get_patients(subject: str) -> ResponseReturnValue:
     return _json({"subject": subject, "patients": patient_list(subject)})
 
@@ -161,7 +163,7 @@ def get_patients(subject: str) -> ResponseReturnValue:
 
 
 @bp.post("/grants")
-@require(GRANTS_WRITE)
+@require(GRANTS_WRITE, federated=True)
 def create_grant() -> ResponseReturnValue:
     data = _body()
     scopes = _strings(data, "scopes")
@@ -173,14 +175,14 @@ def create_grant() -> ResponseReturnValue:
         view = records.create(
             s,
             kind=RECIPIENT,
-            subject=_text(data, "subject"),
+            subject=namespaced(_text(data, "subject")),
             actor=_text(data, "client_id"),
             actor_name=_text(data, "client_name", required=False, limit=200),
             categories=_strings(data, "categories"),
             scopes=scopes,
             purpose=_text(data, "purpose", required=False, limit=2000),
             period_end=expires or now + timedelta(days=DEFAULT_GRANT_DAYS),
-            recorded_by=caller().client_id,
+            recorded_by=recorder(),
             collection_method=_text(data, "collection_method", required=False, limit=64)
             or "idp-consent-screen",
             language=_language(data),
@@ -200,7 +202,7 @@ def _language(data: dict[str, Any]) -> str:
 
 
 @bp.get("/subjects/<path:subject>/grants")
-@require(GRANTS_WRITE, GRANTS_READ)
+@require(GRANTS_WRITE, GRANTS_READ, federated=True)
 def list_grants(subject: str) -> ResponseReturnValue:
     client_id = request.args.get("client_id")
     every = request.args.get("status") == "all"
@@ -214,18 +216,22 @@ def list_grants(subject: str) -> ResponseReturnValue:
 
 
 @bp.post("/grants/<grant_id>/revoke")
-@require(GRANTS_WRITE)
+@require(GRANTS_WRITE, federated=True)
 def revoke_grant(grant_id: str) -> ResponseReturnValue:
     data = request.get_json(silent=True) or {}
     reason = data.get("reason") if isinstance(data, dict) else None
     with database().session() as s:
         view = records.get(s, grant_id, for_update=True)
-        if view is None or view.record.kind != RECIPIENT:
+        if (
+            view is None
+            or view.record.kind != RECIPIENT
+            or not in_callers_namespace(view.record.subject)
+        ):
             return _not_found("grant")
         view = records.withdraw(
             s,
             view,
-            recorded_by=caller().client_id,
+            recorded_by=recorder(),
             reason=reason if isinstance(reason, str) else None,
         )
         doc = records.grant_document(view)
@@ -236,7 +242,7 @@ def revoke_grant(grant_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/subjects/<path:subject>/municipalities/<code>/consent")
-@require(GRANTS_WRITE)
+@require(GRANTS_WRITE, federated=True)
 def consent_to_city(subject: str, code: str) -> ResponseReturnValue:
     data = _body()
     attributes = data.get("attributes")
@@ -254,7 +260,7 @@ def consent_to_city(subject: str, code: str) -> ResponseReturnValue:
             categories=_strings(data, "categories"),
             attributes=attributes,
             include_children=include_children,
-            recorded_by=caller().client_id,
+            recorded_by=recorder(),
             language=_language(data),
         )
         out = {
@@ -266,7 +272,7 @@ def consent_to_city(subject: str, code: str) -> ResponseReturnValue:
 
 
 @bp.post("/subjects/<path:subject>/municipalities/<code>/consent/withdraw")
-@require(GRANTS_WRITE)
+@require(GRANTS_WRITE, federated=True)
 def withdraw_city(subject: str, code: str) -> ResponseReturnValue:
     data = request.get_json(silent=True) or {}
     reason = data.get("reason") if isinstance(data, dict) else None
@@ -275,7 +281,7 @@ def withdraw_city(subject: str, code: str) -> ResponseReturnValue:
             s,
             subject=subject,
             municipality=code,
-            recorded_by=caller().client_id,
+            recorded_by=recorder(),
             reason=reason if isinstance(reason, str) else None,
         )
         out = {"withdrawn": [v.id for v in views]}
@@ -283,7 +289,7 @@ def withdraw_city(subject: str, code: str) -> ResponseReturnValue:
 
 
 @bp.get("/subjects/<path:subject>/consents")
-@require(GRANTS_WRITE, GRANTS_READ)
+@require(GRANTS_WRITE, GRANTS_READ, federated=True)
 def list_consents(subject: str) -> ResponseReturnValue:
     with database().session() as s:
         docs = [consent_document(v) for v in records.current(s, subject=subject)]
@@ -328,11 +334,11 @@ def subject_consents_fhir(subject: str) -> ResponseReturnValue:
 
 
 @bp.post("/subjects/<path:subject>/forget")
-@require(GRANTS_WRITE)
+@require(GRANTS_WRITE, federated=True)
 def forget_subject(subject: str) -> ResponseReturnValue:
     """Account deletion: withdraw everything, delete links; the consent trail stays."""
     with database().session() as s:
-        out = linkage.forget_subject(s, subject=subject, recorded_by=caller().client_id)
+        out = linkage.forget_subject(s, subject=subject, recorded_by=recorder())
     return _json({"subject": subject, **out})
 
 
@@ -440,7 +446,7 @@ def answer_link_request(code: str, request_id: str) -> ResponseReturnValue:
                 code=None if no_match else _text(data, "code", limit=linkage.MAX_CODE),
                 children=children,
                 no_match=no_match,
-                recorded_by=caller().client_id,
+                recorded_by=recorder(),
             )
             out = {"id": req.id, "status": req.status}
     except NotFound:
@@ -463,7 +469,7 @@ def add_guardianships(code: str) -> ResponseReturnValue:
             municipality=code,
             guardian_code=_text(data, "guardian_code", limit=linkage.MAX_CODE),
             children=children,
-            recorded_by=caller().client_id,
+            recorded_by=recorder(),
         )
     return _json({"municipality": code, "guardians_linked": len(guardians)})
 
@@ -478,7 +484,7 @@ def end_guardianship(code: str) -> ResponseReturnValue:
             municipality=code,
             guardian_code=_text(data, "guardian_code", limit=linkage.MAX_CODE),
             child_code=_text(data, "child_code", limit=linkage.MAX_CODE),
-            recorded_by=caller().client_id,
+            recorded_by=recorder(),
             reason=_text(data, "reason", required=False, limit=500) or None,
         )
     return _json({"municipality": code, "guardianships_ended": len(guardians)})

@@ -92,4 +92,14 @@ def export(subject: str) -> None:
     click.echo(json.dumps(bundle, ensure_ascii=False, indent=2))
 
 
-commands = [status, expire_link_requests, purge_portal_tokens, revoke_client, export]
+@click.command("client-jwk")
+def client_jwk() -> None:
+    """The portal's public key for a city-run IdP that offers the portal's sign-in: register
+    the portal there as a static client with `token_endpoint_auth_method` private_key_jwt and
+    this `jwks` (PHR_IDP_CLIENTS_FILE), then name that IdP in PHR_CONSENT_OTHER_IDPS."""
+    from consent.portal.providers import client_jwk as portal_jwk
+
+    click.echo(json.dumps({"keys": [portal_jwk(load_settings())]}, indent=2))
+
+
+commands = [status, expire_link_requests, purge_portal_tokens, revoke_client, export, client_jwk]

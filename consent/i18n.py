@@ -23,6 +23,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "signin_cancelled": "サインインは取り消されました。",
         "signin_unavailable": "いまサインインの窓口につながりません。"
         "しばらくしてからもう一度お試しください。",
+        "signin_choose": "サインイン先を選んでください",
+        "signin_home": "PHR 基盤のサインイン（マイナンバーカード）",
+        "signin_other_note": "自治体が運営するサインイン先でも使えます。"
+        "サインイン先ごとに別の利用者として扱われ、同意や自治体とのつながりは共有されません。",
         "apps_title": "データを見られる相手",
         "apps_intro": "あなたが同意して、あなたの記録を読めるアプリです。"
         "取り消すと、そのアプリは次のアクセスから記録を読めなくなります。",
@@ -84,6 +88,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "signin_cancelled": "The sign-in was cancelled.",
         "signin_unavailable": "The sign-in service cannot be reached right now. "
         "Please try again in a moment.",
+        "signin_choose": "Choose where to sign in",
+        "signin_home": "The platform's sign-in (My Number card)",
+        "signin_other_note": "A city-run sign-in service works too. Each sign-in service is a "
+        "separate account: consents and links to cities are not shared between them.",
         "apps_title": "Who can see my data",
         "apps_intro": "These apps may read your records because you agreed. Once you revoke, "
         "an app's next request is refused.",

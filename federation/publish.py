@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 from federation import keys
 from federation.authority.policies import CONFIGURATION_LIFETIME_S
 from federation.entity import statement
+from phr_core import sealing
 from phr_core.config import Settings
 
 Metadata = dict[str, dict[str, Any]]
@@ -32,6 +33,7 @@ def _fhir(s: Settings) -> Metadata:
             "resource_name": "PHR FHIR R4 server (secure DB)",
             # Whose records it holds (federation.directory); its superior may narrow the list.
             "phr_municipalities": s.option("PHR_FHIR_MUNICIPALITIES").split(),
+            "jwks": sealing.published_jwks(s, "FHIR"),  # IdPs seal its access tokens to it
         }
     }
 
@@ -51,6 +53,7 @@ def _consent(s: Settings) -> Metadata:
             "resource": s.urls["consent"] + "/api",
             "authorization_servers": [s.issuer],
             "bearer_methods_supported": ["header"],
+            "jwks": sealing.published_jwks(s, "CONSENT"),  # IdPs seal its access tokens to it
         },
     }
 

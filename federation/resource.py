@@ -8,7 +8,9 @@ from the federation stops being accepted then (or at once, for a verifier that i
 Subjects stay unlinkable and cannot be forged across providers: a token from another provider
 carries that provider's subject, which is namespaced as `<issuer>#<sub>` before anything looks
 it up, so no provider in the federation can mint the subject of a person signed in at another.
-Consents recorded for such namespaced subjects are the consent service's part (issue 8).
+The consent service keys such a provider's people the same way (consent.auth), so a grant it
+records there is checked like a home grant. Acting for a municipality (a connector's token) is
+refused from other providers. The consent API uses this verifier too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from joserfc.jwk import KeySet, OctKey
+from joserfc.jwk import KeySet
 
 from federation import keys
 from federation.entity.fetch import UrlFetcher
@@ -30,6 +32,7 @@ from phr_core.tokens import (
     AccessTokenVerifier,
     InvalidToken,
     JwksCache,
+    UnsealKeys,
     b64url_json,
     unseal,
 )
@@ -57,7 +60,7 @@ class FederatedVerifier:
         self,
         home: AccessTokenVerifier,
         resolver: Callable[[], Resolver | None],
-        decryption_key: OctKey | None,
+        decryption_key: UnsealKeys,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -88,9 +91,12 @@ class FederatedVerifier:
         except (ValueError, IndexError):
             raise InvalidToken("malformed token") from None
         if issuer == self.home.issuer or not isinstance(issuer, str):
-            return self.home.verify(token, now)
+            return self.home.verify(signed, now)  # already opened: not decrypted twice
         verifier = self._verifier_for(issuer)
         result = verifier.verify(signed, now)
+        if result.municipality is not None:
+            # Acting for a city (a connector's writes) is for the home IdP's clients only.
+            raise InvalidToken("a token from another issuer cannot act for a municipality")
         return replace(result, subject=f"{issuer}#{result.subject}")
 
     def _verifier_for(self, issuer: str) -> AccessTokenVerifier:
@@ -129,7 +135,7 @@ class FederatedVerifier:
 
 
 def for_settings(
-    settings: Settings, home: AccessTokenVerifier, decryption_key: OctKey | None
+    settings: Settings, home: AccessTokenVerifier, decryption_key: UnsealKeys
 ) -> FederatedVerifier:
     """The verifier a PHR server uses: its home IdP, plus the federation's providers when a
     trust anchor is configured (the resolver is made on first need)."""

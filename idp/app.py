@@ -7,7 +7,8 @@ from pathlib import Path
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from idp import clients, housekeeping, keys
+from federation.entity.trust_chain import TrustChain
+from idp import clients, federation, housekeeping, keys
 from idp.card import views as card_views
 from idp.context import IdP
 from idp.endpoints import (
@@ -24,9 +25,11 @@ from idp.grants import grant_store
 from idp.keys import KeyRing
 from idp.passkey import staff_views as passkey_staff_views
 from idp.passkey import views as passkey_views
+from idp.sealing import RecipientKeys
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
+from phr_core.sealing import sender_secret
 from phr_core.tokens import access_token_cipher
 from phr_core.webapp import build_app, settings
 
@@ -54,6 +57,12 @@ def prepare(settings: Settings) -> None:
                 clients.load_clients_file(s, Path(path))
     finally:
         db.dispose()
+
+
+def _resolve_in(app: Flask, settings: Settings, entity_id: str) -> TrustChain:
+    """A resource server's trust chain, with the IdP's own resolver (tests may put theirs)."""
+    with app.app_context():
+        return federation.resolver(settings).resolve(entity_id)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -87,5 +96,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         subjects=PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")),
         access_token_key=access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY")),
         grants=grant_store(settings.option("PHR_IDP_GRANT_STORE")),
+        recipients=RecipientKeys(lambda entity_id: _resolve_in(app, settings, entity_id)),
+        sealing_secret=sender_secret(settings.secret("PHR_ACCESS_TOKEN_KEY")),
     )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from joserfc.jwk import OctKey
@@ -12,6 +13,9 @@ from idp.keys import KeyRing
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings
 from phr_core.db import Database
+
+if TYPE_CHECKING:
+    from idp.sealing import RecipientKeys
 
 CODE_TTL = timedelta(seconds=120)
 ACCESS_TOKEN_TTL = timedelta(minutes=5)
@@ -44,6 +48,10 @@ class IdP:
     subjects: PairwiseSubjects
     access_token_key: OctKey  # seals access tokens for resource servers (phr_core.tokens)
     grants: object  # idp.grants.GrantStore (typed loosely: grants imports this module)
+    # Resource servers' own encryption keys, from the federation (idp.sealing.RecipientKeys;
+    # None: every token under access_token_key), and the secret its CEKs are derived from.
+    recipients: RecipientKeys | None = None
+    sealing_secret: bytes = b""
 
     @property
     def issuer(self) -> str:

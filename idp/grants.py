@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 from idp.clients import ClientView
 from idp.context import IdP
 from idp.models import Grant
+from idp.sealing import seal_for
 from idp.subjects import PHR_SECTOR
-from idp.tokens import new_handle, now_utc, seal, sign
+from idp.tokens import new_handle, now_utc, sign
 from phr_core.identifiers import patient_id
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class ConsentServiceGrants:
                 "exp": now + SERVICE_TOKEN_TTL_S,
                 "jti": new_handle(16),
             }
-            token = seal(sign(ctx, claims, typ="at+jwt"), ctx.access_token_key)
+            token = seal_for(ctx, claims["aud"], sign(ctx, claims, typ="at+jwt"))
             self._token = (token, now + SERVICE_TOKEN_TTL_S)
             return token
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from idp.clients import ClientView
 from idp.context import ACCESS_TOKEN_TTL, ID_TOKEN_TTL, REFRESH_TOKEN_TTL, IdP
 from idp.models import IssuedAccessToken, RefreshToken
+from idp.sealing import seal_for
 from idp.subjects import PHR_SECTOR
-from phr_core.tokens import seal
 
 
 def now_utc() -> datetime:
@@ -131,7 +131,7 @@ def access_token(
         claims["cnf"] = {"jkt": jkt}
     token = sign(ctx, claims, typ="at+jwt")
     if for_resource_server:
-        token = seal(token, ctx.access_token_key)
+        token = seal_for(ctx, audience, token)
     s.add(
         IssuedAccessToken(
             jti=jti,

@@ -53,9 +53,20 @@ class ServiceSpec:
 # (JWE) under it, so an app cannot read the PHR-sector subject inside its own token.
 ACCESS_TOKEN_KEY = SecretSpec(
     "PHR_ACCESS_TOKEN_KEY",
-    "encrypts access tokens (JWE) so apps cannot read the PHR-sector subject; the same value "
-    "at the IdP and at every PHR server and consent service that accepts its tokens",
+    "encrypts access tokens (JWE) so apps cannot read the PHR-sector subject, for resource "
+    "servers that publish no key of their own (see the TOKEN_DECRYPTION_KEYs): then the same "
+    "value at the IdP and at those servers; the IdP also derives its sealing keys from it",
 )
+
+
+def token_decryption_key(prefix: str, whose: str) -> SecretSpec:
+    """A resource server's own key for opening the access tokens sealed to it (JWE
+    ECDH-ES+A256KW; phr_core.sealing), so no secret is shared with the IdPs."""
+    return SecretSpec(
+        f"PHR_{prefix}_TOKEN_DECRYPTION_KEY",
+        f"opens the access tokens IdPs seal to {whose} public key, published in its federation "
+        "metadata (a private EC P-256 JWK as JSON, or a long random string a key is derived from)",
+    )
 
 
 def federation_key(prefix: str, whose: str) -> SecretSpec:
@@ -136,6 +147,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "the PHR server's client secret at the IdP, for its calls to the consent API",
             ),
             federation_key("FHIR", "the PHR server's"),
+            token_decryption_key("FHIR", "the PHR server's"),
         ),
         options=(
             Variable(
@@ -174,6 +186,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "to erase a person's records",
             ),
             federation_key("CONSENT", "the portal's"),
+            token_decryption_key("CONSENT", "the consent API's"),
         ),
         options=(
             Variable(
@@ -181,6 +194,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "phr-portal",
                 "the portal's client id at the IdP (PHR sector; redirect "
                 "$PHR_CONSENT_URL/auth/callback)",
+            ),
+            Variable(
+                "PHR_CONSENT_OTHER_IDPS",
+                "",
+                "space-separated issuers of city-run OpenID providers the portal also offers "
+                "for sign-in (after the platform's IdP), each registered there as a static "
+                "PHR-sector client with private_key_jwt (`phr consent client-jwk`); offered "
+                "only while the federation vouches for it",
             ),
             Variable(
                 "PHR_CONSENT_SERVICE_CLIENT_ID",

@@ -10,9 +10,10 @@ Contract of an access token issued by the IdP:
           cnf.jkt (DPoP-bound tokens, RFC 9449), phr_first_party (true: the platform's own
           portal reading for the person, no grant; the IdP sets it only for its static
           PHR-sector client marked `phr_first_party`, see idp.clients)
-  Tokens for a resource server arrive sealed: a JWE (alg dir, enc A256GCM) under a key derived
-  from PHR_ACCESS_TOKEN_KEY, holding the signed JWT; `AccessTokenVerifier(decryption_key=
-  access_token_cipher(secret))` opens them.
+  Tokens for a resource server arrive sealed, holding the signed JWT: a JWE (ECDH-ES+A256KW,
+  A256GCM) to the resource server's own key when it publishes one (phr_core.sealing), else
+  (alg dir, enc A256GCM) under a key derived from the shared PHR_ACCESS_TOKEN_KEY;
+  `AccessTokenVerifier(decryption_key=(access_token_cipher(secret), own_key))` opens both.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 from joserfc import jwe, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, OctKey
+from joserfc.jwk import ECKey, KeySet, OctKey
 
 from phr_core.secrets import derive_key
 
@@ -47,14 +48,28 @@ def seal(signed: str, key: OctKey) -> str:
     return jwe.encrypt_compact(header, signed.encode(), key)
 
 
-def unseal(token: str, key: OctKey | None) -> str:
-    """The signed token inside a sealed one (a plain JWS is returned as it is)."""
+UnsealKeys = OctKey | ECKey | tuple[OctKey | ECKey, ...] | None
+SEALING_ALGS = ["dir", "ECDH-ES+A256KW", "A256GCM"]
+
+
+def unseal(token: str, key: UnsealKeys) -> str:
+    """The signed token inside a sealed one (a plain JWS is returned as it is). `key` may be
+    the shared key (alg dir), the resource server's own decryption key (ECDH-ES+A256KW,
+    phr_core.sealing), or both: the token's header says which one it needs."""
     if token.count(".") != 4:
         return token
-    if key is None:
+    keys = [k for k in (key if isinstance(key, tuple) else (key,)) if k is not None]
+    if not keys:
         raise InvalidToken("encrypted token, but no decryption key is configured")
     try:
-        return jwe.decrypt_compact(token, key).plaintext.decode()
+        alg = b64url_json(token.split(".")[0]).get("alg")
+    except ValueError:
+        raise InvalidToken("malformed token") from None
+    chosen = next((k for k in keys if isinstance(k, OctKey) == (alg == "dir")), None)
+    if chosen is None:
+        raise InvalidToken("the token is sealed for a key this server does not hold")
+    try:
+        return jwe.decrypt_compact(token, chosen, algorithms=SEALING_ALGS).plaintext.decode()
     except (JoseError, ValueError, UnicodeDecodeError):
         raise InvalidToken("the token cannot be decrypted") from None
 
@@ -120,7 +135,7 @@ class AccessTokenVerifier:
     """Checks signature, type, issuer, audience and lifetime of an RFC 9068 access token."""
 
     def __init__(
-        self, issuer: str, audience: str, jwks: JwksCache, decryption_key: OctKey | None = None
+        self, issuer: str, audience: str, jwks: JwksCache, decryption_key: UnsealKeys = None
     ) -> None:
         self.issuer = issuer
         self.audience = audience

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from federation.resource import for_settings as federated_verifier
 from phr_core.config import Settings
+from phr_core.sealing import own_key
 from phr_core.secrets import derive_key
 from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
 from phr_core.webapp import build_app, settings
@@ -76,7 +77,9 @@ def create_app(
     app.extensions["phr_keyring"] = keyring
     app.extensions["phr_cursor_key"] = derive_key(master.split()[0], "phr_server/page-cursor/v1")
     app.extensions["phr_repo"] = Repository(keyring, app.extensions["phr_cursor_key"])
-    sealing = access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY"))
+    # Tokens sealed to this server's own key (phr_core.sealing), or, from an IdP that found no
+    # key of ours, under the shared PHR_ACCESS_TOKEN_KEY.
+    sealing = (access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY")), own_key(s, "FHIR"))
     home = AccessTokenVerifier(
         s.issuer, s.urls["fhir"], JwksCache(s.issuer + "/jwks"), decryption_key=sealing
     )

@@ -20,6 +20,7 @@ import requests
 
 from idp.app import create_app as create_idp
 from phr_core.config import load_settings
+from phr_core.sealing import own_key
 from phr_core.tokens import access_token_cipher, unseal
 from tests.conftest import make_environ
 from tests.test_run import _read_until, _start
@@ -94,8 +95,13 @@ def test_app_reads_through_the_platform_until_revoked(tmp_path: Path) -> None:
         # The person revokes the grant (what the portal does, here through the consent API
         # with the IdP's service token); the PHR server refuses the still-unexpired token.
         settings = load_settings({**os.environ, **env})
-        key = access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY"))
-        signed = unseal(tokens["access_token"], key)
+        # Sealed to the PHR server's own key (the federation publishes it), or under the
+        # shared key by an IdP that found none: the PHR server holds both.
+        keys = (
+            access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY")),
+            own_key(settings, "FHIR"),
+        )
+        signed = unseal(tokens["access_token"], keys)
         grant_id = json.loads(base64.urlsafe_b64decode(signed.split(".")[1] + "=="))["grant_id"]
         idp_app = create_idp(settings)
         try:

@@ -8,6 +8,10 @@ CSRF token and a random handle are kept in the signed session cookie; the access
 tokens for the PHR server (scope PORTAL_SCOPE; the IdP marks them first-party, see
 consent/portal/phr.py) stay server side under that handle (consent.portal.token_store), are
 refreshed there and dropped, and revoked at the IdP, on sign-out. Tokens are never logged.
+
+A city-run IdP of the federation can be offered too (consent.portal.providers): the sign-in
+then goes there, the portal authenticates with private_key_jwt, and the person's subject is
+`<issuer>#<sub>` everywhere in the portal and the consent service.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from consent.i18n import current_language
+from consent.portal import providers
 from consent.portal.token_store import Tokens, TokensGone, TokenStore
 from phr_core.webapp import database, settings
 
@@ -46,6 +51,7 @@ SUBJECT = "sub"
 ID_TOKEN = "id_token"  # noqa: S105 (a session key, not a secret)
 CSRF = "csrf"
 TOKENS = "phr"  # the session key of the handle of the server-side tokens
+IDP = "idp"  # the session key of the issuer signed in at, when it is not the home IdP
 # Sign-in, a refresh token, and reading (only) the person's own and children's records.
 PORTAL_SCOPE = "openid offline_access user/*.rs"
 
@@ -82,9 +88,15 @@ def _fetch_json(url: str, *, fresh: bool = False) -> Any:
     return doc
 
 
-def provider() -> dict[str, Any]:
-    """The IdP's discovery document."""
-    issuer = settings().issuer
+def signed_in_issuer() -> str:
+    """The IdP the current session signed in at (the home IdP unless another was chosen)."""
+    issuer = session.get(IDP)
+    return issuer if isinstance(issuer, str) and issuer else settings().issuer
+
+
+def provider(issuer: str | None = None) -> dict[str, Any]:
+    """An IdP's discovery document (by default the one the session signed in at)."""
+    issuer = issuer or signed_in_issuer()
     meta = _fetch_json(issuer + "/.well-known/openid-configuration")
     if not isinstance(meta, dict) or meta.get("issuer") != issuer:
         raise SignInError("signin_unavailable", 503)
@@ -107,6 +119,15 @@ def client_id() -> str:
 
 def redirect_uri() -> str:
     return settings().urls["consent"] + "/auth/callback"
+
+
+def _client_auth(issuer: str, url: str, form: dict[str, str]) -> dict[str, str]:
+    """Headers authenticating the portal at `issuer`'s endpoint `url`: client_secret_basic at
+    the home IdP; private_key_jwt (added to `form`) at a city IdP, which holds no secret of ours."""
+    if issuer == settings().issuer:
+        return {"Authorization": _basic_auth()}
+    form.update(providers.client_assertion(client_id(), url))
+    return {}
 
 
 def _basic_auth() -> str:
@@ -148,12 +169,26 @@ def check_csrf() -> None:
 
 @bp.get("/login")
 def login() -> ResponseReturnValue:
-    meta = provider()
+    """Sign in at the chosen IdP (`?idp=`); a signed-in person signs in again at their own
+    (a city consent needs the card attributes); otherwise the choice when there is one."""
+    issuer = request.args.get("idp", "").rstrip("/")
+    if not issuer and current_subject() is not None:
+        issuer = signed_in_issuer()
+    if not issuer:
+        offered = providers.offered()
+        if len(offered) > 1:
+            from consent.portal.views import _page
+
+            return _page("signin.html", providers=offered)
+        issuer = offered[0].issuer
+    if issuer != settings().issuer and providers.find(issuer) is None:
+        raise SignInError("signin_failed")
+    meta = provider(issuer)
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48)
     challenge = _b64(hashlib.sha256(verifier.encode()).digest())
-    session[PENDING] = {"state": state, "nonce": nonce, "verifier": verifier}
+    session[PENDING] = {"state": state, "nonce": nonce, "verifier": verifier, "issuer": issuer}
     params = {
         "response_type": "code",
         "client_id": client_id(),
@@ -182,7 +217,10 @@ def callback() -> ResponseReturnValue:
         or not hmac.compare_digest(state, pending["state"])
     ):
         raise SignInError("signin_expired")
-    meta = provider()
+    issuer = pending.get("issuer") or settings().issuer
+    if issuer != settings().issuer and providers.find(issuer) is None:
+        raise SignInError("signin_failed")  # removed from the federation meanwhile
+    meta = provider(issuer)
     iss = request.args.get("iss")
     if iss is not None and iss != meta["issuer"]:  # RFC 9207
         raise SignInError("signin_failed")
@@ -193,16 +231,20 @@ def callback() -> ResponseReturnValue:
 
     link = sources.pending_link()  # a city consent waiting for the card attributes
     tokens = _exchange(meta, code, pending["verifier"], link_attributes=link is not None)
+    old_issuer = signed_in_issuer()
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
         raise SignInError("signin_failed")
     claims = _verify_id_token(meta, id_token, pending["nonce"])
+    subject = providers.subject_of(issuer, claims["sub"])
     lang = current_language()
     old_handle = session.get(TOKENS)
     session.clear()
     if isinstance(old_handle, str):
-        _forget_tokens(old_handle)
-    session[SUBJECT] = claims["sub"]
+        _forget_tokens(old_handle, old_issuer)
+    session[SUBJECT] = subject
+    if issuer != settings().issuer:
+        session[IDP] = issuer
     session[ID_TOKEN] = id_token
     session[CSRF] = secrets.token_urlsafe(32)
     if isinstance(tokens.get("access_token"), str):
@@ -212,9 +254,9 @@ def callback() -> ResponseReturnValue:
             raise SignInError("signin_failed") from None
         store = token_store()
         store.purge_idle()  # sessions closed without sign-out, a day later
-        session[TOKENS] = store.save(claims["sub"], stored)
+        session[TOKENS] = store.save(subject, stored)
     if link is not None:
-        return redirect(sources.finish_link(claims["sub"], link, tokens.get("phr_card_attributes")))
+        return redirect(sources.finish_link(subject, link, tokens.get("phr_card_attributes")))
     return redirect(f"/?lang={lang}")
 
 
@@ -229,17 +271,18 @@ def _exchange(
     }
     if link_attributes:  # the card-verified attributes, back channel only (idp/link_attributes)
         form["phr_card_attributes"] = "1"
-    return _post_token(meta["token_endpoint"], form)
+    return _post_token(meta["token_endpoint"], form, meta["issuer"])
 
 
-def _post_token(url: str, form: dict[str, str]) -> dict[str, Any]:
-    body = urllib.parse.urlencode(form).encode()
+def _post_token(url: str, form: dict[str, str], issuer: str) -> dict[str, Any]:
+    form = dict(form)
+    headers = _client_auth(issuer, url, form)
     req = urllib.request.Request(  # noqa: S310
         url,
-        data=body,
+        data=urllib.parse.urlencode(form).encode(),
         method="POST",
         headers={
-            "Authorization": _basic_auth(),
+            **headers,
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
         },
@@ -323,7 +366,7 @@ def refresh_tokens(refresh_token: str, resource: str | None = None) -> dict[str,
     if resource is not None:
         form["resource"] = resource
     try:
-        return _post_token(meta["token_endpoint"], form)
+        return _post_token(meta["token_endpoint"], form, meta["issuer"])
     except SignInError as exc:
         if exc.status == 503:
             raise
@@ -345,24 +388,22 @@ def access_token(resource: str | None = None) -> str:
     return token_store().access_token(handle, subject, refresh_tokens, resource=resource)
 
 
-def _forget_tokens(handle: str) -> None:
+def _forget_tokens(handle: str, issuer: str) -> None:
     """Drop a session's tokens here and revoke the refresh token (and so its family) at the
-    IdP, best effort: the row is gone either way."""
+    IdP that issued it, best effort: the row is gone either way."""
     tokens = token_store().drop(handle)
     if tokens is None or not tokens.refresh_token:
         return
     try:
-        end = provider().get("revocation_endpoint")
+        end = provider(issuer).get("revocation_endpoint")
         if end:
             form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+            headers = _client_auth(issuer, end, form)
             req = urllib.request.Request(  # noqa: S310
                 end,
                 data=urllib.parse.urlencode(form).encode(),
                 method="POST",
-                headers={
-                    "Authorization": _basic_auth(),
-                    "Content-Type": "application/x-www-form-urlencoded",
-                },
+                headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
             )
             with urllib.request.urlopen(req, timeout=TIMEOUT_S):  # noqa: S310
                 pass
@@ -375,13 +416,14 @@ def logout() -> ResponseReturnValue:
     check_csrf()
     id_token = session.get(ID_TOKEN)
     handle = session.get(TOKENS)
+    issuer = signed_in_issuer()
     lang = current_language()
     session.clear()
     if isinstance(handle, str):
-        _forget_tokens(handle)
+        _forget_tokens(handle, issuer)
     home = settings().urls["consent"] + "/"
     try:
-        end = provider().get("end_session_endpoint")
+        end = provider(issuer).get("end_session_endpoint")
     except SignInError:
         end = None
     if not end or not isinstance(id_token, str):

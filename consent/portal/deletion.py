@@ -18,7 +18,14 @@ from consent import erasure, linkage, notices
 from consent.i18n import current_language
 from consent.models import PortalTokens
 from consent.phr_erase import EraseUnavailable
-from consent.portal.auth import TOKENS, _forget_tokens, check_csrf, client_id, current_subject
+from consent.portal.auth import (
+    TOKENS,
+    _forget_tokens,
+    check_csrf,
+    client_id,
+    current_subject,
+    signed_in_issuer,
+)
 from consent.portal.life_words import words
 from consent.portal.sources import forget_arrivals, phr_eraser, problem_words, provider_consents
 from consent.portal.views import _app_grants, _page
@@ -74,10 +81,10 @@ def delete_account() -> ResponseReturnValue:
         linkage.forget_subject(s, subject=subject, recorded_by=client_id())
         notices.forget(s, subject)
     lang = current_language()
-    handle = session.get(TOKENS)
+    handle, issuer = session.get(TOKENS), signed_in_issuer()
     session.clear()
     if isinstance(handle, str):
-        _forget_tokens(handle)  # this browser's tokens, revoked at the IdP
+        _forget_tokens(handle, issuer)  # this browser's tokens, revoked at the IdP
     with database().session() as s:  # any other browser's stored tokens go too
         s.execute(delete(PortalTokens).where(PortalTokens.subject == subject))
     return _page(

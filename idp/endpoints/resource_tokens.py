@@ -16,9 +16,10 @@ from idp.context import IdP, idp
 from idp.dpop import proof_jkt
 from idp.errors import OAuthError, invalid_request
 from idp.models import IssuedAccessToken, RefreshToken
+from idp.sealing import open_own
 from idp.subjects import PHR_SECTOR
 from idp.tokens import aware, now_utc, revoke_family, sha256_hex
-from phr_core.tokens import InvalidToken, unseal
+from phr_core.tokens import InvalidToken
 
 bp = Blueprint("resource_tokens", __name__)
 
@@ -31,7 +32,7 @@ INTROSPECTED_CLAIMS = (
 def _verify_access_token(ctx: IdP, s: Session, token: str) -> tuple[dict, IssuedAccessToken] | None:
     """Claims and record of a valid, unrevoked access token we issued, else None."""
     try:
-        signed = unseal(token, ctx.access_token_key)
+        signed = open_own(ctx, token)
         decoded = jwt.decode(signed, ctx.keys.verification_keys(), algorithms=["ES256", "RS256"])
     except (JoseError, ValueError, InvalidToken):
         return None

@@ -1,0 +1,165 @@
+"""Access tokens sealed to one resource server's own public key (JWE ECDH-ES+A256KW, A256GCM),
+so that no secret is shared between an IdP and the resource servers it issues tokens for.
+
+Each resource server (PHR server, consent API) has a P-256 decryption key
+(`PHR_<SERVICE>_TOKEN_DECRYPTION_KEY`) and publishes its public half, `use: enc`, in the
+`oauth_resource` metadata of its federation entity configuration. An IdP seals a token for
+audience X to X's key, so the app holding the token cannot read the PHR-sector subject and
+server A cannot open a token meant for server B.
+
+The IdP must still open the tokens it issued (introspection, revocation, userinfo) without
+the resource server's private key: it derives the content-encryption key from its own secret
+and the token's ephemeral public key (`CEK = HMAC(secret, epk)`), wraps it for the recipient as
+usual, and later recomputes it. The recipient learns that one CEK, which reveals nothing about
+the secret and lets it forge nothing (the signed JWT inside is still checked).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+from joserfc.jwk import ECKey
+
+from phr_core.config import ConfigError, Settings
+from phr_core.secrets import derive_key
+
+ALG = "ECDH-ES+A256KW"
+ENC = "A256GCM"
+_P256_ORDER = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
+
+
+def decryption_key(secret: str) -> ECKey:
+    """A resource server's token decryption key: a private EC JWK as JSON, else a P-256 key
+    derived from the secret (so development keys and production checks work as for others)."""
+    if secret.lstrip().startswith("{"):
+        key = ECKey.import_key(json.loads(secret))
+        if not key.is_private:
+            raise ValueError("a token decryption key must be a private JWK")
+    else:
+        material = int.from_bytes(derive_key(secret, "phr/token-decryption-key/v1", 48), "big")
+        key = ECKey.import_key(
+            ec.derive_private_key(material % (_P256_ORDER - 1) + 1, ec.SECP256R1())
+        )
+    key.ensure_kid()
+    return key
+
+
+def public_jwk(key: ECKey) -> dict[str, Any]:
+    """The public half as published in `oauth_resource.jwks`."""
+    out = key.as_dict(private=False)
+    out.update(kid=key.kid, use="enc", alg=ALG)
+    return out
+
+
+def encryption_jwk(jwks: object) -> dict[str, Any] | None:
+    """The first P-256 `use: enc` key of a JWK Set fit for ECDH-ES+A256KW, else None."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    for jwk in keys if isinstance(keys, list) else []:
+        if (
+            isinstance(jwk, dict)
+            and jwk.get("kty") == "EC"
+            and jwk.get("crv") == "P-256"
+            and jwk.get("use", "enc") == "enc"
+            and jwk.get("alg", ALG) == ALG
+            and isinstance(jwk.get("x"), str)
+            and isinstance(jwk.get("y"), str)
+        ):
+            return jwk
+    return None
+
+
+def sender_secret(secret: str) -> bytes:
+    """The IdP's key for deriving content-encryption keys (from its PHR_ACCESS_TOKEN_KEY)."""
+    return derive_key(secret, "phr/access-token-cek/v1")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _coord(n: int) -> str:
+    return _b64(n.to_bytes(32, "big"))
+
+
+def _cek(sender: bytes, epk: dict[str, Any]) -> bytes:
+    return hmac.new(sender, f"{epk['x']}.{epk['y']}".encode(), hashlib.sha256).digest()
+
+
+def _concat_kdf(z: bytes) -> bytes:
+    """RFC 7518 4.6.2: Concat KDF (SHA-256) for ECDH-ES+A256KW, no apu/apv."""
+    alg = ALG.encode()
+    u32 = lambda n: n.to_bytes(4, "big")  # noqa: E731
+    other = u32(len(alg)) + alg + u32(0) + u32(0) + u32(256)
+    return hashlib.sha256(u32(1) + z + other).digest()
+
+
+def seal_to(signed: str, recipient: dict[str, Any], sender: bytes) -> str:
+    """The signed JWT as a compact JWE for `recipient` (a public EC JWK)."""
+    peer = ECKey.import_key(recipient).public_key
+    if not isinstance(peer, ec.EllipticCurvePublicKey):
+        raise ValueError("the recipient's key is not an EC public key")
+    ephemeral = ec.generate_private_key(ec.SECP256R1())
+    nums = ephemeral.public_key().public_numbers()
+    epk = {"kty": "EC", "crv": "P-256", "x": _coord(nums.x), "y": _coord(nums.y)}
+    header: dict[str, Any] = {"alg": ALG, "enc": ENC, "cty": "JWT", "typ": "at+jwt", "epk": epk}
+    if recipient.get("kid"):
+        header["kid"] = recipient["kid"]
+    cek = _cek(sender, epk)
+    kek = _concat_kdf(ephemeral.exchange(ec.ECDH(), peer))
+    protected = _b64(json.dumps(header, separators=(",", ":")).encode())
+    iv = os.urandom(12)
+    sealed = AESGCM(cek).encrypt(iv, signed.encode(), protected.encode("ascii"))
+    wrapped = aes_key_wrap(kek, cek)
+    return ".".join((protected, _b64(wrapped), _b64(iv), _b64(sealed[:-16]), _b64(sealed[-16:])))
+
+
+def is_sealed_to_key(token: str) -> bool:
+    """True for a JWE made by `seal_to` (as opposed to one under the shared key)."""
+    try:
+        return json.loads(_unb64(token.split(".")[0])).get("alg") == ALG
+    except (ValueError, AttributeError):
+        return False
+
+
+def open_as_sender(token: str, sender: bytes) -> str:
+    """The signed JWT inside a token this IdP sealed with `seal_to` (ValueError otherwise)."""
+    try:
+        protected, _ek, iv, ct, tag = token.split(".")
+        header = json.loads(_unb64(protected))
+        cek = _cek(sender, header["epk"])
+        plain = AESGCM(cek).decrypt(_unb64(iv), _unb64(ct) + _unb64(tag), protected.encode())
+        return plain.decode()
+    except Exception as exc:  # any failure means "not a token we sealed"
+        raise ValueError("not a token this issuer sealed") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _key_of(secret: str) -> ECKey:
+    return decryption_key(secret)
+
+
+def own_key(settings: Settings, prefix: str) -> ECKey:
+    """A resource server's decryption key from `PHR_<prefix>_TOKEN_DECRYPTION_KEY`."""
+    name = f"PHR_{prefix}_TOKEN_DECRYPTION_KEY"
+    try:
+        return _key_of(settings.secret(name))
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a usable key: {exc}") from None
+
+
+def published_jwks(settings: Settings, prefix: str) -> dict[str, Any]:
+    """The JWK Set a resource server publishes in its `oauth_resource` metadata."""
+    return {"keys": [public_jwk(own_key(settings, prefix))]}
