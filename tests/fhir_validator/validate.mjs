@@ -216,7 +216,8 @@ function walk(value, typeCode, path, root, issues, nested) {
     for (const [item, p] of items) {
       if (item === null || typeof item !== 'object' || isPrimitiveType(childType)) continue;
       checkBinding(item, childType, element.binding, p, issues);
-      if (!isResourceType(childType) && childType !== 'Resource' && getDataType(childType).kind !== 'resource') {
+      if (getDataType(childType).kind === 'complex-type') {
+        // backbone elements' invariants (bdl-8, …) are checked by validateResource
         datatypeInvariants(item, childType, p, root, issues);
       }
       walk(item, childType, p, root, issues, nested);
@@ -292,6 +293,16 @@ function vitalSignsIssues(resource, base, out) {
 }
 
 // --- the JSON schema --------------------------------------------------------------------------
+
+// The package ships the schema of the R4 release 4.0.0; the 4.0.1 technical correction (the R4
+// everyone implements, and what the server declares) added its own code to the FHIR version
+// enums, and only that.
+(function addR401(node) {
+  if (Array.isArray(node)) return node.forEach(addR401);
+  if (!node || typeof node !== 'object') return;
+  if (Array.isArray(node.enum) && node.enum.includes('4.0.0') && !node.enum.includes('4.0.1')) node.enum.push('4.0.1');
+  Object.values(node).forEach(addR401);
+})(schema);
 
 const ajv = new Ajv({ logger: false, allErrors: true, schemaId: 'auto' });
 ajv.addMetaSchema(require('ajv/lib/refs/json-schema-draft-06.json'));

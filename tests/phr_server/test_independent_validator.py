@@ -16,6 +16,7 @@ missing. Outside CI their absence skips with the reason; in CI (CI=true) it is a
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -31,10 +32,12 @@ from connectors.consent import FileConsent
 from connectors.pipeline import Connector, Report, detect_source
 from connectors.pseudonym import Pseudonymizer
 from connectors.transport import Outcomes, transaction
+from phr_core.identifiers import source_record_system
 from phr_server.demo import demo_organization
 from phr_server.demo_family import resources as demo_family
 from tests.conftest import IN_CI
 from tests.connectors.helpers import CITY, KEY, consents, make_city
+from tests.phr_server.conftest import MUNI, World
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR_DIR = ROOT / "tests" / "fhir_validator"
@@ -337,3 +340,143 @@ def test_demo_data_is_valid(validator: Validator) -> None:
     items = [("demo organization", demo_organization())]
     items += [(f"demo family {r['id']}", r) for r in demo_family()]
     validator.assert_valid(items)
+
+
+# --- what the server stores and serves over HTTP -------------------------------------------------
+
+
+def _consent_entry(patient_urn: str, code: str) -> dict[str, Any]:
+    """A Consent a city's system could record for a person (the platform's own consents live
+    in the consent service; the PHR server accepts and serves Consent resources all the same)."""
+    system = source_record_system(MUNI, "consent")
+    return {
+        "fullUrl": "urn:uuid:5d1c4c8e-0f6b-4a61-9d55-7f1b2b0c0001",
+        "resource": {
+            "resourceType": "Consent",
+            "identifier": [{"system": system, "value": f"consent:{code}"}],
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": patient_urn},
+            "dateTime": "2024-04-01T09:00:00+09:00",
+            "policy": [{"uri": "urn:phr-platform:policy:records-to-phr"}],
+            "provision": {"type": "permit", "period": {"start": "2024-04-01"}},
+        },
+        "request": {"method": "PUT", "url": f"Consent?identifier={system}|consent:{code}"},
+    }
+
+
+def _json(resp: Any, status: int, what: str) -> dict[str, Any]:
+    assert resp.status_code == status, (what, resp.status_code, resp.get_data(as_text=True)[:500])
+    assert resp.mimetype == "application/fhir+json", (what, resp.mimetype)
+    return resp.get_json()
+
+
+def test_what_the_server_stores_and_serves_is_valid(
+    world: World, validator: Validator, synth_bundles: list[dict[str, Any]]
+) -> None:
+    """Everything the connectors load, stored and served back: transaction responses, read,
+    vread, history, searches (paging, _include, _sort, _summary=count), $everything,
+    AuditEvent, Provenance, Consent, /metadata, and the error OperationOutcomes."""
+    connector = world.connector()
+    served: list[tuple[str, Any]] = []
+    locations: list[str] = []
+    bundles = copy.deepcopy(synth_bundles[:6])  # the fixture is shared by both databases
+    first = bundles[0]["entry"][0]
+    assert first["resource"]["resourceType"] == "Patient"
+    code = first["resource"]["identifier"][0]["value"]
+    bundles[0]["entry"].append(_consent_entry(first["fullUrl"], code))
+    for i, b in enumerate(bundles):
+        body = _json(world.post(connector, b), 200, f"transaction {i}")
+        served.append((f"transaction-response {i}", body))
+        locations += [e["response"]["location"] for e in body["entry"]]
+    # loading the same Bundle again: every entry unchanged, with an OperationOutcome
+    served.append(("transaction-response again", _json(world.post(connector, bundles[1]), 200, "")))
+
+    by_type: dict[str, list[str]] = {}
+    for loc in dict.fromkeys(locations):
+        by_type.setdefault(loc.split("/")[0], []).append(loc)
+    assert set(by_type) >= MAPPED_TYPES | {"Consent"}
+    for rtype, locs in by_type.items():
+        for loc in locs[:8]:
+            ref = loc.split("/_history")[0]
+            served.append((f"read {ref}", _json(world.get(f"/{ref}", connector), 200, ref)))
+            served.append((f"vread {loc}", _json(world.get(f"/{loc}", connector), 200, loc)))
+            hist = f"/{ref}/_history"
+            served.append((f"history {ref}", _json(world.get(hist, connector), 200, hist)))
+        pages = f"/{rtype}?_count=3"
+        for _page in range(3):  # paging: the first pages, by their next links
+            page = _json(world.get(pages, connector), 200, pages)
+            served.append((f"search {pages}", page))
+            nxt = [x["url"] for x in page.get("link", []) if x["relation"] == "next"]
+            if not nxt:
+                break
+            pages = "/" + nxt[0].split("://", 1)[1].split("/", 1)[1]
+        count = f"/{rtype}?_summary=count"
+        served.append((f"search {count}", _json(world.get(count, connector), 200, count)))
+
+    patient_id = by_type["Patient"][0].split("/")[1]
+    for path in (
+        f"/Observation?subject=Patient/{patient_id}&_include=Observation:subject&_sort=-date",
+        f"/Immunization?patient=Patient/{patient_id}&_include=Immunization:patient",
+        f"/ExplanationOfBenefit?patient=Patient/{patient_id}&_include=ExplanationOfBenefit:patient",
+        "/Observation?date=ge2000-01-01&_sort=date&_count=5",
+        f"/Patient/{patient_id}/$everything",
+        "/Provenance?_count=5",
+    ):
+        served.append((f"GET {path}", _json(world.get(path, connector), 200, path)))
+    provenance = served[-1][1]["entry"][0]["resource"]
+    served.append(
+        ("read Provenance", _json(world.get(f"/Provenance/{provenance['id']}", connector), 200, ""))
+    )
+
+    # the person's own view: their app reads, and AuditEvents of those reads
+    person = world.user("sub-validator", codes=[(code, "self")], scopes="patient/*.rs")
+    for path in (f"/Patient/{patient_id}", f"/Patient/{patient_id}/$everything", "/Consent"):
+        served.append((f"person GET {path}", _json(world.get(path, person), 200, path)))
+    audit = _json(world.get("/AuditEvent?_count=5", person), 200, "AuditEvent search")
+    served.append(("AuditEvent search", audit))
+    assert audit["entry"], audit
+    event = audit["entry"][0]["resource"]
+    for path in (f"/AuditEvent/{event['id']}", f"/AuditEvent/{event['id']}/_history"):
+        served.append((f"GET {path}", _json(world.get(path, person), 200, path)))
+
+    served.append(("metadata", _json(world.client.get("/metadata"), 200, "metadata")))
+
+    # error bodies: OperationOutcomes
+    bad = json.loads(json.dumps(bundles[0]))
+    bad["entry"][1]["resource"]["status"] = "bogus"
+    errors = [
+        ("bad search parameter", world.get("/Observation?bogus=1", connector), 400),
+        ("malformed date", world.get("/Observation?date=2024-13", connector), 400),
+        ("unknown type", world.get("/Medication/x", connector), 404),
+        ("missing resource", world.get("/Observation/nope", connector), 404),
+        ("no token", world.client.get("/Observation"), 401),
+        ("app writes", world.post(person, bundles[0]), 403),
+        ("invalid resource", world.post(connector, bad), 400),
+        ("not JSON", world.post(connector, "not a bundle"), 400),
+        ("unsupported interaction", world.client.delete(f"/{by_type['Patient'][0]}"), 405),
+    ]
+    stale = world.client.put(
+        f"/{by_type['Patient'][0].split('/_history')[0]}",
+        data=json.dumps(first["resource"]),
+        headers={
+            "Authorization": f"Bearer {connector}",
+            "Content-Type": "application/fhir+json",
+            "If-Match": 'W/"999"',
+        },
+    )
+    errors.append(("If-Match mismatch", stale, 412))
+    for what, resp, status in errors:
+        body = _json(resp, status, what)
+        assert body["resourceType"] == "OperationOutcome", (what, body)
+        served.append((f"error: {what}", body))
+
+    validator.assert_valid(served)
