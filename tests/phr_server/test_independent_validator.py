@@ -35,6 +35,7 @@ from connectors.transport import Outcomes, transaction
 from phr_core.identifiers import source_record_system
 from phr_server.demo import demo_organization
 from phr_server.demo_family import resources as demo_family
+from phr_server.validation import Invalid, validate
 from tests.conftest import IN_CI
 from tests.connectors.helpers import CITY, KEY, consents, make_city
 from tests.phr_server.conftest import MUNI, World
@@ -480,3 +481,129 @@ def test_what_the_server_stores_and_serves_is_valid(
         served.append((f"error: {what}", body))
 
     validator.assert_valid(served)
+
+
+# --- the server refuses what the validator flags -----------------------------------------------
+
+
+def _standalone(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Bundle's resources with `urn:uuid:` references turned into `Type/id`, so that each
+    can be validated on its own."""
+    types = {e["fullUrl"]: e["resource"]["resourceType"] for e in bundle["entry"]}
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: f"{types[v]}/{v[9:]}" if k == "reference" and v in types else fix(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [fix(x) for x in node]
+        return node
+
+    return [fix(e["resource"]) for e in bundle["entry"]]
+
+
+def _mutants(resource: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Copies of `resource` broken in one place each: an element removed, emptied, blanked or
+    given a bad value, an unknown element added, an unknown code, a reference to another type,
+    a reversed period."""
+    out: list[tuple[str, dict[str, Any]]] = []
+
+    def keep(what: str) -> None:
+        out.append((what, copy.deepcopy(resource)))
+
+    def walk(node: Any, path: str, setter: Any) -> None:
+        if isinstance(node, dict):
+            for k in list(node):
+                if k == "resourceType":
+                    continue
+                v = node.pop(k)
+                keep(f"{path}.{k} removed")
+                node[k] = v
+                walk(v, f"{path}.{k}", lambda new, o=node, k=k: o.__setitem__(k, new))
+            if path:
+                node["unknownElement"] = 1
+                keep(f"{path}.unknownElement added")
+                del node["unknownElement"]
+            if isinstance(node.get("code"), str) and "system" in node:
+                c, node["code"] = node["code"], "no-such-code"
+                keep(f"{path}.code unknown")
+                node["code"] = c
+            ref = node.get("reference")
+            if isinstance(ref, str) and "/" in ref:
+                for t in ("Organization", "Patient", "Observation"):
+                    if not ref.startswith(t + "/"):
+                        node["reference"] = f"{t}/x1"
+                        keep(f"{path}.reference to {t}")
+                node["reference"] = ref
+            if "start" in node and "end" in node:
+                s, e = node["start"], node["end"]
+                node["start"], node["end"] = "2030-01-01", "2020-01-01"
+                keep(f"{path} reversed")
+                node["start"], node["end"] = s, e
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]", lambda new, o=node, i=i: o.__setitem__(i, new))
+            saved = list(node)
+            node.clear()
+            keep(f"{path} emptied")
+            node.extend(saved)
+        elif isinstance(node, str):
+            for bad in ("", " padded ", "two  spaces", "bogus value"):
+                setter(bad)
+                keep(f"{path} = {bad!r}")
+            setter(node)
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            for bad in (-1, 0):
+                setter(bad)
+                keep(f"{path} = {bad}")
+            setter(node)
+
+    walk(resource, resource["resourceType"], None)
+    return out
+
+
+def test_the_server_refuses_what_the_validator_flags(validator: Validator) -> None:
+    """Every resource type the connectors and the demo produce, one of each shape, broken in
+    every way _mutants knows: each copy the independent validator finds an error in, the
+    server's validation refuses too (and the unbroken ones it accepts)."""
+    bundles = _connector_bundles(
+        SAMPLES, SAMPLE_KEY, FileConsent(SAMPLES / "consents.json"), SAMPLES / "register.csv"
+    )
+    resources = [r for b in bundles for r in _standalone(b)]
+    resources += [demo_organization(), *demo_family()]
+    shapes: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in resources:
+        shapes.setdefault((r["resourceType"], json.dumps(sorted(r))), r)
+    mutants: list[tuple[str, Any]] = []
+    for n, r in enumerate(shapes.values()):
+        validate(r)  # the originals are valid
+        mutants += [(f"#{n} {what}", m) for what, m in _mutants(copy.deepcopy(r))]
+    assert len(mutants) > 1000
+    flagged: dict[str, list[dict[str, Any]]] = {}
+    for i in validator.issues(mutants):
+        if i["severity"] == "error":
+            flagged.setdefault(i["label"], []).append(i)
+    assert len(flagged) > 500
+    accepted = []
+    for label, resource in mutants:
+        if label in flagged:
+            try:
+                validate(resource)
+            except Invalid:
+                continue
+            accepted.append(f"{label}: {flagged[label][0]['message']}")
+    assert not accepted, f"{len(accepted)} accepted:\n" + "\n".join(accepted[:30])
+
+
+def test_the_servers_code_system_table_is_the_r4_definitions(validator: Validator) -> None:
+    """phr_server/fhir_r4_code_systems.json is what tests/fhir_validator/codesystems.mjs
+    derives from the pinned R4 definitions (regenerate it with that script after an update)."""
+    node = shutil.which("node")
+    assert node is not None
+    done = subprocess.run(
+        [node, "codesystems.mjs"], cwd=VALIDATOR_DIR, capture_output=True, check=True
+    )
+    stored = (ROOT / "phr_server" / "fhir_r4_code_systems.json").read_bytes()
+    assert done.stdout == stored
