@@ -169,6 +169,23 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "Organization.telecom[0].use",
     ),
     (
+        "att-1",
+        {"resourceType": "Patient", "photo": [{"data": "aGk="}]},
+        "Patient.photo[0].contentType",
+    ),
+    (
+        "sev-1",
+        {
+            "resourceType": "AuditEvent",
+            "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110"},
+            "recorded": "2024-05-01T10:00:00+09:00",
+            "agent": [{"requestor": True, "who": {"display": "app"}}],
+            "source": {"observer": {"display": "phr"}},
+            "entity": [{"name": "x", "query": "eA=="}],
+        },
+        "AuditEvent.entity[0]",
+    ),
+    (
         "pat-1",
         {"resourceType": "Patient", "contact": [{"gender": "female"}]},
         "Patient.contact[0]",
