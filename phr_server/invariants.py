@@ -42,7 +42,33 @@ def _issue(expression: str, diagnostics: str, code: str = "invariant") -> dict[s
 
 def json_form(node: Any, path: str, out: Issues) -> None:
     """ele-1 and the JSON representation: no null, no empty string, object or array anywhere
-    (an element is present with a value or not at all)."""
+    (an element is present with a value or not at all). A quick pass first; the paths are
+    built only for a resource that has such a problem."""
+    if _well_formed(node):
+        return
+    _json_form(node, path, out)
+
+
+def _well_formed(node: Any) -> bool:
+    if isinstance(node, dict):
+        if not node:
+            return False
+        values: Any = node.values()
+    elif isinstance(node, list):
+        if not node:
+            return False
+        values = node
+    else:
+        return node != ""
+    for v in values:
+        if v is None or v == "":
+            return False
+        if (type(v) is dict or type(v) is list) and not _well_formed(v):
+            return False
+    return True
+
+
+def _json_form(node: Any, path: str, out: Issues) -> None:
     if isinstance(node, dict):
         if not node:
             out.append(_issue(path, f"{path} is an empty object (ele-1)"))
@@ -50,7 +76,7 @@ def json_form(node: Any, path: str, out: Issues) -> None:
             if v is None:
                 out.append(_issue(f"{path}.{k}", f"{path}.{k} is null; leave it out", "structure"))
             elif isinstance(v, dict | list | str):
-                json_form(v, f"{path}.{k}", out)
+                _json_form(v, f"{path}.{k}", out)
     elif isinstance(node, list):
         if not node:
             out.append(_issue(path, f"{path} is an empty array; leave it out", "structure"))
@@ -58,7 +84,7 @@ def json_form(node: Any, path: str, out: Issues) -> None:
             if v is None:
                 out.append(_issue(f"{path}[{i}]", f"{path}[{i}] is null", "structure"))
             elif isinstance(v, dict | list | str):
-                json_form(v, f"{path}[{i}]", out)
+                _json_form(v, f"{path}[{i}]", out)
     elif node == "":
         out.append(_issue(path, f"{path} is an empty string; leave it out", "value"))
 
@@ -84,22 +110,22 @@ def primitive_formats(obj: Any, raw: dict[str, Any], path: str, out: Issues) -> 
     """uri, url, canonical, oid and uuid values hold no whitespace; a code has no leading,
     trailing or doubled whitespace (R4 primitive type regexes)."""
     uris, codes = _formats(type(obj))
-    for keys, bad, what in ((uris, WHITESPACE.search, "a URI without whitespace"),):
-        for key in keys:
-            for v, p in _values(raw, key, path):
-                if isinstance(v, str) and bad(v):
-                    out.append(_issue(p, f"{p} must be {what}", "value"))
+    for key in uris:
+        v = raw.get(key)
+        if v is None:
+            continue
+        for item in v if isinstance(v, list) else (v,):
+            if isinstance(item, str) and WHITESPACE.search(item):
+                p = f"{path}.{key}"
+                out.append(_issue(p, f"{p} must be a URI without whitespace", "value"))
     for key in codes:
-        for v, p in _values(raw, key, path):
-            if isinstance(v, str) and v and not CODE_RE.match(v):
+        v = raw.get(key)
+        if v is None:
+            continue
+        for item in v if isinstance(v, list) else (v,):
+            if isinstance(item, str) and item and not CODE_RE.match(item):
+                p = f"{path}.{key}"
                 out.append(_issue(p, f"{p}: no leading, trailing or double spaces", "value"))
-
-
-def _values(raw: dict[str, Any], key: str, path: str) -> list[tuple[Any, str]]:
-    v = raw.get(key)
-    if isinstance(v, list):
-        return [(x, f"{path}.{key}[{i}]") for i, x in enumerate(v)]
-    return [] if v is None else [(v, f"{path}.{key}")]
 
 
 # --- data types ---------------------------------------------------------------------------------
