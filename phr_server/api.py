@@ -393,9 +393,7 @@ def bundle_bytes(
     }
     parts = []
     for f, mode in entries:
-        url = f"{base}/{f.ref}"
-        if btype == "history":
-            url += f"/_history/{f.version}"
+        url = f"{base}/{f.ref}"  # never version-specific (bdl-8); the version is in the etag
         tail = f',"search":{{"mode":"{mode}"}}' if mode else ""
         if btype == "history":
             first = f.version == 1

@@ -2,27 +2,47 @@
 knows, the constraints of theirs that it checks on write, and naming them in `meta.profile`.
 
 A resource may name JP Core profiles in `meta.profile` (the connectors do); each is checked.
-A resource that names none gets its type's base JP Core profile (JP_Observation_Common for an
-Observation), checked the same way. A profile the server does not know is refused: naming it
+A resource that names none gets its type's default JP Core profile (JP_Observation_Common for
+an Observation), checked the same way. A profile the server does not know is refused: naming it
 would claim a conformance nobody checked. Types without a JP Core profile (Claim,
-ExplanationOfBenefit, Provenance, AuditEvent) keep an empty `meta.profile`.
+ExplanationOfBenefit, Provenance, AuditEvent) keep an empty `meta.profile`; so does a
+MedicationDispense that names none: JP_MedicationDispense asks for what a claim does not carry
+(the Rp number, the order in the Rp, the dispensed quantity with its unit code), so it is checked
+when named but never assumed.
 
-Checked, per profile (from the profiles' FSH in jami-fhir-jp-wg/jp-core-v1x):
+Checked, per profile, from the profiles' FSH in jami-fhir-jp-wg/jp-core-v1x (input/fsh/profiles/,
+the file named; the canonical URL of each is its `^url` there):
 
-* JP_Patient: `identifier` 1..*, every `identifier.value` 1..1; a hospital patient-ID system
-  `urn:oid:1.2.392.100495.20.3.51.` is followed by "1" and the 10-digit 医療機関コード.
+* JP_Patient (JP_Patient.fsh): `identifier` 1..*, every `identifier.value` 1..1; a hospital
+  patient-ID system `urn:oid:1.2.392.100495.20.3.51.` is followed by "1" and the 10-digit
+  医療機関コード.
 * JP_Observation_VitalSigns / _BodyMeasurement: `category` 1..*, `subject` 1..1 and only a
   Patient, `effective[x]` only dateTime or Period; BodyMeasurement's first category is
   JP_SimpleObservationCategory_CS#body-measurement.
 * JP_Observation_LabResult: category JP_SimpleObservationCategory_CS#laboratory, `code.coding`
   1..*, `code.text` 1..1, `subject` 1..1 (Patient), `effective[x]` 1..1 (dateTime, Period or
   Timing), `value[x]` only Quantity, CodeableConcept or string, `specimen` 1..*.
+* JP_Condition (JP_Condition.fsh, 2024-11-18) and JP_Procedure (JP_Procedure.fsh): `subject`
+  only Reference(JP_Patient), where the base resource also allows a Group.
+* JP_MedicationDispense (JP_MedicationDispense.fsh with JP_MedicationDispenseBase, 2023-06-26):
+  `identifier` slices rpNumber 1..1 (system urn:oid:1.2.392.100495.20.3.81; the 1.3 drafts'
+  http://jpfhir.jp/fhir/core/mhlw/IdSystem/Medication-RPGroupNumber is accepted too) and
+  orderInRp 1..1 (urn:oid:1.2.392.100495.20.3.82), each with a value; `medication[x]` only
+  CodeableConcept; `subject` 1..1, a Patient; `quantity` 1..1 as JP_MedicationSimpleQuantity
+  (JP_MedicationQuantity.fsh: `value` 1..1, `code` 1..1); `whenHandedOver` 1..1.
+* JP_Immunization (JP_Immunization.fsh, 2025-07-04): `doseQuantity` as
+  JP_MedicationSimpleQuantity; its extensions dueDateOfNextDose, manufacturedDate and
+  certificatedDate at most once each.
+* JP_Organization (JP_Organization.fsh, 2024-11-18): the extensions prefectureNo,
+  organizationCategory and organizationNo at most once each.
 * Every JP Core CodeSystem coding the server knows must use a code of that system
   (JP_SimpleObservationCategory_CS, JP_ConditionDiseaseOutcomeReceipt_CS).
-* The rest (JP_Immunization, JP_Encounter, JP_Condition, JP_Procedure, JP_MedicationDispense,
-  JP_Coverage, JP_Organization, JP_RelatedPerson, JP_Consent) restrict reference targets to
-  JP Core profiles of the same types the base resource allows, which validation.py checks,
-  and otherwise bind codes only as preferred/extensible."""
+* JP_Encounter (JP_Encounter.fsh, 2024-12-30), JP_Coverage (JP_Coverage.fsh, 2024-11-18):
+  reference targets narrowed to the JP Core profiles of the types the base resource allows,
+  which validation.py checks, and open identifier slices with fixed systems, which constrain
+  nothing else. JP_RelatedPerson and JP_Consent (JP_RelatedPerson_dummy.fsh,
+  JP_Consent_dummy.fsh, 2024-11-18) are provisional profiles ("暫定プロファイル") of the base
+  resource with no constraint of their own."""
 
 from __future__ import annotations
 
@@ -94,10 +114,15 @@ def declared(resource: dict[str, Any]) -> list[str]:
     return [p for p in profiles if isinstance(p, str)] if isinstance(profiles, list) else []
 
 
+# type → the profile named when a resource declares none (see the module docstring)
+DEFAULT: dict[str, str] = {t: ps[0] for t, ps in SUPPORTED.items() if t != "MedicationDispense"}
+
+
 def profiles_for(resource: dict[str, Any]) -> list[str]:
     """The profiles `resource` is checked against and named with: those it declares, or its
-    type's base JP Core profile."""
-    return declared(resource) or SUPPORTED.get(str(resource.get("resourceType")), [])[:1]
+    type's default JP Core profile."""
+    default = DEFAULT.get(str(resource.get("resourceType")))
+    return declared(resource) or ([default] if default else [])
 
 
 def stamp(resource: dict[str, Any]) -> None:
@@ -245,8 +270,100 @@ def _lab(res: dict[str, Any], base: str, url: str) -> list[dict[str, Any]]:
     return out
 
 
+def _patient_subject(res: dict[str, Any], base: str, url: str) -> list[dict[str, Any]]:
+    ref = (res.get("subject") or {}).get("reference")
+    if isinstance(ref, str) and not ref.startswith(("Patient/", "urn:uuid:")):
+        return [
+            _issue(
+                f"{base}.subject", f"{_name(url)}: subject must reference a Patient (JP_Patient)"
+            )
+        ]
+    return []
+
+
+RP_NUMBER = (
+    "urn:oid:1.2.392.100495.20.3.81",
+    "http://jpfhir.jp/fhir/core/mhlw/IdSystem/Medication-RPGroupNumber",
+)
+ORDER_IN_RP = "urn:oid:1.2.392.100495.20.3.82"
+
+
+def _simple_quantity(q: Any, where: str, name: str) -> list[dict[str, Any]]:
+    """JP_MedicationSimpleQuantity: value and unit code required."""
+    if not isinstance(q, dict):
+        return []
+    return [
+        _issue(f"{where}.{k}", f"{name}: {where}.{k} is required (JP_MedicationSimpleQuantity)")
+        for k in ("value", "code")
+        if k not in q
+    ]
+
+
+def _medication_dispense(res: dict[str, Any], base: str) -> list[dict[str, Any]]:
+    name = "JP_MedicationDispense"
+    out = []
+    idents = res.get("identifier") or []
+    for systems, slice_name in ((RP_NUMBER, "rpNumber"), ((ORDER_IN_RP,), "orderInRp")):
+        found = [i for i in idents if i.get("system") in systems]
+        if len(found) != 1 or not found[0].get("value"):
+            out.append(
+                _issue(
+                    f"{base}.identifier",
+                    f"{name}: one identifier {slice_name} ({systems[0]}) with a value is required",
+                    "required",
+                )
+            )
+    if "medicationCodeableConcept" not in res:
+        out.append(
+            _issue(f"{base}.medication[x]", f"{name}: medication[x] must be a CodeableConcept")
+        )
+    if not (res.get("subject") or {}).get("reference"):
+        out.append(_issue(f"{base}.subject", f"{name}: subject is required (1..1)", "required"))
+    out += _patient_subject(res, base, JP_CORE + name)
+    if "quantity" not in res:
+        out.append(_issue(f"{base}.quantity", f"{name}: quantity is required (1..1)", "required"))
+    out += _simple_quantity(res.get("quantity"), f"{base}.quantity", name)
+    if "whenHandedOver" not in res:
+        out.append(
+            _issue(f"{base}.whenHandedOver", f"{name}: whenHandedOver is required", "required")
+        )
+    return out
+
+
+def _at_most_once(
+    res: dict[str, Any], base: str, name: str, urls: list[str]
+) -> list[dict[str, Any]]:
+    out = []
+    for url in urls:
+        n = sum(1 for e in res.get("extension") or [] if e.get("url") == url)
+        if n > 1:
+            out.append(_issue(f"{base}.extension", f"{name}: the extension {url} at most once"))
+    return out
+
+
+JP_EXT = "http://jpfhir.jp/fhir/core/Extension/StructureDefinition/"
+
+
+def _immunization(res: dict[str, Any], base: str) -> list[dict[str, Any]]:
+    name = "JP_Immunization"
+    out = _simple_quantity(res.get("doseQuantity"), f"{base}.doseQuantity", name)
+    exts = ["DueDateOfNextDose", "ManufacturedDate", "CertificatedDate"]
+    return out + _at_most_once(res, base, name, [f"{JP_EXT}JP_Immunization_{e}" for e in exts])
+
+
+def _organization(res: dict[str, Any], base: str) -> list[dict[str, Any]]:
+    exts = ["PrefectureNo", "InsuranceOrganizationCategory", "InsuranceOrganizationNo"]
+    urls = [f"{JP_EXT}JP_Organization_{e}" for e in exts]
+    return _at_most_once(res, base, "JP_Organization", urls)
+
+
 RULES = {
     PATIENT: _patient,
+    JP_CORE + "JP_Condition": lambda r, b: _patient_subject(r, b, JP_CORE + "JP_Condition"),
+    JP_CORE + "JP_Procedure": lambda r, b: _patient_subject(r, b, JP_CORE + "JP_Procedure"),
+    JP_CORE + "JP_MedicationDispense": _medication_dispense,
+    JP_CORE + "JP_Immunization": _immunization,
+    JP_CORE + "JP_Organization": _organization,
     OBS_VITAL: lambda r, b: _measurement(r, b, OBS_VITAL),
     OBS_BODY: lambda r, b: _measurement(r, b, OBS_BODY),
     OBS_LAB: lambda r, b: _lab(r, b, OBS_LAB),

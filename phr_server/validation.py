@@ -4,7 +4,12 @@ cardinality, then what they do not check, for every type we accept:
 * codes of required bindings (Observation.status "bogus", Patient.gender "x", …);
 * strings the models silently turn into numbers or booleans ("62.5" for a decimal);
 * invariants: per-1 (Period start after end), qty-3 (Quantity code without system),
-  obs-6 (dataAbsentReason with a value);
+  obs-6 (dataAbsentReason with a value), and in invariants.py the JSON form (ele-1: no empty
+  strings, objects, arrays or nulls), primitive formats (URIs, codes), the other invariants of
+  data types (ext-1, cpt-2, att-1, rng-2) and of the types we accept (con-1/2/4/5, ppc-1,
+  imm-1, mdd-1, obs-3/7, org-1/2/3, pat-1, sev-1), and codes of the code systems the R4
+  specification defines completely;
+* the R4 vital signs profiles for Observations with their LOINC codes (vital_signs.py);
 * reference targets: `Observation.subject` may point at a Patient, not at an Organization;
   references are relative `Type/id`, `#contained` or, inside a transaction, an entry's
   `urn:uuid:`;
@@ -23,7 +28,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import BaseModel, ValidationError
 
-from phr_server import profiles
+from phr_server import invariants, profiles, vital_signs
 from phr_server.dates import parse_range
 from phr_server.indexing import TYPES
 
@@ -410,9 +415,13 @@ def validate(
     ):
         issues.append(issue(f"{base}.dataAbsentReason", "obs-6: dataAbsentReason with a value"))
 
+    issues.extend(invariants.resource_rules(resource, base))
     for obj, p, raw_here in _walk(model, base, resource):
         kind = type(obj).__name__
         _primitive_types(obj, raw_here, p, issues)
+        invariants.primitive_formats(obj, raw_here, p, issues)
+        if (datatype_rule := invariants.DATATYPES.get(kind)) is not None:
+            datatype_rule(raw_here, p, issues)
         for element, allowed in DATATYPE_CODES.get(kind, {}).items():
             value = getattr(obj, element, None)
             if value is not None and value not in allowed:
@@ -435,6 +444,7 @@ def validate(
         if kind == "Reference" and obj.reference is not None:
             element = rtype + _strip_indexes(p[len(base) :])
             issues.extend(_check_reference(obj.reference, p, element, resolve))
+    issues.extend(vital_signs.check(resource, base))  # the R4 vital signs profiles
     issues.extend(profiles.check(resource, base))  # JP Core (profiles.py)
     if issues:
         raise Invalid(issues)
@@ -444,8 +454,8 @@ def _check_reference(
     ref: str, path: str, element: str, resolve: Callable[[str], str | None] | None
 ) -> list[dict[str, Any]]:
     target: str | None
-    if ref.startswith("#"):
-        return []
+    if ref.startswith("#"):  # ref-1: contained resources are refused (invariants.py)
+        return [issue(f"{path}.reference", f"{ref} names no contained resource")]
     if ref.startswith("urn:uuid:"):
         target = resolve(ref) if resolve else None
         if target is None:

@@ -264,9 +264,10 @@ def map_record(ctx: Context, rec: Record, code: str) -> list[Entry]:
     for iy, cz in dispenses:
         mkey = f"{key}:IY:{iy['code']}:{nth('IY', iy['code'])}"
         handed = iso(cz["dispensed"]) if cz else _first_day(iy.get("days", []), re["ym"])
+        # No JP_MedicationDispense: it requires the Rp number, the order in the Rp and the
+        # quantity's unit code, which a receipt does not carry (phr_server/profiles.py).
         md: dict[str, Any] = {
             "resourceType": "MedicationDispense",
-            "meta": {"profile": [JP_SD + "JP_MedicationDispense"]},
             "identifier": ident(system, mkey),
             "status": "completed",
             "medicationCodeableConcept": {"coding": [coding(MASTER_Y, iy["code"])]},

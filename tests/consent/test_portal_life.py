@@ -31,6 +31,9 @@ from tests.consent.conftest import ATTRIBUTES, CITY, Tokens, link_city
 PARENT = "sub-parent-1"
 OTHER_PARENT = "sub-parent-2"
 
+# a body weight is held to the R4 vital signs profile (phr_server/vital_signs.py)
+VITAL_SIGNS = "http://terminology.hl7.org/CodeSystem/observation-category"
+
 
 @dataclass
 class Stack:
@@ -71,6 +74,7 @@ class Stack:
                         "resourceType": "Observation",
                         "identifier": [{"system": system, "value": key}],
                         "status": "final",
+                        "category": [{"coding": [{"system": VITAL_SIGNS, "code": "vital-signs"}]}],
                         "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
                         "subject": {"reference": pid},
                         "effectiveDateTime": "2025-05-01",
