@@ -14,10 +14,11 @@ database serialises the same way)."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from phr_server.bulk import insert_rows
 from phr_server.models import IdentifierClaim, TokenIndex
 
 K = IdentifierClaim.__table__
@@ -39,8 +40,8 @@ def claim(s: Session, claims: dict[Key, str]) -> None:
     sorted order so that two transactions claiming overlapping sets cannot deadlock.
 
     A bulk load claims hundreds of identifiers per Bundle: the owners are looked up a batch at
-    a time and the free ones inserted with one executemany; only taken keys (rare: a race, or
-    a stale claim) are handled one by one."""
+    a time and the free ones inserted in one statement (COPY on PostgreSQL); only taken keys
+    (rare: a race, or a stale claim) are handled one by one."""
     keys = sorted(claims)
     owners: dict[Key, str] = {}
     for i in range(0, len(keys), BATCH):
@@ -60,7 +61,7 @@ def claim(s: Session, claims: dict[Key, str]) -> None:
     ]  # fmt: skip
     if free:
         try:
-            s.execute(insert(K), free)
+            insert_rows(s, K, free)
         except IntegrityError:
             raise Raced("a resource with one of these identifiers was created meanwhile") from None
     for key in keys:

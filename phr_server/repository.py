@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from phr_server.bulk import insert_rows
 from phr_server.dates import instant, to_us
 from phr_server.indexing import TYPES, extract
 from phr_server.models import (
@@ -376,8 +377,7 @@ class Repository:
                         )
                     )
         for table, rows in ((R, fresh), (V, versions), (T, tokens), (D, dates), (C, comps)):
-            if rows:
-                s.execute(insert(table), rows)
+            insert_rows(s, table, rows)  # COPY on PostgreSQL (bulk.py)
         s.expire_all()
         return found
 
