@@ -198,8 +198,7 @@ def _write_audit(
         # AuditEvent is not worth a WAL flush of its own (on a crash PostgreSQL may lose the
         # last fraction of a second of them, never corrupt them). Writes stay durable.
         s.execute(text("SET LOCAL synchronous_commit = on"))
-    for event in _audit_events(s, access, subtype, code, refs, patients):
-        audit.record(s, repo(), event)
+    audit.record_many(s, repo(), _audit_events(s, access, subtype, code, refs, patients))
 
 
 def _audit_events(
