@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from phr_core import jsonbytes
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
 from phr_server import arrivals, audit, dpop, repository, search, tenants, transaction
@@ -509,7 +510,7 @@ def _transaction_response(result: transaction.Result) -> Response:
             }
         entries.append({"fullUrl": f"{base_url()}/{f.ref}", "response": resp})
     body = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
-    return fhir(json.dumps(body, ensure_ascii=False).encode())
+    return fhir(jsonbytes.dumps(body))
 
 
 def _instant(f: Found) -> str:

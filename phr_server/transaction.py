@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from phr_core import jsonbytes
 from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM, patient_id, pseudonym_system
 from phr_server import profiles
 from phr_server.claims import Key, claim
@@ -184,7 +185,7 @@ class _Lookup:
             row = rows.get((conds[i][0], rid))
             if row is None or row.municipality != self.muni or row.content_mac is None:
                 continue
-            res = json.loads(json.dumps(entries[i]["resource"]))  # a copy to resolve refs in
+            res = json.loads(jsonbytes.dumps(entries[i]["resource"]))  # a copy to resolve in
             if not _resolve_urns(res, refs) or res.get("id", rid) != rid:
                 continue
             profiles.stamp(res)
