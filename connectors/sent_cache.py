@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from connectors.mapping.common import Entry
 from connectors.models import SentResource
+from phr_core import jsonbytes
 from phr_core.db import Database
 
 CHUNK = 500
+S = SentResource.__table__
 
 
 def identity(entry: Entry) -> str:
@@ -25,8 +26,8 @@ def identity(entry: Entry) -> str:
 
 
 def content_hash(entry: Entry) -> str:
-    raw = json.dumps(entry.resource, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return base64.urlsafe_b64encode(hashlib.sha256(raw.encode()).digest()[:18]).decode()
+    raw = jsonbytes.dumps(entry.resource, sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:18]).decode()
 
 
 class SentCache:
@@ -63,14 +64,17 @@ class SentCache:
                         SentResource.identity.in_(part),
                     )
                 )
-            s.add_all(
-                SentResource(
-                    municipality_code=self.municipality,
-                    identity=k,
-                    patient_code=v[0],
-                    content_hash=v[1],
-                )
-                for k, v in items.items()
+            s.execute(  # Core, not ORM objects: one executemany for thousands of rows
+                insert(S),
+                [
+                    {
+                        "municipality_code": self.municipality,
+                        "identity": k,
+                        "patient_code": v[0],
+                        "content_hash": v[1],
+                    }
+                    for k, v in items.items()
+                ],
             )
 
     def evict_except(self, consented: set[str]) -> int:
