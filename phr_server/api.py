@@ -13,7 +13,7 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
@@ -210,7 +210,9 @@ def _audit_events(
     query = _query_for_audit()
     if len(patients) <= 1:
         return [audit.build(access, subtype, code, refs, patients, query)]
-    comp = repo().compartments(s, refs)
+    comp = g.pop("phr_compartments", None)  # a transaction knows what it wrote where
+    if comp is None:
+        comp = repo().compartments(s, refs)
     by_patient: dict[str, list[str]] = {pid: [] for pid in patients}
     placed: set[str] = set()
     for r in refs:  # one pass over the refs, not one per Patient (a Bundle has hundreds)
@@ -430,6 +432,7 @@ def transaction_endpoint() -> ResponseReturnValue:
         bundle = _json_body()
         result = transaction.process(s, repo(), access, bundle)
         arrivals.collect(s, result.patients)
+        g.phr_compartments = result.compartments  # for its AuditEvents (_audit_events)
         return _transaction_response(result), result.touched, result.patients
 
     resp = handle("transaction", run)

@@ -53,6 +53,7 @@ class Found:
     version: int
     last_updated: datetime
     body: bytes  # the stored JSON bytes
+    patients: frozenset[str] = frozenset()  # its compartments, when just written (put_many)
 
     @property
     def ref(self) -> str:
@@ -366,7 +367,7 @@ class Repository:
             comps.extend(
                 dict(patient_id=p, resource_type=rtype, resource_id=rid) for p in idx.patients
             )
-            found.append(Found(rtype, rid, version, now, body))
+            found.append(Found(rtype, rid, version, now, body, frozenset(idx.patients)))
         for rtype, ids in replaced.items():  # the old version's index rows go
             for chunk in range(0, len(ids), 500):
                 for table in (T, D, C):

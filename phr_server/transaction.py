@@ -61,6 +61,8 @@ class Result:
     provenance: Found | None
     touched: list[str] = field(default_factory=list)
     patients: set[str] = field(default_factory=set)
+    # `Type/id` → the Patient compartments it was written into (no need to ask the database)
+    compartments: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _own_system(system: str, muni: str) -> bool:
@@ -415,9 +417,10 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
             found = next(written)
             out[k] = Outcome("200 OK" if prev is not None else "201 Created", found)
             result.touched.append(f"{found.ref}/_history/{found.version}")
+            result.compartments[found.ref] = set(found.patients)
     result.entries = [o for o in out if o is not None]
     if result.touched:
-        comp = repo.compartments(s, result.touched)
+        comp = result.compartments  # what was just written where (no need to ask)
         provs = _provenances(result.touched, comp, muni, access.token.client_id, now)
         result.provenance = repo.put_many(s, [(p, muni, None) for p in provs], now)[0]
         result.patients = {pid for pids in comp.values() for pid in pids}
