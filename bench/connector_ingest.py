@@ -322,6 +322,16 @@ def _with_phr_server(args: argparse.Namespace, run):  # type: ignore[no-untyped-
             except OSError:
                 time.sleep(0.1)
 
+        # healthz answers once one worker is up; the others may still be importing the app.
+        # Wait until the server is idle, so the load's CPU figures hold no start-up.
+        last = _tree_cpu(server_proc.pid)
+        for _ in range(100):
+            time.sleep(0.3)
+            now = _tree_cpu(server_proc.pid)
+            if now - last < 0.03:
+                break
+            last = now
+
         def server_cpu() -> float:
             """The server's processes plus, on PostgreSQL, its database backends."""
             total = _tree_cpu(server_proc.pid)
