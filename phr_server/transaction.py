@@ -87,10 +87,12 @@ def _references(node: Any, path: str):  # type: ignore[no-untyped-def]
         if isinstance(node.get("reference"), str):
             yield node, path
         for k, v in node.items():
-            yield from _references(v, f"{path}.{k}")
+            if isinstance(v, dict | list):  # leaves hold no reference: no path for them
+                yield from _references(v, f"{path}.{k}")
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            yield from _references(v, f"{path}[{i}]")
+            if isinstance(v, dict | list):
+                yield from _references(v, f"{path}[{i}]")
 
 
 def _find_identifiers(
