@@ -117,7 +117,7 @@ def _connector(args: argparse.Namespace, sink, db=None):  # type: ignore[no-unty
         report=Report(io.StringIO()),
         batch_size=args.batch_size,
         parallel=args.parallel,
-        validate_resources=not args.server_validates_only,
+        validate_resources=args.local_validation or sink is None,  # a dry run validates
         db=db,
     )
 
@@ -322,6 +322,16 @@ def _with_phr_server(args: argparse.Namespace, run):  # type: ignore[no-untyped-
             except OSError:
                 time.sleep(0.1)
 
+        # healthz answers once one worker is up; the others may still be importing the app.
+        # Wait until the server is idle, so the load's CPU figures hold no start-up.
+        last = _tree_cpu(server_proc.pid)
+        for _ in range(100):
+            time.sleep(0.3)
+            now = _tree_cpu(server_proc.pid)
+            if now - last < 0.03:
+                break
+            last = now
+
         def server_cpu() -> float:
             """The server's processes plus, on PostgreSQL, its database backends."""
             total = _tree_cpu(server_proc.pid)
@@ -362,9 +372,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--parallel", type=int, default=2, help="transactions in flight at once")
     ap.add_argument(
-        "--server-validates-only",
+        "--local-validation",
         action="store_true",
-        help="load without the connector's own R4B validation (the server validates anyway)",
+        help="also run the connector's own R4B check when sending (off by default, as in "
+        "`phr connector run`: the server validates every resource anyway)",
     )
     ap.add_argument("--server", help="PHR server base URL for the end-to-end phase")
     ap.add_argument(

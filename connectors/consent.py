@@ -11,6 +11,7 @@ Offline: a JSON file {"mch": [codes…], "immunization": […], "claims": […]}
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,25 +36,60 @@ class ConsentSource(Protocol):
     def codes(self, category: str) -> set[str]: ...
 
 
+def consent_epochs(source: ConsentSource, categories: Iterable[str]) -> dict[str, str]:
+    """code → a digest of when the consents covering it were given, per category, from a
+    source that knows (the consent service's `since`, after `codes` was asked); empty for one
+    that does not. It changes whenever one of them does: the sent cache then forgets that
+    person."""
+    since = getattr(source, "since", None)
+    if since is None:
+        return {}
+    parts: dict[str, list[str]] = {}
+    for category in sorted(categories):
+        for code, when in since(category).items():
+            parts.setdefault(code, []).append(f"{category}={when}")
+    return {
+        code: hashlib.sha256(" ".join(p).encode()).hexdigest()[:32] for code, p in parts.items()
+    }
+
+
 class FileConsent:
-    """Consented codes from a local JSON file (offline operation)."""
+    """Consented codes from a local JSON file (offline operation); with an optional
+    `"since": {category: {code: time}}` as the consent service gives it."""
 
     def __init__(self, path: Path) -> None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise ValueError("consent file must be a JSON object of category → [codes]")
         self._data = {k: set(v) for k, v in data.items() if isinstance(v, list)}
+        since = data.get("since")
+        self._since = (
+            {k: dict(v) for k, v in since.items() if isinstance(v, dict)}
+            if isinstance(since, dict)
+            else {}
+        )
 
     def codes(self, category: str) -> set[str]:
         return set(self._data.get(category, ()))
+
+    def since(self, category: str) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._since.get(category, {}).items()}
 
 
 class StaticConsent:
-    def __init__(self, data: dict[str, Iterable[str]]) -> None:
+    def __init__(
+        self,
+        data: dict[str, Iterable[str]],
+        since: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self._data = {k: set(v) for k, v in data.items()}
+        self._since = since or {}
 
     def codes(self, category: str) -> set[str]:
         return set(self._data.get(category, ()))
+
+    def since(self, category: str) -> dict[str, str]:
+        return dict(self._since.get(category, {}))
 
 
 class ConsentClient:
@@ -71,6 +107,7 @@ class ConsentClient:
         self.client = JsonClient(self.base, ca_file=ca_file)
         self.municipality = municipality
         self.tokens = tokens
+        self._since: dict[str, dict[str, str]] = {}
 
     def _headers(self) -> dict[str, str]:
         if self.tokens is None:
@@ -89,7 +126,17 @@ class ConsentClient:
         codes = (resp.body or {}).get("codes")
         if not isinstance(codes, list):
             raise ValueError("consent service answered without a codes list")
+        since = (resp.body or {}).get("since")
+        self._since[category] = (
+            {k: v for k, v in since.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(since, dict)
+            else {}
+        )
         return {c for c in codes if isinstance(c, str)}
+
+    def since(self, category: str) -> dict[str, str]:
+        """code → when its consent was given, as the last `codes(category)` answered."""
+        return dict(self._since.get(category, {}))
 
     def link_requests(self) -> list[dict[str, Any]]:
         resp = self.client.request("GET", self._path("/link-requests"), headers=self._headers())

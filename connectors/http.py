@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from connectors.client_key import ClientAssertion
+from phr_core import jsonbytes
 from phr_core.config import is_loopback_host
 
 
@@ -98,7 +99,7 @@ class JsonClient:
         hdrs = {"Accept": "application/json", **(headers or {})}
         body: bytes | None = raw
         if json_body is not None:
-            body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+            body = jsonbytes.dumps(json_body)
             hdrs["Content-Type"] = content_type
         elif form is not None:
             body = urlencode(form).encode()

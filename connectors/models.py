@@ -84,3 +84,18 @@ class SentResource(Base):
     identity: Mapped[str] = mapped_column(String(36))
     patient_code: Mapped[str] = mapped_column(String(64), index=True)
     content_hash: Mapped[str] = mapped_column(String(32))
+
+
+class ConsentEpoch(Base):
+    """Per person, when the consent the sent cache's entries were sent under was given (the
+    consent service's `since`). A different value at the start of a run means the consent
+    was withdrawn and given again in between, perhaps with the records deleted: the person's
+    sent-cache entries are forgotten and everything is sent again."""
+
+    __tablename__ = "connector_consent_epoch"
+    __table_args__ = (UniqueConstraint("municipality_code", "patient_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    municipality_code: Mapped[str] = mapped_column(String(6))
+    patient_code: Mapped[str] = mapped_column(String(64))
+    since: Mapped[str] = mapped_column(String(40))

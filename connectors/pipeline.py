@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import select
 
-from connectors.consent import CATEGORY_BY_SOURCE, ConsentSource
+from connectors.consent import CATEGORY_BY_SOURCE, ConsentSource, consent_epochs
 from connectors.mapping import mch as map_mch
 from connectors.mapping import uke as map_uke
 from connectors.mapping import vaccination as map_vacc
@@ -188,6 +188,9 @@ class Connector:
         if self.db is not None and self.sink is not None and self.use_cache:
             self.cache = SentCache(self.db, self.municipality)
             self.cache.evict_except(everyone)
+            self.cache.evict_reconsented(
+                consent_epochs(self.consent, sorted(set(CATEGORY_BY_SOURCE.values())))
+            )
 
     # --- one record ---------------------------------------------------------------------------
 

@@ -1,23 +1,27 @@
 """What the PHR server has already acknowledged, per resource: a content hash keyed by the
 resource's identity, in the connector database. A re-run maps every consented row again but
 sends only rows whose resources changed, so an unchanged re-run costs reading and hashing, not
-validation and HTTP. Entries of people no longer consenting are evicted at the start of a run,
-so a person who consents again gets everything resent; `--full` ignores the cache."""
+validation and HTTP. At the start of a run, entries of people no longer consenting are
+evicted, and so are those of people whose consent was given anew since (the consent service's
+`since` changed: they may have withdrawn, had their records deleted and consented again, all
+between two runs), so such a person gets everything resent; `--full` ignores the cache."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from connectors.mapping.common import Entry
-from connectors.models import SentResource
+from connectors.models import ConsentEpoch, SentResource
+from phr_core import jsonbytes
 from phr_core.db import Database
 
 CHUNK = 500
+S = SentResource.__table__
+E = ConsentEpoch.__table__
 
 
 def identity(entry: Entry) -> str:
@@ -25,8 +29,8 @@ def identity(entry: Entry) -> str:
 
 
 def content_hash(entry: Entry) -> str:
-    raw = json.dumps(entry.resource, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return base64.urlsafe_b64encode(hashlib.sha256(raw.encode()).digest()[:18]).decode()
+    raw = jsonbytes.dumps(entry.resource, sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:18]).decode()
 
 
 class SentCache:
@@ -63,15 +67,62 @@ class SentCache:
                         SentResource.identity.in_(part),
                     )
                 )
-            s.add_all(
-                SentResource(
-                    municipality_code=self.municipality,
-                    identity=k,
-                    patient_code=v[0],
-                    content_hash=v[1],
-                )
-                for k, v in items.items()
+            s.execute(  # Core, not ORM objects: one executemany for thousands of rows
+                insert(S),
+                [
+                    {
+                        "municipality_code": self.municipality,
+                        "identity": k,
+                        "patient_code": v[0],
+                        "content_hash": v[1],
+                    }
+                    for k, v in items.items()
+                ],
             )
+
+    def evict_reconsented(self, epochs: dict[str, str]) -> int:
+        """Forget the resources of people whose consent was given anew since they were sent
+        (`epochs`: code → when the consent covering it was given, as the consent service says;
+        a person withdraws, has the records deleted and consents again, all between two runs:
+        without this, their records would never be sent again). A person seen for the first
+        time with entries already cached (a cache from before epochs were kept) is forgotten
+        too: sending again is harmless, never sending is not. Then remember the epochs."""
+        if not epochs:
+            return 0
+        with self.db.session() as s:
+            known = {
+                code: since
+                for code, since in s.execute(
+                    select(E.c.patient_code, E.c.since).where(
+                        E.c.municipality_code == self.municipality
+                    )
+                )
+            }
+            changed = [c for c, since in epochs.items() if known.get(c) != since]
+            n = 0
+            for i in range(0, len(changed), CHUNK):
+                part = changed[i : i + CHUNK]
+                res = s.execute(
+                    delete(S).where(
+                        S.c.municipality_code == self.municipality, S.c.patient_code.in_(part)
+                    )
+                )
+                n += res.rowcount or 0
+                s.execute(
+                    delete(E).where(
+                        E.c.municipality_code == self.municipality, E.c.patient_code.in_(part)
+                    )
+                )
+            if changed:
+                s.execute(
+                    insert(E),
+                    [
+                        {"municipality_code": self.municipality, "patient_code": c,
+                         "since": epochs[c][:40]}
+                        for c in changed
+                    ],
+                )  # fmt: skip
+            return n
 
     def evict_except(self, consented: set[str]) -> int:
         """Forget resources of people who are no longer among the consented codes."""
@@ -93,4 +144,10 @@ class SentCache:
                     )
                 )
                 n += res.rowcount or 0
+                s.execute(
+                    delete(E).where(
+                        E.c.municipality_code == self.municipality,
+                        E.c.patient_code.in_(gone[i : i + CHUNK]),
+                    )
+                )
             return n

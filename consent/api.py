@@ -5,7 +5,7 @@ are answered from the in-process cache (consent.cache)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -404,6 +404,9 @@ def _city_exists(code: str) -> bool:
         return s.get(Municipality, code) is not None
 
 
+SINCE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 @bp.get("/municipalities/<code>/consents")
 @require(LINKAGE, municipality_arg="code")
 def city_consents(code: str) -> ResponseReturnValue:
@@ -415,9 +418,17 @@ def city_consents(code: str) -> ResponseReturnValue:
         return _not_found("municipality")
     now = utcnow()
     with database().session() as s:
-        codes = linkage.consented_codes(s, code, category, now)
+        since = linkage.consented_since(s, code, category, now)
+    codes = sorted(since)
     return _json(
-        {"municipality": code, "category": category, "as_of": records.iso(now), "codes": codes}
+        {
+            "municipality": code,
+            "category": category,
+            "as_of": records.iso(now),
+            "codes": codes,
+            # fixed width (microseconds always), so the texts sort as the times do
+            "since": {c: since[c].astimezone(UTC).strftime(SINCE_FORMAT) for c in codes},
+        }
     )
 
 

@@ -479,6 +479,16 @@ def consented_codes(
 ) -> list[str]:
     """Codes the city may extract for `category`: people with an active consent of their own,
     and children with an active consent from a current guardian."""
+    return sorted(consented_since(s, municipality, category, now))
+
+
+def consented_since(
+    s: Session, municipality: str, category: str, now: datetime | None = None
+) -> dict[str, datetime]:
+    """`consented_codes`, each with when the newest consent that covers it was given. A
+    withdrawal ends a consent for good; consenting again makes a new one, so this moves
+    whenever consent was interrupted (and the records perhaps deleted in between): the
+    connector then forgets what it had sent for that person and sends it all again."""
     if category not in records.CATEGORIES:
         raise ConsentError("unknown category")
     now = now or utcnow()
@@ -490,6 +500,7 @@ def consented_codes(
             ConsentRecord.patient_code,
             ConsentVersion.categories,
             ConsentVersion.period_end,
+            ConsentRecord.created_at,
         )
         .join(
             ConsentVersion,
@@ -502,13 +513,22 @@ def consented_codes(
             ConsentRecord.status == ACTIVE,
         )
     ).all()
-    views = [
-        (subject, patient_code)
-        for subject, patient_code, categories, end in rows
-        if category in categories and (end is None or records.as_utc(end) > now)
-    ]
-    own = {subject for subject, patient_code in views if patient_code is None}
-    codes: set[str] = set()
+    own: dict[str, datetime] = {}
+    for_children: dict[tuple[str, str], datetime] = {}
+    for subject, patient_code, categories, end, created in rows:
+        if category not in categories or (end is not None and records.as_utc(end) <= now):
+            continue
+        created = records.as_utc(created) or created
+        if patient_code is None:
+            own[subject] = max(created, own.get(subject, created))
+        else:
+            key = (subject, patient_code)
+            for_children[key] = max(created, for_children.get(key, created))
+    codes: dict[str, datetime] = {}
+
+    def add(code: str, since: datetime) -> None:
+        codes[code] = max(since, codes.get(code, since))
+
     if own:
         for subject, code in s.execute(
             select(PatientLink.subject, PatientLink.code).where(
@@ -516,8 +536,7 @@ def consented_codes(
             )
         ):
             if subject in own:
-                codes.add(code)
-    for_children = {(subject, patient_code) for subject, patient_code in views if patient_code}
+                add(code, own[subject])
     if for_children:
         for guardian, child_code in s.execute(
             select(Guardianship.guardian, Guardianship.child_code).where(
@@ -525,8 +544,8 @@ def consented_codes(
             )
         ):
             if (guardian, child_code) in for_children:
-                codes.add(child_code)
-    return sorted(codes)
+                add(child_code, for_children[(guardian, child_code)])
+    return codes
 
 
 def expire_pending(s: Session, older_than: datetime) -> int:

@@ -5,9 +5,10 @@ clients, which must then prove possession some other way: PKCE, DPoP)."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from datetime import UTC, datetime
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from flask import request
 from joserfc import jwt
@@ -22,7 +23,8 @@ from idp.context import idp
 from idp.errors import OAuthError, invalid_client, invalid_request
 from idp.models import DpopJti
 from idp.tokens import sha256_hex
-from phr_core.tokens import b64url_json
+from phr_core.config import is_loopback_host
+from phr_core.tokens import InvalidToken, JwksCache, b64url_json
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ("ES256", "RS256", "PS256")
@@ -96,13 +98,9 @@ def _private_key_jwt(s: Session, form: MultiDict, audiences: list[str]) -> Clien
     client = get_client(s, client_id) if isinstance(client_id, str) else None
     if client is None or client.auth_method != "private_key_jwt":
         raise invalid_client()
-    jwks = client.meta.get("jwks")
-    if not jwks:
-        raise invalid_client("client has no registered keys")
+    keys = _client_keys(client, header.get("kid"))
     try:
-        claims = jwt.decode(
-            assertion, KeySet.import_key_set(jwks), algorithms=list(ASSERTION_ALGS)
-        ).claims
+        claims = jwt.decode(assertion, keys, algorithms=list(ASSERTION_ALGS)).claims
     except (JoseError, ValueError):
         raise invalid_client("client assertion signature is invalid") from None
     aud = claims.get("aud")
@@ -121,6 +119,44 @@ def _private_key_jwt(s: Session, form: MultiDict, audiences: list[str]) -> Clien
     if not _first_use(client.client_id, claims["jti"], claims["exp"]):
         raise invalid_client("client assertion was already used (replayed jti)")
     return client
+
+
+# jwks_uri → its keys, fetched on first use, kept JWKS_TTL seconds and fetched again at once
+# (at most every JWKS_MIN_REFETCH seconds) when an assertion names a key id not among them: a
+# client that rotates its key publishes the new one and uses it, nothing to re-register.
+JWKS_TTL = 300.0
+JWKS_MIN_REFETCH = 5.0
+_jwks_caches: dict[str, JwksCache] = {}
+_jwks_lock = threading.Lock()
+
+
+def _client_keys(client: ClientView, kid: object) -> KeySet:
+    """The client's registered public keys: inline `jwks`, else those its `jwks_uri` serves
+    (https, or http on loopback for development)."""
+    jwks = client.meta.get("jwks")
+    if jwks:
+        try:
+            return KeySet.import_key_set(jwks)
+        except (JoseError, ValueError, TypeError):
+            raise invalid_client("client's registered jwks is not a JWK Set") from None
+    uri = client.meta.get("jwks_uri")
+    if not isinstance(uri, str) or not uri:
+        raise invalid_client("client has no registered keys")
+    parts = urlsplit(uri)
+    if not (
+        parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
+    ):
+        raise invalid_client("client's jwks_uri must use https")
+    with _jwks_lock:
+        cache = _jwks_caches.get(uri)
+        if cache is None:
+            if len(_jwks_caches) >= 1000:  # bounded: one entry per registered jwks_uri
+                _jwks_caches.clear()
+            cache = _jwks_caches[uri] = JwksCache(uri, JWKS_TTL, JWKS_MIN_REFETCH)
+    try:
+        return cache.keys(kid if isinstance(kid, str) else None)
+    except (InvalidToken, JoseError, KeyError, TypeError):
+        raise invalid_client("client's jwks_uri could not be fetched as a JWK Set") from None
 
 
 def _first_use(client_id: str, jti: str, exp: int) -> bool:

@@ -13,10 +13,11 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from phr_core import jsonbytes
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
 from phr_server import arrivals, audit, dpop, repository, search, tenants, transaction
@@ -198,8 +199,7 @@ def _write_audit(
         # AuditEvent is not worth a WAL flush of its own (on a crash PostgreSQL may lose the
         # last fraction of a second of them, never corrupt them). Writes stay durable.
         s.execute(text("SET LOCAL synchronous_commit = on"))
-    for event in _audit_events(s, access, subtype, code, refs, patients):
-        audit.record(s, repo(), event)
+    audit.record_many(s, repo(), _audit_events(s, access, subtype, code, refs, patients))
 
 
 def _audit_events(
@@ -210,7 +210,9 @@ def _audit_events(
     query = _query_for_audit()
     if len(patients) <= 1:
         return [audit.build(access, subtype, code, refs, patients, query)]
-    comp = repo().compartments(s, refs)
+    comp = g.pop("phr_compartments", None)  # a transaction knows what it wrote where
+    if comp is None:
+        comp = repo().compartments(s, refs)
     by_patient: dict[str, list[str]] = {pid: [] for pid in patients}
     placed: set[str] = set()
     for r in refs:  # one pass over the refs, not one per Patient (a Bundle has hundreds)
@@ -428,6 +430,7 @@ def transaction_endpoint() -> ResponseReturnValue:
         bundle = _json_body()
         result = transaction.process(s, repo(), access, bundle)
         arrivals.collect(s, result.patients)
+        g.phr_compartments = result.compartments  # for its AuditEvents (_audit_events)
         return _transaction_response(result), result.touched, result.patients
 
     resp = handle("transaction", run)
@@ -508,7 +511,7 @@ def _transaction_response(result: transaction.Result) -> Response:
             }
         entries.append({"fullUrl": f"{base_url()}/{f.ref}", "response": resp})
     body = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
-    return fhir(json.dumps(body, ensure_ascii=False).encode())
+    return fhir(jsonbytes.dumps(body))
 
 
 def _instant(f: Found) -> str:

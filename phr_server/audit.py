@@ -148,6 +148,16 @@ def record(s: Session, repo: Repository, event: dict[str, Any]) -> None:
     )
 
 
+def record_many(s: Session, repo: Repository, events: list[dict[str, Any]]) -> None:
+    """Store several AuditEvents (a transaction Bundle touching many Patients writes one per
+    Patient): one event goes in as `record` writes it, more together through
+    `Repository.put_many`, a few bulk statements instead of one per event."""
+    if len(events) == 1:
+        record(s, repo, events[0])
+    elif events:
+        repo.put_many(s, [(e, PLATFORM_SCOPE, None) for e in events], history=False)
+
+
 # The same rows repository.put writes for a new resource without history, in one statement.
 _PG_INSERT = text(
     """

@@ -14,10 +14,11 @@ database serialises the same way)."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from phr_server.bulk import insert_rows
 from phr_server.models import IdentifierClaim, TokenIndex
 
 K = IdentifierClaim.__table__
@@ -38,10 +39,70 @@ def claim(s: Session, claims: dict[Key, str]) -> None:
     """Claim each identifier for the resource id it maps to, or raise Raced. Keys are taken in
     sorted order so that two transactions claiming overlapping sets cannot deadlock.
 
-    A bulk load claims hundreds of identifiers per Bundle: the owners are looked up a batch at
-    a time and the free ones inserted with one executemany; only taken keys (rare: a race, or
-    a stale claim) are handled one by one."""
+    A bulk load claims hundreds of identifiers per Bundle. On PostgreSQL the free ones are
+    inserted in one statement (INSERT … ON CONFLICT DO NOTHING RETURNING) and only the keys it
+    did not insert are looked up; elsewhere the owners are looked up a batch at a time and the
+    free ones inserted with one executemany. Taken keys (rare: a race, or a stale claim) are
+    handled one by one."""
     keys = sorted(claims)
+    if s.bind.dialect.name == "postgresql":
+        taken = _insert_free(s, keys, claims)
+        owners = _owners(s, taken)
+        for key in taken:
+            if key not in owners:  # its holder went away meanwhile: run the whole thing again
+                raise Raced("an identifier claim changed meanwhile")
+            _take_over(s, key, owners[key], claims[key])
+        return
+    owners = _owners(s, keys)
+    free = [
+        {"resource_type": k[0], "municipality": k[1], "system": k[2], "value": k[3],
+         "resource_id": claims[k]}
+        for k in keys
+        if k not in owners
+    ]  # fmt: skip
+    if free:
+        try:
+            insert_rows(s, K, free)
+        except IntegrityError:
+            raise Raced("a resource with one of these identifiers was created meanwhile") from None
+    for key in keys:
+        if key in owners:
+            _take_over(s, key, owners[key], claims[key])
+
+
+# PostgreSQL: every free identifier claimed in one statement, in key order; the keys already
+# held come back missing from RETURNING (a concurrent claim not yet committed is waited for).
+_PG_CLAIM = text(
+    """
+INSERT INTO fhir_identifier_claim (resource_type, municipality, system, value, resource_id)
+SELECT * FROM unnest(CAST(:t AS varchar[]), CAST(:m AS varchar[]), CAST(:s AS varchar[]),
+                     CAST(:v AS varchar[]), CAST(:r AS varchar[]))
+ON CONFLICT DO NOTHING
+RETURNING resource_type, municipality, system, value
+"""
+)
+
+
+def _insert_free(s: Session, keys: list[Key], claims: dict[Key, str]) -> list[Key]:
+    """Claim the free keys (PostgreSQL); the keys someone else holds."""
+    done: set[Key] = set()
+    for i in range(0, len(keys), BATCH * 4):
+        chunk = keys[i : i + BATCH * 4]
+        rows = s.execute(
+            _PG_CLAIM,
+            {
+                "t": [k[0] for k in chunk],
+                "m": [k[1] for k in chunk],
+                "s": [k[2] for k in chunk],
+                "v": [k[3] for k in chunk],
+                "r": [claims[k] for k in chunk],
+            },
+        )
+        done.update((r[0], r[1], r[2], r[3]) for r in rows)
+    return [k for k in keys if k not in done]
+
+
+def _owners(s: Session, keys: list[Key]) -> dict[Key, str]:
     owners: dict[Key, str] = {}
     for i in range(0, len(keys), BATCH):
         chunk = keys[i : i + BATCH]
@@ -52,20 +113,7 @@ def claim(s: Session, claims: dict[Key, str]) -> None:
             ).where(cols.in_(chunk))
         ):
             owners[(row[0], row[1], row[2], row[3])] = row[4]
-    free = [
-        {"resource_type": k[0], "municipality": k[1], "system": k[2], "value": k[3],
-         "resource_id": claims[k]}
-        for k in keys
-        if k not in owners
-    ]  # fmt: skip
-    if free:
-        try:
-            s.execute(insert(K), free)
-        except IntegrityError:
-            raise Raced("a resource with one of these identifiers was created meanwhile") from None
-    for key in keys:
-        if key in owners:
-            _take_over(s, key, owners[key], claims[key])
+    return owners
 
 
 def _take_over(s: Session, key: Key, owner: str, rid: str) -> None:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from phr_server.bulk import insert_rows
 from phr_server.dates import instant, to_us
 from phr_server.indexing import TYPES, extract
 from phr_server.models import (
@@ -52,6 +53,7 @@ class Found:
     version: int
     last_updated: datetime
     body: bytes  # the stored JSON bytes
+    patients: frozenset[str] = frozenset()  # its compartments, when just written (put_many)
 
     @property
     def ref(self) -> str:
@@ -365,7 +367,7 @@ class Repository:
             comps.extend(
                 dict(patient_id=p, resource_type=rtype, resource_id=rid) for p in idx.patients
             )
-            found.append(Found(rtype, rid, version, now, body))
+            found.append(Found(rtype, rid, version, now, body, frozenset(idx.patients)))
         for rtype, ids in replaced.items():  # the old version's index rows go
             for chunk in range(0, len(ids), 500):
                 for table in (T, D, C):
@@ -376,8 +378,7 @@ class Repository:
                         )
                     )
         for table, rows in ((R, fresh), (V, versions), (T, tokens), (D, dates), (C, comps)):
-            if rows:
-                s.execute(insert(table), rows)
+            insert_rows(s, table, rows)  # COPY on PostgreSQL (bulk.py)
         s.expire_all()
         return found
 

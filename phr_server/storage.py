@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from phr_core import jsonbytes
 from phr_core.secrets import derive_key
 from phr_server.models import DataKey
 
@@ -200,8 +201,8 @@ def canonical(resource: dict[str, Any]) -> bytes:
         content["meta"] = meta
     else:
         content.pop("meta", None)
-    return json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return jsonbytes.dumps(content, sort_keys=True)
 
 
 def serialize(resource: dict[str, Any]) -> bytes:
-    return json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsonbytes.dumps(resource)

@@ -20,6 +20,7 @@ Each problem is an OperationOutcome issue whose `expression` names the element, 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -270,12 +271,25 @@ def _walk(obj: Any, path: str, raw: Any) -> Iterator[tuple[BaseModel, str, dict[
         return
     here = raw if isinstance(raw, dict) else {}
     yield obj, path, here
-    for name, info in type(obj).model_fields.items():
-        value = getattr(obj, name, None)
-        if value is None or name == "fhir_comments":
+    keys = _json_keys(type(obj))
+    for name, value in obj.__dict__.items():  # the field values, in field order
+        if value is None or name == "fhir_comments" or name not in keys:
             continue
-        key = info.alias or name
+        key = keys[name]
         yield from _walk(value, f"{path}.{key}", here.get(key))
+
+
+@functools.cache
+def _json_keys(cls: type[BaseModel]) -> dict[str, str]:
+    """A model class's field names → their JSON keys (aliases), in field order. Read once per
+    class: `model_fields` is a property that costs more than the walk itself."""
+    return {name: info.alias or name for name, info in cls.model_fields.items()}
+
+
+@functools.cache
+def _json_fields(cls: type[BaseModel]) -> dict[str, tuple[int, str]]:
+    """JSON key → (field position, field name) of a model class."""
+    return {key: (i, name) for i, (name, key) in enumerate(_json_keys(cls).items())}
 
 
 def _strip_indexes(path: str) -> str:
@@ -320,10 +334,9 @@ def _primitive_types(
     """_coercions for one model object, comparing its primitive values with the raw JSON at
     the same place: the same findings as dumping the whole model and walking both trees,
     without the dump (which cost about half of validating a resource)."""
-    for name, info in type(obj).model_fields.items():
-        key = info.alias or name
-        if key not in raw:
-            continue
+    fields = _json_fields(type(obj))
+    present = sorted(fields[k] + (k,) for k in raw if k in fields)  # keys given, field order
+    for _, name, key in present:
         value = getattr(obj, name, None)
         if value is None or isinstance(value, BaseModel):
             continue
@@ -356,6 +369,12 @@ def _loc_path(root: str, loc: tuple[Any, ...]) -> str:
     return path
 
 
+@functools.cache
+def _model_class(rtype: str) -> type[BaseModel]:
+    """fhir.resources' class for a type, looked up once (the lookup costs ~4% of a write)."""
+    return get_fhir_model_class(rtype)
+
+
 def validate(
     resource: Any,
     root: str | None = None,
@@ -374,7 +393,7 @@ def validate(
     if "id" in resource and not (isinstance(resource["id"], str) and ID_RE.match(resource["id"])):
         raise Invalid([issue(f"{base}.id", "id must be 1-64 letters, digits, '-' or '.'")])
     try:
-        model = get_fhir_model_class(rtype).model_validate(resource)
+        model = _model_class(rtype).model_validate(resource)
     except ValidationError as exc:
         issues = []
         for err in exc.errors():

@@ -47,10 +47,12 @@ class Entry:
     system: str
     value: str
     resource: dict[str, Any]
+    # Computed once: the pipeline asks for it several times per entry (batching, the sent
+    # cache, the Bundle), and a UUIDv5 is a SHA-1.
+    full_url: str = field(init=False)
 
-    @property
-    def full_url(self) -> str:
-        return full_url(self.resource_type, self.system, self.value)
+    def __post_init__(self) -> None:
+        self.full_url = full_url(self.resource_type, self.system, self.value)
 
     @property
     def request_url(self) -> str:

@@ -95,7 +95,7 @@ def test_consents_from_the_consent_service(env) -> None:  # type: ignore[no-unty
     assert link.exit_code == 0 and "0 matched (0 children named), 0 no match" in link.output
 
 
-def test_no_local_validation_leaves_it_to_the_server(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_sending_leaves_validation_to_the_server_by_default(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import connectors.pipeline as pipeline
 
     srv, inbox = env
@@ -106,9 +106,12 @@ def test_no_local_validation_leaves_it_to_the_server(env, monkeypatch) -> None: 
     real = pipeline.validate
     monkeypatch.setattr(pipeline, "validate", lambda res: (calls.append("v"), real(res)))
     consent = str(inbox / "consents.json")
-    args = ["connector", "run", "--consent-file", consent, "--no-local-validation"]
+    args = ["connector", "run", "--consent-file", consent]
     sent = runner.invoke(main, args)
     assert sent.exit_code == 0, sent.output
     assert srv.state.store and calls == []  # loaded, and the connector validated nothing
-    dry = runner.invoke(main, [*args, "--dry-run"])
+    dry = runner.invoke(main, [*args, "--no-local-validation", "--dry-run"])
     assert dry.exit_code == 0 and calls  # a dry run always validates
+    calls.clear()
+    again = runner.invoke(main, [*args, "--local-validation", "--full"])
+    assert again.exit_code == 0 and calls  # asked for: the connector checks before sending

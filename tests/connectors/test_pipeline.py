@@ -16,6 +16,7 @@ import pytest
 
 from connectors.consent import StaticConsent
 from connectors.http import TokenSource, TransportError, check_url
+from connectors.mapping.common import full_url
 from connectors.pipeline import Connector, Report, detect_source
 from connectors.pseudonym import Pseudonymizer
 from connectors.sent_cache import identity
@@ -23,6 +24,7 @@ from connectors.stub_server import StubServer
 from connectors.transport import FhirTransport
 from phr_core.config import Settings
 from phr_core.db import Database
+from phr_core.identifiers import pseudonym_system
 from tests.connectors.helpers import CITY, KEY, codes_of, consents, make_city
 
 
@@ -324,4 +326,64 @@ def test_parallel_crash_resumes_without_loss_or_duplicates(
     again = _connector(city, server, db=db, parallel=3).run_file(mch)
     assert server.state.store == want_store
     assert (again.read, again.sent) == (want.read, want.sent)
+    db.dispose()
+
+
+def test_reconsent_after_deletion_between_runs_sends_everything_again(
+    city: dict[str, Any], server: StubServer, migrated: Settings
+) -> None:
+    """A person withdraws, has the records deleted and consents again, all between two runs:
+    the connector never sees the withdrawal, only that the consent service's `since` for that
+    person moved; their records must be sent again (the sent cache says they are stored)."""
+    db = Database(migrated.database_urls["connector"])
+    data = {k: set(v) for k, v in json.loads(Path(city["consents"]).read_text("utf-8")).items()}
+    codes = codes_of(city["register"])
+    rows = list(csv.reader(io.StringIO(Path(city["vaccination"]).read_text(encoding="utf-8"))))
+    someone = next(codes[r[1]] for r in rows[1:] if codes[r[1]] in data["immunization"])
+    mine = sum(1 for r in rows[1:] if codes[r[1]] == someone)
+
+    def consent(since: str) -> StaticConsent:
+        epochs = {cat: {c: "2026-04-01T00:00:00Z" for c in cs} for cat, cs in data.items()}
+        for cat in epochs:
+            if someone in epochs[cat]:
+                epochs[cat][someone] = since
+        return StaticConsent(data, epochs)
+
+    vacc = Path(city["vaccination"])
+    first = _connector(city, server, db=db, consent=consent("2026-04-01T00:00:00Z")).run_file(vacc)
+    assert first.sent > 0
+
+    # The PHR server erases the person's records (the portal's "delete my data").
+    urn = full_url("Patient", pseudonym_system(CITY), someone)
+
+    def held() -> list[dict[str, Any]]:
+        return [r for r in server.state.resources() if urn in json.dumps(r)]
+
+    assert len(held()) == mine  # their Immunizations (the stub keeps references as sent)
+    with server.state.lock:
+        for key, res in list(server.state.store.items()):
+            if urn in json.dumps(res) or any(
+                i.get("value") == someone for i in res.get("identifier", [])
+            ):
+                del server.state.store[key]
+    assert held() == []
+
+    # Same consent as before: the cache rightly sends nothing (this is the bug's setting).
+    same = _connector(city, server, db=db, consent=consent("2026-04-01T00:00:00Z")).run_file(vacc)
+    assert same.sent == 0 and same.skipped_unchanged == first.sent
+
+    # Consent given anew (a later `since`): everything of that person goes again, and the
+    # server holds their records again; nobody else's are resent.
+    again = _connector(city, server, db=db, consent=consent("2026-11-26T09:00:00Z")).run_file(vacc)
+    assert again.sent == mine and again.created >= mine
+    assert again.skipped_unchanged == first.sent - mine
+    assert any(
+        any(i.get("value") == someone for i in r.get("identifier", []))
+        for r in server.state.resources("Patient")
+    )
+    assert len(held()) == mine
+
+    # And the next run with that same `since` sends nothing again.
+    after = _connector(city, server, db=db, consent=consent("2026-11-26T09:00:00Z")).run_file(vacc)
+    assert after.sent == 0
     db.dispose()

@@ -164,6 +164,14 @@ def consented_codes(client: FlaskClient, tokens: Tokens) -> list[str]:
     return resp.json["codes"]
 
 
+def consent_since(client: FlaskClient, tokens: Tokens) -> dict[str, str]:
+    resp = client.get(
+        f"/api/v1/municipalities/{CITY}/consents?category=mch", headers=tokens.connector()
+    )
+    assert sorted(resp.json["since"]) == resp.json["codes"]
+    return resp.json["since"]
+
+
 CHILD = [{"code": "C-1", "birthdate": "2025-04-01", "relationship": "mother"}]
 
 
@@ -194,6 +202,7 @@ def test_sources_notices_and_withdrawal_with_deletion(stack: Stack) -> None:
     assert "未読 1 件" in client.get("/me/notices").get_data(as_text=True)
     assert client.post("/me/notices/read", data={"csrf": "wrong"}).status_code == 400
 
+    before = consent_since(client, stack.tokens)
     # Withdraw, asking for what was loaded (the child's too) to go.
     confirm = client.get(f"/me/sources/{CITY}/withdraw?lang=en").get_data(as_text=True)
     assert "Delete the records that already arrived too" in confirm
@@ -225,6 +234,10 @@ def test_sources_notices_and_withdrawal_with_deletion(stack: Stack) -> None:
     )
     assert r.status_code == 303 and r.headers["Location"] == "/me/sources?consented=1"
     assert consented_codes(client, stack.tokens) == ["C-1", "P-1"]
+    # A new consent, so `since` moved for both: the connector sends their records again
+    # (the deleted ones would otherwise never come back; tests/connectors/test_pipeline.py).
+    after = consent_since(client, stack.tokens)
+    assert after["P-1"] > before["P-1"] and after["C-1"] > before["C-1"]
 
 
 def test_withdraw_keeping_what_was_loaded_and_a_shared_child(stack: Stack) -> None:
