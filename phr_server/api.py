@@ -20,6 +20,7 @@ from sqlalchemy import text
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
 from phr_server import arrivals, audit, dpop, repository, search, tenants, transaction
+from phr_server.audit_batch import AuditBacklog, AuditBatch
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
 from phr_server.policy import Access, ConsentUnavailable, Denied, decide
@@ -85,6 +86,16 @@ def base_url() -> str:
 
 def repo() -> Repository:
     return current_app.extensions["phr_repo"]
+
+
+def audit_batch() -> AuditBatch:
+    return current_app.extensions["phr_audit"]
+
+
+def _trail_current(rtype: str) -> None:
+    """Before the audit trail is read: store this worker's queued AuditEvents (audit_batch)."""
+    if rtype == "AuditEvent":
+        audit_batch().flush()
 
 
 # --- authentication -----------------------------------------------------------------------
@@ -154,8 +165,9 @@ def handle(
                         s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                     access = authenticate(s)
                     resp, refs, patients = fn(s, access)
-                    # The AuditEvent commits with the request's own transaction: one round of
-                    # BEGIN/COMMIT, and a write is never stored without its audit record.
+                    # A system client's AuditEvent commits with the request's own transaction:
+                    # a write is never stored without its audit record. A person's requests
+                    # are read-only and their events go to the worker's batch (audit_batch).
                     _write_audit(s, access, subtype, "0", refs, patients, durable=access.system)
                 return resp
             except Raced as exc:  # a concurrent conditional create won: run again, find it
@@ -176,9 +188,13 @@ def handle(
         resp = outcome(412, "conflict", str(exc), exc.issues)
     except Conflict as exc:
         resp = outcome(409, "conflict", str(exc))
+    except AuditBacklog as exc:
+        return outcome(503, "transient", str(exc))
     if access is not None:  # failures are audited too, once we know who asked
-        with db.session() as s:
-            _write_audit(s, access, subtype, "4", [], set(), durable=False)
+        try:
+            audit_batch().add([audit.build(access, subtype, "4", [], set(), _query_for_audit())])
+        except AuditBacklog as exc:
+            return outcome(503, "transient", str(exc))
     return resp
 
 
@@ -193,12 +209,16 @@ def _write_audit(
 ) -> None:
     if not access.system:
         patients &= access.patient_ids
-    if durable and s.bind.dialect.name == "postgresql":
-        # The server's connections commit with synchronous_commit off (app.py): a read's
-        # AuditEvent is not worth a WAL flush of its own (on a crash PostgreSQL may lose the
-        # last fraction of a second of them, never corrupt them). Writes stay durable.
+    events = _audit_events(s, access, subtype, code, refs, patients)
+    if not durable:
+        audit_batch().add(events)
+        return
+    if s.bind.dialect.name == "postgresql":
+        # The server's connections commit with synchronous_commit off (app.py): batched read
+        # AuditEvents are not worth a WAL flush each (on a crash PostgreSQL may lose the last
+        # fraction of a second of them, never corrupt them). Writes stay durable.
         s.execute(text("SET LOCAL synchronous_commit = on"))
-    for event in _audit_events(s, access, subtype, code, refs, patients):
+    for event in events:
         audit.record(s, repo(), event)
 
 
@@ -276,6 +296,7 @@ def read(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
+        _trail_current(rtype)
         f = repo().read(s, access, rtype, rid)
         return (
             fhir(f.body, headers=_etag_headers(f)),
@@ -291,6 +312,7 @@ def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
+        _trail_current(rtype)
         if not vid.isdigit():
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
         f = repo().vread(s, access, rtype, rid, int(vid))
@@ -309,6 +331,7 @@ def history(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
+        _trail_current(rtype)
         versions = repo().history(s, access, rtype, rid)
         self_link = f"{base_url()}/{rtype}/{rid}/_history"
         body = bundle_bytes("history", [(v, None) for v in versions], {"self": self_link})
@@ -322,6 +345,7 @@ def search_type(rtype: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "s")
+        _trail_current(rtype)
         args = list(request.args.items(multi=True))
         q = search.parse(rtype, args, current_app.extensions["phr_cursor_key"])
         if q.summary_count:
