@@ -336,6 +336,34 @@ class Access:
             return false()  # Provenance and the like are for the connectors only
         return and_(*conds)
 
+    def visible_sql(self, rtype: str, perm: str) -> tuple[str, tuple[str, ...]] | None:
+        """`visible()` as an SQL condition on `fhir_resource r` with `?` placeholders, and its
+        parameters, for the shapes without granular filters: the read by id runs it without
+        building and compiling an expression (a third of a read's CPU). None: use visible().
+        tests/phr_server/test_read_path.py checks that both select the same rows."""
+        scopes = self.scopes_for(rtype, perm)
+        if not scopes:
+            return "1 = 0", ()
+        if all(s.filters for s in scopes):
+            return None
+        if self.system:
+            return "r.municipality = ?", (self.municipality or "",)
+        from phr_server.indexing import TYPES
+
+        if rtype == "Patient" or TYPES[rtype].compartment:
+            if not self.patient_ids:
+                return "1 = 0", ()
+            ids = tuple(sorted(self.patient_ids))
+            marks = ", ".join("?" * len(ids))  # placeholders only: the ids are parameters
+            sql = (
+                "EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.resource_type = r.resource_type"  # noqa: S608
+                f" AND c.resource_id = r.id AND c.patient_id IN ({marks}))"
+            )
+            return sql, ids
+        if rtype == "Organization":
+            return "1 = 1", ()
+        return "1 = 0", ()
+
 
 def _is_token_param(rtype: str, name: str) -> bool:
     from phr_server.indexing import TYPES
