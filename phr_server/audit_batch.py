@@ -29,18 +29,14 @@ import weakref
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-
 from phr_core.db import Database
 from phr_server import audit
-from phr_server.models import Base, utcnow
+from phr_server.models import utcnow
 from phr_server.repository import Repository
 
 FLUSH_S = 0.2
 RETRY_S = 1.0
 MAX_PENDING = 10_000
-# Insert order: the resource row before its index rows.
-TABLES = ("fhir_resource", "fhir_token_index", "fhir_date_index", "fhir_compartment")
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +98,7 @@ class AuditBatch:
                 return 0
             try:
                 with self.db.session() as s:
-                    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-                    for event, at in batch:
-                        for name, more in audit.stored_rows(s, self.repo, event, at).items():
-                            rows[name] += more
-                    for name in TABLES:
-                        if rows[name]:
-                            s.execute(insert(Base.metadata.tables[name]), rows[name])
+                    audit.store(s, self.repo, batch)
             except BaseException:
                 with self._lock:
                     self._pending[:0] = batch
