@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
@@ -88,6 +88,11 @@ def repo() -> Repository:
     return current_app.extensions["phr_repo"]
 
 
+def read_engine() -> Engine:
+    """The database engine whose connections commit each statement (app.py)."""
+    return current_app.extensions["phr_read_engine"]
+
+
 def audit_batch() -> AuditBatch:
     return current_app.extensions["phr_audit"]
 
@@ -150,25 +155,24 @@ def authenticate(s: Any) -> Access:
 def handle(
     subtype: str, fn: Callable[[Any, Access], tuple[Response, list[str], set[str]]]
 ) -> Response:
-    """Run `fn` inside a session with the request's Access, turn errors into OperationOutcomes
-    and write the AuditEvent (also for failures once the caller is known)."""
+    """Run `fn` with the request's Access, turn errors into OperationOutcomes and write the
+    AuditEvent (also for failures once the caller is known).
+
+    A read runs on a plain connection that commits each statement by itself (on PostgreSQL:
+    no BEGIN and COMMIT round trips, and no ORM session to set up) and its AuditEvent goes to
+    the worker's batch (audit_batch). A write runs in one transaction with its AuditEvent: it
+    is never stored without its audit record."""
     db = database()
+    reading = request.method == "GET"
     access: Access | None = None
     try:
         for attempt in range(RACE_ATTEMPTS):
             try:
-                with db.session() as s:
-                    if request.method == "GET" and s.bind.dialect.name == "postgresql":
-                        # A read needs no transaction: its SELECTs and its AuditEvent (one
-                        # INSERT statement, audit.record) each commit on their own, which
-                        # saves the BEGIN and COMMIT round trips.
-                        s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                unit = read_engine().connect() if reading else db.session()
+                with unit as s:
                     access = authenticate(s)
                     resp, refs, patients = fn(s, access)
-                    # A system client's AuditEvent commits with the request's own transaction:
-                    # a write is never stored without its audit record. A person's requests
-                    # are read-only and their events go to the worker's batch (audit_batch).
-                    _write_audit(s, access, subtype, "0", refs, patients, durable=access.system)
+                    _write_audit(s, access, subtype, "0", refs, patients, durable=not reading)
                 return resp
             except Raced as exc:  # a concurrent conditional create won: run again, find it
                 if attempt == RACE_ATTEMPTS - 1:

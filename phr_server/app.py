@@ -114,6 +114,13 @@ def create_app(
         )
     app.extensions["phr_patients"] = PatientResolver()
     engine = app.extensions["phr_db"].engine
+    # Reads (api.handle) need no transaction: on PostgreSQL their connections commit each
+    # statement by itself (the same pool, switched per checkout).
+    app.extensions["phr_read_engine"] = (
+        engine.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name == "postgresql"
+        else engine
+    )
     if engine.dialect.name == "postgresql":
         # Batches of read AuditEvents commit without waiting for a WAL flush; every write
         # turns it back on for its own transaction (api._write_audit, durable=True).

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from phr_server.dates import instant, to_us
@@ -32,6 +32,9 @@ V = ResourceVersion.__table__
 C = Compartment.__table__
 T = TokenIndex.__table__
 D = DateIndex.__table__
+
+# What the read methods run on: the request's Session, or a plain Connection for GETs.
+Reader = Session | Connection
 
 EVERYTHING_LIMIT = 5000
 # Types written once and never changed: no version rows (see put(history=False)).
@@ -92,7 +95,7 @@ class Repository:
         self._sql: dict[tuple[str, str], str] = {}  # (paramstyle, condition) -> driver SQL
         self._dates: dict[str, Callable[[Any], Any] | None] = {}  # dialect -> converter
 
-    def _found(self, s: Session, row: Any) -> Found:
+    def _found(self, s: Reader, row: Any) -> Found:
         body = self.keyring.open(s, row.key_id, row.resource_type, row.id, row.version_id, row.body)
         lu = row.last_updated
         if lu.tzinfo is None:  # SQLite hands back naive UTC
@@ -101,7 +104,7 @@ class Repository:
 
     # --- reads --------------------------------------------------------------------------------
 
-    def read(self, s: Session, access: Access, rtype: str, rid: str) -> Found:
+    def read(self, s: Reader, access: Access, rtype: str, rid: str) -> Found:
         visible = access.visible_sql(rtype, "r")
         if visible is None:  # granular scopes: their conditions come from the search code
             row = s.execute(
@@ -116,11 +119,11 @@ class Repository:
             raise NotFound(f"{rtype}/{rid} is not known")
         return self._found(s, row)
 
-    def _fetch_one(self, s: Session, condition: str, params: tuple[Any, ...]) -> _Row | None:
+    def _fetch_one(self, s: Reader, condition: str, params: tuple[Any, ...]) -> _Row | None:
         """The read by id through the driver's cursor on the session's connection: the
         SQLAlchemy statement machinery cost ten times the query itself. The result converter
         of the column type (SQLite stores datetimes as text) is applied as SQLAlchemy would."""
-        conn = s.connection()
+        conn = s if isinstance(s, Connection) else s.connection()
         dialect = conn.dialect
         key = (dialect.paramstyle, condition)
         sql = self._sql.get(key)
@@ -144,7 +147,7 @@ class Repository:
         convert = self._dates[dialect.name]
         return row._replace(last_updated=convert(row.last_updated)) if convert else row
 
-    def vread(self, s: Session, access: Access, rtype: str, rid: str, vid: int) -> Found:
+    def vread(self, s: Reader, access: Access, rtype: str, rid: str, vid: int) -> Found:
         current = self.read(s, access, rtype, rid)  # the policy judges it by its current row
         if current.version == vid and rtype in UNVERSIONED:
             return current
@@ -157,7 +160,7 @@ class Repository:
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
         return self._found(s, row)
 
-    def history(self, s: Session, access: Access, rtype: str, rid: str) -> list[Found]:
+    def history(self, s: Reader, access: Access, rtype: str, rid: str) -> list[Found]:
         current = self.read(s, access, rtype, rid)
         if rtype in UNVERSIONED:
             return [current]
@@ -170,7 +173,7 @@ class Repository:
         )
         return [self._found(s, r) for r in rows]
 
-    def count(self, s: Session, access: Access, q: Query) -> int:
+    def count(self, s: Reader, access: Access, q: Query) -> int:
         from sqlalchemy import func
 
         return (
@@ -180,7 +183,7 @@ class Repository:
             or 0
         )
 
-    def search(self, s: Session, access: Access, q: Query) -> Page:
+    def search(self, s: Reader, access: Access, q: Query) -> Page:
         col = sort_column(q)
         cond = [access.visible(q.rtype, "s"), *q.where]
         backwards = bool(q.cursor and q.cursor["direction"] == "prev")
@@ -227,7 +230,7 @@ class Repository:
         return Page(matches, includes, nxt, prv)
 
     def everything(
-        self, s: Session, access: Access, pid: str, cut: list[str] | None = None
+        self, s: Reader, access: Access, pid: str, cut: list[str] | None = None
     ) -> list[Found]:
         """The Patient and its compartment, at most EVERYTHING_LIMIT of each type; the types
         that reached the limit are appended to `cut`, so the answer can say it is incomplete."""
@@ -256,7 +259,7 @@ class Repository:
             out.extend(found)
         return out
 
-    def patients_of(self, s: Session, refs: list[tuple[str, str]]) -> set[str]:
+    def patients_of(self, s: Reader, refs: list[tuple[str, str]]) -> set[str]:
         """The Patient ids whose compartments hold these resources."""
         if not refs:
             return set()
@@ -275,7 +278,7 @@ class Repository:
                 )
         return out
 
-    def compartments(self, s: Session, refs: list[str]) -> dict[str, set[str]]:
+    def compartments(self, s: Reader, refs: list[str]) -> dict[str, set[str]]:
         """`Type/id` (a `/_history/n` suffix is ignored) → the Patient ids it belongs to."""
         out: dict[str, set[str]] = {}
         by_type: dict[str, list[str]] = {}
