@@ -135,7 +135,9 @@ class Repository:
         if dialect.name not in self._dates:
             impl = R.c.last_updated.type.dialect_impl(dialect)
             self._dates[dialect.name] = impl.result_processor(dialect, None)
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        driver = conn.connection.dbapi_connection
+        # psycopg: rows in binary format (a body arrives as its bytes, not as hex text)
+        cur = driver.cursor(binary=True) if dialect.name == "postgresql" else driver.cursor()  # type: ignore[union-attr]
         try:
             cur.execute(sql, params)
             found = cur.fetchone()
