@@ -98,9 +98,13 @@ def audit_batch() -> AuditBatch:
 
 
 def _trail_current(rtype: str) -> None:
-    """Before the audit trail is read: store this worker's queued AuditEvents (audit_batch)."""
+    """Before the audit trail is read: store this worker's queued AuditEvents (audit_batch),
+    or refuse (503) rather than show a trail missing them."""
     if rtype == "AuditEvent":
-        audit_batch().flush()
+        try:
+            audit_batch().flush()
+        except Exception:
+            raise AuditBacklog("the access log is not fully stored yet; try again") from None
 
 
 # --- authentication -----------------------------------------------------------------------

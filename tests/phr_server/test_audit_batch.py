@@ -95,6 +95,8 @@ def test_an_unwritable_trail_refuses_reads_and_loses_nothing(
     body = refused.get_json()
     assert body["resourceType"] == "OperationOutcome"
     assert body["issue"][0]["code"] == "transient"
+    # nor is the trail shown without them
+    assert world.get("/AuditEvent?subtype=read", child).status_code == 503
     # the database is back: the two reads that were served are stored, the refused one not
     broken.db = good.db
     assert broken.flush() == 2
