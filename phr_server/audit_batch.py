@@ -1,11 +1,12 @@
 """The AuditEvents of reads and searches, written in batches: one transaction per worker at
-most every FLUSH_S seconds instead of one INSERT per request (which cost a fifth of a read's
-CPU). Each event is built during its request, `recorded` then, and stored at most FLUSH_S later.
+most every `delay` seconds (PHR_FHIR_AUDIT_FLUSH_MS, default FLUSH_S = 0.2 s, at most 1 s)
+instead of one INSERT per request (which cost a fifth of a read's CPU). Each event is built
+during its request, `recorded` then, and stored at most `delay` later.
 
 What a crash can lose: a worker that stops in any orderly way (gunicorn's graceful stop on
 SIGTERM or SIGQUIT, SIGABRT after a worker timeout, max-requests recycling, SIGINT) flushes
 its queue before it exits (atexit). One killed with SIGKILL, or dying in native code, loses
-the events of at most its last FLUSH_S seconds of reads. That is the window the server
+the events of at most its last `delay` of reads. That is the window the server
 already accepts for these rows with `synchronous_commit = off` (app.py), which on a
 PostgreSQL crash may lose up to 3 × wal_writer_delay (0.6 s by default) of committed ones.
 Writes are never batched: a connector's AuditEvent commits durably in the write's own
@@ -16,7 +17,7 @@ MAX_PENDING are waiting, requests get 503 (`AuditBacklog`) instead of unaudited 
 
 Reading the trail (an AuditEvent read, vread, history or search) flushes this worker's queue
 first, so a person sees their latest requests through this worker at once, and those of the
-other workers within FLUSH_S.
+other workers within `delay`.
 """
 
 from __future__ import annotations
