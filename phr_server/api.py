@@ -111,8 +111,10 @@ def _trail_current(rtype: str) -> None:
 
 
 class TokenCache:
-    """Verified tokens for up to a minute (never past `exp`): the signature check costs more
-    than everything else of a read. Consent is still asked per request (through its cache)."""
+    """Verified tokens, by SHA-256 of the token, for up to a minute (never past `exp`): the
+    signature check costs more than everything else of a read. Consent is still asked per
+    request (through its cache). When full, the oldest entries make room (insertion order),
+    not the whole cache."""
 
     def __init__(self, size: int = 4096, ttl: float = 60.0) -> None:
         self.size, self.ttl = size, ttl
@@ -127,8 +129,9 @@ class TokenCache:
             return hit[1]
         token = verify(raw)
         with self._lock:
-            if len(self._items) >= self.size:
-                self._items.clear()
+            self._items.pop(key, None)
+            while len(self._items) >= self.size:
+                del self._items[next(iter(self._items))]
             self._items[key] = (min(now + self.ttl, token.expires_at), token)
         return token
 

@@ -41,6 +41,23 @@ def test_token_cache_serves_a_verified_token_only_until_it_expires() -> None:
     assert calls == ["t", "t"]
 
 
+def test_token_cache_makes_room_by_dropping_the_oldest() -> None:
+    calls: list[str] = []
+
+    def verify(raw: str) -> AccessToken:
+        calls.append(raw)
+        return AccessToken(raw, "app", frozenset(), int(time.time()) + 60)
+
+    cache = TokenCache(size=2)
+    for raw in ("a", "b", "c"):
+        cache.get(raw, verify)
+    cache.get("c", verify)
+    cache.get("b", verify)
+    assert calls == ["a", "b", "c"]  # b and c still cached
+    cache.get("a", verify)
+    assert calls == ["a", "b", "c", "a"]  # a was the one dropped
+
+
 def test_a_cached_token_is_refused_once_past_expiry_and_leeway(
     world: World, family: dict[str, str]
 ) -> None:
