@@ -419,11 +419,15 @@ def children(pid: int) -> list[int]:
     return [pid] + [int(x) for x in out.stdout.split()]
 
 
-def serve(env: dict[str, str], target: str, port: int, workers: int) -> subprocess.Popen:
+def serve(
+    env: dict[str, str], target: str, port: int, workers: int, threads: int = 1
+) -> subprocess.Popen:
     cmd = [
         str(ROOT / ".venv/bin/gunicorn"),
         "--workers",
         str(workers),
+        # 1: the sync worker `phr fhir serve` uses (no HTTP keep-alive); more: gthread
+        *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
         "--bind",
         f"127.0.0.1:{port}",
         "--pythonpath",
@@ -461,6 +465,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="length of one measurement")
     ap.add_argument("--rounds", type=int, default=3, help="each measurement this many times")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per worker: 1 is gunicorn's sync worker, as `phr fhir serve` runs it "
+        "(a new connection per request); more runs gthread, which keeps connections alive",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument(
         "--state",
@@ -538,12 +549,13 @@ def main() -> None:
         "resources": data["resources"],
         "load_s": round(data["load_s"], 1),
         "workers": args.workers,
+        "threads": args.threads,
         "cpus": os.cpu_count(),
         "database": "postgresql" if url.startswith("postgresql") else "sqlite",
     }
     # Both servers side by side; the kinds are measured in turn, round after round.
-    fhir = serve(env, "phr_server.app:create_app()", port, args.workers)
-    bare = serve(env, "fhir_api:ceiling_app()", cport, args.workers)
+    fhir = serve(env, "phr_server.app:create_app()", port, args.workers, args.threads)
+    bare = serve(env, "fhir_api:ceiling_app()", cport, args.workers, args.threads)
     kinds = [
         (name, p, jobs, proc)
         for name, p, jobs, proc in (
