@@ -98,11 +98,11 @@ def audit_batch() -> AuditBatch:
 
 
 def _trail_current(rtype: str) -> None:
-    """Before the audit trail is read: store this worker's queued AuditEvents (audit_batch),
-    or refuse (503) rather than show a trail missing them."""
+    """Before the audit trail is read: let every worker store the AuditEvents it holds
+    (audit_batch.settle), or refuse (503) rather than show a trail missing them."""
     if rtype == "AuditEvent":
         try:
-            audit_batch().flush()
+            audit_batch().settle()
         except Exception:
             raise AuditBacklog("the access log is not fully stored yet; try again") from None
 

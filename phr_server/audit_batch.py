@@ -15,9 +15,10 @@ transaction (api._write_audit).
 If the database refuses a flush, the events stay queued and are retried every RETRY_S; once
 MAX_PENDING are waiting, requests get 503 (`AuditBacklog`) instead of unaudited data.
 
-Reading the trail (an AuditEvent read, vread, history or search) flushes this worker's queue
-first, so a person sees their latest requests through this worker at once, and those of the
-other workers within `delay`.
+Reading the trail (an AuditEvent read, vread, history or search) first stores this worker's
+queue and then waits out `delay` (`settle`), by which time every other worker has stored what
+it held when the trail was asked for: the trail shows every access made before it, whichever
+worker served it (the citizen portal's access history right after an app's read).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from datetime import datetime
 from typing import Any
@@ -36,6 +38,7 @@ from phr_server.models import utcnow
 from phr_server.repository import Repository
 
 FLUSH_S = 0.2
+SETTLE_MARGIN_S = 0.1  # for another worker's flush to commit once its timer fired
 RETRY_S = 1.0
 MAX_PENDING = 10_000
 
@@ -105,6 +108,13 @@ class AuditBatch:
                     self._pending[:0] = batch
                 raise
             return len(batch)
+
+    def settle(self) -> None:
+        """Before the trail is read: store this worker's queue now, then wait until the other
+        workers' timers have stored what they held (raises if this worker's flush fails)."""
+        self.flush()
+        if self.delay > 0:
+            time.sleep(self.delay + SETTLE_MARGIN_S)
 
     def close(self) -> None:
         """Flush and stop (worker exit, app teardown in tests); errors are logged."""
