@@ -15,10 +15,14 @@
    reads by id (authenticated, consent-checked, audited), patient-scoped searches
    (`Observation?patient=…&_count=20`), and the ceiling: a bare endpoint of the same stack
    (Flask app from phr_core.webapp.build_app under the same gunicorn) that fetches one row by
-   primary key and returns its bytes, no auth, no decryption, no audit.
+   primary key and returns its bytes, no auth, no decryption, no audit. Both servers run
+   side by side and the three are measured in turn, `--rounds` times, so that a machine
+   shared with other work loads them alike; each figure is the median over the rounds.
 4. Prints requests/s, p50 and p99 latency, the server's CPU milliseconds per request (its
-   gunicorn processes only, not PostgreSQL: on a shared machine the one stable figure), and
-   the peak RSS of the server processes.
+   gunicorn processes: on a shared machine the stable figure; requests/s per core = 1000 /
+   it), the CPU of the PostgreSQL backends serving the benchmark database per request
+   (PostgreSQL on the same machine only), the load average around each run, read/ceiling
+   ratios per round, and the peak RSS of the server processes.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MUNI = "072028"
+SETTLE_S = 0.5  # longer than the AuditEvent batch delay (PHR_FHIR_AUDIT_FLUSH_MS, 200 ms)
 
 
 # --- the ceiling app (imported by gunicorn from this file) ------------------------------------
@@ -323,10 +328,14 @@ def measure(
     concurrency: int,
     seconds: float,
     server: list[int] | None = None,
+    db_pids: Any = None,
 ) -> dict:
     """Requests/s and latency; with `server` pids also the server's CPU per request, the
-    figure that holds on a shared machine (requests/s per core = 1000 / cpu_ms)."""
+    figure that holds on a shared machine (requests/s per core = 1000 / cpu_ms), and with
+    `db_pids` (a function giving the PostgreSQL backend pids) theirs."""
     cpu0 = cpu_seconds(server or [])
+    db0 = {pid: cpu_seconds([pid]) for pid in (db_pids() if db_pids else [])}
+    load0 = os.getloadavg()[0]
     q: Any = mp.Queue()
     procs = [mp.Process(target=client, args=(port, jobs, seconds, q)) for _ in range(concurrency)]
     for p in procs:
@@ -336,15 +345,61 @@ def measure(
         p.join()
     lat = sorted(x for r in results for x in r[0])
     errors = sum(r[1] for r in results)
+    time.sleep(SETTLE_S)  # the last batch of AuditEvents is stored: its CPU counts too
     cpu = cpu_seconds(server or []) - cpu0
-    return {
-        "server_cpu_ms": cpu * 1000 / max(len(lat), 1),
+    n = max(len(lat), 1)
+    out = {
+        "server_cpu_ms": cpu * 1000 / n,
         "rps": len(lat) / seconds,
         "p50_ms": statistics.median(lat) * 1000,
         "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
         "requests": len(lat),
         "errors": errors,
+        "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
     }
+    if db_pids:
+        db = sum(cpu_seconds([pid]) - db0.get(pid, 0.0) for pid in set(db_pids()) | set(db0))
+        out["db_cpu_ms"] = db * 1000 / n
+    return out
+
+
+def backends(url: str):  # type: ignore[no-untyped-def]
+    """A function listing the pids of the PostgreSQL backends connected to `url`'s database
+    (readable in /proc only when PostgreSQL runs on this machine), or None for SQLite."""
+    if not url.startswith("postgresql"):
+        return None
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+
+    def pids() -> list[int]:
+        with engine.connect() as c:
+            return list(
+                c.scalars(
+                    text(
+                        "SELECT pid FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            )
+
+    return pids
+
+
+def summary(runs: list[dict]) -> dict:
+    """The median of each figure over the rounds (and the lowest server CPU, the least
+    disturbed by other work on the machine)."""
+    out: dict[str, Any] = {}
+    for key in ("rps", "p50_ms", "p99_ms", "server_cpu_ms", "db_cpu_ms"):
+        values = [r[key] for r in runs if key in r]
+        if values:
+            out[key] = round(statistics.median(values), 3)
+    out["server_cpu_ms_min"] = round(min(r["server_cpu_ms"] for r in runs), 3)
+    out["requests"] = sum(r["requests"] for r in runs)
+    out["errors"] = sum(r["errors"] for r in runs)
+    out["load"] = [min(r["load"][0] for r in runs), max(r["load"][1] for r in runs)]
+    return out
 
 
 def rss_peak_kb(pids: list[int]) -> int:
@@ -364,11 +419,15 @@ def children(pid: int) -> list[int]:
     return [pid] + [int(x) for x in out.stdout.split()]
 
 
-def serve(env: dict[str, str], target: str, port: int, workers: int) -> subprocess.Popen:
+def serve(
+    env: dict[str, str], target: str, port: int, workers: int, threads: int = 1
+) -> subprocess.Popen:
     cmd = [
         str(ROOT / ".venv/bin/gunicorn"),
         "--workers",
         str(workers),
+        # 1: the sync worker `phr fhir serve` uses (no HTTP keep-alive); more: gthread
+        *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
         "--bind",
         f"127.0.0.1:{port}",
         "--pythonpath",
@@ -403,8 +462,16 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=10000)
     ap.add_argument("--per-patient", type=int, default=100)
     ap.add_argument("--database-url", default="", help="PostgreSQL server URL (default: SQLite)")
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of one measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="each measurement this many times")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per worker: 1 is gunicorn's sync worker, as `phr fhir serve` runs it "
+        "(a new connection per request); more runs gthread, which keeps connections alive",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument(
         "--state",
@@ -482,40 +549,49 @@ def main() -> None:
         "resources": data["resources"],
         "load_s": round(data["load_s"], 1),
         "workers": args.workers,
+        "threads": args.threads,
         "cpus": os.cpu_count(),
         "database": "postgresql" if url.startswith("postgresql") else "sqlite",
     }
-    fhir = serve(env, "phr_server.app:create_app()", port, args.workers)
-    try:
-        for name, jobs in (("read", reads), ("search", searches)):
-            if name not in only:
-                continue
-            measure(port, jobs[:50], 1, 2.0)  # warm caches (tokens, consent, data keys)
-            for conc in (1, 8):
-                results[f"{name}_c{conc}"] = measure(
-                    port, jobs, conc, args.seconds, children(fhir.pid)
-                )
-                print(name, conc, results[f"{name}_c{conc}"], file=sys.stderr)
-        results["fhir_peak_rss_mb"] = round(rss_peak_kb(children(fhir.pid)) / 1024, 1)
-    finally:
-        fhir.send_signal(signal.SIGTERM)
-        fhir.wait(10)
-    bare = serve(env, "fhir_api:ceiling_app()", cport, args.workers)
-    try:
-        measure(cport, ceiling[:50], 1, 1.0)
-        for conc in (1, 8) if "ceiling" in only else ():
-            results[f"ceiling_c{conc}"] = measure(
-                cport, ceiling, conc, args.seconds, children(bare.pid)
-            )
-            print("ceiling", conc, results[f"ceiling_c{conc}"], file=sys.stderr)
-    finally:
-        bare.send_signal(signal.SIGTERM)
-        bare.wait(10)
-    srv.shutdown()
-    for conc in (1, 8) if {"read", "ceiling"} <= only else ():
-        results[f"read_vs_ceiling_c{conc}"] = round(
-            results[f"read_c{conc}"]["rps"] / results[f"ceiling_c{conc}"]["rps"], 2
+    # Both servers side by side; the kinds are measured in turn, round after round.
+    fhir = serve(env, "phr_server.app:create_app()", port, args.workers, args.threads)
+    bare = serve(env, "fhir_api:ceiling_app()", cport, args.workers, args.threads)
+    kinds = [
+        (name, p, jobs, proc)
+        for name, p, jobs, proc in (
+            ("ceiling", cport, ceiling, bare),
+            ("read", port, reads, fhir),
+            ("search", port, searches, fhir),
         )
+        if name in only
+    ]
+    db_pids = backends(url)
+    runs: dict[str, list[dict]] = {}
+    try:
+        for _, p, jobs, _ in kinds:  # warm caches (tokens, consent, data keys, pools)
+            measure(p, jobs[:50], 1, 2.0)
+        for r in range(args.rounds):
+            for conc in (1, 8):
+                for name, p, jobs, proc in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+                    run = measure(p, jobs, conc, args.seconds, children(proc.pid), db_pids)
+                    runs.setdefault(f"{name}_c{conc}", []).append(run)
+                    print(f"round {r + 1}", name, conc, run, file=sys.stderr)
+        results["fhir_peak_rss_mb"] = round(rss_peak_kb(children(fhir.pid)) / 1024, 1)
+        results["ceiling_peak_rss_mb"] = round(rss_peak_kb(children(bare.pid)) / 1024, 1)
+    finally:
+        for proc in (fhir, bare):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+    srv.shutdown()
+    results.update({key: summary(r) for key, r in runs.items()})
+    for conc in (1, 8) if {"read", "ceiling"} <= only else ():
+        per_round = [
+            round(a["rps"] / b["rps"], 2)
+            for a, b in zip(runs[f"read_c{conc}"], runs[f"ceiling_c{conc}"], strict=True)
+        ]
+        results[f"read_vs_ceiling_c{conc}"] = statistics.median(per_round)
+        results[f"read_vs_ceiling_c{conc}_rounds"] = per_round
+    results["raw"] = runs
     print(json.dumps(results, indent=2))
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -164,6 +164,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "`phr_municipalities` in its federation metadata, the only ones it accepts "
                 "writes and erasures for",
             ),
+            Variable(
+                "PHR_FHIR_AUDIT_FLUSH_MS",
+                "200",
+                "longest a read's AuditEvent waits in its worker to be stored with others "
+                "(0 to 1000; 0 stores each in its own request)",
+            ),
         ),
     ),
     ServiceSpec(

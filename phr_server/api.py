@@ -15,12 +15,13 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from phr_core import jsonbytes
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
 from phr_server import arrivals, audit, dpop, repository, search, tenants, transaction
+from phr_server.audit_batch import AuditBacklog, AuditBatch
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
 from phr_server.policy import Access, ConsentUnavailable, Denied, decide
@@ -88,12 +89,33 @@ def repo() -> Repository:
     return current_app.extensions["phr_repo"]
 
 
+def read_engine() -> Engine:
+    """The database engine whose connections commit each statement (app.py)."""
+    return current_app.extensions["phr_read_engine"]
+
+
+def audit_batch() -> AuditBatch:
+    return current_app.extensions["phr_audit"]
+
+
+def _trail_current(rtype: str) -> None:
+    """Before the audit trail is read: let every worker store the AuditEvents it holds
+    (audit_batch.settle), or refuse (503) rather than show a trail missing them."""
+    if rtype == "AuditEvent":
+        try:
+            audit_batch().settle()
+        except Exception:
+            raise AuditBacklog("the access log is not fully stored yet; try again") from None
+
+
 # --- authentication -----------------------------------------------------------------------
 
 
 class TokenCache:
-    """Verified tokens for up to a minute (never past `exp`): the signature check costs more
-    than everything else of a read. Consent is still asked per request (through its cache)."""
+    """Verified tokens, by SHA-256 of the token, for up to a minute (never past `exp`): the
+    signature check costs more than everything else of a read. Consent is still asked per
+    request (through its cache). When full, the oldest entries make room (insertion order),
+    not the whole cache."""
 
     def __init__(self, size: int = 4096, ttl: float = 60.0) -> None:
         self.size, self.ttl = size, ttl
@@ -108,8 +130,9 @@ class TokenCache:
             return hit[1]
         token = verify(raw)
         with self._lock:
-            if len(self._items) >= self.size:
-                self._items.clear()
+            self._items.pop(key, None)
+            while len(self._items) >= self.size:
+                del self._items[next(iter(self._items))]
             self._items[key] = (min(now + self.ttl, token.expires_at), token)
         return token
 
@@ -140,24 +163,24 @@ def authenticate(s: Any) -> Access:
 def handle(
     subtype: str, fn: Callable[[Any, Access], tuple[Response, list[str], set[str]]]
 ) -> Response:
-    """Run `fn` inside a session with the request's Access, turn errors into OperationOutcomes
-    and write the AuditEvent (also for failures once the caller is known)."""
+    """Run `fn` with the request's Access, turn errors into OperationOutcomes and write the
+    AuditEvent (also for failures once the caller is known).
+
+    A read runs on a plain connection that commits each statement by itself (on PostgreSQL:
+    no BEGIN and COMMIT round trips, and no ORM session to set up) and its AuditEvent goes to
+    the worker's batch (audit_batch). A write runs in one transaction with its AuditEvent: it
+    is never stored without its audit record."""
     db = database()
+    reading = request.method == "GET"
     access: Access | None = None
     try:
         for attempt in range(RACE_ATTEMPTS):
             try:
-                with db.session() as s:
-                    if request.method == "GET" and s.bind.dialect.name == "postgresql":
-                        # A read needs no transaction: its SELECTs and its AuditEvent (one
-                        # INSERT statement, audit.record) each commit on their own, which
-                        # saves the BEGIN and COMMIT round trips.
-                        s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                unit = read_engine().connect() if reading else db.session()
+                with unit as s:
                     access = authenticate(s)
                     resp, refs, patients = fn(s, access)
-                    # The AuditEvent commits with the request's own transaction: one round of
-                    # BEGIN/COMMIT, and a write is never stored without its audit record.
-                    _write_audit(s, access, subtype, "0", refs, patients, durable=access.system)
+                    _write_audit(s, access, subtype, "0", refs, patients, durable=not reading)
                 return resp
             except Raced as exc:  # a concurrent conditional create won: run again, find it
                 if attempt == RACE_ATTEMPTS - 1:
@@ -177,9 +200,13 @@ def handle(
         resp = outcome(412, "conflict", str(exc), exc.issues)
     except Conflict as exc:
         resp = outcome(409, "conflict", str(exc))
+    except AuditBacklog as exc:
+        return outcome(503, "transient", str(exc))
     if access is not None:  # failures are audited too, once we know who asked
-        with db.session() as s:
-            _write_audit(s, access, subtype, "4", [], set(), durable=False)
+        try:
+            audit_batch().add([audit.build(access, subtype, "4", [], set(), _query_for_audit())])
+        except AuditBacklog as exc:
+            return outcome(503, "transient", str(exc))
     return resp
 
 
@@ -194,12 +221,16 @@ def _write_audit(
 ) -> None:
     if not access.system:
         patients &= access.patient_ids
-    if durable and s.bind.dialect.name == "postgresql":
-        # The server's connections commit with synchronous_commit off (app.py): a read's
-        # AuditEvent is not worth a WAL flush of its own (on a crash PostgreSQL may lose the
-        # last fraction of a second of them, never corrupt them). Writes stay durable.
+    events = _audit_events(s, access, subtype, code, refs, patients)
+    if not durable:
+        audit_batch().add(events)
+        return
+    if s.bind.dialect.name == "postgresql":
+        # The server's connections commit with synchronous_commit off (app.py): batched read
+        # AuditEvents are not worth a WAL flush each (on a crash PostgreSQL may lose the last
+        # fraction of a second of them, never corrupt them). Writes stay durable.
         s.execute(text("SET LOCAL synchronous_commit = on"))
-    audit.record_many(s, repo(), _audit_events(s, access, subtype, code, refs, patients))
+    audit.record_many(s, repo(), events)
 
 
 def _audit_events(
@@ -278,6 +309,7 @@ def read(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
+        _trail_current(rtype)
         f = repo().read(s, access, rtype, rid)
         return (
             fhir(f.body, headers=_etag_headers(f)),
@@ -293,6 +325,7 @@ def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
+        _trail_current(rtype)
         if not vid.isdigit():
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
         f = repo().vread(s, access, rtype, rid, int(vid))
@@ -311,6 +344,7 @@ def history(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
+        _trail_current(rtype)
         versions = repo().history(s, access, rtype, rid)
         self_link = f"{base_url()}/{rtype}/{rid}/_history"
         body = bundle_bytes("history", [(v, None) for v in versions], {"self": self_link})
@@ -324,6 +358,7 @@ def search_type(rtype: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "s")
+        _trail_current(rtype)
         args = list(request.args.items(multi=True))
         q = search.parse(rtype, args, current_app.extensions["phr_cursor_key"])
         if q.summary_count:

@@ -23,7 +23,7 @@ import threading
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from phr_core import jsonbytes
@@ -96,29 +96,47 @@ class MasterKeys:
 
 
 class Keyring:
-    """Data keys by id (unwrapped once per process and cached) and the newest key per scope."""
+    """Data keys by id (unwrapped once per process and cached, with their AES-GCM and MAC
+    keys) and the newest key per scope. `s` may be a Session or, for reads, a Connection."""
 
     def __init__(self, secret: str) -> None:
         self.masters = MasterKeys(secret)
         self._by_id: dict[int, bytes] = {}
+        self._aead: dict[int, AESGCM] = {}
+        self._mac_keys: dict[int, bytes] = {}
         self._current: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def forget(self) -> None:
         with self._lock:
             self._by_id.clear()
+            self._aead.clear()
+            self._mac_keys.clear()
             self._current.clear()
 
-    def _load(self, s: Session, key_id: int) -> bytes:
+    def _load(self, s: Session | Connection, key_id: int) -> bytes:
         dek = self._by_id.get(key_id)
         if dek is None:
-            row = s.get(DataKey, key_id)
+            table = DataKey.__table__
+            row = s.execute(
+                select(table.c.master_kid, table.c.wrapped, table.c.scope).where(
+                    table.c.id == key_id
+                )
+            ).first()
             if row is None:
                 raise KeyError(f"data key {key_id} does not exist")
             dek = self.masters.unwrap(row.master_kid, bytes(row.wrapped), row.scope)
             with self._lock:
                 self._by_id[key_id] = dek
         return dek
+
+    def _cipher(self, s: Session | Connection, key_id: int) -> AESGCM:
+        aead = self._aead.get(key_id)
+        if aead is None:
+            aead = AESGCM(self._load(s, key_id))
+            with self._lock:
+                self._aead[key_id] = aead
+        return aead
 
     def current(self, s: Session, scope: str) -> int:
         """The id of the newest active data key of `scope`, made on first use."""
@@ -161,13 +179,12 @@ class Keyring:
         data: bytes,
     ) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        aead = AESGCM(self._load(s, key_id))
         aad = self._aad(resource_type, resource_id, version, key_id)
-        return FORMAT_V2 + nonce + aead.encrypt(nonce, data, aad)
+        return FORMAT_V2 + nonce + self._cipher(s, key_id).encrypt(nonce, data, aad)
 
     def open(
         self,
-        s: Session,
+        s: Session | Connection,
         key_id: int | None,
         resource_type: str,
         resource_id: str,
@@ -180,13 +197,18 @@ class Keyring:
             return self.masters.legacy.open_bytes(blob, resource_type, resource_id, version)
         if blob[:1] != FORMAT_V2 or key_id is None:
             raise ValueError("unknown stored-resource format")
-        aead = AESGCM(self._load(s, key_id))
         aad = self._aad(resource_type, resource_id, version, key_id)
-        return aead.decrypt(blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], aad)
+        return self._cipher(s, key_id).decrypt(
+            blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], aad
+        )
 
     def content_mac(self, s: Session, key_id: int, content: bytes) -> str:
         """HMAC-SHA256 of canonical content under a key derived from the data key."""
-        mac_key = hashlib.sha256(b"phr-content-mac:" + self._load(s, key_id)).digest()
+        mac_key = self._mac_keys.get(key_id)
+        if mac_key is None:
+            mac_key = hashlib.sha256(b"phr-content-mac:" + self._load(s, key_id)).digest()
+            with self._lock:
+                self._mac_keys[key_id] = mac_key
         return hmac.new(mac_key, content, hashlib.sha256).hexdigest()
 
 

@@ -129,4 +129,6 @@ def app_factory(migrated: Settings) -> Iterator[Callable[[str], Flask]]:
 
     yield build
     for app in apps:
+        if "phr_audit" in app.extensions:  # the PHR server's queued AuditEvents
+            app.extensions["phr_audit"].close()
         app.extensions["phr_db"].dispose()

@@ -230,4 +230,5 @@ def test_rotate_keys_rewraps_without_downtime(
         assert stale.get(ref, parent).status_code == 500
     finally:
         for w in apps:
+            w.app.extensions["phr_audit"].close()
             w.app.extensions["phr_db"].dispose()

@@ -1,0 +1,132 @@
+"""The read path's caches never outlive what they stand for: a verified token is not served
+past its expiry, a revoked grant is refused within CONSENT_TTL_S even with the consent
+answers cached, and a person's newly arrived Patient is found within the short TTL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, jsonify
+
+from phr_core.identifiers import patient_id
+from phr_core.tokens import AccessToken, InvalidToken
+from phr_server.api import TokenCache
+from phr_server.policy import CONSENT_TTL_S, HttpConsentDirectory, PatientLink, PatientResolver
+from tests.browser import live_server
+from tests.phr_server.conftest import MUNI, World, patient, transaction
+
+
+def test_token_cache_serves_a_verified_token_only_until_it_expires() -> None:
+    calls: list[str] = []
+    expires = int(time.time()) + 1
+
+    def verify(raw: str) -> AccessToken:
+        calls.append(raw)
+        if time.time() >= expires:
+            raise InvalidToken("token expired")
+        return AccessToken("sub", "app", frozenset(), expires)
+
+    cache = TokenCache()
+    assert cache.get("t", verify).subject == "sub"
+    assert cache.get("t", verify).subject == "sub"
+    assert calls == ["t"]  # the second came from the cache
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    try:
+        cache.get("t", verify)
+    except InvalidToken:
+        pass
+    else:
+        raise AssertionError("an expired token was served from the cache")
+    assert calls == ["t", "t"]
+
+
+def test_token_cache_makes_room_by_dropping_the_oldest() -> None:
+    calls: list[str] = []
+
+    def verify(raw: str) -> AccessToken:
+        calls.append(raw)
+        return AccessToken(raw, "app", frozenset(), int(time.time()) + 60)
+
+    cache = TokenCache(size=2)
+    for raw in ("a", "b", "c"):
+        cache.get(raw, verify)
+    cache.get("c", verify)
+    cache.get("b", verify)
+    assert calls == ["a", "b", "c"]  # b and c still cached
+    cache.get("a", verify)
+    assert calls == ["a", "b", "c", "a"]  # a was the one dropped
+
+
+def test_a_cached_token_is_refused_once_past_expiry_and_leeway(
+    world: World, family: dict[str, str]
+) -> None:
+    from phr_core.tokens import LEEWAY_S
+
+    world.user("sub-child", codes=[("C1", "self")])
+    gid = next(iter(world.consent.grants))
+    claims = {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs", "grant_id": gid}
+    token = world.token(claims, exp=int(time.time()) - LEEWAY_S + 1)
+    ref = "/" + family["urn:uuid:o3"]
+    assert world.get(ref, token).status_code == 200  # inside the leeway: verified, cached
+    time.sleep(1.5)
+    resp = world.get(ref, token)
+    assert resp.status_code == 401
+    assert "expired" in resp.get_json()["issue"][0]["diagnostics"]
+
+
+def test_a_revoked_grant_is_refused_within_the_consent_ttl(
+    world: World, family: dict[str, str]
+) -> None:
+    """The consent service over HTTP with its answers cached (CONSENT_TTL_S): the revocation
+    bites within that bound, though the token itself stays valid and cached."""
+    grants: dict[str, dict[str, Any]] = {}
+    consent = Flask("consent_stand_in")
+
+    @consent.get("/api/v1/grants/<gid>")
+    def grant(gid: str):  # type: ignore[no-untyped-def]
+        return jsonify(grants[gid])
+
+    @consent.get("/api/v1/subjects/<sub>/patients")
+    def patients(sub: str):  # type: ignore[no-untyped-def]
+        return jsonify(patients=[{"municipality": MUNI, "code": "C1", "relationship": "self"}])
+
+    with live_server(consent) as url:
+        world.app.extensions["phr_consent"] = HttpConsentDirectory(url, service_token=lambda: "s")
+        grants["g-1"] = {
+            "id": "g-1",
+            "status": "active",
+            "subject": "sub-child",
+            "client_id": "app-1",
+            "scopes": ["patient/*.rs"],
+        }
+        token = world.token(
+            {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs", "grant_id": "g-1"}
+        )
+        ref = "/" + family["urn:uuid:o3"]
+        assert world.get(ref, token).status_code == 200
+        grants["g-1"] = {**grants["g-1"], "status": "revoked"}
+        revoked = time.monotonic()
+        while (status := world.get(ref, token).status_code) == 200:
+            assert time.monotonic() - revoked <= CONSENT_TTL_S + 0.5, "revocation not seen"
+            time.sleep(0.2)
+        assert status == 403
+        assert CONSENT_TTL_S <= 5
+
+
+def test_patient_ids_found_are_kept_missing_ones_asked_again_soon(world: World) -> None:
+    resolver = PatientResolver(ttl=0.3, found_ttl=60)
+    link = PatientLink(MUNI, "N1", "self")
+    db = world.app.extensions["phr_db"]
+    with db.session() as s:
+        assert resolver.ids(s, [link]) == {}  # not loaded yet
+    resp = world.post(world.connector(), transaction(patient("urn:uuid:n1", "N1")))
+    assert resp.status_code == 200
+    pid = patient_id(MUNI, "N1")
+    with db.session() as s:
+        assert resolver.ids(s, [link]) == {}  # the "missing" answer is still cached
+    time.sleep(0.35)
+    with db.session() as s:
+        assert resolver.ids(s, [link]) == {pid: "self"}  # asked again: found
+    # a found id is answered from the cache, without the database
+    assert resolver.ids(None, [link]) == {pid: "self"}
