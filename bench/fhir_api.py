@@ -426,7 +426,7 @@ def serve(
         str(ROOT / ".venv/bin/gunicorn"),
         "--workers",
         str(workers),
-        # 1: the sync worker `phr fhir serve` uses (no HTTP keep-alive); more: gthread
+        # as phr_core.runner: gthread with PHR_FHIR_THREADS threads; 1: the sync worker
         *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
         "--bind",
         f"127.0.0.1:{port}",
@@ -468,9 +468,10 @@ def main() -> None:
     ap.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="threads per worker: 1 is gunicorn's sync worker, as `phr fhir serve` runs it "
-        "(a new connection per request); more runs gthread, which keeps connections alive",
+        default=4,
+        help="threads per worker, as PHR_FHIR_THREADS (default 4: gthread, as `phr fhir serve` "
+        "runs it, keeping connections alive); 1 is gunicorn's sync worker (a new connection "
+        "per request)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument(

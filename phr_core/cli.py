@@ -266,6 +266,7 @@ def _second_city_targets(s: Settings) -> tuple[runner.Target, ...]:
                 second.ports[name],
                 port_variable,
                 env,
+                threads=runner.threads_of(svc, second),
             )
         )
     return tuple(out)

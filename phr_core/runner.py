@@ -36,6 +36,7 @@ class Target:
     # Variables set for this process alone (the development second city's PHR server and
     # connector: the same service code with their own ports, databases and keys).
     environ: tuple[tuple[str, str], ...] = ()
+    threads: int = 1  # more than 1: gunicorn's gthread worker with this many threads
 
     @classmethod
     def of(cls, service: ServiceSpec, settings: Settings) -> Target:
@@ -45,6 +46,7 @@ class Target:
             service.app_factory,
             settings.ports[service.name],
             f"PHR_{service.env_prefix}_PORT",
+            threads=threads_of(service, settings),
         )
 
 
@@ -63,14 +65,34 @@ def _display_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104
 
 
+def threads_of(service: ServiceSpec, settings: Settings) -> int:
+    """Threads per worker of a service that declares `PHR_<SVC>_THREADS` (the PHR server,
+    whose per-process state is thread-safe); 1 for the others."""
+    try:
+        value = settings.option(f"PHR_{service.env_prefix}_THREADS")
+    except KeyError:
+        return 1
+    try:
+        threads = int(value)
+    except ValueError:
+        raise ConfigError(
+            f"PHR_{service.env_prefix}_THREADS must be a number, not {value!r}"
+        ) from None
+    if not 1 <= threads <= 64:
+        raise ConfigError(f"PHR_{service.env_prefix}_THREADS must be between 1 and 64")
+    return threads
+
+
 def gunicorn_command(target: Target, settings: Settings) -> list[str]:
     """The command line that serves one app."""
+    threaded = ["--worker-class", "gthread", "--threads", str(target.threads)]
     return [
         sys.executable,
         "-m",
         "gunicorn",
         "--workers",
         str(settings.workers),
+        *(threaded if target.threads > 1 else []),
         "--bind",
         f"{settings.host}:{target.port}",
         "--access-logfile",

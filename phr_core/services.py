@@ -165,6 +165,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "writes and erasures for",
             ),
             Variable(
+                "PHR_FHIR_THREADS",
+                "4",
+                "threads per PHR server worker (gunicorn's gthread worker, which keeps HTTP "
+                "connections alive: about half the CPU per read of the sync worker); 1 runs "
+                "the sync worker",
+            ),
+            Variable(
                 "PHR_FHIR_AUDIT_FLUSH_MS",
                 "200",
                 "longest a read's AuditEvent waits in its worker to be stored with others "

@@ -138,3 +138,24 @@ def test_serve_refuses_production_without_secrets(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "refusing to start in production mode" in result.stderr
     assert "PHR_IDP_SECRET_KEY is not set" in result.stderr
+
+
+def test_the_phr_server_runs_threaded_the_others_sync(tmp_path: Path) -> None:
+    """The PHR server under gthread (PHR_FHIR_THREADS, default 4), every other service under
+    gunicorn's sync worker; 1 thread is the sync worker; a bad value is refused."""
+    from phr_core.config import ConfigError, load_settings
+    from phr_core.runner import Target, gunicorn_command
+    from phr_core.services import get_service
+
+    def command(service: str, **env: str) -> list[str]:
+        s = load_settings(make_environ(tmp_path, f"sqlite:///{tmp_path}/x.db", **env))
+        return gunicorn_command(Target.of(get_service(service), s), s)
+
+    fhir = command("fhir")
+    assert fhir[fhir.index("--worker-class") + 1] == "gthread"
+    assert fhir[fhir.index("--threads") + 1] == "4"
+    assert "--worker-class" not in command("idp") and "--threads" not in command("consent")
+    assert "--worker-class" not in command("fhir", PHR_FHIR_THREADS="1")
+    for bad in ("many", "0", "100"):
+        with pytest.raises(ConfigError, match="PHR_FHIR_THREADS"):
+            command("fhir", PHR_FHIR_THREADS=bad)
