@@ -248,11 +248,10 @@ def test_one_app_reads_the_moved_family_from_both_cities(two_cities: TwoCities) 
     _app_reads_both_cities(two_cities)
 
 
-def test_the_same_in_the_running_development_setup(tmp_path: Path, db_backend: str) -> None:
-    """`phr dev run` itself (every service under gunicorn, the second city's own processes):
-    the anchor vouches for the app, and the app does the same as above."""
-    if db_backend != "sqlite":
-        pytest.skip("`phr dev run` on its embedded default, SQLite (test_run covers PostgreSQL)")
+def test_the_same_in_the_running_development_setup(tmp_path: Path) -> None:
+    """`phr dev run` itself (every service under gunicorn, the second city's own processes) on
+    its embedded default, SQLite (tests/test_run.py covers PostgreSQL): the anchor vouches for
+    the app, and the app does the same as above."""
     env = make_environ(tmp_path, "sqlite:///unused.db")
     del env["PHR_DATABASE_URL"]
     app_id = f"http://127.0.0.1:{free_port()}"
