@@ -20,21 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from phr_server.dates import parse_range
+from phr_server.issues import invariant_issue as _issue
 
 Issues = list[dict[str, Any]]
 
 CODE_SYSTEMS_FILE = Path(__file__).with_name("fhir_r4_code_systems.json")
 CODE_RE = re.compile(r"^[^\s]+(\s[^\s]+)*$")
 WHITESPACE = re.compile(r"\s")
-
-
-def _issue(expression: str, diagnostics: str, code: str = "invariant") -> dict[str, Any]:
-    return {
-        "severity": "error",
-        "code": code,
-        "diagnostics": diagnostics,
-        "expression": [expression],
-    }
 
 
 # --- the JSON form ----------------------------------------------------------------------------

@@ -49,6 +49,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from phr_server.issues import invariant_issue as _issue
+
 JP_CORE = "http://jpfhir.jp/fhir/core/StructureDefinition/"
 JP_CORE_VERSION = "1.2.0"
 JP_OBS_CATEGORY = "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS"
@@ -97,15 +99,6 @@ JP_CODES: dict[str, set[str]] = {
 }
 HOSPITAL_PATIENT_ID = "urn:oid:1.2.392.100495.20.3.51."
 HOSPITAL_PATIENT_ID_RE = re.compile(r"^urn:oid:1\.2\.392\.100495\.20\.3\.51\.1\d{10}$")
-
-
-def _issue(expression: str, diagnostics: str, code: str = "invariant") -> dict[str, Any]:
-    return {
-        "severity": "error",
-        "code": code,
-        "diagnostics": diagnostics,
-        "expression": [expression],
-    }
 
 
 def declared(resource: dict[str, Any]) -> list[str]:

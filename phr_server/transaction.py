@@ -30,10 +30,11 @@ from phr_server import profiles
 from phr_server.claims import Key, claim
 from phr_server.dates import instant
 from phr_server.indexing import TYPES
+from phr_server.issues import issue
 from phr_server.models import StoredResource, TokenIndex, utcnow
 from phr_server.policy import Access
 from phr_server.repository import Found, Repository, new_id
-from phr_server.validation import REF_RE, Invalid, issue, validate
+from phr_server.validation import REF_RE, Invalid, validate
 
 R = StoredResource.__table__
 T = TokenIndex.__table__

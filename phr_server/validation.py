@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from phr_server import invariants, profiles, vital_signs
 from phr_server.dates import parse_range
 from phr_server.indexing import TYPES
+from phr_server.issues import issue
 
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 REF_RE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$")
@@ -43,15 +44,6 @@ class Invalid(Exception):
     def __init__(self, issues: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(i["diagnostics"] for i in issues))
         self.issues = issues
-
-
-def issue(expression: str, diagnostics: str, code: str = "invalid") -> dict[str, Any]:
-    return {
-        "severity": "error",
-        "code": code,
-        "diagnostics": diagnostics,
-        "expression": [expression],
-    }
 
 
 # --- required bindings -----------------------------------------------------------------------

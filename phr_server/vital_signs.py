@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from phr_server.issues import invariant_issue as _issue
+
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -34,15 +36,6 @@ PROFILES: dict[str, tuple[str, frozenset[str] | None]] = {
 }
 BP_COMPONENTS = {"8480-6": "systolic", "8462-4": "diastolic"}
 MM_HG = frozenset({"mm[Hg]"})
-
-
-def _issue(expression: str, diagnostics: str, code: str = "invariant") -> dict[str, Any]:
-    return {
-        "severity": "error",
-        "code": code,
-        "diagnostics": diagnostics,
-        "expression": [expression],
-    }
 
 
 def profile_of(resource: dict[str, Any]) -> tuple[str, frozenset[str] | None] | None:
