@@ -26,7 +26,7 @@ from flask import Flask
 
 from federation import keys
 from federation.entity.fetch import Fetcher, UrlFetcher, with_query
-from federation.entity.trust_chain import MAX_DEPTH, Resolver
+from federation.entity.trust_chain import MAX_DEPTH, Resolver, TrustChain
 from federation.errors import FederationError
 from phr_core.config import Settings
 
@@ -142,14 +142,20 @@ class Directory:
                 (sub, depth + 1) for sub in self._list(with_query(endpoint, intermediate="true"))
             ]
 
-    def _list_endpoint(self, authority: str) -> str | None:
+    def _chain(self, entity_id: str, what: str) -> TrustChain | None:
+        """The entity's validated chain, or None (logged, and listed again soon) without one."""
         if self.resolver is None:
             return None
         try:
-            chain = self.resolver.resolve(authority)
+            return self.resolver.resolve(entity_id)
         except FederationError as exc:
-            log.warning("federation authority %s left out: %s", authority, exc.reason)
+            log.warning("%s %s left out: %s", what, entity_id, exc.reason)
             self._trouble = True
+            return None
+
+    def _list_endpoint(self, authority: str) -> str | None:
+        chain = self._chain(authority, "federation authority")
+        if chain is None:
             return None
         return chain.statements[0].federation_endpoint("federation_list_endpoint")
 
@@ -173,13 +179,8 @@ class Directory:
         return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
 
     def _describe(self, entity_id: str) -> PhrServer | None:
-        if self.resolver is None:
-            return None
-        try:
-            chain = self.resolver.resolve(entity_id)
-        except FederationError as exc:
-            log.warning("PHR server %s left out: %s", entity_id, exc.reason)
-            self._trouble = True
+        chain = self._chain(entity_id, "PHR server")
+        if chain is None:
             return None
         md: dict[str, Any] = chain.metadata.get("oauth_resource") or {}
         resource, cities = md.get("resource"), md.get(METADATA_KEY)

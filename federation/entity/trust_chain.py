@@ -169,16 +169,16 @@ class Resolver:
     def _build(self, entity_id: str, now: float) -> TrustChain:
         leaf = self._configuration(entity_id, now)
         if entity_id in self.trust_anchors:
-            jose.verify(
-                leaf.jwt,
-                self.trust_anchors[entity_id],
-                statement.TYP,
-                what=f"trust anchor {entity_id}",
-                now=now,
-            )
+            self._verify_anchor(leaf, now)
             return self._validate([leaf], now)
         upward = self._climb(leaf, [entity_id], now)
         return self._validate([leaf, *upward], now)
+
+    def _verify_anchor(self, ec: EntityStatement, now: float) -> None:
+        """A trust anchor's configuration must verify with the keys we were configured with,
+        not only the ones it publishes."""
+        anchor_keys = self.trust_anchors[ec.sub]
+        jose.verify(ec.jwt, anchor_keys, statement.TYP, what=f"trust anchor {ec.sub}", now=now)
 
     def _climb(self, ec: EntityStatement, path: list[str], now: float) -> list[EntityStatement]:
         """The statements above `ec` up to an anchor: tries each authority hint in turn and
@@ -198,13 +198,7 @@ class Resolver:
                     )
                 superior = self._configuration(hint, now)
                 if hint in self.trust_anchors:
-                    jose.verify(
-                        superior.jwt,
-                        self.trust_anchors[hint],
-                        statement.TYP,
-                        what=f"trust anchor {hint}",
-                        now=now,
-                    )
+                    self._verify_anchor(superior, now)
                 sub_statement = self._subordinate(superior, ec.sub, now)
                 # The entity's configuration must be signed with a key its superior vouches for.
                 jose.verify(
