@@ -378,10 +378,11 @@ def configured_origins(urls: Iterable[str]) -> frozenset[str]:
     return frozenset(origin_of(u) for u in urls if u)
 
 
-def for_settings(settings: Settings) -> Outbound:
+def for_settings(settings: Settings, *, deadline: float = DEADLINE_S) -> Outbound:
     """The fetcher a service uses: production per PHR_ENV, its configured service URLs
     (PHR_ISSUER, PHR_FHIR_URL, …) reachable wherever they resolve."""
-    return Outbound(AddressPolicy(settings.production, configured_origins(settings.urls.values())))
+    policy = AddressPolicy(settings.production, configured_origins(settings.urls.values()))
+    return Outbound(policy, deadline=deadline)
 
 
 _default: Outbound | None = None
