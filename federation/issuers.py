@@ -34,7 +34,7 @@ REFRESH_S = 300.0  # list again at least this often: a removed provider is dropp
 RETRY_S = 30.0  # after a failure on the way
 NUDGE_S = 30.0  # an unknown issuer asks for a refresh at most this often, whatever it is
 EARLY_S = 60.0  # refresh this long before the first chain in the list expires
-FIRST_WAIT_S = 10.0
+FIRST_WAIT_S = 5.0
 ENTITY_TYPE = "openid_provider"
 
 
@@ -81,6 +81,8 @@ class ListedIssuers:
         not be resolved this time, or every one when the listing itself failed, is kept until
         its chain expires (a brief outage does not lock a city's people out)."""
         now = self.clock()
+        with self._lock:
+            self._last_start = max(self._last_start, now)
         found: dict[str, Provider] = {}
         keep: set[str] = set()
         try:
@@ -105,6 +107,16 @@ class ListedIssuers:
                 until = min(until, max(p.exp - EARLY_S, now + RETRY_S))
             self._providers, self._until = found, until
         self._loaded.set()
+
+    def settled(self, timeout: float = 10.0) -> bool:
+        """Wait until no background refresh runs (tests, and a service shutting down)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._refreshing:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def _describe(self, entity_id: str) -> Provider | None:
         try:
