@@ -7,7 +7,8 @@ its own network (server-side request forgery) or tied up waiting on addresses th
 answer. Every fetch here
 
 * waits for one of `MAX_CONCURRENT` slots shared by the whole process, and gives up at once
-  when none frees within `SLOT_WAIT_S` (a flood of slow fetches cannot queue up requests);
+  when none frees within `SLOT_WAIT_S` (a flood of slow fetches cannot queue up requests); at
+  most `PER_ADDRESS` of them to any one address (one silent host cannot take every slot);
 * has a short connect timeout and an overall deadline, and a response-size cap;
 * follows no redirect (a 3xx is answered as it is, so it cannot lead anywhere unchecked);
 * resolves the host itself, checks every address against `AddressPolicy`, and connects to a
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from phr_core.config import Settings
 
 MAX_CONCURRENT = 8
+PER_ADDRESS = 2  # outside the configured origins
 SLOT_WAIT_S = 1.0
 CONNECT_TIMEOUT_S = 2.0
 DEADLINE_S = 4.0
@@ -203,6 +205,27 @@ class Response:
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT)
 _unreachable: dict[tuple[str, int], float] = {}
 _unreachable_lock = threading.Lock()
+_in_flight: dict[tuple[str, int], int] = {}
+
+
+def _claim(ip: IP, port: int) -> bool:
+    """Count a fetch to this address; False when PER_ADDRESS are already under way."""
+    key = (str(ip), port)
+    with _unreachable_lock:
+        if _in_flight.get(key, 0) >= PER_ADDRESS:
+            return False
+        _in_flight[key] = _in_flight.get(key, 0) + 1
+        return True
+
+
+def _release(ip: IP, port: int) -> None:
+    key = (str(ip), port)
+    with _unreachable_lock:
+        left = _in_flight.get(key, 1) - 1
+        if left > 0:
+            _in_flight[key] = left
+        else:
+            _in_flight.pop(key, None)
 
 
 def _recently_unreachable(ip: IP, port: int) -> bool:
@@ -289,28 +312,34 @@ class Outbound:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            conn = _pinned(parts.scheme, parts.hostname or "", port, ip, remaining)
-            conn.timeout = min(self.connect_timeout, remaining)
+            if not configured and not _claim(ip, port):
+                raise Busy(f"{parts.hostname}: too many requests to one address at once")
             try:
-                conn.connect()
-            except OSError as exc:  # ssl.SSLError included
-                conn.close()
-                if isinstance(exc, TimeoutError) and not configured:
-                    _mark_unreachable(ip, port)  # a refusal costs nothing; a silence does
-                last = exc
-                continue
-            try:
-                return _exchange(conn, method, target, body, headers, max_body, deadline)
-            except OutboundError:
-                raise
-            except TimeoutError as exc:
-                if not configured:
-                    _mark_unreachable(ip, port)
-                raise Unreachable(f"{parts.hostname}: no answer in time") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                raise Unreachable(f"{parts.hostname}: {type(exc).__name__}") from None
+                conn = _pinned(parts.scheme, parts.hostname or "", port, ip, remaining)
+                conn.timeout = min(self.connect_timeout, remaining)
+                try:
+                    conn.connect()
+                except OSError as exc:  # ssl.SSLError included
+                    conn.close()
+                    if isinstance(exc, TimeoutError) and not configured:
+                        _mark_unreachable(ip, port)  # a refusal costs nothing; a silence does
+                    last = exc
+                    continue
+                try:
+                    return _exchange(conn, method, target, body, headers, max_body, deadline)
+                except OutboundError:
+                    raise
+                except TimeoutError as exc:
+                    if not configured:
+                        _mark_unreachable(ip, port)
+                    raise Unreachable(f"{parts.hostname}: no answer in time") from exc
+                except (OSError, http.client.HTTPException) as exc:
+                    raise Unreachable(f"{parts.hostname}: {type(exc).__name__}") from None
+                finally:
+                    conn.close()
             finally:
-                conn.close()
+                if not configured:
+                    _release(ip, port)
         name = type(last).__name__ if last is not None else "deadline"
         raise Unreachable(f"{parts.hostname}: {name}")
 

@@ -184,3 +184,30 @@ def test_the_process_runs_a_bounded_number_of_fetches_at_once() -> None:
             t.join(10)
         assert len(errors) == outbound.MAX_CONCURRENT
         assert all(isinstance(e, Unreachable) for e in errors)
+
+
+def test_one_silent_address_cannot_take_every_slot() -> None:
+    with listening(mode="silent") as silent:
+        fetch = Outbound(AddressPolicy(production=False), deadline=2)
+        errors: list[Exception] = []
+
+        def hang(n: int) -> None:
+            try:
+                fetch.get(f"{silent.url}/slow-{n}")
+            except Exception as exc:  # collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=hang, args=(n,)) for n in range(outbound.PER_ADDRESS)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 2
+        while silent.connections < outbound.PER_ADDRESS and time.monotonic() < deadline:
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        with pytest.raises(Busy, match="one address"):
+            fetch.get(silent.url + "/one-more")
+        assert time.monotonic() - t0 < 0.5  # refused at once, no slot waited for
+        for t in threads:
+            t.join(10)
+        assert silent.connections == outbound.PER_ADDRESS
+        assert len(errors) == outbound.PER_ADDRESS
