@@ -19,6 +19,7 @@ from flask import Response, current_app, g, jsonify, request
 
 from federation.resource import FederatedVerifier
 from federation.resource import for_settings as federated_verifier
+from phr_core import outbound
 from phr_core.sealing import own_key
 from phr_core.tokens import (
     AccessToken,
@@ -44,7 +45,10 @@ def verifier() -> FederatedVerifier:
         cfg = settings()
         sealing = (access_token_cipher(cfg.secret("PHR_ACCESS_TOKEN_KEY")), own_key(cfg, "CONSENT"))
         home = AccessTokenVerifier(
-            cfg.issuer, cfg.urls["consent"], JwksCache(cfg.issuer + "/jwks"), sealing
+            cfg.issuer,
+            cfg.urls["consent"],
+            JwksCache(cfg.issuer + "/jwks", outbound=outbound.for_settings(cfg)),
+            sealing,
         )
         v = federated_verifier(cfg, home, sealing)
         current_app.extensions["consent_verifier"] = v

@@ -48,13 +48,11 @@ def _json_file(path: Path | None, what: str) -> Any:
         raise click.ClickException(f"{what} {path}: {exc}") from None
 
 
-def _published_jwks(entity_id: str, production: bool) -> dict[str, Any]:
+def _published_jwks(entity_id: str, s: Settings) -> dict[str, Any]:
     """The keys in the entity's own configuration (checked self-signed), for the operator to
     compare out of band before vouching for them."""
     try:
-        fetched = UrlFetcher(allow_http_loopback=not production).get(
-            statement.configuration_url(entity_id)
-        )
+        fetched = UrlFetcher.for_settings(s).get(statement.configuration_url(entity_id))
         if fetched.status != 200:
             raise click.ClickException(f"{entity_id}: entity configuration HTTP {fetched.status}")
         ec = statement.parse(fetched.body.strip(), what="entity configuration")
@@ -109,7 +107,7 @@ def add(
         raise click.ClickException(f"not a six-digit 全国地方公共団体コード: {', '.join(bad)}")
     if not acceptable_entity_id(entity_id, allow_http_loopback=not s.production):
         raise click.ClickException(f"{entity_id!r} is not an https entity identifier")
-    jwks = _json_file(jwks_file, "--jwks") or _published_jwks(entity_id, s.production)
+    jwks = _json_file(jwks_file, "--jwks") or _published_jwks(entity_id, s)
     db = _db(s)
     try:
         with db.session() as session:

@@ -126,21 +126,11 @@ class Directory:
 
     def _leaves(self) -> Iterable[str]:
         """Entity ids of protected resources below every trust anchor, through intermediates."""
-        seen: set[str] = set()
-        anchors = self.resolver.trust_anchors if self.resolver is not None else {}
-        authorities = [(anchor, 0) for anchor in anchors]
-        while authorities:
-            authority, depth = authorities.pop(0)
-            if authority in seen or depth > MAX_DEPTH:
-                continue
-            seen.add(authority)
-            endpoint = self._list_endpoint(authority)
-            if endpoint is None:
-                continue
-            yield from self._list(with_query(endpoint, entity_type="oauth_resource"))
-            authorities += [
-                (sub, depth + 1) for sub in self._list(with_query(endpoint, intermediate="true"))
-            ]
+        if self.resolver is None or self.fetcher is None:
+            return []
+        ids, trouble = listed(self.resolver, self.fetcher, "oauth_resource")
+        self._trouble = self._trouble or trouble
+        return ids
 
     def _chain(self, entity_id: str, what: str) -> TrustChain | None:
         """The entity's validated chain, or None (logged, and listed again soon) without one."""
@@ -152,31 +142,6 @@ class Directory:
             log.warning("%s %s left out: %s", what, entity_id, exc.reason)
             self._trouble = True
             return None
-
-    def _list_endpoint(self, authority: str) -> str | None:
-        chain = self._chain(authority, "federation authority")
-        if chain is None:
-            return None
-        return chain.statements[0].federation_endpoint("federation_list_endpoint")
-
-    def _list(self, url: str) -> list[str]:
-        if self.fetcher is None:
-            return []
-        try:
-            fetched = self.fetcher.get(url)
-        except FederationError as exc:
-            log.warning("federation list %s: %s", url, exc.reason)
-            self._trouble = True
-            return []
-        if fetched.status != 200:
-            log.warning("federation list %s: HTTP %s", url, fetched.status)
-            self._trouble = True
-            return []
-        try:
-            ids = json.loads(fetched.body)
-        except ValueError:
-            return []
-        return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
 
     def _describe(self, entity_id: str) -> PhrServer | None:
         chain = self._chain(entity_id, "PHR server")
@@ -190,6 +155,53 @@ class Directory:
         return PhrServer(entity_id, resource.rstrip("/"), codes, chain.exp)
 
 
+def listed(resolver: Resolver, fetcher: Fetcher, entity_type: str) -> tuple[list[str], bool]:
+    """Entity ids of `entity_type` the federation lists below every trust anchor (through
+    intermediates, each authority's chain validated first), and whether anything on the way
+    failed (so the caller lists again soon). Only authorities the chains lead to are asked:
+    nothing here fetches a URL a request named."""
+    found: list[str] = []
+    trouble = False
+    seen: set[str] = set()
+    authorities = [(anchor, 0) for anchor in resolver.trust_anchors]
+    while authorities:
+        authority, depth = authorities.pop(0)
+        if authority in seen or depth > MAX_DEPTH:
+            continue
+        seen.add(authority)
+        try:
+            chain = resolver.resolve(authority)
+        except FederationError as exc:
+            log.warning("federation authority %s left out: %s", authority, exc.reason)
+            trouble = True
+            continue
+        endpoint = chain.statements[0].federation_endpoint("federation_list_endpoint")
+        if not endpoint:
+            continue
+        ids, failed = _list(fetcher, with_query(endpoint, entity_type=entity_type))
+        subs, failed_too = _list(fetcher, with_query(endpoint, intermediate="true"))
+        trouble = trouble or failed or failed_too
+        found += [i for i in ids if i not in found]
+        authorities += [(sub, depth + 1) for sub in subs]
+    return found, trouble
+
+
+def _list(fetcher: Fetcher, url: str) -> tuple[list[str], bool]:
+    try:
+        fetched = fetcher.get(url)
+    except FederationError as exc:
+        log.warning("federation list %s: %s", url, exc.reason)
+        return [], True
+    if fetched.status != 200:
+        log.warning("federation list %s: HTTP %s", url, fetched.status)
+        return [], True
+    try:
+        ids = json.loads(fetched.body)
+    except ValueError:
+        return [], True
+    return ([i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []), False
+
+
 def for_settings(settings: Settings) -> Directory:
     """The directory a service uses: its configured PHR server, plus every PHR server under
     the configured trust anchors."""
@@ -197,7 +209,7 @@ def for_settings(settings: Settings) -> Directory:
     anchors = keys.trust_anchors(settings)
     if not anchors:
         return Directory(home)
-    fetcher = UrlFetcher(allow_http_loopback=not settings.production)
+    fetcher = UrlFetcher.for_settings(settings)
     return Directory(home, fetcher, Resolver(fetcher, anchors))
 
 

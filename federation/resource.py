@@ -1,9 +1,13 @@
 """A protected resource (PHR server) accepting access tokens from any OpenID provider that
 chains to the federation's trust anchor, not only from its home IdP.
 
-The issuer's signing keys come from its policy-applied `openid_provider` metadata (`jwks`, or
-`jwks_uri` fetched and cached); the chain is re-resolved when it expires, so a provider removed
-from the federation stops being accepted then (or at once, for a verifier that is restarted).
+Which issuers count is decided before any of their tokens arrive (federation.issuers): the
+anchors' listing of OpenID providers, each chain resolved, refreshed in the background. A
+token's unverified `iss` is only looked up in that list, so no token can make this server
+fetch anything, and a made-up issuer costs a dictionary lookup. A provider removed from the
+federation stops being accepted at the next listing (at most five minutes) or when its chain
+expires. The issuer's signing keys come from its policy-applied `openid_provider` metadata
+(`jwks`, or `jwks_uri` fetched within phr_core.outbound's bounds and cached).
 
 Subjects stay unlinkable and cannot be forged across providers: a token from another provider
 carries that provider's subject, which is namespaced as `<issuer>#<sub>` before anything looks
@@ -25,8 +29,10 @@ from joserfc.jwk import KeySet
 from federation import keys
 from federation.entity.fetch import UrlFetcher
 from federation.entity.trust_chain import Resolver
-from federation.errors import FederationError
+from federation.issuers import ListedIssuers
+from phr_core import outbound
 from phr_core.config import Settings
+from phr_core.outbound import Outbound
 from phr_core.tokens import (
     AccessToken,
     AccessTokenVerifier,
@@ -36,8 +42,6 @@ from phr_core.tokens import (
     b64url_json,
     unseal,
 )
-
-REFUSED_TTL_S = 60.0  # an issuer outside the federation is not asked about again for this long
 
 
 class _StaticJwks(JwksCache):
@@ -53,8 +57,9 @@ class _StaticJwks(JwksCache):
 
 class FederatedVerifier:
     """`verify(token)` like AccessTokenVerifier: the home issuer's tokens go to `home`; a
-    token from another issuer is accepted when that issuer resolves to our trust anchor as an
-    OpenID provider and its keys verify the token."""
+    token from another issuer is accepted when the federation lists that issuer as an OpenID
+    provider (federation.issuers: listed and resolved in the background, never fetched
+    because a token named it) and its keys verify the token."""
 
     def __init__(
         self,
@@ -63,13 +68,15 @@ class FederatedVerifier:
         decryption_key: UnsealKeys,
         *,
         clock: Callable[[], float] = time.time,
+        outbound: Outbound | None = None,
     ) -> None:
         self.home = home
         self.resolver = resolver
         self.decryption_key = decryption_key
         self.clock = clock
-        self._verifiers: dict[str, tuple[AccessTokenVerifier, int]] = {}
-        self._refused: dict[str, tuple[float, str]] = {}
+        self.outbound = outbound
+        self._verifiers: dict[str, tuple[AccessTokenVerifier, dict]] = {}
+        self._listed: ListedIssuers | None = None
         self._lock = threading.Lock()
 
     @property
@@ -100,38 +107,39 @@ class FederatedVerifier:
         return replace(result, subject=f"{issuer}#{result.subject}")
 
     def _verifier_for(self, issuer: str) -> AccessTokenVerifier:
-        now = self.clock()
+        """The verifier of a provider the federation lists. The unverified `iss` is only a
+        key into that list: an issuer not on it is refused without any request anywhere."""
+        issuers = self._issuers()
+        if issuers is None:
+            raise InvalidToken("token from another issuer")
+        provider = issuers.provider(issuer)
+        if provider is None:
+            raise InvalidToken("token from an issuer outside the federation (not listed)")
         with self._lock:
             known = self._verifiers.get(issuer)
-            refused = self._refused.get(issuer)
-        if known is not None and known[1] > now:
+        if known is not None and known[1] is provider.metadata:
             return known[0]
-        if refused is not None and refused[0] > now:
-            raise InvalidToken(f"token from an issuer outside the federation ({refused[1]})")
-        resolver = self.resolver()
-        if resolver is None:
-            raise InvalidToken("token from another issuer")
-        try:
-            chain = resolver.resolve(issuer)
-            op = chain.metadata.get("openid_provider")
-            if op is None or op.get("issuer") != issuer:
-                raise FederationError("entity_type_not_allowed", "not an OpenID provider")
-        except FederationError as exc:
-            with self._lock:
-                self._refused[issuer] = (now + REFUSED_TTL_S, exc.reason)
-            raise InvalidToken(
-                f"token from an issuer outside the federation ({exc.reason})"
-            ) from None
+        op = provider.metadata
         if isinstance(op.get("jwks"), dict):
             jwks: JwksCache = _StaticJwks(op["jwks"])
         elif isinstance(op.get("jwks_uri"), str):
-            jwks = JwksCache(op["jwks_uri"])
+            # Named by metadata the federation vouches for, fetched within outbound's bounds.
+            jwks = JwksCache(op["jwks_uri"], outbound=self.outbound)
         else:
             raise InvalidToken("the issuer publishes no keys")
         verifier = AccessTokenVerifier(issuer, self.home.audience, jwks)
         with self._lock:
-            self._verifiers[issuer] = (verifier, chain.exp)
+            self._verifiers[issuer] = (verifier, op)
         return verifier
+
+    def _issuers(self) -> ListedIssuers | None:
+        with self._lock:
+            if self._listed is None:
+                resolver = self.resolver()
+                if resolver is None:
+                    return None
+                self._listed = ListedIssuers(resolver, clock=self.clock)
+            return self._listed
 
 
 def for_settings(
@@ -144,11 +152,9 @@ def for_settings(
     def resolver() -> Resolver | None:
         if not made:
             anchors = keys.trust_anchors(settings)
-            made.append(
-                Resolver(UrlFetcher(allow_http_loopback=not settings.production), anchors)
-                if anchors
-                else None
-            )
+            made.append(Resolver(UrlFetcher.for_settings(settings), anchors) if anchors else None)
         return made[0]
 
-    return FederatedVerifier(home, resolver, decryption_key)
+    return FederatedVerifier(
+        home, resolver, decryption_key, outbound=outbound.for_settings(settings)
+    )

@@ -23,6 +23,7 @@ from idp.context import idp
 from idp.errors import OAuthError, invalid_client, invalid_request
 from idp.models import DpopJti
 from idp.tokens import sha256_hex
+from phr_core import outbound
 from phr_core.config import is_loopback_host
 from phr_core.tokens import InvalidToken, JwksCache, b64url_json
 
@@ -152,7 +153,8 @@ def _client_keys(client: ClientView, kid: object) -> KeySet:
         if cache is None:
             if len(_jwks_caches) >= 1000:  # bounded: one entry per registered jwks_uri
                 _jwks_caches.clear()
-            cache = _jwks_caches[uri] = JwksCache(uri, JWKS_TTL, JWKS_MIN_REFETCH)
+            fetch = outbound.for_settings(idp().settings)  # no internal address in production
+            cache = _jwks_caches[uri] = JwksCache(uri, JWKS_TTL, JWKS_MIN_REFETCH, outbound=fetch)
     try:
         return cache.keys(kid if isinstance(kid, str) else None)
     except (InvalidToken, JoseError, KeyError, TypeError):

@@ -69,7 +69,7 @@ def resolver(settings: Settings) -> Resolver:
     existing = app.extensions.get("idp_federation_resolver")
     if existing is None:
         existing = Resolver(
-            UrlFetcher(allow_http_loopback=not settings.production),
+            UrlFetcher.for_settings(settings),
             keys.trust_anchors(settings),
             check_trust_mark_status=True,
         )

@@ -22,7 +22,6 @@ import base64
 import json
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,8 @@ from joserfc import jwe, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OctKey
 
+from phr_core import outbound
+from phr_core.outbound import Outbound
 from phr_core.secrets import derive_key
 
 ALLOWED_ALGS = ("ES256", "RS256")
@@ -94,41 +95,67 @@ class AccessToken:
 class JwksCache:
     """The IdP's JWKS, fetched on first use, kept for `ttl` seconds, and fetched again at once
     (at most every `min_refetch` seconds) when a token names a key id we do not know yet: that
-    is how a rotated-in key is picked up without waiting."""
+    is how a rotated-in key is picked up without waiting.
 
-    def __init__(self, jwks_url: str, ttl: float = 300.0, min_refetch: float = 5.0) -> None:
+    One thread fetches at a time; while it does, the others go on with the keys already held
+    (only the very first fetch is waited for), so a flood of tokens naming unknown key ids
+    costs one bounded fetch (phr_core.outbound) every `min_refetch` seconds and slows no one."""
+
+    def __init__(
+        self,
+        jwks_url: str,
+        ttl: float = 300.0,
+        min_refetch: float = 5.0,
+        *,
+        outbound: Outbound | None = None,
+    ) -> None:
         self.jwks_url = jwks_url
         self.ttl = ttl
         self.min_refetch = min_refetch
+        self.outbound = outbound
         self._keys: KeySet | None = None
         self._fetched = 0.0
+        self._attempted = float("-inf")
         self._lock = threading.Lock()
 
     def _fetch(self) -> KeySet:
-        with urllib.request.urlopen(self.jwks_url, timeout=5) as resp:  # noqa: S310
-            data = json.load(resp)
-        return KeySet.import_key_set(data)
+        resp = (self.outbound or outbound.default()).get(
+            self.jwks_url, accept="application/jwk-set+json, application/json"
+        )
+        if resp.status != 200:
+            raise ValueError(f"JWKS answered HTTP {resp.status}")
+        return KeySet.import_key_set(json.loads(resp.body))
+
+    def _due(self, kid: str | None, now: float) -> bool:
+        if self._keys is None or now - self._fetched > self.ttl:
+            return True
+        return (
+            kid is not None
+            and not any(k.kid == kid for k in self._keys.keys)
+            and now - max(self._fetched, self._attempted) > self.min_refetch
+        )
 
     def keys(self, kid: str | None) -> KeySet:
-        now = time.monotonic()
-        with self._lock:
-            stale = self._keys is None or now - self._fetched > self.ttl
-            unknown = (
-                kid is not None
-                and self._keys is not None
-                and not any(k.kid == kid for k in self._keys.keys)
-                and now - self._fetched > self.min_refetch
-            )
-            if stale or unknown:
+        held = self._keys
+        if not self._due(kid, time.monotonic()):
+            return held  # type: ignore[return-value]
+        if not self._lock.acquire(blocking=held is None):
+            return held  # type: ignore[return-value]  # another thread is fetching
+        try:
+            now = time.monotonic()
+            if self._due(kid, now):
+                self._attempted = now
                 try:
                     self._keys = self._fetch()
                     self._fetched = now
-                except (OSError, ValueError) as exc:
+                except (OSError, ValueError, JoseError, KeyError, TypeError) as exc:
                     if self._keys is None:
                         raise InvalidToken("the issuer's keys cannot be fetched") from exc
             if self._keys is None:
                 raise InvalidToken("the issuer's keys cannot be fetched")
             return self._keys
+        finally:
+            self._lock.release()
 
 
 class AccessTokenVerifier:

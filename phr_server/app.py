@@ -11,6 +11,7 @@ from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
 from federation.resource import for_settings as federated_verifier
+from phr_core import outbound
 from phr_core.config import ConfigError, Settings
 from phr_core.sealing import own_key
 from phr_core.secrets import derive_key
@@ -92,7 +93,10 @@ def create_app(
     # key of ours, under the shared PHR_ACCESS_TOKEN_KEY.
     sealing = (access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY")), own_key(s, "FHIR"))
     home = AccessTokenVerifier(
-        s.issuer, s.urls["fhir"], JwksCache(s.issuer + "/jwks"), decryption_key=sealing
+        s.issuer,
+        s.urls["fhir"],
+        JwksCache(s.issuer + "/jwks", outbound=outbound.for_settings(s)),
+        decryption_key=sealing,
     )
     # Tokens of other OpenID providers that chain to the federation's anchor count too.
     app.extensions["phr_verifier"] = federated_verifier(s, home, sealing)

@@ -63,9 +63,7 @@ def _resolver(cfg: Settings) -> Resolver:
     app = current_app
     existing = app.extensions.get("portal_federation_resolver")
     if existing is None:
-        existing = Resolver(
-            UrlFetcher(allow_http_loopback=not cfg.production), keys.trust_anchors(cfg)
-        )
+        existing = Resolver(UrlFetcher.for_settings(cfg), keys.trust_anchors(cfg))
         app.extensions["portal_federation_resolver"] = existing
     return existing
 

@@ -133,7 +133,7 @@ def resolver() -> Resolver:
         from federation.entity.fetch import UrlFetcher
 
         existing = Resolver(
-            UrlFetcher(allow_http_loopback=not settings().production),
+            UrlFetcher.for_settings(settings()),
             keys.trust_anchors(settings()),
         )
         current_app.extensions["federation_resolver"] = existing

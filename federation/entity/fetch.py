@@ -5,17 +5,16 @@ of the network."""
 from __future__ import annotations
 
 import ipaddress
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 from federation.errors import UNREACHABLE, FederationError
-from phr_core.config import is_loopback_host
+from phr_core import outbound
+from phr_core.config import Settings, is_loopback_host
+from phr_core.outbound import AddressPolicy, Outbound, OutboundError
 
 MAX_BODY = 256 * 1024  # entity statements are small; a huge body is an attack or a mistake
-TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,38 +56,36 @@ def _internal_ip(host: str) -> bool:
 
 
 class UrlFetcher:
-    """The real thing: urllib with a timeout, a size limit and no redirects followed."""
+    """The real thing: phr_core.outbound (shared concurrency bound, short deadline, address
+    policy checked after DNS, no redirects followed) with the entity-id rules on top."""
 
-    def __init__(self, *, allow_http_loopback: bool = True) -> None:
+    def __init__(
+        self, outbound: Outbound | None = None, *, allow_http_loopback: bool = True
+    ) -> None:
         self.allow_http_loopback = allow_http_loopback
+        self.outbound = outbound or Outbound(AddressPolicy(production=not allow_http_loopback))
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> UrlFetcher:
+        """A service's fetcher: production per PHR_ENV, its configured origins allowed."""
+        return cls(outbound.for_settings(settings), allow_http_loopback=not settings.production)
 
     def get(self, url: str) -> Fetched:
         return self._open(url, None)
 
     def post(self, url: str, form: dict[str, str]) -> Fetched:
-        return self._open(url, urlencode(form).encode("ascii"))
+        return self._open(url, form)
 
-    def _open(self, url: str, data: bytes | None) -> Fetched:
+    def _open(self, url: str, form: dict[str, str] | None) -> Fetched:
         base = url.split("?", 1)[0]
         if not acceptable_entity_id(base, allow_http_loopback=self.allow_http_loopback):
             raise FederationError(UNREACHABLE, f"{base} is not an https URL")
-        headers = {"Accept": "application/*+jwt, application/json"}
-        request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (checked)
-        opener = urllib.request.build_opener(_NoRedirect)
+        accept = "application/*+jwt, application/json"
         try:
-            with opener.open(request, timeout=TIMEOUT_S) as resp:
-                body = resp.read(MAX_BODY + 1)
-                status, ctype = resp.status, resp.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as exc:
-            body, status = exc.read(MAX_BODY + 1), exc.code
-            ctype = exc.headers.get("Content-Type", "")
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise FederationError(UNREACHABLE, f"{base}: {type(exc).__name__}") from None
-        if len(body) > MAX_BODY:
-            raise FederationError(UNREACHABLE, f"{base}: response larger than {MAX_BODY} bytes")
-        return Fetched(status, ctype.split(";")[0].strip(), body.decode("utf-8", "replace"))
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        return None
+            if form is None:
+                resp = self.outbound.get(url, accept=accept, max_body=MAX_BODY)
+            else:
+                resp = self.outbound.post_form(url, form, accept=accept, max_body=MAX_BODY)
+        except OutboundError as exc:
+            raise FederationError(UNREACHABLE, f"{base}: {exc}") from None
+        return Fetched(resp.status, resp.content_type, resp.body.decode("utf-8", "replace"))

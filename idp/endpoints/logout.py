@@ -5,9 +5,6 @@ tokens in that session, with a signed logout token carrying the client's own pai
 from __future__ import annotations
 
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
 from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, render_template, request
@@ -25,6 +22,7 @@ from idp.i18n import MESSAGES, pick_language
 from idp.keys import ALGS
 from idp.models import AuthorizationCode, LoginSession, RefreshToken
 from idp.tokens import new_handle, now_utc, sign
+from phr_core import outbound
 
 log = logging.getLogger(__name__)
 bp = Blueprint("logout", __name__, template_folder="../templates")
@@ -147,17 +145,16 @@ def end_session(ctx: IdP, s: Session, login: LoginSession) -> None:
             typ="logout+jwt",
             alg=client.id_token_alg,
         )
-        _deliver(client.client_id, uri, token)
+        _deliver(ctx, client.client_id, uri, token)
 
 
-def _deliver(client_id: str, uri: str, token: str) -> None:
-    data = urllib.parse.urlencode({"logout_token": token}).encode()
-    req = urllib.request.Request(  # noqa: S310 (registered https, or loopback in development)
-        uri, data=data, headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
+def _deliver(ctx: IdP, client_id: str, uri: str, token: str) -> None:
+    """POST the logout token to the URI the client registered, within phr_core.outbound's
+    bounds: a registered URI must not make the IdP reach its own network."""
+    fetch = outbound.for_settings(ctx.settings, deadline=DELIVERY_TIMEOUT_S)
     try:
-        with urllib.request.urlopen(req, timeout=DELIVERY_TIMEOUT_S) as resp:  # noqa: S310
-            if resp.status >= 300:
-                log.warning("back-channel logout to client %s answered %s", client_id, resp.status)
-    except (urllib.error.URLError, OSError) as exc:
-        log.warning("back-channel logout to client %s failed (%s)", client_id, type(exc).__name__)
+        resp = fetch.post_form(uri, {"logout_token": token})
+        if resp.status >= 300:
+            log.warning("back-channel logout to client %s answered %s", client_id, resp.status)
+    except OSError as exc:
+        log.warning("back-channel logout to client %s failed (%s)", client_id, exc)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +21,7 @@ from idp.context import IdP, idp
 from idp.errors import OAuthError
 from idp.models import Client, InitialAccessToken
 from idp.tokens import aware, new_handle, now_utc, sha256_hex
+from phr_core import outbound
 from phr_core.config import is_loopback_host
 
 bp = Blueprint("registration", __name__)
@@ -66,10 +65,12 @@ def _check_sector_identifier(ctx: IdP, meta: dict[str, Any]) -> None:
         parts.scheme == "http" and is_loopback_host(parts.hostname) and not ctx.settings.production
     ):
         raise OAuthError("invalid_client_metadata", "sector_identifier_uri must use https")
-    try:
-        with urllib.request.urlopen(uri, timeout=5) as resp:  # noqa: S310 (https, checked above)
-            listed = json.load(resp)
-    except (urllib.error.URLError, OSError, ValueError):
+    try:  # within phr_core.outbound's bounds: no internal address in production
+        resp = outbound.for_settings(ctx.settings).get(uri, accept="application/json")
+        if resp.status != 200:
+            raise ValueError(f"HTTP {resp.status}")
+        listed = json.loads(resp.body)
+    except (OSError, ValueError):
         raise OAuthError(
             "invalid_client_metadata", "sector_identifier_uri could not be fetched as JSON"
         ) from None

@@ -87,7 +87,11 @@ def register_idp(federation: Federation, idp_app: Flask) -> str:
     ec = statement.parse(
         idp_app.test_client().get(statement.WELL_KNOWN).get_data(as_text=True), what="idp"
     )
-    federation.add_subordinate(federation.anchor, issuer, ec.jwks)
+    # Added as an OpenID provider (`phr federation add … --type openid_provider`): resource
+    # servers accept the tokens of providers the anchor lists as such, and no others.
+    federation.add_subordinate(
+        federation.anchor, issuer, ec.jwks, entity_types=["openid_provider", "federation_entity"]
+    )
     return issuer
 
 
