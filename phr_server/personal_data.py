@@ -13,8 +13,10 @@ Refused (each as an OperationOutcome issue naming the element, never its value):
   `ExplanationOfBenefit.processNote`, `valueString` and `valueMarkdown` anywhere (Observation
   values, components, extensions, supporting information), and `Dosage.text` /
   `Dosage.patientInstruction`;
-* a string anywhere holding twelve digits in a row (alone or in groups of four): the form of a
-  個人番号 (My Number), which no FHIR element we accept legitimately carries.
+* a string anywhere holding twelve digits in a row (alone or in groups of four, outside a
+  UUID): the form of a 個人番号 (My Number), which no FHIR element we accept legitimately
+  carries (ids, identifiers and codes included: a resident number there would become a
+  searchable, unencrypted index value).
 
 Not refused: coded text that labels a code (`CodeableConcept.text`, `Coding.display`,
 `Reference.display`) and Organization names, which connectors send from their code tables and
@@ -53,6 +55,10 @@ TWELVE_DIGITS = re.compile(
     rf"(?<!{_DIGIT}){_DIGIT}{{4}}[-\s\u2010\uff0d]?{_DIGIT}{{4}}[-\s\u2010\uff0d]?{_DIGIT}{{4}}(?!{_DIGIT})"
 )
 
+# A UUID (a Bundle's `urn:uuid:` references) is random, not a number: its 4-4-4 and 12-digit
+# groups are taken out before looking for twelve digits.
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
 
 def problems(resource: dict[str, Any], base: str) -> list[dict[str, Any]]:
     """OperationOutcome issues for every element of `resource` the server does not store;
@@ -82,7 +88,7 @@ def problems(resource: dict[str, Any], base: str) -> list[dict[str, Any]]:
         if key in ANYWHERE:
             why = ANYWHERE[key]
             out.append(_refused(path, f"{path}: {why} is not stored by the PHR server"))
-        elif isinstance(value, str) and TWELVE_DIGITS.search(value):
+        elif isinstance(value, str) and TWELVE_DIGITS.search(UUID.sub("", value)):
             out.append(
                 _refused(
                     path,
