@@ -15,6 +15,8 @@ from phr_core.db import Database
 from phr_core.health import bp as health_bp
 from phr_core.services import get_service
 
+RENDER_ERROR = "phr_render_error"
+
 
 def configure_logging(level: str) -> None:
     """Plain, single-line logs; request logs come from gunicorn without query strings."""
@@ -64,6 +66,7 @@ def build_app(
         app.register_blueprint(publish.blueprint(service.name))
     app.after_request(_security_headers)
     renderer = render_error or json_error
+    app.extensions[RENDER_ERROR] = renderer  # for refusals before the app (gunicorn_workers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
