@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from phr_core import jsonbytes
 from phr_server.issues import issue
 
 PEOPLE: dict[str, tuple[str, ...]] = {
@@ -50,13 +51,11 @@ ANYWHERE: dict[str, str] = {
 # `text` is free text in a Dosage (and the narrative at a resource's root); elsewhere it labels
 # a code (CodeableConcept.text) and stays.
 DOSAGE_KEYS = ("dosageInstruction", "dosage")
-_DIGIT = "[0-9\uff10-\uff19]"
-TWELVE_DIGITS = re.compile(
-    rf"(?<!{_DIGIT}){_DIGIT}{{4}}[-\s\u2010\uff0d]?{_DIGIT}{{4}}[-\s\u2010\uff0d]?{_DIGIT}{{4}}(?!{_DIGIT})"
-)
-
+# Twelve digits (ASCII or full-width: `\d` in a str pattern), alone or as 4-4-4 groups.
+TWELVE_DIGITS = re.compile(r"\d{4}[-\s\u2010\uff0d]?\d{4}[-\s\u2010\uff0d]?\d{4}")
+_DIGIT_RUN = re.compile(r"\d+")
 # A UUID (a Bundle's `urn:uuid:` references) is random, not a number: its 4-4-4 and 12-digit
-# groups are taken out before looking for twelve digits.
+# groups do not count.
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -84,11 +83,13 @@ def problems(resource: dict[str, Any], base: str) -> list[dict[str, Any]]:
         )
     refused_here = {*PEOPLE.get(str(rtype), ()), "text"}
     rest = {k: v for k, v in resource.items() if k not in refused_here}
+    if not _may_hold_more(rest):
+        return out
     for path, key, value in _elements(rest, base):
         if key in ANYWHERE:
             why = ANYWHERE[key]
             out.append(_refused(path, f"{path}: {why} is not stored by the PHR server"))
-        elif isinstance(value, str) and TWELVE_DIGITS.search(UUID.sub("", value)):
+        elif isinstance(value, str) and has_twelve_digits(value):
             out.append(
                 _refused(
                     path,
@@ -97,6 +98,29 @@ def problems(resource: dict[str, Any], base: str) -> list[dict[str, Any]]:
                 )
             )
     return out
+
+
+def _may_hold_more(resource: dict[str, Any]) -> bool:
+    """False when the resource's JSON text has none of the refused keys and no twelve digits:
+    one pass of C code over the text instead of a Python walk over every element, which is
+    then done only to name what was found (an answer that is wrong can only be True)."""
+    try:
+        text = jsonbytes.dumps(resource).decode()
+    except (TypeError, ValueError):
+        return True
+    return any(f'"{key}":' in text for key in ANYWHERE) or has_twelve_digits(text)
+
+
+def has_twelve_digits(text: str) -> bool:
+    """Twelve digits in a row, alone (no digit right before or after) or as 4-4-4 groups,
+    outside any UUID. Looked for where a run of digits starts only: a regex with look-arounds
+    tried at every position costs more than the rest of this module together."""
+    for run in _DIGIT_RUN.finditer(text):
+        at = run.start()
+        m = TWELVE_DIGITS.match(text, at) if run.end() - at >= 4 else None
+        if m and not (m.end() < len(text) and text[m.end()].isdigit()):
+            return not UUID.search(text) or has_twelve_digits(UUID.sub(" ", text))
+    return False
 
 
 def _refused(path: str, diagnostics: str) -> dict[str, Any]:
