@@ -49,6 +49,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "not_found": "ページが見つかりません。",
         "server_error": "問題が発生しました。しばらくしてからもう一度お試しください。",
         "bad_request": "リクエストが正しくありません。",
+        "too_large": "送信された内容が大きすぎます。内容を減らしてもう一度お試しください。",
+        "url_too_long": "アドレス（URL）が長すぎます。トップからやり直してください。",
         "back": "トップへ戻る",
         "privacy": "プライバシーと同意について",
         "privacy_intro": "このポータルは、あなたが同意した範囲でだけ、自治体の健康記録を PHR 基盤に"
@@ -115,6 +117,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "not_found": "This page does not exist.",
         "server_error": "Something went wrong. Please try again in a moment.",
         "bad_request": "The request was not valid.",
+        "too_large": "What was sent is too large. Please send less and try again.",
+        "url_too_long": "The address (URL) is too long. Please start again from the start page.",
         "back": "Back to the start page",
         "privacy": "Privacy and consent",
         "privacy_intro": "This portal receives your city's health records into the PHR "

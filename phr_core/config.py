@@ -72,6 +72,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PHR_WORKERS", "2", "gunicorn worker processes per service"),
     Variable("PHR_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
     Variable(
+        "PHR_MAX_REQUEST_BYTES",
+        "16777216",
+        "largest request body any service accepts (bytes, chunked bodies too); larger ones "
+        "answer 413 in the service's error format",
+    ),
+    Variable(
+        "PHR_MAX_URL_BYTES",
+        "8000",
+        "longest URL (path and query) any service accepts, at most 8150; longer ones answer 414 "
+        "in the service's error format",
+    ),
+    Variable(
         "PHR_DATABASE_URL",
         "(unset)",
         "one database for every service (each keeps its own tables); "

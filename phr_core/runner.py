@@ -85,14 +85,24 @@ def threads_of(service: ServiceSpec, settings: Settings) -> int:
 
 def gunicorn_command(target: Target, settings: Settings) -> list[str]:
     """The command line that serves one app."""
-    threaded = ["--worker-class", "gthread", "--threads", str(target.threads)]
+    # Workers that answer gunicorn's own refusals (request line, headers) in the service's
+    # error format; the request line at gunicorn's largest limit, so that the app's own URL
+    # limit (PHR_MAX_URL_BYTES, phr_core.request_limits) is the one that usually answers.
+    workers = "phr_core.gunicorn_workers." + (
+        "ThreadWorker" if target.threads > 1 else "SyncWorker"
+    )
+    threaded = ["--threads", str(target.threads)]
     return [
         sys.executable,
         "-m",
         "gunicorn",
         "--workers",
         str(settings.workers),
+        "--worker-class",
+        workers,
         *(threaded if target.threads > 1 else []),
+        "--limit-request-line",
+        "8190",
         "--bind",
         f"{settings.host}:{target.port}",
         "--access-logfile",

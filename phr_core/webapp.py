@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterable
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from phr_core import migrations
+from phr_core import migrations, request_limits
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
 from phr_core.health import bp as health_bp
 from phr_core.services import get_service
+
+RENDER_ERROR = "phr_render_error"
 
 
 def configure_logging(level: str) -> None:
@@ -54,6 +56,7 @@ def build_app(
     app.extensions["phr_service"] = service
     app.extensions["phr_schema_head"] = migrations.head_revision(service)
     app.extensions["phr_db"] = Database(settings.database_urls[service.name])
+    request_limits.install(app, settings)  # body, URL and JSON nesting: before any view
     app.register_blueprint(health_bp)
     for bp in blueprints:
         app.register_blueprint(bp)
@@ -63,6 +66,7 @@ def build_app(
         app.register_blueprint(publish.blueprint(service.name))
     app.after_request(_security_headers)
     renderer = render_error or json_error
+    app.extensions[RENDER_ERROR] = renderer  # for refusals before the app (gunicorn_workers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, text
 
-from phr_core import jsonbytes
+from phr_core import bounded_json, jsonbytes
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
 from phr_server import arrivals, audit, dpop, repository, search, tenants, transaction
@@ -522,7 +522,9 @@ def _may_write(access: Access) -> None:
 
 def _json_body() -> Any:
     try:
-        return json.loads(request.get_data() or b"null")
+        return bounded_json.loads(request.get_data() or b"null")
+    except bounded_json.TooDeep as exc:
+        raise Problem(400, "structure", str(exc)) from None
     except ValueError:
         raise Problem(400, "structure", "the body is not JSON") from None
 

@@ -47,7 +47,13 @@ def index() -> ResponseReturnValue:
 def operation_outcome(exc: HTTPException) -> Response:
     """FHIR errors are OperationOutcome resources, never HTML."""
     code = exc.code or 500
-    issue_code = {404: "not-found", 405: "not-supported", 400: "invalid"}.get(code, "exception")
+    issue_code = {
+        404: "not-found",
+        405: "not-supported",
+        400: "invalid",
+        413: "too-long",  # request_limits.py: body or URL over the configured limit
+        414: "too-long",
+    }.get(code, "exception")
     body = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": issue_code, "diagnostics": exc.description}],

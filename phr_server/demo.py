@@ -14,11 +14,12 @@ from phr_core.demo import (
     DemoMunicipality,
 )
 from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM
+from phr_server import personal_data
 from phr_server.models import StoredResource
 from phr_server.repository import Repository
 from phr_server.storage import Keyring
 from phr_server.tenants import served
-from phr_server.validation import validate
+from phr_server.validation import Invalid, validate
 
 JP_ORGANIZATION = "http://jpfhir.jp/fhir/core/StructureDefinition/JP_Organization"
 
@@ -82,6 +83,8 @@ def _store(db: Database, settings: Settings, wanted: list[dict], municipality: s
             if s.get(StoredResource, (resource["resourceType"], resource["id"])) is not None:
                 continue
             validate(resource)
+            if refused := personal_data.problems(resource, resource["resourceType"]):
+                raise Invalid(refused)  # the demo holds no personal data either
             repo.put(s, resource, municipality, None)
             added += 1
     return added

@@ -31,6 +31,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
+from phr_core import bounded_json
 from phr_core.identifiers import pseudonym_system
 from phr_core.tokens import InvalidToken
 from phr_core.webapp import database, settings
@@ -222,7 +223,9 @@ def erase_endpoint() -> ResponseReturnValue:
     try:
         access = _authorize()
         try:
-            body = json.loads(request.get_data() or b"null")
+            body = bounded_json.loads(request.get_data() or b"null")
+        except bounded_json.TooDeep as exc:
+            raise EraseRefused(400, "structure", str(exc)) from None
         except ValueError:
             raise EraseRefused(400, "structure", "the body is not JSON") from None
         targets = parse_targets(body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from phr_server.dates import value_range
+from phr_server.dates import JST, from_us, to_us, value_range
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Param:
     kind: str  # token | date | reference
     paths: tuple[str, ...] = ()  # JSON element names (first level; `a.b` for nested)
     doc: str = ""
+    by_month: bool = False  # dates indexed (and searched) as their whole calendar month
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ TYPES: dict[str, TypeSpec] = {
         _spec(
             "Patient",
             Param("gender", "token", ("gender",)),
-            Param("birthdate", "date", ("birthDate",)),
+            # A dump of the index must not show exact birth dates: indexed by month only.
+            Param("birthdate", "date", ("birthDate",), "birth month (JST)", by_month=True),
             profile=JP + "JP_Patient",
         ),
         _spec("RelatedPerson", compartment=("patient",), profile=JP + "JP_RelatedPerson"),
@@ -213,6 +215,28 @@ def date_range(value: Any) -> tuple[int, int] | None:
     return value_range(value)
 
 
+def whole_months(start_us: int, end_us: int) -> tuple[int, int]:
+    """[start, end) widened to whole calendar months in Japan Standard Time: `2020-05-14`
+    becomes May 2020. What the index keeps of a birth date, and how a query on it is read.
+    A bound beyond what a datetime holds (an open end) stays as it is."""
+    return _month_start(start_us), _month_start(max(end_us - 1, start_us), after=True, keep=end_us)
+
+
+def _month_start(us: int, after: bool = False, keep: int | None = None) -> int:
+    """The start of the JST month holding `us` (of the next month when `after`)."""
+    try:
+        t = from_us(us).astimezone(JST)
+        if after:
+            t = (
+                t.replace(year=t.year + 1, month=1)
+                if t.month == 12
+                else t.replace(month=t.month + 1)
+            )
+        return to_us(t.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+    except (OverflowError, ValueError):
+        return us if keep is None else keep
+
+
 def reference_id(value: Any, target: str = "Patient") -> str | None:
     """The id of a `Reference` to `target` in relative form (`Patient/123`)."""
     if isinstance(value, dict):
@@ -246,7 +270,7 @@ def extract(resource: dict[str, Any]) -> IndexValues:
                 elif p.kind == "date":
                     r = date_range(v)
                     if r is not None:
-                        dates.append((p.name, r[0], r[1]))
+                        dates.append((p.name, *(whole_months(*r) if p.by_month else r)))
     patients: set[str] = set()
     if spec.name == "Patient":
         patients.add(resource["id"])

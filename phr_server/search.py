@@ -21,7 +21,7 @@ from sqlalchemy import and_, exists, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from phr_server.dates import parse_range
-from phr_server.indexing import COMMON, TYPES, Param
+from phr_server.indexing import COMMON, TYPES, Param, whole_months
 from phr_server.models import Compartment, DateIndex, StoredResource, TokenIndex
 
 R = StoredResource.__table__
@@ -98,6 +98,8 @@ def param_clause(rtype: str, name: str, param: Param, raw: str) -> ColumnElement
             ors.append(token_clause(rtype, name, v))
         elif param.kind == "date":
             prefix, qs, qe = _split_prefix(name, v)
+            if param.by_month:  # indexed by month (birthdate): the query is read the same way
+                qs, qe = whole_months(qs, qe)
             ors.append(
                 exists(
                     select(1).where(

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from phr_core import jsonbytes
 from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM, patient_id, pseudonym_system
-from phr_server import profiles
+from phr_server import personal_data, profiles
 from phr_server.claims import Key, claim
 from phr_server.dates import instant
 from phr_server.indexing import TYPES
@@ -250,6 +250,8 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
     for i, e in enumerate(entries):
         p = f"Bundle.entry[{i}]"
         res = e["resource"]
+        # people's details and free text never get in, not even unchanged (personal_data.py)
+        issues.extend(personal_data.problems(res, f"{p}.resource"))
         if i not in stored:
             try:
                 validate(res, f"{p}.resource", urn_types.get)

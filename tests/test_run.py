@@ -151,11 +151,20 @@ def test_the_phr_server_runs_threaded_the_others_sync(tmp_path: Path) -> None:
         s = load_settings(make_environ(tmp_path, f"sqlite:///{tmp_path}/x.db", **env))
         return gunicorn_command(Target.of(get_service(service), s), s)
 
+    from gunicorn.workers.gthread import ThreadWorker
+    from gunicorn.workers.sync import SyncWorker
+
+    from phr_core import gunicorn_workers
+
+    def worker(cmd: list[str]) -> type:
+        return getattr(gunicorn_workers, cmd[cmd.index("--worker-class") + 1].rsplit(".", 1)[1])
+
     fhir = command("fhir")
-    assert fhir[fhir.index("--worker-class") + 1] == "gthread"
+    assert issubclass(worker(fhir), ThreadWorker)  # gthread, refusing in the service's format
     assert fhir[fhir.index("--threads") + 1] == "4"
-    assert "--worker-class" not in command("idp") and "--threads" not in command("consent")
-    assert "--worker-class" not in command("fhir", PHR_FHIR_THREADS="1")
+    assert issubclass(worker(command("idp")), SyncWorker)
+    assert "--threads" not in command("consent")
+    assert issubclass(worker(command("fhir", PHR_FHIR_THREADS="1")), SyncWorker)
     for bad in ("many", "0", "100"):
         with pytest.raises(ConfigError, match="PHR_FHIR_THREADS"):
             command("fhir", PHR_FHIR_THREADS=bad)

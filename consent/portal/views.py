@@ -131,7 +131,12 @@ def problem(key: str, status: int = 400) -> Response:
 def error_page(exc: HTTPException) -> Response:
     """Portal errors are a readable page in the person's language, never a stack trace."""
     code = exc.code or 500
-    key = {404: "not_found", 400: "bad_request", 403: "forbidden", 405: "bad_request"}.get(
-        code, "server_error"
-    )
+    key = {
+        404: "not_found",
+        400: "bad_request",
+        403: "forbidden",
+        405: "bad_request",
+        413: "too_large",
+        414: "url_too_long",
+    }.get(code, "server_error")
     return problem(key, code)
