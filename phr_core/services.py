@@ -171,12 +171,6 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "connections alive: about half the CPU per read of the sync worker); 1 runs "
                 "the sync worker",
             ),
-            Variable(
-                "PHR_FHIR_AUDIT_FLUSH_MS",
-                "200",
-                "longest a read's AuditEvent waits in its worker to be stored with others "
-                "(0 to 1000; 0 stores each in its own request)",
-            ),
         ),
     ),
     ServiceSpec(

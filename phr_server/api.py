@@ -21,7 +21,7 @@ from phr_core import bounded_json, jsonbytes
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
 from phr_server import arrivals, audit, dpop, repository, search, tenants, transaction
-from phr_server.audit_batch import AuditBacklog, AuditBatch
+from phr_server.audit_batch import AuditBatch, AuditUnavailable
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
 from phr_server.policy import Access, ConsentUnavailable, Denied, decide
@@ -98,16 +98,6 @@ def audit_batch() -> AuditBatch:
     return current_app.extensions["phr_audit"]
 
 
-def _trail_current(rtype: str) -> None:
-    """Before the audit trail is read: let every worker store the AuditEvents it holds
-    (audit_batch.settle), or refuse (503) rather than show a trail missing them."""
-    if rtype == "AuditEvent":
-        try:
-            audit_batch().settle()
-        except Exception:
-            raise AuditBacklog("the access log is not fully stored yet; try again") from None
-
-
 # --- authentication -----------------------------------------------------------------------
 
 
@@ -167,8 +157,10 @@ def handle(
     AuditEvent (also for failures once the caller is known).
 
     A read runs on a plain connection that commits each statement by itself (on PostgreSQL:
-    no BEGIN and COMMIT round trips, and no ORM session to set up) and its AuditEvent goes to
-    the worker's batch (audit_batch). A write runs in one transaction with its AuditEvent: it
+    no BEGIN and COMMIT round trips, and no ORM session to set up); once that connection is
+    back in the pool, its AuditEvent is committed by the process's group commit
+    (audit_batch) and only then does the response leave: no data goes out unaudited, even if
+    the server is killed right after. A write runs in one transaction with its AuditEvent: it
     is never stored without its audit record."""
     db = database()
     reading = request.method == "GET"
@@ -180,7 +172,8 @@ def handle(
                 with unit as s:
                     access = authenticate(s)
                     resp, refs, patients = fn(s, access)
-                    _write_audit(s, access, subtype, "0", refs, patients, durable=not reading)
+                    events = _write_audit(s, access, subtype, "0", refs, patients, reading)
+                audit_batch().commit(events)
                 return resp
             except Raced as exc:  # a concurrent conditional create won: run again, find it
                 if attempt == RACE_ATTEMPTS - 1:
@@ -200,12 +193,12 @@ def handle(
         resp = outcome(412, "conflict", str(exc), exc.issues)
     except Conflict as exc:
         resp = outcome(409, "conflict", str(exc))
-    except AuditBacklog as exc:
+    except AuditUnavailable as exc:
         return outcome(503, "transient", str(exc))
     if access is not None:  # failures are audited too, once we know who asked
         try:
-            audit_batch().add([audit.build(access, subtype, "4", [], set(), _query_for_audit())])
-        except AuditBacklog as exc:
+            audit_batch().commit([audit.build(access, subtype, "4", [], set(), _query_for_audit())])
+        except AuditUnavailable as exc:
             return outcome(503, "transient", str(exc))
     return resp
 
@@ -217,20 +210,21 @@ def _write_audit(
     code: str,
     refs: list[str],
     patients: set[str],
-    durable: bool,
-) -> None:
+    reading: bool,
+) -> list[dict[str, Any]]:
+    """A write's AuditEvents, stored in its own transaction `s` (nothing returned); a read's,
+    returned for the group commit once its connection is released."""
     if not access.system:
         patients &= access.patient_ids
     events = _audit_events(s, access, subtype, code, refs, patients)
-    if not durable:
-        audit_batch().add(events)
-        return
+    if reading:
+        return events
     if s.bind.dialect.name == "postgresql":
-        # The server's connections commit with synchronous_commit off (app.py): batched read
-        # AuditEvents are not worth a WAL flush each (on a crash PostgreSQL may lose the last
-        # fraction of a second of them, never corrupt them). Writes stay durable.
+        # The server's connections commit with synchronous_commit off (app.py); a write and
+        # its AuditEvent wait for the WAL flush.
         s.execute(text("SET LOCAL synchronous_commit = on"))
     audit.record_many(s, repo(), events)
+    return []
 
 
 def _audit_events(
@@ -309,7 +303,6 @@ def read(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
-        _trail_current(rtype)
         f = repo().read(s, access, rtype, rid)
         return (
             fhir(f.body, headers=_etag_headers(f)),
@@ -325,7 +318,6 @@ def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
-        _trail_current(rtype)
         if not vid.isdigit():
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
         f = repo().vread(s, access, rtype, rid, int(vid))
@@ -344,7 +336,6 @@ def history(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
-        _trail_current(rtype)
         versions = repo().history(s, access, rtype, rid)
         self_link = f"{base_url()}/{rtype}/{rid}/_history"
         body = bundle_bytes("history", [(v, None) for v in versions], {"self": self_link})
@@ -358,7 +349,6 @@ def search_type(rtype: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "s")
-        _trail_current(rtype)
         args = list(request.args.items(multi=True))
         q = search.parse(rtype, args, current_app.extensions["phr_cursor_key"])
         if q.summary_count:

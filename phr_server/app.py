@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from federation.resource import for_settings as federated_verifier
 from phr_core import outbound
-from phr_core.config import ConfigError, Settings
+from phr_core.config import Settings
 from phr_core.sealing import own_key
 from phr_core.secrets import derive_key
 from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
@@ -68,13 +68,6 @@ def _async_commit(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     dbapi_conn.autocommit = autocommit
 
 
-def _audit_flush_s(s: Settings) -> float:
-    raw = s.option("PHR_FHIR_AUDIT_FLUSH_MS")
-    if not raw.isdigit() or int(raw) > 1000:
-        raise ConfigError(f"PHR_FHIR_AUDIT_FLUSH_MS must be 0 to 1000 (milliseconds), not {raw!r}")
-    return int(raw) / 1000
-
-
 def create_app(
     settings: Settings | None = None,
     consent: ConsentDirectory | None = None,
@@ -92,9 +85,8 @@ def create_app(
     app.extensions["phr_keyring"] = keyring
     app.extensions["phr_cursor_key"] = derive_key(master.split()[0], "phr_server/page-cursor/v1")
     app.extensions["phr_repo"] = Repository(keyring, app.extensions["phr_cursor_key"])
-    app.extensions["phr_audit"] = AuditBatch(
-        app.extensions["phr_db"], app.extensions["phr_repo"], delay=_audit_flush_s(s)
-    )
+    # Reads' AuditEvents, committed before each response leaves (audit_batch.py).
+    app.extensions["phr_audit"] = AuditBatch(app.extensions["phr_db"], app.extensions["phr_repo"])
     # Tokens sealed to this server's own key (phr_core.sealing), or, from an IdP that found no
     # key of ours, under the shared PHR_ACCESS_TOKEN_KEY.
     sealing = (access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY")), own_key(s, "FHIR"))
@@ -135,9 +127,11 @@ def create_app(
         else engine
     )
     if engine.dialect.name == "postgresql":
-        # Batches of read AuditEvents commit without waiting for a WAL flush; every write
-        # turns it back on for its own transaction (api._write_audit, durable=True).
+        # Reads commit nothing of their own, so their connections need no WAL flush; every
+        # write turns it back on for its own transaction (api._write_audit), and the reads'
+        # AuditEvents commit on a connection of their own with it on (audit_batch.py).
         event.listen(engine, "connect", _async_commit)
-    # SQLite runs WAL with synchronous=NORMAL for every service (phr_core.db): every read here
-    # writes an AuditEvent, and an fsync per request would dominate.
+    # SQLite runs WAL with synchronous=NORMAL for every service (phr_core.db): a commit
+    # survives the crash of a server process (what "every read is audited" needs), not a
+    # power cut; an fsync per batch of AuditEvents would dominate.
     return app

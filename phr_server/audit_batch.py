@@ -1,149 +1,163 @@
-"""The AuditEvents of reads and searches, written in batches: one transaction per worker at
-most every `delay` seconds (PHR_FHIR_AUDIT_FLUSH_MS, default FLUSH_S = 0.2 s, at most 1 s)
-instead of one INSERT per request (which cost a fifth of a read's CPU). Each event is built
-during its request, `recorded` then, and stored at most `delay` later.
+"""The AuditEvents of reads and searches, stored by group commit before the response leaves.
 
-What a crash can lose: a worker that stops in any orderly way (gunicorn's graceful stop on
-SIGTERM or SIGQUIT, SIGABRT after a worker timeout, max-requests recycling, SIGINT) flushes
-its queue before it exits (atexit). One killed with SIGKILL, or dying in native code, loses
-the events of at most its last `delay` of reads. That is the window the server
-already accepts for these rows with `synchronous_commit = off` (app.py), which on a
-PostgreSQL crash may lose up to 3 × wal_writer_delay (0.6 s by default) of committed ones.
-Writes are never batched: a connector's AuditEvent commits durably in the write's own
-transaction (api._write_audit).
+A request thread hands its events to `AuditBatch.commit` and waits until they are committed;
+only then does the data go out. "Every read is audited" therefore survives a crash of the
+server process (`kill -9` of a worker right after its responses): each response that left has
+its AuditEvent in the database already.
 
-If the database refuses a flush, the events stay queued and are retried every RETRY_S; once
-MAX_PENDING are waiting, requests get 503 (`AuditBacklog`) instead of unaudited data.
+Group commit: one commit runs at a time per process. A thread that arrives while none runs
+commits its own events at once (no fixed delay); threads that arrive while one runs join the
+next batch and wait for it, and the first of them to wake commits the whole batch in one
+transaction for all of them. Under load a batch holds whatever arrived during the previous
+commit, so batches grow with the load and one commit serves many reads; alone, a read pays
+for one round trip.
 
-Reading the trail (an AuditEvent read, vread, history or search) first stores this worker's
-queue and then waits out `delay` (`settle`), by which time every other worker has stored what
-it held when the trail was asked for: the trail shows every access made before it, whichever
-worker served it (the citizen portal's access history right after an app's read).
+Durability: on PostgreSQL the batch is one `INSERT … SELECT FROM unnest(…)` statement on a
+connection of its own, committed with `synchronous_commit = on` (the server's other
+connections commit reads without waiting for the WAL flush: app.py), so an access whose
+response was sent survives a database crash too. On SQLite the commit survives the crash of
+any server process (WAL, `synchronous=NORMAL`: phr_core.db), not a power cut.
+
+If the commit fails (database down, timeout), every request of that batch answers 503
+(`AuditUnavailable`) and releases nothing: no data leaves unaudited, and no event is kept for
+later, because no response went with it. Writes are not batched: a connector's AuditEvent
+commits in the write's own transaction (api._write_audit).
+
+Reading the trail needs no waiting: every access whose response was sent is committed.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
-import time
 import weakref
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session
 
 from phr_core.db import Database
 from phr_server import audit
 from phr_server.models import utcnow
 from phr_server.repository import Repository
 
-FLUSH_S = 0.2
-SETTLE_MARGIN_S = 0.1  # for another worker's flush to commit once its timer fired
-RETRY_S = 1.0
-MAX_PENDING = 10_000
+CONNECT_TIMEOUT_S = 5  # a database that does not answer fails the batch (503), not hangs it
+STATEMENT_TIMEOUT_MS = 10_000
 
 log = logging.getLogger(__name__)
 
 
-class AuditBacklog(Exception):
+class AuditUnavailable(Exception):
     """503: the audit trail cannot be written just now; nothing is served unaudited."""
 
 
-class AuditBatch:
-    """One worker's queue of AuditEvents waiting to be stored."""
+class _Batch:
+    """Events committed together, and the outcome every waiter reads."""
 
-    def __init__(
-        self,
-        db: Database,
-        repo: Repository,
-        delay: float = FLUSH_S,
-        max_pending: int = MAX_PENDING,
-    ) -> None:
+    __slots__ = ("done", "error", "events")
+
+    def __init__(self) -> None:
+        self.events: list[tuple[dict[str, Any], datetime]] = []
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class AuditBatch:
+    """One server process's group commit of AuditEvents."""
+
+    def __init__(self, db: Database, repo: Repository) -> None:
         self.db, self.repo = db, repo
-        self.delay, self.max_pending = delay, max_pending
-        self._pending: list[tuple[dict[str, Any], datetime]] = []
-        self._lock = threading.Lock()  # guards _pending and _timer
-        self._flushing = threading.Lock()  # one flush at a time, so events keep their order
-        self._timer: threading.Timer | None = None
-        self._closed = False
+        self.engine = _audit_engine(db)
+        self.commits = 0  # transactions committed (how far batching went: bench, tests)
+        self._key_ready = False
+        self._reset()
         ref = weakref.ref(self)
-        atexit.register(_close, ref)
-        # A forked child starts empty: the parent stores what it had queued.
-        os.register_at_fork(after_in_child=lambda: _forget_timer(ref))
+        # A forked child starts with fresh locks and no batch of the parent's.
+        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._open = _Batch()  # collecting events for the next commit
+        self._committing = False
 
     @property
-    def pending(self) -> int:
-        return len(self._pending)
+    def queued(self) -> int:
+        """Events waiting for the commit that runs now to finish (0 when none runs)."""
+        return len(self._open.events)
 
-    def add(self, events: list[dict[str, Any]]) -> None:
-        """Queue `events` (their `recorded` time is now); stored within `delay` seconds, or
-        at once with a delay of 0 (AuditBacklog if that fails: the events stay queued)."""
+    def commit(self, events: list[dict[str, Any]]) -> None:
+        """Store `events` (their `recorded` time is now) and return once they are committed;
+        AuditUnavailable if the commit failed (then nothing of them is stored)."""
+        if not events:
+            return
         now = utcnow()
-        with self._lock:
-            if len(self._pending) >= self.max_pending:
-                raise AuditBacklog("the access log cannot be written just now; try again")
-            self._pending.extend((e, now) for e in events)
-            if self._timer is None and not self._closed:
-                self._schedule(self.delay if self.delay > 0 else RETRY_S)
-        if self.delay <= 0:
+        with self._cond:
+            batch = self._open
+            batch.events.extend((e, now) for e in events)
+            while not batch.done and self._committing:
+                self._cond.wait()
+            lead = not batch.done
+            if lead:  # no commit runs: this thread commits the batch, later ones queue anew
+                self._committing = True
+                self._open = _Batch()
+        if lead:
             try:
-                self.flush()
-            except Exception as exc:
-                log.error("storing %d AuditEvents failed (%s); retrying", self.pending, _kind(exc))
-                raise AuditBacklog("the access log cannot be written just now; try again") from None
+                self._store(batch.events)
+            except BaseException as exc:  # the waiters are told below; the type only is logged
+                log.error("storing %d AuditEvents failed (%s)", len(batch.events), _kind(exc))
+                batch.error = exc
+                if not isinstance(exc, Exception):
+                    raise
+            finally:
+                with self._cond:
+                    batch.done = True
+                    self._committing = False
+                    self._cond.notify_all()
+        if batch.error is not None:
+            raise AuditUnavailable("the access log cannot be written just now; try again")
 
-    def flush(self) -> int:
-        """Store everything queued now, in one transaction; the number of events stored.
-        On failure the events go back to the head of the queue and the error is raised."""
-        with self._flushing:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if not batch:
-                return 0
-            try:
-                with self.db.session() as s:
-                    audit.store(s, self.repo, batch)
-            except BaseException:
-                with self._lock:
-                    self._pending[:0] = batch
-                raise
-            return len(batch)
-
-    def settle(self) -> None:
-        """Before the trail is read: store this worker's queue now, then wait until the other
-        workers' timers have stored what they held (raises if this worker's flush fails)."""
-        self.flush()
-        if self.delay > 0:
-            time.sleep(self.delay + SETTLE_MARGIN_S)
+    def _store(self, events: list[tuple[dict[str, Any], datetime]]) -> None:
+        if not self._key_ready:  # the first time: a Session, which can make the data key
+            with Session(self.engine) as s, s.begin():
+                audit.store(s, self.repo, events)
+            self._key_ready = True
+        else:  # then a plain connection: a quarter less CPU per commit
+            with self.engine.begin() as conn:
+                audit.store(conn, self.repo, events)
+        self.commits += 1
 
     def close(self) -> None:
-        """Flush and stop (worker exit, app teardown in tests); errors are logged."""
-        with self._lock:
-            self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        try:
-            self.flush()
-        except Exception as exc:
-            log.error("%d AuditEvents could not be stored at exit (%s)", self.pending, _kind(exc))
+        """Release the audit connection (app teardown in tests); nothing is ever queued."""
+        if self.engine is not self.db.engine:
+            self.engine.dispose()
 
-    def _schedule(self, delay: float) -> None:  # with _lock held
-        timer = threading.Timer(delay, self._tick)
-        timer.daemon = True  # exit does not wait for it: atexit flushes instead
-        self._timer = timer
-        timer.start()
 
-    def _tick(self) -> None:
-        with self._lock:
-            self._timer = None
-        try:
-            self.flush()
-        except Exception as exc:
-            log.error("storing %d AuditEvents failed (%s); retrying", self.pending, _kind(exc))
-            with self._lock:
-                if self._pending and self._timer is None and not self._closed:
-                    self._schedule(RETRY_S)
+def _audit_engine(db: Database) -> Engine:
+    """On PostgreSQL an engine of its own: one connection per process suffices (one commit at
+    a time), autocommit (the batch is one statement: one round trip), synchronous commit on,
+    and bounded waits. SQLite uses the service's engine (its writes serialise anyway)."""
+    if db.engine.dialect.name != "postgresql":
+        return db.engine
+    engine = create_engine(
+        db.url,
+        pool_size=1,
+        max_overflow=1,
+        pool_recycle=1800,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+    )
+    event.listen(engine, "connect", _durable_commit)
+    return engine
+
+
+def _durable_commit(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    dbapi_conn.execute("SET synchronous_commit = on")
+    dbapi_conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+    dbapi_conn.autocommit = autocommit
 
 
 def _kind(exc: BaseException) -> str:
@@ -151,16 +165,9 @@ def _kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _close(ref: weakref.ref[AuditBatch]) -> None:
-    batch = ref()
-    if batch is not None and not batch._closed:  # closed: its last flush was already tried
-        batch.close()
-
-
-def _forget_timer(ref: weakref.ref[AuditBatch]) -> None:
+def _after_fork(ref: weakref.ref[AuditBatch]) -> None:
     batch = ref()
     if batch is not None:
-        batch._lock = threading.Lock()
-        batch._flushing = threading.Lock()
-        batch._timer = None
-        batch._pending = []  # the parent's to store, not a second copy
+        batch._reset()
+        if batch.engine is not batch.db.engine:
+            batch.engine.dispose(close=False)  # the parent's connections stay the parent's

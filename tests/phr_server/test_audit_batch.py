@@ -1,24 +1,28 @@
-"""Batched AuditEvents (phr_server/audit_batch.py): a read's event is stored within the flush
-delay, reading the trail stores the queue first, an unwritable trail refuses reads instead of
-serving them unaudited, nothing queued is lost, and a worker that stops stores its queue."""
+"""Durable AuditEvents of reads (phr_server/audit_batch.py): a read's event is committed before
+its response leaves (so a `kill -9` right after loses none), concurrent reads share commits,
+a failed commit answers 503 and releases nothing, and the trail is read without waiting."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask, jsonify
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from phr_core.config import ConfigError, load_settings
+from phr_core.config import load_settings
 from phr_core.db import Database
+from phr_server import audit_batch
 from phr_server.audit_batch import AuditBatch
 from phr_server.models import StoredResource
 from tests.browser import live_server
@@ -41,148 +45,283 @@ def read_events(world: World, token: str) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", [])]
 
 
-def test_a_reads_event_is_stored_within_the_delay_and_the_person_finds_it(
+def touched(events: list[dict[str, Any]]) -> set[str]:
+    return {x["what"]["reference"] for e in events for x in e.get("entity", []) if "what" in x}
+
+
+def test_a_reads_event_is_stored_before_its_response_leaves(
     world: World, family: dict[str, str]
 ) -> None:
-    batch: AuditBatch = world.app.extensions["phr_audit"]
-    batch.delay = 0.5
     child = world.user("sub-child", codes=CHILD)
     before = stored_events(world)
-    t0 = time.monotonic()
-    assert world.get("/" + family["urn:uuid:o3"], child).status_code == 200
-    assert stored_events(world) == before  # queued, not yet written
-    while stored_events(world) == before:
-        assert time.monotonic() - t0 < batch.delay + 2, "not stored within the delay"
-        time.sleep(0.05)
-    assert stored_events(world) == before + 1
-    (event,) = read_events(world, child)
-    what = {x["what"]["reference"] for x in event["entity"] if "what" in x}
-    assert family["urn:uuid:o3"] in what
+    for n, key in enumerate(("o3", "o4", "i1"), start=1):
+        assert world.get("/" + family[f"urn:uuid:{key}"], child).status_code == 200
+        assert stored_events(world) == before + n  # committed by the time the answer came
+    assert {family["urn:uuid:o3"], family["urn:uuid:o4"]} <= touched(read_events(world, child))
 
 
 def test_the_trail_shows_every_access_made_before_it_through_any_worker(
-    world: World, family: dict[str, str], app_factory: Callable[[str], Flask]
+    world: World, family: dict[str, str], app_factory: Any
 ) -> None:
     """Two workers of one server (two apps on one database): an app reads through one, the
-    person's access history is asked of the other at once and still shows those reads."""
-    one: AuditBatch = world.app.extensions["phr_audit"]
+    person's access history is asked of the other at once and shows those reads."""
     other_app = app_factory("fhir")
     other_app.extensions["phr_consent"] = world.consent
     other = World(other_app, world.settings, world.issuer, world.consent)
-    for batch in (one, other_app.extensions["phr_audit"]):
-        batch.delay = 0.5
     parent = world.user("sub-parent", codes=[("P1", "self"), ("C1", "child")])
-    before = stored_events(world)
     for key in ("o1", "o3"):
         assert world.get("/" + family[f"urn:uuid:{key}"], parent).status_code == 200
     assert world.get("/Observation?patient=" + family["urn:uuid:c1"], parent).status_code == 200
-    assert stored_events(world) == before, "still queued in the first worker"
-    reads = read_events(other, parent)
-    touched = {x["what"]["reference"] for e in reads for x in e["entity"] if "what" in x}
-    assert {family["urn:uuid:o1"], family["urn:uuid:o3"]} <= touched
+    assert {family["urn:uuid:o1"], family["urn:uuid:o3"]} <= touched(read_events(other, parent))
     searches = other.get("/AuditEvent?subtype=search-type", parent).get_json()
     assert searches["entry"], "the search's event is there too"
 
 
-def test_an_unwritable_trail_refuses_reads_and_loses_nothing(
+@contextmanager
+def write_lock_held(db: Database) -> Iterator[None]:
+    """Another transaction holds the lock AuditEvent inserts need (PostgreSQL: a table lock
+    that conflicts with INSERT; SQLite: the database's write lock) until the block ends."""
+    with db.engine.connect() as c:
+        if c.dialect.name == "postgresql":
+            c.execute(text("LOCK TABLE fhir_resource IN SHARE MODE"))
+        else:
+            c.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            c.rollback()
+
+
+def wait_for(condition: Any, what: str, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_reads_arriving_during_a_commit_are_committed_together_next(
+    world: World, family: dict[str, str]
+) -> None:
+    """No fixed delay: a lone read commits at once; reads that arrive while a commit runs wait
+    for it and then go in one commit together (the batch grows with the load)."""
+    batch: AuditBatch = world.app.extensions["phr_audit"]
+    child = world.user("sub-child", codes=CHILD)
+    ref = "/" + family["urn:uuid:o3"]
+    before, commits = stored_events(world), batch.commits
+    assert world.get(ref, child).status_code == 200
+    assert batch.commits == commits + 1
+    statuses: list[int] = []
+
+    def read() -> None:
+        statuses.append(world.get(ref, child).status_code)
+
+    with write_lock_held(world.app.extensions["phr_db"]):
+        first = threading.Thread(target=read)
+        first.start()  # its commit starts and waits for the lock
+        wait_for(lambda: batch._committing, "the first read's commit did not start")
+        rest = [threading.Thread(target=read) for _ in range(5)]
+        for t in rest:
+            t.start()
+        wait_for(lambda: batch.queued == 5, "the other reads did not queue behind it")
+        assert statuses == [], "no response before its AuditEvent is committed"
+    for t in [first, *rest]:
+        t.join(60)
+    assert statuses == [200] * 6
+    assert batch.commits == commits + 3  # the lone read, the first one, the five together
+    assert stored_events(world) == before + 7
+
+
+def test_concurrent_reads_find_their_events_committed_when_answered(
+    world: World, family: dict[str, str]
+) -> None:
+    """Eight threads of one worker (as gunicorn's gthread runs them) reading at once: whenever
+    a response has arrived, its AuditEvent is in the database."""
+    child = world.user("sub-child", codes=CHILD)
+    refs = ["/" + family[f"urn:uuid:{k}"] for k in ("o3", "o4", "i1")]
+    before = stored_events(world)
+    answered = 0
+    lock = threading.Lock()
+    problems: list[str] = []
+
+    def reader(n: int) -> None:
+        nonlocal answered
+        for i in range(6):
+            r = world.get(refs[(n + i) % len(refs)], child)
+            if r.status_code != 200:
+                problems.append(f"status {r.status_code}")
+            with lock:
+                answered += 1
+                seen = answered
+            stored = stored_events(world) - before
+            if stored < seen:
+                problems.append(f"{seen} answered, {stored} stored")
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert problems == []
+    assert stored_events(world) == before + 48
+
+
+def test_a_failed_commit_answers_503_and_releases_nothing(
     world: World, family: dict[str, str]
 ) -> None:
     good: AuditBatch = world.app.extensions["phr_audit"]
-    broken = AuditBatch(
-        Database("postgresql+psycopg://nobody@127.0.0.1:9/none"),
-        good.repo,
-        delay=60,
-        max_pending=2,
-    )
-    world.app.extensions["phr_audit"] = broken
     child = world.user("sub-child", codes=CHILD)
     ref = "/" + family["urn:uuid:o3"]
-    assert world.get(ref, child).status_code == 200
-    assert world.get(ref, child).status_code == 200
-    with pytest.raises(Exception):  # noqa: B017 - the driver's connection error
-        broken.flush()
-    assert broken.pending == 2  # kept for the next attempt
-    refused = world.get(ref, child)
-    assert refused.status_code == 503
-    body = refused.get_json()
-    assert body["resourceType"] == "OperationOutcome"
-    assert body["issue"][0]["code"] == "transient"
-    # nor is the trail shown without them
-    assert world.get("/AuditEvent?subtype=read", child).status_code == 503
-    # the database is back: the two reads that were served are stored, the refused one not
-    broken.db = good.db
-    assert broken.flush() == 2
-    world.app.extensions["phr_audit"] = good
-    reads = read_events(world, child)
-    assert len(reads) == 2
-
-
-def test_flush_delay_zero_stores_each_event_in_its_request(
-    world: World, family: dict[str, str]
-) -> None:
-    world.app.extensions["phr_audit"].delay = 0
-    child = world.user("sub-child", codes=CHILD)
+    served = world.get(ref, child)
+    assert served.status_code == 200
     before = stored_events(world)
-    assert world.get("/" + family["urn:uuid:o3"], child).status_code == 200
-    assert stored_events(world) == before + 1
+    broken = AuditBatch(Database("postgresql+psycopg://nobody@127.0.0.1:9/none"), good.repo)
+    world.app.extensions["phr_audit"] = broken
+    try:
+        for path in (ref, "/Observation?patient=" + family["urn:uuid:c1"], "/AuditEvent"):
+            refused = world.get(path, child)
+            assert refused.status_code == 503, path
+            body = refused.get_json()
+            assert body["resourceType"] == "OperationOutcome"
+            assert body["issue"][0]["code"] == "transient"
+            assert "access log" in body["issue"][0]["diagnostics"]
+            assert family["urn:uuid:o3"].split("/")[1] not in refused.get_data(as_text=True)
+            assert str(served.get_json()["valueQuantity"]["value"]) not in refused.text
+    finally:
+        world.app.extensions["phr_audit"] = good
+        broken.close()
+    assert stored_events(world) == before  # nothing stored, nothing held back for later
+    assert world.get(ref, child).status_code == 200  # the database is back: served again
 
 
-def test_flush_delay_setting_is_bounded(world: World) -> None:
-    from phr_server.app import _audit_flush_s
+@contextmanager
+def silent_database() -> Iterator[tuple[str, threading.Event, Any]]:
+    """A TCP listener that accepts connections and never answers (a database that hangs)
+    until the block ends: yields its URL, an event set once a connection came, and a
+    function that drops the connections (the database fails)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted: list[socket.socket] = []
+    came = threading.Event()
 
-    env = dict(world.settings.environ)
-    assert _audit_flush_s(load_settings(env)) == 0.2
-    assert _audit_flush_s(load_settings(dict(env, PHR_FHIR_AUDIT_FLUSH_MS="0"))) == 0
-    for bad in ("1001", "-1", "0.5", "soon"):
-        with pytest.raises(ConfigError, match="PHR_FHIR_AUDIT_FLUSH_MS"):
-            _audit_flush_s(load_settings(dict(env, PHR_FHIR_AUDIT_FLUSH_MS=bad)))
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            came.set()
+
+    def drop() -> None:
+        for c in accepted:
+            c.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{server.getsockname()[1]}/none"
+    try:
+        yield url, came, drop
+    finally:
+        server.close()
+        drop()
 
 
-def test_a_gunicorn_worker_stores_its_queue_when_it_stops(
-    world: World, family: dict[str, str]
+def test_the_trail_is_read_without_waiting_for_other_workers(
+    world: World, family: dict[str, str], app_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Under the production server: events still queued when gunicorn is told to stop
-    (SIGTERM, a deploy or scale-down) are stored before the worker exits."""
-    consent = world.consent
-    standin = Flask("idp_and_consent_stand_in")
+    """Another worker's audit commit hangs (its database does not answer). The read it serves
+    waits for it and is not answered; meanwhile the person's access history, read through
+    this worker, answers (it waits for nothing of the other worker's) and shows the access
+    made here just before. When the other worker's commit fails, its read answers 503."""
+    monkeypatch.setattr(audit_batch, "CONNECT_TIMEOUT_S", 300)  # the hang outlasts the test
+    other_app = app_factory("fhir")
+    other_app.extensions["phr_consent"] = world.consent
+    other = World(other_app, world.settings, world.issuer, world.consent)
+    parent = world.user("sub-parent", codes=[("P1", "self"), ("C1", "child")])
+    assert other.get("/" + family["urn:uuid:o1"], parent).status_code == 200  # warm
+    answers: list[Any] = []
+    with silent_database() as (url, came, drop):
+        stuck = AuditBatch(Database(url), world.app.extensions["phr_audit"].repo)
+        other_app.extensions["phr_audit"] = stuck
+        try:
+            blocked = threading.Thread(
+                target=lambda: answers.append(other.get("/" + family["urn:uuid:o4"], parent))
+            )
+            blocked.start()
+            assert came.wait(60), "the other worker's commit did not start"
+            assert world.get("/" + family["urn:uuid:o3"], parent).status_code == 200
+            trail = world.get("/AuditEvent?subtype=read", parent)
+            assert trail.status_code == 200
+            seen = touched([e["resource"] for e in trail.get_json()["entry"]])
+            assert family["urn:uuid:o3"] in seen  # answered just before: in the trail
+            assert family["urn:uuid:o4"] not in seen  # not answered: not released either
+            assert blocked.is_alive() and answers == [], "the other read was answered"
+            drop()  # the other worker's database fails
+            blocked.join(60)
+        finally:
+            drop()
+            stuck.close()
+    (answer,) = answers
+    assert answer.status_code == 503
+    assert answer.get_json()["resourceType"] == "OperationOutcome"
 
-    @standin.get("/jwks")
+
+# --- under gunicorn, killed -----------------------------------------------------------------
+
+
+@contextmanager
+def stand_in(world: World) -> Iterator[str]:
+    """The IdP's JWKS and token endpoint and the consent API, over HTTP, from `world`."""
+    consent = world.consent
+    app = Flask("idp_and_consent_stand_in")
+
+    @app.get("/jwks")
     def jwks():  # type: ignore[no-untyped-def]
         return jsonify(world.issuer.jwks())
 
-    @standin.post("/token")
+    @app.post("/token")
     def token():  # type: ignore[no-untyped-def]
         return jsonify(access_token="service-token", token_type="Bearer", expires_in=3600)
 
-    @standin.get("/api/v1/grants/<gid>")
+    @app.get("/api/v1/grants/<gid>")
     def grant(gid: str):  # type: ignore[no-untyped-def]
         g = consent.grants[gid]
         return jsonify(
             id=g.id, status=g.status, subject=g.subject, client_id=g.client_id, scopes=g.scopes
         )
 
-    @standin.get("/api/v1/subjects/<sub>/patients")
+    @app.get("/api/v1/subjects/<sub>/patients")
     def patients(sub: str):  # type: ignore[no-untyped-def]
         links = consent.links.get(sub, [])
         return jsonify(patients=[{"municipality": p.municipality, "code": p.code} for p in links])
 
-    with live_server(standin) as url:
+    with live_server(app) as url:
+        yield url
+
+
+def test_reads_answered_just_before_a_kill_9_are_audited(
+    world: World, family: dict[str, str]
+) -> None:
+    """The PHR server under gunicorn (two gthread workers of four threads, as `phr fhir
+    serve` runs it): three reads at once, then SIGKILL to the master and every worker as soon
+    as the answers are in. The database holds the three reads' AuditEvents."""
+    with stand_in(world) as url:
         env = {
             **os.environ,
             **world.settings.environ,
             "PHR_ISSUER": url,
             "PHR_CONSENT_URL": url,
-            "PHR_WORKERS": "1",
-            "PHR_FHIR_AUDIT_FLUSH_MS": "1000",
             "PHR_LOG_LEVEL": "WARNING",
         }
-        base = load_settings(env).urls["fhir"]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "phr_core.cli", "fhir", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        settings = load_settings(env)
+        base = settings.urls["fhir"]
+        cmd = [
+            *(sys.executable, "-m", "gunicorn", "--workers", "2"),
+            *("--worker-class", "gthread", "--threads", "4"),
+            *("--bind", f"127.0.0.1:{settings.ports['fhir']}", "--log-level", "warning"),
+            "phr_server.app:create_app()",
+        ]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -194,20 +333,32 @@ def test_a_gunicorn_worker_stores_its_queue_when_it_stops(
                 assert time.monotonic() < deadline and proc.poll() is None, "did not start"
                 time.sleep(0.2)
             world.user("sub-child", codes=CHILD)  # the grant and the link
-            gid = next(iter(consent.grants))
+            gid = next(iter(world.consent.grants))
             claims = {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs"}
             child = world.token({**claims, "grant_id": gid}, iss=url)
+            refs = [family[f"urn:uuid:{k}"] for k in ("o3", "o4", "i1")]
             before = stored_events(world)
-            r = requests.get(
-                base + "/" + family["urn:uuid:o3"],
-                headers={"Authorization": f"Bearer {child}"},
-                timeout=10,
-            )
-            assert r.status_code == 200, r.text
-            assert stored_events(world) == before, "stored before the stop: nothing shown"
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+            answers: dict[str, int] = {}
+
+            def read(ref: str) -> None:
+                r = requests.get(
+                    f"{base}/{ref}", headers={"Authorization": f"Bearer {child}"}, timeout=30
+                )
+                answers[ref] = r.status_code
+
+            threads = [threading.Thread(target=read, args=(ref,)) for ref in refs]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            os.killpg(proc.pid, signal.SIGKILL)  # master and workers, no chance to clean up
+            proc.wait(30)
         finally:
             if proc.poll() is None:
-                proc.kill()
-        assert stored_events(world) == before + 1
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+        assert answers == {ref: 200 for ref in refs}
+    assert stored_events(world) == before + 3
+    # and they are the person's record of those three reads
+    trail = read_events(world, world.user("sub-child", codes=CHILD))
+    assert set(refs) <= touched(trail)
