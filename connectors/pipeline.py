@@ -87,8 +87,11 @@ def detect_source(path: Path) -> str | None:
         return None
     if path.suffix.upper() == ".UKE":
         return "uke"
-    with path.open("rb") as fh:
-        head = fh.read(4096)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
     if head[:3] in (b"IR,", b"YK,"):
         return "uke"
     text = head.decode(sniff_file(path), errors="ignore").splitlines()[0] if head else ""
