@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 
 from connectors.consent import CATEGORY_BY_SOURCE, ConsentSource, consent_epochs
+from connectors.http import TransportError
 from connectors.mapping import mch as map_mch
 from connectors.mapping import uke as map_uke
 from connectors.mapping import vaccination as map_vacc
@@ -411,8 +412,12 @@ class Connector:
         handling others): split it in halves until each refused row stands alone, report those
         rows and send the rest. Rows are the unit (a row's entries reference each other), so a
         batch of n rows with one bad row costs about 2·log2(n) sends, not n; a 413 (too large)
-        is answered by the same splitting. Returns the rows the server acknowledged."""
+        is answered by the same splitting. A row that stands alone with a 5xx is reported only
+        when some other part of its batch was stored: when every part fails, the server is at
+        fault, not the rows, and the run stops to resume later (TransportError). Returns the
+        rows the server acknowledged."""
         done: Pending = []
+        failed: list[tuple[Record, Refused]] = []  # lone rows the server failed on (5xx)
         todo: deque[tuple[Pending, Refused | None]] = deque([(pending, refused)])
         while todo:
             part, why = todo.popleft()
@@ -430,11 +435,24 @@ class Connector:
                 half = len(part) // 2
                 todo.extendleft([(part[half:], None), (part[:half], None)])
                 continue
-            field = why.elements[0][:64] if why.elements else UNREADABLE
-            reject(
-                Problem(name, part[0][0].line, field, f"refused by the PHR server ({why.reason})")
+            if why.status >= 500:
+                failed.append((part[0][0], why))
+                continue
+            self._reject_refused(name, part[0][0], why, reject)
+        if failed and not done and len(pending) > 1:
+            raise TransportError(
+                f"the PHR server failed on every row of a batch (HTTP {failed[0][1].status})"
             )
+        for rec, why in failed:
+            self._reject_refused(name, rec, why, reject)
         return done
+
+    @staticmethod
+    def _reject_refused(
+        name: str, rec: Record, why: Refused, reject: Callable[[Problem], None]
+    ) -> None:
+        field = why.elements[0][:64] if why.elements else UNREADABLE
+        reject(Problem(name, rec.line, field, f"refused by the PHR server ({why.reason})"))
 
     @staticmethod
     def _count(summary: Summary, out: Outcomes) -> None:

@@ -232,18 +232,22 @@ class FhirTransport:
                 self.sleep(self.backoff * (2 ** (attempt - 1)))
 
     def _handles_transactions(self) -> bool:
-        """Whether the server answers an empty transaction: then a batch it keeps failing on
-        is at fault, not the server (which may be down, or failing on every write)."""
+        """Whether the server still answers a transaction: an empty one, which it refuses
+        (400, nothing to do) or acknowledges. Then a batch it keeps failing on is at fault, not
+        the server; when the server is down or fails on everything, this fails too. (The
+        pipeline also stops when every part of a split batch fails: see Connector._isolate.)"""
         try:
-            resp = self.client.request(
+            self.client.request(
                 "POST",
                 "/",
                 json_body=transaction([]),
                 headers=self._headers(),
                 content_type=FHIR_JSON,
             )
-            classify(resp.body)
-        except (TransportError, HttpError):
+        except HttpError as exc:
+            body = exc.body
+            return isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"
+        except TransportError:
             return False
         return True
 
