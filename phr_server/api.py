@@ -326,7 +326,7 @@ def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
         _check_type(rtype)
         access.require(rtype, "r")
         _trail_current(rtype)
-        if not vid.isdigit():
+        if not (vid.isascii() and vid.isdigit()) or len(vid) > 9:  # `²`.isdigit() is True
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
         f = repo().vread(s, access, rtype, rid, int(vid))
         ref = f"{f.ref}/_history/{f.version}"

@@ -309,3 +309,15 @@ def test_generated_search_values_never_answer_500(
             assert resp.get_json()["resourceType"] == "OperationOutcome"
 
     check()
+
+
+@pytest.mark.parametrize("vid", ["%C2%B2", "%E2%91%A0", "%EF%BC%91", "9" * 30])
+def test_version_numbers_are_ascii_digits(
+    world: World, family: dict[str, str], parent: str, vid: str
+) -> None:
+    """`/_history/²` answered 500 (`isdigit()` is true, `int()` refuses it), as did a number
+    too large for the database."""
+    resp = world.get(f"/{family['urn:uuid:o1']}/_history/{vid}", parent)
+    assert resp.status_code == 404
+    assert resp.get_json()["resourceType"] == "OperationOutcome"
+    assert world.get(f"/{family['urn:uuid:o1']}/_history/1", parent).status_code == 200
