@@ -413,11 +413,12 @@ class Connector:
         rows and send the rest. Rows are the unit (a row's entries reference each other), so a
         batch of n rows with one bad row costs about 2·log2(n) sends, not n; a 413 (too large)
         is answered by the same splitting. A row that stands alone with a 5xx is reported only
-        when some other part of its batch was stored: when every part fails, the server is at
-        fault, not the rows, and the run stops to resume later (TransportError). Returns the
-        rows the server acknowledged."""
+        when the server handled some other part of its batch (stored it, or refused it with a
+        4xx): when every part fails with a 5xx, the server is at fault, not the rows, and the
+        run stops to resume later (TransportError). Returns the rows the server acknowledged."""
         done: Pending = []
         failed: list[tuple[Record, Refused]] = []  # lone rows the server failed on (5xx)
+        handled = False  # the server stored, or refused with a 4xx, some part of the batch
         todo: deque[tuple[Pending, Refused | None]] = deque([(pending, refused)])
         while todo:
             part, why = todo.popleft()
@@ -430,6 +431,7 @@ class Connector:
                     summary.sent += len(part)
                     self._count(summary, out)
                     done.extend(part)
+                    handled = True
                     continue
             if len(part) > 1:
                 half = len(part) // 2
@@ -438,8 +440,9 @@ class Connector:
             if why.status >= 500:
                 failed.append((part[0][0], why))
                 continue
+            handled = True
             self._reject_refused(name, part[0][0], why, reject)
-        if failed and not done and len(pending) > 1:
+        if failed and not handled and len(pending) > 1:
             raise TransportError(
                 f"the PHR server failed on every row of a batch (HTTP {failed[0][1].status})"
             )
