@@ -16,6 +16,7 @@ from connectors.consent import ConsentClient, FileConsent, answer_link_requests
 from connectors.http import HttpError, TokenError, TokenSource, TransportError
 from connectors.pipeline import Connector, Progress, Report, Summary, detect_source
 from connectors.pseudonym import Pseudonymizer
+from connectors.sources.base import UNREADABLE, Problem, unexpected
 from connectors.transport import FhirTransport
 from phr_core import secrets
 from phr_core.config import ConfigError, Settings, load_settings
@@ -170,8 +171,9 @@ def run(
 ) -> None:
     """Load export files (default: every file in PHR_CONNECTOR_INBOX) into the PHR server.
 
-    Only consented people's rows are converted. Exits 1 when any row was rejected, 2 when the
-    PHR server could not be reached (run again: it resumes where it stopped)."""
+    Only consented people's rows are converted. A file that cannot be loaded is reported and
+    the run goes on with the next. Exits 1 when any row or file was rejected, 2 when the PHR
+    server could not be reached (run again: it resumes where it stopped)."""
     s = _settings()
     municipality = s.option("PHR_CONNECTOR_MUNICIPALITY")
     inbox = Path(s.option("PHR_CONNECTOR_INBOX"))
@@ -183,7 +185,8 @@ def run(
     if register_path is None and (inbox / "register.csv").is_file():
         register_path = inbox / "register.csv"
     work = [(p, src) for p in paths if (src := detect_source(p))]
-    if not work:
+    unknown = [p for p in files if not detect_source(p)]  # named, but no reader fits
+    if not work and not unknown:
         raise click.ClickException("no export files to load")
     if register_path is None and any(src == "uke" for _, src in work):
         click.echo("warning: no resident register given; claims cannot be resolved", err=True)
@@ -199,6 +202,7 @@ def run(
         report = s.var_dir / "connector-reports" / f"rejected-{stamp}.csv"
     report.parent.mkdir(parents=True, exist_ok=True)
     total = Summary()
+    failed_files = 0
     with report.open("w", encoding="utf-8", newline="") as rep:
         try:
             conn = Connector(
@@ -215,8 +219,20 @@ def run(
                 progress=Progress(),
                 use_cache=not full,
             )
+            for path in unknown:
+                failed_files += 1
+                conn.report.add(Problem(path.name, 0, UNREADABLE, "no reader for this file"))
+                click.echo(f"{path.name}: not loaded: no reader for this file", err=True)
             for path, src in work:
-                summary = conn.run_file(path, src)
+                try:
+                    summary = conn.run_file(path, src)
+                except (TokenError, TransportError, HttpError):
+                    raise  # the IdP or the PHR server: every later file would fail the same way
+                except Exception as exc:  # one broken file must never end the run
+                    failed_files += 1
+                    conn.report.add(Problem(path.name, 0, UNREADABLE, unexpected(exc)))
+                    click.echo(f"{path.name} [{src}]: not loaded: {unexpected(exc)}", err=True)
+                    continue
                 click.echo(f"{path.name} [{src}]: {summary.line()}")
                 total.add(summary)
         except TokenError as exc:
@@ -233,8 +249,11 @@ def run(
     if dry_run:
         valid = total.read - total.skipped_no_consent - total.rejected
         click.echo(f"dry run: {valid} rows valid and would be sent; nothing was sent")
+    if failed_files:
+        click.echo(f"{failed_files} files not loaded; see {report}", err=True)
     if total.rejected:
         click.echo(f"{total.rejected} rows rejected; see {report}", err=True)
+    if total.rejected or failed_files:
         sys.exit(1)
 
 

@@ -23,6 +23,17 @@ class TransportError(RuntimeError):
     """The remote side could not be reached or answered with a server error; worth retrying."""
 
 
+class ServerError(TransportError):
+    """The remote side answered 5xx or 429. Retried as a TransportError; the PHR transport
+    tells a server that fails on one batch's content (a repeated 500 while it handles others)
+    from one that is down or busy."""
+
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
 class HttpError(RuntimeError):
     """The remote side answered with a client error (4xx); not worth retrying as is."""
 
@@ -132,7 +143,8 @@ class JsonClient:
             except ValueError:
                 parsed = None
         if status >= 500 or status == 429:
-            raise TransportError(f"{method} {self._host}{url.split('?')[0]}: HTTP {status}")
+            where = f"{method} {self._host}{url.split('?')[0]}"
+            raise ServerError(status, f"{where}: HTTP {status}", parsed)
         if status >= 400:
             raise HttpError(status, f"{method} {url.split('?')[0]}", parsed)
         return Response(status, rh, parsed)

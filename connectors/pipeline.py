@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 
 from connectors.consent import CATEGORY_BY_SOURCE, ConsentSource, consent_epochs
+from connectors.http import TransportError
 from connectors.mapping import mch as map_mch
 from connectors.mapping import uke as map_uke
 from connectors.mapping import vaccination as map_vacc
@@ -31,7 +32,7 @@ from connectors.pseudonym import Pseudonymizer
 from connectors.register import ConsentedIndex
 from connectors.sent_cache import SentCache, content_hash, identity
 from connectors.sources import mch_csv, uke, vaccination_csv
-from connectors.sources.base import Problem, Record, sniff_file
+from connectors.sources.base import UNREADABLE, Problem, Record, sniff_file, unexpected
 from connectors.transport import Outcomes, Refused, Sink
 from connectors.validation import validate
 from phr_core.db import Database
@@ -40,6 +41,8 @@ SOURCES = ("mch", "vaccination", "uke")
 # Resources many batches carry (each batch is self-contained): once the server acknowledged
 # one, later batches holding it may be in flight together (they update, never create, it).
 SHARED = {"Patient", "Organization", "Coverage", "RelatedPerson"}
+
+Pending = list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]]
 
 
 @dataclass
@@ -85,8 +88,11 @@ def detect_source(path: Path) -> str | None:
         return None
     if path.suffix.upper() == ".UKE":
         return "uke"
-    with path.open("rb") as fh:
-        head = fh.read(4096)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
     if head[:3] in (b"IR,", b"YK,"):
         return "uke"
     text = head.decode(sniff_file(path), errors="ignore").splitlines()[0] if head else ""
@@ -271,8 +277,8 @@ class Connector:
                 if out is not None:
                     summary.sent += len(f.pending)
                     self._count(summary, out)
-            except Refused:
-                done = self._send_one_by_one(name, f.pending, summary, reject)
+            except Refused as exc:
+                done = self._isolate(name, f.pending, summary, reject, exc)
             refused[0] += summary.rejected - before
             if self.cache is not None:
                 self.cache.remember({k: v for _, _, h in done for k, v in h.items()})
@@ -316,6 +322,9 @@ class Connector:
                 except MappingError as exc:
                     reject(Problem(name, rec.line, exc.field, exc.reason))
                     continue
+                except Exception as exc:  # one row must never end the run
+                    reject(Problem(name, rec.line, UNREADABLE, unexpected(exc)))
+                    continue
                 pending.append((rec, entries, hashes))
             candidates.clear()
             state["size"] = 0
@@ -333,8 +342,8 @@ class Connector:
                     out = self.sink.send(batch)  # type: ignore[union-attr]
                     summary.sent += len(pending)
                     self._count(summary, out)
-                except Refused:
-                    pending = self._send_one_by_one(name, pending, summary, reject)
+                except Refused as exc:
+                    pending = self._isolate(name, pending, summary, reject, exc)
                 if self.cache is not None:
                     self.cache.remember({k: v for _, _, h in pending for k, v in h.items()})
                 self._checkpoint(source, sha, last_line, summary, "running")
@@ -360,6 +369,9 @@ class Connector:
                     entries = self._map(source, item, ctx)
                 except MappingError as exc:
                     reject(Problem(name, item.line, exc.field, exc.reason))
+                    continue
+                except Exception as exc:  # one row must never end the run
+                    reject(Problem(name, item.line, UNREADABLE, unexpected(exc)))
                     continue
                 if entries is None:
                     summary.skipped_no_consent += 1
@@ -388,27 +400,62 @@ class Connector:
             self._finish(run_id, summary)
         return summary
 
-    def _send_one_by_one(
+    def _isolate(
         self,
         name: str,
-        pending: list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]],
+        pending: Pending,
         summary: Summary,
         reject: Callable[[Problem], None],
-    ) -> list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]]:
-        """The server refused a whole transaction: find the rows it refuses by sending each
-        row's resources on their own, so one bad row does not hold back the others."""
-        done = []
-        for item in pending:
-            rec, entries, _hashes = item
-            try:
-                out = self.sink.send(entries)  # type: ignore[union-attr]
-            except Refused as exc:
-                reject(Problem(name, rec.line, "-", f"refused by the PHR server ({exc.reason})"))
+        refused: Refused,
+    ) -> Pending:
+        """The server refused a whole transaction (`refused`: a 4xx, or a 500 it repeats while
+        handling others): split it in halves until each refused row stands alone, report those
+        rows and send the rest. Rows are the unit (a row's entries reference each other), so a
+        batch of n rows with one bad row costs about 2·log2(n) sends, not n; a 413 (too large)
+        is answered by the same splitting. A row that stands alone with a 5xx is reported only
+        when the server handled some other part of its batch (stored it, or refused it with a
+        4xx): when every part fails with a 5xx, the server is at fault, not the rows, and the
+        run stops to resume later (TransportError). Returns the rows the server acknowledged."""
+        done: Pending = []
+        failed: list[tuple[Record, Refused]] = []  # lone rows the server failed on (5xx)
+        handled = False  # the server stored, or refused with a 4xx, some part of the batch
+        todo: deque[tuple[Pending, Refused | None]] = deque([(pending, refused)])
+        while todo:
+            part, why = todo.popleft()
+            if why is None:
+                try:
+                    out = self.sink.send([e for _, es, _ in part for e in es])  # type: ignore[union-attr]
+                except Refused as exc:
+                    why = exc
+                else:
+                    summary.sent += len(part)
+                    self._count(summary, out)
+                    done.extend(part)
+                    handled = True
+                    continue
+            if len(part) > 1:
+                half = len(part) // 2
+                todo.extendleft([(part[half:], None), (part[:half], None)])
                 continue
-            summary.sent += 1
-            self._count(summary, out)
-            done.append(item)
+            if why.status >= 500:
+                failed.append((part[0][0], why))
+                continue
+            handled = True
+            self._reject_refused(name, part[0][0], why, reject)
+        if failed and not handled and len(pending) > 1:
+            raise TransportError(
+                f"the PHR server failed on every row of a batch (HTTP {failed[0][1].status})"
+            )
+        for rec, why in failed:
+            self._reject_refused(name, rec, why, reject)
         return done
+
+    @staticmethod
+    def _reject_refused(
+        name: str, rec: Record, why: Refused, reject: Callable[[Problem], None]
+    ) -> None:
+        field = why.elements[0][:64] if why.elements else UNREADABLE
+        reject(Problem(name, rec.line, field, f"refused by the PHR server ({why.reason})"))
 
     @staticmethod
     def _count(summary: Summary, out: Outcomes) -> None:

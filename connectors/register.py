@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from connectors.pseudonym import Pseudonymizer
-from connectors.sources.base import RowError, csv_rows, optional, parse_iso_date, required
+from connectors.sources.base import csv_rows, optional, parse_iso_date, required
 
 HEADERS = [
     "住民番号",
@@ -63,28 +63,34 @@ def read(path: Path) -> Iterator[Resident]:
     """Stream the register; bad rows are skipped (the register is not a data source of its own,
     a bad row only means that person cannot be linked or resolved)."""
     for line, row, _problem in csv_rows(path):
-        if row is None:
-            continue
-        try:
-            ins = optional(row, "保険者番号")
-            yield Resident(
-                line=line,
-                number=required(row, "住民番号"),
-                name=required(row, "氏名"),
-                birthdate=parse_iso_date(required(row, "生年月日"), "生年月日"),
-                sex=SEX.get(unicodedata.normalize("NFKC", required(row, "性別")), "unknown"),
-                address=required(row, "住所"),
-                insurance_key=insurance_key(
-                    ins,
-                    row.get("被保険者証記号", ""),
-                    row.get("被保険者証番号", ""),
-                    row.get("枝番", ""),
-                )
-                if ins
-                else None,
+        resident = _resident(line, row) if row is not None else None
+        if resident is not None:
+            yield resident
+
+
+def _resident(line: int, row: dict[str, str]) -> Resident | None:
+    """One register row, or None when it is unusable (a broken rule, or anything else: one row
+    must never end the run)."""
+    try:
+        ins = optional(row, "保険者番号")
+        return Resident(
+            line=line,
+            number=required(row, "住民番号"),
+            name=required(row, "氏名"),
+            birthdate=parse_iso_date(required(row, "生年月日"), "生年月日"),
+            sex=SEX.get(unicodedata.normalize("NFKC", required(row, "性別")), "unknown"),
+            address=required(row, "住所"),
+            insurance_key=insurance_key(
+                ins,
+                row.get("被保険者証記号", ""),
+                row.get("被保険者証番号", ""),
+                row.get("枝番", ""),
             )
-        except RowError:
-            continue
+            if ins
+            else None,
+        )
+    except Exception:
+        return None
 
 
 @dataclass(slots=True)

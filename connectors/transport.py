@@ -9,22 +9,39 @@ PHR server contract (assumed; the server is built concurrently):
     response.outcome (OperationOutcome) whose issue diagnostics is "unchanged".
   → 4xx OperationOutcome when the transaction is refused (nothing is stored); 409 (a
     concurrent update) is retried like a 5xx.
+  A refused transaction is split by the pipeline until the refused rows stand alone. A 500
+  that repeats for one batch while the server still handles an empty transaction is taken as
+  the server failing on that content and refused the same way (Refused, status 500), so one
+  poisoned entry cannot block a file forever; a server that is down, busy (429, 503) or behind
+  a failing gateway (502, 504) stops the run instead ("run again to resume").
   This matches phr_server/API.md ("Writing (connectors)"); tests/connectors/
   test_phr_server_e2e.py loads a synthetic city into the real server over HTTP.
   Auth: Bearer token from the IdP's client-credentials grant (TokenSource)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connectors.http import HttpError, JsonClient, TokenError, TokenSource, TransportError
+from connectors.http import (
+    HttpError,
+    JsonClient,
+    ServerError,
+    TokenError,
+    TokenSource,
+    TransportError,
+)
 from connectors.mapping.common import Entry
 
 FHIR_JSON = "application/fhir+json"
+# Answers that say the server is down or busy, not that it failed on what it was sent.
+UNAVAILABLE = {429, 502, 503, 504}
+_ELEMENT = re.compile(r"[A-Z][A-Za-z]{1,40}(\.[a-z][A-Za-z0-9]{0,40}(\[[0-9]{1,4}\])?){0,8}")
+_ENTRY = re.compile(r"Bundle\.entry\[([0-9]{1,5})\]\.resource(\.|$)")
 
 
 @dataclass
@@ -35,12 +52,15 @@ class Outcomes:
 
 
 class Refused(RuntimeError):
-    """The server refused a transaction (4xx other than auth); the reason is a safe summary."""
+    """The server refused a transaction (4xx other than auth), or failed on it again and again
+    (5xx) while handling others; the reason is a safe summary, `elements` the FHIR elements
+    (`Immunization.occurrenceDateTime`) its OperationOutcome points at."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, elements: tuple[str, ...] = ()) -> None:
         super().__init__(f"HTTP {status}: {reason}")
         self.status = status
         self.reason = reason
+        self.elements = elements
 
 
 class Sink(Protocol):
@@ -92,6 +112,29 @@ def classify(response_bundle: Any) -> Outcomes:
         else:
             raise TransportError(f"entry answered {status or 'without a status'}")
     return out
+
+
+def refused_elements(body: Any, bundle: dict[str, Any]) -> tuple[str, ...]:
+    """The elements an OperationOutcome's issues point at, as `Type.element` of our own
+    entries (`Bundle.entry[2].resource.x` → `Immunization.x`). Only paths of the expected shape
+    are kept: the server's text never reaches a report."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return ()
+    entries = bundle.get("entry", [])
+    out: list[str] = []
+    for issue in body.get("issue", [])[:10]:
+        for expr in (issue.get("expression") or [])[:3] if isinstance(issue, dict) else ():
+            if not isinstance(expr, str):
+                continue
+            m = _ENTRY.match(expr)
+            if m is not None:
+                i = int(m[1])
+                if i >= len(entries):
+                    continue
+                expr = entries[i]["resource"]["resourceType"] + expr[m.end() - len(m[2]) :]
+            if _ELEMENT.fullmatch(expr) and expr not in out:
+                out.append(expr)
+    return tuple(out)
 
 
 def _safe_reason(body: Any) -> str:
@@ -148,6 +191,7 @@ class FhirTransport:
         bundle = transaction(entries)
         refreshed = False
         attempt = 0
+        failed_on_it = 0  # 500s for this batch
         while True:
             attempt += 1
             try:
@@ -165,14 +209,47 @@ class FhirTransport:
                 if exc.status == 401 and not refreshed and self.tokens is not None:
                     refreshed = True
                     continue
+                if exc.status == 401:  # still refused with a fresh token: no row is at fault
+                    raise
                 if exc.status == 409 and attempt <= self.retries:  # concurrent update: retry
                     self.sleep(self.backoff * (2 ** (attempt - 1)))
                     continue
-                raise Refused(exc.status, _safe_reason(exc.body)) from None
+                elements = refused_elements(exc.body, bundle)
+                raise Refused(exc.status, _safe_reason(exc.body), elements) from None
+            except ServerError as exc:
+                if exc.status not in UNAVAILABLE:
+                    failed_on_it += 1
+                    if failed_on_it >= 2 and bundle["entry"] and self._handles_transactions():
+                        elements = refused_elements(exc.body, bundle)
+                        reason = f"the PHR server failed on it (HTTP {exc.status})"
+                        raise Refused(exc.status, reason, elements) from None
+                if attempt > self.retries:
+                    raise
+                self.sleep(self.backoff * (2 ** (attempt - 1)))
             except TransportError:
                 if attempt > self.retries:
                     raise
                 self.sleep(self.backoff * (2 ** (attempt - 1)))
+
+    def _handles_transactions(self) -> bool:
+        """Whether the server still answers a transaction: an empty one, which it refuses
+        (400, nothing to do) or acknowledges. Then a batch it keeps failing on is at fault, not
+        the server; when the server is down or fails on everything, this fails too. (The
+        pipeline also stops when every part of a split batch fails: see Connector._isolate.)"""
+        try:
+            self.client.request(
+                "POST",
+                "/",
+                json_body=transaction([]),
+                headers=self._headers(),
+                content_type=FHIR_JSON,
+            )
+        except HttpError as exc:
+            body = exc.body
+            return isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"
+        except TransportError:
+            return False
+        return True
 
     def close(self) -> None:
         for client in self._clients:

@@ -318,7 +318,7 @@ def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
-        if not vid.isdigit():
+        if not (vid.isascii() and vid.isdigit()) or len(vid) > 9:  # `²`.isdigit() is True
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
         f = repo().vread(s, access, rtype, rid, int(vid))
         ref = f"{f.ref}/_history/{f.version}"

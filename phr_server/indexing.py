@@ -237,6 +237,27 @@ def _month_start(us: int, after: bool = False, keep: int | None = None) -> int:
         return us if keep is None else keep
 
 
+def unindexable_dates(resource: dict[str, Any]) -> list[str]:
+    """Element paths (below the resource) of searchable dates the index cannot hold, so the
+    write is refused at that element (a 400) instead of storing a date no search finds."""
+    spec = TYPES.get(resource.get("resourceType", ""))
+    out: list[str] = []
+    for p in spec.params.values() if spec else ():
+        if p.kind != "date":
+            continue
+        for path in p.paths:
+            for v in _values(resource, path):
+                parts = (
+                    [("start", v.get("start")), ("end", v.get("end"))]
+                    if isinstance(v, dict)
+                    else [("", v)]
+                )
+                for sub, raw in parts:
+                    if raw is not None and value_range(raw) is None:
+                        out.append(f"{path}.{sub}" if sub else path)
+    return out
+
+
 def reference_id(value: Any, target: str = "Patient") -> str | None:
     """The id of a `Reference` to `target` in relative form (`Patient/123`)."""
     if isinstance(value, dict):

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from phr_server.dates import parse_range
+from phr_server.dates import value_range
 from phr_server.issues import invariant_issue as _issue
 
 Issues = list[dict[str, Any]]
@@ -232,8 +232,8 @@ def _immunization(r: dict[str, Any], base: str, out: Issues) -> None:
 
 def _medication_dispense(r: dict[str, Any], base: str, out: Issues) -> None:
     handed, prepared = r.get("whenHandedOver"), r.get("whenPrepared")
-    both = isinstance(handed, str) and isinstance(prepared, str)
-    if both and parse_range(handed)[1] <= parse_range(prepared)[0]:  # type: ignore[arg-type]
+    h, p = value_range(handed), value_range(prepared)
+    if h is not None and p is not None and h[1] <= p[0]:
         out.append(_issue(f"{base}.whenHandedOver", "mdd-1: whenHandedOver is before whenPrepared"))
 
 

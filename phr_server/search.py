@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, exists, not_, or_, select
@@ -33,6 +34,8 @@ DEFAULT_COUNT = 50
 MAX_COUNT = 500
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
 CONTROL = {"_count", "_sort", "_include", "_summary", "_cursor", "_format", "_total"}
+# ASCII digits only: `str.isdigit()` is also true for "²" or "①", which `int()` refuses.
+_COUNT_RE = re.compile(r"[0-9]{1,6}")
 
 
 class BadRequest(Exception):
@@ -145,8 +148,10 @@ def parse(rtype: str, args: list[tuple[str, str]], cursor_key: bytes) -> Query:
     q = Query(rtype)
     for name, raw in args:
         base, _, modifier = name.partition(":")
+        if "\x00" in raw:  # PostgreSQL text cannot hold NUL: refuse it here, not with a 500
+            raise BadRequest(base, f"{base}: a value must not contain NUL")
         if base == "_count":
-            if not raw.isdigit() or not 0 < int(raw) <= MAX_COUNT:
+            if not _COUNT_RE.fullmatch(raw) or not 0 < int(raw) <= MAX_COUNT:
                 raise BadRequest("_count", f"_count must be a whole number from 1 to {MAX_COUNT}")
             q.count = int(raw)
         elif base == "_sort":

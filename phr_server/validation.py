@@ -30,8 +30,8 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import BaseModel, ValidationError
 
 from phr_server import invariants, profiles, vital_signs
-from phr_server.dates import parse_range
-from phr_server.indexing import TYPES
+from phr_server.dates import value_range
+from phr_server.indexing import TYPES, unindexable_dates
 from phr_server.issues import issue
 
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -444,7 +444,8 @@ def validate(
         if kind == "Period" and obj.start is not None and obj.end is not None:
             s = raw_here.get("start")
             e = raw_here.get("end")
-            if isinstance(s, str) and isinstance(e, str) and parse_range(s)[0] >= parse_range(e)[1]:
+            rs, re_ = value_range(s), value_range(e)
+            if rs is not None and re_ is not None and rs[0] >= re_[1]:
                 issues.append(issue(p, f"per-1: {p}.start is after its end"))
         if (
             kind in ("Quantity", "Age", "Duration", "Distance", "Count", "Money")
@@ -455,6 +456,8 @@ def validate(
         if kind == "Reference" and obj.reference is not None:
             element = rtype + _strip_indexes(p[len(base) :])
             issues.extend(_check_reference(obj.reference, p, element, resolve))
+    for where in unindexable_dates(resource):  # never stored unsearchable, never a 500
+        issues.append(issue(f"{base}.{where}", f"{base}.{where}: not a date the index can hold"))
     issues.extend(vital_signs.check(resource, base))  # the R4 vital signs profiles
     issues.extend(profiles.check(resource, base))  # JP Core (profiles.py)
     if issues:

@@ -5,13 +5,32 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Callable, Iterator
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
 SNIFF_BYTES = 64 * 1024
+
+# The dates a source row may carry. Before 1868 no record of a living person or of care can
+# be (the UKE's earliest era, 明治, starts then); after 2199 a date is a placeholder such as
+# 9999-12-31 ("open end" in many exports) or a typo, never an event of care. Refusing them at
+# the reader keeps every later step (mapping, the PHR server's index) far from its limits.
+EARLIEST = date(1868, 1, 1)
+LATEST = date(2199, 12, 31)
+
+# A number is ASCII digits. Full-width digits (０–９), which Japanese exports often hold, are
+# read as the same digits; nothing else is a digit here, although `str.isdigit()` is true for
+# ① or ² and `int()` and `float()` read ٣ or ３ (and refuse ① with an uncaught ValueError).
+_WIDE = str.maketrans("０１２３４５６７８９．－＋", "0123456789.-+")
+_WIDE_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+_DIGITS = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,9}(\.[0-9]{1,9})?")
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+UNREADABLE = "-"  # the field of a problem no layout field can be named for
 
 
 class RowError(ValueError):
@@ -130,7 +149,58 @@ def csv_rows(
             yield row_start, dict(zip(header, cells, strict=True)), None
 
 
+def safe_field(name: str, layout: Iterable[str]) -> str:
+    """`name` when it is a field of the record layout, otherwise `-`: a report's field column
+    must never carry a value from the file (an unknown record type's first cell, or a free-text
+    line a stray line break started)."""
+    return name if name in layout else UNREADABLE
+
+
+def unexpected(exc: BaseException) -> str:
+    """The reason for a row whose parsing failed in a way no rule foresaw: the exception's type
+    only (its message may quote the value)."""
+    return f"could not be read ({type(exc).__name__})"
+
+
+def read_rows(
+    path: Path,
+    parse_row: Parser,
+    layout: Iterable[str],
+    encoding: str | None = None,
+) -> Iterator[Record | Problem]:
+    """Stream a CSV export: one Record or Problem per data row. Whatever goes wrong on a row
+    (a broken rule, or an exception nobody foresaw) rejects that row, never the file."""
+    name = path.name
+    fields = frozenset(layout)
+    for line, row, problem in csv_rows(path, encoding):
+        if row is None:
+            yield Problem(name, line, UNREADABLE, problem or "unreadable")
+            continue
+        try:
+            yield parse_row(line, row)
+        except RowError as exc:
+            yield Problem(name, line, safe_field(exc.field, fields), exc.reason)
+        except Exception as exc:  # one row must never end the run
+            yield Problem(name, line, UNREADABLE, unexpected(exc))
+
+
 # --- typed field readers (errors name the field, never the value) ---------------------------
+
+
+def ascii_digits(value: str) -> bool:
+    """True when `value` is one or more ASCII digits (see `_WIDE` for why not `isdigit`)."""
+    return _DIGITS.fullmatch(value) is not None
+
+
+def wide_to_ascii(value: str) -> str:
+    """Full-width digits, point and signs as ASCII; every other character unchanged."""
+    return value.translate(_WIDE)
+
+
+def in_range(d: date, name: str) -> date:
+    if not EARLIEST <= d <= LATEST:
+        raise RowError(name, f"outside {EARLIEST.year}–{LATEST.year} (a placeholder?)")
+    return d
 
 
 def required(row: dict[str, str], name: str) -> str:
@@ -146,14 +216,19 @@ def optional(row: dict[str, str], name: str) -> str | None:
 
 
 def parse_iso_date(value: str, name: str) -> date:
-    """A date written `YYYY-MM-DD` or `YYYY/MM/DD` or `YYYYMMDD`."""
-    v = value.strip().replace("/", "-")
+    """A date written `YYYY-MM-DD` or `YYYY/MM/DD` or `YYYYMMDD`, between EARLIEST and
+    LATEST."""
+    v = value.strip().translate(_WIDE_DIGITS).replace("/", "-")
+    if len(v) == 8 and ascii_digits(v):
+        v = f"{v[:4]}-{v[4:6]}-{v[6:]}"
+    m = _ISO_DATE.fullmatch(v)
     try:
-        if len(v) == 8 and v.isdigit():
-            return date(int(v[:4]), int(v[4:6]), int(v[6:]))
-        return date.fromisoformat(v)
+        if m is None:
+            raise ValueError
+        d = date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
         raise RowError(name, "not a date (YYYY-MM-DD)") from None
+    return in_range(d, name)
 
 
 def number(
@@ -163,21 +238,33 @@ def number(
     raw = optional(row, name)
     if raw is None:
         return None
-    import unicodedata
-
-    raw = unicodedata.normalize("NFKC", raw)
-    try:
-        value: float | int = int(raw) if integer else float(raw)
-    except ValueError:
-        raise RowError(name, "not a number") from None
+    raw = wide_to_ascii(raw)
+    if _DECIMAL.fullmatch(raw) is None:
+        raise RowError(name, "not a number")
+    if integer and "." in raw:
+        raise RowError(name, "not a whole number")
+    value: float | int = int(raw) if integer else float(raw)
     if not (lo <= value <= hi):
         raise RowError(name, f"out of range {lo}–{hi}")
     return value
 
 
-def choice(row: dict[str, str], name: str, allowed: dict[str, str]) -> str | None:
-    import unicodedata
+def facility_code(row: dict[str, str], name: str) -> str | None:
+    """An optional 10-digit 医療機関コード as the exports write it: 都道府県 (01–47), 点数表
+    (1 医科, 3 歯科, 4 調剤) and the 7-digit code. It becomes an Organization identifier, so
+    anything else (a name, `'; DROP TABLE …`) rejects the row instead of reaching the server."""
+    raw = optional(row, name)
+    if raw is None:
+        return None
+    code = raw.translate(_WIDE_DIGITS)
+    if len(code) != 10 or not ascii_digits(code):
+        raise RowError(name, "not a 10-digit 医療機関コード")
+    if not 1 <= int(code[:2]) <= 47 or code[2] not in "134":
+        raise RowError(name, "not a 医療機関コード (都道府県 01–47, 点数表 1/3/4)")
+    return code
 
+
+def choice(row: dict[str, str], name: str, allowed: dict[str, str]) -> str | None:
     raw = optional(row, name)
     if raw is None:
         return None

@@ -3,6 +3,7 @@ system as one CSV file (UTF-8 or Shift_JIS/CP932, Japanese headers). See docs/mc
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +12,11 @@ from connectors.sources.base import (
     Record,
     RowError,
     choice,
-    csv_rows,
+    facility_code,
     number,
     optional,
     parse_iso_date,
+    read_rows,
     required,
 )
 
@@ -82,8 +84,6 @@ HEADERS = [
 
 
 def _checkup(row: dict[str, str]) -> tuple[str, str]:
-    import unicodedata
-
     raw = required(row, "健診区分")
     key = unicodedata.normalize("NFKC", raw).replace("~", "-").replace("～", "-")
     key = _CHECKUP_ALIASES.get(key, key)
@@ -101,7 +101,7 @@ def parse_row(line: int, row: dict[str, str]) -> Record:
     key = required(row, "記録番号")
     resident = required(row, "住民番号")
     when = parse_iso_date(required(row, "実施日"), "実施日")
-    d: dict[str, object] = {"date": when, "facility": optional(row, "医療機関コード")}
+    d: dict[str, object] = {"date": when, "facility": facility_code(row, "医療機関コード")}
     mother = optional(row, "母住民番号")
     if kind == "pregnancy_registration":
         edd = optional(row, "出産予定日")
@@ -148,12 +148,4 @@ def parse_row(line: int, row: dict[str, str]) -> Record:
 
 def read(path: Path, encoding: str | None = None) -> Iterator[Record | Problem]:
     """Stream the file: one Record or Problem per data row."""
-    name = path.name
-    for line, row, problem in csv_rows(path, encoding):
-        if row is None:
-            yield Problem(name, line, "-", problem or "unreadable")
-            continue
-        try:
-            yield parse_row(line, row)
-        except RowError as exc:
-            yield Problem(name, line, exc.field, exc.reason)
+    return read_rows(path, parse_row, HEADERS, encoding)

@@ -16,7 +16,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from connectors.sources.base import Problem, Record, RowError
+from connectors.sources.base import (
+    UNREADABLE,
+    Problem,
+    Record,
+    RowError,
+    ascii_digits,
+    in_range,
+    safe_field,
+    unexpected,
+)
 
 SOURCE = "uke"
 ENCODING = "cp932"
@@ -32,13 +41,14 @@ ERAS: dict[str, tuple[date, int]] = {
 
 
 def parse_date(value: str, field: str) -> date:
-    """`YYYYMMDD` (西暦) or `GYYMMDD` (和暦, era code G). The digit count tells them apart."""
+    """`YYYYMMDD` (西暦) or `GYYMMDD` (和暦, era code G). The digit count tells them apart.
+    Dates outside EARLIEST–LATEST (9999-12-31 as an open end) are refused."""
     v = value.strip()
-    if not v.isdigit() or len(v) not in (7, 8):
+    if len(v) not in (7, 8) or not ascii_digits(v):
         raise RowError(field, "not a date (YYYYMMDD or GYYMMDD)")
     try:
         if len(v) == 8:
-            return date(int(v[:4]), int(v[4:6]), int(v[6:]))
+            return in_range(date(int(v[:4]), int(v[4:6]), int(v[6:])), field)
         era = ERAS.get(v[0])
         if era is None:
             raise RowError(field, "unknown era code")
@@ -47,13 +57,13 @@ def parse_date(value: str, field: str) -> date:
         raise RowError(field, "no such day") from None
     if int(v[1:3]) == 0 or d < era[0].replace(month=1, day=1) or (int(v[1:3]) == 1 and d < era[0]):
         raise RowError(field, "date outside its era")
-    return d
+    return in_range(d, field)
 
 
 def parse_year_month(value: str, field: str) -> tuple[int, int]:
     """`YYYYMM` (西暦) or `GYYMM` (和暦) → (year, month)."""
     v = value.strip()
-    if not v.isdigit() or len(v) not in (5, 6):
+    if len(v) not in (5, 6) or not ascii_digits(v):
         raise RowError(field, "not a year-month (YYYYMM or GYYMM)")
     if len(v) == 6:
         y, m = int(v[:4]), int(v[4:])
@@ -79,21 +89,46 @@ def _f(cells: list[str], n: int) -> str:
 
 
 def _int(cells: list[str], n: int, name: str, *, required: bool = False) -> int | None:
+    """A count or an amount: ASCII digits only (`①` is a digit to `isdigit`, not to `int`),
+    at most 9 of them (no UKE field is longer)."""
     v = _f(cells, n)
     if not v:
         if required:
             raise RowError(name, "required but empty")
         return None
-    if not v.isdigit():
+    if len(v) > 9 or not ascii_digits(v):
         raise RowError(name, "not a whole number")
     return int(v)
 
 
 def _code(cells: list[str], n: int, name: str, digits: int) -> str:
     v = _f(cells, n)
-    if len(v) != digits or not v.isdigit():
+    if len(v) != digits or not ascii_digits(v):
         raise RowError(name, f"not a {digits}-digit code")
     return v
+
+
+def _section(cells: list[str], n: int, name: str) -> str:
+    """診療識別: empty or 2 digits. It becomes a code in the claim item."""
+    v = _f(cells, n)
+    if v and (len(v) != 2 or not ascii_digits(v)):
+        raise RowError(name, "not a 2-digit code")
+    return v
+
+
+def _amount(v: str, name: str) -> float | None:
+    """使用量: a decimal written in ASCII digits (`float` reads `nan`, `1e9` or ３)."""
+    if not v:
+        return None
+    whole, dot, frac = v.partition(".")
+    if (
+        len(whole) > 9
+        or len(frac) > 9
+        or not ascii_digits(whole)
+        or (dot and not ascii_digits(frac))
+    ):
+        raise RowError(name, "not a number")
+    return float(v)
 
 
 def _days(cells: list[str], first: int) -> list[int]:
@@ -119,6 +154,8 @@ def _header(cells: list[str], kind: str) -> dict[str, Any]:
     if kind == "pharmacy" and table != "4":
         raise RowError(f"{rt}.点数表", "a YK record must have 4 (調剤)")
     pref = _code(cells, 3, f"{rt}.都道府県", 2)
+    if not 1 <= int(pref) <= 47:
+        raise RowError(f"{rt}.都道府県", "not a prefecture code 01–47")
     if kind == "medical":
         code = _code(cells, 5, "IR.医療機関コード", 7)
         name, ym = _f(cells, 7), parse_year_month(_f(cells, 8), "IR.請求年月")
@@ -152,8 +189,12 @@ def _re(cells: list[str], pharmacy: bool = False) -> dict[str, Any]:
     out["benefit_rate"] = _f(cells, 8)
     if pharmacy:
         code = _f(cells, 12)
-        if code and (len(code) != 7 or not code.isdigit()):
+        if code and (len(code) != 7 or not ascii_digits(code)):
             raise RowError("RE.医療機関コード", "not a 7-digit code")
+        if code and (len(_f(cells, 10)) != 2 or not ascii_digits(_f(cells, 10))):
+            raise RowError("RE.都道府県", "not a 2-digit code")
+        if code and (len(_f(cells, 11)) != 1 or not ascii_digits(_f(cells, 11))):
+            raise RowError("RE.点数表", "not a 1-digit code")
         out["notes"] = _f(cells, 9)
         out["admitted"] = None
         out["prescriber10"] = (_f(cells, 10) + _f(cells, 11) + code) if code else None
@@ -166,7 +207,7 @@ def _re(cells: list[str], pharmacy: bool = False) -> dict[str, Any]:
 
 def _ho(cells: list[str], pharmacy: bool = False) -> dict[str, Any]:
     insurer = _f(cells, 2).replace(" ", "")
-    if not insurer.isdigit() or len(insurer) not in (6, 8):
+    if len(insurer) not in (6, 8) or not ascii_digits(insurer):
         raise RowError("HO.保険者番号", "not a 6- or 8-digit insurer number")
     if not _f(cells, 4):
         raise RowError("HO.被保険者証番号", "required but empty")
@@ -194,8 +235,8 @@ def _ko(cells: list[str], pharmacy: bool = False) -> dict[str, Any]:
 def _sy(cells: list[str]) -> dict[str, Any]:
     code = _code(cells, 2, "SY.傷病名コード", 7)
     mods = _f(cells, 5)
-    if len(mods) % 4:
-        raise RowError("SY.修飾語コード", "not a run of 4-character codes")
+    if len(mods) % 4 or len(mods) > 80 or (mods and not ascii_digits(mods)):
+        raise RowError("SY.修飾語コード", "not a run of 4-digit codes")
     outcome = _f(cells, 4) or "1"
     if outcome not in ("1", "2", "3", "4"):
         raise RowError("SY.転帰区分", "not 1–4")
@@ -211,7 +252,7 @@ def _sy(cells: list[str]) -> dict[str, Any]:
 
 def _si(cells: list[str]) -> dict[str, Any]:
     return {
-        "section": _f(cells, 2),
+        "section": _section(cells, 2, "SI.診療識別"),
         "burden": _f(cells, 3),
         "code": _code(cells, 4, "SI.診療行為コード", 9),
         "quantity": _f(cells, 5) or None,
@@ -222,13 +263,9 @@ def _si(cells: list[str]) -> dict[str, Any]:
 
 
 def _iy(cells: list[str]) -> dict[str, Any]:
-    qty = _f(cells, 5)
-    try:
-        amount = float(qty) if qty else None
-    except ValueError:
-        raise RowError("IY.使用量", "not a number") from None
+    amount = _amount(_f(cells, 5), "IY.使用量")
     return {
-        "section": _f(cells, 2),
+        "section": _section(cells, 2, "IY.診療識別"),
         "code": _code(cells, 4, "IY.医薬品コード", 9),
         "amount": amount,
         "points": _int(cells, 6, "IY.点数"),
@@ -239,7 +276,7 @@ def _iy(cells: list[str]) -> dict[str, Any]:
 
 def _to(cells: list[str]) -> dict[str, Any]:
     return {
-        "section": _f(cells, 2),
+        "section": _section(cells, 2, "TO.診療識別"),
         "code": _code(cells, 4, "TO.特定器材コード", 9),
         "points": _int(cells, 6, "TO.点数"),
         "times": _int(cells, 7, "TO.回数") or 1,
@@ -249,7 +286,10 @@ def _to(cells: list[str]) -> dict[str, Any]:
 
 def _co(cells: list[str]) -> dict[str, Any]:
     # The free text (CO.5) may describe the person; only the code is kept.
-    return {"section": _f(cells, 2), "code": _code(cells, 4, "CO.コメントコード", 9)}
+    return {
+        "section": _section(cells, 2, "CO.診療識別"),
+        "code": _code(cells, 4, "CO.コメントコード", 9),
+    }
 
 
 # 調剤 (pharmacy) records; positions per docs/uke.md ("調剤" section, with its sources).
@@ -285,11 +325,7 @@ def _cz(cells: list[str]) -> dict[str, Any]:
 def _iy_pharmacy(cells: list[str]) -> dict[str, Any]:
     """IY (調剤): 2 負担区分, 3 医薬品コード, 4 使用量, 5–6 予備, 7 混合区分, 8 混合区分枝番,
     9 配合不適区分, 10 1回用量."""
-    qty = _f(cells, 4)
-    try:
-        amount = float(qty) if qty else None
-    except ValueError:
-        raise RowError("IY.使用量", "not a number") from None
+    amount = _amount(_f(cells, 4), "IY.使用量")
     return {
         "burden": _f(cells, 2),
         "code": _code(cells, 3, "IY.医薬品コード", 9),
@@ -318,12 +354,41 @@ IGNORED = {
     "SN", "JD", "MF", "SJ", "MN", "RC", "KH", "JY", "EX", "HR", "TI", "TR", "TS", "GR",
     "KI", "TK", "ST", "ON",
 }  # fmt: skip
+RECORDS = {"IR", "YK", "RE", "HO", "KO", "SY", "SI", "IY", "TO", "CO", "SH", "CZ", "GO"} | IGNORED
+RECORD_TYPE = (
+    "レコード識別"  # field 1 of every record: what a problem names when the type is unknown
+)
+
+# Every field name a problem may carry: the record types and the `RT.名前` fields of the
+# layouts above. A problem's field is looked up here (safe_field), so a value from the file can
+# never stand in for it; tests/connectors/test_robust_readers.py checks that every name the
+# parsers raise is listed.
+LAYOUT = frozenset(
+    RECORDS
+    | {RECORD_TYPE}
+    | {
+        "IR.点数表", "YK.点数表", "IR.都道府県", "YK.都道府県", "IR.医療機関コード",
+        "YK.薬局コード", "IR.請求年月", "YK.請求年月",
+        "RE.レセプト番号", "RE.レセプト種別", "RE.診療年月", "RE.調剤年月", "RE.男女区分",
+        "RE.生年月日", "RE.入院年月日", "RE.医療機関コード", "RE.都道府県", "RE.点数表",
+        "HO.保険者番号", "HO.被保険者証番号", "HO.診療実日数", "HO.処方箋受付回数", "HO.合計点数",
+        "HO.一部負担金", "HO.負担金額",
+        "KO.負担者番号", "KO.診療実日数", "KO.処方箋受付回数", "KO.合計点数",
+        "SY.傷病名コード", "SY.修飾語コード", "SY.転帰区分", "SY.診療開始日",
+        "SI.診療識別", "SI.診療行為コード", "SI.点数", "SI.回数",
+        "IY.診療識別", "IY.医薬品コード", "IY.使用量", "IY.点数", "IY.回数",
+        "TO.診療識別", "TO.特定器材コード", "TO.点数", "TO.回数",
+        "CO.診療識別", "CO.コメントコード",
+        "SH.単位薬剤料",
+        "CZ.薬剤調製料コード", "CZ.処方箋交付年月日", "CZ.調剤年月日", "CZ.処方箋受付回",
+        "CZ.調剤数量", "CZ.薬剤調製料点数", "CZ.薬剤料点数",
+    }
+)  # fmt: skip
 
 
 class _Claim:
     def __init__(self, header: dict[str, Any], line: int, cells: list[str]) -> None:
         self.line = line
-        self.error: Problem | None = None
         self.data: dict[str, Any] = {
             "header": header,
             "re": None,
@@ -347,39 +412,73 @@ def _group(d: dict[str, Any], rt: str) -> dict[str, Any]:
     return d["rx"][-1]
 
 
+def _line(d: dict[str, Any], rt: str, cells: list[str], pharmacy: bool) -> None:
+    """Add one record of a receipt to its data; RowError when the record is bad."""
+    if rt == "HO":
+        d["ho"] = _ho(cells, pharmacy)
+    elif rt == "KO":
+        d["ko"].append(_ko(cells, pharmacy))
+    elif rt == "SN":
+        d["branch"] = _f(cells, 7)
+    elif rt == "SY":
+        d["sy"].append(_sy(cells))
+    elif rt == "SI":
+        d["si"].append(_si(cells))
+    elif rt == "IY" and pharmacy:
+        _group(d, "IY")["iy"].append(_iy_pharmacy(cells))
+    elif rt == "IY":
+        d["iy"].append(_iy(cells))
+    elif rt == "TO":
+        d["to"].append(_to_pharmacy(cells) if pharmacy else _to(cells))
+    elif rt == "CO":
+        d["co"].append(_co_pharmacy(cells) if pharmacy else _co(cells))
+    elif rt == "SH" and pharmacy:
+        d["rx"].append({**_sh(cells), "cz": [], "iy": []})
+    elif rt == "CZ" and pharmacy:
+        _group(d, "CZ")["cz"].append(_cz(cells))
+    elif rt in IGNORED:
+        pass
+    else:
+        raise RowError(rt if rt in RECORDS else RECORD_TYPE, "unknown record type")
+
+
 def read(path: Path) -> Iterator[Record | Problem]:
-    """Stream a UKE file: one Record per receipt, one Problem per bad receipt or line."""
+    """Stream a UKE file: one Record per receipt, one Problem per bad receipt or line. Whatever
+    goes wrong on a line (a broken rule, or an exception nobody foresaw) rejects that line's
+    receipt, never the file; a problem names a layout field, never a value of the file."""
     name = path.name
     header: dict[str, Any] | None = None
+    header_line = 0  # the line of a rejected IR/YK: its receipts are rejected with it
     claim: _Claim | None = None
     claim_bad: Problem | None = None
     seen_go = False
 
+    def problem(line: int, field: str, reason: str) -> Problem:
+        return Problem(name, line, safe_field(field, LAYOUT), reason)
+
     def finish() -> Iterator[Record | Problem]:
         nonlocal claim, claim_bad
-        if claim is not None:
-            if claim_bad is not None:
-                yield claim_bad
-            elif claim.data["ho"] is None:
-                yield Problem(name, claim.line, "HO", "receipt without an HO (保険者) record")
-            else:
-                ho = claim.data["ho"]
-                resident = "|".join(
-                    (ho["insurer"], ho["symbol"], ho["number"], claim.data["branch"])
-                )
-                re = claim.data["re"]
-                ym = f"{re['ym'][0]:04d}{re['ym'][1]:02d}"
-                key = f"{header['facility10'] if header else ''}:{ym}:{re['type']}"
-                yield Record(
-                    SOURCE,
-                    header["kind"] if header else "medical",
-                    claim.line,
-                    key,
-                    resident,
-                    claim.data,
-                )
-        claim = None
-        claim_bad = None
+        done, bad = claim, claim_bad
+        claim, claim_bad = None, None
+        if done is None:
+            return
+        if bad is not None:
+            yield bad
+            return
+        if done.data["ho"] is None:
+            yield problem(done.line, "HO", "receipt without an HO (保険者) record")
+            return
+        try:
+            ho, re = done.data["ho"], done.data["re"]
+            resident = "|".join((ho["insurer"], ho["symbol"], ho["number"], done.data["branch"]))
+            ym = f"{re['ym'][0]:04d}{re['ym'][1]:02d}"
+            h = done.data["header"]
+            key = f"{h['facility10']}:{ym}:{re['type']}"
+            record = Record(SOURCE, h["kind"], done.line, key, resident, done.data)
+        except Exception as exc:  # one receipt must never end the run
+            yield problem(done.line, "RE", unexpected(exc))
+            return
+        yield record
 
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
@@ -389,7 +488,7 @@ def read(path: Path) -> Iterator[Record | Problem]:
             try:
                 text = raw.decode(ENCODING)
             except UnicodeDecodeError:
-                p = Problem(name, lineno, "-", f"bytes not valid in {ENCODING}")
+                p = problem(lineno, UNREADABLE, f"bytes not valid in {ENCODING}")
                 if claim is not None:
                     claim_bad = claim_bad or p
                 else:
@@ -400,6 +499,7 @@ def read(path: Path) -> Iterator[Record | Problem]:
             try:
                 if rt in ("IR", "YK"):
                     yield from finish()
+                    header, header_line = None, lineno
                     header = _header(cells, "medical" if rt == "IR" else "pharmacy")
                     continue
                 if rt == "GO":
@@ -409,56 +509,35 @@ def read(path: Path) -> Iterator[Record | Problem]:
                 if rt == "RE":
                     yield from finish()
                     if header is None:
-                        raise RowError("IR", "RE before any IR/YK record")
+                        claim = _Claim.__new__(_Claim)  # a placeholder: skip its lines too
+                        claim.line, claim.data = lineno, {}
+                        why = "its IR/YK record was rejected" if header_line else "before any IR/YK"
+                        claim_bad = problem(lineno, "IR", f"RE {why}")
+                        continue
                     try:
                         claim = _Claim(header, lineno, cells)
-                    except RowError as exc:
-                        # Keep a placeholder so the receipt's other lines are skipped with it.
+                    except Exception:
                         claim = _Claim.__new__(_Claim)
-                        claim.line = lineno
-                        claim.data = {}
-                        claim_bad = Problem(name, lineno, exc.field, exc.reason)
+                        claim.line, claim.data = lineno, {}
+                        raise
                     continue
                 if claim is None:
                     if rt in IGNORED:
                         continue
-                    raise RowError(rt or "-", "record outside a receipt")
+                    raise RowError(rt if rt in RECORDS else RECORD_TYPE, "record outside a receipt")
                 if claim_bad is not None:
                     continue
                 pharmacy = header is not None and header["kind"] == "pharmacy"
-                d = claim.data
-                if rt == "HO":
-                    d["ho"] = _ho(cells, pharmacy)
-                elif rt == "KO":
-                    d["ko"].append(_ko(cells, pharmacy))
-                elif rt == "SN":
-                    d["branch"] = _f(cells, 7)
-                elif rt == "SY":
-                    d["sy"].append(_sy(cells))
-                elif rt == "SI":
-                    d["si"].append(_si(cells))
-                elif rt == "IY" and pharmacy:
-                    _group(d, "IY")["iy"].append(_iy_pharmacy(cells))
-                elif rt == "IY":
-                    d["iy"].append(_iy(cells))
-                elif rt == "TO":
-                    d["to"].append(_to_pharmacy(cells) if pharmacy else _to(cells))
-                elif rt == "CO":
-                    d["co"].append(_co_pharmacy(cells) if pharmacy else _co(cells))
-                elif rt == "SH" and pharmacy:
-                    d["rx"].append({**_sh(cells), "cz": [], "iy": []})
-                elif rt == "CZ" and pharmacy:
-                    _group(d, "CZ")["cz"].append(_cz(cells))
-                elif rt in IGNORED:
-                    pass
+                _line(claim.data, rt, cells, pharmacy)
+            except Exception as exc:  # one line must never end the run
+                if isinstance(exc, RowError):
+                    p = problem(lineno, exc.field, exc.reason)
                 else:
-                    raise RowError(rt or "-", "unknown record type")
-            except RowError as exc:
-                p = Problem(name, lineno, exc.field, exc.reason)
+                    p = problem(lineno, rt if rt in RECORDS else UNREADABLE, unexpected(exc))
                 if claim is not None:
                     claim_bad = claim_bad or p
                 else:
                     yield p
         yield from finish()
-    if not seen_go and header is not None:
-        yield Problem(name, 0, "GO", "file ends without a GO record (truncated?)")
+    if not seen_go and (header is not None or header_line):
+        yield problem(0, "GO", "file ends without a GO record (truncated?)")

@@ -3,6 +3,7 @@ See docs/vaccination_csv.md."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,13 @@ from connectors.sources.base import (
     Problem,
     Record,
     RowError,
-    csv_rows,
+    ascii_digits,
+    facility_code,
     optional,
     parse_iso_date,
+    read_rows,
     required,
+    wide_to_ascii,
 )
 
 SOURCE = "vaccination"
@@ -41,6 +45,9 @@ VACCINES: dict[str, tuple[str, tuple[str, ...]]] = {
 _BY_NAME = {v[0]: k for k, v in VACCINES.items()}
 
 SERIES = {"1期初回", "1期追加", "1期", "2期", "初回", "追加", "-"}
+# A manufacturer's lot number: letters, digits and `-./` (e.g. `JE283`, `SA-0123`). It is sent
+# as Immunization.lotNumber, so nothing else from the cell may ride along with it.
+LOT = re.compile(r"[A-Za-z0-9][A-Za-z0-9./-]{0,19}")
 
 HEADERS = [
     "記録番号",
@@ -67,9 +74,14 @@ def parse_row(line: int, row: dict[str, str]) -> Record:
     series = unicodedata.normalize("NFKC", series)
     if series not in SERIES:
         raise RowError("期別", "not one of " + ", ".join(sorted(SERIES)))
-    dose_raw = unicodedata.normalize("NFKC", required(row, "回数"))
-    if not dose_raw.isdigit() or not 1 <= int(dose_raw) <= 5:
+    dose_raw = wide_to_ascii(required(row, "回数"))
+    if len(dose_raw) > 2 or not ascii_digits(dose_raw) or not 1 <= int(dose_raw) <= 5:
         raise RowError("回数", "not a dose number 1–5")
+    lot = optional(row, "ロット番号")
+    if lot is not None:
+        lot = unicodedata.normalize("NFKC", lot)
+        if not LOT.fullmatch(lot) or not lot.isascii():
+            raise RowError("ロット番号", "not a lot number (letters, digits, - . /)")
     return Record(
         SOURCE,
         "immunization",
@@ -81,20 +93,13 @@ def parse_row(line: int, row: dict[str, str]) -> Record:
             "vaccine": vaccine,
             "series": series,
             "dose": int(dose_raw),
-            "lot": optional(row, "ロット番号"),
+            "lot": lot,
             "manufacturer": optional(row, "製造販売業者"),
-            "facility": optional(row, "接種医療機関コード"),
+            "facility": facility_code(row, "接種医療機関コード"),
         },
     )
 
 
 def read(path: Path, encoding: str | None = None) -> Iterator[Record | Problem]:
-    name = path.name
-    for line, row, problem in csv_rows(path, encoding):
-        if row is None:
-            yield Problem(name, line, "-", problem or "unreadable")
-            continue
-        try:
-            yield parse_row(line, row)
-        except RowError as exc:
-            yield Problem(name, line, exc.field, exc.reason)
+    """Stream the file: one Record or Problem per data row."""
+    return read_rows(path, parse_row, HEADERS, encoding)

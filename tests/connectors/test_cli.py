@@ -115,3 +115,40 @@ def test_sending_leaves_validation_to_the_server_by_default(env, monkeypatch) ->
     calls.clear()
     again = runner.invoke(main, [*args, "--local-validation", "--full"])
     assert again.exit_code == 0 and calls  # asked for: the connector checks before sending
+
+
+def test_run_over_several_files_continues_past_a_broken_one(env) -> None:  # type: ignore[no-untyped-def]
+    """A circled digit in a UKE numeric field once ended `phr connector run` with a traceback,
+    and the later files were never loaded (issue 21). Now the receipt is reported, a file no
+    reader fits is reported, every other file loads, and the exit code says something failed."""
+    srv, inbox = env
+    runner = CliRunner()
+    r = runner.invoke(main, ["connector", "synth", "--residents", "300", "--months", "1"])
+    assert r.exit_code == 0, r.output
+    uke = sorted(inbox.glob("RECEIPTC_*.UKE"))[0]
+    lines = uke.read_bytes().decode("cp932").split("\r\n")
+    ho = next(i for i, x in enumerate(lines) if x.startswith("HO,"))
+    cells = lines[ho].split(",")
+    cells[4] = "①"  # HO 診療実日数
+    lines[ho] = ",".join(cells)
+    uke.write_bytes("\r\n".join(lines).encode("cp932"))
+    notes = inbox / "notes.txt"
+    notes.write_text("申し送り: 福島県会津若松市〒\n", encoding="utf-8")
+    report = inbox.parent / "report.csv"
+    files = [str(uke), str(notes), str(inbox / "vaccination.csv"), str(inbox / "mch.csv")]
+    consent = str(inbox / "consents.json")
+    run = runner.invoke(
+        main, ["connector", "run", "--consent-file", consent, "--report", str(report), *files]
+    )
+    assert run.exception is None or isinstance(run.exception, SystemExit), run.exception
+    assert run.exit_code == 1, run.output
+    assert f"{uke.name} [uke]: read" in run.output
+    assert "vaccination.csv [vaccination]: read" in run.output
+    assert "mch.csv [mch]: read" in run.output
+    assert "notes.txt: not loaded" in run.output
+    kinds = {key[0] for key in srv.state.store}
+    assert {"Immunization", "ExplanationOfBenefit", "Observation"} <= kinds
+    rows = report.read_text(encoding="utf-8").splitlines()
+    assert f"{uke.name},{ho + 1},HO.診療実日数,not a whole number" in rows
+    assert "notes.txt,0,-,no reader for this file" in rows
+    assert "①" not in report.read_text(encoding="utf-8") and "〒" not in report.read_text("utf-8")

@@ -203,7 +203,10 @@ def test_refused_row_is_isolated_and_reported(city: dict[str, Any], server: Stub
     assert s.rejected == 1
     lines = rep.getvalue().splitlines()
     assert lines[0] == "file,line,field,reason"
-    assert lines[1].startswith(f"vaccination.csv,{i + 1},-,refused by the PHR server (processing")
+    # the field is the element the server's OperationOutcome pointed at
+    assert lines[1].startswith(
+        f"vaccination.csv,{i + 1},Immunization,refused by the PHR server (processing"
+    )
     assert "reject-me" not in rep.getvalue()
     ok_rows = sum(1 for r in rows[1:] if codes[r[1]] in consented) - 1
     assert s.sent == ok_rows

@@ -219,3 +219,105 @@ def test_everything_served_is_valid_fhir(world: World, family: dict[str, str], p
         for e in body.get("entry", []):
             validate(e["resource"])  # our stricter checks too
     validate(world.get("/" + o3, parent).get_json())
+
+
+# --- values the parser accepts answer a result or a 400, never a 500 (issues 14.7, 21) -------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("date=le9999", {"o1", "o2", "o3", "o4"}),  # a valid FHIR date: the whole year 9999
+        ("date=9999-12-31", set()),
+        ("date=ge9999-12-31T23:59:59.999999-14:00", set()),
+        ("date=gt0001", {"o1", "o2", "o3", "o4"}),
+        ("date=sa0001-01-01T00:00:00%2B14:00", {"o1", "o2", "o3", "o4"}),
+        ("_lastUpdated=9999-12-31", set()),
+        ("_lastUpdated=lt9999", {"o1", "o2", "o3", "o4"}),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar(
+    world: World, family: dict[str, str], parent: str, query: str, expected: set
+) -> None:
+    resp = world.get(f"/Observation?{query}", parent)
+    assert resp.status_code == 200, resp.get_json()
+    assert set(_ids(resp.get_json())) == {_id(family, k) for k in expected}
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("_count=%C2%B2", "_count"),  # ² (str.isdigit() is true; int() refuses it)
+        ("_count=%E2%91%A0", "_count"),  # ①
+        ("_count=%EF%BC%95", "_count"),  # full-width ５
+        ("_count=" + "9" * 5000, "_count"),  # more digits than int() converts
+        ("date=%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%94", "date"),  # full-width ２０２４
+        ("date=2024-02-30", "date"),
+        ("date=2024-05-01T10:00%2B15:00", "date"),  # no such time zone
+        ("date=0000", "date"),
+        ("code=a%00b", "code"),  # PostgreSQL text cannot hold NUL
+        ("_id=%00", "_id"),
+    ],
+)
+def test_values_the_parser_refuses_are_named(
+    world: World, parent: str, query: str, param: str
+) -> None:
+    resp = world.get(f"/Observation?{query}", parent)
+    assert resp.status_code == 400, resp.get_data(as_text=True)[:300]
+    body = resp.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["expression"] == [param]
+
+
+def test_generated_search_values_never_answer_500(
+    world: World, family: dict[str, str], parent: str
+) -> None:
+    """Any value of any parameter answers 200 or a 400 OperationOutcome."""
+    from urllib.parse import urlencode
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    prefix = st.sampled_from(["", "eq", "ne", "lt", "le", "gt", "ge", "sa", "eb"])
+    year = st.one_of(
+        st.sampled_from(["0000", "0001", "9999", "2024"]), st.from_regex(r"\A[0-9]{4}\Z")
+    )
+    rest = st.one_of(
+        st.sampled_from(["", "-12-31", "-12-31T23:59:59-14:00", "-01-01T00:00+14:00"]),
+        st.from_regex(
+            r"\A(-[0-9]{2}(-[0-9]{2}"
+            r"(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?\Z"
+        ),
+    )
+    date_like = st.builds(lambda p, y, r: p + y + r, prefix, year, rest)
+    names = st.sampled_from(
+        ["date", "_lastUpdated", "_count", "code", "_id", "patient", "_sort", "status", "_summary"]
+    )
+    odd_digits = st.text(alphabet="0123456789²①５٣\x00|,-", max_size=6)
+    values = st.one_of(date_like, odd_digits, st.text(max_size=40))
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(st.lists(st.tuples(names, values), min_size=1, max_size=3))
+    def check(params: list[tuple[str, str]]) -> None:
+        resp = world.get("/Observation?" + urlencode(params), parent)
+        assert resp.status_code in (200, 400), (params, resp.status_code)
+        if resp.status_code == 400:
+            assert resp.get_json()["resourceType"] == "OperationOutcome"
+
+    check()
+
+
+@pytest.mark.parametrize("vid", ["%C2%B2", "%E2%91%A0", "%EF%BC%91", "9" * 30])
+def test_version_numbers_are_ascii_digits(
+    world: World, family: dict[str, str], parent: str, vid: str
+) -> None:
+    """`/_history/²` answered 500 (`isdigit()` is true, `int()` refuses it), as did a number
+    too large for the database."""
+    resp = world.get(f"/{family['urn:uuid:o1']}/_history/{vid}", parent)
+    assert resp.status_code == 404
+    assert resp.get_json()["resourceType"] == "OperationOutcome"
+    assert world.get(f"/{family['urn:uuid:o1']}/_history/1", parent).status_code == 200
