@@ -21,7 +21,10 @@ from phr_core.services import ServiceSpec
 # Access log without query strings: authorization codes and state travel in them.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 15.0  # gunicorn's --graceful-timeout (10 s) for requests, and some slack
+# Stopped before every service answered: no request to finish, only workers still importing
+# the app (which gunicorn lets finish first); they are killed sooner.
+STARTING_STOP_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ def serve(
     stop = supervisor.StopSignals().install()
     env = {**os.environ, "PHR_VAR_DIR": str(settings.var_dir)}
     running: list[Running] = []
+    grace_s = STARTING_STOP_TIMEOUT_S
     try:
         for t in targets:
             if stop.requested:
@@ -170,6 +174,7 @@ def serve(
             return 1
         if stop.requested:
             return 0
+        grace_s = STOP_TIMEOUT_S
         announce(_banner(settings, running))
         while not stop.wait(0.5):
             dead = [r for r in running if supervisor.exited(r.process)]
@@ -179,9 +184,7 @@ def serve(
         return 0
     finally:
         try:
-            supervisor.stop_groups(
-                [r.process for r in running], stop, STOP_TIMEOUT_S, announce=announce
-            )
+            supervisor.stop_groups([r.process for r in running], stop, grace_s, announce=announce)
         finally:
             stop.uninstall()
         announce("All services stopped.")

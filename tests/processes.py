@@ -144,8 +144,9 @@ class Lines:
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, float] | None] = queue.Queue()
         self.seen: list[str] = []
+        self.at: list[float] = []  # when each line of `seen` arrived (time.monotonic)
         self.ended = False
         threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True).start()
 
@@ -159,7 +160,7 @@ class Lines:
     def _pump(self, stream: object) -> None:
         with contextlib.suppress(ValueError, OSError):
             for line in stream:  # type: ignore[attr-defined]
-                self._queue.put(line.rstrip("\n"))
+                self._queue.put((line.rstrip("\n"), time.monotonic()))
         self._queue.put(None)
 
     def next(self, deadline: float) -> str | None:
@@ -167,14 +168,20 @@ class Lines:
         if self.ended:
             return None
         try:
-            line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return None
-        if line is None:
+        if item is None:
             self.ended = True
             return None
-        self.seen.append(line)
-        return line
+        self.seen.append(item[0])
+        self.at.append(item[1])
+        return item[0]
+
+    def tail(self, since: float, lines: int = 60) -> str:
+        """The last lines read, each with its time relative to `since`."""
+        pairs = list(zip(self.at, self.seen, strict=True))[-lines:]
+        return "\n".join(f"{t - since:+7.2f} {line}" for t, line in pairs)
 
     def until(self, marker: str, timeout: float) -> list[str] | None:
         """Lines up to the first holding `marker`; None if it did not come in time."""
