@@ -185,9 +185,9 @@ def serve(
     finally:
         try:
             supervisor.stop_groups([r.process for r in running], stop, grace_s, announce=announce)
+            announce("All services stopped.")
         finally:
             stop.uninstall()
-        announce("All services stopped.")
 
 
 def _prepare(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:

@@ -25,8 +25,8 @@ REAP_TIMEOUT_S = 5.0  # after SIGKILL: only a process stuck in the kernel takes 
 
 
 class StopSignals:
-    """While active, SIGINT and SIGTERM only count: `wait` returns True once one arrived and
-    `forced` tells a second one (Ctrl-C pressed again: stop at once)."""
+    """While installed, SIGINT and SIGTERM only count (`received`): `wait` sleeps until one
+    arrives and returns True once one has; `stop_groups` treats the next one as "at once"."""
 
     def __init__(self) -> None:
         self.received = 0  # written by the loop only (from the pipe), never by the handler
@@ -154,7 +154,7 @@ def stop_groups(
         if not hinted and stop is not None:
             hinted = True
             with contextlib.suppress(OSError):  # a closed stdout must not stop the stop
-                announce("Stopping… (press Ctrl-C again to stop at once)")
+                announce("Stopping… (another Ctrl-C stops at once)")
         if stop is not None:
             stop.wait(0.1)
         else:

@@ -9,6 +9,7 @@ the seed is in every failure message (PHR_STOPS_SEED=<seed> replays a run)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import random
@@ -27,7 +28,7 @@ import pytest
 from phr_core.runner import STOP_TIMEOUT_S
 from phr_core.supervisor import REAP_TIMEOUT_S
 from tests.conftest import make_environ
-from tests.processes import Lines, Tree, accepts, describe, with_environ
+from tests.processes import Lines, Stat, Tree, accepts, describe, with_environ
 from tests.test_run import PHR
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -40,7 +41,7 @@ START_BOUND_S = 150
 # When the first signal comes: how many runs of each kind (20 stops in all, plus the first,
 # clean run that prepares var/). "early": while phr migrates and loads demo data; "booting":
 # while the gunicorn masters import and bind; "serving": with requests in flight.
-KINDS = {"early": 8, "booting": 7, "serving": 5}
+KINDS = {"early": 9, "booting": 6, "serving": 5}
 # What is sent: one signal; a second one a little later (it forces the stop); a burst of four.
 PATTERNS = {"once": 10, "twice": 6, "burst": 4}
 
@@ -116,12 +117,20 @@ def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _marked(env: dict[str, str]) -> list[Stat]:
+    """Live processes of this run, wherever they were re-parented: phr has the var/ dir as
+    given, the servers as the runner resolved it."""
+    var = env["PHR_VAR_DIR"]
+    return with_environ("PHR_VAR_DIR", var) + with_environ("PHR_VAR_DIR", str(Path(var).resolve()))
+
+
 def _kill_all(env: dict[str, str], tree: Tree | None) -> None:
     """After a failure: nothing of this run may survive the test."""
     if tree is not None:
         tree.add().kill()
-    for s in with_environ("PHR_VAR_DIR", env["PHR_VAR_DIR"]):
-        os.kill(s.pid, signal.SIGKILL)
+    for s in _marked(env):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(s.pid, signal.SIGKILL)
 
 
 def _stop_once(env: dict[str, str], kind: str, pattern: str, rng: random.Random, where: str) -> Run:
@@ -170,7 +179,7 @@ def _stop_once(env: dict[str, str], kind: str, pattern: str, rng: random.Random,
             )
         seconds = time.monotonic() - first
         tree = watch.stop()
-        left = tree.left_after(5) + with_environ("PHR_VAR_DIR", env["PHR_VAR_DIR"])
+        left = tree.left_after(5) + _marked(env)
         assert not left, f"{what}: left running: {describe(left)}"
         listening = [p for p in _ports(env) if accepts(p)]
         assert not listening, f"{what}: still listening on {listening}"
