@@ -206,6 +206,7 @@ def test_ctrl_c_and_sigterm_always_stop_dev_run(tmp_path: Path) -> None:
     rng = random.Random(seed)  # noqa: S311 (moments of a test, replayable)
     env = make_environ(tmp_path, "unused")
     del env["PHR_DATABASE_URL"]  # the embedded default: SQLite under var/
+    env.pop("PHR_CONSENT_API_URL", None)  # the runner's own defaults throughout
     # The first run makes var/ (keys, databases, demo data) and is stopped cleanly.
     runs = [_stop_once(env, "serving", "once", rng, f"seed {seed}, preparing")]
     kinds = [k for k, n in KINDS.items() for _ in range(n)]

@@ -23,7 +23,6 @@ from phr_server.audit_batch import AuditBatch
 from phr_server.models import StoredResource
 from tests.browser import live_server
 from tests.phr_server.conftest import World
-from tests.processes import stop
 
 CHILD = [("C1", "self")]
 
@@ -206,9 +205,9 @@ def test_a_gunicorn_worker_stores_its_queue_when_it_stops(
             )
             assert r.status_code == 200, r.text
             assert stored_events(world) == before, "stored before the stop: nothing shown"
-            code, _ = stop(proc, signal.SIGTERM, timeout=30)
-            assert code == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
         finally:
-            if proc.poll() is None:  # its gunicorn runs in a session of its own: stop both
-                stop(proc, signal.SIGTERM, timeout=30)
+            if proc.poll() is None:
+                proc.kill()
         assert stored_events(world) == before + 1
