@@ -200,7 +200,7 @@ def phase_load(args: argparse.Namespace) -> dict[str, object]:
             return run(url, TokenSource(url, "connector-test", "s3cret"))
         finally:
             stub.terminate()
-            stub.wait()
+            stub.wait(30)
     if args.phr_server:
         return _with_phr_server(args, run)
     from connectors.client_key import ClientAssertion, load_signing_key
@@ -351,7 +351,7 @@ def _with_phr_server(args: argparse.Namespace, run):  # type: ignore[no-untyped-
         return result
     finally:
         os.killpg(server_proc.pid, 15)
-        server_proc.wait()
+        server_proc.wait(30)  # phr stops its gunicorn within its own bound
         idp.shutdown()
         if admin is not None:
             with admin.connect() as conn:

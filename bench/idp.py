@@ -715,7 +715,7 @@ class OurIdP:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                self.proc.wait(30)
         if self.log:
             self.log.close()
         if self.pg_name and self.pg_admin_url:
@@ -771,7 +771,7 @@ class PeerServer:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(30)
 
 
 # --- report -----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from phr_core.db import make_engine, redact
 from phr_core.services import BY_NAME, SERVICES, ServiceSpec
 
 SERVICE_CHOICE = click.Choice(list(BY_NAME))
+EXAMPLE_STOP_TIMEOUT_S = 5.0
 
 
 def _settings() -> Settings:
@@ -55,8 +56,20 @@ def main(env_file: Path) -> None:
 
     Settings come from environment variables (see `phr config show`).
     """
+    _stoppable_by_ctrl_c()
     if env_file.is_file():
         load_dotenv(env_file, override=False)
+
+
+def _stoppable_by_ctrl_c() -> None:
+    """A `phr` started as a background job of a script (`make test &`, CI) inherits SIGINT
+    ignored, and Python then raises no KeyboardInterrupt: `phr dev run` could not be stopped
+    with SIGINT while it starts. Every long-running phr command is documented to stop on
+    Ctrl-C, so take SIGINT back."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # --- config ---------------------------------------------------------------------------------
@@ -293,8 +306,9 @@ def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:
 @click.option("--port", type=int, default=8010, show_default=True, help="Where it listens.")
 def dev_example(port: int) -> None:
     """Run the example SMART app (examples/vaccination_app) against the local platform."""
-    import subprocess
     import sys
+
+    from phr_core import supervisor
 
     s = _settings()
     folder = Path(__file__).resolve().parents[1] / "examples" / "vaccination_app"
@@ -312,7 +326,14 @@ def dev_example(port: int) -> None:
         "APP_HOME_URL": f"http://127.0.0.1:{port}/",
     }
     click.echo(f"example app on http://127.0.0.1:{port}/ (Ctrl-C stops it)")
-    raise SystemExit(subprocess.call([sys.executable, "app.py"], cwd=folder, env=env))
+    # Its own process group, stopped as a whole with a bound: a plain subprocess.call left
+    # app.py running (and holding the port) whenever `phr` itself was stopped without a
+    # KeyboardInterrupt (SIGTERM, or SIGINT ignored by a script's background job).
+    raise SystemExit(
+        supervisor.run_until_stopped(
+            [sys.executable, "app.py"], env=env, cwd=folder, grace_s=EXAMPLE_STOP_TIMEOUT_S
+        )
+    )
 
 
 @dev.command("reset")

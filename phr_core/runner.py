@@ -1,27 +1,30 @@
 """Runs services under gunicorn (several workers each), waits until they are ready, prints where
-they are, and on Ctrl-C or SIGTERM stops them all before returning."""
+they are, and on Ctrl-C or SIGTERM stops them all before returning (phr_core.supervisor: each
+service's whole process group, within STOP_TIMEOUT_S, at once on a second Ctrl-C)."""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from phr_core import supervisor
 from phr_core.config import ConfigError, Settings
 from phr_core.services import ServiceSpec
 
 # Access log without query strings: authorization codes and state travel in them.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 15.0  # gunicorn's --graceful-timeout (10 s) for requests, and some slack
+# Stopped before every service answered: no request to finish, only workers still importing
+# the app (which gunicorn lets finish first); they are killed sooner.
+STARTING_STOP_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -148,19 +151,6 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _stop_all(running: list[Running]) -> None:
-    for r in running:
-        if r.process.poll() is None:
-            r.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    for r in running:
-        try:
-            r.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            r.process.kill()
-            r.process.wait()
-
-
 def serve(
     settings: Settings,
     services: tuple[ServiceSpec, ...],
@@ -176,40 +166,38 @@ def serve(
     targets = [replace(t, title=(titles or {}).get(t.name, t.title)) for t in targets]
     check_ports_free(settings, targets)
     _prepare(settings, services)
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    stop = supervisor.StopSignals().install()
     env = {**os.environ, "PHR_VAR_DIR": str(settings.var_dir)}
     running: list[Running] = []
+    grace_s = STARTING_STOP_TIMEOUT_S
     try:
         for t in targets:
-            # A session of its own: the terminal's Ctrl-C reaches only us, and we stop them
-            # in order instead of racing them.
-            proc = subprocess.Popen(  # noqa: S603
-                gunicorn_command(t, settings),
-                env={**env, **dict(t.environ)},
-                start_new_session=True,
-            )
+            if stop.requested:
+                return 0
+            # A session of its own: the terminal's Ctrl-C reaches only us, and we stop each
+            # whole group (master and workers) instead of racing them.
+            proc = supervisor.start(gunicorn_command(t, settings), env={**env, **dict(t.environ)})
             running.append(Running(t, proc, settings.host))
         failed = _wait_ready(running, stop)
         if failed:
             announce(f"{failed} did not start; see the log above.")
             return 1
-        if stop.is_set():
+        if stop.requested:
             return 0
+        grace_s = STOP_TIMEOUT_S
         announce(_banner(settings, running))
         while not stop.wait(0.5):
-            dead = [r for r in running if r.process.poll() is not None]
+            dead = [r for r in running if supervisor.exited(r.process)]
             if dead:
                 announce(f"{dead[0].target.title} stopped unexpectedly; stopping the others.")
                 return 1
         return 0
     finally:
-        _stop_all(running)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        announce("All services stopped.")
+        try:
+            supervisor.stop_groups([r.process for r in running], stop, grace_s, announce=announce)
+            announce("All services stopped.")
+        finally:
+            stop.uninstall()
 
 
 def _prepare(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:
@@ -223,13 +211,16 @@ def _prepare(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:
             prepare(settings)
 
 
-def _wait_ready(running: list[Running], stop: threading.Event) -> str | None:
-    """Wait for every service's /readyz; return the title of one that died, else None."""
+def _wait_ready(running: list[Running], stop: supervisor.StopSignals) -> str | None:
+    """Wait for every service's /readyz; return the title of one that died, else None (also
+    when asked to stop meanwhile)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     pending = list(running)
-    while pending and not stop.is_set():
+    while pending and not stop.requested:
         for r in list(pending):
-            if r.process.poll() is not None:
+            if stop.requested:
+                return None
+            if supervisor.exited(r.process):
                 return r.target.title
             if _ready(r.local_url):
                 pending.remove(r)

@@ -33,6 +33,7 @@ from idp.demo import DEMO_APP_PORT
 from phr_core.demo import DEMO_MUNICIPALITY
 from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.conftest import make_environ
+from tests.processes import stop
 from tests.test_run import _read_until, _start
 
 pytestmark = pytest.mark.browser
@@ -228,5 +229,4 @@ def test_a_newcomer_in_the_browser(tmp_path: Path) -> None:
                 browser.close()
         assert json.loads((card).read_text())  # the card file is intact
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        stop(proc, signal.SIGINT, timeout=60)

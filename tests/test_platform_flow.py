@@ -23,6 +23,7 @@ from phr_core.config import load_settings
 from phr_core.sealing import own_key
 from phr_core.tokens import access_token_cipher, unseal
 from tests.conftest import make_environ
+from tests.processes import stop
 from tests.test_run import _read_until, _start
 
 APP = "demo-vaccination-app"
@@ -125,5 +126,4 @@ def test_app_reads_through_the_platform_until_revoked(tmp_path: Path) -> None:
         assert refused.status_code == 403
         assert refused.json()["resourceType"] == "OperationOutcome"
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        stop(proc, signal.SIGINT, timeout=30)

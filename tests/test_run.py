@@ -5,13 +5,13 @@ on Ctrl-C."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +21,7 @@ import pytest
 from phr_core.demo import DEMO_MUNICIPALITY, SECOND_MUNICIPALITY
 from phr_core.services import SERVICES
 from tests.conftest import make_environ
+from tests.processes import Lines, stop
 
 PHR = [sys.executable, "-m", "phr_core.cli"]
 
@@ -44,18 +45,15 @@ def _start(env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 90) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if marker in line:
-            return lines
-    proc.kill()
-    pytest.fail(f"never printed {marker!r}; output:\n" + "\n".join(lines))
+    """The output up to `marker`; a process that does not print it in time is stopped (and
+    whatever it started), and the test fails."""
+    output = Lines.of(proc)
+    lines = output.until(marker, timeout)
+    if lines is None:
+        with contextlib.suppress(AssertionError):
+            stop(proc, timeout=20)
+        pytest.fail(f"never printed {marker!r}; output:\n" + "\n".join(output.seen))
+    return lines
 
 
 def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url: str) -> None:
@@ -99,9 +97,8 @@ def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url:
             assert {p.name for p in city.glob("*.db")} == {"fhir.db", "connector.db"}
             assert (var / "secrets" / city.name / "PHR_FHIR_DATA_KEY").exists()
     finally:
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, rest
+        code, rest = stop(proc, signal.SIGINT, timeout=30)
+    assert code == 0, rest
     assert "All services stopped." in rest
     for url in urls:  # nothing is left listening
         with pytest.raises(urllib.error.URLError):

@@ -21,6 +21,7 @@ import requests
 
 from phr_core.sandbox import AUTH_PIN
 from tests.conftest import free_port, make_environ
+from tests.processes import Lines, stop
 from tests.test_run import PHR, _read_until, _start
 
 TIMEOUT = 15
@@ -65,23 +66,13 @@ def _wait_http(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            pytest.fail(f"{url} exited early:\n{out}")
+            pytest.fail(f"{url} exited early:\n{Lines.of(proc).rest(timeout=5)}")
         try:
             requests.get(url, timeout=2)
             return
         except requests.ConnectionError:
             time.sleep(0.3)
     pytest.fail(f"{url} never answered")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
 
 
 @pytest.fixture(scope="session")
@@ -128,9 +119,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             inprocess,
         )
     finally:
-        if example is not None:
-            _stop(example)
-        _stop(platform)
+        try:
+            if example is not None:
+                stop(example, signal.SIGINT, timeout=30)
+        finally:
+            stop(platform, signal.SIGINT, timeout=30)
 
 
 def _field(page: str, name: str) -> str:

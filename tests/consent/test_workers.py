@@ -17,6 +17,7 @@ import requests
 from phr_core.config import Settings
 from phr_core.demo import load_all
 from tests.consent.conftest import Tokens
+from tests.processes import stop
 
 WORKERS = 3
 
@@ -46,11 +47,7 @@ def served(migrated: Settings) -> Iterator[str]:
             time.sleep(0.2)
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, signal.SIGTERM, timeout=20)  # and its gunicorn, in a session of its own
 
 
 def _get(base: str, path: str, headers: dict[str, str]) -> requests.Response:

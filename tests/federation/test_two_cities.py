@@ -46,6 +46,7 @@ from tests.conftest import (
 )
 from tests.federation.conftest import LeafEntity, new_key, rp_metadata
 from tests.idp.conftest import pkce_pair
+from tests.processes import stop
 from tests.test_run import _read_until, _start
 
 TIMEOUT = 10
@@ -273,8 +274,7 @@ def test_the_same_in_the_running_development_setup(tmp_path: Path) -> None:
         with serving({app_id: app.app()}):
             _app_reads_both_cities(TwoCities(first, second, app))
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        stop(proc, signal.SIGINT, timeout=30)
 
 
 def _app_reads_both_cities(c: TwoCities) -> None:

