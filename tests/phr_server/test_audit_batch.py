@@ -19,10 +19,11 @@ from sqlalchemy import func, select
 
 from phr_core.config import ConfigError, load_settings
 from phr_core.db import Database
+from phr_core.pairwise_ids import CLAIM, encode_key
 from phr_server.audit_batch import AuditBatch
 from phr_server.models import StoredResource
 from tests.browser import live_server
-from tests.phr_server.conftest import World
+from tests.phr_server.conftest import World, sector_key
 
 CHILD = [("C1", "self")]
 
@@ -49,7 +50,7 @@ def test_a_reads_event_is_stored_within_the_delay_and_the_person_finds_it(
     child = world.user("sub-child", codes=CHILD)
     before = stored_events(world)
     t0 = time.monotonic()
-    assert world.get("/" + family["urn:uuid:o3"], child).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o3"]), child).status_code == 200
     assert stored_events(world) == before  # queued, not yet written
     while stored_events(world) == before:
         assert time.monotonic() - t0 < batch.delay + 2, "not stored within the delay"
@@ -57,7 +58,7 @@ def test_a_reads_event_is_stored_within_the_delay_and_the_person_finds_it(
     assert stored_events(world) == before + 1
     (event,) = read_events(world, child)
     what = {x["what"]["reference"] for x in event["entity"] if "what" in x}
-    assert family["urn:uuid:o3"] in what
+    assert world.ref(family["urn:uuid:o3"]) in what
 
 
 def test_the_trail_shows_every_access_made_before_it_through_any_worker(
@@ -74,12 +75,13 @@ def test_the_trail_shows_every_access_made_before_it_through_any_worker(
     parent = world.user("sub-parent", codes=[("P1", "self"), ("C1", "child")])
     before = stored_events(world)
     for key in ("o1", "o3"):
-        assert world.get("/" + family[f"urn:uuid:{key}"], parent).status_code == 200
-    assert world.get("/Observation?patient=" + family["urn:uuid:c1"], parent).status_code == 200
+        assert world.get(world.path(family[f"urn:uuid:{key}"]), parent).status_code == 200
+    by_patient = "/Observation?patient=" + world.ref(family["urn:uuid:c1"])
+    assert world.get(by_patient, parent).status_code == 200
     assert stored_events(world) == before, "still queued in the first worker"
     reads = read_events(other, parent)
     touched = {x["what"]["reference"] for e in reads for x in e["entity"] if "what" in x}
-    assert {family["urn:uuid:o1"], family["urn:uuid:o3"]} <= touched
+    assert {world.ref(family["urn:uuid:o1"]), world.ref(family["urn:uuid:o3"])} <= touched
     searches = other.get("/AuditEvent?subtype=search-type", parent).get_json()
     assert searches["entry"], "the search's event is there too"
 
@@ -96,7 +98,7 @@ def test_an_unwritable_trail_refuses_reads_and_loses_nothing(
     )
     world.app.extensions["phr_audit"] = broken
     child = world.user("sub-child", codes=CHILD)
-    ref = "/" + family["urn:uuid:o3"]
+    ref = world.path(family["urn:uuid:o3"])
     assert world.get(ref, child).status_code == 200
     assert world.get(ref, child).status_code == 200
     with pytest.raises(Exception):  # noqa: B017 - the driver's connection error
@@ -123,7 +125,7 @@ def test_flush_delay_zero_stores_each_event_in_its_request(
     world.app.extensions["phr_audit"].delay = 0
     child = world.user("sub-child", codes=CHILD)
     before = stored_events(world)
-    assert world.get("/" + family["urn:uuid:o3"], child).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o3"]), child).status_code == 200
     assert stored_events(world) == before + 1
 
 
@@ -196,10 +198,11 @@ def test_a_gunicorn_worker_stores_its_queue_when_it_stops(
             world.user("sub-child", codes=CHILD)  # the grant and the link
             gid = next(iter(consent.grants))
             claims = {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs"}
+            claims[CLAIM] = encode_key(sector_key("app-1"))
             child = world.token({**claims, "grant_id": gid}, iss=url)
             before = stored_events(world)
             r = requests.get(
-                base + "/" + family["urn:uuid:o3"],
+                base + world.path(family["urn:uuid:o3"]),
                 headers={"Authorization": f"Bearer {child}"},
                 timeout=10,
             )
