@@ -193,5 +193,10 @@ def fallback_key(secret: bytes, issuer: str, client_id: str) -> bytes:
     )
 
 
+def fits(rid: str) -> bool:
+    """Whether a stored id's pairwise id is a valid FHIR id (at most 64 characters)."""
+    return len(rid) <= MAX_PLAIN_ID or bool(_UUID_RE.fullmatch(rid))
+
+
 def is_mapped_system(system: object) -> bool:
     return isinstance(system, str) and system.startswith(MAPPED_SYSTEMS)
