@@ -121,6 +121,8 @@ class SectorIds:
 
     def __init__(self, key: bytes) -> None:
         self._siv = AESSIV(key)
+        # (type, id), (system, value) or ("", reference) → the sector's value; deterministic,
+        # so remembered (bounded): a Bundle names the same Patient in every entry.
         self._out: dict[tuple[str, str], str] = {}
 
     def _seal(self, plain: bytes, *context: bytes) -> str:
@@ -141,9 +143,7 @@ class SectorIds:
         sid = self._out.get(key)
         if sid is None:
             sid = self._seal(_pack(rid), b"id", rtype.encode())
-            if len(self._out) >= _CACHE_SIZE:
-                self._out.clear()
-            self._out[key] = sid
+            self._remember(key, sid)
         return sid
 
     def into(self, rtype: str, sid: str) -> str | None:
@@ -153,6 +153,19 @@ class SectorIds:
 
     def ref_out(self, ref: str) -> str:
         """`Type/id` or `Type/id/_history/n` in the sector's ids (other forms unchanged)."""
+        key = ("", ref)
+        out = self._out.get(key)
+        if out is None:
+            out = self._ref_out(ref)
+            self._remember(key, out)
+        return out
+
+    def _remember(self, key: tuple[str, str], value: str) -> None:
+        if len(self._out) >= _CACHE_SIZE:
+            self._out.clear()
+        self._out[key] = value
+
+    def _ref_out(self, ref: str) -> str:
         rtype, sep, rest = ref.partition("/")
         if not sep or not rtype[:1].isupper() or not rest:
             return ref
@@ -163,7 +176,12 @@ class SectorIds:
 
     def value_out(self, system: str, value: str) -> str:
         """An identifier value of a mapped system as the sector's value."""
-        return self._seal(value.encode(), b"identifier", system.encode())
+        key = (system, value)  # a system is never a resource type: one cache for both
+        out = self._out.get(key)
+        if out is None:
+            out = self._seal(value.encode(), b"identifier", system.encode())
+            self._remember(key, out)
+        return out
 
     def value_in(self, system: str, sval: str) -> str | None:
         plain = self._open(sval, b"identifier", system.encode())

@@ -89,22 +89,26 @@ def resource_out(ids: SectorIds, token: AccessToken, rtype: str, body: bytes) ->
     return orjson.dumps(res)
 
 
-def _walk(node: Any, ids: SectorIds) -> None:
-    """Every `reference` and every identifier value of a platform system, in place."""
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str):
-            node["reference"] = ids.ref_out(ref)
-        value = node.get("value")
-        if isinstance(value, str) and is_mapped_system(node.get("system")):
-            node["value"] = ids.value_out(node["system"], value)
-        for v in node.values():
-            if isinstance(v, dict | list):
-                _walk(v, ids)
-    elif isinstance(node, list):
-        for v in node:
-            if isinstance(v, dict | list):
-                _walk(v, ids)
+def _walk(root: Any, ids: SectorIds) -> None:
+    """Every `reference` and every identifier value of a platform system, in place (a loop,
+    not recursion, touching each value once: this runs for every resource an app is served)."""
+    stack = [root]
+    pop, push, ref_out = stack.pop, stack.append, ids.ref_out
+    while stack:
+        node = pop()
+        if type(node) is list:
+            for v in node:
+                if type(v) is dict or type(v) is list:
+                    push(v)
+            continue
+        for k, v in node.items():  # values change in place: the dict keeps its size
+            if type(v) is str:
+                if k == "reference":
+                    node[k] = ref_out(v)
+                elif k == "value" and is_mapped_system(node.get("system")):
+                    node[k] = ids.value_out(node["system"], v)
+            elif type(v) is dict or type(v) is list:
+                push(v)
 
 
 def _audit_by_role(event: dict[str, Any], token: AccessToken) -> None:
