@@ -29,8 +29,8 @@ PERSON_ROLES = {"self": "self", "child": "guardian"}  # the reader's relationshi
 
 
 def _client_role(access: Access) -> str:
-    if access.system:
-        return "connector"
+    if access.system:  # a city's connector, or a service of the platform (an erasure)
+        return "connector" if access.municipality else "service"
     return "portal" if access.token.first_party else "app"
 
 

@@ -146,6 +146,8 @@ def _role(agent: dict[str, Any]) -> str | None:
 def _client_word(role: str | None, agent: dict[str, Any]) -> str:
     if role == "portal":
         return "the platform's portal"
+    if role == "service":
+        return "the platform"
     if role == "connector" or agent.get("requestor") is True:
         return "the city's connector"
     return "another app"
