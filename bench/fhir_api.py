@@ -50,7 +50,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from phr_core.pairwise_ids import CLAIM, encode_key, for_key  # noqa: E402
+
 MUNI = "072028"
+SECTOR_KEY = b"bench-sector-key".ljust(64, b".")  # the app's sector key (pairwise ids)
 # A read's AuditEvent is committed before its answer (phr_server/audit_batch.py): nothing is
 # left to store after the last one; a short pause lets the server's CPU figures settle.
 SETTLE_S = 0.2
@@ -286,6 +289,7 @@ def mint(key, issuer: str, aud: str, code: str) -> str:  # type: ignore[no-untyp
         "client_id": "bench-app",
         "scope": "patient/*.rs",
         "grant_id": f"g-{code}",
+        CLAIM: encode_key(SECTOR_KEY),  # an app: it reads by its sector's ids (issue 14)
     }
     return jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "bench"}, claims, key)
 
@@ -539,15 +543,21 @@ def main() -> None:
     aud = env["PHR_FHIR_URL"]
     codes = list(data["sample"])[: args.people]
     tokens = {c: mint(key, standin, aud, c) for c in codes}
-    reads = [
-        (f"/Observation/{data['sample'][c][1 + i % (len(data['sample'][c]) - 1)]}", tokens[c])
+    ids = for_key(SECTOR_KEY)  # the app's own ids of what it reads
+    picks = [
+        (data["sample"][c][1 + i % (len(data["sample"][c]) - 1)], tokens[c])
         for i, c in enumerate(codes * 20)
     ]
+    reads = [(f"/Observation/{ids.out('Observation', oid)}", tok) for oid, tok in picks]
     searches = [
-        (f"/Observation?patient=Patient/{data['sample'][c][0]}&_count=20", tokens[c]) for c in codes
-    ]
-    ceiling = [(f"/row/{oid}", "") for oid, _ in ((p.split("/")[2], t) for p, t in reads)]
-    random.Random(1).shuffle(reads)
+        (f"/Observation?patient=Patient/{ids.out('Patient', data['sample'][c][0])}&_count=20",
+         tokens[c])
+        for c in codes
+    ]  # fmt: skip
+    ceiling = [(f"/row/{oid}", "") for oid, _ in picks]
+    order = list(range(len(reads)))
+    random.Random(1).shuffle(order)
+    reads = [reads[i] for i in order]
 
     results: dict[str, Any] = {
         "resources": data["resources"],

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from idp.models import Sector
 from phr_core.config import ConfigError
+from phr_core.pairwise_ids import derive_sector_key
 
 PHR_SECTOR = "phr"  # the named sector of the portal, every PHR server and every connector
 
@@ -83,3 +84,9 @@ class PairwiseSubjects:
         key = self._keys[self._key_id(s, sector)]
         mac = hmac.new(key, sector.encode() + b"\x00" + person_id.encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+    def id_key(self, s: Session, sector: str) -> bytes:
+        """The sector's key for pairwise logical ids at the PHR servers (phr_core.pairwise_ids):
+        from the same versioned key as the sector's subjects, so it never changes for a sector
+        either, and under another derivation, so it reveals nothing about any `sub`."""
+        return derive_sector_key(self._keys[self._key_id(s, sector)], sector)

@@ -18,6 +18,7 @@ from idp.context import ACCESS_TOKEN_TTL, ID_TOKEN_TTL, REFRESH_TOKEN_TTL, IdP
 from idp.models import IssuedAccessToken, RefreshToken
 from idp.sealing import seal_for
 from idp.subjects import PHR_SECTOR
+from phr_core.pairwise_ids import CLAIM, encode_key
 
 
 def now_utc() -> datetime:
@@ -89,6 +90,7 @@ def access_token(
     acr: str | None = None,
     patient: str | None = None,
     first_party: bool = False,
+    sector_key: bytes | None = None,
 ) -> tuple[str, int]:
     """A JWT access token for `audience`; returns (token, expires_in seconds).
 
@@ -96,7 +98,10 @@ def access_token(
     whichever app calls; the token is then sealed (JWE) so that the app cannot read it. A token
     only for our own userinfo carries the app's own subject and stays a plain signed JWT.
     `first_party` (the platform's portal, no grant) adds the claim `phr_first_party`: only the
-    IdP's signature vouches for it, so no client can add it to a token of its own."""
+    IdP's signature vouches for it, so no client can add it to a token of its own.
+    `sector_key` (an app's token under a consent grant): the key of the app's sector for
+    pairwise logical ids, claim `phr_sector_key`, only in sealed tokens for a resource server
+    (phr_core.pairwise_ids); the real launch `patient` stays in the claim of that name."""
     now = now_utc()
     exp = now + ACCESS_TOKEN_TTL
     jti = new_handle(16)
@@ -123,6 +128,8 @@ def access_token(
         claims["acr"] = acr
     if patient:
         claims["patient"] = patient  # the resource server narrows `patient/` scopes to it
+    if sector_key and grant_id and for_resource_server:
+        claims[CLAIM] = encode_key(sector_key)
     if first_party and person_id and for_resource_server and not grant_id:
         claims["phr_first_party"] = True
     if client.municipality and not person_id:

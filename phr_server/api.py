@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 from phr_core import bounded_json, jsonbytes
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
-from phr_server import arrivals, audit, dpop, repository, search, tenants, transaction
+from phr_server import arrivals, audit, dpop, pairwise, repository, search, tenants, transaction
 from phr_server.audit_batch import AuditBatch, AuditUnavailable
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
@@ -143,11 +143,13 @@ def authenticate(s: Any) -> Access:
     except dpop.ProofRefused as exc:
         raise Problem(401, "login", str(exc), dpop_error=exc.error) from None
     try:
-        return decide(token, raw, ext["phr_consent"], ext["phr_patients"], s)
+        access = decide(token, raw, ext["phr_consent"], ext["phr_patients"], s)
     except Denied as exc:
         raise Problem(403, "forbidden", str(exc)) from None
     except ConsentUnavailable as exc:
         raise Problem(503, "transient", str(exc)) from None
+    access.ids = pairwise.ids_for(token, ext["phr_cursor_key"])
+    return access
 
 
 def handle(
@@ -182,7 +184,9 @@ def handle(
     except Problem as p:
         resp = outcome(p.status, p.code, p.diagnostics, p.issues, p.dpop_error)
     except NotFound as exc:
-        resp = outcome(404, "not-found", str(exc))
+        # An app is told only about the id it asked for, never the stored one behind it.
+        why = f"{request.path.lstrip('/')} is not known" if access and access.ids else str(exc)
+        resp = outcome(404, "not-found", why)
     except Denied as exc:
         resp = outcome(403, "forbidden", str(exc))
     except search.BadRequest as exc:
@@ -268,12 +272,37 @@ def _query_for_audit() -> str | None:
     return request.full_path if request.query_string else None
 
 
-def _etag_headers(f: Found) -> dict[str, str]:
+def _etag_headers(f: Found, access: Access | None = None) -> dict[str, str]:
     return {
         "ETag": f'W/"{f.version}"',
         "Last-Modified": format_datetime(f.last_updated.astimezone(UTC), usegmt=True),
-        "Location": f"{base_url()}/{f.ref}/_history/{f.version}",
+        "Location": f"{base_url()}/{_ref_out(access, f.ref)}/_history/{f.version}",
     }
+
+
+# --- pairwise ids (issue 14): an app asks and is answered in its sector's ids --------------
+
+
+def _real(access: Access, rtype: str, rid: str) -> str:
+    """The stored id behind an id in the request (an app's sector id), or 404 like an
+    unknown id."""
+    if access.ids is None:
+        return rid
+    real = access.ids.into(rtype, rid)
+    if real is None:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    return real
+
+
+def _ref_out(access: Access | None, ref: str) -> str:
+    return ref if access is None or access.ids is None else access.ids.ref_out(ref)
+
+
+def _body(access: Access | None, f: Found) -> bytes:
+    """The resource's bytes as this request may see them (stored bytes for first parties)."""
+    if access is None or access.ids is None:
+        return f.body
+    return pairwise.resource_out(access.ids, access.token, f.rtype, f.body)
 
 
 def _check_type(rtype: str) -> None:
@@ -303,11 +332,12 @@ def read(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
-        f = repo().read(s, access, rtype, rid)
+        real = _real(access, rtype, rid)
+        f = repo().read(s, access, rtype, real)
         return (
-            fhir(f.body, headers=_etag_headers(f)),
+            fhir(_body(access, f), headers=_etag_headers(f, access)),
             [f.ref],
-            _patients_for(s, access, [(rtype, rid)]),
+            _patients_for(s, access, [(rtype, real)]),
         )
 
     return handle("read", run)
@@ -320,12 +350,13 @@ def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
         access.require(rtype, "r")
         if not (vid.isascii() and vid.isdigit()) or len(vid) > 9:  # `²`.isdigit() is True
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
-        f = repo().vread(s, access, rtype, rid, int(vid))
+        real = _real(access, rtype, rid)
+        f = repo().vread(s, access, rtype, real, int(vid))
         ref = f"{f.ref}/_history/{f.version}"
         return (
-            fhir(f.body, headers=_etag_headers(f)),
+            fhir(_body(access, f), headers=_etag_headers(f, access)),
             [ref],
-            _patients_for(s, access, [(rtype, rid)]),
+            _patients_for(s, access, [(rtype, real)]),
         )
 
     return handle("vread", run)
@@ -336,10 +367,12 @@ def history(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         _check_type(rtype)
         access.require(rtype, "r")
-        versions = repo().history(s, access, rtype, rid)
-        self_link = f"{base_url()}/{rtype}/{rid}/_history"
-        body = bundle_bytes("history", [(v, None) for v in versions], {"self": self_link})
-        return fhir(body), [f"{rtype}/{rid}"], _patients_for(s, access, [(rtype, rid)])
+        real = _real(access, rtype, rid)
+        versions = repo().history(s, access, rtype, real)
+        self_link = f"{base_url()}/{rtype}/{rid}/_history"  # the id as the caller named it
+        entries = [(v, None) for v in versions]
+        body = bundle_bytes("history", entries, {"self": self_link}, access=access)
+        return fhir(body), [f"{rtype}/{real}"], _patients_for(s, access, [(rtype, real)])
 
     return handle("history-instance", run)
 
@@ -350,7 +383,12 @@ def search_type(rtype: str) -> ResponseReturnValue:
         _check_type(rtype)
         access.require(rtype, "s")
         args = list(request.args.items(multi=True))
+        asked = args
+        if access.ids is not None:  # an app's ids and values, mapped back to the stored ones
+            args = pairwise.search_args(access.ids, rtype, args)
         q = search.parse(rtype, args, current_app.extensions["phr_cursor_key"])
+        if access.ids is not None:  # links repeat the app's own values, never the stored ones
+            q.canonical = [(n, v) for n, v in asked if n.partition(":")[0] != "_cursor"]
         if q.summary_count:
             total = repo().count(s, access, q)
             body = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
@@ -360,11 +398,13 @@ def search_type(rtype: str) -> ResponseReturnValue:
         links = {"self": base + ("?" + urlencode(q.canonical) if q.canonical else "")}
         for rel, cur in (("next", page.next_cursor), ("previous", page.prev_cursor)):
             if cur:
+                if access.ids is not None:  # the cursor holds a stored id: sealed for the app
+                    cur = access.ids.seal_text("cursor/" + rtype, cur)
                 links[rel] = base + "?" + urlencode([*q.canonical, ("_cursor", cur)])
         entries = [(f, "match") for f in page.matches] + [(f, "include") for f in page.includes]
         refs = [f.ref for f, _ in entries]
         patients = _patients_for(s, access, [(f.rtype, f.id) for f, _ in entries])
-        return fhir(bundle_bytes("searchset", entries, links)), refs, patients
+        return fhir(bundle_bytes("searchset", entries, links, access=access)), refs, patients
 
     return handle("search-type", run)
 
@@ -374,10 +414,12 @@ def everything(pid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
         access.require("Patient", "r")
         cut: list[str] = []
-        found = repo().everything(s, access, pid, cut)
+        real = _real(access, "Patient", pid)
+        found = repo().everything(s, access, real, cut)
         links = {"self": f"{base_url()}/Patient/{pid}/$everything"}
-        body = bundle_bytes("searchset", [(f, "match") for f in found], links, _cut_notice(cut))
-        return fhir(body), [f.ref for f in found], {pid}
+        entries = [(f, "match") for f in found]
+        body = bundle_bytes("searchset", entries, links, _cut_notice(cut), access=access)
+        return fhir(body), [f.ref for f in found], {real}
 
     return handle("operation", run)
 
@@ -410,8 +452,10 @@ def bundle_bytes(
     entries: list[tuple[Found, str | None]],
     links: dict[str, str],
     extra: bytes | None = None,
+    access: Access | None = None,
 ) -> bytes:
-    """A Bundle around stored bytes, without parsing them (`extra`: one more entry's JSON)."""
+    """A Bundle around stored bytes, without parsing them (`extra`: one more entry's JSON);
+    for an app, each resource and reference in its sector's ids (`access.ids`)."""
     base = base_url()
     head = {
         "resourceType": "Bundle",
@@ -420,18 +464,19 @@ def bundle_bytes(
     }
     parts = []
     for f, mode in entries:
-        url = f"{base}/{f.ref}"  # never version-specific (bdl-8); the version is in the etag
+        ref = _ref_out(access, f.ref)
+        url = f"{base}/{ref}"  # never version-specific (bdl-8); the version is in the etag
         tail = f',"search":{{"mode":"{mode}"}}' if mode else ""
         if btype == "history":
             first = f.version == 1
-            req = {"method": "POST" if first else "PUT", "url": f.rtype if first else f.ref}
+            req = {"method": "POST" if first else "PUT", "url": f.rtype if first else ref}
             res = {"status": "201" if first else "200", "etag": f'W/"{f.version}"'}
             tail = f',"request":{json.dumps(req)},"response":{json.dumps(res)}'
         parts.append(
             b'{"fullUrl":'
             + json.dumps(url).encode()
             + b',"resource":'
-            + f.body
+            + _body(access, f)
             + tail.encode()
             + b"}"
         )

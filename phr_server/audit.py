@@ -24,6 +24,21 @@ CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
 SUBJECT_SYSTEM = "urn:phr-platform:phr-subject"
 MAX_ENTITIES = 200
 
+# What an app is shown of other readers in the trail (phr_server.pairwise): their role only.
+ROLE_SYSTEM = "urn:phr-platform:audit-role"
+PERSON_ROLES = {"self": "self", "child": "guardian"}  # the reader's relationship → role
+
+
+def _client_role(access: Access) -> str:
+    if access.system:  # a city's connector, or a service of the platform (an erasure)
+        return "connector" if access.municipality else "service"
+    return "portal" if access.token.first_party else "app"
+
+
+def _role(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": ROLE_SYSTEM, "code": code}]}
+
+
 ACTIONS = {
     "read": "R",
     "vread": "R",
@@ -57,15 +72,18 @@ def build(
             },
             "who": {"identifier": {"system": CLIENT_SYSTEM, "value": access.token.client_id}},
             "requestor": access.system,
+            "role": [_role(_client_role(access))],
         }
     ]
     if not access.system:
-        agents.append(
-            {
-                "who": {"identifier": {"system": SUBJECT_SYSTEM, "value": access.token.subject}},
-                "requestor": True,
-            }
-        )
+        person: dict[str, Any] = {
+            "who": {"identifier": {"system": SUBJECT_SYSTEM, "value": access.token.subject}},
+            "requestor": True,
+        }
+        relation = {access.relationships.get(p) for p in patients}
+        if len(relation) == 1 and (rel := relation.pop()) in PERSON_ROLES:
+            person["role"] = [_role(PERSON_ROLES[rel])]  # to the Patient of this event
+        agents.append(person)
     entities: list[dict[str, Any]] = [
         {
             "what": {"reference": f"Patient/{p}"},

@@ -39,6 +39,7 @@ from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from phr_core.identifiers import pseudonym_system
+from phr_core.pairwise_ids import SectorIds
 from phr_core.tokens import AccessToken
 from phr_server.models import Compartment, StoredResource, TokenIndex
 
@@ -272,6 +273,8 @@ class Access:
     scopes: list[Scope]
     patient_ids: frozenset[str] = frozenset()
     relationships: dict[str, str] = field(default_factory=dict)
+    # An app's sector mapping of ids (phr_server.pairwise); None: the stored ids are served.
+    ids: SectorIds | None = None
 
     @property
     def system(self) -> bool:

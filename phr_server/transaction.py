@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from phr_core import jsonbytes
+from phr_core import jsonbytes, pairwise_ids
 from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM, patient_id, pseudonym_system
 from phr_server import personal_data, profiles
 from phr_server.claims import Key, claim
@@ -311,6 +311,9 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
             rid = url.split("/", 1)[1]
             if not REF_RE.match(f"{rtype}/{rid}"):
                 raise Invalid([issue(f"{p}.request.url", "request.url must be Type/id")])
+            if not pairwise_ids.fits(rid):  # apps get each id encrypted, still a FHIR id
+                why = f"an id longer than {pairwise_ids.MAX_PLAIN_ID} characters must be a UUID"
+                raise Invalid([issue(f"{p}.request.url", why)])
         if cond is not None and not _own_system(cond[0], muni):
             raise Invalid([issue(f"{p}.request.url", "identifier system of another municipality")])
         targets.append((i, res, req, rid, cond, existing_only))

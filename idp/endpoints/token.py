@@ -26,6 +26,7 @@ from idp.tokens import (
     revoke_family,
     sha256_hex,
 )
+from phr_core.pairwise_ids import for_key
 
 bp = Blueprint("token", __name__)
 
@@ -241,10 +242,12 @@ def _issue(
 ) -> dict:
     audience = resolve_audience(ctx, scope, resource)
     patient = _launch_patient(s, grant_id, scope)
+    # An app under a consent grant sees the PHR servers' ids in its sector's terms (issue 14).
+    sector_key = ctx.subjects.id_key(s, client.sector) if grant_id else None
     at, expires_in = access_token(
         ctx, s, client, audience=audience, scope=" ".join(scope), person_id=person_id,
         grant_id=grant_id, family_id=family_id, jkt=jkt, acr=acr, patient=patient,
-        first_party=client.first_party and grant_id is None,
+        first_party=client.first_party and grant_id is None, sector_key=sector_key,
     )  # fmt: skip
     body: dict = {
         "access_token": at,
@@ -253,7 +256,9 @@ def _issue(
         "scope": " ".join(scope),
     }
     if patient:
-        body["patient"] = patient  # SMART App Launch: the record `patient/` scopes open
+        # SMART App Launch: the record `patient/` scopes open, as the app's sector's id of it
+        # (the one its reads at any PHR server answer to; the real id stays in the token).
+        body["patient"] = for_key(sector_key).out("Patient", patient) if sector_key else patient
     if "openid" in scope:
         body["id_token"] = id_token(
             ctx, s, client, person_id, auth_time=auth_time, acr=acr, amr=amr,

@@ -36,6 +36,7 @@ from phr_core import migrations, sealing
 from phr_core.config import Settings, load_settings
 from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITY
 from phr_core.identifiers import patient_id, pseudonym_system
+from phr_core.pairwise_ids import CLAIM, decode_key, for_key
 from phr_core.services import SERVICES, get_service
 from phr_core.tokens import InvalidToken, access_token_cipher, b64url_json, unseal
 from phr_server.repository import Repository
@@ -229,7 +230,8 @@ def test_a_citizen_of_the_city_idp_reads_their_records_until_the_grant_is_revoke
 
     # An app signs the citizen in at the city IdP and is given the child's record.
     tokens = _app_token(city, CHILD)
-    assert tokens["patient"] == CHILD
+    mine = tokens["patient"]  # the app's own (pairwise) id of the child's record
+    assert mine != CHILD
     access = tokens["access_token"]
     header = b64url_json(access.split(".")[0])
     assert header["alg"] == sealing.ALG  # sealed to the PHR server's own key
@@ -241,6 +243,9 @@ def test_a_citizen_of_the_city_idp_reads_their_records_until_the_grant_is_revoke
     inner = json.loads(base64.urlsafe_b64decode(unseal(access, fhir_key).split(".")[1] + "=="))
     assert inner["iss"] == issuer and inner["sub"] == subject
     grant_id = inner["grant_id"]
+    # The city IdP names the real record to the PHR server, and the key of the app's sector.
+    ids = for_key(decode_key(inner[CLAIM]) or b"")
+    assert inner["patient"] == CHILD and ids.into("Patient", mine) == CHILD
 
     # The consent service holds the grant under the namespaced subject.
     with consent_app.app_context():
@@ -253,15 +258,16 @@ def test_a_citizen_of_the_city_idp_reads_their_records_until_the_grant_is_revoke
     fhir = settings.urls["fhir"]
     bearer = {"Authorization": "Bearer " + access}
     found = requests.get(
-        f"{fhir}/Immunization", params={"patient": CHILD}, headers=bearer, timeout=10
+        f"{fhir}/Immunization", params={"patient": mine}, headers=bearer, timeout=10
     )
     assert found.status_code == 200, found.text
     entries = [e["resource"] for e in found.json().get("entry", [])]
     assert entries and {r["resourceType"] for r in entries} == {"Immunization"}
-    assert {r["patient"]["reference"] for r in entries} == {f"Patient/{CHILD}"}
-    assert requests.get(f"{fhir}/Patient/{CHILD}", headers=bearer, timeout=10).status_code == 200
+    assert {r["patient"]["reference"] for r in entries} == {f"Patient/{mine}"}
+    assert requests.get(f"{fhir}/Patient/{mine}", headers=bearer, timeout=10).status_code == 200
     for other in (PARENT, STRANGER):  # outside the token's patient: 404, as if not there
-        resp = requests.get(f"{fhir}/Patient/{other}", headers=bearer, timeout=10)
+        theirs = ids.out("Patient", other)  # even named by the app's own kind of id
+        resp = requests.get(f"{fhir}/Patient/{theirs}", headers=bearer, timeout=10)
         assert resp.status_code == 404, (other, resp.text)
 
     # The citizen revokes the grant (through the city IdP's service client); the very next
@@ -272,7 +278,7 @@ def test_a_citizen_of_the_city_idp_reads_their_records_until_the_grant_is_revoke
     assert revoked["status"] == "revoked"
     deadline = time.monotonic() + 10
     while True:
-        refused = requests.get(f"{fhir}/Patient/{CHILD}", headers=bearer, timeout=10)
+        refused = requests.get(f"{fhir}/Patient/{mine}", headers=bearer, timeout=10)
         if refused.status_code != 200 or time.monotonic() > deadline:
             break
         time.sleep(0.5)

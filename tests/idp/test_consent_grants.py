@@ -135,6 +135,7 @@ def test_smart_patient_is_picked_on_the_consent_screen(pair: Pair) -> None:
     from idp.endpoints.interaction import demo_person_id
     from idp.subjects import PHR_SECTOR
     from phr_core.identifiers import patient_id
+    from phr_core.pairwise_ids import CLAIM, decode_key, for_key
 
     app = pair.idp
     ctx = app.extensions["idp"]
@@ -199,8 +200,14 @@ def test_smart_patient_is_picked_on_the_consent_screen(pair: Pair) -> None:
               "redirect_uri": REDIRECT, "code_verifier": verifier},
         headers=auth,
     ).get_json()  # fmt: skip
-    assert tokens["patient"] == child
-    assert token_claims(app, tokens["access_token"])["patient"] == child
+    # The app knows the record by its own sector's id; the PHR server, inside the sealed
+    # token, by the real one and the sector's key that maps the two (phr_core.pairwise_ids).
+    with app.extensions["phr_db"].session() as s:
+        key = ctx.subjects.id_key(s, "rp.example.jp")
+    mine = for_key(key).out("Patient", child)
+    assert tokens["patient"] == mine != child
+    claims = token_claims(app, tokens["access_token"])
+    assert claims["patient"] == child and decode_key(claims[CLAIM]) == key
     refreshed = (
         app.test_client()
         .post(
@@ -210,7 +217,7 @@ def test_smart_patient_is_picked_on_the_consent_screen(pair: Pair) -> None:
         )
         .get_json()
     )
-    assert refreshed["patient"] == child
+    assert refreshed["patient"] == mine
 
     # Only `patient/` scopes carry a launch patient.
     verifier, challenge = pkce_pair()

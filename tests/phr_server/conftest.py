@@ -20,6 +20,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from phr_core.config import Settings
 from phr_core.identifiers import pseudonym_system, source_record_system
+from phr_core.pairwise_ids import CLAIM, SectorIds, derive_sector_key, encode_key, for_key
 from phr_server.policy import Grant, InMemoryConsentDirectory, PatientLink
 from tests.browser import live_server
 from tests.conftest import make_environ
@@ -95,7 +96,11 @@ class World:
             "exp": now + 300,
             "jti": uuid.uuid4().hex,
         }
-        return self.issuer.sign({**base, **claims, **over})
+        full = {**base, **claims, **over}
+        if full.get("grant_id") and CLAIM not in full and full.get("client_id"):
+            # as the IdP does for an app's token: the key of the app's sector (pairwise ids)
+            full[CLAIM] = encode_key(sector_key(str(full["client_id"])))
+        return self.issuer.sign(full)
 
     def connector(self, muni: str = MUNI, scope: str = "system/*.write system/*.read") -> str:
         cid = f"connector-{muni}"
@@ -116,7 +121,21 @@ class World:
         )
         if codes is not None:
             self.consent.links[sub] = [PatientLink(MUNI, c, r) for c, r in codes]
-        return self.token({"sub": sub, "client_id": client_id, "scope": scopes, "grant_id": gid})
+        return self.token(
+            {
+                "sub": sub,
+                "client_id": client_id,
+                "scope": scopes,
+                "grant_id": gid,
+            }
+        )
+
+    def ref(self, ref: str, client_id: str = "app-1") -> str:
+        """`Type/id` as the app `client_id` (its own sector, as `user()` makes) names it."""
+        return sector_ids(client_id).ref_out(ref)
+
+    def path(self, ref: str, client_id: str = "app-1") -> str:
+        return "/" + self.ref(ref, client_id)
 
     def get(self, path: str, token: str, **kw: Any):  # type: ignore[no-untyped-def]
         return self.client.get(path, headers={"Authorization": f"Bearer {token}"}, **kw)
@@ -127,6 +146,15 @@ class World:
             data=json.dumps(body),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"},
         )
+
+
+def sector_key(client_id: str) -> bytes:
+    """The sector key the IdP stand-in gives app `client_id` (each app its own sector)."""
+    return derive_sector_key(b"test-pairwise-key", "sector-of-" + client_id)
+
+
+def sector_ids(client_id: str = "app-1") -> SectorIds:
+    return for_key(sector_key(client_id))
 
 
 @pytest.fixture

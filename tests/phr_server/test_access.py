@@ -12,6 +12,7 @@ import pytest
 from flask import Flask, jsonify
 
 from phr_core.identifiers import patient_id, pseudonym_system
+from phr_core.pairwise_ids import CLAIM
 from phr_server.policy import (
     Grant,
     HttpConsentDirectory,
@@ -36,7 +37,7 @@ def test_parse_scope_v1_v2_and_granular() -> None:
 
 
 def test_no_or_bad_token_is_401(world: World, family: dict[str, str]) -> None:
-    ref = "/" + family["urn:uuid:o1"]
+    ref = world.path(family["urn:uuid:o1"])
     resp = world.client.get(ref)
     assert resp.status_code == 401
     assert resp.get_json()["resourceType"] == "OperationOutcome"
@@ -56,23 +57,23 @@ def test_parent_reads_self_and_child_stranger_sees_nothing(
 ) -> None:
     parent = world.user("sub-parent", codes=FAMILY)
     for key in ("o1", "o2", "o3", "o4", "i1", "p1", "c1"):
-        assert world.get("/" + family[f"urn:uuid:{key}"], parent).status_code == 200, key
-    stranger_resp = world.get("/" + family["urn:uuid:o5"], parent)
+        assert world.get(world.path(family[f"urn:uuid:{key}"]), parent).status_code == 200, key
+    stranger_resp = world.get(world.path(family["urn:uuid:o5"]), parent)
     missing = world.get("/Observation/no-such-id", parent)
     assert stranger_resp.status_code == missing.status_code == 404
     # the same answer, apart from the id named: nothing tells "exists" from "absent"
     assert stranger_resp.get_json()["issue"][0]["code"] == missing.get_json()["issue"][0]["code"]
     found = world.get("/Observation", parent).get_json()
     refs = {f"Observation/{e['resource']['id']}" for e in found["entry"]}
-    assert refs == {family[f"urn:uuid:{k}"] for k in ("o1", "o2", "o3", "o4")}
+    assert refs == {world.ref(family[f"urn:uuid:{k}"]) for k in ("o1", "o2", "o3", "o4")}
 
 
 def test_a_child_cannot_reach_the_parent(world: World, family: dict[str, str]) -> None:
     child = world.user("sub-child", codes=[("C1", "self")])
-    assert world.get("/" + family["urn:uuid:o3"], child).status_code == 200
-    assert world.get("/" + family["urn:uuid:o1"], child).status_code == 404
-    assert world.get("/" + family["urn:uuid:p1"], child).status_code == 404
-    everything = world.get(f"/{family['urn:uuid:p1']}/$everything", child)
+    assert world.get(world.path(family["urn:uuid:o3"]), child).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o1"]), child).status_code == 404
+    assert world.get(world.path(family["urn:uuid:p1"]), child).status_code == 404
+    everything = world.get(world.path(family["urn:uuid:p1"]) + "/$everything", child)
     assert everything.status_code == 404
 
 
@@ -80,13 +81,13 @@ def test_history_vread_and_everything_follow_the_policy(
     world: World, family: dict[str, str]
 ) -> None:
     stranger = world.user("sub-stranger", codes=[("S1", "self")])
-    o1 = family["urn:uuid:o1"]
-    for path in (f"/{o1}/_history", f"/{o1}/_history/1", f"/{family['urn:uuid:p1']}/$everything"):
+    o1, p1 = world.path(family["urn:uuid:o1"]), world.path(family["urn:uuid:p1"])
+    for path in (f"{o1}/_history", f"{o1}/_history/1", f"{p1}/$everything"):
         assert world.get(path, stranger).status_code == 404, path
     parent = world.user("sub-parent", codes=FAMILY)
-    bundle = world.get(f"/{family['urn:uuid:c1']}/$everything", parent).get_json()
+    bundle = world.get(world.path(family["urn:uuid:c1"]) + "/$everything", parent).get_json()
     got = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
-    mine = {family[f"urn:uuid:{k}"] for k in ("c1", "o3", "o4", "i1")}
+    mine = {world.ref(family[f"urn:uuid:{k}"]) for k in ("c1", "o3", "o4", "i1")}
     assert {g for g in got if not g.startswith("Provenance/")} == mine
     # ... with the child's own Provenance of the load: its records alone, and the source city.
     provs = [
@@ -103,22 +104,24 @@ def test_smart_launch_patient_narrows_patient_scopes(world: World, family: dict[
     child = patient_id(MUNI, "C1")
     assert family["urn:uuid:c1"] == f"Patient/{child}"
     claims = json.loads(_claims(world.user("sub-parent", codes=FAMILY)))
-    base = {k: claims[k] for k in ("sub", "client_id", "scope", "grant_id")}
+    base = {k: claims[k] for k in ("sub", "client_id", "scope", "grant_id", CLAIM)}
     launched = world.token({**base, "patient": child})
-    assert world.get("/" + family["urn:uuid:o3"], launched).status_code == 200
-    assert world.get("/" + family["urn:uuid:o1"], launched).status_code == 404  # the parent's own
+    assert world.get(world.path(family["urn:uuid:o3"]), launched).status_code == 200
+    assert (
+        world.get(world.path(family["urn:uuid:o1"]), launched).status_code == 404
+    )  # the parent's own
     found = world.get("/Observation", launched).get_json()
     refs = {f"Observation/{e['resource']['id']}" for e in found["entry"]}
-    assert refs == {family[f"urn:uuid:{k}"] for k in ("o3", "o4")}
+    assert refs == {world.ref(family[f"urn:uuid:{k}"]) for k in ("o3", "o4")}
     # a launch patient outside the person's reach opens nothing at all
     elsewhere = world.token({**base, "patient": patient_id(MUNI, "S1")})
     assert world.get("/Observation", elsewhere).get_json().get("entry", []) == []
-    assert world.get("/" + family["urn:uuid:o3"], elsewhere).status_code == 404
+    assert world.get(world.path(family["urn:uuid:o3"]), elsewhere).status_code == 404
 
 
 def test_revoked_grant_stops_access(world: World, family: dict[str, str]) -> None:
     parent = world.user("sub-parent", codes=FAMILY)
-    ref = "/" + family["urn:uuid:o3"]
+    ref = world.path(family["urn:uuid:o3"])
     assert world.get(ref, parent).status_code == 200
     gid = json.loads(_claims(parent))["grant_id"]
     g = world.consent.grants[gid]
@@ -136,21 +139,21 @@ def test_grant_of_another_app_or_person_is_refused(world: World, family: dict[st
     other = world.token(
         {"sub": "sub-parent", "client_id": "app-2", "scope": "patient/*.rs", "grant_id": gid}
     )
-    assert world.get("/" + family["urn:uuid:o3"], other).status_code == 403
+    assert world.get(world.path(family["urn:uuid:o3"]), other).status_code == 403
 
 
 def test_scopes_limit_types_and_grants_limit_scopes(world: World, family: dict[str, str]) -> None:
     obs_only = world.user("sub-parent", "patient/Observation.rs", FAMILY)
-    assert world.get("/" + family["urn:uuid:o3"], obs_only).status_code == 200
-    assert world.get("/" + family["urn:uuid:i1"], obs_only).status_code == 403
+    assert world.get(world.path(family["urn:uuid:o3"]), obs_only).status_code == 200
+    assert world.get(world.path(family["urn:uuid:i1"]), obs_only).status_code == 403
     assert world.get("/Immunization", obs_only).status_code == 403
     v1 = world.user("sub-parent", "patient/Immunization.read", FAMILY)
-    assert world.get("/" + family["urn:uuid:i1"], v1).status_code == 200
+    assert world.get(world.path(family["urn:uuid:i1"]), v1).status_code == 200
     assert world.get("/Immunization", v1).status_code == 200
     # the token asks for more than the person granted: only the granted part counts
     wider = world.user("sub-parent", "patient/*.rs", FAMILY, grant_scopes="patient/Immunization.rs")
-    assert world.get("/" + family["urn:uuid:i1"], wider).status_code == 200
-    assert world.get("/" + family["urn:uuid:o3"], wider).status_code == 403
+    assert world.get(world.path(family["urn:uuid:i1"]), wider).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o3"]), wider).status_code == 403
     read_only = world.user("sub-parent", "patient/Observation.r", FAMILY)
     assert world.get("/Observation", read_only).status_code == 403
 
@@ -160,46 +163,46 @@ def test_granular_category_scope_narrows_reads_and_searches(
 ) -> None:
     cat = "http://terminology.hl7.org/CodeSystem/observation-category"
     token = world.user("sub-parent", f"patient/Observation.rs?category={cat}|vital-signs", FAMILY)
-    assert world.get("/" + family["urn:uuid:o3"], token).status_code == 200
-    assert world.get("/" + family["urn:uuid:o4"], token).status_code == 404  # laboratory
+    assert world.get(world.path(family["urn:uuid:o3"]), token).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o4"]), token).status_code == 404  # laboratory
     found = world.get("/Observation", token).get_json()
     assert {e["resource"]["id"] for e in found["entry"]} == {
-        family[f"urn:uuid:{k}"].split("/")[1] for k in ("o1", "o2", "o3")
+        world.ref(family[f"urn:uuid:{k}"]).split("/")[1] for k in ("o1", "o2", "o3")
     }
     lab = world.get(f"/Observation?category={cat}|laboratory", token).get_json()
     assert "entry" not in lab
-    everything = world.get(f"/{family['urn:uuid:c1']}/$everything", token)
+    everything = world.get(world.path(family["urn:uuid:c1"]) + "/$everything", token)
     # Patient is not in the scopes: $everything needs Patient read
     assert everything.status_code == 403
 
 
 def test_key_rotation_at_the_issuer_is_picked_up(world: World, family: dict[str, str]) -> None:
     parent = world.user("sub-parent", codes=FAMILY)
-    assert world.get("/" + family["urn:uuid:o3"], parent).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o3"]), parent).status_code == 200
     world.issuer.rotate()
     try:
         world.app.extensions["phr_verifier"].jwks.min_refetch = 0
         rotated = world.user("sub-parent", codes=FAMILY)
         assert json.loads(_header(rotated))["kid"] != json.loads(_header(parent))["kid"]
-        assert world.get("/" + family["urn:uuid:o3"], rotated).status_code == 200
+        assert world.get(world.path(family["urn:uuid:o3"]), rotated).status_code == 200
     finally:
         world.issuer.keys.pop(0)
 
 
 def test_user_tokens_cannot_use_system_scopes(world: World, family: dict[str, str]) -> None:
     token = world.user("sub-parent", "system/*.rs", FAMILY)
-    assert world.get("/" + family["urn:uuid:o3"], token).status_code == 403
+    assert world.get(world.path(family["urn:uuid:o3"]), token).status_code == 403
 
 
 def test_patient_reach_follows_consent_links(world: World, family: dict[str, str]) -> None:
     parent = world.user("sub-parent", codes=[("P1", "self")])
-    assert world.get("/" + family["urn:uuid:o3"], parent).status_code == 404
+    assert world.get(world.path(family["urn:uuid:o3"]), parent).status_code == 404
     # guardianship registered in the consent service: visible after the resolver's cache
     world.consent.links["sub-parent"] = [
         PatientLink("072028", "P1", "self"),
         PatientLink("072028", "C1", "child"),
     ]
-    assert world.get("/" + family["urn:uuid:o3"], parent).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o3"]), parent).status_code == 200
 
 
 # --- the HTTP consent client against the documented contract -----------------------------------
@@ -249,7 +252,7 @@ def test_consent_service_down_fails_closed(world: World, family: dict[str, str])
     parent = world.token(
         {"sub": "sub-parent", "client_id": "app-1", "scope": "patient/*.rs", "grant_id": "g"}
     )
-    resp = world.get("/" + family["urn:uuid:o3"], parent)
+    resp = world.get(world.path(family["urn:uuid:o3"]), parent)
     assert resp.status_code == 503
     assert resp.get_json()["resourceType"] == "OperationOutcome"
 
@@ -261,7 +264,9 @@ def test_concurrent_readers(world: World, family: dict[str, str]) -> None:
     def work() -> None:
         c = world.app.test_client()
         for _ in range(5):
-            r = c.get("/" + family["urn:uuid:o3"], headers={"Authorization": f"Bearer {parent}"})
+            r = c.get(
+                world.path(family["urn:uuid:o3"]), headers={"Authorization": f"Bearer {parent}"}
+            )
             if r.status_code != 200:
                 errors.append(r.status_code)
 
@@ -293,9 +298,9 @@ def test_sealed_tokens_as_the_idp_issues_them(world: World, family: dict[str, st
 
     signed = world.user("sub-parent", codes=FAMILY)
     key = access_token_cipher(world.settings.secret("PHR_ACCESS_TOKEN_KEY"))
-    assert world.get("/" + family["urn:uuid:o3"], seal(signed, key)).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o3"]), seal(signed, key)).status_code == 200
     wrong = access_token_cipher("another-key-" + "x" * 40)
-    assert world.get("/" + family["urn:uuid:o3"], seal(signed, wrong)).status_code == 401
+    assert world.get(world.path(family["urn:uuid:o3"]), seal(signed, wrong)).status_code == 401
 
 
 def test_everything_says_when_it_was_cut(
@@ -306,7 +311,7 @@ def test_everything_says_when_it_was_cut(
     import phr_server.repository as repository
 
     parent = world.user("sub-parent", codes=FAMILY)
-    path = f"/{family['urn:uuid:p1']}/$everything"
+    path = world.path(family["urn:uuid:p1"]) + "/$everything"
     whole = world.get(path, parent).get_json()
     assert all(e["search"]["mode"] == "match" for e in whole["entry"])
     monkeypatch.setattr(repository, "EVERYTHING_LIMIT", 2)

@@ -55,9 +55,11 @@ def test_a_reads_event_is_stored_before_its_response_leaves(
     child = world.user("sub-child", codes=CHILD)
     before = stored_events(world)
     for n, key in enumerate(("o3", "o4", "i1"), start=1):
-        assert world.get("/" + family[f"urn:uuid:{key}"], child).status_code == 200
+        assert world.get(world.path(family[f"urn:uuid:{key}"]), child).status_code == 200
         assert stored_events(world) == before + n  # committed by the time the answer came
-    assert {family["urn:uuid:o3"], family["urn:uuid:o4"]} <= touched(read_events(world, child))
+    assert {world.ref(family[f"urn:uuid:{k}"]) for k in ("o3", "o4")} <= touched(
+        read_events(world, child)
+    )
 
 
 def test_the_trail_shows_every_access_made_before_it_through_any_worker(
@@ -70,9 +72,14 @@ def test_the_trail_shows_every_access_made_before_it_through_any_worker(
     other = World(other_app, world.settings, world.issuer, world.consent)
     parent = world.user("sub-parent", codes=[("P1", "self"), ("C1", "child")])
     for key in ("o1", "o3"):
-        assert world.get("/" + family[f"urn:uuid:{key}"], parent).status_code == 200
-    assert world.get("/Observation?patient=" + family["urn:uuid:c1"], parent).status_code == 200
-    assert {family["urn:uuid:o1"], family["urn:uuid:o3"]} <= touched(read_events(other, parent))
+        assert world.get(world.path(family[f"urn:uuid:{key}"]), parent).status_code == 200
+    assert (
+        world.get("/Observation?patient=" + world.ref(family["urn:uuid:c1"]), parent).status_code
+        == 200
+    )
+    assert {world.ref(family[f"urn:uuid:{k}"]) for k in ("o1", "o3")} <= touched(
+        read_events(other, parent)
+    )
     searches = other.get("/AuditEvent?subtype=search-type", parent).get_json()
     assert searches["entry"], "the search's event is there too"
 
@@ -106,7 +113,7 @@ def test_reads_arriving_during_a_commit_are_committed_together_next(
     for it and then go in one commit together (the batch grows with the load)."""
     batch: AuditBatch = world.app.extensions["phr_audit"]
     child = world.user("sub-child", codes=CHILD)
-    ref = "/" + family["urn:uuid:o3"]
+    ref = world.path(family["urn:uuid:o3"])
     before, commits = stored_events(world), batch.commits
     assert world.get(ref, child).status_code == 200
     assert batch.commits == commits + 1
@@ -137,7 +144,7 @@ def test_concurrent_reads_find_their_events_committed_when_answered(
     """Eight threads of one worker (as gunicorn's gthread runs them) reading at once: whenever
     a response has arrived, its AuditEvent is in the database."""
     child = world.user("sub-child", codes=CHILD)
-    refs = ["/" + family[f"urn:uuid:{k}"] for k in ("o3", "o4", "i1")]
+    refs = [world.path(family[f"urn:uuid:{k}"]) for k in ("o3", "o4", "i1")]
     before = stored_events(world)
     answered = 0
     lock = threading.Lock()
@@ -170,21 +177,27 @@ def test_a_failed_commit_answers_503_and_releases_nothing(
 ) -> None:
     good: AuditBatch = world.app.extensions["phr_audit"]
     child = world.user("sub-child", codes=CHILD)
-    ref = "/" + family["urn:uuid:o3"]
+    ref = world.path(family["urn:uuid:o3"])
     served = world.get(ref, child)
     assert served.status_code == 200
     before = stored_events(world)
     broken = AuditBatch(Database("postgresql+psycopg://nobody@127.0.0.1:9/none"), good.repo)
     world.app.extensions["phr_audit"] = broken
     try:
-        for path in (ref, "/Observation?patient=" + family["urn:uuid:c1"], "/AuditEvent"):
+        for path in (
+            ref,
+            "/Observation?patient=" + world.ref(family["urn:uuid:c1"]),
+            "/AuditEvent",
+        ):
             refused = world.get(path, child)
             assert refused.status_code == 503, path
             body = refused.get_json()
             assert body["resourceType"] == "OperationOutcome"
             assert body["issue"][0]["code"] == "transient"
             assert "access log" in body["issue"][0]["diagnostics"]
-            assert family["urn:uuid:o3"].split("/")[1] not in refused.get_data(as_text=True)
+            assert world.ref(family["urn:uuid:o3"]).split("/")[1] not in refused.get_data(
+                as_text=True
+            )
             assert str(served.get_json()["valueQuantity"]["value"]) not in refused.text
     finally:
         world.app.extensions["phr_audit"] = good
@@ -238,23 +251,23 @@ def test_the_trail_is_read_without_waiting_for_other_workers(
     other_app.extensions["phr_consent"] = world.consent
     other = World(other_app, world.settings, world.issuer, world.consent)
     parent = world.user("sub-parent", codes=[("P1", "self"), ("C1", "child")])
-    assert other.get("/" + family["urn:uuid:o1"], parent).status_code == 200  # warm
+    assert other.get(world.path(family["urn:uuid:o1"]), parent).status_code == 200  # warm
     answers: list[Any] = []
     with silent_database() as (url, came, drop):
         stuck = AuditBatch(Database(url), world.app.extensions["phr_audit"].repo)
         other_app.extensions["phr_audit"] = stuck
         try:
             blocked = threading.Thread(
-                target=lambda: answers.append(other.get("/" + family["urn:uuid:o4"], parent))
+                target=lambda: answers.append(other.get(world.path(family["urn:uuid:o4"]), parent))
             )
             blocked.start()
             assert came.wait(60), "the other worker's commit did not start"
-            assert world.get("/" + family["urn:uuid:o3"], parent).status_code == 200
+            assert world.get(world.path(family["urn:uuid:o3"]), parent).status_code == 200
             trail = world.get("/AuditEvent?subtype=read", parent)
             assert trail.status_code == 200
             seen = touched([e["resource"] for e in trail.get_json()["entry"]])
-            assert family["urn:uuid:o3"] in seen  # answered just before: in the trail
-            assert family["urn:uuid:o4"] not in seen  # not answered: not released either
+            assert world.ref(family["urn:uuid:o3"]) in seen  # answered just before: in the trail
+            assert world.ref(family["urn:uuid:o4"]) not in seen  # not answered: not released either
             assert blocked.is_alive() and answers == [], "the other read was answered"
             drop()  # the other worker's database fails
             blocked.join(60)
@@ -336,7 +349,7 @@ def test_reads_answered_just_before_a_kill_9_are_audited(
             gid = next(iter(world.consent.grants))
             claims = {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs"}
             child = world.token({**claims, "grant_id": gid}, iss=url)
-            refs = [family[f"urn:uuid:{k}"] for k in ("o3", "o4", "i1")]
+            refs = [world.ref(family[f"urn:uuid:{k}"]) for k in ("o3", "o4", "i1")]
             before = stored_events(world)
             answers: dict[str, int] = {}
 

@@ -16,6 +16,7 @@ from phr_server.indexing import TYPES
 from phr_server.policy import Access
 from phr_server.validation import validate
 from tests.phr_server.conftest import World, family_bundle, ids_by_identifier
+from tests.phr_server.test_first_party import portal_token
 
 FAMILY = [("P1", "self"), ("C1", "child")]
 NAME_KANJI = "山田花子"
@@ -32,17 +33,22 @@ def test_every_access_is_audited_and_visible_to_the_person(
     world: World, family: dict[str, str]
 ) -> None:
     parent = world.user("sub-parent", codes=FAMILY, client_id="app-audit")
-    world.get("/" + family["urn:uuid:o3"], parent)  # the child's weight
+    world.get(world.path(family["urn:uuid:o3"], "app-audit"), parent)  # the child's weight
     world.get("/Observation?code=29463-7", parent)
-    world.get("/" + family["urn:uuid:o5"], parent)  # someone else's: 404, still audited
+    world.get(
+        world.path(family["urn:uuid:o5"], "app-audit"), parent
+    )  # someone else's: 404, still audited
     events = _audits(world, parent)
     reads = [e for e in events if e["subtype"][0]["code"] == "read"]
     ok = [e for e in reads if e["outcome"] == "0"]
     assert len(ok) == 1
     what = {x["what"]["reference"] for x in ok[0]["entity"] if "what" in x}
-    assert what == {family["urn:uuid:o3"], family["urn:uuid:c1"]}
-    who = {a["who"]["identifier"]["value"] for a in ok[0]["agent"]}
-    assert who == {"app-audit", "sub-parent"}
+    assert what == {world.ref(family[f"urn:uuid:{k}"], "app-audit") for k in ("o3", "c1")}
+    # the app is shown itself and the reader by role; the portal sees who they are
+    assert {a["who"]["display"] for a in ok[0]["agent"]} == {"this app", "you"}
+    stored = [e for e in _audits(world, portal_token(world, "sub-parent")) if e["outcome"] == "0"]
+    who = {a["who"]["identifier"]["value"] for e in stored for a in e["agent"]}
+    assert {"app-audit", "sub-parent"} <= who
     searches = [e for e in events if e["subtype"][0]["code"] == "search-type"]
     assert any(e["action"] == "E" for e in searches)
     # each stored AuditEvent is valid FHIR
@@ -54,11 +60,12 @@ def test_every_access_is_audited_and_visible_to_the_person(
     refs = {
         x["what"]["reference"] for e in child_events for x in e.get("entity", []) if "what" in x
     }
-    assert family["urn:uuid:o3"] in refs
-    assert family["urn:uuid:o1"] not in refs and family["urn:uuid:p1"] not in refs
+    assert world.ref(family["urn:uuid:o3"]) in refs
+    assert not {world.ref(family[f"urn:uuid:{k}"]) for k in ("o1", "p1")} & refs
     # a stranger sees none of it
     stranger = world.user("sub-stranger", codes=[("S1", "self")])
-    assert all(family["urn:uuid:c1"] not in json.dumps(e) for e in _audits(world, stranger))
+    seen = json.dumps(_audits(world, stranger))
+    assert family["urn:uuid:c1"] not in seen and world.ref(family["urn:uuid:c1"]) not in seen
 
 
 def test_writes_are_audited_and_audit_events_cannot_be_changed(
@@ -66,6 +73,8 @@ def test_writes_are_audited_and_audit_events_cannot_be_changed(
 ) -> None:
     parent = world.user("sub-parent", codes=FAMILY)
     events = _audits(world, parent, "&subtype=transaction")
+    assert events and events[0]["agent"][0]["who"] == {"display": "the city's connector"}
+    events = _audits(world, portal_token(world, "sub-parent"), "&subtype=transaction")
     assert events and events[0]["agent"][0]["who"]["identifier"]["value"] == "connector-072028"
     event = events[0]
     token = world.connector()
@@ -206,7 +215,7 @@ def test_rotate_keys_rewraps_without_downtime(
     from phr_core.cli import main
 
     parent = world.user("sub-parent", codes=FAMILY)
-    ref = "/" + family["urn:uuid:o3"]
+    ref = world.path(family["urn:uuid:o3"])
     old = world.settings.secret("PHR_FHIR_DATA_KEY")
     new = "new-master-key-" + "x" * 40
     env = dict(world.settings.environ)

@@ -67,7 +67,7 @@ def test_a_cached_token_is_refused_once_past_expiry_and_leeway(
     gid = next(iter(world.consent.grants))
     claims = {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs", "grant_id": gid}
     token = world.token(claims, exp=int(time.time()) - LEEWAY_S + 1)
-    ref = "/" + family["urn:uuid:o3"]
+    ref = world.path(family["urn:uuid:o3"])
     assert world.get(ref, token).status_code == 200  # inside the leeway: verified, cached
     time.sleep(1.5)
     resp = world.get(ref, token)
@@ -103,7 +103,7 @@ def test_a_revoked_grant_is_refused_within_the_consent_ttl(
         token = world.token(
             {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs", "grant_id": "g-1"}
         )
-        ref = "/" + family["urn:uuid:o3"]
+        ref = world.path(family["urn:uuid:o3"])
         assert world.get(ref, token).status_code == 200
         grants["g-1"] = {**grants["g-1"], "status": "revoked"}
         revoked = time.monotonic()

@@ -27,7 +27,7 @@ def _get(world: World, path: str, auth: str, proof: str | None = None):  # type:
 def test_bound_token_needs_its_proof(world: World, family: dict[str, str]) -> None:
     holder, thief = Holder(), Holder()
     token = _bound(world, holder)
-    path = "/" + family["urn:uuid:o3"]
+    path = world.path(family["urn:uuid:o3"])
     url = world.settings.urls["fhir"].rstrip("/") + path
 
     ok = _get(world, path, f"DPoP {token}", holder.proof("GET", url, token))

@@ -71,8 +71,8 @@ def test_erase_removes_a_person_and_keeps_the_child_and_the_audit_trail(
 ) -> None:
     parent = world.user("sub-parent", codes=[("P1", "self"), ("C1", "child")])
     p1, o1 = family["urn:uuid:p1"], family["urn:uuid:o1"]
-    assert world.get(f"/{p1}", parent).status_code == 200
-    assert world.get(f"/{o1}", parent).status_code == 200
+    assert world.get(world.path(p1), parent).status_code == 200
+    assert world.get(world.path(o1), parent).status_code == 200
     # A corrected Patient (a second version: history rows to erase too) and a vaccination.
     again = transaction(
         patient("urn:uuid:p1", "P1", gender="female", birthDate="1990-01-02"),
@@ -90,9 +90,9 @@ def test_erase_removes_a_person_and_keeps_the_child_and_the_audit_trail(
     assert counts["versions"] >= 5  # the Patient has two versions
 
     # Nothing of the parent is readable any more, by id or by search.
-    assert world.get(f"/{p1}", parent).status_code == 404
-    assert world.get(f"/{o1}", parent).status_code == 404
-    found = world.get("/Observation?patient=" + p1, parent).get_json()
+    assert world.get(world.path(p1), parent).status_code == 404
+    assert world.get(world.path(o1), parent).status_code == 404
+    found = world.get("/Observation?patient=" + world.ref(p1), parent).get_json()
     assert found.get("entry", []) == []
     conn = world.connector(scope="system/*.read")
     by_code = world.get(f"/Patient?identifier={pseudonym_system(MUNI)}|P1", conn).get_json()
@@ -105,8 +105,8 @@ def test_erase_removes_a_person_and_keeps_the_child_and_the_audit_trail(
 
     # The child (another compartment) is untouched and still the guardian's to read.
     c1 = family["urn:uuid:c1"]
-    assert world.get(f"/{c1}", parent).status_code == 200
-    assert world.get(f"/{family['urn:uuid:i1']}", parent).status_code == 200
+    assert world.get(world.path(c1), parent).status_code == 200
+    assert world.get(world.path(family["urn:uuid:i1"]), parent).status_code == 200
     stranger = world.get(f"/{family['urn:uuid:s1']}", world.connector(scope="system/*.read"))
     assert stranger.status_code == 200
 

@@ -453,7 +453,8 @@ def test_what_the_server_stores_and_serves_is_valid(
 
     # the person's own view: their app reads, and AuditEvents of those reads
     person = world.user("sub-validator", codes=[(code, "self")], scopes="patient/*.rs")
-    for path in (f"/Patient/{patient_id}", f"/Patient/{patient_id}/$everything", "/Consent"):
+    mine = world.path(f"Patient/{patient_id}")  # the app's own (pairwise) id of the Patient
+    for path in (mine, f"{mine}/$everything", "/Consent"):
         served.append((f"person GET {path}", _json(world.get(path, person), 200, path)))
     audit = _json(world.get("/AuditEvent?_count=5", person), 200, "AuditEvent search")
     served.append(("AuditEvent search", audit))

@@ -21,12 +21,12 @@ def test_one_patients_read_names_that_patient_and_its_audit_event_has_one_versio
     world: World, family: dict[str, str]
 ) -> None:
     child = world.user("sub-child", codes=[("C1", "self")])
-    assert world.get("/" + family["urn:uuid:o3"], child).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o3"]), child).status_code == 200
     events = world.get("/AuditEvent?subtype=read", child).get_json()["entry"]
     event = events[0]["resource"]
     assert event["outcome"] == "0"
     what = {x["what"]["reference"] for x in event["entity"] if "what" in x}
-    assert what == {family["urn:uuid:o3"], family["urn:uuid:c1"]}
+    assert what == {world.ref(family["urn:uuid:o3"]), world.ref(family["urn:uuid:c1"])}
     aid = event["id"]
     vread = world.get(f"/AuditEvent/{aid}/_history/1", child)
     assert vread.status_code == 200 and vread.get_json() == event
@@ -127,5 +127,5 @@ def test_granular_scopes_keep_the_expression_path(world: World, family: dict[str
     assert access.visible_sql("Observation", "r") is None
     child = world.user("sub-child", scope)
     world.consent.links["sub-child"] = [PatientLink(MUNI, "C1", "self")]
-    assert world.get("/" + family["urn:uuid:o4"], child).status_code == 200  # laboratory
-    assert world.get("/" + family["urn:uuid:o3"], child).status_code == 404  # vital signs
+    assert world.get(world.path(family["urn:uuid:o4"]), child).status_code == 200  # laboratory
+    assert world.get(world.path(family["urn:uuid:o3"]), child).status_code == 404  # vital signs

@@ -10,6 +10,7 @@ from tests.phr_server.conftest import (
     LOINC,
     World,
     observation,
+    sector_ids,
     transaction,
 )
 
@@ -21,7 +22,8 @@ def _ids(bundle: dict) -> list[str]:
 
 
 def _id(family: dict[str, str], key: str) -> str:
-    return family[f"urn:uuid:{key}"].split("/")[1]
+    """The id app-1 (the `parent` token's app) knows the resource by: its sector's."""
+    return sector_ids().ref_out(family[f"urn:uuid:{key}"]).split("/")[1]
 
 
 @pytest.fixture
@@ -30,13 +32,13 @@ def parent(world: World) -> str:
 
 
 def test_patient_and_subject(world: World, family: dict[str, str], parent: str) -> None:
-    c1 = family["urn:uuid:c1"]
+    c1 = world.ref(family["urn:uuid:c1"])
     by_patient = world.get(f"/Observation?patient={c1}", parent).get_json()
     assert sorted(_ids(by_patient)) == sorted([_id(family, "o3"), _id(family, "o4")])
     by_subject = world.get(f"/Observation?subject={c1.split('/')[1]}", parent).get_json()
     assert sorted(_ids(by_subject)) == sorted(_ids(by_patient))
     # naming someone else's Patient finds nothing (and says nothing)
-    s1 = family["urn:uuid:s1"]
+    s1 = world.ref(family["urn:uuid:s1"])
     assert _ids(world.get(f"/Observation?patient={s1}", parent).get_json()) == []
     imm = world.get(f"/Immunization?patient={c1}", parent).get_json()
     assert _ids(imm) == [_id(family, "i1")]
@@ -55,8 +57,13 @@ def test_tokens(world: World, family: dict[str, str], parent: str) -> None:
     assert _ids(world.get("/Observation?status=amended", parent).get_json()) == []
     vac = world.get("/Immunization?vaccine-code=631340QE1020", parent).get_json()
     assert _ids(vac) == [_id(family, "i1")]
-    ident = world.get("/Observation?identifier=urn:phr-platform:source:072028:mch|w-p1-2", parent)
+    # the app knows the record's source key by its sector's value only
+    system = "urn:phr-platform:source:072028:mch"
+    mine = sector_ids().value_out(system, "w-p1-2")
+    ident = world.get(f"/Observation?identifier={system}|{mine}", parent)
     assert _ids(ident.get_json()) == [_id(family, "o2")]
+    stored = world.get(f"/Observation?identifier={system}|w-p1-2", parent)
+    assert _ids(stored.get_json()) == []
     # AND across repeats
     both = world.get("/Observation?code=29463-7&category=laboratory", parent).get_json()
     assert _ids(both) == []
@@ -193,10 +200,10 @@ def test_paging_next_and_previous_stay_put_under_writes(
 
 
 def test_everything(world: World, family: dict[str, str], parent: str) -> None:
-    body = world.get(f"/{family['urn:uuid:p1']}/$everything", parent).get_json()
+    body = world.get(world.path(family["urn:uuid:p1"]) + "/$everything", parent).get_json()
     got = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in body["entry"]}
     records = {g for g in got if not g.startswith("Provenance/")}
-    assert records == {family[f"urn:uuid:{k}"] for k in ("p1", "o1", "o2")}
+    assert records == {world.ref(family[f"urn:uuid:{k}"]) for k in ("p1", "o1", "o2")}
     assert len(got - records) == 1  # the Provenance of the load that wrote them
 
 
@@ -206,11 +213,11 @@ def test_everything_served_is_valid_fhir(world: World, family: dict[str, str], p
     from phr_server.validation import validate
 
     bundle_model = get_fhir_model_class("Bundle")
-    o3 = family["urn:uuid:o3"]
+    o3 = world.ref(family["urn:uuid:o3"])
     for path in (
         "/Observation?_include=Observation:patient",
         f"/{o3}/_history",
-        f"/{family['urn:uuid:c1']}/$everything",
+        world.path(family["urn:uuid:c1"]) + "/$everything",
         "/AuditEvent",
         "/Observation?_summary=count",
     ):

@@ -36,7 +36,8 @@ def test_format_1_rows_are_read_and_resealed(world: World) -> None:
             s.execute(insert(R).values(**values, last_updated=utcnow(), updated_us=0, sort_us=0))
             s.execute(insert(V).values(**values, last_updated=utcnow()))
         token = world.user("sub-x", "patient/Organization.rs", [])
-        assert world.get("/Organization/legacy-org", token).get_json()["name"] == "old row"
+        legacy = world.path("Organization/legacy-org")
+        assert world.get(legacy, token).get_json()["name"] == "old row"
         # not in the index yet
         found = world.get(f"/Organization?identifier={MUNICIPALITY_CODE_SYSTEM}|{MUNI}", token)
         assert "entry" not in found.get_json()
