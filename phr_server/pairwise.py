@@ -11,6 +11,7 @@ key is an id nobody has, so the answer is the 404 (or empty search) of an unknow
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -27,6 +28,9 @@ from phr_core.tokens import AccessToken
 from phr_server.audit import CLIENT_SYSTEM, ROLE_SYSTEM, SUBJECT_SYSTEM
 
 NO_MATCH = "!"  # not a valid id or code: a search on it finds nothing
+# A FHIR id's form. A value of another form is no one's id in any sector: it goes to the search
+# parser unchanged, which answers what it answers for everyone (a NUL is a 400, issue 21).
+_ID_FORM = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 REFERENCE_PARAMS = ("patient", "subject")
 
 
@@ -50,7 +54,7 @@ def search_args(ids: SectorIds, rtype: str, args: list[tuple[str, str]]) -> list
     for name, raw in args:
         base = name.partition(":")[0]
         if base == "_id":
-            raw = ",".join(ids.into(rtype, v) or NO_MATCH for v in raw.split(","))
+            raw = ",".join(_id_in(ids, rtype, v) for v in raw.split(","))
         elif base in REFERENCE_PARAMS:
             raw = ",".join(_patient_in(ids, v) for v in raw.split(","))
         elif base == "identifier":
@@ -59,6 +63,12 @@ def search_args(ids: SectorIds, rtype: str, args: list[tuple[str, str]]) -> list
             raw = ids.open_text("cursor/" + rtype, raw) or NO_MATCH
         out.append((name, raw))
     return out
+
+
+def _id_in(ids: SectorIds, rtype: str, value: str) -> str:
+    if not _ID_FORM.fullmatch(value):
+        return value  # not an id's form: stored ids have it, so this matches nothing there
+    return ids.into(rtype, value) or NO_MATCH
 
 
 def _patient_in(ids: SectorIds, value: str) -> str:

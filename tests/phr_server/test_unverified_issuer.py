@@ -165,7 +165,7 @@ def test_reads_keep_succeeding_while_junk_issuer_tokens_flood_a_served_phr_serve
             gid = next(iter(consent.grants))
             claims = {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs"}
             child = world.token({**claims, "grant_id": gid}, iss=url)
-            read = base + "/" + family["urn:uuid:o3"]
+            read = base + world.path(family["urn:uuid:o3"])  # the app's own id
             assert requests.get(read, headers={"Authorization": f"Bearer {child}"}, timeout=10).ok
             flooders = [threading.Thread(target=flood, args=(n,)) for n in range(16)]
             for t in flooders:
