@@ -9,9 +9,12 @@ the declared purpose shown on the consent screen.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +25,69 @@ from sqlalchemy.orm import Session
 
 from idp.models import Client
 from idp.subjects import sector_of_redirect_uris
-from phr_core.config import is_loopback_host
+from phr_core.config import ConfigError, is_loopback_host
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 
+# Client secrets are stored with scrypt (memory-hard, RFC 7914), its parameters in the stored
+# value: `scrypt$<log2 N>$<r>$<p>$<salt>$<key>`. Rows from before (a bare SHA-256 hex digest)
+# still verify and are re-hashed on the next successful authentication (idp.client_auth).
+SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P = 14, 8, 1  # 16 MiB, tens of milliseconds
+# A secret that verified once is not hashed again by this process (keyed by a process-random
+# key, so the cache holds nothing a database dump could be compared with).
+_verified: dict[bytes, None] = {}
+_verified_key = secrets.token_bytes(32)
+_verified_lock = threading.Lock()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _scrypt(secret: str, salt: bytes, log_n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        secret.encode(), salt=salt, n=1 << log_n, r=r, p=p, dklen=32, maxmem=128 << 20
+    )
+
+
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    salt = secrets.token_bytes(16)
+    key = _scrypt(secret, salt, SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P)
+    return f"scrypt${SCRYPT_LOG_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+
+
+def secret_needs_rehash(stored: str) -> bool:
+    """True for a hash in an older scheme (plain SHA-256) or with weaker parameters."""
+    return not stored.startswith(f"scrypt${SCRYPT_LOG_N}${SCRYPT_R}${SCRYPT_P}$")
+
+
+def verify_secret(stored: str, secret: str) -> bool:
+    """Does `secret` match the stored hash (either scheme)? Constant time in the comparison."""
+    memo = hmac.new(_verified_key, f"{stored}\0{secret}".encode(), hashlib.sha256).digest()
+    if memo in _verified:
+        return True
+    if stored.startswith("scrypt$"):
+        try:
+            _, log_n, r, p, salt, key = stored.split("$")
+            ok = hmac.compare_digest(
+                _unb64(key), _scrypt(secret, _unb64(salt), *map(int, (log_n, r, p)))
+            )
+        except (ValueError, TypeError):
+            return False
+    else:  # legacy: SHA-256 hex
+        ok = hmac.compare_digest(stored, hashlib.sha256(secret.encode()).hexdigest())
+    if ok:
+        with _verified_lock:
+            if len(_verified) >= 4096:
+                _verified.clear()
+            _verified[memo] = None
+    return ok
 
 
 @dataclass(frozen=True)
@@ -97,7 +155,7 @@ class ClientView:
     def check_secret(self, secret: str) -> bool:
         if not self.secret_hash:
             return False
-        return hmac.compare_digest(self.secret_hash, hash_secret(secret))
+        return verify_secret(self.secret_hash, secret)
 
     def purpose(self, lang: str) -> str:
         if lang == "en":
@@ -185,9 +243,33 @@ def upsert_static(s: Session, meta: dict[str, Any], secret: str | None) -> Clien
     return row
 
 
-def load_clients_file(s: Session, path: Path) -> int:
+MIN_SECRET_BITS = 256
+
+
+def weak_secret_reason(secret: str) -> str | None:
+    """Why a static client secret is too weak for production, or None. The estimate is the
+    length times the bits of the character classes used (a 43-character `token_urlsafe(32)`
+    or a 64-character hex string pass; a password or a repeated pattern does not)."""
+    import math
+
+    classes = [
+        (str.islower, 26), (str.isupper, 26), (str.isdigit, 10),
+        (lambda c: not c.isalnum(), 33),
+    ]  # fmt: skip
+    alphabet = sum(size for test, size in classes if any(test(c) for c in secret))
+    bits = len(secret) * math.log2(alphabet) if alphabet > 1 else 0.0
+    if bits < MIN_SECRET_BITS or len(set(secret)) < 16:
+        return (
+            f"a client secret of {len(secret)} characters is too weak for production: use at "
+            "least 32 random bytes, e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'"
+        )
+    return None
+
+
+def load_clients_file(s: Session, path: Path, *, production: bool = False) -> int:
     """PHR_IDP_CLIENTS_FILE: a JSON list of client metadata objects, each with `client_id` and,
-    for confidential clients, `client_secret`."""
+    for confidential clients, `client_secret` (in production at least 32 random bytes)."""
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -195,5 +277,12 @@ def load_clients_file(s: Session, path: Path) -> int:
     if not isinstance(entries, list):
         raise ValueError(f"PHR_IDP_CLIENTS_FILE {path}: expected a JSON list of clients")
     for meta in entries:
-        upsert_static(s, meta, meta.get("client_secret"))
+        secret = meta.get("client_secret") if isinstance(meta, dict) else None
+        if production and isinstance(secret, str):
+            reason = weak_secret_reason(secret)
+            if reason:
+                raise ConfigError(  # a start-up error, like any other unfit production setting
+                    f"PHR_IDP_CLIENTS_FILE {path}: client {meta.get('client_id')!r}: {reason}"
+                )
+        upsert_static(s, meta, secret)
     return len(entries)
