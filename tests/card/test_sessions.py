@@ -412,10 +412,8 @@ def test_a_certificate_without_its_key_cannot_lock_its_holder_out(card_idp: Card
         row = s.get(Attempt, "card-source:203.0.113.9")
         assert row is not None and row.failures == allowed
         row.window_start = datetime.now(UTC) - timedelta(hours=1)  # the window has passed
-    assert (
-        sign_in(card_idp, client, bob)
-        and respond(attacker, open_session(card_idp), bob)[0].status_code == 200
-    )
+    again, _ = respond(attacker, open_session(card_idp), bob)
+    assert again.status_code == 200
 
 
 def test_after_proof_of_possession_failures_count_for_the_person(card_idp: CardIdp) -> None:
