@@ -12,10 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
+import re
 import secrets
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from idp.errors import shown
 from idp.models import Client
 from idp.subjects import sector_of_redirect_uris
 from phr_core.config import ConfigError, is_loopback_host
@@ -175,41 +179,149 @@ def _chain_expired(row: Client) -> bool:
     return not isinstance(exp, int) or exp <= time.time()
 
 
+# Metadata people see on the consent screen and in the portal: links must be web pages, and
+# names may not carry control or bidirectional formatting characters (U+202E turns
+# "gpa.evil" into "live.apg" on screen). Localized variants (`client_name#en`) alike.
+DISPLAY_URIS = ("logo_uri", "policy_uri", "tos_uri", "client_uri")
+DISPLAY_TEXTS = ("client_name", "purpose")
+URI_LISTS = ("redirect_uris", "post_logout_redirect_uris")
+MAX_TEXT = 200
+MAX_URI = 2000
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A)) | {0x200E, 0x200F, 0x061C}
+
+
 def validate_metadata(meta: dict[str, Any]) -> None:
-    """Reject metadata we cannot serve safely (raises ValueError with the reason)."""
+    """Reject metadata we cannot serve safely (raises ValueError naming the offending value).
+    Used for every kind of registration: the clients file, RFC 7591, OpenID Federation."""
+    from idp import scopes
+
     method = meta.get("token_endpoint_auth_method", "client_secret_basic")
     if method not in AUTH_METHODS:
-        raise ValueError(f"token_endpoint_auth_method {method!r} is not supported")
+        raise ValueError(f"token_endpoint_auth_method {shown(method)} is not supported")
     grants = meta.get("grant_types", ["authorization_code"])
+    if not isinstance(grants, list):
+        raise ValueError("grant_types must be a list")
     for g in grants:
         if g not in GRANT_TYPES:
-            raise ValueError(f"grant type {g!r} is not supported")
+            raise ValueError(f"grant type {shown(g)} is not supported")
+    for key in URI_LISTS:
+        if not isinstance(meta.get(key, []), list):
+            raise ValueError(f"{key} must be a list of URIs")
     uris = meta.get("redirect_uris", [])
     if "authorization_code" in grants and not uris:
         raise ValueError("redirect_uris are required for the authorization code grant")
-    for uri in uris:
-        if not acceptable_redirect_uri(uri):
-            raise ValueError(f"redirect URI {uri!r} is not acceptable")
+    for key in URI_LISTS:
+        for uri in meta.get(key, []):
+            reason = redirect_uri_problem(uri)
+            if reason:
+                raise ValueError(f"{key[:-1]} {shown(uri)} is not acceptable: {reason}")
+    scope = meta.get("scope", "openid")
+    if not isinstance(scope, str):
+        raise ValueError("scope must be a string of space-separated scopes")
+    for sc in scope.split():
+        if not scopes.is_known(sc) and sc not in scopes.IGNORED_SCOPES:
+            raise ValueError(f"scope {shown(sc)} is not a scope this server knows")
+    for key, value in meta.items():
+        base = key.split("#", 1)[0]
+        if base in DISPLAY_URIS:
+            reason = display_uri_problem(value)
+            if reason:
+                raise ValueError(f"{key} must be an https URL ({reason}; got {shown(value)})")
+        elif base in DISPLAY_TEXTS:
+            reason = display_text_problem(value)
+            if reason:
+                raise ValueError(f"{key} {reason} (got {shown(value)})")
     if method == "private_key_jwt" and not (meta.get("jwks") or meta.get("jwks_uri")):
         raise ValueError("private_key_jwt needs jwks or jwks_uri")
     alg = meta.get("id_token_signed_response_alg", "ES256")
     if alg not in ("ES256", "RS256"):
-        raise ValueError(f"id_token_signed_response_alg {alg!r} is not supported")
+        raise ValueError(f"id_token_signed_response_alg {shown(alg)} is not supported")
     if method == "none" and "client_credentials" in grants:
         raise ValueError("a public client cannot use the client credentials grant")
 
 
 def acceptable_redirect_uri(uri: str) -> bool:
-    """https, http only on loopback, or a native app's private-use scheme (RFC 8252 7.1);
-    never a fragment."""
-    parts = urlsplit(uri)
-    if parts.fragment or not parts.scheme:
-        return False
+    return redirect_uri_problem(uri) is None
+
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+def _uri_shape_problem(uri: object) -> str | None:
+    """What makes a value no absolute URI we would send a browser to, or None."""
+    if not isinstance(uri, str) or not uri:
+        return "not a string"
+    if len(uri) > MAX_URI:
+        return f"longer than {MAX_URI} characters"
+    if any(ord(c) <= 0x20 or 0x7F <= ord(c) <= 0x9F or ord(c) in _BIDI for c in uri):
+        return "spaces or control characters"
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (raises ValueError for an invalid port)
+    except ValueError:
+        return "not a valid URI"
+    if not _SCHEME.match(parts.scheme or ""):
+        return "no valid scheme"
+    if parts.fragment or uri.endswith("#"):
+        return "a fragment"
+    if parts.username is not None or parts.password is not None:
+        return "user information in the URI"
+    return None
+
+
+def _host_problem(host: str | None) -> str | None:
+    if not host:
+        return "no host"
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    return None if _HOST.match(host) else "not a valid host name"
+
+
+def redirect_uri_problem(uri: object) -> str | None:
+    """Why `uri` cannot be a redirect URI, or None: https with a valid host, http only on
+    loopback, or a native app's private-use scheme (RFC 8252 7.1, a reverse domain name)."""
+    problem = _uri_shape_problem(uri)
+    if problem:
+        return problem
+    parts = urlsplit(str(uri))
     if parts.scheme == "https":
-        return bool(parts.hostname)
+        return _host_problem(parts.hostname)
     if parts.scheme == "http":
-        return is_loopback_host(parts.hostname)
-    return "." in parts.scheme
+        return None if is_loopback_host(parts.hostname) else "http only on loopback; use https"
+    if "." not in parts.scheme:
+        return f"scheme {parts.scheme}: is neither https nor a reverse-domain app scheme"
+    return None
+
+
+def display_uri_problem(uri: object) -> str | None:
+    """Why a logo, policy, terms or home page URI is no web page link, or None (http only on
+    loopback, for development)."""
+    problem = _uri_shape_problem(uri)
+    if problem:
+        return problem
+    parts = urlsplit(str(uri))
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return None
+    if parts.scheme != "https":
+        return f"scheme {parts.scheme}: is not https"
+    return _host_problem(parts.hostname)
+
+
+def display_text_problem(text: object) -> str | None:
+    """Why a name shown to people is unfit, or None."""
+    if not isinstance(text, str):
+        return "must be a string"
+    if len(text) > MAX_TEXT:
+        return f"is longer than {MAX_TEXT} characters"
+    for c in text:
+        if ord(c) in _BIDI or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"):
+            return f"contains the control or bidirectional character U+{ord(c):04X}"
+    return None
 
 
 def sector_for(meta: dict[str, Any]) -> str:

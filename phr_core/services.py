@@ -124,7 +124,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
             Variable(
                 "PHR_CARD_OCSP_CACHE_SECONDS",
                 "10",
-                "how long a card's OCSP answer \"good\" is reused (0 to 60 s): a card revoked "
+                'how long a card\'s OCSP answer "good" is reused (0 to 60 s): a card revoked '
                 "at the authority stops signing in at most this long after",
             ),
             Variable(

@@ -42,7 +42,7 @@ from idp.card.lookup import index_person
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
 from idp.card.profile import AUTH, SIGN, BasicAttributes, signed_data, spki_sha256
 from idp.card.renewal import RenewalLinks
-from idp.card.verify import CardVerifier, VerifiedCertificate, verifier_for
+from idp.card.verify import CardVerifier, VerifiedCertificate, ocsp_ttl_setting, verifier_for
 from idp.models import Person
 from phr_core.config import Settings
 from phr_core.db import Database
@@ -247,7 +247,8 @@ class CardServices:
 
             init_authority(settings)
         authority_url = settings.option("PHR_CARD_AUTHORITY_URL")
-        verifier = verifier_for(trust_root, authority_url)
+        ocsp_ttl = ocsp_ttl_setting(settings.option("PHR_CARD_OCSP_CACHE_SECONDS"))
+        verifier = verifier_for(trust_root, authority_url, ocsp_ttl)
         links = RenewalLinks(authority_url, verifier.trust)
         return cls(settings, verifier, links)
 

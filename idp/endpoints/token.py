@@ -168,6 +168,13 @@ def _refresh_token(ctx: IdP, s: Session, client: ClientView) -> dict:
         # RFC 9449 5: a public client's refresh token only works with its DPoP key.
         raise OAuthError("invalid_dpop_proof", "the refresh token is bound to another DPoP key")
     granted = row.scope.split()
+    if not client.first_party and scopes.app_scope_refusal(granted):
+        # Issued before apps were held to patient/ scopes (issue 14): never renewed.
+        _revoke_now(ctx, row.family_id)
+        raise invalid_grant(
+            "this refresh token's user/ scopes are no longer granted to apps; "
+            "ask the person again with patient/ scopes"
+        )
     asked = form.get("scope")
     scope = asked.split() if asked else granted
     if not set(scope) <= set(granted):
