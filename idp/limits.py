@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import Request
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -135,7 +136,7 @@ class ClientAttempts:
     source: str
     claimed: str | None  # the client id the request claims (unauthenticated)
     authenticated: tuple[str, bool] | None = None  # (client id, public)
-    keys: list[tuple[Kind, str]] = field(default_factory=list)
+    checked: set[str] = field(default_factory=set)
 
     def _claimed_keys(self) -> list[tuple[Kind, str]]:
         keys = [(SOURCE, self.source)]
@@ -158,7 +159,20 @@ class ClientAttempts:
         self._check(s, self._client_keys())
 
     def _check(self, s: Session, keys: list[tuple[Kind, str]]) -> None:
-        wait = max((blocked_for(s, kind, subject) for kind, subject in keys), default=0)
+        """One query for the keys not checked yet in this request (the normal path: none of
+        them has a row)."""
+        fresh = {f"{kind[0]}:{subject}"[:160]: kind for kind, subject in keys}
+        fresh = {k: v for k, v in fresh.items() if k not in self.checked}
+        self.checked.update(fresh)
+        if not fresh:
+            return
+        now = now_utc()
+        wait = 0
+        for row in s.scalars(select(Attempt).where(Attempt.key.in_(sorted(fresh)))):
+            _, limit, window = fresh[row.key]
+            ends = aware(row.window_start) + window
+            if row.failures >= limit and ends > now:
+                wait = max(wait, max(1, int((ends - now).total_seconds())))
         if wait:
             raise TooManyAttempts(wait)
 
