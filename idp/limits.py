@@ -136,7 +136,9 @@ class ClientAttempts:
     source: str
     claimed: str | None  # the client id the request claims (unauthenticated)
     authenticated: tuple[str, bool] | None = None  # (client id, public)
-    checked: set[str] = field(default_factory=set)
+    # Rows read so far, by key (None: no row). The claimed client's own key is read with the
+    # first query, so the normal path costs one query, as a single key did.
+    rows: dict[str, Attempt | None] = field(default_factory=dict)
 
     def _claimed_keys(self) -> list[tuple[Kind, str]]:
         keys = [(SOURCE, self.source)]
@@ -152,24 +154,32 @@ class ClientAttempts:
         return [(SOURCE, self.source), (TOKEN_ENDPOINT, client_id)]
 
     def check_claimed(self, s: Session) -> None:
-        self._check(s, self._claimed_keys())
+        ahead = [(TOKEN_ENDPOINT, self.claimed)] if self.claimed else []
+        self._check(s, self._claimed_keys(), ahead)
 
     def check_authenticated(self, s: Session, client_id: str, public: bool) -> None:
         self.authenticated = (client_id, public)
         self._check(s, self._client_keys())
 
-    def _check(self, s: Session, keys: list[tuple[Kind, str]]) -> None:
-        """One query for the keys not checked yet in this request (the normal path: none of
-        them has a row)."""
-        fresh = {f"{kind[0]}:{subject}"[:160]: kind for kind, subject in keys}
-        fresh = {k: v for k, v in fresh.items() if k not in self.checked}
-        self.checked.update(fresh)
-        if not fresh:
-            return
+    def _check(
+        self, s: Session, keys: list[tuple[Kind, str]], ahead: list[tuple[Kind, str]] = ()
+    ) -> None:
+        """Refuse when any of `keys` is over its limit; reads the keys not read yet (and those
+        `ahead`, for the next stage) in one query."""
+        name = {f"{kind[0]}:{subject}"[:160]: kind for kind, subject in [*keys, *ahead]}
+        missing = sorted(k for k in name if k not in self.rows)
+        if missing:
+            self.rows.update(dict.fromkeys(missing))
+            self.rows.update(
+                (row.key, row) for row in s.scalars(select(Attempt).where(Attempt.key.in_(missing)))
+            )
         now = now_utc()
         wait = 0
-        for row in s.scalars(select(Attempt).where(Attempt.key.in_(sorted(fresh)))):
-            _, limit, window = fresh[row.key]
+        for kind, subject in keys:
+            row = self.rows[f"{kind[0]}:{subject}"[:160]]
+            if row is None:
+                continue
+            _, limit, window = kind
             ends = aware(row.window_start) + window
             if row.failures >= limit and ends > now:
                 wait = max(wait, max(1, int((ends - now).total_seconds())))
