@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from federation.entity.trust_chain import TrustChain
-from idp import clients, federation, housekeeping, keys
+from idp import clients, federation, housekeeping, keys, limits
 from idp.card import views as card_views
 from idp.context import IdP
 from idp.endpoints import (
@@ -54,7 +54,7 @@ def prepare(settings: Settings) -> None:
             keys.ensure_keys(s, settings.secret("PHR_IDP_DATA_KEY"))
             path = settings.option("PHR_IDP_CLIENTS_FILE")
             if path:
-                clients.load_clients_file(s, Path(path))
+                clients.load_clients_file(s, Path(path), production=settings.production)
     finally:
         db.dispose()
 
@@ -98,5 +98,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         grants=grant_store(settings.option("PHR_IDP_GRANT_STORE")),
         recipients=RecipientKeys(lambda entity_id: _resolve_in(app, settings, entity_id)),
         sealing_secret=sender_secret(settings.secret("PHR_ACCESS_TOKEN_KEY")),
+        trusted_proxies=limits.parse_proxies(settings.option("PHR_IDP_TRUSTED_PROXIES")),
     )
     return app

@@ -18,10 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import Headers, MultiDict
 
-from idp.clients import ClientView, get_client
+from idp.clients import ClientView, get_client, hash_secret, secret_needs_rehash
 from idp.context import idp
 from idp.errors import OAuthError, invalid_client, invalid_request
-from idp.models import DpopJti
+from idp.limits import ClientAttempts, source_address
+from idp.models import Client, DpopJti
 from idp.tokens import sha256_hex
 from phr_core import outbound
 from phr_core.config import is_loopback_host
@@ -46,9 +47,28 @@ def _basic(headers: Headers) -> tuple[str, str] | None:
 
 
 def authenticate(
+    s: Session,
+    form: MultiDict,
+    headers: Headers,
+    audiences: list[str],
+    *,
+    allow_public: bool,
+    attempts: ClientAttempts | None = None,
+) -> ClientView:
+    """Find the client and check its credentials with the method it registered; with
+    `attempts`, refuse first a source or claimed client that failed too often, then an
+    authenticated client that did (idp.limits)."""
+    if attempts is not None:
+        attempts.check_claimed(s)
+    client = _authenticate(s, form, headers, audiences, allow_public=allow_public)
+    if attempts is not None:
+        attempts.check_authenticated(s, client.client_id, client.is_public)
+    return client
+
+
+def _authenticate(
     s: Session, form: MultiDict, headers: Headers, audiences: list[str], *, allow_public: bool
 ) -> ClientView:
-    """Find the client and check its credentials with the method it registered."""
     basic = _basic(headers)
     assertion_type = form.get("client_assertion_type")
     used = [
@@ -64,19 +84,11 @@ def authenticate(
         raise invalid_request("use exactly one client authentication method")
 
     if basic:
-        client = get_client(s, basic[0])
-        if client is None or client.auth_method != "client_secret_basic":
-            raise invalid_client()
-        if not client.check_secret(basic[1]):
-            raise invalid_client()
-        return client
+        return _secret(s, basic[0], basic[1], "client_secret_basic")
     if used == ["client_secret_post"]:
-        client = get_client(s, form.get("client_id", ""))
-        if client is None or client.auth_method != "client_secret_post":
-            raise invalid_client()
-        if not client.check_secret(form.get("client_secret", "")):
-            raise invalid_client()
-        return client
+        return _secret(
+            s, form.get("client_id", ""), form.get("client_secret", ""), "client_secret_post"
+        )
     if used == ["private_key_jwt"]:
         return _private_key_jwt(s, form, audiences)
 
@@ -85,6 +97,19 @@ def authenticate(
         raise invalid_client("unknown client")
     if not client.is_public or not allow_public:
         raise invalid_client("client authentication required")
+    return client
+
+
+def _secret(s: Session, client_id: str, secret: str, method: str) -> ClientView:
+    client = get_client(s, client_id)
+    if client is None or client.auth_method != method:
+        raise invalid_client()
+    if not client.check_secret(secret):
+        raise invalid_client()
+    if client.secret_hash and secret_needs_rehash(client.secret_hash):
+        row = s.get(Client, client.client_id)  # an older hash: replace it now we know the secret
+        if row is not None:
+            row.secret_hash = hash_secret(secret)
     return client
 
 
@@ -201,6 +226,12 @@ def claimed_client_id() -> str | None:
         except OAuthError:
             return None
     return request.form.get("client_id") or None
+
+
+def attempts() -> ClientAttempts:
+    """This request's attempt keys at a client endpoint (idp.limits)."""
+    ctx = idp()
+    return ClientAttempts(ctx.db, source_address(request, ctx.trusted_proxies), claimed_client_id())
 
 
 def require_confidential(client: ClientView) -> None:

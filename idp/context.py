@@ -52,6 +52,8 @@ class IdP:
     # None: every token under access_token_key), and the secret its CEKs are derived from.
     recipients: RecipientKeys | None = None
     sealing_secret: bytes = b""
+    # Reverse proxies whose X-Forwarded-For is believed (PHR_IDP_TRUSTED_PROXIES, idp.limits).
+    trusted_proxies: tuple = ()
 
     @property
     def issuer(self) -> str:

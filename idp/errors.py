@@ -25,6 +25,19 @@ class OAuthError(Exception):
         return resp
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """A value quoted for an error description: RFC 6749 allows only printable ASCII without
+    `"` and `\\`, so anything else is written as <U+XXXX> (a bidi override shows as <U+202E>),
+    and a long value is cut: an error names what was wrong without echoing an attacker's
+    string unbounded."""
+    text = value if isinstance(value, str) else repr(value)
+    out = "".join(
+        c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else f"<U+{ord(c):04X}>"
+        for c in text[:limit]
+    )
+    return f"'{out}'" + ("..." if len(text) > limit else "")
+
+
 def invalid_request(description: str) -> OAuthError:
     return OAuthError("invalid_request", description)
 

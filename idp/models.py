@@ -53,8 +53,9 @@ class Client(Base):
     sector: Mapped[str] = mapped_column(String(255))
     client_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # SHA-256 of the client secret (secrets are long random strings, so a fast hash is enough).
-    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # scrypt hash of the client secret (idp.clients.hash_secret); a bare SHA-256 hex digest in
+    # rows from before migration idp_0010, replaced at the next successful authentication.
+    secret_hash: Mapped[str | None] = mapped_column(String(160))
     # RFC 7592: hash of the registration access token of a dynamically registered client.
     registration_token_hash: Mapped[str | None] = mapped_column(String(64))
     # The sector cannot change once a person has signed in (their `sub` depends on it).

@@ -6,6 +6,9 @@ SMART App Launch 2 scopes (`patient/Immunization.rs`, v1 `patient/Immunization.r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from idp.errors import shown
 from phr_core.scope_words import SMART_RE
 from phr_core.scope_words import describe as describe  # the consent screen's words
 
@@ -21,6 +24,10 @@ CONSENT_SCOPES = {
 }
 # The consent service's client-credentials scope at the PHR server (phr_server/erase.py).
 PHR_SERVICE_SCOPES = {"phr/erase"}
+# OIDC Core 5.4 claim scopes: accepted wherever scopes are given (clients file, registration,
+# /authorize) and never granted: apps get no names or addresses here, and many RPs ask for
+# `profile email` by default. One behaviour everywhere.
+IGNORED_SCOPES = {"profile", "email", "address", "phone"}
 
 
 def is_first_party_scope(scope: str) -> bool:
@@ -33,6 +40,22 @@ def is_first_party_scope(scope: str) -> bool:
         return False
     perms = m.group(3)
     return perms == "read" or (bool(perms) and set(perms) <= {"r", "s"})
+
+
+def app_scope_refusal(scope: Iterable[str]) -> str | None:
+    """Why an app (anything but the platform's own portal) may not hold these scopes, or None.
+    Apps read the one record the person chooses on the consent screen: `patient/` scopes.
+    `user/` scopes would read everyone the person may see (themself and their children)
+    while the screen asked to choose one, so they are the portal's alone (issue 14)."""
+    for sc in scope:
+        m = SMART_RE.match(sc)
+        if m and m.group(1) == "user":
+            return (
+                f"scope {shown(sc)}: apps get patient/ scopes, which open the record the person "
+                f"chooses (ask for {shown('patient/' + sc.split('/', 1)[1])}); user/ scopes are "
+                "for the platform's own portal"
+            )
+    return None
 
 
 def is_resource_scope(scope: str) -> bool:

@@ -73,15 +73,21 @@ def describe(scope: str, lang: str) -> str:
     m = SMART_RE.match(scope)
     if not m:
         return scope
-    _, resource, perms, query = m.groups()
+    context, resource, perms, query = m.groups()
     name_ja, name_en = RESOURCE_NAMES.get(resource, (resource, resource))
     writes = perms in ("write", "*") or any(c in perms for c in "cud")
+    # `patient/` opens the one record chosen; `user/` everyone the person may see (only the
+    # platform's own portal holds it: idp.scopes.app_scope_refusal), and says so.
     if ja:
         verb = "見る・変更する" if writes else "見る"
-        text = f"{name_ja}を{verb}"
+        whose = "あなたとお子さまの" if context == "user" else ""
+        text = f"{whose}{name_ja}を{verb}"
     else:
         verb = "Read and change" if writes else "Read"
-        text = f"{verb} your {name_en}"
+        whose = "the" if context == "user" else "your"
+        text = f"{verb} {whose} {name_en}"
+        if context == "user":
+            text += " of you and your children"
     if query:
         words = _filter_words(query, ja)
         text += f"（{words}）" if ja else f" ({words})"

@@ -116,6 +116,18 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "the IdP (an IdP used without PHR servers)",
             ),
             Variable(
+                "PHR_IDP_TRUSTED_PROXIES",
+                "",
+                "addresses or networks of reverse proxies in front of the IdP (comma-separated); "
+                "only their X-Forwarded-For is believed when attempt limits count per source",
+            ),
+            Variable(
+                "PHR_CARD_OCSP_CACHE_SECONDS",
+                "10",
+                'how long a card\'s OCSP answer "good" is reused (0 to 60 s): a card revoked '
+                "at the authority stops signing in at most this long after",
+            ),
+            Variable(
                 "PHR_CARD_TRUST_ROOT",
                 "$PHR_VAR_DIR/card_authority/root.pem",
                 "PEM file of the card authority's root certificate(s) the IdP trusts "

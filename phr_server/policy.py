@@ -10,7 +10,7 @@ What a request may see is the intersection of
 * the Patients the person may reach: their own and their children's, as (municipality,
   pseudonymous code) pairs from the consent service, mapped to Patient ids by identifier;
   when the token names a SMART launch `patient` (the record the person chose for the app on
-  the consent screen), `patient/` scopes reach that one alone.
+  the consent screen), every scope reaches that one alone (`user/` ones too).
 
 Connector (client-credentials) tokens carry `system/` scopes and a `municipality`: they see
 and change only rows of that municipality.
@@ -437,8 +437,9 @@ def decide(
     links = directory.patients(token.subject, raw_token)
     rel = resolver.ids(session, links)
     launch = token.claims.get("patient")
-    if isinstance(launch, str) and not any(s.context == "user" for s in scopes):
-        # SMART: `patient/` scopes open the one person the person chose for this app.
+    if isinstance(launch, str):
+        # SMART: the app opens the one person the person chose for it, whatever its scopes
+        # (a `user/` scope beside a launch patient reaches no further: issue 14).
         reach = launch_reach(launch, links, lambda link: resolver.ids(session, [link]))
         rel = {pid: r for pid, r in rel.items() if pid in reach}
     return Access(token, raw_token, scopes, frozenset(rel), rel)

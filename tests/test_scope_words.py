@@ -33,3 +33,14 @@ def test_other_filters_are_shown_as_written() -> None:
 def test_wildcard_reads_naturally() -> None:
     assert describe("patient/*.rs", "en") == "Read your health records, all of them"
     assert describe("patient/*.rs", "ja") == "すべての健康記録を見る"
+
+
+def test_user_scopes_say_whose_records() -> None:
+    """Issue 14, item 3: a `user/` scope reaches everyone the person may see, not one chosen
+    record, and is worded so (only the platform's own portal holds one)."""
+    assert describe("user/Immunization.rs", "ja") == "あなたとお子さまの予防接種の記録を見る"
+    assert describe("user/Immunization.rs", "en") == (
+        "Read the vaccination records of you and your children"
+    )
+    assert describe("patient/Immunization.rs", "en") == "Read your vaccination records"
+    assert describe("user/Immunization.rs", "en") != describe("patient/Immunization.rs", "en")

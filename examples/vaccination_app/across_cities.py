@@ -14,9 +14,9 @@ cities, each on the PHR server the federation names for that city.
    `Patient/{id}/$everything`, and merge. Each record keeps its source city: the Patient's
    identifier system `urn:phr-platform:pseudonym:<city code>`.
 
-Needs `user/Patient.rs user/Immunization.rs` besides the `patient/` scopes: the SMART launch
-`patient` is one city's Patient, and only `user/` scopes reach the same child's Patient in the
-other city. Standard library and requests only, like the rest of the app.
+The `patient/` scopes suffice: the SMART launch `patient` is one city's Patient, and each
+other city's server opens the same child's record there (docs/apps.md, "The launch patient
+across cities"). Standard library and requests only, like the rest of the app.
 """
 
 from __future__ import annotations

@@ -70,15 +70,10 @@ class Config:
     trust_anchor: str = os.environ.get("APP_TRUST_ANCHOR", "")
 
     def scopes(self) -> str:
-        """The scopes asked: across the federation also `user/` reads of Patients and
-        Immunizations, which alone reach the child's Patient in another city."""
-        if not self.trust_anchor:
-            return self.scope
-        extra = [s for s in FEDERATION_SCOPES if s not in self.scope.split()]
-        return " ".join([self.scope, *extra])
-
-
-FEDERATION_SCOPES = ("user/Patient.rs", "user/Immunization.rs")
+        """The scopes asked, the same across the federation: on every city's PHR server the
+        `patient/` scopes open the child the parent chose (that child's record in each city).
+        Apps get no `user/` scopes (they would reach past the parent's choice)."""
+        return self.scope
 
 
 @dataclass

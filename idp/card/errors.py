@@ -146,10 +146,9 @@ _FAILURES: tuple[Failure, ...] = (
     Failure(
         "too_many_attempts",
         429,
-        "サインインの失敗が続いたため、このカードでのサインインを一時的に止めています。"
+        "サインインの失敗が続いたため、一時的にサインインを止めています。"
         "15 分ほどたってからお試しください。",
-        "Sign-in with this card is paused after repeated failures. "
-        "Please try again in about 15 minutes.",
+        "Sign-in is paused here after repeated failures. Please try again in about 15 minutes.",
     ),
     Failure(
         "wrong_pin",

@@ -42,7 +42,7 @@ from idp.card.lookup import index_person
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
 from idp.card.profile import AUTH, SIGN, BasicAttributes, signed_data, spki_sha256
 from idp.card.renewal import RenewalLinks
-from idp.card.verify import CardVerifier, VerifiedCertificate, verifier_for
+from idp.card.verify import CardVerifier, VerifiedCertificate, ocsp_ttl_setting, verifier_for
 from idp.models import Person
 from phr_core.config import Settings
 from phr_core.db import Database
@@ -247,7 +247,8 @@ class CardServices:
 
             init_authority(settings)
         authority_url = settings.option("PHR_CARD_AUTHORITY_URL")
-        verifier = verifier_for(trust_root, authority_url)
+        ocsp_ttl = ocsp_ttl_setting(settings.option("PHR_CARD_OCSP_CACHE_SECONDS"))
+        verifier = verifier_for(trust_root, authority_url, ocsp_ttl)
         links = RenewalLinks(authority_url, verifier.trust)
         return cls(settings, verifier, links)
 
@@ -307,10 +308,19 @@ def _audit(
 
 
 def handle_response(
-    db: Database, services: CardServices, session_id: str, response: CardResponse
+    db: Database,
+    services: CardServices,
+    session_id: str,
+    response: CardResponse,
+    source: str = "unknown",
 ) -> CardSession:
     """Verify a card reader's response to a session and record the outcome. Returns the
-    verified session; raises CardError with the reason otherwise (already audited)."""
+    verified session; raises CardError with the reason otherwise (already audited).
+
+    Attempt limits (idp.limits): a response from a `source` address with too many failed
+    signatures is refused before any work; a person is paused only after their card's key
+    proved possession (their authentication signature verified) and something else failed.
+    A certificate alone, being public, never pauses anyone."""
     event = "enrollment" if response.signature_certificate else "sign_in"
     # 1. claim the challenge: exactly one response is ever verified against it
     with db.session() as s:
@@ -342,13 +352,17 @@ def handle_response(
         raise raise_after
 
     # 2. verify and map, outside the claim's transaction (OCSP may take a moment)
-    person = _presenting_person(db, services, response)
+    person: str | None = None
     try:
+        with db.session() as s:
+            if limits.blocked_for(s, limits.CARD_SOURCE, source):
+                raise CardError("too_many_attempts")
+        auth, sign = _verify(services, response, data)
+        person = _presenting_person(db, services, auth)
         if person is not None:
             with db.session() as s:
                 if limits.blocked_for(s, limits.SIGN_IN, person):
                     raise CardError("too_many_attempts")
-        auth, sign = _verify(services, response, data)
         with db.session() as s:
             person_id, event, enrolled = _map_to_person(s, services, auth, sign)
             method = auth.revocation_method
@@ -370,8 +384,14 @@ def handle_response(
             s.refresh(verified)
             return verified
     except CardError as exc:
-        if person is not None and exc.code in COUNTED_FAILURES:
-            limits.record_failure(db, limits.SIGN_IN, person)
+        if exc.code in COUNTED_FAILURES:
+            limits.record_failure(db, limits.CARD_SOURCE, source)
+        if exc.code in PERSON_FAILURES:
+            # Raised only after the authentication signature verified (the pairing and the
+            # renewal link are checked after it): the key's holder failed something else.
+            person = person or _presenting_person(db, services, None, response.certificate)
+            if person is not None:
+                limits.record_failure(db, limits.SIGN_IN, person)
         with db.session() as s:
             # Enrollment needs a second response to the same challenge: keep it open.
             status = "pending" if exc.code == "enrollment_required" else "failed"
@@ -395,19 +415,28 @@ def handle_response(
         raise
 
 
-# Failures that say someone holds this person's certificate but not their card's key (or a
-# card paired with it): they count against the person's sign-in attempt limit. Expired,
-# revoked or unreachable-authority failures do not: retrying them is no attack.
+# Failures that look like guessing or forging: they count against the source address
+# (limits.CARD_SOURCE). Expired, revoked or unreachable-authority failures do not: retrying
+# them is no attack.
 COUNTED_FAILURES = frozenset(
     {"bad_signature", "certificates_not_paired", "renewal_person_mismatch"}
 )
+# Of those, the ones that can only happen after the person's authentication key signed (proof
+# of possession): only these count against the person (limits.SIGN_IN). A bad signature under
+# someone's certificate says nothing about them: their certificate is public.
+PERSON_FAILURES = frozenset({"certificates_not_paired", "renewal_person_mismatch"})
 
 
-def _presenting_person(db: Database, services: CardServices, response: CardResponse) -> str | None:
-    """The enrolled person whose authentication certificate was presented, if any. Certificates
-    are public, so this is only used to count failures and pause sign-in for that person
-    (limits.SIGN_IN), never to sign anyone in."""
-    key = services.binding_key(hashlib.sha256(response.certificate).hexdigest())
+def _presenting_person(
+    db: Database,
+    services: CardServices,
+    auth: VerifiedCertificate | None,
+    certificate: bytes = b"",
+) -> str | None:
+    """The enrolled person whose authentication certificate was presented, if any; used to
+    pause sign-in for that person (limits.SIGN_IN), never to sign anyone in."""
+    fingerprint = auth.fingerprint if auth else hashlib.sha256(certificate).hexdigest()
+    key = services.binding_key(fingerprint)
     with db.session() as s:
         bound = _binding(s, key)
         return bound.person_id if bound is not None else None

@@ -43,7 +43,10 @@ from idp.card.profile import (
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(minutes=5)
-OCSP_TTL_S = 60.0  # how long a "good" answer is reused: short, so a revocation bites quickly
+# How long a "good" answer is reused, per process: a card revoked at the authority still signs
+# in for at most this long. PHR_CARD_OCSP_CACHE_SECONDS sets it (0 asks every time).
+OCSP_TTL_S = 10.0
+MAX_OCSP_TTL_S = 60.0
 CRL_TTL_S = 300.0
 OCSP_MAX_AGE = timedelta(hours=1)  # for answers without nextUpdate
 NETWORK_TIMEOUT_S = 3.0
@@ -596,13 +599,30 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
-_VERIFIERS: dict[tuple[str, float, tuple[str, ...]], CardVerifier] = {}
+_VERIFIERS: dict[tuple[str, float, tuple[str, ...], float], CardVerifier] = {}
 _VERIFIERS_LOCK = threading.Lock()
 
 
-def verifier_for(trust_root: str | Path, authority_url: str | None = None) -> CardVerifier:
+def ocsp_ttl_setting(text: str) -> float:
+    """PHR_CARD_OCSP_CACHE_SECONDS as seconds (0 to MAX_OCSP_TTL_S)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_OCSP_TTL_S:
+        raise ValueError(
+            f"PHR_CARD_OCSP_CACHE_SECONDS={text!r} must be a number of seconds, 0 to "
+            f"{MAX_OCSP_TTL_S:g}"
+        )
+    return value
+
+
+def verifier_for(
+    trust_root: str | Path, authority_url: str | None = None, ocsp_ttl: float = OCSP_TTL_S
+) -> CardVerifier:
     """The process's verifier for a trust-root file (reloaded when the file changes); issuing
-    CA certificates may be fetched from under `authority_url`."""
+    CA certificates may be fetched from under `authority_url`; OCSP "good" answers reused for
+    `ocsp_ttl` seconds."""
     path = Path(trust_root)
     try:
         mtime = path.stat().st_mtime
@@ -612,11 +632,12 @@ def verifier_for(trust_root: str | Path, authority_url: str | None = None) -> Ca
             "(in development, the card authority stand-in creates it)"
         ) from None
     prefixes = (authority_url.rstrip("/") + "/",) if authority_url else ()
-    key = (str(path.resolve()), mtime, prefixes)
+    key = (str(path.resolve()), mtime, prefixes, ocsp_ttl)
     with _VERIFIERS_LOCK:
         v = _VERIFIERS.get(key)
         if v is None:
-            v = CardVerifier(TrustStore.from_pem_file(path, ca_issuer_prefixes=prefixes))
+            trust = TrustStore.from_pem_file(path, ca_issuer_prefixes=prefixes)
+            v = CardVerifier(trust, RevocationChecker(trust.fetch, ocsp_ttl=ocsp_ttl))
             _VERIFIERS.clear()
             _VERIFIERS[key] = v
         return v

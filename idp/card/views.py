@@ -18,6 +18,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
+from idp import limits
 from idp.card.errors import CardError
 from idp.card.models import CardSession
 from idp.card.sessions import (
@@ -104,7 +105,9 @@ def post_response(session_id: str) -> ResponseReturnValue:
     except CardError as exc:
         return _error(exc)
     try:
-        handle_response(database(), services(), session_id, response)
+        proxies = limits.parse_proxies(settings().option("PHR_IDP_TRUSTED_PROXIES"))
+        source = limits.source_address(request, proxies)
+        handle_response(database(), services(), session_id, response, source)
     except CardError as exc:
         return _error(exc)
     return _ok(status="verified")

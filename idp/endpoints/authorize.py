@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from idp import federation, pkce, scopes, sessions
 from idp.clients import ClientView, get_client
 from idp.context import ACR_CARD, ACR_ORDER, AUTH_REQUEST_TTL, CODE_TTL, IdP, acr_satisfies, idp
-from idp.errors import OAuthError
+from idp.errors import OAuthError, shown
 from idp.grants import GrantUnavailable
 from idp.i18n import MESSAGES, pick_language
 from idp.keys import ALGS
@@ -30,7 +30,7 @@ from idp.tokens import aware, new_handle, now_utc, sha256_hex
 bp = Blueprint("authorize", __name__, template_folder="../templates")
 
 PAR_PREFIX = "urn:ietf:params:oauth:request_uri:"
-IGNORED_SCOPES = {"profile", "email", "address", "phone"}
+IGNORED_SCOPES = scopes.IGNORED_SCOPES
 # Claims data is the most sensitive: reading it needs the card, whatever the client asks.
 CARD_ONLY_RESOURCES = ("ExplanationOfBenefit", "Claim", "Coverage")
 
@@ -117,18 +117,22 @@ def check_request_object(s: Session, req: AuthzRequest) -> None:
 
 def check_scope(s: Session, req: AuthzRequest) -> None:
     assert req.client is not None  # noqa: S101
-    # OIDC Core 5.4 claim scopes are ignored, not refused: apps never get names or addresses
-    # here, and many RPs ask for `profile email` by default.
+    # OIDC Core 5.4 claim scopes are ignored, not refused (idp.scopes.IGNORED_SCOPES).
     scope = [sc for sc in req.params.get("scope", "").split() if sc not in IGNORED_SCOPES]
     if not scope:
         raise OAuthError("invalid_scope", "scope is required")
     unknown = [sc for sc in scope if not scopes.is_known(sc)]
     if unknown:
-        raise OAuthError("invalid_scope", f"unknown scope {unknown[0]}")
-    if not set(scope) <= req.client.allowed_scopes:
-        raise OAuthError("invalid_scope", "scope not allowed for this client")
+        raise OAuthError("invalid_scope", f"unknown scope {shown(unknown[0])}")
+    extra = [sc for sc in scope if sc not in req.client.allowed_scopes]
+    if extra:
+        raise OAuthError("invalid_scope", f"scope {shown(extra[0])} is not allowed for this client")
     if any(sc.startswith("system/") for sc in scope):
         raise OAuthError("invalid_scope", "system scopes need the client credentials grant")
+    if not req.client.first_party:
+        refusal = scopes.app_scope_refusal(scope)
+        if refusal:
+            raise OAuthError("invalid_scope", refusal)
     req.scope = list(dict.fromkeys(scope))
 
 

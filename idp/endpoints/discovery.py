@@ -75,8 +75,10 @@ def metadata() -> dict:
         "ui_locales_supported": ["ja", "en"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
-        "request_uri_parameter_supported": True,
-        "require_request_uri_registration": False,
+        # `request_uri` works only with the URNs /par hands out (RFC 9126), never a request
+        # object fetched by reference (RFC 9101): that is what this flag is about.
+        "request_uri_parameter_supported": False,
+        "require_pushed_authorization_requests": False,
         "authorization_response_iss_parameter_supported": True,
         "dpop_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
     }

@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from idp import federation
-from idp.client_auth import authenticate
+from idp.client_auth import attempts, authenticate
 from idp.context import PAR_TTL, idp
 from idp.endpoints import authorize as az
 from idp.errors import OAuthError, invalid_client, invalid_request
@@ -20,6 +20,7 @@ bp = Blueprint("par", __name__)
 @bp.post("/par")
 def par() -> ResponseReturnValue:
     ctx = idp()
+    tries = attempts()  # the token endpoint's limits (idp.limits)
     try:
         if request.mimetype != "application/x-www-form-urlencoded":
             raise invalid_request("send the request as application/x-www-form-urlencoded")
@@ -27,6 +28,8 @@ def par() -> ResponseReturnValue:
             raise invalid_request("request_uri cannot be pushed")
         # OpenID Federation automatic registration (idp/federation.py), committed in its own
         # transaction: client authentication records the assertion's jti in another one.
+        with ctx.db.session() as s:
+            tries.check_claimed(s)  # before any work, the federation's included
         try:
             with ctx.db.session() as s:
                 federation.register_for_assertion(s, ctx.settings, request.form)
@@ -39,6 +42,7 @@ def par() -> ResponseReturnValue:
                 request.headers,
                 [ctx.endpoint("/par"), ctx.issuer],
                 allow_public=True,
+                attempts=tries,
             )
             params = {
                 k: v
@@ -65,6 +69,7 @@ def par() -> ResponseReturnValue:
                 )
             )
     except OAuthError as err:
+        tries.record(err)
         return err.json_response()
     resp = jsonify(request_uri=az.PAR_PREFIX + rid, expires_in=int(PAR_TTL.total_seconds()))
     resp.status_code = 201

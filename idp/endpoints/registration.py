@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from idp import scopes
 from idp.clients import hash_secret, sector_for, validate_metadata
 from idp.context import IdP, idp
-from idp.errors import OAuthError
+from idp.errors import OAuthError, shown
 from idp.models import Client, InitialAccessToken
 from idp.tokens import aware, new_handle, now_utc, sha256_hex
 from phr_core import outbound
@@ -89,24 +89,34 @@ def _clean(ctx: IdP, body: Any) -> dict[str, Any]:
         if key in meta:
             raise OAuthError("invalid_client_metadata", f"{key} can only be set by an operator")
     if meta.get("subject_type", "pairwise") != "pairwise":
-        raise OAuthError("invalid_client_metadata", "only pairwise subjects are offered")
+        raise OAuthError(
+            "invalid_client_metadata",
+            f"only pairwise subjects are offered (got subject_type {shown(meta['subject_type'])})",
+        )
     meta.setdefault("grant_types", ["authorization_code"])
     meta.setdefault("response_types", ["code"])
     meta.setdefault("token_endpoint_auth_method", "client_secret_basic")
     meta.setdefault("scope", DEFAULT_SCOPE)
     meta["subject_type"] = "pairwise"
-    unknown = [sc for sc in str(meta["scope"]).split() if not scopes.is_known(sc)]
-    if unknown or any(sc.startswith("system/") for sc in str(meta["scope"]).split()):
-        raise OAuthError("invalid_client_metadata", "scope lists an unknown or system scope")
+    try:
+        validate_metadata(meta)
+    except ValueError as exc:
+        code = "invalid_redirect_uri" if "redirect_uri" in str(exc) else "invalid_client_metadata"
+        raise OAuthError(code, str(exc)) from None
+    asked = str(meta["scope"]).split()
+    system = [sc for sc in asked if sc.startswith("system/")]
+    if system:
+        raise OAuthError(
+            "invalid_client_metadata",
+            f"scope {shown(system[0])}: system scopes are registered by an operator",
+        )
+    refusal = scopes.app_scope_refusal(asked)  # a registered app is never the portal
+    if refusal:
+        raise OAuthError("invalid_client_metadata", refusal)
     if "client_credentials" in meta["grant_types"]:
         raise OAuthError("invalid_client_metadata", "system clients are registered by an operator")
     if meta["response_types"] != ["code"]:
         raise OAuthError("invalid_client_metadata", "only response_types [code] is supported")
-    try:
-        validate_metadata(meta)
-    except ValueError as exc:
-        code = "invalid_redirect_uri" if "redirect" in str(exc) else "invalid_client_metadata"
-        raise OAuthError(code, str(exc)) from None
     _check_sector_identifier(ctx, meta)
     try:
         sector_for(meta)

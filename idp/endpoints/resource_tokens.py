@@ -10,11 +10,12 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy.orm import Session
 
-from idp.client_auth import authenticate, require_confidential
+from idp.client_auth import attempts, authenticate, require_confidential
 from idp.clients import ClientView, get_client
 from idp.context import IdP, idp
 from idp.dpop import proof_jkt
 from idp.errors import OAuthError, invalid_request
+from idp.limits import ClientAttempts
 from idp.models import IssuedAccessToken, RefreshToken
 from idp.sealing import open_own
 from idp.subjects import PHR_SECTOR
@@ -101,13 +102,16 @@ def userinfo() -> ResponseReturnValue:
     return resp
 
 
-def _authenticated_client(ctx: IdP, s: Session, *, allow_public: bool = False) -> ClientView:
+def _authenticated_client(
+    ctx: IdP, s: Session, tries: ClientAttempts, *, allow_public: bool = False
+) -> ClientView:
     client = authenticate(
         s,
         request.form,
         request.headers,
         [ctx.endpoint(request.path), ctx.issuer],
         allow_public=allow_public,
+        attempts=tries,
     )
     if not allow_public:
         require_confidential(client)
@@ -117,14 +121,16 @@ def _authenticated_client(ctx: IdP, s: Session, *, allow_public: bool = False) -
 @bp.post("/introspect")
 def introspect() -> ResponseReturnValue:
     ctx = idp()
+    tries = attempts()  # the token endpoint's limits (idp.limits)
     try:
         with ctx.db.session() as s:
-            client = _authenticated_client(ctx, s)
+            client = _authenticated_client(ctx, s, tries)
             token = request.form.get("token", "")
             if not token:
                 raise invalid_request("token is required")
             body = _introspect(ctx, s, client.client_id, token)
     except OAuthError as err:
+        tries.record(err)
         return err.json_response()
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"
@@ -172,10 +178,11 @@ def _introspect(ctx: IdP, s: Session, caller: str, token: str) -> dict:
 @bp.post("/revoke")
 def revoke() -> ResponseReturnValue:
     ctx = idp()
+    tries = attempts()  # the token endpoint's limits (idp.limits)
     try:
         with ctx.db.session() as s:
             # Public clients revoke their own tokens with just their client_id (RFC 7009 2.1).
-            client = _authenticated_client(ctx, s, allow_public=True)
+            client = _authenticated_client(ctx, s, tries, allow_public=True)
             token = request.form.get("token", "")
             if not token:
                 raise invalid_request("token is required")
@@ -187,6 +194,7 @@ def revoke() -> ResponseReturnValue:
                 if found is not None and found[1].client_id == client.client_id:
                     found[1].revoked_at = now_utc()
     except OAuthError as err:
+        tries.record(err)
         return err.json_response()
     # RFC 7009 2.2: 200 whether or not the token was known.
     return Response(status=200)

@@ -113,3 +113,7 @@ def test_lifetimes_and_limits_match_the_code() -> None:
     _, failures, window = limits.SIGN_IN
     assert failures == 5 and "five failed card signatures" in text
     assert f"{int(window.total_seconds() // 60)} minutes" in text
+    _, failures, window = limits.SOURCE
+    assert f"{failures} failed attempts a minute" in text and window.total_seconds() == 60
+    _, failures, window = limits.CARD_SOURCE
+    assert f"{failures} bad card answers within {int(window.total_seconds() // 60)} minutes" in text

@@ -364,40 +364,74 @@ def test_purge_old_sessions(card_idp: CardIdp) -> None:
         assert s.get(CardSession, old.id) is None and s.get(CardSession, fresh.id) is not None
 
 
-def test_repeated_failures_pause_sign_in_for_that_person_only(card_idp: CardIdp) -> None:
-    """Per-person attempt limit (issue 3): signatures that do not verify against an enrolled
-    person's certificate count against that person; after limits.SIGN_IN's allowance even a
-    correct signature is refused for the window, with its own message and audit record, while
-    other people sign in as usual. Reopening the window lets the person in again."""
+def _forge(client: FlaskClient, idp: CardIdp, victim: VirtualCard, forger: VirtualCard):  # type: ignore[no-untyped-def]
+    """A response with the victim's (public) certificate and a signature by another key."""
+    session = open_session(idp)
+    info = client.get(f"/card/sessions/{session.short_code}").get_json()
+    data = signed_data(info["origin"], info["session_id"], info["challenge"])
+    forged = {
+        "certificate": b64(victim.certificate_der(AUTH)),
+        "signature": b64(forger.sign(AUTH, AUTH_PIN, data)),  # not the victim's key
+    }
+    return client.post(f"/card/sessions/{session.id}/response", json=forged)
+
+
+def test_a_certificate_without_its_key_cannot_lock_its_holder_out(card_idp: CardIdp) -> None:
+    """Issue 14, item 6: anyone may hold a person's authentication certificate (it is public).
+    Signatures that do not verify count against the *source* that sent them (limits.CARD_SOURCE):
+    after the allowance that source is paused, with its own message and audit record, while the
+    person signs in as usual from anywhere else, and is never counted. Reopening the window lets
+    the source in again."""
     from idp import limits
     from idp.models import Attempt
 
     client = card_idp.app.test_client()
+    attacker = card_idp.app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "203.0.113.9"
     alice, bob = card_idp.env.card(ALICE, name="alice"), card_idp.env.card(BOB, name="bob")
     person = sign_in(card_idp, client, alice).person_id
     sign_in(card_idp, client, bob)
-    _, allowed, _ = limits.SIGN_IN
+    _, allowed, _ = limits.CARD_SOURCE
+    assert allowed > limits.SIGN_IN[1]  # more than the old per-person allowance
     for _ in range(allowed):
-        session = open_session(card_idp)
-        info = client.get(f"/card/sessions/{session.short_code}").get_json()
-        data = signed_data(info["origin"], info["session_id"], info["challenge"])
-        forged = {
-            "certificate": b64(alice.certificate_der(AUTH)),
-            "signature": b64(bob.sign(AUTH, AUTH_PIN, data)),  # not Alice's key
-        }
-        resp = client.post(f"/card/sessions/{session.id}/response", json=forged)
+        resp = _forge(attacker, card_idp, alice, bob)
         assert resp.status_code == 403 and error_of(resp) == "bad_signature"
+    # The person is not paused: a correct signature from another source works at once.
+    assert sign_in(card_idp, client, alice).person_id == person
+    # The source is: even a genuine card answering from there is refused for the window.
     session = open_session(card_idp)
-    paused, _ = respond(client, session, alice)
+    paused, _ = respond(attacker, session, bob)
     assert paused.status_code == 429 and error_of(paused) == "too_many_attempts"
     assert "15" in paused.get_json()["error_description"]
     status = client.get(f"/card/sessions/{session.id}/status").get_json()
     assert status["status"] == "failed" and status["error"] == "too_many_attempts"
-    sign_in(card_idp, client, bob)  # someone else is not affected
     with card_idp.db.session() as s:
         codes = list(s.scalars(select(CardAudit.code).where(CardAudit.outcome == "failure")))
         assert codes.count("too_many_attempts") == 1 and codes.count("bad_signature") == allowed
-        row = s.get(Attempt, f"sign-in:{person}")
+        assert s.get(Attempt, f"sign-in:{person}") is None
+        row = s.get(Attempt, "card-source:203.0.113.9")
         assert row is not None and row.failures == allowed
         row.window_start = datetime.now(UTC) - timedelta(hours=1)  # the window has passed
-    assert sign_in(card_idp, client, alice).person_id == person
+    again, _ = respond(attacker, open_session(card_idp), bob)
+    assert again.status_code == 200
+
+
+def test_after_proof_of_possession_failures_count_for_the_person(card_idp: CardIdp) -> None:
+    """The per-person pause (limits.SIGN_IN) still exists, for failures only the holder of the
+    card's key can cause: a valid authentication signature with another card's signature
+    certificate. After the allowance the person is paused from every source."""
+    from idp import limits
+
+    client = card_idp.app.test_client()
+    elsewhere = card_idp.app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    alice, bob = card_idp.env.card(ALICE, name="alice"), card_idp.env.card(BOB, name="bob")
+    sign_in(card_idp, client, alice)
+    sign_in(card_idp, client, bob)
+    _, allowed, _ = limits.SIGN_IN
+    for _ in range(allowed):
+        resp, _ = respond(client, open_session(card_idp), alice, enroll=True, sign_card=bob)
+        assert resp.status_code == 403 and error_of(resp) == "certificates_not_paired"
+    paused, _ = respond(elsewhere, open_session(card_idp), alice)
+    assert paused.status_code == 429 and error_of(paused) == "too_many_attempts"
+    sign_in(card_idp, elsewhere, bob)  # someone else is not affected

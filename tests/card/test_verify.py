@@ -303,3 +303,36 @@ def test_phr_card_init_and_show(tmp_path: Path) -> None:
     assert "PIN tries left 3" in shown.output and "PIN tries left 5" in shown.output
     prod = CliRunner().invoke(main, ["card", "init"], env={**env, "PHR_ENV": "production"})
     assert prod.exit_code == 1 and "never runs in production" in prod.output
+
+
+def test_ocsp_cache_bound_is_configured_and_honoured(authority_env: AuthorityEnv) -> None:
+    """Issue 14, item 7: a revoked card signed in for about a minute (a "good" answer reused
+    60 s per worker). The bound is PHR_CARD_OCSP_CACHE_SECONDS, 10 s by default, at most 60."""
+    import time
+
+    from idp.card.sessions import CardServices
+    from phr_core.config import load_settings
+
+    def services(seconds: str | None) -> CardServices:
+        extra = {} if seconds is None else {"PHR_CARD_OCSP_CACHE_SECONDS": seconds}
+        return CardServices.from_settings(
+            load_settings({**authority_env.settings.environ, **extra})
+        )
+
+    assert services(None).verifier.revocation.ocsp_ttl == 10
+    for bad in ("61", "-1", "soon"):
+        with pytest.raises(ValueError, match="PHR_CARD_OCSP_CACHE_SECONDS"):
+            services(bad)
+    card = authority_env.card()
+    der, sig = signed(card)
+    few_seconds = services("5").verifier
+    never = services("0").verifier
+    few_seconds.verify(der, sig, DATA, AUTH)
+    cached_at = time.monotonic()
+    never.verify(der, sig, DATA, AUTH)
+    authority_env.authority.revoke(card.certificate(AUTH), "key_compromise")
+    refused("certificate_revoked", never, der, sig)  # asked every time
+    if time.monotonic() - cached_at < 4:  # (a slow machine may have taken longer)
+        few_seconds.verify(der, sig, DATA, AUTH)  # within its bound the earlier answer stands
+    time.sleep(max(0.0, cached_at + 5.2 - time.monotonic()))
+    refused("certificate_revoked", few_seconds, der, sig)  # and not a moment longer

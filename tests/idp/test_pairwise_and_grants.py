@@ -265,7 +265,8 @@ def test_first_party_portal_reads_for_the_person_and_nobody_else_can_claim_it(
     assert again.status_code == 200, again.get_json()
     assert token_claims(idp_app, again.get_json()["access_token"])["phr_first_party"] is True
 
-    # Others asking for the same: a consent screen, a grant, and no mark.
+    # Others asking for the same are refused: `user/` scopes are the portal's alone (issue 14,
+    # item 3), so no other client gets them, let alone the mark.
     for client_id, meta in (
         ("outsider", {"phr_first_party": True, "scope": PORTAL_READ}),  # not in the PHR sector
         (
@@ -280,7 +281,14 @@ def test_first_party_portal_reads_for_the_person_and_nobody_else_can_claim_it(
     ):
         rp = register(client_id, **meta)
         b = Browser(idp_app.test_client(), person=6)
-        got = _flow(idp_app, rp, b, scope=PORTAL_READ)
+        _, challenge = pkce_pair()
+        back = b.authorize(**code_request(rp, challenge, scope=PORTAL_READ))
+        assert back["error"] == ["invalid_scope"] and "code" not in back, client_id
+        assert "'user/*.rs'" in back["error_description"][0], client_id
+        assert b.pages == [], client_id
+        # With patient/ scopes instead: a consent screen, a grant, and no mark.
+        rp = register(client_id, **{**meta, "scope": "openid offline_access patient/*.rs"})
+        got = _flow(idp_app, rp, b, scope="openid offline_access patient/*.rs")
         assert b.pages == ["/login", "/consent"], client_id
         c = token_claims(idp_app, got["access_token"])
         assert "phr_first_party" not in c and c.get("grant_id"), client_id

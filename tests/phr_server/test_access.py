@@ -119,6 +119,26 @@ def test_smart_launch_patient_narrows_patient_scopes(world: World, family: dict[
     assert world.get(world.path(family["urn:uuid:o3"]), elsewhere).status_code == 404
 
 
+def test_user_scopes_do_not_reach_beyond_the_launch_patient(
+    world: World, family: dict[str, str]
+) -> None:
+    """Issue 14, item 3 (defence in depth behind the IdP, which no longer grants apps `user/`
+    scopes): a token carrying `user/` scopes and a chosen launch `patient` reads that record
+    alone, never the parent's own."""
+    child = patient_id(MUNI, "C1")
+    scopes = "patient/Patient.rs user/Immunization.rs user/Observation.rs user/Patient.rs"
+    claims = json.loads(_claims(world.user("sub-parent", codes=FAMILY, scopes=scopes)))
+    base = {k: claims[k] for k in ("sub", "client_id", "scope", "grant_id")}
+    launched = world.token({**base, "patient": child})
+    assert world.get("/" + family["urn:uuid:o3"], launched).status_code == 200
+    assert world.get("/" + family["urn:uuid:o1"], launched).status_code == 404  # the parent's own
+    found = world.get("/Observation", launched).get_json()
+    refs = {f"Observation/{e['resource']['id']}" for e in found["entry"]}
+    assert refs == {family[f"urn:uuid:{k}"] for k in ("o3", "o4")}
+    patients = world.get("/Patient", launched).get_json()
+    assert [e["resource"]["id"] for e in patients["entry"]] == [child]
+
+
 def test_revoked_grant_stops_access(world: World, family: dict[str, str]) -> None:
     parent = world.user("sub-parent", codes=FAMILY)
     ref = world.path(family["urn:uuid:o3"])
