@@ -246,7 +246,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
             Variable(
                 "PHR_CONSENT_API_URL",
                 "http://127.0.0.1:$PHR_CONSENT_API_PORT",
-                "where PHR servers, the IdP and the portal's own services call the consent "
+                "where PHR servers and the IdP call the consent decision "
                 "API (tokens are still addressed to PHR_CONSENT_URL/api); point it at the "
                 "decision pool, or at PHR_CONSENT_URL to use one pool for both",
             ),
