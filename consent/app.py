@@ -60,6 +60,16 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     consent_cache.install(db, stamp, cache)
     app.extensions["consent_cache"] = cache
     app.extensions["consent_box"] = attribute_box(cfg)
+
+    @app.get("/")
+    def index() -> dict[str, str]:
+        """What this port is, for whoever opens it in a browser."""
+        return {
+            "service": "consent decision API (the consent service's /api/ in its own pool)",
+            "api": "/api/v1 (consent/API.md)",
+            "portal": cfg.urls["consent"] + "/",
+        }
+
     return app
 
 

@@ -55,7 +55,10 @@ def test_the_decision_pool_serves_the_api_and_no_portal_pages(
     got = client.get(f"/api/v1/grants/{r.json['id']}", headers=tokens.phr)
     assert got.json["status"] == "active"
     assert client.get("/readyz").status_code == 200
-    for page in ("/", "/auth/login", "/me/apps"):
+    assert (
+        client.get("/").json["portal"] == api_app.extensions["phr_settings"].urls["consent"] + "/"
+    )
+    for page in ("/auth/login", "/me/apps", "/me/children"):
         assert client.get(page).status_code == 404, page
 
 
