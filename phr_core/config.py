@@ -17,6 +17,7 @@ from phr_core.services import SERVICES, ServiceSpec, Variable
 
 DEV_PREFIX = "dev-"
 DEFAULT_CONSENT_API_PORT = 8007
+SAME_AS_CONSENT_URL = "$PHR_CONSENT_URL"  # PHR_CONSENT_API_URL's "one pool" value, literally
 MIN_SECRET_LENGTH = 32
 
 
@@ -148,6 +149,8 @@ class Settings:
         else the decision pool on this host. Tokens for it are still addressed to
         `urls["consent"]` + `/api`: this is a network location, not an identity."""
         raw = self.environ.get("PHR_CONSENT_API_URL", "").strip()
+        if raw == SAME_AS_CONSENT_URL:  # one pool for the portal and the API
+            return self.urls["consent"]
         return (raw or f"http://127.0.0.1:{self.consent_api_port}").rstrip("/")
 
     @property

@@ -248,7 +248,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "http://127.0.0.1:$PHR_CONSENT_API_PORT",
                 "where PHR servers and the IdP call the consent decision "
                 "API (tokens are still addressed to PHR_CONSENT_URL/api); point it at the "
-                "decision pool, or at PHR_CONSENT_URL to use one pool for both",
+                "decision pool, or write `$PHR_CONSENT_URL` (literally) to use the portal's "
+                "pool for both",
             ),
             Variable(
                 "PHR_CONSENT_API_THREADS",
