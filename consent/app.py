@@ -48,6 +48,31 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
+def create_api_app(settings: Settings | None = None) -> Flask:
+    """The consent decision API alone (`/api/…`, no portal pages), served by its own worker
+    pool (PHR_CONSENT_API_PORT): PHR servers and the IdP ask it while a portal page may be
+    waiting on them, so the portal must never be able to occupy it (README "What runs where")."""
+    app = build_app("consent", settings, [api_bp, notices_api_bp], render_error=json_error)
+    cfg = app.extensions["phr_settings"]
+    db = app.extensions["phr_db"]
+    stamp = cfg.var_dir / consent_cache.STAMP_FILE
+    cache = consent_cache.ConsentCache(db, stamp)
+    consent_cache.install(db, stamp, cache)
+    app.extensions["consent_cache"] = cache
+    app.extensions["consent_box"] = attribute_box(cfg)
+
+    @app.get("/")
+    def index() -> dict[str, str]:
+        """What this port is, for whoever opens it in a browser."""
+        return {
+            "service": "consent decision API (the consent service's /api/ in its own pool)",
+            "api": "/api/v1 (consent/API.md)",
+            "portal": cfg.urls["consent"] + "/",
+        }
+
+    return app
+
+
 def attribute_box(settings: Settings) -> AttributeBox:
     """Encryption of pending link requests' card-verified attributes, keyed from the service's
     secret for this one purpose."""

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from consent.models import ChangeLog, utcnow
 from phr_core.db import Database
+from phr_core.singleflight import SingleFlight
 
 T = TypeVar("T")
 
@@ -66,20 +67,29 @@ class ConsentCache:
         self._last_sync_wall = utcnow()
         self._next_poll = 0.0
         self._next_prune = 0.0
+        self._flights: SingleFlight[object] = SingleFlight()
         self.syncs = 0  # how often the change log was read (for tests and the benchmark)
 
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, key: str, loader: Callable[[], T]) -> T:
-        """The cached value of `key`, loading (and storing) it on a miss."""
+        """The cached value of `key`, loading (and storing) it on a miss. Concurrent misses of
+        one key in this process run `loader` once (single flight): the others wait for it."""
         self._maybe_sync()
         hit = self._data.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]  # type: ignore[return-value]
+        # A caller never joins a load that started before the last eviction it could have
+        # seen: that load may have read the state before a revocation.
         generation = self._generation
+        return self._flights.do(f"{generation}:{key}", lambda: self._load(key, loader, generation))
+
+    def _load(self, key: str, loader: Callable[[], T], generation: int) -> T:
+        now = time.monotonic()
         value = loader()
         with self._lock:
+            # An eviction while loading (a change committed meanwhile) may make this answer
+            # stale: return it to the callers that asked before, but do not keep it.
             if self._generation == generation:
                 if len(self._data) >= self.max_entries:
                     self._data.clear()  # crude but bounded; the hot keys come back at once

@@ -24,6 +24,7 @@ from idp.models import Grant
 from idp.sealing import seal_for
 from idp.subjects import PHR_SECTOR
 from idp.tokens import new_handle, now_utc, sign
+from phr_core import budgets
 from phr_core.identifiers import patient_id
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,9 @@ class ConsentServiceGrants:
             return token
 
     def _call(self, ctx: IdP, method: str, path: str, body: dict | None = None) -> dict:
-        url = ctx.audience("consent") + path
+        # The decision API's own pool (PHR_CONSENT_API_URL); the token's audience stays the
+        # consent service's public URL.
+        url = ctx.settings.consent_api_url + path
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 (configured service URL)
             url,
@@ -188,7 +191,7 @@ class ConsentServiceGrants:
             },
         )
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=budgets.CONSENT_DECISION_S) as resp:  # noqa: S310
                 return json.load(resp)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

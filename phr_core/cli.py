@@ -20,7 +20,7 @@ from dotenv import load_dotenv
 from phr_core import migrations, runner, secrets
 from phr_core.config import VARIABLES, ConfigError, Settings, load_settings
 from phr_core.db import make_engine, redact
-from phr_core.services import BY_NAME, SERVICES, ServiceSpec
+from phr_core.services import BY_NAME, SERVICES, ServiceSpec, Variable
 
 SERVICE_CHOICE = click.Choice(list(BY_NAME))
 EXAMPLE_STOP_TIMEOUT_S = 5.0
@@ -90,17 +90,54 @@ def config_show(markdown: bool) -> None:
             click.echo(f"| `{var.name}` | {var.default or '(none)'} | {var.meaning} |")
         return
     s = _settings()
-    env = s.environ
     for var in VARIABLES:
-        raw = env.get(var.name, "")
-        if var.secret:
-            shown = "(set)" if raw or env.get(var.name + "_FILE") else "(not set)"
-        else:
-            shown = raw or f"(default) {var.default}"
-            if "DATABASE_URL" in var.name and raw:
-                shown = redact(raw)
-        click.echo(f"{var.name:<28} {shown}")
+        click.echo(f"{var.name:<28} {effective_value(s, var)}")
         click.echo(f"{'':<28} {var.meaning}")
+
+
+def effective_value(s: Settings, var: Variable) -> str:
+    """What the services will really use for `var` (secrets hidden, passwords redacted), and
+    where it came from when the variable itself is not set: a database URL may come from
+    PHR_DATABASE_URL, a public URL from the port, a default from PHR_VAR_DIR."""
+    env = s.environ
+    raw = env.get(var.name, "").strip()
+    if var.secret:
+        return "(set)" if raw or env.get(var.name + "_FILE") else "(not set)"
+    for svc in SERVICES:
+        p = svc.env_prefix
+        if var.name == f"PHR_{p}_DATABASE_URL":
+            where = (
+                ""
+                if raw
+                else (
+                    "  (from PHR_DATABASE_URL)"
+                    if env.get("PHR_DATABASE_URL", "").strip()
+                    else "  (default)"
+                )
+            )
+            return redact(s.database_urls[svc.name]) + where
+        if var.name == f"PHR_{p}_PORT":
+            return str(s.ports[svc.name]) + ("" if raw else "  (default)")
+        if var.name == svc.url_env:
+            return s.urls[svc.name] + ("" if raw else "  (default)")
+    derived = {
+        "PHR_ENV": s.env,
+        "PHR_VAR_DIR": str(s.var_dir),
+        "PHR_HOST": s.host,
+        "PHR_WORKERS": str(s.workers),
+        "PHR_LOG_LEVEL": s.log_level,
+        "PHR_CONSENT_API_PORT": str(s.consent_api_port),
+        "PHR_CONSENT_API_URL": s.consent_api_url,
+    }
+    if var.name in derived:
+        return derived[var.name] + ("" if raw else "  (default)")
+    if var.name == "PHR_DATABASE_URL":
+        return redact(raw) if raw else "(not set)"
+    try:
+        value = s.option(var.name)
+    except KeyError:
+        value = raw or var.default
+    return (value or "(empty)") + ("" if raw else "  (default)")
 
 
 @config.command("check")

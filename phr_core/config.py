@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from phr_core.services import SERVICES, ServiceSpec, Variable
 
 DEV_PREFIX = "dev-"
+DEFAULT_CONSENT_API_PORT = 8007
+SAME_AS_CONSENT_URL = "$PHR_CONSENT_URL"  # PHR_CONSENT_API_URL's "one pool" value, literally
 MIN_SECRET_LENGTH = 32
 
 
@@ -149,6 +151,21 @@ class Settings:
         return self.urls["idp"]
 
     @property
+    def consent_api_port(self) -> int:
+        """Where the consent decision API's own worker pool listens (PHR_CONSENT_API_PORT)."""
+        return _int(self.environ, "PHR_CONSENT_API_PORT", DEFAULT_CONSENT_API_PORT)
+
+    @property
+    def consent_api_url(self) -> str:
+        """Where PHR servers and the IdP call the consent decision API: PHR_CONSENT_API_URL,
+        else the decision pool on this host. Tokens for it are still addressed to
+        `urls["consent"]` + `/api`: this is a network location, not an identity."""
+        raw = self.environ.get("PHR_CONSENT_API_URL", "").strip()
+        if raw == SAME_AS_CONSENT_URL:  # one pool for the portal and the API
+            return self.urls["consent"]
+        return (raw or f"http://127.0.0.1:{self.consent_api_port}").rstrip("/")
+
+    @property
     def secrets_dir(self) -> Path:
         return self.var_dir / "secrets"
 
@@ -189,6 +206,13 @@ class Settings:
                 )
             for sec in s.secrets:
                 problems.extend(secrets.production_problems(sec.env, self.environ, self.var_dir))
+        if any(s.name in ("fhir", "idp") for s in services):
+            api = urlsplit(self.consent_api_url)
+            if api.scheme == "http" and not is_loopback_host(api.hostname):
+                problems.append(
+                    f"PHR_CONSENT_API_URL={self.consent_api_url!r} uses http:// on a "
+                    "non-loopback host; use https://"
+                )
         return problems
 
     def require_production_ready(self, services: tuple[ServiceSpec, ...] = SERVICES) -> None:
@@ -234,6 +258,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         db = env_map.get(f"PHR_{s.env_prefix}_DATABASE_URL", "").strip() or shared_db
         dbs[s.name] = normalize_database_url(db or f"sqlite:///{var_dir / (s.name + '.db')}")
 
+    _int(env_map, "PHR_CONSENT_API_PORT", DEFAULT_CONSENT_API_PORT)  # refuse a bad one early
     level = (env_map.get("PHR_LOG_LEVEL", "") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"PHR_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")

@@ -52,6 +52,25 @@ class Target:
             threads=threads_of(service, settings),
         )
 
+    @classmethod
+    def all_of(cls, service: ServiceSpec, settings: Settings) -> list[Target]:
+        """Every worker pool of a service: one, except the consent service, whose decision API
+        (asked by PHR servers and the IdP while a portal page may be waiting on them) has a
+        pool of its own that portal pages cannot occupy."""
+        pools = [cls.of(service, settings)]
+        if service.name == "consent":
+            pools.append(
+                cls(
+                    "consent-api",
+                    "Consent decision API (for PHR servers and the IdP)",
+                    f"{service.package}.app:create_api_app()",
+                    settings.consent_api_port,
+                    "PHR_CONSENT_API_PORT",
+                    threads=threads_of(service, settings, "PHR_CONSENT_API_THREADS"),
+                )
+            )
+        return pools
+
 
 @dataclass
 class Running:
@@ -68,21 +87,21 @@ def _display_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104
 
 
-def threads_of(service: ServiceSpec, settings: Settings) -> int:
-    """Threads per worker of a service that declares `PHR_<SVC>_THREADS` (the PHR server,
-    whose per-process state is thread-safe); 1 for the others."""
+def threads_of(service: ServiceSpec, settings: Settings, variable: str | None = None) -> int:
+    """Threads per worker of a service that declares `PHR_<SVC>_THREADS` (or `variable`): the
+    services that wait on others (the PHR server, the IdP, the consent portal and API), whose
+    per-process state is thread-safe; 1 (gunicorn's sync worker) for the others."""
+    name = variable or f"PHR_{service.env_prefix}_THREADS"
     try:
-        value = settings.option(f"PHR_{service.env_prefix}_THREADS")
+        value = settings.option(name)
     except KeyError:
         return 1
     try:
         threads = int(value)
     except ValueError:
-        raise ConfigError(
-            f"PHR_{service.env_prefix}_THREADS must be a number, not {value!r}"
-        ) from None
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
     if not 1 <= threads <= 64:
-        raise ConfigError(f"PHR_{service.env_prefix}_THREADS must be between 1 and 64")
+        raise ConfigError(f"{name} must be between 1 and 64")
     return threads
 
 
@@ -162,7 +181,7 @@ def serve(
     """Serve `services` (and `extras`) until interrupted. Returns 0 after a clean stop, 1 when
     one of them died. `titles` renames services in the banner (by service name)."""
     settings.require_production_ready(services)
-    targets = [Target.of(s, settings) for s in services] + list(extras)
+    targets = [t for s in services for t in Target.all_of(s, settings)] + list(extras)
     targets = [replace(t, title=(titles or {}).get(t.name, t.title)) for t in targets]
     check_ports_free(settings, targets)
     _prepare(settings, services)

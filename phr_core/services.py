@@ -134,6 +134,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "(the default is the development stand-in's root)",
             ),
             Variable(
+                "PHR_IDP_THREADS",
+                "4",
+                "threads per IdP worker (gunicorn's gthread worker): a refresh waits on the "
+                "consent API, and a waiting thread must not hold the whole worker; 1 runs the "
+                "sync worker",
+            ),
+            Variable(
                 "PHR_CARD_AUTHORITY_URL",
                 "http://127.0.0.1:8005",
                 "development card-authority stand-in (OCSP, CRL, renewal links); "
@@ -227,6 +234,33 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "phr-consent",
                 "the consent service's client id at the IdP (client credentials, scope "
                 "phr/erase: the only client the PHR server lets erase records)",
+            ),
+            Variable(
+                "PHR_CONSENT_THREADS",
+                "8",
+                "threads per portal worker (gthread): a portal page mostly waits on the PHR "
+                "server and the IdP; 1 runs the sync worker",
+            ),
+            Variable(
+                "PHR_CONSENT_API_PORT",
+                "8007",
+                "local port of the consent decision API: the consent service's `/api/` served "
+                "by a worker pool of its own (started with the portal by `phr consent serve` "
+                "and `phr dev run`), so portal pages can never occupy the capacity that PHR "
+                "servers and the IdP need for their consent decisions",
+            ),
+            Variable(
+                "PHR_CONSENT_API_URL",
+                "http://127.0.0.1:$PHR_CONSENT_API_PORT",
+                "where PHR servers and the IdP call the consent decision "
+                "API (tokens are still addressed to PHR_CONSENT_URL/api); point it at the "
+                "decision pool, or write `$PHR_CONSENT_URL` (literally) to use the portal's "
+                "pool for both",
+            ),
+            Variable(
+                "PHR_CONSENT_API_THREADS",
+                "8",
+                "threads per worker of the consent decision API (gthread); 1 runs the sync worker",
             ),
         ),
         session_key="PHR_CONSENT_SECRET_KEY",

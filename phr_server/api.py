@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, text
 
-from phr_core import bounded_json, jsonbytes
+from phr_core import bounded_json, budgets, jsonbytes
 from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
 from phr_server import arrivals, audit, dpop, pairwise, repository, search, tenants, transaction
@@ -71,6 +71,8 @@ def outcome(
             resp.headers["WWW-Authenticate"] = (
                 f'Bearer realm="phr", error="invalid_token", error_description="{diagnostics}"'
             )
+    if status == 503:  # shed load: say when to come back (phr_core.budgets)
+        resp.headers["Retry-After"] = str(budgets.RETRY_AFTER_S)
     return resp
 
 

@@ -104,12 +104,14 @@ def create_app(
         service_token = ClientCredentials(
             s.issuer + "/token", s.option("PHR_FHIR_CLIENT_ID"), s.secret("PHR_FHIR_CLIENT_SECRET")
         )
+    # The consent decision API's own worker pool (PHR_CONSENT_API_URL), never the portal's:
+    # a portal page waits on this server while this server waits on the consent service.
     app.extensions["phr_consent"] = consent or HttpConsentDirectory(
-        s.urls["consent"], service_token=service_token
+        s.consent_api_url, service_token=service_token
     )
     if consent is None:  # a real consent service: tell it whose records arrive (arrivals.py)
         app.extensions["phr_arrivals"] = ArrivalNotifier(
-            s.urls["consent"],
+            s.consent_api_url,
             ClientCredentials(
                 s.issuer + "/token",
                 s.option("PHR_FHIR_CLIENT_ID"),

@@ -38,8 +38,10 @@ from typing import Any, Protocol
 from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from phr_core import budgets
 from phr_core.identifiers import pseudonym_system
 from phr_core.pairwise_ids import SectorIds
+from phr_core.singleflight import SingleFlight
 from phr_core.tokens import AccessToken
 from phr_server.models import Compartment, StoredResource, TokenIndex
 
@@ -148,42 +150,75 @@ def _grant_from(data: dict[str, Any]) -> Grant:
 
 
 class HttpConsentDirectory:
-    """The consent service's API over HTTP, each answer cached for `ttl` seconds (≤ 5):
-    `GET {base}/api/v1/grants/{id}` and `GET {base}/api/v1/subjects/{sub}/patients`."""
+    """The consent service's decision API over HTTP, each answer cached for `ttl` seconds
+    (≤ 5): `GET {base}/api/v1/grants/{id}` and `GET {base}/api/v1/subjects/{sub}/patients`.
+
+    Concurrent misses for one path make one call (single flight), and at most `in_flight`
+    calls per process wait on the consent service at once; a request that finds no place
+    within `queue_s` is refused at once (ConsentUnavailable, a 503 with Retry-After) instead of
+    stacking up behind a slow consent service (phr_core.budgets). The TTL counts from the
+    moment the call was made, so a revocation is seen within `ttl` of being committed."""
 
     def __init__(
         self,
         base_url: str,
         ttl: float = CONSENT_TTL_S,
-        timeout: float = 3.0,
+        timeout: float = budgets.CONSENT_DECISION_S,
         service_token: Callable[[], str | None] | None = None,
+        in_flight: int = budgets.CONSENT_IN_FLIGHT,
+        queue_s: float = budgets.CONSENT_QUEUE_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.ttl = min(ttl, CONSENT_TTL_S)
         self.timeout = timeout
         self.service_token = service_token
+        self.queue_s = queue_s
         self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
+        self._flights: SingleFlight[Any] = SingleFlight()
+        self._slots = threading.BoundedSemaphore(in_flight)
+        self.calls = 0  # upstream calls made (for tests and the benchmark)
 
     def _get(self, path: str, bearer: str) -> Any:
-        now = time.monotonic()
         hit = self._cache.get(path)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        token = (self.service_token() if self.service_token else None) or bearer
-        req = urllib.request.Request(  # noqa: S310 - the configured consent URL
-            self.base_url + path,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
-                value = json.load(resp)
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:
-                raise ConsentUnavailable(f"consent service answered {exc.code}") from None
-            value = None
-        except (OSError, ValueError):
-            raise ConsentUnavailable("consent service unreachable") from None
+            # A follower waits no longer than the leader's own budget.
+            return self._flights.do(
+                path, lambda: self._load(path, bearer), timeout=self.queue_s + self.timeout
+            )
+        except TimeoutError:
+            raise ConsentUnavailable("consent service busy; try again shortly") from None
+
+    def _load(self, path: str, bearer: str) -> Any:
+        if not self._slots.acquire(timeout=self.queue_s):
+            raise ConsentUnavailable(
+                "consent service busy: too many decisions already waiting; try again shortly"
+            )
+        try:
+            now = time.monotonic()
+            self.calls += 1
+            token = (self.service_token() if self.service_token else None) or bearer
+            req = urllib.request.Request(  # noqa: S310 - the configured consent URL
+                self.base_url + path,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                    value = json.load(resp)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise ConsentUnavailable(f"consent service answered {exc.code}") from None
+                value = None
+            except TimeoutError:
+                raise ConsentUnavailable(
+                    f"consent service did not answer within {self.timeout:g} s"
+                ) from None
+            except (OSError, ValueError):
+                raise ConsentUnavailable("consent service unreachable") from None
+        finally:
+            self._slots.release()
         with self._lock:
             if len(self._cache) > 10000:
                 self._cache.clear()
@@ -238,7 +273,7 @@ class ClientCredentials:
                 headers={"Authorization": f"Basic {basic}"},
             )
             try:
-                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+                with urllib.request.urlopen(req, timeout=budgets.SERVICE_TOKEN_S) as resp:  # noqa: S310
                     data = json.load(resp)
             except (OSError, ValueError):
                 raise ConsentUnavailable("no token for the consent service") from None

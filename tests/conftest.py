@@ -82,6 +82,11 @@ def make_environ(tmp_path: Path, database_url: str, **extra: str) -> dict[str, s
         port = free_port()
         env[f"PHR_{s.env_prefix}_PORT"] = str(port)
     env["PHR_CARD_AUTHORITY_URL"] = f"http://127.0.0.1:{free_port()}"
+    # The consent decision API's own pool (started by `phr dev run` and `phr consent serve`);
+    # tests that serve the consent app in process reach its API wherever PHR_CONSENT_URL
+    # points, the documented one-pool setting. Tests of the real runner drop it.
+    env["PHR_CONSENT_API_PORT"] = str(free_port())
+    env["PHR_CONSENT_API_URL"] = "$PHR_CONSENT_URL"
     for name in ("PHR_DEV_SECOND_FHIR_PORT", "PHR_DEV_SECOND_CONNECTOR_PORT"):
         env[name] = str(free_port())  # `phr dev run`'s second city
     env.update(extra)

@@ -81,3 +81,35 @@ def test_dev_keys_refused_in_production(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.exit_code != 0
     assert "never made in production" in result.output
     assert not (tmp_path / "secrets").exists()
+
+
+def test_config_show_prints_the_urls_each_service_really_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One PHR_DATABASE_URL points every service at PostgreSQL: `config show` says so for each
+    (not the SQLite default), password hidden; public URLs follow the ports; a per-service URL
+    wins and is shown as set."""
+    for name in [k for k in __import__("os").environ if k.startswith("PHR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PHR_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("PHR_DATABASE_URL", "postgresql://phr:s3cret@db.example:5432/phr")
+    monkeypatch.setenv("PHR_CONNECTOR_DATABASE_URL", f"sqlite:///{tmp_path}/c.db")
+    monkeypatch.setenv("PHR_FHIR_PORT", "9102")
+    monkeypatch.setenv("PHR_CONSENT_API_PORT", "9107")
+    result = CliRunner().invoke(main, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    shown = {
+        line.split()[0]: line.split(None, 1)[1]
+        for line in result.output.splitlines()
+        if line.startswith("PHR_")
+    }
+    shared = "postgresql+psycopg://phr:***@db.example:5432/phr  (from PHR_DATABASE_URL)"
+    for prefix in ("IDP", "FHIR", "CONSENT", "FEDERATION"):
+        assert shown[f"PHR_{prefix}_DATABASE_URL"] == shared, shown
+    assert shown["PHR_CONNECTOR_DATABASE_URL"] == f"sqlite:///{tmp_path}/c.db"
+    assert "s3cret" not in result.output
+    assert shown["PHR_FHIR_URL"] == "http://127.0.0.1:9102  (default)"
+    assert shown["PHR_FHIR_PORT"] == "9102"
+    assert shown["PHR_CONSENT_API_URL"] == "http://127.0.0.1:9107  (default)"
+    assert shown["PHR_VAR_DIR"] == str(tmp_path)
+    assert shown["PHR_FHIR_THREADS"] == "4  (default)"

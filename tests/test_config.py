@@ -147,3 +147,22 @@ def test_app_factory_refuses_bad_production_config(tmp_path: Path, service: str)
     env = production_env(tmp_path, **{svc.url_env: "http://public.example.jp"})
     with pytest.raises(ConfigError, match=svc.url_env):
         create_app(svc, load_settings(env))
+
+
+def test_the_consent_decision_api_url(tmp_path: Path) -> None:
+    """PHR servers and the IdP call the decision API's own pool (PHR_CONSENT_API_PORT) unless
+    PHR_CONSENT_API_URL says otherwise; `$PHR_CONSENT_URL` means the portal's pool."""
+    base = {"PHR_VAR_DIR": str(tmp_path), "PHR_CONSENT_URL": "https://portal.example.jp"}
+    assert load_settings(base).consent_api_url == "http://127.0.0.1:8007"
+    pool = load_settings({**base, "PHR_CONSENT_API_PORT": "9107"})
+    assert pool.consent_api_url == "http://127.0.0.1:9107"
+    same = load_settings({**base, "PHR_CONSENT_API_URL": "$PHR_CONSENT_URL"})
+    assert same.consent_api_url == "https://portal.example.jp"
+    own = load_settings({**base, "PHR_CONSENT_API_URL": "https://consent-api.example.jp/"})
+    assert own.consent_api_url == "https://consent-api.example.jp"
+    plain = load_settings(
+        {**base, "PHR_ENV": "production", "PHR_CONSENT_API_URL": "http://consent-api.example.jp"}
+    )
+    assert any("PHR_CONSENT_API_URL" in p for p in plain.production_problems())
+    with pytest.raises(ConfigError, match="PHR_CONSENT_API_PORT"):
+        load_settings({**base, "PHR_CONSENT_API_PORT": "port"})

@@ -58,14 +58,17 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 90) -
 
 def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url: str) -> None:
     env = make_environ(tmp_path, database_url)
+    del env["PHR_CONSENT_API_URL"]  # the real default: the decision API's own pool
     if database_url.startswith("sqlite"):
         del env["PHR_DATABASE_URL"]  # the embedded default: one SQLite file per service
     proc = _start(env)
     try:
         out = _read_until(proc, "Press Ctrl-C to stop.")
         urls = [m.group(0) for line in out for m in [re.search(r"http://\S+/$", line)] if m]
-        # and the development card authority, and the second city's PHR server and connector
-        assert len(urls) == len(SERVICES) + 3, out
+        # and the consent decision API's own pool, the development card authority, and the
+        # second city's PHR server and connector
+        assert len(urls) == len(SERVICES) + 4, out
+        assert f"http://127.0.0.1:{env['PHR_CONSENT_API_PORT']}/" in urls
         authority = env["PHR_CARD_AUTHORITY_URL"] + "/"
         assert authority in urls
         second_fhir = f"http://127.0.0.1:{env['PHR_DEV_SECOND_FHIR_PORT']}/"
@@ -137,16 +140,19 @@ def test_serve_refuses_production_without_secrets(tmp_path: Path) -> None:
     assert "PHR_IDP_SECRET_KEY is not set" in result.stderr
 
 
-def test_the_phr_server_runs_threaded_the_others_sync(tmp_path: Path) -> None:
-    """The PHR server under gthread (PHR_FHIR_THREADS, default 4), every other service under
-    gunicorn's sync worker; 1 thread is the sync worker; a bad value is refused."""
+def test_services_that_wait_on_others_run_threaded(tmp_path: Path) -> None:
+    """The PHR server (PHR_FHIR_THREADS, default 4), the IdP (PHR_IDP_THREADS, 4), the portal
+    (PHR_CONSENT_THREADS, 8) and the consent decision API's own pool (PHR_CONSENT_API_THREADS,
+    8, on PHR_CONSENT_API_PORT) under gthread: a thread waiting on another service must not
+    hold a whole worker. The others run gunicorn's sync worker; 1 thread is the sync worker; a
+    bad value is refused."""
     from phr_core.config import ConfigError, load_settings
     from phr_core.runner import Target, gunicorn_command
     from phr_core.services import get_service
 
-    def command(service: str, **env: str) -> list[str]:
+    def commands(service: str, **env: str) -> list[list[str]]:
         s = load_settings(make_environ(tmp_path, f"sqlite:///{tmp_path}/x.db", **env))
-        return gunicorn_command(Target.of(get_service(service), s), s)
+        return [gunicorn_command(t, s) for t in Target.all_of(get_service(service), s)]
 
     from gunicorn.workers.gthread import ThreadWorker
     from gunicorn.workers.sync import SyncWorker
@@ -156,12 +162,26 @@ def test_the_phr_server_runs_threaded_the_others_sync(tmp_path: Path) -> None:
     def worker(cmd: list[str]) -> type:
         return getattr(gunicorn_workers, cmd[cmd.index("--worker-class") + 1].rsplit(".", 1)[1])
 
-    fhir = command("fhir")
-    assert issubclass(worker(fhir), ThreadWorker)  # gthread, refusing in the service's format
-    assert fhir[fhir.index("--threads") + 1] == "4"
-    assert issubclass(worker(command("idp")), SyncWorker)
-    assert "--threads" not in command("consent")
-    assert issubclass(worker(command("fhir", PHR_FHIR_THREADS="1")), SyncWorker)
-    for bad in ("many", "0", "100"):
-        with pytest.raises(ConfigError, match="PHR_FHIR_THREADS"):
-            command("fhir", PHR_FHIR_THREADS=bad)
+    def threads(cmd: list[str]) -> str | None:
+        """gthread's thread count; None for a sync worker (each refusing in the service's
+        own error format, phr_core.gunicorn_workers)."""
+        if "--threads" not in cmd:
+            assert issubclass(worker(cmd), SyncWorker)
+            return None
+        assert issubclass(worker(cmd), ThreadWorker)
+        return cmd[cmd.index("--threads") + 1]
+
+    assert [threads(c) for c in commands("fhir")] == ["4"]
+    assert [threads(c) for c in commands("idp")] == ["4"]
+    portal, api = commands("consent", PHR_CONSENT_API_PORT="18999")
+    assert threads(portal) == "8" and portal[-1] == "consent.app:create_app()"
+    assert threads(api) == "8" and api[-1] == "consent.app:create_api_app()"
+    assert api[api.index("--bind") + 1] == "127.0.0.1:18999"
+    assert [threads(c) for c in commands("connector")] == [None]
+    assert [threads(c) for c in commands("fhir", PHR_FHIR_THREADS="1")] == [None]
+    assert threads(commands("consent", PHR_CONSENT_API_THREADS="2")[1]) == "2"
+    for name in ("PHR_FHIR_THREADS", "PHR_IDP_THREADS", "PHR_CONSENT_API_THREADS"):
+        service = {"PHR_FHIR_THREADS": "fhir", "PHR_IDP_THREADS": "idp"}.get(name, "consent")
+        for bad in ("many", "0", "100"):
+            with pytest.raises(ConfigError, match=name):
+                commands(service, **{name: bad})

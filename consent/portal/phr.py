@@ -28,11 +28,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from phr_core import budgets
 from phr_core.webapp import settings
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_S = 10
+TIMEOUT_S = budgets.PORTAL_TO_PHR_S  # longer than the PHR server's own budget for consent
 MAX_PAGES = 20  # a records view reads at most this many pages of one search
 PAGE_SIZE = 200
 CHUNK = 64 * 1024

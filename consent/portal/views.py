@@ -17,6 +17,7 @@ from consent.models import Municipality, utcnow
 from consent.portal.auth import check_csrf, client_id, csrf_token, current_subject
 from consent.portal.words import describe_all
 from consent.records import CATEGORY_NAMES, RECIPIENT
+from phr_core import budgets
 from phr_core.webapp import database
 
 bp = Blueprint("portal", __name__, template_folder="templates")
@@ -124,8 +125,12 @@ def revoke_app(grant_id: str) -> ResponseReturnValue:
 
 
 def problem(key: str, status: int = 400) -> Response:
-    """A readable error page with one of the portal's messages."""
-    return _page("error.html", status=status, code=status, message_key=key)
+    """A readable error page with one of the portal's messages; a 503 (a service it needs
+    cannot answer now) says when to try again."""
+    resp = _page("error.html", status=status, code=status, message_key=key)
+    if status == 503:
+        resp.headers["Retry-After"] = str(budgets.RETRY_AFTER_S)
+    return resp
 
 
 def error_page(exc: HTTPException) -> Response:
