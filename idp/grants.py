@@ -188,7 +188,7 @@ class ConsentServiceGrants:
             },
         )
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - the Request above
                 return json.load(resp)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
