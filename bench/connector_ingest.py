@@ -306,7 +306,7 @@ def _with_phr_server(args: argparse.Namespace, run):  # type: ignore[no-untyped-
         "PHR_LOG_LEVEL": "WARNING",
     }
     migrations.upgrade(get_service("fhir"), fhir_db)
-    server_proc = subprocess.Popen(  # noqa: S603
+    server_proc = subprocess.Popen(  # noqa: S603 - this venv's own `phr fhir serve`
         [str(Path(sys.executable).parent / "phr"), "fhir", "serve"],
         env=env,
         cwd=ROOT,
@@ -317,7 +317,8 @@ def _with_phr_server(args: argparse.Namespace, run):  # type: ignore[no-untyped-
     try:
         for _ in range(200):
             try:
-                with urllib.request.urlopen(fhir_url + "/healthz", timeout=1):  # noqa: S310
+                # S310: the local FHIR server started above (127.0.0.1)
+                with urllib.request.urlopen(fhir_url + "/healthz", timeout=1):  # noqa: S310 - see above
                     break
             except OSError:
                 time.sleep(0.1)
@@ -407,7 +408,8 @@ def main() -> None:
     results: dict[str, object] = {"residents": args.residents}
     for ph in phases:
         cmd = [sys.executable, __file__, "--phase", ph, *sys.argv[1:]]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)  # noqa: S603
+        # S603: this script itself (sys.executable), for one phase
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)  # noqa: S603 - see above
         results[ph] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(ph, json.dumps(results[ph], default=str), flush=True)
     print(json.dumps(results, indent=2, default=str))

@@ -251,7 +251,8 @@ def stand_ins(sample: dict[str, list[str]]):  # type: ignore[no-untyped-def]
     @app.post("/token")
     def token():  # type: ignore[no-untyped-def]
         # the PHR server's own client-credentials token for the consent API
-        return jsonify(access_token=uuid.uuid4().hex, token_type="Bearer", expires_in=3600)  # noqa: S106
+        # S106: a random throwaway token from a bench stand-in, not a secret
+        return jsonify(access_token=uuid.uuid4().hex, token_type="Bearer", expires_in=3600)  # noqa: S106 - see above
 
     @app.get("/api/v1/grants/<gid>")
     def grant(gid: str):  # type: ignore[no-untyped-def]

@@ -619,8 +619,10 @@ class OurIdP:
         src = self.tmp / "src"
         src.mkdir()
         git = ["git", "archive", "HEAD"]
-        archive = subprocess.run(git, cwd=ROOT, capture_output=True, check=True).stdout  # noqa: S603
-        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)  # noqa: S603, S607
+        # S603: `git archive HEAD` of this repository
+        archive = subprocess.run(git, cwd=ROOT, capture_output=True, check=True).stdout  # noqa: S603 - see above
+        # S603, S607: `tar` from PATH unpacks that archive into a temporary directory
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)  # noqa: S603, S607 - see above
         return src
 
     def start(self) -> Target:
@@ -691,7 +693,7 @@ class OurIdP:
             cmd = gunicorn_command(spec, settings)
         self.cmd = cmd
         self.log = open(self.tmp / "gunicorn.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(  # noqa: S603 - gunicorn_command() for the IdP under test
             cmd, env=env, cwd=str(self.src), stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -750,9 +752,11 @@ class PeerServer:
                 shutil.copytree(src, self.dir)
                 for p in [self.dir, *self.dir.rglob("*")]:
                     p.chmod(p.stat().st_mode | 0o200)
-                subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=self.dir, check=True)  # noqa: S607
-        self.proc = subprocess.Popen(  # noqa: S603
-            ["node", "server.mjs", "--port", str(self.port), "--host", "127.0.0.1"],  # noqa: S607
+                # S607: `npm ci` from PATH, in the bench's copy of the peer IdP
+                subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=self.dir, check=True)  # noqa: S607 - see above
+        self.proc = subprocess.Popen(  # noqa: S603 - the peer IdP's node server, fixed argv
+            # S607: node from PATH
+            ["node", "server.mjs", "--port", str(self.port), "--host", "127.0.0.1"],  # noqa: S607 - see above
             cwd=self.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
@@ -811,7 +815,8 @@ def table(results: list[dict]) -> str:
 def _git(*argv: str) -> str:
     """The code under test (HEAD and uncommitted changes), recorded with the results."""
     try:
-        out = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10)  # noqa: S603, S607
+        # S603, S607: `git` from PATH, with the fixed subcommands of this file
+        out = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10)  # noqa: S603, S607 - see above
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.stdout.strip()
@@ -878,7 +883,8 @@ def main(argv: list[str] | None = None) -> int:
               "uncommitted files in idp/ and phr_core/)")  # fmt: skip
         t_peer = peer.start() if peer else None
         if t_peer:
-            ver = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout  # noqa: S607
+            # S607: `node --version` from PATH
+            ver = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout  # noqa: S607 - see above
             meta["node"] = ver.strip()
             print(f"peer: {t_peer.issuer} (node-oidc-provider, node {meta['node']})")
         # Sanity: one flow each before measuring.

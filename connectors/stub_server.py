@@ -15,7 +15,8 @@ from typing import Any
 
 
 class StubState:
-    def __init__(self, client_id: str = "connector-test", secret: str = "s3cret") -> None:  # noqa: S107
+    # S107: a local test stub's default credential, not a real secret
+    def __init__(self, client_id: str = "connector-test", secret: str = "s3cret") -> None:  # noqa: S107 - see above
         self.client_id = client_id
         self.secret = secret
         self.store: dict[tuple[str, str], dict[str, Any]] = {}

@@ -624,8 +624,8 @@ def generate(
 ) -> dict[str, object]:
     out.mkdir(parents=True, exist_ok=True)
     city = make_city(n, seed, year)
-    rnd = random.Random(seed + 1)  # noqa: S311
-    consent_rnd = random.Random(seed + 2)  # noqa: S311
+    rnd = random.Random(seed + 1)  # noqa: S311 - seeded, reproducible synthetic data; not security
+    consent_rnd = random.Random(seed + 2)  # noqa: S311 - seeded, reproducible synthetic data
     pseudo = Pseudonymizer(key)
     files: dict[str, object] = {
         "register": write_register(city, out),

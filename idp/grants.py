@@ -191,7 +191,7 @@ class ConsentServiceGrants:
             },
         )
         try:
-            with urllib.request.urlopen(req, timeout=budgets.CONSENT_DECISION_S) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=budgets.CONSENT_DECISION_S) as resp:  # noqa: S310 - as above
                 return json.load(resp)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

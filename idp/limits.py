@@ -147,7 +147,7 @@ class ClientAttempts:
         return keys
 
     def _client_keys(self) -> list[tuple[Kind, str]]:
-        assert self.authenticated is not None  # noqa: S101
+        assert self.authenticated is not None  # noqa: S101 - narrowing: callers set it first
         client_id, public = self.authenticated
         if public:  # anyone can claim a public client: never count it without the source
             return [(SOURCE, self.source), (TOKEN_ENDPOINT, f"{client_id}@{self.source}")]

@@ -84,7 +84,8 @@ class Running:
 
 
 def _display_host(host: str) -> str:
-    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    # S104: maps a bind-all address to a loopback URL for display; binds nothing
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104 - see above
 
 
 def threads_of(service: ServiceSpec, settings: Settings, variable: str | None = None) -> int:

@@ -104,7 +104,8 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Start `command` as the leader of a new session and process group: the terminal's Ctrl-C
     reaches only us, and stopping the group reaches everything it forks (gunicorn's workers)."""
-    return subprocess.Popen(command, env=dict(env), cwd=cwd, start_new_session=True)  # noqa: S603
+    # S603: gunicorn_command() of a configured service (phr_core.runner), no shell
+    return subprocess.Popen(command, env=dict(env), cwd=cwd, start_new_session=True)  # noqa: S603 - see above
 
 
 def exited(proc: subprocess.Popen[bytes]) -> bool:

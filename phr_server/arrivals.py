@@ -99,7 +99,7 @@ class ArrivalNotifier:
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - as above
                 resp.read()
         except (urllib.error.URLError, OSError) as exc:
             log.warning("arrival notice not sent (%s)", type(exc).__name__)

@@ -205,7 +205,7 @@ class HttpConsentDirectory:
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - as above
                     value = json.load(resp)
             except urllib.error.HTTPError as exc:
                 if exc.code != 404:
@@ -273,7 +273,7 @@ class ClientCredentials:
                 headers={"Authorization": f"Basic {basic}"},
             )
             try:
-                with urllib.request.urlopen(req, timeout=budgets.SERVICE_TOKEN_S) as resp:  # noqa: S310
+                with urllib.request.urlopen(req, timeout=budgets.SERVICE_TOKEN_S) as resp:  # noqa: S310 - as above
                     data = json.load(resp)
             except (OSError, ValueError):
                 raise ConsentUnavailable("no token for the consent service") from None
@@ -396,7 +396,9 @@ class Access:
             ids = tuple(sorted(self.patient_ids))
             marks = ", ".join("?" * len(ids))  # placeholders only: the ids are parameters
             sql = (
-                "EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.resource_type = r.resource_type"  # noqa: S608
+                # S608: fixed SQL; only '?' placeholders are interpolated, the ids are bound
+                # parameters
+                "EXISTS (SELECT 1 FROM fhir_compartment c WHERE c.resource_type = r.resource_type"  # noqa: S608 - see above
                 f" AND c.resource_id = r.id AND c.patient_id IN ({marks}))"
             )
             return sql, ids

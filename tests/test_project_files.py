@@ -105,3 +105,30 @@ def test_ruff(args: list[str]) -> None:
 def test_secrets_and_var_are_git_ignored() -> None:
     ignored = (ROOT / ".gitignore").read_text().split()
     assert "/var/" in ignored and ".env" in ignored and "/secrets/" in ignored
+
+
+# A noqa comment: its codes (S101, E501, ...), then whatever follows on the line (the reason).
+NOQA = re.compile(r"#\s*noqa:\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)(.*)$")
+NOQA_DIRS = [*CODE_DIRS, "bench", "examples"]
+
+
+def _bare_security_noqas() -> list[str]:
+    bare: list[str] = []
+    for d in NOQA_DIRS:
+        for path in sorted((ROOT / d).rglob("*.py")):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                m = NOQA.search(line)
+                if not m or not any(
+                    re.fullmatch(r"S[0-9]+", c.strip()) for c in m.group(1).split(",")
+                ):
+                    continue
+                if not m.group(2).strip(" -:()"):
+                    bare.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    return bare
+
+
+def test_every_security_noqa_says_why() -> None:
+    """A silenced security rule (ruff S) carries its reason on the same line, after the codes
+    (`# noqa: S310 - the configured consent URL`), so a reviewer can check it still holds."""
+    bare = _bare_security_noqas()
+    assert not bare, "security noqa without a reason:\n" + "\n".join(bare)

@@ -80,7 +80,7 @@ class PhrClient:
             },
         )
         try:
-            return urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310
+            return urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310 - as above
         except urllib.error.HTTPError as exc:
             diagnostic = _diagnostic(exc)
             exc.close()

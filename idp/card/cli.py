@@ -254,13 +254,14 @@ class _Http(Exception):
 
 def _request(url: str, payload: dict | None = None) -> dict:
     data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")  # noqa: S310
+    # S310: a URL the user gave this CLI (the QR code's URL, --idp or PHR_ISSUER)
+    req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")  # noqa: S310 - see above
     req.add_header("Accept", "application/json")
     req.add_header("Accept-Language", _lang())
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - the Request above
             return json.load(resp)
     except urllib.error.HTTPError as exc:
         try:

@@ -220,7 +220,7 @@ class CardResponse:
         ssig = field_("signature_signature", MAX_SIG_BYTES, False)
         if (scert is None) != (ssig is None):
             raise CardError("malformed_request")
-        assert cert is not None and sig is not None  # noqa: S101
+        assert cert is not None and sig is not None  # noqa: S101 - narrowing: required fields raise
         return cls(cert, sig, scert, ssig)
 
 
@@ -380,7 +380,7 @@ def handle_response(
             )
             _audit(s, event, "success", None, session_id, person_id, method)
             verified = s.get(CardSession, session_id)
-            assert verified is not None  # noqa: S101
+            assert verified is not None  # noqa: S101 - narrowing: the row just updated by its id
             s.refresh(verified)
             return verified
     except CardError as exc:

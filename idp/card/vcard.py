@@ -191,5 +191,5 @@ class VirtualCard:
             slot["tries_left"] = MAX_TRIES[kind]
             self.save()
         key = serialization.load_der_private_key(der, password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)  # noqa: S101
+        assert isinstance(key, rsa.RSAPrivateKey)  # noqa: S101 - narrowing: the card's own RSA key
         return key

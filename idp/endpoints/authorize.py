@@ -116,7 +116,7 @@ def check_request_object(s: Session, req: AuthzRequest) -> None:
 
 
 def check_scope(s: Session, req: AuthzRequest) -> None:
-    assert req.client is not None  # noqa: S101
+    assert req.client is not None  # noqa: S101 - narrowing: check_client set it or refused
     # OIDC Core 5.4 claim scopes are ignored, not refused (idp.scopes.IGNORED_SCOPES).
     scope = [sc for sc in req.params.get("scope", "").split() if sc not in IGNORED_SCOPES]
     if not scope:
@@ -174,7 +174,7 @@ def check_max_age(s: Session, req: AuthzRequest) -> None:
 def check_acr(s: Session, req: AuthzRequest) -> None:
     """The strongest of: what the client demands, what a scope demands, the first supported
     value of `acr_values` (a voluntary request we honour by stepping up)."""
-    assert req.client is not None  # noqa: S101
+    assert req.client is not None  # noqa: S101 - narrowing: check_client set it or refused
     needs = [req.client.required_acr]
     for sc in req.scope:
         if any(f"/{r}." in sc for r in CARD_ONLY_RESOURCES):
@@ -267,7 +267,7 @@ def _run(s: Session, params: dict[str, str], *, resumed: bool) -> ResponseReturn
 
 
 def _decide(ctx: IdP, s: Session, req: AuthzRequest, *, resumed: bool) -> ResponseReturnValue:
-    assert req.client is not None  # noqa: S101
+    assert req.client is not None  # noqa: S101 - narrowing: check_client set it or refused
     login = sessions.current(s)
     just_signed_in = resumed and login is not None and req.params.get("_login_done") == "1"
     need_login = (
@@ -288,7 +288,7 @@ def _decide(ctx: IdP, s: Session, req: AuthzRequest, *, resumed: bool) -> Respon
         if "none" in req.prompt:
             raise OAuthError("login_required", "the person must sign in")
         return redirect(_interaction(s, req, "/login"))
-    assert login is not None  # noqa: S101
+    assert login is not None  # noqa: S101 - narrowing: need_login is true if login is None
     if req.client.first_party:
         # The platform's own portal (PHR sector, sign-in only): nothing to consent to, no grant.
         return _issue_code(ctx, s, req, login, None)
@@ -300,7 +300,7 @@ def _decide(ctx: IdP, s: Session, req: AuthzRequest, *, resumed: bool) -> Respon
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the person must approve this app")
         return redirect(_interaction(s, req, "/consent"))
-    assert grant is not None  # noqa: S101
+    assert grant is not None  # noqa: S101 - narrowing: need_consent is true if grant is None
     return _issue_code(ctx, s, req, login, grant)
 
 
@@ -348,7 +348,7 @@ def _issue_code(
     ctx: IdP, s: Session, req: AuthzRequest, login: LoginSession, grant: Grant | None
 ) -> ResponseReturnValue:
     client = req.client
-    assert client is not None  # noqa: S101
+    assert client is not None  # noqa: S101 - narrowing: check_client set it or refused
     code = new_handle(32)
     s.add(
         AuthorizationCode(

@@ -290,7 +290,7 @@ def verify_authentication(
     (a counter refusal names the passkey in `ref`, for the audit)."""
     rp, expected_origin = _rp(settings)
     row, client_data = claim_challenge(s, settings, credential, "login")
-    assert isinstance(credential, dict)  # noqa: S101
+    assert isinstance(credential, dict)  # noqa: S101 - narrowing: claim_challenge refused non-dicts
     if row.auth_request_id != request_id:
         raise PasskeyError("challenge_unknown")
     raw_id = _field(credential, "rawId") if "rawId" in credential else _field(credential, "id")
