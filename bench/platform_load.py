@@ -188,7 +188,7 @@ def start_platform(database_url: str, workers: int, var: Path) -> Platform:
     log = var.parent / "platform.log"
     var.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(  # noqa: S603 - our own `phr` CLI, fixed arguments
             [*PHR, "dev", "run"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
         )
     deadline = time.monotonic() + 300
@@ -739,7 +739,7 @@ def connector_run(mix: Mix, rec: Recorder) -> None:
     exports = mix.p.var / "sandbox" / "exports"
     t = time.monotonic()
     try:
-        out = subprocess.run(  # noqa: S603
+        out = subprocess.run(  # noqa: S603 - our own `phr connector run` on the sandbox exports
             [
                 *PHR,
                 "connector",
