@@ -24,9 +24,7 @@ import logging
 import secrets
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, redirect, request, session
@@ -38,6 +36,7 @@ from joserfc.jwk import KeySet
 from consent.i18n import current_language
 from consent.portal import providers
 from consent.portal.token_store import Tokens, TokensGone, TokenStore
+from phr_core import outbound
 from phr_core.webapp import database, settings
 
 log = logging.getLogger(__name__)
@@ -78,16 +77,25 @@ def _fetch_json(url: str, *, fresh: bool = False) -> Any:
     if hit is not None and not fresh and now - hit[0] < METADATA_TTL_S:
         return hit[1]
     try:
-        # S310: discovery/JWKS URLs of the home IdP or a federation member (the sign-in checks the
-        # issuer)
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:  # noqa: S310 - see above
-            doc = json.loads(resp.read())
+        # The discovery document and keys of the home IdP or a federation member: through the
+        # bounded fetcher (phr_core/outbound.py), so a member's document cannot send the portal
+        # to an internal address in production, nor hold it beyond the fetcher's deadline.
+        resp = _fetcher().get(url, accept="application/json")
+        if resp.status != 200:
+            raise ValueError(f"status {resp.status}")
+        doc = json.loads(resp.body)
     except (OSError, ValueError) as exc:
         log.warning("IdP metadata unavailable (%s)", type(exc).__name__)
         raise SignInError("signin_unavailable", 503) from None
     with _cache_lock:
         _cache[url] = (now, doc)
     return doc
+
+
+def _fetcher() -> outbound.Outbound:
+    """Every request the portal makes to an IdP goes through here: the URLs come from an
+    IdP's discovery document, which a federation member writes, not from our configuration."""
+    return outbound.for_settings(settings(), deadline=TIMEOUT_S)
 
 
 def signed_in_issuer() -> str:
@@ -279,37 +287,39 @@ def _exchange(
 def _post_token(url: str, form: dict[str, str], issuer: str) -> dict[str, Any]:
     form = dict(form)
     headers = _client_auth(issuer, url, form)
-    req = urllib.request.Request(  # noqa: S310 - the token endpoint of the IdP's discovery doc
-        url,
-        data=urllib.parse.urlencode(form).encode(),
-        method="POST",
-        headers={
-            **headers,
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-        },
-    )
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310 - as above
-            doc = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        log.warning("IdP token endpoint answered %s", exc.code)
-        if _oauth_error(exc) == "invalid_target":  # a PHR server the IdP does not know
-            raise SignInError("invalid_target") from None
-        raise SignInError("signin_failed") from None
-    except (OSError, ValueError) as exc:
+        resp = _fetcher().request(
+            "POST",
+            url,
+            body=urllib.parse.urlencode(form).encode(),
+            headers={
+                **headers,
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+        )
+    except OSError as exc:
         log.warning("IdP token endpoint unreachable (%s)", type(exc).__name__)
         raise SignInError("signin_unavailable", 503) from None
+    if resp.status != 200:
+        log.warning("IdP token endpoint answered %s", resp.status)
+        if _oauth_error(resp.body) == "invalid_target":  # a PHR server the IdP does not know
+            raise SignInError("invalid_target") from None
+        raise SignInError("signin_failed") from None
+    try:
+        doc = json.loads(resp.body)
+    except ValueError:
+        raise SignInError("signin_failed") from None
     if not isinstance(doc, dict):
         raise SignInError("signin_failed")
     return doc
 
 
-def _oauth_error(exc: urllib.error.HTTPError) -> str:
+def _oauth_error(body: bytes) -> str:
     """The RFC 6749 `error` of a refused token request ("" when there is none)."""
     try:
-        doc = json.loads(exc.read(4096) or b"{}")
-    except (OSError, ValueError):
+        doc = json.loads(body[:4096] or b"{}")
+    except ValueError:
         return ""
     error = doc.get("error") if isinstance(doc, dict) else None
     return error if isinstance(error, str) else ""
@@ -401,14 +411,12 @@ def _forget_tokens(handle: str, issuer: str) -> None:
         if end:
             form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
             headers = _client_auth(issuer, end, form)
-            req = urllib.request.Request(  # noqa: S310 - the signed-in IdP's revocation endpoint
+            _fetcher().request(
+                "POST",
                 end,
-                data=urllib.parse.urlencode(form).encode(),
-                method="POST",
+                body=urllib.parse.urlencode(form).encode(),
                 headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
             )
-            with urllib.request.urlopen(req, timeout=TIMEOUT_S):  # noqa: S310 - as above
-                pass
     except (OSError, SignInError) as exc:
         log.warning("refresh token not revoked at the IdP (%s)", type(exc).__name__)
 
