@@ -391,6 +391,7 @@ class PortalBrowser:
             "/me/apps",
             "/me/sources",
             "/me/notices",
+            "/me/history",  # the access history: reads the trail, which waits for nothing now
         ]
 
     def sign_out(self, p: Platform) -> None:
