@@ -31,13 +31,9 @@ def render_error(exc: HTTPException) -> Response:
     return error_page(exc)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    blueprints = [portal_bp, portal_auth_bp, *PORTAL_PLUS_BLUEPRINTS, api_bp]
-    blueprints += [portal_sources_bp, portal_deletion_bp, portal_notices_bp, notices_api_bp]
-    app = build_app("consent", settings, blueprints, render_error=render_error)
-    # Its own cookie name: cookies are not kept apart by port, and on a development host the
-    # IdP's `session` cookie (same host, another port) would otherwise overwrite the portal's.
-    app.config["SESSION_COOKIE_NAME"] = PORTAL_SESSION_COOKIE
+def _install_records(app: Flask) -> None:
+    """What both pools (portal and decision API) share: the consent cache, kept fresh across
+    processes by its stamp file, and the box that seals link-request attributes."""
     cfg = app.extensions["phr_settings"]
     db = app.extensions["phr_db"]
     stamp = cfg.var_dir / consent_cache.STAMP_FILE
@@ -45,6 +41,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     consent_cache.install(db, stamp, cache)
     app.extensions["consent_cache"] = cache
     app.extensions["consent_box"] = attribute_box(cfg)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    blueprints = [portal_bp, portal_auth_bp, *PORTAL_PLUS_BLUEPRINTS, api_bp]
+    blueprints += [portal_sources_bp, portal_deletion_bp, portal_notices_bp, notices_api_bp]
+    app = build_app("consent", settings, blueprints, render_error=render_error)
+    # Its own cookie name: cookies are not kept apart by port, and on a development host the
+    # IdP's `session` cookie (same host, another port) would otherwise overwrite the portal's.
+    app.config["SESSION_COOKIE_NAME"] = PORTAL_SESSION_COOKIE
+    _install_records(app)
     return app
 
 
@@ -53,13 +59,8 @@ def create_api_app(settings: Settings | None = None) -> Flask:
     pool (PHR_CONSENT_API_PORT): PHR servers and the IdP ask it while a portal page may be
     waiting on them, so the portal must never be able to occupy it (README "What runs where")."""
     app = build_app("consent", settings, [api_bp, notices_api_bp], render_error=json_error)
+    _install_records(app)
     cfg = app.extensions["phr_settings"]
-    db = app.extensions["phr_db"]
-    stamp = cfg.var_dir / consent_cache.STAMP_FILE
-    cache = consent_cache.ConsentCache(db, stamp)
-    consent_cache.install(db, stamp, cache)
-    app.extensions["consent_cache"] = cache
-    app.extensions["consent_box"] = attribute_box(cfg)
 
     @app.get("/")
     def index() -> dict[str, str]:
