@@ -188,7 +188,7 @@ def test_a_revocation_reaches_the_phr_server_within_the_documented_bound(
         assert revoked.json["status"] == "revoked"
         revoked_at = time.monotonic()
         seen = []
-        while time.monotonic() - revoked_at < CONSENT_TTL_S + 0.1:
+        while True:
             # The bound is about when a check is asked: a batch counts as late only if it
             # started after it (a batch started just before may still see the cached answer).
             asked = time.monotonic() - revoked_at
@@ -196,6 +196,8 @@ def test_a_revocation_reaches_the_phr_server_within_the_documented_bound(
             for t in threads:
                 t.join(10)
             seen.append((asked, set(out)))
+            if asked > CONSENT_TTL_S + 0.25:
+                break
             time.sleep(0.25)
         late = [s for t, s in seen if t > CONSENT_TTL_S]
         # After the bound nothing is served as active: every answer is revoked, or (a check
