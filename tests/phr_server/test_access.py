@@ -130,13 +130,16 @@ def test_user_scopes_do_not_reach_beyond_the_launch_patient(
     claims = json.loads(_claims(world.user("sub-parent", codes=FAMILY, scopes=scopes)))
     base = {k: claims[k] for k in ("sub", "client_id", "scope", "grant_id")}
     launched = world.token({**base, "patient": child})
-    assert world.get("/" + family["urn:uuid:o3"], launched).status_code == 200
-    assert world.get("/" + family["urn:uuid:o1"], launched).status_code == 404  # the parent's own
+    # the app names records by its own sector's ids (pairwise ids)
+    assert world.get(world.path(family["urn:uuid:o3"]), launched).status_code == 200
+    assert world.get(world.path(family["urn:uuid:o1"]), launched).status_code == 404  # parent's
     found = world.get("/Observation", launched).get_json()
     refs = {f"Observation/{e['resource']['id']}" for e in found["entry"]}
-    assert refs == {family[f"urn:uuid:{k}"] for k in ("o3", "o4")}
+    assert refs == {world.ref(family[f"urn:uuid:{k}"]) for k in ("o3", "o4")}
     patients = world.get("/Patient", launched).get_json()
-    assert [e["resource"]["id"] for e in patients["entry"]] == [child]
+    assert [f"Patient/{e['resource']['id']}" for e in patients["entry"]] == [
+        world.ref(f"Patient/{child}")
+    ]
 
 
 def test_revoked_grant_stops_access(world: World, family: dict[str, str]) -> None:
