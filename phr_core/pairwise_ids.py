@@ -196,9 +196,11 @@ class SectorIds:
         return None if plain is None else plain.decode(errors="replace")
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=64)
 def for_key(key: bytes) -> SectorIds:
-    """The mapping of one sector key (kept: a read costs a dictionary lookup, not a setup)."""
+    """The mapping of one sector key (kept: a read costs a dictionary lookup, not a setup).
+    64 sectors × _CACHE_SIZE ids bound what a worker remembers to a few tens of MB, however
+    many apps are registered; a sector pushed out only costs its ids' encryption again."""
     return SectorIds(key)
 
 
