@@ -9,12 +9,13 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, jsonify
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
@@ -284,3 +285,33 @@ def family(world: World) -> dict[str, str]:
     resp = world.post(world.connector(), bundle)
     assert resp.status_code == 200, resp.get_json()
     return ids_by_identifier(resp.get_json(), bundle)
+
+
+@contextmanager
+def stand_in(world: World) -> Iterator[str]:
+    """The IdP's JWKS and token endpoint and the consent API, over HTTP, from `world`."""
+    consent = world.consent
+    app = Flask("idp_and_consent_stand_in")
+
+    @app.get("/jwks")
+    def jwks():  # type: ignore[no-untyped-def]
+        return jsonify(world.issuer.jwks())
+
+    @app.post("/token")
+    def token():  # type: ignore[no-untyped-def]
+        return jsonify(access_token="service-token", token_type="Bearer", expires_in=3600)
+
+    @app.get("/api/v1/grants/<gid>")
+    def grant(gid: str):  # type: ignore[no-untyped-def]
+        g = consent.grants[gid]
+        return jsonify(
+            id=g.id, status=g.status, subject=g.subject, client_id=g.client_id, scopes=g.scopes
+        )
+
+    @app.get("/api/v1/subjects/<sub>/patients")
+    def patients(sub: str):  # type: ignore[no-untyped-def]
+        links = consent.links.get(sub, [])
+        return jsonify(patients=[{"municipality": p.municipality, "code": p.code} for p in links])
+
+    with live_server(app) as url:
+        yield url

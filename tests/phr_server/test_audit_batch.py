@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask, jsonify
 from sqlalchemy import func, select, text
 
 from phr_core.config import load_settings
@@ -25,8 +24,7 @@ from phr_core.db import Database
 from phr_server import audit_batch
 from phr_server.audit_batch import AuditBatch
 from phr_server.models import StoredResource
-from tests.browser import live_server
-from tests.phr_server.conftest import World
+from tests.phr_server.conftest import World, stand_in
 
 CHILD = [("C1", "self")]
 
@@ -280,36 +278,6 @@ def test_the_trail_is_read_without_waiting_for_other_workers(
 
 
 # --- under gunicorn, killed -----------------------------------------------------------------
-
-
-@contextmanager
-def stand_in(world: World) -> Iterator[str]:
-    """The IdP's JWKS and token endpoint and the consent API, over HTTP, from `world`."""
-    consent = world.consent
-    app = Flask("idp_and_consent_stand_in")
-
-    @app.get("/jwks")
-    def jwks():  # type: ignore[no-untyped-def]
-        return jsonify(world.issuer.jwks())
-
-    @app.post("/token")
-    def token():  # type: ignore[no-untyped-def]
-        return jsonify(access_token="service-token", token_type="Bearer", expires_in=3600)
-
-    @app.get("/api/v1/grants/<gid>")
-    def grant(gid: str):  # type: ignore[no-untyped-def]
-        g = consent.grants[gid]
-        return jsonify(
-            id=g.id, status=g.status, subject=g.subject, client_id=g.client_id, scopes=g.scopes
-        )
-
-    @app.get("/api/v1/subjects/<sub>/patients")
-    def patients(sub: str):  # type: ignore[no-untyped-def]
-        links = consent.links.get(sub, [])
-        return jsonify(patients=[{"municipality": p.municipality, "code": p.code} for p in links])
-
-    with live_server(app) as url:
-        yield url
 
 
 def test_reads_answered_just_before_a_kill_9_are_audited(

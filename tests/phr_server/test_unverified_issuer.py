@@ -17,14 +17,13 @@ import uuid
 from collections.abc import Callable
 
 import requests
-from flask import Flask, jsonify
+from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from phr_core.config import load_settings
-from tests.browser import live_server
 from tests.listener import Listener, listening
-from tests.phr_server.conftest import World
+from tests.phr_server.conftest import World, stand_in
 
 CHILD = [("C1", "self")]
 
@@ -94,30 +93,7 @@ def test_reads_keep_succeeding_while_junk_issuer_tokens_flood_a_served_phr_serve
     tokens whose `iss` names a listener that accepts and never answers, each a different
     string; meanwhile a legitimate app reads. Every read answers 200 well within its timeout,
     every junk token 401, and the silent listener is never contacted."""
-    consent = world.consent
-    standin = Flask("idp_and_consent_stand_in")
-
-    @standin.get("/jwks")
-    def jwks():  # type: ignore[no-untyped-def]
-        return jsonify(world.issuer.jwks())
-
-    @standin.post("/token")
-    def token():  # type: ignore[no-untyped-def]
-        return jsonify(access_token="service-token", token_type="Bearer", expires_in=3600)
-
-    @standin.get("/api/v1/grants/<gid>")
-    def grant(gid: str):  # type: ignore[no-untyped-def]
-        g = consent.grants[gid]
-        return jsonify(
-            id=g.id, status=g.status, subject=g.subject, client_id=g.client_id, scopes=g.scopes
-        )
-
-    @standin.get("/api/v1/subjects/<sub>/patients")
-    def patients(sub: str):  # type: ignore[no-untyped-def]
-        links = consent.links.get(sub, [])
-        return jsonify(patients=[{"municipality": p.municipality, "code": p.code} for p in links])
-
-    with live_server(standin) as url, listening(mode="silent") as tarpit:
+    with stand_in(world) as url, listening(mode="silent") as tarpit:
         env = {
             **os.environ,
             **world.settings.environ,
@@ -162,7 +138,7 @@ def test_reads_keep_succeeding_while_junk_issuer_tokens_flood_a_served_phr_serve
                 assert time.monotonic() < deadline and proc.poll() is None, "did not start"
                 time.sleep(0.2)
             world.user("sub-child", codes=CHILD)
-            gid = next(iter(consent.grants))
+            gid = next(iter(world.consent.grants))
             claims = {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs"}
             child = world.token({**claims, "grant_id": gid}, iss=url)
             read = base + world.path(family["urn:uuid:o3"])  # the app's own id
