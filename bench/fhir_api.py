@@ -311,9 +311,11 @@ def client(port: int, jobs: list[tuple[str, str]], seconds: float, out: Any) -> 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
-        resp.read()
+        body = resp.read()
         lat.append(time.perf_counter() - t0)
         if resp.status != 200:
+            if not errors:  # the first failure says why; a run with errors is not a measurement
+                print(f"error {resp.status} on {path}: {body[:300]!r}", file=sys.stderr)
             errors += 1
     out.put((lat, errors))
 
@@ -538,6 +540,7 @@ def main() -> None:
         PHR_FHIR_DATA_KEY=master,
         PHR_ISSUER=standin,
         PHR_CONSENT_URL=standin,
+        PHR_CONSENT_API_URL=standin,  # the decision API (its own pool in production)
         PHR_FHIR_URL=f"http://127.0.0.1:{port}",
         PHR_LOG_LEVEL="WARNING",
     )
