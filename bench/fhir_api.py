@@ -436,7 +436,7 @@ def serve(
         str(ROOT / ".venv/bin/gunicorn"),
         "--workers",
         str(workers),
-        # as phr_core.runner: gthread with PHR_FHIR_THREADS threads; 1: the sync worker
+        # as launcher.runner: gthread with PHR_FHIR_THREADS threads; 1: the sync worker
         *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
         "--bind",
         f"127.0.0.1:{port}",

@@ -21,7 +21,7 @@ database on the PostgreSQL server named by --database-url, dropped afterwards); 
 migrations; its signing keys (idp.app.prepare); a confidential client `bench-rp`
 (client_secret_basic, redirect http://127.0.0.1:4099/cb, scopes `openid offline_access`) and a
 client-credentials client `bench-cc`; then gunicorn with exactly the command line of
-`phr idp serve` (phr_core.runner.gunicorn_command) and PHR_WORKERS workers.
+`phr idp serve` (launcher.runner.gunicorn_command) and PHR_WORKERS workers.
 
 The load generator is plain Python: http.client with a small cookie jar, worker threads spread
 over a few forked processes (so that it is not capped by one GIL). The same generator, the same
@@ -630,10 +630,10 @@ class OurIdP:
         sys.path.insert(0, str(self.src))
         from idp.app import prepare
         from idp.clients import upsert_static
+        from launcher.runner import gunicorn_command
         from phr_core import migrations
         from phr_core.config import load_settings
         from phr_core.db import Database
-        from phr_core.runner import gunicorn_command
         from phr_core.services import get_service
 
         db_url = self._database_url()
@@ -685,7 +685,7 @@ class OurIdP:
                 )
         finally:
             db.dispose()
-        import phr_core.runner as runner
+        import launcher.runner as runner
 
         if hasattr(runner, "Target"):  # newer runner: it serves Targets (services and helpers)
             cmd = gunicorn_command(runner.Target.of(spec, settings), settings)

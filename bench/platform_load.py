@@ -73,9 +73,9 @@ sys.path.insert(0, str(ROOT))
 
 from idp.card.profile import AUTH, signed_data  # noqa: E402
 from idp.card.vcard import VirtualCard  # noqa: E402
-from phr_core.sandbox import AUTH_PIN  # noqa: E402
+from launcher.sandbox import AUTH_PIN  # noqa: E402
 
-PHR = [sys.executable, "-m", "phr_core.cli"]
+PHR = [sys.executable, "-m", "launcher.cli"]
 TIMEOUT_S = 15.0
 P99_LIMIT_MS = 200.0
 APP_ID = "demo-vaccination-app"  # the dev IdP's demo app (idp/demo.py)

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from connectors.models import Run
+from federation import publish
 from phr_core.config import Settings
 from phr_core.webapp import build_app, database
 
@@ -37,4 +38,4 @@ def index() -> ResponseReturnValue:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    return build_app("connector", settings, [bp])
+    return build_app("connector", settings, [bp, publish.blueprint("connector")])

@@ -1,4 +1,4 @@
-"""`phr connector …` commands: synth, run, link. Attached by phr_core/cli.py."""
+"""`phr connector …` commands: synth, run, link. Attached by launcher/cli.py."""
 
 from __future__ import annotations
 

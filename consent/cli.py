@@ -18,7 +18,7 @@ from phr_core.db import Database
 
 
 @contextmanager
-def _db() -> Iterator[tuple[Database, Settings]]:
+def consent_db() -> Iterator[tuple[Database, Settings]]:
     settings = load_settings()
     db = Database(settings.database_urls["consent"])
     # Changes made here reach running servers: the change log for every host, the stamp file
@@ -33,7 +33,7 @@ def _db() -> Iterator[tuple[Database, Settings]]:
 @click.command("status")
 def status() -> None:
     """Counts of consents by kind and status, and pending link requests per municipality."""
-    with _db() as (db, _), db.session() as s:
+    with consent_db() as (db, _), db.session() as s:
         counts = Counter((v.record.kind, v.state()) for v in records.current(s))
         pending = s.execute(
             select(LinkRequest.municipality, func.count())
@@ -51,22 +51,9 @@ def status() -> None:
 def expire_link_requests(days: int) -> None:
     """Close link requests no city answered within DAYS and delete their card-verified
     attributes. Run it daily."""
-    with _db() as (db, _), db.session() as s:
+    with consent_db() as (db, _), db.session() as s:
         n = linkage.expire_pending(s, utcnow() - timedelta(days=days))
     click.echo(f"expired {n} link request(s)")
-
-
-@click.command("purge-portal-tokens")
-@click.option("--hours", default=24, show_default=True, help="Idle time after which to drop.")
-def purge_portal_tokens(hours: int) -> None:
-    """Drop the portal's stored tokens of sessions idle this long (closed without sign-out);
-    sign-in also does this for the default idle time."""
-    from consent.portal.token_store import TokenStore
-
-    with _db() as (db, settings):
-        store = TokenStore(db, settings.secret("PHR_CONSENT_SECRET_KEY"))
-        n = store.purge_idle(timedelta(hours=hours))
-    click.echo(f"dropped {n} idle portal session(s)")
 
 
 @click.command("revoke-client")
@@ -75,7 +62,7 @@ def purge_portal_tokens(hours: int) -> None:
 def revoke_client(client_id: str, reason: str) -> None:
     """Revoke every active grant of one app (e.g. a compromised client). The PHR server sees it
     at its next request."""
-    with _db() as (db, _), db.session() as s:
+    with consent_db() as (db, _), db.session() as s:
         views = records.current(s, kind=records.RECIPIENT, actor=client_id, status=records.ACTIVE)
         for view in views:
             records.withdraw(s, view, recorded_by="operator", reason=reason)
@@ -87,19 +74,9 @@ def revoke_client(client_id: str, reason: str) -> None:
 def export(subject: str) -> None:
     """Print a person's consents (by their PHR-sector subject) as a FHIR Bundle, e.g. to answer
     a disclosure request."""
-    with _db() as (db, settings), db.session() as s:
+    with consent_db() as (db, settings), db.session() as s:
         bundle = receipts.fhir_bundle(records.current(s, subject=subject), settings)
     click.echo(json.dumps(bundle, ensure_ascii=False, indent=2))
 
 
-@click.command("client-jwk")
-def client_jwk() -> None:
-    """The portal's public key for a city-run IdP that offers the portal's sign-in: register
-    the portal there as a static client with `token_endpoint_auth_method` private_key_jwt and
-    this `jwks` (PHR_IDP_CLIENTS_FILE), then name that IdP in PHR_CONSENT_OTHER_IDPS."""
-    from consent.portal.providers import client_jwk as portal_jwk
-
-    click.echo(json.dumps({"keys": [portal_jwk(load_settings())]}, indent=2))
-
-
-commands = [status, expire_link_requests, purge_portal_tokens, revoke_client, export, client_jwk]
+commands = [status, expire_link_requests, revoke_client, export]

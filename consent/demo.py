@@ -1,5 +1,5 @@
 """Demo data for the consent service: the demo city as a participating municipality, and the
-demo family (phr_core.demo.DEMO_FAMILY): development sign-in citizen 1 linked to the city, as a
+demo family (phr_core.demo_data.DEMO_FAMILY): development sign-in citizen 1 linked to the city, as a
 guardian of one child, with the city's consent for both."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from consent.linkage import guardianship_end
 from consent.models import Guardianship, Municipality, PatientLink
 from phr_core.config import Settings
 from phr_core.db import Database
-from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITIES, DEMO_MUNICIPALITY, MOVED_FAMILY
+from phr_core.demo_data import DEMO_FAMILY, DEMO_MUNICIPALITIES, DEMO_MUNICIPALITY, MOVED_FAMILY
 
 DEMO_CATEGORIES = ["mch", "vaccination", "checkup", "claims"]
 

@@ -179,7 +179,7 @@ class ChangeLog(Base):
 class PortalTokens(Base):
     """The portal's access and refresh tokens for one signed-in browser, kept server side so the
     session cookie holds only a random handle. Keyed by the handle's SHA-256; the tokens are
-    AES-GCM encrypted (consent.portal.token_store) under a key that is not in the database."""
+    AES-GCM encrypted (portal.token_store) under a key that is not in the database."""
 
     __tablename__ = "consent_portal_tokens"
 

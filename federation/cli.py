@@ -1,5 +1,5 @@
 """`phr federation …`: run the authority and manage who it vouches for. Attached by
-phr_core/cli.py (`serve` comes from there).
+launcher/cli.py (`serve` comes from there).
 
     phr federation add https://app.example.jp [--jwks FILE] [--type openid_relying_party]
     phr federation add https://fhir.city.example.jp --type oauth_resource --municipalities 072010

@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
+from federation import publish
 from federation.entity.trust_chain import TrustChain
 from idp import clients, federation, housekeeping, keys, limits
 from idp.card import views as card_views
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         card_views.bp,
         passkey_views.bp,
         passkey_staff_views.bp,
+        publish.blueprint("idp"),
     ]
     app = build_app("idp", settings, blueprints)
     db = app.extensions["phr_db"]

@@ -37,6 +37,10 @@ class ServiceSpec:
     secrets: tuple[SecretSpec, ...] = ()
     session_key: str | None = None  # which of its secrets signs browser sessions, if any
     options: tuple[Variable, ...] = ()  # its own non-secret settings, read by Settings.option()
+    # The package whose `app:create_app()` serves the service's public port, when it is not
+    # `package` itself: the consent service's port serves the citizen portal (portal/app.py),
+    # which composes the consent API's blueprints with its own pages.
+    web_package: str | None = None
 
     @property
     def version_table(self) -> str:
@@ -46,7 +50,7 @@ class ServiceSpec:
     @property
     def app_factory(self) -> str:
         """The WSGI target gunicorn loads."""
-        return f"{self.package}.app:create_app()"
+        return f"{self.web_package or self.package}.app:create_app()"
 
 
 # Shared by the IdP and every resource server of the PHR sector: access tokens are encrypted
@@ -195,6 +199,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name="consent",
         package="consent",
+        web_package="portal",
         title="Consent service and citizen portal",
         env_prefix="CONSENT",
         default_port=8003,

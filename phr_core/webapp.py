@@ -60,10 +60,6 @@ def build_app(
     app.register_blueprint(health_bp)
     for bp in blueprints:
         app.register_blueprint(bp)
-    if service.name != "federation":  # the authority serves its own entity configuration
-        from federation import publish
-
-        app.register_blueprint(publish.blueprint(service.name))
     app.after_request(_security_headers)
     renderer = render_error or json_error
     app.extensions[RENDER_ERROR] = renderer  # for refusals before the app (gunicorn_workers)

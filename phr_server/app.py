@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
+from federation import publish
 from federation.resource import for_settings as federated_verifier
 from phr_core import outbound
 from phr_core.config import Settings
@@ -77,7 +78,10 @@ def create_app(
     `service_token` gives the bearer token for the consent API (e.g. a `ClientCredentials`
     at the IdP); without it the caller's own access token is forwarded."""
     app = build_app(
-        "fhir", settings, [bp, metadata_bp, erase_bp, api_bp], render_error=operation_outcome
+        "fhir",
+        settings,
+        [bp, metadata_bp, erase_bp, api_bp, publish.blueprint("fhir")],
+        render_error=operation_outcome,
     )
     s: Settings = app.extensions["phr_settings"]
     master = s.secret("PHR_FHIR_DATA_KEY")  # read at start: a missing key fails the start

@@ -7,7 +7,7 @@ from fhir.resources.R4B.organization import Organization
 
 from phr_core.config import Settings
 from phr_core.db import Database
-from phr_core.demo import (
+from phr_core.demo_data import (
     DEMO_MUNICIPALITIES,
     DEMO_MUNICIPALITY,
     SECOND_MUNICIPALITY,

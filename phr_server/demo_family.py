@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from phr_core.demo import (
+from phr_core.demo_data import (
     DEMO_FAMILY,
     DEMO_MUNICIPALITY,
     MOVED_FAMILY,

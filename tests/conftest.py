@@ -114,7 +114,7 @@ def migrated(settings: Settings) -> Settings:
 def create_app(service: ServiceSpec, settings: Settings) -> Flask:
     import importlib
 
-    module = importlib.import_module(f"{service.package}.app")
+    module = importlib.import_module(f"{service.web_package or service.package}.app")
     app = module.create_app(settings)
     app.config["TESTING"] = True
     return app

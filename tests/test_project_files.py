@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from phr_core.cli import main
+from launcher.cli import main
 from phr_core.config import VARIABLES
 from phr_core.services import SERVICES
 

@@ -19,10 +19,10 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
-from phr_core.sandbox import AUTH_PIN
+from launcher.sandbox import AUTH_PIN
 from tests.conftest import free_port, make_environ
+from tests.launcher.test_run import PHR, _read_until, _start
 from tests.processes import Lines, stop
-from tests.test_run import PHR, _read_until, _start
 
 TIMEOUT = 15
 # The example app's granular scope: body measurements, not every Observation.

@@ -56,7 +56,7 @@ def _run(sb: Sandbox, name: str, tmp_path: Path) -> str:
     # The guide runs from the repository with its `.venv`; here the same `phr` of this Python.
     phr = tmp_path / ".venv" / "bin" / "phr"
     phr.parent.mkdir(parents=True)
-    phr.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m phr_core.cli "$@"\n')
+    phr.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m launcher.cli "$@"\n')
     phr.chmod(phr.stat().st_mode | stat.S_IXUSR)
     repo = str(DOC.parents[1])
     env = {**sb.env, "PATH": "/usr/bin:/bin:/usr/local/bin", "PYTHONPATH": repo}

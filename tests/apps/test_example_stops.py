@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, make_environ
+from tests.launcher.test_run import PHR
 from tests.processes import Lines, Tree, accepts, stop
-from tests.test_run import PHR
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -17,14 +17,14 @@ from werkzeug.serving import make_server
 
 from tests.apps.test_example_tokens import _csrf, _load_example
 from tests.conftest import free_port
-from tests.consent.live_platform import PARENT, TIMEOUT
-from tests.consent.test_portal_two_cities import (  # noqa: F401 (fixtures)
+from tests.federation.conftest import Federation, federation  # noqa: F401 (fixture)
+from tests.portal.live_platform import PARENT, TIMEOUT
+from tests.portal.test_portal_two_cities import (  # noqa: F401 (fixtures)
     city_b_database,
     environ,
     two,
 )
-from tests.consent.two_cities import CITY_A, CITY_B, TwoCities
-from tests.federation.conftest import Federation, federation  # noqa: F401 (fixture)
+from tests.portal.two_cities import CITY_A, CITY_B, TwoCities
 
 APP_ID = "test-federated-vaccination-app"
 

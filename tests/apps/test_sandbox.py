@@ -11,10 +11,10 @@ from consent import linkage
 from consent.models import Guardianship, PatientLink
 from idp.card.models import CardBinding
 from idp.card.vcard import VirtualCard
-from phr_core import sandbox
+from launcher import sandbox
+from launcher.demo import load_all
 from phr_core.config import Settings
 from phr_core.db import Database
-from phr_core.demo import load_all
 from phr_core.identifiers import patient_id
 from phr_server.models import StoredResource, TokenIndex
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from connectors.client_key import load_signing_key, public_jwk
 from connectors.stub_server import StubServer
-from phr_core.cli import main
+from launcher.cli import main
 from phr_core.config import Settings
 from tests.connectors.helpers import KEY
 

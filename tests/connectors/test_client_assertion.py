@@ -24,7 +24,7 @@ from connectors.http import TokenError, TokenSource
 from connectors.pipeline import Connector, Report, detect_source
 from connectors.pseudonym import Pseudonymizer
 from connectors.transport import FhirTransport
-from phr_core.cli import main
+from launcher.cli import main
 from phr_core.config import Settings
 from tests.connectors.helpers import CITY, KEY, consents, make_city
 

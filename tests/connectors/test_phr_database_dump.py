@@ -22,7 +22,7 @@ from connectors.pseudonym import Pseudonymizer
 from connectors.register import read as read_register
 from connectors.transport import FhirTransport
 from phr_core.config import Settings
-from phr_core.demo import DEMO_FAMILY
+from phr_core.demo_data import DEMO_FAMILY
 from tests.browser import live_server
 from tests.connectors.helpers import CITY, KEY, consents, make_city, pii_strings
 from tests.connectors.test_phr_server_e2e import CLIENT, SECRET, environ, idp  # noqa: F401

@@ -16,8 +16,9 @@ from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from launcher.demo import load_all
 from phr_core.config import Settings
-from phr_core.demo import DEMO_MUNICIPALITY, load_all
+from phr_core.demo_data import DEMO_MUNICIPALITY
 from phr_core.tokens import access_token_cipher, seal
 from tests.browser import live_server
 from tests.conftest import make_environ

@@ -14,11 +14,11 @@ from flask import Flask
 
 from consent import app as consent_app_module
 from consent.cache import ConsentCache
-from consent.portal import phr as portal_phr
+from launcher.demo import load_all
 from phr_core import budgets
 from phr_core.config import Settings
-from phr_core.demo import load_all
 from phr_server.policy import CONSENT_TTL_S, ConsentUnavailable, HttpConsentDirectory
+from portal import phr as portal_phr
 from tests.browser import live_server
 from tests.consent.conftest import Tokens
 

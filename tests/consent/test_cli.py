@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from consent.models import LinkRequest, utcnow
-from phr_core.cli import main
+from launcher.cli import main
 from phr_core.config import Settings
 from phr_core.webapp import database
 from tests.consent.conftest import ATTRIBUTES, CITY, Tokens
@@ -90,9 +90,9 @@ def test_purge_portal_tokens_drops_idle_sessions_only(
     import time
 
     from consent.models import PortalTokens
-    from consent.portal.token_store import Tokens as StoredTokens
-    from consent.portal.token_store import TokenStore
     from phr_core.db import Database
+    from portal.token_store import Tokens as StoredTokens
+    from portal.token_store import TokenStore
 
     db = Database(migrated.database_urls["consent"])
     try:

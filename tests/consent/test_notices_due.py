@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from consent.models import Notice
 from phr_core.config import Settings
-from tests.consent.live_platform import (
+from tests.portal.live_platform import (
     STRANGER,
     TIMEOUT,
     Platform,

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from launcher.demo import load_all
 from phr_core.config import Settings
-from phr_core.demo import load_all
 from tests.consent.conftest import Tokens
 from tests.processes import stop
 
@@ -27,7 +27,7 @@ def served(migrated: Settings) -> Iterator[str]:
     load_all(migrated)
     env = {**os.environ, **migrated.environ, "PHR_WORKERS": str(WORKERS)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "phr_core.cli", "consent", "serve"],
+        [sys.executable, "-m", "launcher.cli", "consent", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

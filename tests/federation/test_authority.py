@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from federation import jose, trust_marks
 from federation.entity import statement
-from phr_core.cli import main
+from launcher.cli import main
 from tests.federation.conftest import Federation, new_key
 
 

@@ -34,7 +34,7 @@ from idp.endpoints.interaction import demo_person_id
 from idp.subjects import PHR_SECTOR
 from phr_core import migrations, sealing
 from phr_core.config import Settings, load_settings
-from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITY
+from phr_core.demo_data import DEMO_FAMILY, DEMO_MUNICIPALITY
 from phr_core.identifiers import patient_id, pseudonym_system
 from phr_core.pairwise_ids import CLAIM, decode_key, for_key
 from phr_core.services import SERVICES, get_service
@@ -42,10 +42,10 @@ from phr_core.tokens import InvalidToken, access_token_cipher, b64url_json, unse
 from phr_server.repository import Repository
 from phr_server.storage import Keyring
 from tests.conftest import free_port
-from tests.consent.live_platform import Platform, running
 from tests.federation.conftest import Federation
 from tests.federation.test_federated_resource import register_idp
 from tests.idp.conftest import Browser, code_request, pkce_pair
+from tests.portal.live_platform import Platform, running
 
 CITY = DEMO_MUNICIPALITY.code
 CHILD = patient_id(CITY, DEMO_FAMILY.child_code)

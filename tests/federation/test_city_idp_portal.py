@@ -20,12 +20,11 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from consent.models import PortalTokens
-from consent.portal.providers import client_jwk
 from idp.clients import upsert_static
 from idp.subjects import PHR_SECTOR
 from phr_core.config import load_settings
-from phr_core.demo import DEMO_FAMILY, DEMO_MUNICIPALITY
-from tests.consent.live_platform import Platform, form_value
+from phr_core.demo_data import DEMO_FAMILY, DEMO_MUNICIPALITY
+from portal.providers import client_jwk
 from tests.federation.conftest import Federation
 from tests.federation.test_city_idp_e2e import (
     CITIZEN,
@@ -35,6 +34,7 @@ from tests.federation.test_city_idp_e2e import (
     platform_running,
 )
 from tests.federation.test_federated_resource import register_idp
+from tests.portal.live_platform import Platform, form_value
 
 TIMEOUT = 10
 

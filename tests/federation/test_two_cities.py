@@ -32,9 +32,11 @@ from federation.authority import store
 from federation.directory import Directory, home_server
 from federation.entity.fetch import UrlFetcher
 from federation.entity.trust_chain import Resolver
-from phr_core import migrations, second_city
+from launcher import second_city
+from launcher.demo import load_all
+from phr_core import migrations
 from phr_core.config import Settings, load_settings
-from phr_core.demo import DEMO_MUNICIPALITY, SECOND_MUNICIPALITY, load_all
+from phr_core.demo_data import DEMO_MUNICIPALITY, SECOND_MUNICIPALITY
 from phr_core.services import SERVICES, get_service
 from phr_server.demo_family import CHILD_ID, MOVED_CHILD_ID, MOVED_PARENT_ID, PARENT_ID
 from tests.conftest import (
@@ -46,8 +48,8 @@ from tests.conftest import (
 )
 from tests.federation.conftest import LeafEntity, new_key, rp_metadata
 from tests.idp.conftest import pkce_pair
+from tests.launcher.test_run import _read_until, _start
 from tests.processes import stop
-from tests.test_run import _read_until, _start
 
 TIMEOUT = 10
 SCOPE = (
@@ -251,8 +253,8 @@ def test_one_app_reads_the_moved_family_from_both_cities(two_cities: TwoCities) 
 
 def test_the_same_in_the_running_development_setup(tmp_path: Path) -> None:
     """`phr dev run` itself (every service under gunicorn, the second city's own processes) on
-    its embedded default, SQLite (tests/test_run.py covers PostgreSQL): the anchor vouches for
-    the app, and the app does the same as above."""
+    its embedded default, SQLite (tests/launcher/test_run.py covers PostgreSQL): the anchor
+    vouches for the app, and the app does the same as above."""
     env = make_environ(tmp_path, "sqlite:///unused.db")
     del env["PHR_DATABASE_URL"]
     app_id = f"http://127.0.0.1:{free_port()}"

@@ -15,11 +15,11 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from consent.app import create_app as create_consent
 from idp.app import create_app as create_idp
 from idp.app import prepare
 from idp.clients import upsert_static
 from phr_core.config import Settings, load_settings
+from portal.app import create_app as create_consent
 from tests.conftest import free_port
 from tests.idp.conftest import REDIRECT, Browser, basic, code_request, pkce_pair, token_claims
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from idp import keys
 from idp.models import SigningKey
 from idp.tokens import now_utc
-from phr_core.cli import main
+from launcher.cli import main
 from phr_core.config import Settings
 
 

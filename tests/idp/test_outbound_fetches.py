@@ -22,7 +22,7 @@ from federation.entity.fetch import UrlFetcher
 from federation.entity.trust_chain import Resolver
 from federation.errors import FederationError
 from idp.endpoints import logout
-from phr_core.cli import main
+from launcher.cli import main
 from phr_core.config import Settings, load_settings
 from tests.listener import listening
 

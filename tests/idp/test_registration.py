@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from flask import Flask
 from werkzeug.serving import make_server
 
-from phr_core.cli import main
+from launcher.cli import main
 from phr_core.config import Settings
 from tests.idp.conftest import Browser, code_request, exchange, pkce_pair
 

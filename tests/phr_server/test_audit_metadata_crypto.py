@@ -212,7 +212,7 @@ def _app_with_master(world: World, env: dict[str, str], master: str) -> World:
 def test_rotate_keys_rewraps_without_downtime(
     world: World, family: dict[str, str], monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from phr_core.cli import main
+    from launcher.cli import main
 
     parent = world.user("sub-parent", codes=FAMILY)
     ref = world.path(family["urn:uuid:o3"])

@@ -1,6 +1,6 @@
 """Pairwise ids at the PHR server (issue 14): an app reads and searches by its sector's ids
 and values only, never sees the city's pseudonymous code or another app's ids, and the portal
-and connectors keep the stored ones. The whole platform: tests/test_pairwise_ids.py."""
+and connectors keep the stored ones. The whole platform: tests/launcher/test_pairwise_ids.py."""
 
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ def test_reads_keep_succeeding_while_junk_issuer_tokens_flood_a_served_phr_serve
         }
         base = load_settings(env).urls["fhir"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "phr_core.cli", "fhir", "serve"],
+            [sys.executable, "-m", "launcher.cli", "fhir", "serve"],
             env=env,
             stdout=subprocess.DEVNULL,
             start_new_session=True,

@@ -1,0 +1,448 @@
+"""The `phr` command: one entry point for a city's IT staff and for developers.
+
+phr dev run              everything, locally, with demo data (development)
+phr db upgrade           create or update the database tables
+phr idp|fhir|consent|connector serve   run one service (production)
+phr config check         what production mode would refuse, and why
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import click
+from dotenv import load_dotenv
+
+from launcher import runner
+from phr_core import migrations, secrets
+from phr_core.config import VARIABLES, ConfigError, Settings, load_settings
+from phr_core.db import make_engine, redact
+from phr_core.services import BY_NAME, SERVICES, ServiceSpec, Variable
+
+SERVICE_CHOICE = click.Choice(list(BY_NAME))
+EXAMPLE_STOP_TIMEOUT_S = 5.0
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _pick(names: tuple[str, ...]) -> tuple[ServiceSpec, ...]:
+    return tuple(BY_NAME[n] for n in names) if names else SERVICES
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".env"),
+    show_default=True,
+    help="Read settings from this file first; real environment variables win over it.",
+)
+def main(env_file: Path) -> None:
+    """Federated PHR platform for municipalities.
+
+    \b
+    First time on a laptop:     phr dev run
+    On a server (production):   PHR_ENV=production phr config check
+                                phr db upgrade
+                                phr idp serve   (and fhir, consent, connector)
+
+    Settings come from environment variables (see `phr config show`).
+    """
+    _stoppable_by_ctrl_c()
+    if env_file.is_file():
+        load_dotenv(env_file, override=False)
+
+
+def _stoppable_by_ctrl_c() -> None:
+    """A `phr` started as a background job of a script (`make test &`, CI) inherits SIGINT
+    ignored, and Python then raises no KeyboardInterrupt: `phr dev run` could not be stopped
+    with SIGINT while it starts. Every long-running phr command is documented to stop on
+    Ctrl-C, so take SIGINT back."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@main.group()
+def config() -> None:
+    """Show and check the configuration."""
+
+
+@config.command("show")
+@click.option("--markdown", is_flag=True, help="Print the documented table (for the README).")
+def config_show(markdown: bool) -> None:
+    """Every setting, its value here (secrets hidden) and what it means."""
+    if markdown:
+        click.echo("| Variable | Default | Meaning |\n|---|---|---|")
+        for var in VARIABLES:
+            click.echo(f"| `{var.name}` | {var.default or '(none)'} | {var.meaning} |")
+        return
+    s = _settings()
+    for var in VARIABLES:
+        click.echo(f"{var.name:<28} {effective_value(s, var)}")
+        click.echo(f"{'':<28} {var.meaning}")
+
+
+def effective_value(s: Settings, var: Variable) -> str:
+    """What the services will really use for `var` (secrets hidden, passwords redacted), and
+    where it came from when the variable itself is not set: a database URL may come from
+    PHR_DATABASE_URL, a public URL from the port, a default from PHR_VAR_DIR."""
+    env = s.environ
+    raw = env.get(var.name, "").strip()
+    if var.secret:
+        return "(set)" if raw or env.get(var.name + "_FILE") else "(not set)"
+    for svc in SERVICES:
+        p = svc.env_prefix
+        if var.name == f"PHR_{p}_DATABASE_URL":
+            where = (
+                ""
+                if raw
+                else (
+                    "  (from PHR_DATABASE_URL)"
+                    if env.get("PHR_DATABASE_URL", "").strip()
+                    else "  (default)"
+                )
+            )
+            return redact(s.database_urls[svc.name]) + where
+        if var.name == f"PHR_{p}_PORT":
+            return str(s.ports[svc.name]) + ("" if raw else "  (default)")
+        if var.name == svc.url_env:
+            return s.urls[svc.name] + ("" if raw else "  (default)")
+    derived = {
+        "PHR_ENV": s.env,
+        "PHR_VAR_DIR": str(s.var_dir),
+        "PHR_HOST": s.host,
+        "PHR_WORKERS": str(s.workers),
+        "PHR_LOG_LEVEL": s.log_level,
+        "PHR_CONSENT_API_PORT": str(s.consent_api_port),
+        "PHR_CONSENT_API_URL": s.consent_api_url,
+    }
+    if var.name in derived:
+        return derived[var.name] + ("" if raw else "  (default)")
+    if var.name == "PHR_DATABASE_URL":
+        return redact(raw) if raw else "(not set)"
+    try:
+        value = s.option(var.name)
+    except KeyError:
+        value = raw or var.default
+    return (value or "(empty)") + ("" if raw else "  (default)")
+
+
+@config.command("check")
+@click.option("--production", is_flag=True, help="Check as if PHR_ENV were production.")
+def config_check(production: bool) -> None:
+    """List what production mode refuses (exit status 1 if anything)."""
+    s = _settings()
+    problems = s.production_problems() if (production or s.production) else []
+    if not (production or s.production):
+        click.echo("Development mode: nothing is refused. Add --production to check for a server.")
+        return
+    if problems:
+        for p in problems:
+            click.echo(f"- {p}", err=True)
+        raise SystemExit(1)
+    click.echo("Ready for production.")
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Create, update and inspect each service's database tables (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("services", nargs=-1, type=SERVICE_CHOICE)
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(services: tuple[str, ...], revision: str) -> None:
+    """Apply migrations for SERVICES (default: all of them). Safe to run again."""
+    s = _settings()
+    for svc in _pick(services):
+        url = s.database_urls[svc.name]
+        migrations.upgrade(svc, url, revision)
+        click.echo(f"{svc.name:<10} upgraded to {revision} on {redact(url)}")
+
+
+@db.command("downgrade")
+@click.argument("service", type=SERVICE_CHOICE)
+@click.argument("revision")
+def db_downgrade(service: str, revision: str) -> None:
+    """Revert SERVICE's schema to REVISION (`-1` for one step, `base` drops every table)."""
+    s = _settings()
+    svc = BY_NAME[service]
+    migrations.downgrade(svc, s.database_urls[svc.name], revision)
+    click.echo(f"{svc.name} downgraded to {revision}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show each service's schema revision against the newest the code ships."""
+    s = _settings()
+    for svc in SERVICES:
+        engine = make_engine(s.database_urls[svc.name])
+        try:
+            current = migrations.current_revision(svc, engine)
+        finally:
+            engine.dispose()
+        head = migrations.head_revision(svc)
+        state = "up to date" if current == head else f"needs upgrade to {head}"
+        click.echo(f"{svc.name:<10} {current or '(empty)':<16} {state}")
+
+
+# --- dev ------------------------------------------------------------------------------------
+
+
+@main.group()
+def dev() -> None:
+    """Development helpers: keys, demo data, and the whole platform on one machine."""
+
+
+def _ensure_dev_keys(s: Settings) -> list[str]:
+    if s.production:
+        raise click.ClickException("development keys are never made in production mode")
+    made = []
+    for svc in SERVICES:
+        for sec in svc.secrets:
+            if (
+                secrets.lookup(sec.env, s.environ) is None
+                and not (s.secrets_dir / sec.env).exists()
+            ):
+                made.append(sec.env)
+            s.secret(sec.env)
+    return made
+
+
+@dev.command("keys")
+def dev_keys() -> None:
+    """Generate development secrets into $PHR_VAR_DIR/secrets (kept if already there)."""
+    s = _settings()
+    made = _ensure_dev_keys(s)
+    click.echo(f"development keys in {s.secrets_dir}: " + (", ".join(made) or "already present"))
+
+
+@dev.command("demo")
+def dev_demo() -> None:
+    """Load every service's demo data, the demo family and the card sandbox (idempotent)."""
+    from launcher import sandbox
+    from launcher.demo import load_all
+
+    s = _settings()
+    added = load_all(s, family=True)
+    click.echo("demo data: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
+    second = _load_second_city(s)
+    if second:
+        click.echo("second city: " + ", ".join(f"{k} +{v}" for k, v in second.items()))
+    click.echo(sandbox.prepare(s).summary())
+
+
+def _load_second_city(s: Settings) -> dict[str, int]:
+    from launcher import second_city
+
+    try:
+        return second_city.load_demo(s, family=True)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@dev.command("run")
+@click.option("--no-demo", is_flag=True, help="Do not load demo data.")
+def dev_run(no_demo: bool) -> None:
+    """Migrate, make development keys, load demo data and serve every service."""
+    from launcher.demo import load_all
+
+    s = _settings()
+    if s.production:
+        raise click.ClickException("`phr dev run` is for development; use `phr <service> serve`")
+    _ensure_dev_keys(s)
+    for svc in SERVICES:
+        migrations.upgrade(svc, s.database_urls[svc.name])
+    if not no_demo:
+        from launcher import sandbox
+
+        load_all(s, family=True)
+        _load_second_city(s)
+        click.echo(sandbox.prepare(s).summary())
+    try:
+        second = _second_city_targets(s)
+        titles = {}
+        if second:  # both cities' servers, each with its city
+            from phr_core.demo_data import DEMO_MUNICIPALITIES
+
+            first = DEMO_MUNICIPALITIES.get(s.option("PHR_CONNECTOR_MUNICIPALITY"))
+            city = (
+                f"{first.name_ja} {first.code}" if first else s.option("PHR_CONNECTOR_MUNICIPALITY")
+            )
+            titles = {n: f"{BY_NAME[n].title} — {city}" for n in ("fhir", "connector")}
+        raise SystemExit(runner.serve(s, SERVICES, extras=second + _dev_extras(s), titles=titles))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _second_city_targets(s: Settings) -> tuple[runner.Target, ...]:
+    """The second demo city's own PHR server and connector (launcher.second_city), after
+    their schemas are in place (the demo data does it; --no-demo too)."""
+    from launcher import second_city
+
+    city = second_city.municipality(s)
+    second = second_city.settings_of(s)
+    if city is None or second is None:
+        return ()
+    env = tuple(second_city.environ(s, city.code).items())
+    out = []
+    for name, port_variable in (
+        ("fhir", "PHR_DEV_SECOND_FHIR_PORT"),
+        ("connector", "PHR_DEV_SECOND_CONNECTOR_PORT"),
+    ):
+        svc = BY_NAME[name]
+        migrations.upgrade(svc, second.database_urls[name])
+        out.append(
+            runner.Target(
+                f"{name}-{city.code}",
+                f"{svc.title} — {city.name_ja} {city.code}",
+                svc.app_factory,
+                second.ports[name],
+                port_variable,
+                env,
+                threads=runner.threads_of(svc, second),
+            )
+        )
+    return tuple(out)
+
+
+def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:
+    """Development-only helpers served beside the services: the card authority stand-in (OCSP,
+    CRL, renewal links) on the port of PHR_CARD_AUTHORITY_URL."""
+    from urllib.parse import urlsplit
+
+    port = urlsplit(s.option("PHR_CARD_AUTHORITY_URL")).port or 8005
+    return (
+        runner.Target(
+            "authority",
+            "Card authority stand-in (development)",
+            "idp.authority_sim.app:create_app()",
+            port,
+            "PHR_CARD_AUTHORITY_URL",
+        ),
+    )
+
+
+@dev.command("example")
+@click.option("--port", type=int, default=8010, show_default=True, help="Where it listens.")
+def dev_example(port: int) -> None:
+    """Run the example SMART app (examples/vaccination_app) against the local platform."""
+    import sys
+
+    from launcher import supervisor
+
+    s = _settings()
+    folder = Path(__file__).resolve().parents[1] / "examples" / "vaccination_app"
+    if not (folder / "app.py").exists():
+        raise click.ClickException(f"{folder} is missing (it ships with the source tree)")
+    if importlib.util.find_spec("requests") is None:
+        raise click.ClickException(
+            f"the example needs requests: pip install -r {folder / 'requirements.txt'}"
+        )
+    env = {
+        **os.environ,
+        "APP_FHIR_URL": s.urls["fhir"],
+        "APP_PORT": str(port),
+        "APP_REDIRECT_URI": f"http://127.0.0.1:{port}/callback",
+        "APP_HOME_URL": f"http://127.0.0.1:{port}/",
+    }
+    click.echo(f"example app on http://127.0.0.1:{port}/ (Ctrl-C stops it)")
+    # Its own process group, stopped as a whole with a bound: a plain subprocess.call left
+    # app.py running (and holding the port) whenever `phr` itself was stopped without a
+    # KeyboardInterrupt (SIGTERM, or SIGINT ignored by a script's background job).
+    raise SystemExit(
+        supervisor.run_until_stopped(
+            [sys.executable, "app.py"], env=env, cwd=folder, grace_s=EXAMPLE_STOP_TIMEOUT_S
+        )
+    )
+
+
+@dev.command("reset")
+@click.confirmation_option(prompt="Delete every local database and development key?")
+def dev_reset() -> None:
+    """Delete $PHR_VAR_DIR (SQLite databases and development keys)."""
+    s = _settings()
+    if s.production:
+        raise click.ClickException("refusing to delete data in production mode")
+    shutil.rmtree(s.var_dir, ignore_errors=True)
+    click.echo(f"removed {s.var_dir}")
+
+
+# --- one group per service ------------------------------------------------------------------
+
+
+def _service_group(svc: ServiceSpec) -> click.Group:
+    @click.group(name=svc.name, help=f"{svc.title}.")
+    def group() -> None:
+        pass
+
+    @group.command("serve")
+    @click.option("--migrate", is_flag=True, help="Apply database migrations first.")
+    def serve(migrate: bool) -> None:
+        s = _settings()
+        try:
+            s.require_production_ready((svc,))
+            if migrate:
+                migrations.upgrade(svc, s.database_urls[svc.name])
+            raise SystemExit(runner.serve(s, (svc,)))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    _add_service_commands(group, svc)
+    serve.help = (
+        f"Serve the {svc.title} on PHR_{svc.env_prefix}_PORT (default {svc.default_port}) "
+        "under gunicorn with PHR_WORKERS workers, until Ctrl-C or SIGTERM. "
+        "In production mode it first refuses development keys, missing secrets and "
+        "plain-http public URLs."
+    )
+    return group
+
+
+def _add_service_commands(group: click.Group, svc: ServiceSpec) -> None:
+    """A service adds its own commands (`phr fhir load …`) in `<package>/cli.py`, as a list
+    `commands` of click commands; the shared CLI stays free of service logic. The package
+    serving its port (the portal, for the consent service) adds its commands to the same group."""
+    for package in dict.fromkeys((svc.package, svc.web_package or svc.package)):
+        try:
+            module = importlib.import_module(f"{package}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package}.cli":
+                raise
+            continue
+        for command in module.commands:
+            group.add_command(command)
+
+
+for _svc in SERVICES:
+    main.add_command(_service_group(_svc))
+
+# Top-level groups that belong to no single service: `phr card` (the virtual My Number card
+# and the development card authority) lives with the IdP's card code.
+for _path in ("idp.card.cli:card",):
+    _module, _, _name = _path.partition(":")
+    try:
+        main.add_command(getattr(importlib.import_module(_module), _name))
+    except ModuleNotFoundError as _exc:
+        if _exc.name not in (_module, _module.rsplit(".", 1)[0]):
+            raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Runs services under gunicorn (several workers each), waits until they are ready, prints where
+they are, and on Ctrl-C or SIGTERM stops them all before returning (launcher.supervisor: each
+service's whole process group, within STOP_TIMEOUT_S, at once on a second Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from launcher import supervisor
+from phr_core.config import ConfigError, Settings
+from phr_core.services import ServiceSpec
+
+# Access log without query strings: authorization codes and state travel in them.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0  # gunicorn's --graceful-timeout (10 s) for requests, and some slack
+# Stopped before every service answered: no request to finish, only workers still importing
+# the app (which gunicorn lets finish first); they are killed sooner.
+STARTING_STOP_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One WSGI app to serve: a service, or a development helper such as the card authority."""
+
+    name: str
+    title: str
+    app_factory: str
+    port: int
+    port_variable: str  # what to change when the port is taken
+    # Variables set for this process alone (the development second city's PHR server and
+    # connector: the same service code with their own ports, databases and keys).
+    environ: tuple[tuple[str, str], ...] = ()
+    threads: int = 1  # more than 1: gunicorn's gthread worker with this many threads
+
+    @classmethod
+    def of(cls, service: ServiceSpec, settings: Settings) -> Target:
+        return cls(
+            service.name,
+            service.title,
+            service.app_factory,
+            settings.ports[service.name],
+            f"PHR_{service.env_prefix}_PORT",
+            threads=threads_of(service, settings),
+        )
+
+    @classmethod
+    def all_of(cls, service: ServiceSpec, settings: Settings) -> list[Target]:
+        """Every worker pool of a service: one, except the consent service, whose decision API
+        (asked by PHR servers and the IdP while a portal page may be waiting on them) has a
+        pool of its own that portal pages cannot occupy."""
+        pools = [cls.of(service, settings)]
+        if service.name == "consent":
+            pools.append(
+                cls(
+                    "consent-api",
+                    "Consent decision API (for PHR servers and the IdP)",
+                    f"{service.package}.app:create_api_app()",
+                    settings.consent_api_port,
+                    "PHR_CONSENT_API_PORT",
+                    threads=threads_of(service, settings, "PHR_CONSENT_API_THREADS"),
+                )
+            )
+        return pools
+
+
+@dataclass
+class Running:
+    target: Target
+    process: subprocess.Popen[bytes]
+    host: str
+
+    @property
+    def local_url(self) -> str:
+        return f"http://{_display_host(self.host)}:{self.target.port}/"
+
+
+def _display_host(host: str) -> str:
+    # S104: maps a bind-all address to a loopback URL for display; binds nothing
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104 - see above
+
+
+def threads_of(service: ServiceSpec, settings: Settings, variable: str | None = None) -> int:
+    """Threads per worker of a service that declares `PHR_<SVC>_THREADS` (or `variable`): the
+    services that wait on others (the PHR server, the IdP, the consent portal and API), whose
+    per-process state is thread-safe; 1 (gunicorn's sync worker) for the others."""
+    name = variable or f"PHR_{service.env_prefix}_THREADS"
+    try:
+        value = settings.option(name)
+    except KeyError:
+        return 1
+    try:
+        threads = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+    if not 1 <= threads <= 64:
+        raise ConfigError(f"{name} must be between 1 and 64")
+    return threads
+
+
+def gunicorn_command(target: Target, settings: Settings) -> list[str]:
+    """The command line that serves one app."""
+    # Workers that answer gunicorn's own refusals (request line, headers) in the service's
+    # error format; the request line at gunicorn's largest limit, so that the app's own URL
+    # limit (PHR_MAX_URL_BYTES, phr_core.request_limits) is the one that usually answers.
+    workers = "phr_core.gunicorn_workers." + (
+        "ThreadWorker" if target.threads > 1 else "SyncWorker"
+    )
+    threaded = ["--threads", str(target.threads)]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(settings.workers),
+        "--worker-class",
+        workers,
+        *(threaded if target.threads > 1 else []),
+        "--limit-request-line",
+        "8190",
+        "--bind",
+        f"{settings.host}:{target.port}",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        ACCESS_LOG_FORMAT,
+        "--graceful-timeout",
+        "10",
+        "--log-level",
+        settings.log_level.lower(),
+        *_control_socket_off(),
+        target.app_factory,
+    ]
+
+
+def _control_socket_off() -> list[str]:
+    # gunicorn 27 opens a control socket at one fixed path per user; four masters would fight
+    # over it, and the platform does not use it.
+    import gunicorn
+
+    return ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
+
+
+def check_ports_free(settings: Settings, targets: list[Target]) -> None:
+    """Fail early, naming the variable to change, when a port is taken."""
+    for t in targets:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((settings.host, t.port))
+            except OSError:
+                raise ConfigError(
+                    f"port {t.port} for {t.title} is already in use; "
+                    f"stop what uses it or set {t.port_variable}"
+                ) from None
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "readyz", timeout=2) as resp:  # noqa: S310 (loopback)
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def serve(
+    settings: Settings,
+    services: tuple[ServiceSpec, ...],
+    *,
+    extras: tuple[Target, ...] = (),
+    announce: Callable[[str], None] = print,
+    titles: dict[str, str] | None = None,
+) -> int:
+    """Serve `services` (and `extras`) until interrupted. Returns 0 after a clean stop, 1 when
+    one of them died. `titles` renames services in the banner (by service name)."""
+    settings.require_production_ready(services)
+    targets = [t for s in services for t in Target.all_of(s, settings)] + list(extras)
+    targets = [replace(t, title=(titles or {}).get(t.name, t.title)) for t in targets]
+    check_ports_free(settings, targets)
+    _prepare(settings, services)
+    stop = supervisor.StopSignals().install()
+    env = {**os.environ, "PHR_VAR_DIR": str(settings.var_dir)}
+    running: list[Running] = []
+    grace_s = STARTING_STOP_TIMEOUT_S
+    try:
+        for t in targets:
+            if stop.requested:
+                return 0
+            # A session of its own: the terminal's Ctrl-C reaches only us, and we stop each
+            # whole group (master and workers) instead of racing them.
+            proc = supervisor.start(gunicorn_command(t, settings), env={**env, **dict(t.environ)})
+            running.append(Running(t, proc, settings.host))
+        failed = _wait_ready(running, stop)
+        if failed:
+            announce(f"{failed} did not start; see the log above.")
+            return 1
+        if stop.requested:
+            return 0
+        grace_s = STOP_TIMEOUT_S
+        announce(_banner(settings, running))
+        while not stop.wait(0.5):
+            dead = [r for r in running if supervisor.exited(r.process)]
+            if dead:
+                announce(f"{dead[0].target.title} stopped unexpectedly; stopping the others.")
+                return 1
+        return 0
+    finally:
+        try:
+            supervisor.stop_groups([r.process for r in running], stop, grace_s, announce=announce)
+            announce("All services stopped.")
+        finally:
+            stop.uninstall()
+
+
+def _prepare(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:
+    """Each service's one-time start-up work (`<package>.app:prepare`, e.g. the IdP's signing
+    keys), done once here so the workers do not race to do it."""
+    import importlib
+
+    for s in services:
+        prepare = getattr(importlib.import_module(f"{s.package}.app"), "prepare", None)
+        if prepare is not None:
+            prepare(settings)
+
+
+def _wait_ready(running: list[Running], stop: supervisor.StopSignals) -> str | None:
+    """Wait for every service's /readyz; return the title of one that died, else None (also
+    when asked to stop meanwhile)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    pending = list(running)
+    while pending and not stop.requested:
+        for r in list(pending):
+            if stop.requested:
+                return None
+            if supervisor.exited(r.process):
+                return r.target.title
+            if _ready(r.local_url):
+                pending.remove(r)
+        if time.monotonic() > deadline:
+            return pending[0].target.title
+        stop.wait(0.2)
+    return None
+
+
+def _banner(settings: Settings, running: list[Running]) -> str:
+    where = "SQLite under " + str(settings.var_dir)
+    if not all(u.startswith("sqlite") for u in settings.database_urls.values()):
+        where = "the configured databases"
+    lines = [f"PHR platform is running ({settings.env} mode, {where}):"]
+    width = max(_columns(r.target.title) for r in running)
+    order = sorted(running, key=lambda r: r.target.name != "consent")  # portal first (stable)
+    lines += [
+        f"  {r.target.title}{' ' * (width - _columns(r.target.title))}  {r.local_url}"
+        for r in order
+    ]
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def _columns(text: str) -> int:
+    """Terminal columns: a Japanese city name's characters take two each."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

@@ -1,0 +1,46 @@
+"""Flask app factory of the citizen portal (`gunicorn 'portal.app:create_app()'`), served on
+the consent service's port (PHR_CONSENT_PORT) with the consent service's API blueprints beside
+its pages.
+
+One process, not two: the portal's pages read and write the consent service's records (grants,
+links, guardianship) in its own database transactions, so a separate portal process would only
+add a network hop and a second origin for the same data. The decision API, which PHR servers
+and the IdP wait on, already has a pool of its own (`consent.app:create_api_app()`) that
+portal pages cannot occupy."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from consent.app import API_BLUEPRINTS, install_records
+from federation import publish
+from phr_core.config import Settings
+from phr_core.webapp import build_app, json_error
+from portal.auth import bp as auth_bp
+from portal.deletion import bp as deletion_bp
+from portal.notices import bp as notices_bp
+from portal.plus import BLUEPRINTS as PLUS_BLUEPRINTS
+from portal.sources import bp as sources_bp
+from portal.views import bp as views_bp
+from portal.views import error_page
+
+PORTAL_SESSION_COOKIE = "phr_portal_session"
+
+
+def render_error(exc: HTTPException) -> Response:
+    """The API answers errors as JSON (RFC 6749 shape); the portal as a readable page."""
+    if request.path.startswith("/api/"):
+        return json_error(exc)
+    return error_page(exc)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    blueprints = [views_bp, auth_bp, *PLUS_BLUEPRINTS, sources_bp, deletion_bp, notices_bp]
+    blueprints += [*API_BLUEPRINTS, publish.blueprint("consent")]
+    app = build_app("consent", settings, blueprints, render_error=render_error)
+    # Its own cookie name: cookies are not kept apart by port, and on a development host the
+    # IdP's `session` cookie (same host, another port) would otherwise overwrite the portal's.
+    app.config["SESSION_COOKIE_NAME"] = PORTAL_SESSION_COOKIE
+    install_records(app)
+    return app

@@ -1,0 +1,456 @@
+"""Citizen sign-in: the portal is an OpenID Connect client of the platform's IdP.
+
+Authorization code flow with PKCE (S256), `state` and `nonce`; the code is exchanged with
+client_secret_basic and the ID token's signature is checked against the IdP's JWKS, with its
+`iss`, `aud`, `exp` and `nonce`. The portal client is in the PHR sector, so the ID token's `sub`
+is the subject consent records are keyed by. Only that `sub`, the ID token (for logout), a
+CSRF token and a random handle are kept in the signed session cookie; the access and refresh
+tokens for the PHR server (scope PORTAL_SCOPE; the IdP marks them first-party, see
+portal/phr.py) stay server side under that handle (portal.token_store), are
+refreshed there and dropped, and revoked at the IdP, on sign-out. Tokens are never logged.
+
+A city-run IdP of the federation can be offered too (portal.providers): the sign-in
+then goes there, the portal authenticates with private_key_jwt, and the person's subject is
+`<issuer>#<sub>` everywhere in the portal and the consent service.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, redirect, request, session
+from flask.typing import ResponseReturnValue
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from consent.i18n import current_language
+from phr_core import outbound
+from phr_core.webapp import database, settings
+from portal import providers
+from portal.token_store import Tokens, TokensGone, TokenStore
+
+log = logging.getLogger(__name__)
+bp = Blueprint("portal_auth", __name__, url_prefix="/auth")
+
+TIMEOUT_S = 5
+METADATA_TTL_S = 300
+ID_TOKEN_ALGS = ["ES256", "RS256", "PS256", "EdDSA"]
+PENDING = "oidc"  # the session key of a sign-in in progress
+SUBJECT = "sub"
+ID_TOKEN = "id_token"  # noqa: S105 (a session key, not a secret)
+CSRF = "csrf"
+TOKENS = "phr"  # the session key of the handle of the server-side tokens
+IDP = "idp"  # the session key of the issuer signed in at, when it is not the home IdP
+# Sign-in, a refresh token, and reading (only) the person's own and children's records.
+PORTAL_SCOPE = "openid offline_access user/*.rs"
+
+
+class SignInError(Exception):
+    """A sign-in that cannot go on; `key` names the message the person is shown."""
+
+    def __init__(self, key: str, status: int = 400) -> None:
+        super().__init__(key)
+        self.key = key
+        self.status = status
+
+
+# --- The IdP's metadata and keys, fetched over HTTP and kept for a few minutes ------------------
+
+_cache: dict[str, tuple[float, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def _fetch_json(url: str, *, fresh: bool = False) -> Any:
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(url)
+    if hit is not None and not fresh and now - hit[0] < METADATA_TTL_S:
+        return hit[1]
+    try:
+        # The discovery document and keys of the home IdP or a federation member: through the
+        # bounded fetcher (phr_core/outbound.py), so a member's document cannot send the portal
+        # to an internal address in production, nor hold it beyond the fetcher's deadline.
+        resp = _fetcher().get(url, accept="application/json")
+        if resp.status != 200:
+            raise ValueError(f"status {resp.status}")
+        doc = json.loads(resp.body)
+    except (OSError, ValueError) as exc:
+        log.warning("IdP metadata unavailable (%s)", type(exc).__name__)
+        raise SignInError("signin_unavailable", 503) from None
+    with _cache_lock:
+        _cache[url] = (now, doc)
+    return doc
+
+
+def _fetcher() -> outbound.Outbound:
+    """Every request the portal makes to an IdP goes through here: the URLs come from an
+    IdP's discovery document, which a federation member writes, not from our configuration."""
+    return outbound.for_settings(settings(), deadline=TIMEOUT_S)
+
+
+def signed_in_issuer() -> str:
+    """The IdP the current session signed in at (the home IdP unless another was chosen)."""
+    issuer = session.get(IDP)
+    return issuer if isinstance(issuer, str) and issuer else settings().issuer
+
+
+def provider(issuer: str | None = None) -> dict[str, Any]:
+    """An IdP's discovery document (by default the one the session signed in at)."""
+    issuer = issuer or signed_in_issuer()
+    meta = _fetch_json(issuer + "/.well-known/openid-configuration")
+    if not isinstance(meta, dict) or meta.get("issuer") != issuer:
+        raise SignInError("signin_unavailable", 503)
+    return meta
+
+
+def _key_set(meta: dict[str, Any], *, fresh: bool = False) -> KeySet:
+    try:
+        return KeySet.import_key_set(_fetch_json(meta["jwks_uri"], fresh=fresh))
+    except (KeyError, TypeError, ValueError, JoseError):
+        raise SignInError("signin_unavailable", 503) from None
+
+
+# --- Client identity ------------------------------------------------------------------------------
+
+
+def client_id() -> str:
+    return settings().option("PHR_CONSENT_CLIENT_ID")
+
+
+def redirect_uri() -> str:
+    return settings().urls["consent"] + "/auth/callback"
+
+
+def _client_auth(issuer: str, url: str, form: dict[str, str]) -> dict[str, str]:
+    """Headers authenticating the portal at `issuer`'s endpoint `url`: client_secret_basic at
+    the home IdP; private_key_jwt (added to `form`) at a city IdP, which holds no secret of ours."""
+    if issuer == settings().issuer:
+        return {"Authorization": _basic_auth()}
+    form.update(providers.client_assertion(client_id(), url))
+    return {}
+
+
+def _basic_auth() -> str:
+    # RFC 6749 §2.3.1: both parts form-urlencoded before Base64.
+    user = urllib.parse.quote(client_id(), safe="")
+    password = urllib.parse.quote(settings().secret("PHR_CONSENT_CLIENT_SECRET"), safe="")
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# --- Session helpers used by the pages ------------------------------------------------------------
+
+
+def current_subject() -> str | None:
+    sub = session.get(SUBJECT)
+    return sub if isinstance(sub, str) and sub else None
+
+
+def csrf_token() -> str:
+    token = session.get(CSRF)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF] = token
+    return token
+
+
+def check_csrf() -> None:
+    sent = request.form.get(CSRF, "")
+    expected = session.get(CSRF)
+    if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+        abort(400)
+
+
+# --- Routes ---------------------------------------------------------------------------------------
+
+
+@bp.get("/login")
+def login() -> ResponseReturnValue:
+    """Sign in at the chosen IdP (`?idp=`); a signed-in person signs in again at their own
+    (a city consent needs the card attributes); otherwise the choice when there is one."""
+    issuer = request.args.get("idp", "").rstrip("/")
+    if not issuer and current_subject() is not None:
+        issuer = signed_in_issuer()
+    if not issuer:
+        offered = providers.offered()
+        if len(offered) > 1:
+            from portal.views import _page
+
+            return _page("signin.html", providers=offered)
+        issuer = offered[0].issuer
+    if issuer != settings().issuer and providers.find(issuer) is None:
+        raise SignInError("signin_failed")
+    meta = provider(issuer)
+    state = secrets.token_urlsafe(32)
+    nonce = secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(48)
+    challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+    session[PENDING] = {"state": state, "nonce": nonce, "verifier": verifier, "issuer": issuer}
+    params = {
+        "response_type": "code",
+        "client_id": client_id(),
+        "redirect_uri": redirect_uri(),
+        "scope": PORTAL_SCOPE,
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "ui_locales": current_language(),
+    }
+    return redirect(meta["authorization_endpoint"] + "?" + urllib.parse.urlencode(params))
+
+
+@bp.get("/callback")
+def callback() -> ResponseReturnValue:
+    # The pending sign-in is used once, whatever happens next: a replayed callback finds none.
+    pending = session.pop(PENDING, None)
+    if request.args.get("error"):
+        key = "signin_cancelled" if request.args["error"] == "access_denied" else "signin_failed"
+        raise SignInError(key)
+    state = request.args.get("state", "")
+    if (
+        not isinstance(pending, dict)
+        or not isinstance(pending.get("state"), str)
+        or not hmac.compare_digest(state, pending["state"])
+    ):
+        raise SignInError("signin_expired")
+    issuer = pending.get("issuer") or settings().issuer
+    if issuer != settings().issuer and providers.find(issuer) is None:
+        raise SignInError("signin_failed")  # removed from the federation meanwhile
+    meta = provider(issuer)
+    iss = request.args.get("iss")
+    if iss is not None and iss != meta["issuer"]:  # RFC 9207
+        raise SignInError("signin_failed")
+    code = request.args.get("code", "")
+    if not code:
+        raise SignInError("signin_failed")
+    from portal import sources  # (it imports this module's helpers)
+
+    link = sources.pending_link()  # a city consent waiting for the card attributes
+    tokens = _exchange(meta, code, pending["verifier"], link_attributes=link is not None)
+    old_issuer = signed_in_issuer()
+    id_token = tokens.get("id_token")
+    if not isinstance(id_token, str):
+        raise SignInError("signin_failed")
+    claims = _verify_id_token(meta, id_token, pending["nonce"])
+    subject = providers.subject_of(issuer, claims["sub"])
+    lang = current_language()
+    old_handle = session.get(TOKENS)
+    session.clear()
+    if isinstance(old_handle, str):
+        _forget_tokens(old_handle, old_issuer)
+    session[SUBJECT] = subject
+    if issuer != settings().issuer:
+        session[IDP] = issuer
+    session[ID_TOKEN] = id_token
+    session[CSRF] = secrets.token_urlsafe(32)
+    if isinstance(tokens.get("access_token"), str):
+        try:
+            stored = Tokens.from_response(tokens)
+        except TokensGone:
+            raise SignInError("signin_failed") from None
+        store = token_store()
+        store.purge_idle()  # sessions closed without sign-out, a day later
+        session[TOKENS] = store.save(subject, stored)
+    if link is not None:
+        return redirect(sources.finish_link(subject, link, tokens.get("phr_card_attributes")))
+    return redirect(f"/?lang={lang}")
+
+
+def _exchange(
+    meta: dict[str, Any], code: str, verifier: str, *, link_attributes: bool = False
+) -> dict[str, Any]:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri(),
+        "code_verifier": verifier,
+    }
+    if link_attributes:  # the card-verified attributes, back channel only (idp/link_attributes)
+        form["phr_card_attributes"] = "1"
+    return _post_token(meta["token_endpoint"], form, meta["issuer"])
+
+
+def _post_token(url: str, form: dict[str, str], issuer: str) -> dict[str, Any]:
+    form = dict(form)
+    headers = _client_auth(issuer, url, form)
+    try:
+        resp = _fetcher().request(
+            "POST",
+            url,
+            body=urllib.parse.urlencode(form).encode(),
+            headers={
+                **headers,
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+        )
+    except OSError as exc:
+        log.warning("IdP token endpoint unreachable (%s)", type(exc).__name__)
+        raise SignInError("signin_unavailable", 503) from None
+    if resp.status != 200:
+        log.warning("IdP token endpoint answered %s", resp.status)
+        if _oauth_error(resp.body) == "invalid_target":  # a PHR server the IdP does not know
+            raise SignInError("invalid_target") from None
+        raise SignInError("signin_failed") from None
+    try:
+        doc = json.loads(resp.body)
+    except ValueError:
+        raise SignInError("signin_failed") from None
+    if not isinstance(doc, dict):
+        raise SignInError("signin_failed")
+    return doc
+
+
+def _oauth_error(body: bytes) -> str:
+    """The RFC 6749 `error` of a refused token request ("" when there is none)."""
+    try:
+        doc = json.loads(body[:4096] or b"{}")
+    except ValueError:
+        return ""
+    error = doc.get("error") if isinstance(doc, dict) else None
+    return error if isinstance(error, str) else ""
+
+
+def _verify_id_token(meta: dict[str, Any], id_token: str, nonce: str) -> dict[str, Any]:
+    try:
+        try:
+            token = jwt.decode(id_token, _key_set(meta), algorithms=ID_TOKEN_ALGS)
+        except JoseError:
+            # Perhaps the IdP rotated its keys since we fetched them: ask once more.
+            token = jwt.decode(id_token, _key_set(meta, fresh=True), algorithms=ID_TOKEN_ALGS)
+        registry = jwt.JWTClaimsRegistry(
+            leeway=60,
+            iss={"essential": True, "value": meta["issuer"]},
+            aud={"essential": True, "value": client_id()},
+            exp={"essential": True},
+            sub={"essential": True},
+            nonce={"essential": True, "value": nonce},
+        )
+        registry.validate(token.claims)
+    except (JoseError, ValueError, TypeError):
+        log.warning("ID token refused")
+        raise SignInError("signin_failed") from None
+    claims = token.claims
+    azp = claims.get("azp")
+    if isinstance(claims.get("aud"), list) and len(claims["aud"]) > 1 and azp != client_id():
+        raise SignInError("signin_failed")
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise SignInError("signin_failed")
+    return claims
+
+
+# --- The server-side tokens for the PHR server ----------------------------------------------------
+
+
+def token_store() -> TokenStore:
+    app = current_app
+    store = app.extensions.get("portal_tokens")
+    if store is None:
+        store = TokenStore(database(), settings().secret("PHR_CONSENT_SECRET_KEY"))
+        app.extensions["portal_tokens"] = store
+    return store
+
+
+class ResourceRefused(Exception):
+    """The IdP issues no token for this PHR server (the federation no longer vouches for it);
+    the sign-in itself stays valid."""
+
+
+def refresh_tokens(refresh_token: str, resource: str | None = None) -> dict[str, Any]:
+    """The IdP's refresh grant (for another PHR server with RFC 8707 `resource`); a refused
+    refresh token means signing in again."""
+    meta = provider()
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if resource is not None:
+        form["resource"] = resource
+    try:
+        return _post_token(meta["token_endpoint"], form, meta["issuer"])
+    except SignInError as exc:
+        if exc.status == 503:
+            raise
+        if exc.key == "invalid_target":
+            raise ResourceRefused(resource or "") from None
+        raise TokensGone("the IdP refused the refresh token") from None
+
+
+def access_token(resource: str | None = None) -> str:
+    """The signed-in person's access token for a PHR server (refreshed when due): the
+    configured one, or the one at `resource` (its FHIR base URL). Raises TokensGone when there
+    is none (signed out, expired, revoked)."""
+    handle, subject = session.get(TOKENS), current_subject()
+    if not isinstance(handle, str) or subject is None:
+        raise TokensGone("not signed in")
+    home = settings().urls["fhir"].rstrip("/")
+    if resource is not None and resource.rstrip("/") == home:
+        resource = None
+    return token_store().access_token(handle, subject, refresh_tokens, resource=resource)
+
+
+def _forget_tokens(handle: str, issuer: str) -> None:
+    """Drop a session's tokens here and revoke the refresh token (and so its family) at the
+    IdP that issued it, best effort: the row is gone either way."""
+    tokens = token_store().drop(handle)
+    if tokens is None or not tokens.refresh_token:
+        return
+    try:
+        end = provider(issuer).get("revocation_endpoint")
+        if end:
+            form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+            headers = _client_auth(issuer, end, form)
+            _fetcher().request(
+                "POST",
+                end,
+                body=urllib.parse.urlencode(form).encode(),
+                headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+            )
+    except (OSError, SignInError) as exc:
+        log.warning("refresh token not revoked at the IdP (%s)", type(exc).__name__)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    check_csrf()
+    id_token = session.get(ID_TOKEN)
+    handle = session.get(TOKENS)
+    issuer = signed_in_issuer()
+    lang = current_language()
+    session.clear()
+    if isinstance(handle, str):
+        _forget_tokens(handle, issuer)
+    home = settings().urls["consent"] + "/"
+    try:
+        end = provider(issuer).get("end_session_endpoint")
+    except SignInError:
+        end = None
+    if not end or not isinstance(id_token, str):
+        return redirect("/")
+    params = {
+        "id_token_hint": id_token,
+        "post_logout_redirect_uri": home,
+        "client_id": client_id(),
+        "ui_locales": lang,
+    }
+    return redirect(end + "?" + urllib.parse.urlencode(params))
+
+
+def signin_error_page(exc: SignInError) -> Response:
+    from portal.views import problem
+
+    return problem(exc.key, exc.status)
+
+
+bp.register_error_handler(SignInError, signin_error_page)

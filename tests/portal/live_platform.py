@@ -1,0 +1,106 @@
+"""The platform on loopback for portal tests: the IdP, the consent service and portal, and the
+PHR server, each a real app in werkzeug threads on one test database, with every service's
+demo data (the demo family: development sign-in citizen 1 is a parent with a child and
+records). A `requests` session plays the browser through the IdP's dev sign-in."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from werkzeug.serving import make_server
+
+from launcher.demo import load_all
+from phr_core.config import Settings
+from phr_core.demo_data import DEMO_FAMILY
+from tests.conftest import make_environ
+
+TIMEOUT = 10
+PARENT = str(DEMO_FAMILY.parent_citizen)  # dev sign-in number of the demo parent
+STRANGER = "4"  # a demo citizen with no links
+
+
+def platform_environ(tmp_path: Path, database_url: str) -> dict[str, str]:
+    env = make_environ(tmp_path, database_url)
+    env["PHR_ISSUER"] = f"http://127.0.0.1:{env['PHR_IDP_PORT']}"
+    env["PHR_CONSENT_URL"] = f"http://127.0.0.1:{env['PHR_CONSENT_PORT']}"
+    env["PHR_FHIR_URL"] = f"http://127.0.0.1:{env['PHR_FHIR_PORT']}"
+    return env
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    idp: str
+    portal: str
+    fhir: str
+    apps: dict[str, object]
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[Platform]:
+    from consent import app as consent_app_module
+    from idp import app as idp_app_module
+    from phr_server import app as fhir_app_module
+
+    load_all(settings, family=True)
+    idp_app_module.prepare(settings)
+    apps = {
+        "idp": idp_app_module.create_app(settings),
+        "consent": consent_app_module.create_app(settings),
+        "fhir": fhir_app_module.create_app(settings),
+    }
+    servers = []
+    for name, app in apps.items():
+        port = int(settings.urls[name].rsplit(":", 1)[1])
+        server = make_server("127.0.0.1", port, app, threaded=True)  # type: ignore[arg-type]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+    try:
+        yield Platform(
+            settings, settings.urls["idp"], settings.urls["consent"], settings.urls["fhir"], apps
+        )
+    finally:
+        for server, thread in servers:
+            server.shutdown()
+            thread.join(5)
+        for app in apps.values():
+            app.extensions["phr_db"].dispose()  # type: ignore[attr-defined]
+
+
+def form_value(html: str, name: str) -> str:
+    m = re.search(rf'name="{name}" value="([^"]+)"', html)
+    assert m, html[:400]
+    return m.group(1)
+
+
+def sign_in(browser: requests.Session, p: Platform, person: str = PARENT) -> None:
+    """The portal's sign-in through the IdP's development sign-in, to the portal's home."""
+    resp = browser.get(p.portal + "/auth/login", allow_redirects=False, timeout=TIMEOUT)
+    for _ in range(12):
+        assert resp.status_code in (302, 303), (resp.status_code, resp.text[:300])
+        location = resp.headers["Location"]
+        url = p.idp + location if location.startswith("/") and "req=" in location else location
+        if url.startswith("/"):
+            url = p.portal + url
+        if url.startswith(p.portal):
+            resp = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
+            if resp.status_code == 200:
+                return
+            continue
+        page = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
+        if page.status_code in (302, 303):
+            resp = page
+            continue
+        assert page.status_code == 200, page.text[:300]
+        req = parse_qs(urlsplit(url).query)["req"][0]
+        data = {"csrf": form_value(page.text, "csrf"), "req": req, "person": person}
+        resp = browser.post(f"{p.idp}/login/dev", data=data, allow_redirects=False, timeout=10)
+    raise AssertionError("too many redirects")
