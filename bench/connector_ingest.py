@@ -11,8 +11,9 @@ Phases, each in its own process so peak memory (max RSS) is per phase:
          the unchanged re-run; resources landed per second
 
 --server URL sends to a real PHR server (token from PHR_ISSUER with the connector's client
-credentials); --stub starts connectors.stub_server in a separate process on loopback, which
-measures the connector's side only (the stub keeps resources in a dict and validates nothing).
+credentials); --stub starts the tests' stand-in (tests/connectors/stub_server.py) in a
+separate process on loopback, which measures the connector's side only (the stub keeps
+resources in a dict and validates nothing).
 The first load sends everything; the re-run uses the connector database's sent cache
 (`--db URL`, default a SQLite file next to the exports), so it maps and hashes but sends
 nothing that is unchanged."""
@@ -190,7 +191,7 @@ def phase_load(args: argparse.Namespace) -> dict[str, object]:
     if args.stub:
         # The stub runs in its own process, so it does not compete for this one's GIL.
         stub = subprocess.Popen(
-            [sys.executable, "-m", "connectors.stub_server"],
+            [sys.executable, "-m", "tests.connectors.stub_server"],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,

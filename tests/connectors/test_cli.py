@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.client_key import load_signing_key, public_jwk
-from connectors.stub_server import StubServer
 from launcher.cli import main
 from phr_core.config import Settings
 from tests.connectors.helpers import KEY
+from tests.connectors.stub_server import StubServer
 
 SIGNING_KEY = "connector-signing-key-for-tests-0123456789"
 

@@ -10,8 +10,8 @@ from connectors.consent import ConsentClient, FileConsent, answer_link_requests,
 from connectors.http import TokenSource
 from connectors.pseudonym import Pseudonymizer
 from connectors.register import read as read_register
-from connectors.stub_server import StubServer
 from tests.connectors.helpers import CITY, KEY, make_city
+from tests.connectors.stub_server import StubServer
 
 
 def test_consent_codes_over_http_and_from_a_file(tmp_path: Path) -> None:

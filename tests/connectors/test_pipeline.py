@@ -1,6 +1,7 @@
-"""End to end against a real HTTP server on loopback (connectors.stub_server, implementing the
-PHR server's transaction contract): re-runs change nothing, corrected rows update, crashes
-resume without loss or duplicates, retries, refused rows isolated, consent gate."""
+"""End to end against a real HTTP server on loopback (tests/connectors/stub_server.py,
+implementing the PHR server's transaction contract): re-runs change nothing, corrected rows
+update, crashes resume without loss or duplicates, retries, refused rows isolated, consent
+gate."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from connectors.mapping.common import full_url
 from connectors.pipeline import Connector, Report, detect_source
 from connectors.pseudonym import Pseudonymizer
 from connectors.sent_cache import identity
-from connectors.stub_server import StubServer
 from connectors.transport import FhirTransport
 from phr_core.config import Settings
 from phr_core.db import Database
 from phr_core.identifiers import pseudonym_system
 from tests.connectors.helpers import CITY, KEY, codes_of, consents, make_city
+from tests.connectors.stub_server import StubServer
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """One bad row must never stop a city's load (issue 21): a UKE file and CSVs with poisoned rows
-among good ones load every good row into a real HTTP server (connectors.stub_server), report
-each bad row with its file, line and layout field, and neither the report nor the connector
-database's row errors hold a value from the file. On both databases."""
+among good ones load every good row into a real HTTP server (tests/connectors/stub_server.py),
+report each bad row with its file, line and layout field, and neither the report nor the
+connector database's row errors hold a value from the file. On both databases."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from connectors.pipeline import Connector, Report
 from connectors.pseudonym import Pseudonymizer
 from connectors.sources import mch_csv, uke, vaccination_csv
 from connectors.sources.base import detect_encoding
-from connectors.stub_server import StubServer
 from connectors.transport import FhirTransport
 from phr_core.config import Settings
 from phr_core.db import Database
 from tests.connectors.helpers import CITY, KEY, consents, make_city
+from tests.connectors.stub_server import StubServer
 
 MARK = "〒"  # in no field name and no reason: where it shows up, a value leaked
 ADDRESS = f"{MARK}福島県会津若松市追手町1番1号 山田 花子"

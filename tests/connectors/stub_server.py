@@ -1,17 +1,30 @@
-"""A small stand-in for the PHR server's transaction endpoint and the IdP's token endpoint, on
-loopback, for tests and benchmarks while the real PHR server is being built. It implements the
-contract in transport.py: conditional updates by identifier, 201 / 200 / "unchanged" answers,
-atomic transactions; it can be told to fail (503) the next N requests."""
+"""A loopback stand-in for the PHR server's transaction endpoint (transport.py's contract:
+conditional updates by identifier, 201 / 200 / "unchanged" answers, atomic transactions), the
+IdP's token endpoint (client secret or private_key_jwt) and the consent service's consents and
+link-requests API, for the connector's tests and bench/connector_ingest.py. It keeps resources
+in a dict and validates nothing, so it measures and tests the connector's side only (the real
+PHR server is exercised by tests/connectors/test_phr_server_e2e.py). It can be told to fail
+(503) the next N requests, or every request after N transactions; any resource holding the
+text `reject-me` is refused with a 422, to exercise row isolation.
+
+    python -m tests.connectors.stub_server [PORT]   (from the repository root)
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import sys
 import threading
+import time
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 
 class StubState:
@@ -43,16 +56,11 @@ class StubState:
         return authorization == want
 
     def _assertion_ok(self, form: dict[str, str], token_url: str) -> bool:
-        import time
-
-        from joserfc import jwt
-        from joserfc.errors import JoseError
-        from joserfc.jwk import KeySet
-
+        if self.jwk is None:
+            return False
         try:
-            claims = jwt.decode(
-                form["client_assertion"], KeySet.import_key_set({"keys": [self.jwk]})
-            ).claims
+            keys = KeySet.import_key_set({"keys": [self.jwk]})
+            claims = jwt.decode(form["client_assertion"], keys).claims
         except (JoseError, ValueError):
             return False
         with self.lock:
@@ -142,8 +150,8 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if self.path == "/token":
                 form = dict(urllib.parse.parse_qsl(self._body().decode()))
-                host, port = self.server.server_address[:2]
-                token_url = f"http://{host}:{port}/token"
+                host, port = cast(ThreadingHTTPServer, self.server).server_address[:2]
+                token_url = f"http://{host!s}:{port}/token"
                 auth = self.headers.get("Authorization", "")
                 if not state.client_ok(form, auth, token_url):
                     self._send(401, {"error": "invalid_client"})
@@ -234,6 +242,7 @@ def make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                     key = (rtype, cond)
                     old = staged.get(key) or state.store.get(key)
                     new = _strip(res)
+                    status: dict[str, Any]
                     if old is None:
                         status = {"status": "201 Created"}
                     elif _strip(old) == new:
@@ -286,10 +295,8 @@ class StubServer:
 
 
 def main() -> None:
-    """`python -m connectors.stub_server [PORT]`: serve on 127.0.0.1 until interrupted; prints
-    the base URL first (client id `connector-test`, secret `s3cret`)."""
-    import sys
-
+    """`python -m tests.connectors.stub_server [PORT]`: serve on 127.0.0.1 until interrupted;
+    prints the base URL first (client id `connector-test`, secret `s3cret`)."""
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     state = StubState()
     httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
