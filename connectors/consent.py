@@ -23,6 +23,8 @@ from urllib.parse import quote
 from connectors import register
 from connectors.http import HttpError, JsonClient, TokenSource
 from connectors.pseudonym import Pseudonymizer
+from connectors.sources import mch_csv
+from connectors.sources.base import Record
 
 # The scope the consent service requires of connectors (consent/API.md).
 LINKAGE_SCOPE = "consent/linkage"
@@ -213,9 +215,6 @@ def match_link_requests(
 def children_of(mch_path: Path, mothers: set[str], pseudo: Pseudonymizer) -> dict[str, list[str]]:
     """mother's code → her children's resident numbers, from the MCH export's mother–child
     linkage (delivery and infant-checkup rows), for the mothers asked about only."""
-    from connectors.sources import mch_csv
-    from connectors.sources.base import Record
-
     out: dict[str, list[str]] = {}
     for item in mch_csv.read(mch_path):
         if isinstance(item, Record) and item.data.get("mother"):

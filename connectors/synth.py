@@ -406,8 +406,9 @@ def write_claims(city: City, out: Path, rnd: random.Random, months: int = 12) ->
     for m in range(1, months + 1):
         ym = f"{city.year}{m:02d}"
         billing = f"{city.year + (m == 12)}{(m % 12) + 1:02d}"
-        med: dict[str, list[list[str]]] = {}
-        pha: dict[str, list[list[str]]] = {}
+        # facility code → its receipts, each a list of records (a record: its fields)
+        med: dict[str, list[list[list[str]]]] = {}
+        pha: dict[str, list[list[list[str]]]] = {}
         for p in insured:
             if p.birth > month_end(city.year, m):
                 continue  # no claims before birth
