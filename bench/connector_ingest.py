@@ -69,7 +69,7 @@ def _maxrss_mb() -> float:
 
 
 def _inputs(folder: Path) -> list[tuple[Path, str]]:
-    from connectors.pipeline import detect_source
+    from connectors.source_registry import detect_source
 
     out = []
     for p in sorted(folder.iterdir()):
@@ -89,7 +89,7 @@ def phase_synth(args: argparse.Namespace) -> dict[str, object]:
 
 
 def phase_scan(args: argparse.Namespace) -> dict[str, object]:
-    from connectors.pipeline import read_source
+    from connectors.source_registry import read_source
 
     rows = problems = 0
     t = time.perf_counter()

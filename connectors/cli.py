@@ -14,8 +14,9 @@ from connectors import synth as synth_mod
 from connectors.client_key import ClientAssertion, load_signing_key, public_jwk
 from connectors.consent import ConsentClient, FileConsent, answer_link_requests
 from connectors.http import HttpError, TokenError, TokenSource, TransportError
-from connectors.pipeline import Connector, Progress, Report, Summary, detect_source
+from connectors.pipeline import Connector, Progress, Report, Summary
 from connectors.pseudonym import Pseudonymizer
+from connectors.source_registry import SOURCES, detect_source
 from connectors.sources.base import UNREADABLE, Problem, unexpected
 from connectors.transport import FhirTransport
 from phr_core import secrets
@@ -188,7 +189,7 @@ def run(
     unknown = [p for p in files if not detect_source(p)]  # named, but no reader fits
     if not work and not unknown:
         raise click.ClickException("no export files to load")
-    if register_path is None and any(src == "uke" for _, src in work):
+    if register_path is None and any(SOURCES[src].needs_register for _, src in work):
         click.echo("warning: no resident register given; claims cannot be resolved", err=True)
     tokens = None if (dry_run and consent_file) else _tokens(s, ca_file, scope)
     consent = (
