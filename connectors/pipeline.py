@@ -1,47 +1,54 @@
 """A connector run over export files: stream rows → consent gate → pseudonymise → map →
 validate → batch → send → checkpoint. Rows of people without consent stop at the gate: they
 are counted, never mapped, stored or sent. Bad rows go to the report (file, line, field,
-reason) and the run goes on."""
+reason) and the run goes on.
+
+`Connector` holds what every file's run shares (consented codes, the register index, the sent
+cache); `FileRun` is one file's run as named steps: `take` a row (gate and map), `cut` a batch
+(drop what the server holds unchanged, validate), `send` it, and `complete` the batches in file
+order (count, remember, checkpoint). Sending one transaction at a time and several in flight
+share that one bookkeeping path: only the sender differs."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import sys
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
 
-from sqlalchemy import select
-
-from connectors.consent import CATEGORY_BY_SOURCE, ConsentSource, consent_epochs
+from connectors.consent import ConsentSource, consent_epochs
 from connectors.http import TransportError
-from connectors.mapping import mch as map_mch
-from connectors.mapping import uke as map_uke
-from connectors.mapping import vaccination as map_vacc
 from connectors.mapping.common import Context, Entry, MappingError
-from connectors.models import Checkpoint, Run
-from connectors.models import RowError as RowErrorRow
 from connectors.pseudonym import Pseudonymizer
 from connectors.register import ConsentedIndex
+from connectors.report import Progress, Report, Summary
+from connectors.run_log import RunLog
 from connectors.sent_cache import SentCache, content_hash, identity
-from connectors.sources import mch_csv, uke, vaccination_csv
-from connectors.sources.base import UNREADABLE, Problem, Record, sniff_file, unexpected
+from connectors.source_registry import SOURCES, Source, detect_source, read_source
+from connectors.sources.base import UNREADABLE, Problem, Record, unexpected
 from connectors.transport import Outcomes, Refused, Sink
 from connectors.validation import validate
 from phr_core.db import Database
 
-SOURCES = ("mch", "vaccination", "uke")
+__all__ = [
+    "Connector",
+    "FileRun",
+    "Progress",
+    "Report",
+    "Summary",
+    "detect_source",
+    "file_sha256",
+    "read_source",
+]
+
 # Resources many batches carry (each batch is self-contained): once the server acknowledged
 # one, later batches holding it may be in flight together (they update, never create, it).
 SHARED = {"Patient", "Organization", "Coverage", "RelatedPerson"}
 
+# Rows cut into a batch: the record, its entries, and identity → (owner code, content hash)
+# for the sent cache.
 Pending = list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]]
 
 
@@ -49,68 +56,30 @@ Pending = list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]]
 class _Flight:
     """One batch sent (or being sent) to the server."""
 
-    future: Future[Outcomes] | None
-    pending: list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]]
+    future: Future[Outcomes] | None  # None: every row of the batch was dropped before sending
+    pending: Pending
     last_line: int
     identities: set[str]
     counters: dict[str, int]  # the run's counters when the batch was cut
     refused: int  # rows refused by the server before it was cut
 
 
-@dataclass
-class Summary:
-    read: int = 0
-    skipped_no_consent: int = 0
-    rejected: int = 0
-    sent: int = 0  # rows whose resources the server acknowledged
-    skipped_unchanged: int = 0  # rows the server already holds unchanged (sent cache)
-    resources: int = 0  # resources mapped and validated
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
+class _SendNow:
+    """Sends in the calling thread, answering with a finished Future like the thread pool, so
+    one transaction at a time goes through the same bookkeeping as several in flight."""
 
-    def add(self, other: Summary) -> None:
-        for k, v in asdict(other).items():
-            setattr(self, k, getattr(self, k) + v)
+    def submit(
+        self, send: Callable[[list[Entry]], Outcomes], batch: list[Entry]
+    ) -> Future[Outcomes]:
+        done: Future[Outcomes] = Future()
+        try:
+            done.set_result(send(batch))
+        except Exception as exc:  # handed over like the pool's: complete() raises it
+            done.set_exception(exc)
+        return done
 
-    def line(self) -> str:
-        return (
-            f"read {self.read}, skipped (no consent) {self.skipped_no_consent}, "
-            f"rejected {self.rejected}, already loaded unchanged {self.skipped_unchanged}, "
-            f"sent {self.sent} rows ({self.resources} resources mapped): "
-            f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}"
-        )
-
-
-def detect_source(path: Path) -> str | None:
-    """Which reader a file needs: UKE by name or first record, CSVs by their header."""
-    if not path.is_file():
-        return None
-    if path.suffix.upper() == ".UKE":
-        return "uke"
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return None
-    if head[:3] in (b"IR,", b"YK,"):
-        return "uke"
-    text = head.decode(sniff_file(path), errors="ignore").splitlines()[0] if head else ""
-    if "記録種別" in text:
-        return "mch"
-    if "ワクチン" in text:
-        return "vaccination"
-    return None
-
-
-def read_source(source: str, path: Path) -> Iterator[Record | Problem]:
-    if source == "mch":
-        return mch_csv.read(path)
-    if source == "vaccination":
-        return vaccination_csv.read(path)
-    if source == "uke":
-        return uke.read(path)
-    raise ValueError(f"unknown source {source}")
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
 
 
 def file_sha256(path: Path) -> str:
@@ -119,44 +88,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 16), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-class Report:
-    """The rejected-rows report: CSV `file,line,field,reason`, no row content."""
-
-    def __init__(self, out: TextIO | None) -> None:
-        self.writer = csv.writer(out) if out is not None else None
-        if self.writer is not None:
-            self.writer.writerow(["file", "line", "field", "reason"])
-        self.problems: list[Problem] = []
-
-    def add(self, p: Problem) -> None:
-        if self.writer is not None:
-            self.writer.writerow([p.file, p.line, p.field, p.reason])
-        if len(self.problems) < 10_000:
-            self.problems.append(p)
-
-
-class Progress:
-    """A one-line progress display, only on a terminal."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty()
-        self.last = 0.0
-
-    def update(self, name: str, s: Summary, *, final: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not final and now - self.last < 0.25:
-            return
-        self.last = now
-        self.stream.write(
-            f"\r{name}: {s.read} rows, {s.skipped_no_consent} no consent, {s.sent} sent, "
-            f"{s.rejected} rejected" + ("\n" if final else "")
-        )
-        self.stream.flush()
 
 
 @dataclass
@@ -181,46 +112,35 @@ class Connector:
     parallel: int = 1
 
     def __post_init__(self) -> None:
-        self.consented: dict[str, set[str]] = {}
-        for source, category in CATEGORY_BY_SOURCE.items():
-            self.consented[source] = self.consent.codes(category)
+        self.consented: dict[str, set[str]] = {
+            s.name: self.consent.codes(s.category) for s in SOURCES.values()
+        }
         everyone = set().union(*self.consented.values())
-        self.index = ConsentedIndex.build(
-            self.register_path, self.pseudo, everyone, self.consented["uke"]
+        by_card = set().union(
+            *(self.consented[s.name] for s in SOURCES.values() if s.needs_register)
         )
+        self.index = ConsentedIndex.build(self.register_path, self.pseudo, everyone, by_card)
         self._validated: set[str] = set()
-        self._landed: set[str] = set()  # shared identities (Patient, …) the server acknowledged
+        self.landed: set[str] = set()  # shared identities (Patient, …) the server acknowledged
         self.cache: SentCache | None = None
         if self.db is not None and self.sink is not None and self.use_cache:
             self.cache = SentCache(self.db, self.municipality)
             self.cache.evict_except(everyone)
-            self.cache.evict_reconsented(
-                consent_epochs(self.consent, sorted(set(CATEGORY_BY_SOURCE.values())))
-            )
+            categories = sorted({s.category for s in SOURCES.values()})
+            self.cache.evict_reconsented(consent_epochs(self.consent, categories))
 
     # --- one record ---------------------------------------------------------------------------
 
-    def _map(self, source: str, rec: Record, ctx: Context) -> list[Entry] | None:
+    def map_record(self, source: Source, rec: Record, ctx: Context) -> list[Entry] | None:
         """The record's resources, or None when its person has not consented."""
-        consented = self.consented[source]
-        if source == "uke":
-            code = self.index.by_insurance.get(rec.resident)
-            if code is None:
-                return None
-            return map_uke.map_record(ctx, rec, code)
-        code = self.pseudo.code(rec.resident)
-        if code not in consented:
+        code = source.gate(ctx, self.pseudo, rec)
+        if code is None:
             return None
-        rec.key = self.pseudo.record_key(source, rec.key)
-        if source == "mch":
-            mother = rec.data.get("mother")
-            mother_code = self.pseudo.code(mother) if mother else None
-            if mother_code not in consented:
-                mother_code = None
-            return map_mch.map_record(ctx, rec, code, mother_code)
-        return map_vacc.map_record(ctx, rec, code)
+        return source.map(ctx, self.pseudo, rec, code)
 
-    def _validate(self, entries: list[Entry]) -> None:
+    def validate_entries(self, entries: list[Entry]) -> None:
+        """Each resource against R4B; a Patient or Organization once per run (many rows carry
+        the same one)."""
         for e in entries:
             if e.resource_type in ("Patient", "Organization"):
                 url = e.full_url
@@ -238,176 +158,181 @@ class Connector:
         """Process one export file; resumes after the last acknowledged batch of an interrupted
         run over the same file content. Rows whose resources the server already holds
         unchanged (per the sent cache) are counted and not sent again."""
-        source = source or detect_source(path)
-        if source not in SOURCES:
+        name = source or detect_source(path)
+        if name not in SOURCES:
             raise ValueError(f"{path.name}: cannot tell which source this file is")
-        summary = Summary()
-        ctx = Context(self.municipality, self.index, self.consented[source])
-        dry = self.sink is None
-        sha = file_sha256(path)
-        resume_line = 0
-        run_id = None
-        if self.db is not None and not dry:
-            resume_line, restored, run_id = self._start(path, source, sha)
+        return FileRun(self, path, SOURCES[name]).run()
+
+
+class FileRun:
+    """One run over one export file (see the module's docstring for its steps)."""
+
+    def __init__(self, conn: Connector, path: Path, source: Source) -> None:
+        self.conn = conn
+        self.path = path
+        self.name = path.name
+        self.source = source
+        self.summary = Summary()
+        self.ctx = Context(conn.municipality, conn.index, conn.consented[source.name])
+        self.sha = file_sha256(path)
+        self.dry = conn.sink is None
+        self.log = (
+            RunLog(conn.db, conn.municipality, source.name, self.sha)
+            if conn.db is not None and not self.dry
+            else None
+        )
+        self.resume_line = 0
+        self.last_line = 0  # the last row taken into a batch
+        self.size = 0  # resources in the batch being gathered
+        self.candidates: list[tuple[Record, list[Entry]]] = []
+        self.flight: deque[_Flight] = deque()
+        self.refused = 0  # rows the server refused so far (counted when their batch completes)
+        self.sender: ThreadPoolExecutor | _SendNow = _SendNow()
+
+    def run(self) -> Summary:
+        if self.log is not None:
+            self.resume_line, restored = self.log.start(self.name)
             if restored:
-                summary = Summary(**restored)
-        name = path.name
-        state = {"last_line": resume_line, "size": 0}
-        candidates: list[tuple[Record, list[Entry]]] = []
-
-        def reject(p: Problem) -> None:
-            summary.rejected += 1
-            self.report.add(p)
-            if run_id is not None:
-                self._row_error(run_id, p)
-
-        pool = ThreadPoolExecutor(self.parallel) if self.parallel > 1 and not dry else None
-        flight: deque[_Flight] = deque()
-
-        refused = [0]  # rows the server refused so far (counted when their batch completes)
-
-        def complete(f: _Flight) -> None:
-            """Account for one sent batch, strictly in file order. The checkpoint's counters
-            are those of the rows up to its line: reading counters as they were when the
-            batch was cut, sending counters of the batches completed so far (all earlier)."""
-            before = summary.rejected
-            try:
-                out = f.future.result() if f.future is not None else None
-                done = f.pending
-                if out is not None:
-                    summary.sent += len(f.pending)
-                    self._count(summary, out)
-            except Refused as exc:
-                done = self._isolate(name, f.pending, summary, reject, exc)
-            refused[0] += summary.rejected - before
-            if self.cache is not None:
-                self.cache.remember({k: v for _, _, h in done for k, v in h.items()})
-            for _, es, _ in done:
-                self._landed.update(identity(e) for e in es if e.resource_type in SHARED)
-            upto = Summary(**f.counters)
-            upto.rejected += refused[0] - f.refused
-            for k in ("sent", "created", "updated", "unchanged"):
-                setattr(upto, k, getattr(summary, k))
-            self._checkpoint(source, sha, f.last_line, upto, "running")
-            if self.on_batch and f.pending:
-                self.on_batch(f.last_line)
-
-        def drain(keep: int = 0) -> None:
-            while len(flight) > keep:
-                complete(flight.popleft())
-
-        def flush() -> None:
-            if not candidates:
-                return
-            known = (
-                self.cache.known(identity(e) for _, es in candidates for e in es)
-                if self.cache
-                else {}
-            )
-            pending: list[tuple[Record, list[Entry], dict[str, tuple[str, str]]]] = []
-            for rec, entries in candidates:
-                hashes = {}
-                if self.cache is not None:
-                    code = entries[0].value if entries[0].resource_type == "Patient" else ""
-                    for e in entries:
-                        ident = identity(e)
-                        owner = code if e.resource_type != "Organization" else ""
-                        hashes[ident] = (owner, content_hash(e))
-                    if all(known.get(k) == v[1] for k, v in hashes.items()):
-                        summary.skipped_unchanged += 1
-                        continue
-                try:
-                    if self.validate_resources:
-                        self._validate(entries)
-                except MappingError as exc:
-                    reject(Problem(name, rec.line, exc.field, exc.reason))
-                    continue
-                except Exception as exc:  # one row must never end the run
-                    reject(Problem(name, rec.line, UNREADABLE, unexpected(exc)))
-                    continue
-                pending.append((rec, entries, hashes))
-            candidates.clear()
-            state["size"] = 0
-            if dry:
-                return
-            last_line = state["last_line"]
-            cut = asdict(summary)
-            if not pending:
-                flight.append(_Flight(None, [], last_line, set(), cut, refused[0]))
-                drain(keep=self.parallel - 1 if pool else 0)
-                return
-            batch = [e for _, es, _ in pending for e in es]
-            if pool is None:
-                try:
-                    out = self.sink.send(batch)  # type: ignore[union-attr]
-                    summary.sent += len(pending)
-                    self._count(summary, out)
-                except Refused as exc:
-                    pending = self._isolate(name, pending, summary, reject, exc)
-                if self.cache is not None:
-                    self.cache.remember({k: v for _, _, h in pending for k, v in h.items()})
-                self._checkpoint(source, sha, last_line, summary, "running")
-                if self.on_batch and pending:
-                    self.on_batch(last_line)
-                return
-            new = {identity(e) for e in batch} - self._landed - set(known)
-            if any(f.identities & new for f in flight):
-                drain()  # it shares a not-yet-stored identity with a batch in flight: wait
-            future = pool.submit(self.sink.send, batch)  # type: ignore[union-attr]
-            flight.append(_Flight(future, pending, last_line, new, cut, refused[0]))
-            drain(keep=self.parallel - 1)
-
+                self.summary = Summary(**restored)
+        self.last_line = self.resume_line
+        if self.conn.parallel > 1 and not self.dry:
+            self.sender = ThreadPoolExecutor(self.conn.parallel)
         try:
-            for item in read_source(source, path):
-                if item.line and item.line <= resume_line:
+            for item in self.source.read(self.path):
+                if item.line and item.line <= self.resume_line:
                     continue
                 if isinstance(item, Problem):
-                    reject(item)
-                    continue
-                summary.read += 1
-                try:
-                    entries = self._map(source, item, ctx)
-                except MappingError as exc:
-                    reject(Problem(name, item.line, exc.field, exc.reason))
-                    continue
-                except Exception as exc:  # one row must never end the run
-                    reject(Problem(name, item.line, UNREADABLE, unexpected(exc)))
-                    continue
-                if entries is None:
-                    summary.skipped_no_consent += 1
-                    continue
-                summary.resources += len(entries)
-                candidates.append((item, entries))
-                state["size"] += len(entries)
-                state["last_line"] = item.line
-                if state["size"] >= self.batch_size:
-                    flush()
-                if self.progress:
-                    self.progress.update(name, summary)
-            flush()
-            drain()
+                    self.reject(item)
+                else:
+                    self.take(item)
+            self.cut()
+            self.drain()
         except BaseException:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-            self._fail(run_id)
+            self.sender.shutdown(wait=True, cancel_futures=True)
+            if self.log is not None:
+                self.log.fail()
             raise
-        if pool is not None:
-            pool.shutdown(wait=True)
-        if self.progress:
-            self.progress.update(name, summary, final=True)
-        if self.db is not None and not dry:
-            self._checkpoint(source, sha, state["last_line"], summary, "done")
-            self._finish(run_id, summary)
-        return summary
+        self.sender.shutdown(wait=True)
+        if self.conn.progress:
+            self.conn.progress.update(self.name, self.summary, final=True)
+        if self.log is not None:
+            self.log.checkpoint(self.last_line, self.summary, "done")
+            self.log.finish(self.summary)
+        return self.summary
 
-    def _isolate(
-        self,
-        name: str,
-        pending: Pending,
-        summary: Summary,
-        reject: Callable[[Problem], None],
-        refused: Refused,
-    ) -> Pending:
+    def reject(self, p: Problem) -> None:
+        self.summary.rejected += 1
+        self.conn.report.add(p)
+        if self.log is not None:
+            self.log.row_error(p)
+
+    def _reject_error(self, rec: Record, exc: Exception) -> None:
+        """A row that failed mapping or validation: its field when known."""
+        if isinstance(exc, MappingError):
+            self.reject(Problem(self.name, rec.line, exc.field, exc.reason))
+        else:  # one row must never end the run
+            self.reject(Problem(self.name, rec.line, UNREADABLE, unexpected(exc)))
+
+    # --- the steps ----------------------------------------------------------------------------
+
+    def take(self, rec: Record) -> None:
+        """One row through the gate and the mapping into the batch being gathered."""
+        self.summary.read += 1
+        try:
+            entries = self.conn.map_record(self.source, rec, self.ctx)
+        except Exception as exc:
+            self._reject_error(rec, exc)
+            return
+        if entries is None:
+            self.summary.skipped_no_consent += 1
+            return
+        self.summary.resources += len(entries)
+        self.candidates.append((rec, entries))
+        self.size += len(entries)
+        self.last_line = rec.line
+        if self.size >= self.conn.batch_size:
+            self.cut()
+        if self.conn.progress:
+            self.conn.progress.update(self.name, self.summary)
+
+    def cut(self) -> None:
+        """Close the batch: rows the server holds unchanged are counted and dropped, the rest
+        validated (when asked) and sent."""
+        if not self.candidates:
+            return
+        cache = self.conn.cache
+        known = cache.known(identity(e) for _, es in self.candidates for e in es) if cache else {}
+        pending: Pending = []
+        for rec, entries in self.candidates:
+            hashes = _hashes(entries) if cache is not None else {}
+            if cache is not None and all(known.get(k) == v[1] for k, v in hashes.items()):
+                self.summary.skipped_unchanged += 1
+                continue
+            try:
+                if self.conn.validate_resources:
+                    self.conn.validate_entries(entries)
+            except Exception as exc:
+                self._reject_error(rec, exc)
+                continue
+            pending.append((rec, entries, hashes))
+        self.candidates.clear()
+        self.size = 0
+        if not self.dry:
+            self.send(pending, known)
+
+    def send(self, pending: Pending, known: Iterable[str]) -> None:
+        """Hand the batch to the sender. A batch that may create a resource a batch in flight
+        creates too waits for the flights to land first."""
+        counters, refused = asdict(self.summary), self.refused
+        future = None
+        new: set[str] = set()
+        if pending:
+            batch = [e for _, es, _ in pending for e in es]
+            new = {identity(e) for e in batch} - self.conn.landed - set(known)
+            if any(f.identities & new for f in self.flight):
+                self.drain()
+            future = self.sender.submit(self._send, batch)
+        self.flight.append(_Flight(future, pending, self.last_line, new, counters, refused))
+        self.drain(keep=self.conn.parallel - 1)
+
+    def _send(self, batch: list[Entry]) -> Outcomes:
+        if self.conn.sink is None:
+            raise RuntimeError("a dry run sends nothing")
+        return self.conn.sink.send(batch)
+
+    def drain(self, keep: int = 0) -> None:
+        while len(self.flight) > keep:
+            self.complete(self.flight.popleft())
+
+    def complete(self, f: _Flight) -> None:
+        """Account for one sent batch, strictly in file order. The checkpoint's counters are
+        those of the rows up to its line: reading counters as they were when the batch was cut,
+        sending counters of the batches completed so far (all earlier)."""
+        summary = self.summary
+        before = summary.rejected
+        done = f.pending
+        try:
+            out = f.future.result() if f.future is not None else None
+            if out is not None:
+                summary.sent += len(f.pending)
+                _count(summary, out)
+        except Refused as exc:
+            done = self.isolate(f.pending, exc)
+        self.refused += summary.rejected - before
+        if self.conn.cache is not None:
+            self.conn.cache.remember({k: v for _, _, h in done for k, v in h.items()})
+        for _, es, _ in done:
+            self.conn.landed.update(identity(e) for e in es if e.resource_type in SHARED)
+        upto = Summary(**f.counters)
+        upto.rejected += self.refused - f.refused
+        for k in ("sent", "created", "updated", "unchanged"):
+            setattr(upto, k, getattr(summary, k))
+        if self.log is not None:
+            self.log.checkpoint(f.last_line, upto, "running")
+        if self.conn.on_batch and f.pending:
+            self.conn.on_batch(f.last_line)
+
+    def isolate(self, pending: Pending, refused: Refused) -> Pending:
         """The server refused a whole transaction (`refused`: a 4xx, or a 500 it repeats while
         handling others): split it in halves until each refused row stands alone, report those
         rows and send the rest. Rows are the unit (a row's entries reference each other), so a
@@ -424,12 +349,12 @@ class Connector:
             part, why = todo.popleft()
             if why is None:
                 try:
-                    out = self.sink.send([e for _, es, _ in part for e in es])  # type: ignore[union-attr]
+                    out = self._send([e for _, es, _ in part for e in es])
                 except Refused as exc:
                     why = exc
                 else:
-                    summary.sent += len(part)
-                    self._count(summary, out)
+                    self.summary.sent += len(part)
+                    _count(self.summary, out)
                     done.extend(part)
                     handled = True
                     continue
@@ -441,106 +366,33 @@ class Connector:
                 failed.append((part[0][0], why))
                 continue
             handled = True
-            self._reject_refused(name, part[0][0], why, reject)
+            self._reject_refused(part[0][0], why)
         if failed and not handled and len(pending) > 1:
             raise TransportError(
                 f"the PHR server failed on every row of a batch (HTTP {failed[0][1].status})"
             )
         for rec, why in failed:
-            self._reject_refused(name, rec, why, reject)
+            self._reject_refused(rec, why)
         return done
 
-    @staticmethod
-    def _reject_refused(
-        name: str, rec: Record, why: Refused, reject: Callable[[Problem], None]
-    ) -> None:
+    def _reject_refused(self, rec: Record, why: Refused) -> None:
         field = why.elements[0][:64] if why.elements else UNREADABLE
-        reject(Problem(name, rec.line, field, f"refused by the PHR server ({why.reason})"))
+        self.reject(
+            Problem(self.name, rec.line, field, f"refused by the PHR server ({why.reason})")
+        )
 
-    @staticmethod
-    def _count(summary: Summary, out: Outcomes) -> None:
-        summary.created += out.created
-        summary.updated += out.updated
-        summary.unchanged += out.unchanged
 
-    # --- bookkeeping in the connector database ------------------------------------------------
+def _hashes(entries: list[Entry]) -> dict[str, tuple[str, str]]:
+    """identity → (owner, content hash) for the sent cache; the owner (the row's Patient code)
+    lets a withdrawn person's entries be forgotten; an Organization belongs to nobody."""
+    code = entries[0].value if entries[0].resource_type == "Patient" else ""
+    return {
+        identity(e): (code if e.resource_type != "Organization" else "", content_hash(e))
+        for e in entries
+    }
 
-    def _start(self, path: Path, source: str, sha: str) -> tuple[int, dict[str, Any] | None, int]:
-        if self.db is None:
-            raise RuntimeError("no connector database")
-        with self.db.session() as s:
-            cp = s.scalars(
-                select(Checkpoint).where(
-                    Checkpoint.municipality_code == self.municipality,
-                    Checkpoint.source == source,
-                    Checkpoint.file_sha256 == sha,
-                )
-            ).one_or_none()
-            resume, restored = 0, None
-            if cp is None:
-                s.add(
-                    Checkpoint(
-                        municipality_code=self.municipality,
-                        source=source,
-                        file_sha256=sha,
-                        status="running",
-                        line=0,
-                        counters="{}",
-                    )
-                )
-            elif cp.status == "running" and cp.line > 0:
-                resume, restored = cp.line, json.loads(cp.counters or "{}") or None
-            else:
-                cp.status, cp.line, cp.counters = "running", 0, "{}"
-            run = Run(municipality_code=self.municipality, source=source, file_name=path.name[:255])
-            s.add(run)
-            s.flush()
-            return resume, restored, run.id
 
-    def _checkpoint(self, source: str, sha: str, line: int, summary: Summary, status: str) -> None:
-        if self.db is None:
-            return
-        with self.db.session() as s:
-            cp = s.scalars(
-                select(Checkpoint).where(
-                    Checkpoint.municipality_code == self.municipality,
-                    Checkpoint.source == source,
-                    Checkpoint.file_sha256 == sha,
-                )
-            ).one()
-            cp.line, cp.status, cp.counters = line, status, json.dumps(asdict(summary))
-
-    def _row_error(self, run_id: int, p: Problem) -> None:
-        if self.db is None:
-            raise RuntimeError("no connector database")
-        with self.db.session() as s:
-            s.add(
-                RowErrorRow(
-                    run_id=run_id,
-                    file_name=p.file[:255],
-                    line=p.line,
-                    field=p.field[:64],
-                    reason=p.reason,
-                )
-            )
-
-    def _fail(self, run_id: int | None) -> None:
-        if self.db is None or run_id is None:
-            return
-        with self.db.session() as s:
-            run = s.get(Run, run_id)
-            if run is not None:
-                run.status = "failed"
-                run.finished_at = datetime.now(UTC)
-
-    def _finish(self, run_id: int | None, summary: Summary) -> None:
-        if self.db is None or run_id is None:
-            return
-        with self.db.session() as s:
-            run = s.get(Run, run_id)
-            if run is not None:
-                run.status = "rejections" if summary.rejected else "done"
-                run.finished_at = datetime.now(UTC)
-                run.rows_read = summary.read
-                run.rows_sent = summary.sent
-                run.rows_rejected = summary.rejected
+def _count(summary: Summary, out: Outcomes) -> None:
+    summary.created += out.created
+    summary.updated += out.updated
+    summary.unchanged += out.unchanged

@@ -391,3 +391,61 @@ def test_reconsent_after_deletion_between_runs_sends_everything_again(
     after = _connector(city, server, db=db, consent=consent("2026-11-26T09:00:00Z")).run_file(vacc)
     assert after.sent == 0
     db.dispose()
+
+
+def test_one_send_at_a_time_and_several_in_flight_keep_the_same_books(
+    city: dict[str, Any], migrated: Settings
+) -> None:
+    """Both send modes go through one bookkeeping path: with refused rows among the batches,
+    every checkpoint (its line and counters), the summary, the run row and the rejected rows
+    are the same whether one transaction or three are in flight."""
+    from sqlalchemy import delete, select
+
+    from connectors.models import Checkpoint, Run, SentResource
+    from connectors.models import RowError as RowErrorRow
+
+    vacc = Path(city["vaccination"])
+    consented = set(consents(city["consents"]).codes("immunization"))
+    codes = codes_of(city["register"])
+    rows = list(csv.reader(io.StringIO(vacc.read_text(encoding="utf-8"))))
+    poisoned = [n for n, r in enumerate(rows[1:], 1) if codes[r[1]] in consented][3::7][:6]
+    for n in poisoned:
+        rows[n][6] = "reject-me"  # the stub server refuses a transaction holding this lot
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    vacc.write_text(buf.getvalue(), encoding="utf-8")
+    db = Database(migrated.database_urls["connector"])
+
+    def books(parallel: int) -> tuple[Any, ...]:
+        with db.session() as s:  # a fresh sent cache, so both runs send everything
+            s.execute(delete(SentResource))
+        seen: list[tuple[int, str, str]] = []
+
+        def checkpoint(line: int) -> None:
+            with db.session() as s:
+                cp = s.scalars(select(Checkpoint)).one()
+                seen.append((line, cp.status, cp.counters))
+
+        with StubServer() as server:
+            c = _connector(city, server, db=db, batch_size=30, parallel=parallel)
+            c.on_batch = checkpoint
+            summary = c.run_file(vacc)
+        with db.session() as s:
+            cp = s.scalars(select(Checkpoint)).one()
+            run = s.scalars(select(Run).order_by(Run.id.desc())).first()
+            assert run is not None
+            errors = sorted(
+                (e.line, e.field, e.reason)
+                for e in s.scalars(select(RowErrorRow).where(RowErrorRow.run_id == run.id))
+            )
+            final = (cp.line, cp.status, cp.counters)
+            ran = (run.status, run.rows_read, run.rows_sent, run.rows_rejected)
+        return vars(summary), seen, final, ran, errors
+
+    one = books(1)
+    three = books(3)
+    assert one[0]["rejected"] == len(poisoned) and one[0]["sent"] > 0
+    assert len(one[1]) > 3  # several batches, each checkpointed
+    assert [e[0] for e in one[4]] == [n + 1 for n in poisoned]  # file lines (header is 1)
+    assert three == one
+    db.dispose()
