@@ -1,11 +1,18 @@
 """UKE receipts → ExplanationOfBenefit (the adjudicated claim; no JP Core profile exists),
 Coverage, Organization (facility and insurer), Condition (masterB 傷病名 + masterZ 修飾語),
 Procedure (masterS 診療行為), MedicationDispense (レセ電 医薬品コード). Original codes are kept
-under their code systems (fhir.md §3). Insurance card symbols and numbers are never carried."""
+under their code systems (fhir.md §3). Insurance card symbols and numbers are never carried.
+
+The mapping is driven by tables: who pays (`PAYERS`: HO and KO records), what each kind of
+facility is (`FACILITY_TYPES`), and which records are lines of the claim (`LINES`: SI, IY, TO,
+each with its code system and the clinical resource it also becomes). One small function
+builds each resource; `map_record` puts them together in the order the Bundle carries them."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -37,12 +44,95 @@ OUTCOME_EXT = JP_EXT + "JP_Condition_DiseaseOutcome"
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 DIAG_TYPE = "http://terminology.hl7.org/CodeSystem/ex-diagnosistype"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+ORG_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
+INFO_CATEGORY = "http://terminology.hl7.org/CodeSystem/claiminformationcategory"
+ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
+UCUM = "http://unitsofmeasure.org"
+
+# SY 転帰区分 → (its name, FHIR clinical status)
 OUTCOME = {
     "1": ("継続", "active"),
     "2": ("治ゆ", "resolved"),
     "3": ("死亡", "inactive"),
     "4": ("中止（転医）", "inactive"),
 }
+
+# The header's kind (IR 医科, YK 調剤) → the facility's organization type (code, display).
+FACILITY_TYPES = {
+    "medical": ("medical", "保険医療機関"),
+    "pharmacy": ("pharmacy", "保険薬局"),
+}
+
+
+@dataclass(frozen=True)
+class Payer:
+    """A record type naming who pays: the payer's Organization and the person's Coverage."""
+
+    number: str  # the field holding the payer's number
+    prefix: str  # of the Organization's identifier value
+    oid: str  # the national system of the payer's number
+    insurer: bool  # the insurer (JP Core profile, type "ins") rather than a public payer
+
+
+PAYERS = {
+    "HO": Payer("insurer", "insurer", INSURER_OID, insurer=True),  # 保険者番号
+    "KO": Payer("payer", "public-payer", PUBLIC_PAYER_OID, insurer=False),  # 公費負担者番号
+}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the claim as its record gives it: the parsed record, how many times, on
+    which days of the month, and (調剤) the CZ dispensing it was handed over in."""
+
+    row: dict[str, Any]
+    times: int
+    days: list[int]
+    cz: dict[str, Any] | None = None
+
+
+@dataclass
+class Claim:
+    """What every resource of one receipt shares."""
+
+    ctx: Context
+    rec: Record
+    code: str  # the person's pseudonymous code
+    system: str  # the record identifier system
+    key: str  # the receipt's stable key (`_key`)
+    patient: dict[str, str]  # the reference to the person's Patient
+    facility: Entry
+    seen: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.rec.data
+
+    @property
+    def ym(self) -> tuple[int, int]:
+        return self.data["re"]["ym"]
+
+    @property
+    def pharmacy(self) -> bool:
+        return self.data["header"]["kind"] == "pharmacy"
+
+    def line_key(self, record: str, code: str) -> str:
+        """A line's identifier value: the same code twice in one receipt is the 1st and 2nd."""
+        n = self.seen[f"{record}{code}"] = self.seen.get(f"{record}{code}", 0) + 1
+        return f"{self.key}:{record}:{code}:{n}"
+
+
+@dataclass(frozen=True)
+class LineKind:
+    """A record type whose records are lines of the claim (EOB.item, in this table's order)."""
+
+    record: str
+    system: str  # the code system of its codes
+    lines: Callable[[dict[str, Any]], Iterator[Line]]  # its lines in the receipt's data
+    # The clinical resource each line also is, and the EOB list that references it (if any).
+    resource: Callable[[Claim, Line], Entry] | None = None
+    eob_list: str | None = None
 
 
 def _key(rec: Record, code: str) -> str:
@@ -62,332 +152,289 @@ def _first_day(days: list[int], ym: tuple[int, int]) -> str:
         return iso(date(y, m, 1))
 
 
-def map_record(ctx: Context, rec: Record, code: str) -> list[Entry]:
-    d = rec.data
-    h, re, ho = d["header"], d["re"], d["ho"]
-    system = ctx.record_system(SOURCE)
-    key = _key(rec, code)
-    patient = ctx.patient(code)
-    pref = ctx.patient_ref(code)
-    pharmacy = h["kind"] == "pharmacy"
-    entries: list[Entry] = [patient]
+# --- who and where ------------------------------------------------------------------------------
 
-    facility = ctx.organization(SOURCE, h["facility10"], h["facility_name"] or None)
+
+def _facility(ctx: Context, header: dict[str, Any]) -> Entry:
+    facility = ctx.organization(SOURCE, header["facility10"], header["facility_name"] or None)
+    type_code, display = FACILITY_TYPES[header["kind"]]
     facility.resource["type"] = [
+        {"coding": [coding(LOCAL + "organization-type", type_code, display)]}
+    ]
+    return facility
+
+
+def _payer(claim: Claim, payer: Payer, row: dict[str, Any]) -> Entry:
+    number = row[payer.number]
+    value = f"{payer.prefix}:{number}"
+    res: dict[str, Any] = {"resourceType": "Organization"}
+    if payer.insurer:
+        res["meta"] = {"profile": [JP_SD + "JP_Organization"]}
+    res["identifier"] = [
+        {"system": claim.system, "value": value},
+        {"system": payer.oid, "value": number},
+    ]
+    res["active"] = True
+    if payer.insurer:
+        res["type"] = [{"coding": [coding(ORG_TYPE, "ins", "Insurance Company")]}]
+    return Entry("Organization", claim.system, value, res)
+
+
+def _coverage(
+    claim: Claim, payer: Payer, row: dict[str, Any], org: Entry, order: int | None
+) -> Entry:
+    value = f"coverage:{row[payer.number]}:{claim.code}"
+    res: dict[str, Any] = {
+        "resourceType": "Coverage",
+        "meta": {"profile": [JP_SD + "JP_Coverage"]},
+        "identifier": ident(claim.system, value),
+        "status": "active",
+        "beneficiary": claim.patient,
+        "payor": [ref(org)],
+    }
+    if order is not None:
+        res["order"] = order
+    return Entry("Coverage", claim.system, value, res)
+
+
+def _payers(claim: Claim) -> Iterator[tuple[Entry, Entry]]:
+    """(payer, coverage) for the insurer (HO, the focal coverage) and each public payer (KO,
+    ordered after it)."""
+    ho = PAYERS["HO"]
+    insurer = _payer(claim, ho, claim.data["ho"])
+    yield insurer, _coverage(claim, ho, claim.data["ho"], insurer, None)
+    ko = PAYERS["KO"]
+    for i, row in enumerate(claim.data["ko"]):
+        org = _payer(claim, ko, row)
+        yield org, _coverage(claim, ko, row, org, i + 2)
+
+
+# --- diagnoses ----------------------------------------------------------------------------------
+
+
+def _condition(claim: Claim, sy: dict[str, Any], recorded: str) -> Entry:
+    """SY: the diagnosis under masterB, its outcome (転帰) and modifiers (masterZ)."""
+    value = f"{claim.key}:SY:{sy['code']}:{''.join(sy['modifiers'])}"
+    label, clinical = OUTCOME[sy["outcome"]]
+    code: dict[str, Any] = {"coding": [coding(MASTER_B, sy["code"])]}
+    if sy.get("name"):
+        code["text"] = sy["name"]
+    extension = [
         {
-            "coding": [
-                coding(
-                    LOCAL + "organization-type",
-                    "pharmacy" if pharmacy else "medical",
-                    "保険薬局" if pharmacy else "保険医療機関",
-                )
-            ]
+            "url": OUTCOME_EXT,
+            "valueCodeableConcept": {"coding": [coding(OUTCOME_CS, sy["outcome"], label)]},
         }
     ]
-    entries.append(facility)
-    insurer_value = f"insurer:{ho['insurer']}"
-    insurer = Entry(
-        "Organization",
-        system,
-        insurer_value,
-        {
-            "resourceType": "Organization",
-            "meta": {"profile": [JP_SD + "JP_Organization"]},
-            "identifier": [
-                {"system": system, "value": insurer_value},
-                {"system": INSURER_OID, "value": ho["insurer"]},
-            ],
-            "active": True,
-            "type": [
-                {
-                    "coding": [
-                        coding(
-                            "http://terminology.hl7.org/CodeSystem/organization-type",
-                            "ins",
-                            "Insurance Company",
-                        )
-                    ]
-                }
-            ],
-        },
-    )
-    entries.append(insurer)
-
-    cov_value = f"coverage:{ho['insurer']}:{code}"
-    coverage = Entry(
-        "Coverage",
-        system,
-        cov_value,
-        {
-            "resourceType": "Coverage",
-            "meta": {"profile": [JP_SD + "JP_Coverage"]},
-            "identifier": ident(system, cov_value),
-            "status": "active",
-            "beneficiary": pref,
-            "payor": [ref(insurer)],
-        },
-    )
-    entries.append(coverage)
-    insurance = [{"focal": True, "coverage": ref(coverage)}]
-    for i, ko in enumerate(d["ko"]):
-        payer_value = f"public-payer:{ko['payer']}"
-        payer = Entry(
-            "Organization",
-            system,
-            payer_value,
+    if sy["modifiers"]:
+        extension.append(
             {
-                "resourceType": "Organization",
-                "identifier": [
-                    {"system": system, "value": payer_value},
-                    {"system": PUBLIC_PAYER_OID, "value": ko["payer"]},
-                ],
-                "active": True,
-            },
+                "url": LOCAL + "uke-modifier",
+                "valueCodeableConcept": {"coding": [coding(MASTER_Z, z) for z in sy["modifiers"]]},
+            }
         )
-        kov = f"coverage:{ko['payer']}:{code}"
-        kocov = Entry(
-            "Coverage",
-            system,
-            kov,
-            {
-                "resourceType": "Coverage",
-                "meta": {"profile": [JP_SD + "JP_Coverage"]},
-                "identifier": ident(system, kov),
-                "status": "active",
-                "beneficiary": pref,
-                "payor": [ref(payer)],
-                "order": i + 2,
-            },
-        )
-        entries += [payer, kocov]
-        insurance.append({"focal": False, "coverage": ref(kocov)})
+    res: dict[str, Any] = {
+        "resourceType": "Condition",
+        "meta": {"profile": [JP_SD + "JP_Condition"]},
+        "identifier": ident(claim.system, value),
+        "clinicalStatus": {"coding": [coding(CLINICAL, clinical)]},
+        "category": [{"coding": [coding(CONDITION_CATEGORY, "encounter-diagnosis")]}],
+        "code": code,
+        "subject": claim.patient,
+        "onsetDateTime": iso(sy["start"]),
+        "recordedDate": recorded,
+        "extension": extension,
+    }
+    return Entry("Condition", claim.system, value, res)
 
-    y, m = re["ym"]
-    period = {"start": iso(date(y, m, 1)), "end": iso(month_end(y, m))}
-    by, bm = h["billing"]
-    inpatient = int(re["type"][3]) % 2 == 1 and not pharmacy
 
-    diagnosis = []
-    for i, sy in enumerate(d["sy"]):
-        ckey = f"{key}:SY:{sy['code']}:{''.join(sy['modifiers'])}"
-        label, clinical = OUTCOME[sy["outcome"]]
-        cc: dict[str, Any] = {"coding": [coding(MASTER_B, sy["code"])]}
-        if sy.get("name"):
-            cc["text"] = sy["name"]
-        res: dict[str, Any] = {
-            "resourceType": "Condition",
-            "meta": {"profile": [JP_SD + "JP_Condition"]},
-            "identifier": ident(system, ckey),
-            "clinicalStatus": {"coding": [coding(CLINICAL, clinical)]},
-            "category": [
-                {
-                    "coding": [
-                        coding(
-                            "http://terminology.hl7.org/CodeSystem/condition-category",
-                            "encounter-diagnosis",
-                        )
-                    ]
-                }
-            ],
-            "code": cc,
-            "subject": pref,
-            "onsetDateTime": iso(sy["start"]),
-            "recordedDate": period["end"],
-            "extension": [
-                {
-                    "url": OUTCOME_EXT,
-                    "valueCodeableConcept": {"coding": [coding(OUTCOME_CS, sy["outcome"], label)]},
-                }
-            ],
-        }
-        if sy["modifiers"]:
-            res["extension"].append(
-                {
-                    "url": LOCAL + "uke-modifier",
-                    "valueCodeableConcept": {
-                        "coding": [coding(MASTER_Z, z) for z in sy["modifiers"]]
-                    },
-                }
-            )
-        cond = Entry("Condition", system, ckey, res)
-        entries.append(cond)
-        dg: dict[str, Any] = {"sequence": i + 1, "diagnosisReference": ref(cond)}
-        if sy["primary"]:
-            dg["type"] = [{"coding": [coding(DIAG_TYPE, "principal")]}]
-        diagnosis.append(dg)
+def _diagnosis(sequence: int, sy: dict[str, Any], condition: Entry) -> dict[str, Any]:
+    dg: dict[str, Any] = {"sequence": sequence, "diagnosisReference": ref(condition)}
+    if sy["primary"]:
+        dg["type"] = [{"coding": [coding(DIAG_TYPE, "principal")]}]
+    return dg
 
-    procedures = []
-    items = []
-    seen: dict[str, int] = {}
 
-    def nth(kind: str, c: str) -> int:
-        seen[f"{kind}{c}"] = seen.get(f"{kind}{c}", 0) + 1
-        return seen[f"{kind}{c}"]
+# --- lines of the claim -------------------------------------------------------------------------
 
+
+def _si_lines(d: dict[str, Any]) -> Iterator[Line]:
     for si in d["si"]:
-        pkey = f"{key}:SI:{si['code']}:{nth('SI', si['code'])}"
-        proc = Entry(
-            "Procedure",
-            system,
-            pkey,
-            {
-                "resourceType": "Procedure",
-                "identifier": ident(system, pkey),
-                "status": "completed",
-                "code": {"coding": [coding(MASTER_S, si["code"])]},
-                "subject": pref,
-                "performedDateTime": _first_day(si["days"], re["ym"]),
-                "performer": [{"actor": ref(facility)}],
-            },
-        )
-        entries.append(proc)
-        procedures.append({"sequence": len(procedures) + 1, "procedureReference": ref(proc)})
-        items.append(
-            _item(
-                len(items) + 1,
-                MASTER_S,
-                si["code"],
-                si.get("points"),
-                si["times"],
-                si["days"],
-                re["ym"],
-                si.get("section"),
-            )
-        )
+        yield Line(si, si["times"], si["days"])
 
-    # 医科: one MedicationDispense per IY line. 調剤: per prescription group (SH), one per IY
-    # and dispensing (CZ): handed over on the CZ's 調剤年月日, for its 調剤数量 days.
-    dispenses: list[tuple[dict[str, Any], dict[str, Any] | None]] = [(iy, None) for iy in d["iy"]]
+
+def _iy_lines(d: dict[str, Any]) -> Iterator[Line]:
+    """医科: one line per IY. 調剤: per prescription group (SH), one per IY and dispensing
+    (CZ): handed over on the CZ's 調剤年月日, for its 調剤数量 days."""
+    for iy in d["iy"]:
+        yield Line(iy, iy.get("times", 1), iy.get("days", []))
     for group in d.get("rx", []):
         for cz in group["cz"] or [None]:
-            dispenses += [(iy, cz) for iy in group["iy"]]
-    for iy, cz in dispenses:
-        mkey = f"{key}:IY:{iy['code']}:{nth('IY', iy['code'])}"
-        handed = iso(cz["dispensed"]) if cz else _first_day(iy.get("days", []), re["ym"])
-        # No JP_MedicationDispense: it requires the Rp number, the order in the Rp and the
-        # quantity's unit code, which a receipt does not carry (phr_server/profiles.py).
-        md: dict[str, Any] = {
-            "resourceType": "MedicationDispense",
-            "identifier": ident(system, mkey),
-            "status": "completed",
-            "medicationCodeableConcept": {"coding": [coding(MASTER_Y, iy["code"])]},
-            "subject": pref,
-            "performer": [{"actor": ref(facility)}],
-            "whenHandedOver": handed,
-        }
-        if iy.get("amount") is not None:
-            md["quantity"] = {"value": iy["amount"]}
-        if cz and cz.get("days_supply"):
-            md["daysSupply"] = {
-                "value": cz["days_supply"],
-                "unit": "日",
-                "system": "http://unitsofmeasure.org",
-                "code": "d",
-            }
-        entries.append(Entry("MedicationDispense", system, mkey, md))
-        days = [cz["dispensed"].day] if cz else iy.get("days", [])
-        items.append(
-            _item(
-                len(items) + 1,
-                MASTER_Y,
-                iy["code"],
-                iy.get("points"),
-                iy.get("times", 1),
-                days,
-                re["ym"],
-                iy.get("section"),
-            )
-        )
-    for to in d["to"]:
-        items.append(
-            _item(
-                len(items) + 1,
-                MASTER_T,
-                to["code"],
-                to.get("points"),
-                to["times"],
-                to["days"],
-                re["ym"],
-                to.get("section"),
-            )
-        )
+            for iy in group["iy"]:
+                days = [cz["dispensed"].day] if cz else iy.get("days", [])
+                yield Line(iy, iy.get("times", 1), days, cz)
 
+
+def _to_lines(d: dict[str, Any]) -> Iterator[Line]:
+    for to in d["to"]:
+        yield Line(to, to["times"], to["days"])
+
+
+def _procedure(claim: Claim, line: Line) -> Entry:
+    """SI: a procedure (masterS), performed by the facility on its first day."""
+    si = line.row
+    value = claim.line_key("SI", si["code"])
+    res = {
+        "resourceType": "Procedure",
+        "identifier": ident(claim.system, value),
+        "status": "completed",
+        "code": {"coding": [coding(MASTER_S, si["code"])]},
+        "subject": claim.patient,
+        "performedDateTime": _first_day(si["days"], claim.ym),
+        "performer": [{"actor": ref(claim.facility)}],
+    }
+    return Entry("Procedure", claim.system, value, res)
+
+
+def _dispense(claim: Claim, line: Line) -> Entry:
+    """IY: a medicine handed over. No JP_MedicationDispense: it requires the Rp number, the
+    order in the Rp and the quantity's unit code, which a receipt does not carry
+    (phr_server/profiles.py)."""
+    iy, cz = line.row, line.cz
+    value = claim.line_key("IY", iy["code"])
+    handed = iso(cz["dispensed"]) if cz else _first_day(iy.get("days", []), claim.ym)
+    res: dict[str, Any] = {
+        "resourceType": "MedicationDispense",
+        "identifier": ident(claim.system, value),
+        "status": "completed",
+        "medicationCodeableConcept": {"coding": [coding(MASTER_Y, iy["code"])]},
+        "subject": claim.patient,
+        "performer": [{"actor": ref(claim.facility)}],
+        "whenHandedOver": handed,
+    }
+    if iy.get("amount") is not None:
+        res["quantity"] = {"value": iy["amount"]}
+    if cz and cz.get("days_supply"):
+        res["daysSupply"] = {"value": cz["days_supply"], "unit": "日", "system": UCUM, "code": "d"}
+    return Entry("MedicationDispense", claim.system, value, res)
+
+
+LINES = (
+    LineKind("SI", MASTER_S, _si_lines, _procedure, "procedure"),
+    LineKind("IY", MASTER_Y, _iy_lines, _dispense),
+    LineKind("TO", MASTER_T, _to_lines),
+)
+
+
+def _item(sequence: int, system: str, line: Line, ym: tuple[int, int]) -> dict[str, Any]:
+    row = line.row
+    item: dict[str, Any] = {
+        "sequence": sequence,
+        "productOrService": {"coding": [coding(system, row["code"])]},
+        "servicedDate": _first_day(line.days, ym),
+        "quantity": {"value": line.times},
+    }
+    if row.get("section"):
+        item["category"] = {"coding": [coding(LOCAL + "uke-section", row["section"])]}
+    if row.get("points") is not None:
+        item["net"] = {"value": row["points"] * 10, "currency": "JPY"}
+    return item
+
+
+# --- the claim ----------------------------------------------------------------------------------
+
+
+def _claim_type(claim: Claim) -> str:
+    """調剤 → pharmacy; 医科 inpatient (an odd 4th digit of the receipt type) → institutional,
+    outpatient → professional."""
+    if claim.pharmacy:
+        return "pharmacy"
+    return "institutional" if int(claim.data["re"]["type"][3]) % 2 == 1 else "professional"
+
+
+def _supporting_info(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """CO: comment codes (masterC); their free text is never read."""
+    return [
+        {
+            "sequence": i + 1,
+            "category": {"coding": [coding(INFO_CATEGORY, "info")]},
+            "code": {"coding": [coding(MASTER_C, co["code"])]},
+        }
+        for i, co in enumerate(d["co"])
+    ]
+
+
+def _total(ho: dict[str, Any]) -> list[dict[str, Any]]:
+    """HO 合計点数, in yen (one point is ten yen)."""
+    if ho.get("points") is None:
+        return []
+    return [
+        {
+            "category": {"coding": [coding(ADJUDICATION, "submitted")]},
+            "amount": {"value": ho["points"] * 10, "currency": "JPY"},
+        }
+    ]
+
+
+def map_record(ctx: Context, rec: Record, code: str) -> list[Entry]:
+    d = rec.data
+    header, re = d["header"], d["re"]
+    system = ctx.record_system(SOURCE)
+    claim = Claim(
+        ctx, rec, code, system, _key(rec, code), ctx.patient_ref(code), _facility(ctx, header)
+    )
+    entries: list[Entry] = [ctx.patient(code), claim.facility]
+
+    insurance = []
+    payers = list(_payers(claim))
+    for i, (org, coverage) in enumerate(payers):
+        entries += [org, coverage]
+        insurance.append({"focal": i == 0, "coverage": ref(coverage)})
+
+    y, m = claim.ym
+    period = {"start": iso(date(y, m, 1)), "end": iso(month_end(y, m))}
+    diagnosis = []
+    for i, sy in enumerate(d["sy"]):
+        condition = _condition(claim, sy, period["end"])
+        entries.append(condition)
+        diagnosis.append(_diagnosis(i + 1, sy, condition))
+
+    lists: dict[str, list[dict[str, Any]]] = {"procedure": [], "item": []}
+    for kind in LINES:
+        for line in kind.lines(d):
+            if kind.resource is not None:
+                entry = kind.resource(claim, line)
+                entries.append(entry)
+                if kind.eob_list is not None:
+                    refs = lists[kind.eob_list]
+                    refs.append(
+                        {"sequence": len(refs) + 1, f"{kind.eob_list}Reference": ref(entry)}
+                    )
+            items = lists["item"]
+            items.append(_item(len(items) + 1, kind.system, line, claim.ym))
+
+    by, bm = header["billing"]
     eob: dict[str, Any] = {
         "resourceType": "ExplanationOfBenefit",
-        "identifier": ident(system, key),
+        "identifier": ident(system, claim.key),
         "status": "active",
-        "type": {
-            "coding": [
-                coding(
-                    CLAIM_TYPE,
-                    "pharmacy" if pharmacy else ("institutional" if inpatient else "professional"),
-                )
-            ]
-        },
+        "type": {"coding": [coding(CLAIM_TYPE, _claim_type(claim))]},
         "subType": {"coding": [coding(LOCAL + "uke-receipt-type", re["type"])]},
         "use": "claim",
-        "patient": pref,
+        "patient": claim.patient,
         "billablePeriod": period,
         "created": iso(date(by, bm, 1)),
-        "insurer": ref(insurer),
-        "provider": ref(facility),
+        "insurer": ref(payers[0][0]),
+        "provider": ref(claim.facility),
         "outcome": "complete",
         "insurance": insurance,
     }
-    if diagnosis:
-        eob["diagnosis"] = diagnosis
-    if procedures:
-        eob["procedure"] = procedures
-    if items:
-        eob["item"] = items
-    if d["co"]:
-        eob["supportingInfo"] = [
-            {
-                "sequence": i + 1,
-                "category": {
-                    "coding": [
-                        coding(
-                            "http://terminology.hl7.org/CodeSystem/claiminformationcategory", "info"
-                        )
-                    ]
-                },
-                "code": {"coding": [coding(MASTER_C, co["code"])]},
-            }
-            for i, co in enumerate(d["co"])
-        ]
-    if ho.get("points") is not None:
-        eob["total"] = [
-            {
-                "category": {
-                    "coding": [
-                        coding("http://terminology.hl7.org/CodeSystem/adjudication", "submitted")
-                    ]
-                },
-                "amount": {"value": ho["points"] * 10, "currency": "JPY"},
-            }
-        ]
-    entries.append(Entry("ExplanationOfBenefit", system, key, eob))
-    return entries
-
-
-def _item(
-    seq: int,
-    system: str,
-    code: str,
-    points: int | None,
-    times: int,
-    days: list[int],
-    ym: tuple[int, int],
-    section: str | None,
-) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "sequence": seq,
-        "productOrService": {"coding": [coding(system, code)]},
-        "servicedDate": _first_day(days, ym),
-        "quantity": {"value": times},
+    optional = {
+        "diagnosis": diagnosis,
+        "procedure": lists["procedure"],
+        "item": lists["item"],
+        "supportingInfo": _supporting_info(d),
+        "total": _total(d["ho"]),
     }
-    if section:
-        item["category"] = {"coding": [coding(LOCAL + "uke-section", section)]}
-    if points is not None:
-        item["net"] = {"value": points * 10, "currency": "JPY"}
-    return item
+    eob.update({k: v for k, v in optional.items() if v})
+    entries.append(Entry("ExplanationOfBenefit", system, claim.key, eob))
+    return entries
