@@ -29,9 +29,8 @@ from connectors.sources.base import Record
 # The scope the consent service requires of connectors (consent/API.md).
 LINKAGE_SCOPE = "consent/linkage"
 
-# Consent categories the connector asks about, one per source.
-CATEGORY_BY_SOURCE = {"mch": "mch", "vaccination": "immunization", "uke": "claims"}
-CATEGORIES = tuple(sorted(set(CATEGORY_BY_SOURCE.values())))
+# The consent category each source asks about is registered with the source
+# (connectors/source_registry.py).
 
 
 class ConsentSource(Protocol):
