@@ -24,6 +24,7 @@ Gate = Callable[[Context, Pseudonymizer, Record], str | None]
 # A consented row's resources; the mapping functions are looked up when called, not when
 # registered, so a test may wrap them.
 Mapper = Callable[[Context, Pseudonymizer, Record, str], list[Entry]]
+Reader = Callable[[Path], Iterator[Record | Problem]]
 
 HEAD_BYTES = 4096  # what file recognition reads of a file
 
@@ -34,7 +35,7 @@ class Source:
 
     name: str  # in reports, checkpoints, record identifier systems and the consent file
     category: str  # the consent category that lets its rows through
-    read: Callable[[Path], Iterator[Record | Problem]]
+    read: Reader
     gate: Gate
     map: Mapper
     # File kinds, tried for every source in this order: the file name's suffix, the first
@@ -124,25 +125,16 @@ def read_source(name: str, path: Path) -> Iterator[Record | Problem]:
     return get(name).read(path)
 
 
+def csv_source(name: str, category: str, read: Reader, map: Mapper, column: str) -> Source:
+    """A CSV export whose rows carry the resident number, recognised by a column name."""
+    return Source(name, category, read, by_resident_number, map, header_mark=column)
+
+
 # Registered in the order the consent service is asked about them.
+register(csv_source(mch_csv.SOURCE, "mch", mch_csv.read, _map_mch, "記録種別"))
 register(
-    Source(
-        name=mch_csv.SOURCE,
-        category="mch",
-        read=mch_csv.read,
-        gate=by_resident_number,
-        map=_map_mch,
-        header_mark="記録種別",
-    )
-)
-register(
-    Source(
-        name=vaccination_csv.SOURCE,
-        category="immunization",
-        read=vaccination_csv.read,
-        gate=by_resident_number,
-        map=_map_vaccination,
-        header_mark="ワクチン",
+    csv_source(
+        vaccination_csv.SOURCE, "immunization", vaccination_csv.read, _map_vaccination, "ワクチン"
     )
 )
 register(

@@ -96,7 +96,6 @@ class Line:
 class Claim:
     """What every resource of one receipt shares."""
 
-    ctx: Context
     rec: Record
     code: str  # the person's pseudonymous code
     system: str  # the record identifier system
@@ -376,12 +375,13 @@ def _total(ho: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def map_record(ctx: Context, rec: Record, code: str) -> list[Entry]:
+    """One receipt's resources, in Bundle order: Patient, facility, payers with their
+    coverages, conditions, the lines' resources (LINES order), and the ExplanationOfBenefit
+    that references them all."""
     d = rec.data
     header, re = d["header"], d["re"]
     system = ctx.record_system(SOURCE)
-    claim = Claim(
-        ctx, rec, code, system, _key(rec, code), ctx.patient_ref(code), _facility(ctx, header)
-    )
+    claim = Claim(rec, code, system, _key(rec, code), ctx.patient_ref(code), _facility(ctx, header))
     entries: list[Entry] = [ctx.patient(code), claim.facility]
 
     insurance = []
