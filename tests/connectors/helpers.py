@@ -10,6 +10,7 @@ from connectors import synth
 from connectors.consent import StaticConsent
 from connectors.pseudonym import Pseudonymizer
 from connectors.register import read as read_register
+from connectors.transport import Outcomes, transaction
 
 KEY = "test-pseudonym-key-0123456789abcdef"
 CITY = "072028"
@@ -38,3 +39,14 @@ def pii_strings(register: Path) -> set[str]:
 def codes_of(register: Path) -> dict[str, str]:
     p = Pseudonymizer(KEY)
     return {r.number: p.code(r.number) for r in read_register(register)}
+
+
+class Recorder:
+    """A sink that keeps every transaction it is given."""
+
+    def __init__(self) -> None:
+        self.bundles: list[dict[str, Any]] = []
+
+    def send(self, entries: list[Any]) -> Outcomes:
+        self.bundles.append(transaction(entries))
+        return Outcomes(created=len(entries))

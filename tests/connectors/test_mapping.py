@@ -14,20 +14,8 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from connectors.pipeline import Connector, Report, detect_source
 from connectors.pseudonym import Pseudonymizer
-from connectors.transport import Outcomes, transaction
 from phr_core.identifiers import pseudonym_system, source_record_system
-from tests.connectors.helpers import CITY, KEY, consents, make_city, pii_strings
-
-
-class Recorder:
-    """A sink that keeps every transaction it is given."""
-
-    def __init__(self) -> None:
-        self.bundles: list[dict[str, Any]] = []
-
-    def send(self, entries: list[Any]) -> Outcomes:
-        self.bundles.append(transaction(entries))
-        return Outcomes(created=len(entries))
+from tests.connectors.helpers import CITY, KEY, Recorder, consents, make_city, pii_strings
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,8 +26,7 @@ from connectors.source_registry import (
     register,
 )
 from connectors.sources.base import Problem, Record
-from connectors.transport import Outcomes, transaction
-from tests.connectors.helpers import CITY, KEY
+from tests.connectors.helpers import CITY, KEY, Recorder
 
 SAMPLES = Path(source_registry.__file__).parent / "samples"
 
@@ -97,15 +95,6 @@ def _map_note(ctx: Context, _pseudo: Pseudonymizer, rec: Record, code: str) -> l
             },
         ),
     ]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.bundles: list[dict[str, Any]] = []
-
-    def send(self, entries: list[Entry]) -> Outcomes:
-        self.bundles.append(transaction(entries))
-        return Outcomes(created=len(entries))
 
 
 def test_a_new_source_is_one_registration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
