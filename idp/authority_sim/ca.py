@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from idp.card.link_format import canonical_link_bytes, new_link
 from idp.card.profile import (
     ATTRIBUTE_OIDS,
     AUTH,
@@ -40,7 +41,6 @@ from phr_core.config import ConfigError, Settings
 KEY_SIZE = 2048
 OCSP_VALIDITY = timedelta(hours=1)
 CRL_VALIDITY = timedelta(days=1)  # J-LIS publishes CRLs daily
-LINK_FORMAT = "phr-card-renewal-link/v1"
 
 REASONS = {r.name: r for r in x509.ReasonFlags}
 
@@ -388,12 +388,11 @@ class Authority:
     def publish_link(self, old: x509.Certificate, new: x509.Certificate) -> dict:
         """Publish a signed old→new renewal link (the stand-in for 証明書新旧紐付け情報)."""
         der = serialization.Encoding.DER
-        link = {
-            "format": LINK_FORMAT,
-            "old": fingerprint(old.public_bytes(der)),
-            "new": fingerprint(new.public_bytes(der)),
-            "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        link = new_link(
+            fingerprint(old.public_bytes(der)),
+            fingerprint(new.public_bytes(der)),
+            datetime.now(UTC),
+        )
         signature = self._issuing_key.sign(
             canonical_link_bytes(link), padding.PKCS1v15(), hashes.SHA256()
         )
@@ -509,11 +508,6 @@ class Authority:
         tmp = self.folder / "index.json.tmp"
         tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
         tmp.replace(self.folder / "index.json")
-
-
-def canonical_link_bytes(link: dict) -> bytes:
-    """The exact bytes a renewal link's signature covers."""
-    return json.dumps(link, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def init_authority(settings: Settings) -> Authority:

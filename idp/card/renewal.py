@@ -14,8 +14,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from idp.authority_sim.ca import LINK_FORMAT, canonical_link_bytes
 from idp.card.errors import CardError
+from idp.card.link_format import LINK_FORMAT, canonical_link_bytes
 from idp.card.verify import Fetcher, TrustStore, http_fetch
 
 log = logging.getLogger(__name__)
