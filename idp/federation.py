@@ -25,14 +25,13 @@ from federation.errors import FederationError
 from federation.trust_marks import CERTIFIED_PHR_APP
 from idp.clients import sector_for, validate_metadata
 from idp.context import idp
+from idp.endpoints import discovery
 from idp.models import Client, DpopJti
 from idp.tokens import sha256_hex
 from phr_core.config import Settings
 
 
 def openid_provider_metadata(settings: Settings) -> dict[str, dict[str, Any]]:
-    from idp.endpoints import discovery
-
     md = discovery.metadata()
     md.update(
         # Request objects are accepted from automatically registered apps only (the plain

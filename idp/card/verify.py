@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
@@ -38,6 +39,7 @@ from idp.card.profile import (
     SIGN,
     TYPE_BY_POLICY,
     BasicAttributes,
+    parse_der_utf8string,
 )
 
 log = logging.getLogger(__name__)
@@ -93,8 +95,6 @@ class VerifiedCertificate:
 
 def read_attributes(cert: x509.Certificate) -> BasicAttributes | None:
     """The four basic attributes of a signature certificate (None when absent)."""
-    from idp.card.profile import parse_der_utf8string
-
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -412,9 +412,7 @@ class _NoAnswer(Exception):
     pass
 
 
-from cryptography.hazmat.primitives.serialization import Encoding as _Encoding  # noqa: E402
-
-_DER = _Encoding.DER
+_DER = Encoding.DER
 
 
 def _ocsp_signed_by(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> bool:
