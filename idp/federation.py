@@ -10,12 +10,12 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 from sqlalchemy.orm import Session
 
 from federation import keys
@@ -163,7 +163,10 @@ def _request_object(token: str, rp: dict[str, Any], client_id: str, issuer: str)
         raise RegistrationRefused("the app's metadata has no jwks to check its request with")
     try:
         claims = jwt.decode(
-            token, KeySet.import_key_set(jwks), algorithms=list(REQUEST_OBJECT_ALGS)
+            token,
+            # The app's own JWK Set, as its metadata gives it; joserfc refuses a malformed one.
+            KeySet.import_key_set(cast(KeySetSerialization, jwks)),
+            algorithms=list(REQUEST_OBJECT_ALGS),
         ).claims
     except (JoseError, ValueError, TypeError):
         raise RegistrationRefused("the request object is not signed with the app's key") from None

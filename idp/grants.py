@@ -123,17 +123,18 @@ class ConsentServiceGrants:
             if self._token and self._token[1] - time.time() > 30:
                 return self._token[0]
             now = int(time.time())
+            audience = ctx.audience("consent")
             claims = {
                 "iss": ctx.issuer,
                 "sub": "phr-idp",
                 "client_id": "phr-idp",
-                "aud": ctx.audience("consent"),
+                "aud": audience,
                 "scope": "consent/grants.write consent/grants.read consent/patients.read",
                 "iat": now,
                 "exp": now + SERVICE_TOKEN_TTL_S,
                 "jti": new_handle(16),
             }
-            token = seal_for(ctx, claims["aud"], sign(ctx, claims, typ="at+jwt"))
+            token = seal_for(ctx, audience, sign(ctx, claims, typ="at+jwt"))
             self._token = (token, now + SERVICE_TOKEN_TTL_S)
             return token
 

@@ -284,7 +284,8 @@ class Authority:
                 critical=False,
             )
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), False
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._issuing_key.public_key()),
+                False,
             )
             .add_extension(
                 x509.AuthorityInformationAccess(

@@ -37,6 +37,7 @@ from idp.card.models import CardAudit, CardSession
 from idp.card.profile import AUTH, SIGN, signed_data, spki_sha256
 from idp.card.services import CardServices, store_attributes
 from idp.card.verify import VerifiedCertificate
+from idp.orm import rowcount
 from phr_core.db import Database
 
 # Transitional: launcher.sandbox still imports this private name; the public one is
@@ -157,7 +158,7 @@ def take_verified(db_session: Session, session_id: str) -> CardSignIn | None:
         .values(status="consumed", consumed_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         return None
     session = db_session.get(CardSession, session_id)
     if session is None or session.person_id is None:
@@ -273,7 +274,7 @@ def handle_response(
                 .values(status="processing")
                 .execution_options(synchronize_session=False)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(claimed) != 1:
                 _audit(s, event, "failure", "challenge_used", session_id)
                 raise_after = CardError("challenge_used")
             else:

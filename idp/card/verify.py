@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,7 +169,7 @@ class TrustStore:
     def __init__(
         self,
         anchors: list[x509.Certificate],
-        intermediates: list[x509.Certificate] = (),  # type: ignore[assignment]
+        intermediates: Sequence[x509.Certificate] = (),
         fetch: Fetcher = http_fetch,
         ca_issuer_prefixes: tuple[str, ...] = (),
     ) -> None:
@@ -395,7 +395,7 @@ class RevocationChecker:
         except Exception:
             log.info("card: CRL could not be fetched")
             raise _NoAnswer from None
-        if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+        if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]  # public_key() is typed wider than CRL issuers' keys; a key that cannot sign raises, as before
             log.warning("card: CRL with a bad signature ignored")
             raise _NoAnswer
         if crl.next_update_utc is not None and crl.next_update_utc < now - CLOCK_SKEW:

@@ -99,13 +99,13 @@ def reindex() -> None:
     """Index the card-verified name and birth date of every enrolled person so that staff can
     find them (needed once for people enrolled before the index existed)."""
     db, settings = _db()
-    services = CardServices.from_settings(settings)  # type: ignore[arg-type]
+    services = CardServices.from_settings(settings)
     try:
         with db.session() as s:
             count = run_reindex(
                 s,
                 settings.secret("PHR_IDP_DATA_KEY"),
-                services.open_attributes,  # type: ignore[attr-defined]
+                services.open_attributes,
             )
     finally:
         db.dispose()

@@ -173,6 +173,7 @@ def login_verify() -> ResponseReturnValue:
     ctx = idp()
     with ctx.db.session() as s:
         lang = _request_lang(s)
+        error: PasskeyError | None
         try:
             doc = _body()
             row = _parked(s)
