@@ -19,7 +19,8 @@ from idp.card.lookup import index_person
 from idp.card.models import CardAttributes
 from idp.card.profile import BasicAttributes
 from idp.card.renewal import RenewalLinks
-from idp.card.verify import CardVerifier, ocsp_ttl_setting, verifier_for
+from idp.card.revocation import ocsp_ttl_setting
+from idp.card.verify import CardVerifier, verifier_for
 from phr_core.config import Settings
 from phr_core.secrets import derive_key
 

@@ -240,7 +240,7 @@ def test_issuing_ca_is_fetched_only_from_the_authority(authority_env: AuthorityE
 
     def fetch(url: str, body: bytes | None, ctype: str | None) -> bytes:
         asked.append(url)
-        from idp.card.verify import http_fetch
+        from idp.card.trust import http_fetch
 
         return http_fetch(url, body, ctype)
 
