@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import re
 import secrets
 import threading
@@ -26,8 +27,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from idp import scopes
 from idp.errors import shown
 from idp.models import Client
+from idp.scopes import is_first_party_scope
 from idp.subjects import sector_of_redirect_uris
 from phr_core.config import ConfigError, is_loopback_host
 
@@ -144,8 +147,6 @@ class ClientView:
         the PHR server carry `phr_first_party` (read the person's own and children's records).
         Only static clients (registration refuses the field) in the PHR sector whose scopes are
         all sign-in or `user/…` read scopes (idp.scopes.is_first_party_scope)."""
-        from idp.scopes import is_first_party_scope
-
         return (
             bool(self.meta.get("phr_first_party"))
             and self.sector == "phr"
@@ -193,8 +194,6 @@ _BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A)) | {0x200E, 0x200
 def validate_metadata(meta: dict[str, Any]) -> None:
     """Reject metadata we cannot serve safely (raises ValueError naming the offending value).
     Used for every kind of registration: the clients file, RFC 7591, OpenID Federation."""
-    from idp import scopes
-
     method = meta.get("token_endpoint_auth_method", "client_secret_basic")
     if method not in AUTH_METHODS:
         raise ValueError(f"token_endpoint_auth_method {shown(method)} is not supported")
@@ -362,8 +361,6 @@ def weak_secret_reason(secret: str) -> str | None:
     """Why a static client secret is too weak for production, or None. The estimate is the
     length times the bits of the character classes used (a 43-character `token_urlsafe(32)`
     or a 64-character hex string pass; a password or a repeated pattern does not)."""
-    import math
-
     classes = [
         (str.islower, 26), (str.isupper, 26), (str.isdigit, 10),
         (lambda c: not c.isalnum(), 33),

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from flask import current_app
 from joserfc.jwk import OctKey
+from sqlalchemy.orm import Session
 
+from idp.clients import ClientView
 from idp.keys import KeyRing
+from idp.models import Grant
+from idp.patient_choice import PatientChoice
+from idp.sealing import RecipientKeys
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings
 from phr_core.db import Database
-
-if TYPE_CHECKING:
-    from idp.sealing import RecipientKeys
 
 CODE_TTL = timedelta(seconds=120)
 ACCESS_TOKEN_TTL = timedelta(minutes=5)
@@ -40,6 +42,26 @@ def acr_satisfies(have: str, need: str | None) -> bool:
     return ACR_ORDER.index(have) >= ACR_ORDER.index(need)
 
 
+class GrantStore(Protocol):
+    """Where approvals are recorded (idp.grants: the consent service, or the IdP alone). Declared
+    here, beside the context that holds one and is passed to it."""
+
+    def record(
+        self,
+        ctx: IdP,
+        s: Session,
+        person_id: str,
+        client: ClientView,
+        scope: list[str],
+        lang: str,
+        patient: str | None = None,
+    ) -> Grant: ...
+
+    def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool: ...
+
+    def patients(self, ctx: IdP, s: Session, person_id: str) -> list[PatientChoice]: ...
+
+
 @dataclass
 class IdP:
     settings: Settings
@@ -47,7 +69,7 @@ class IdP:
     keys: KeyRing
     subjects: PairwiseSubjects
     access_token_key: OctKey  # seals access tokens for resource servers (phr_core.tokens)
-    grants: object  # idp.grants.GrantStore (typed loosely: grants imports this module)
+    grants: GrantStore
     # Resource servers' own encryption keys, from the federation (idp.sealing.RecipientKeys;
     # None: every token under access_token_key), and the secret its CEKs are derived from.
     recipients: RecipientKeys | None = None

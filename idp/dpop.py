@@ -3,6 +3,7 @@ the database so every worker sees it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import request
@@ -16,7 +17,7 @@ from idp.tokens import now_utc, sha256_hex
 from phr_core import dpop
 
 
-def _remember(ctx: IdP):  # type: ignore[no-untyped-def]
+def _remember(ctx: IdP) -> Callable[[str, int], bool]:
     def remember(jti: str, exp: int) -> bool:
         try:
             with ctx.db.session() as s:

@@ -10,12 +10,12 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 from sqlalchemy.orm import Session
 
 from federation import keys
@@ -25,14 +25,13 @@ from federation.errors import FederationError
 from federation.trust_marks import CERTIFIED_PHR_APP
 from idp.clients import sector_for, validate_metadata
 from idp.context import idp
+from idp.endpoints import discovery
 from idp.models import Client, DpopJti
 from idp.tokens import sha256_hex
 from phr_core.config import Settings
 
 
 def openid_provider_metadata(settings: Settings) -> dict[str, dict[str, Any]]:
-    from idp.endpoints import discovery
-
     md = discovery.metadata()
     md.update(
         # Request objects are accepted from automatically registered apps only (the plain
@@ -164,7 +163,10 @@ def _request_object(token: str, rp: dict[str, Any], client_id: str, issuer: str)
         raise RegistrationRefused("the app's metadata has no jwks to check its request with")
     try:
         claims = jwt.decode(
-            token, KeySet.import_key_set(jwks), algorithms=list(REQUEST_OBJECT_ALGS)
+            token,
+            # The app's own JWK Set, as its metadata gives it; joserfc refuses a malformed one.
+            KeySet.import_key_set(cast(KeySetSerialization, jwks)),
+            algorithms=list(REQUEST_OBJECT_ALGS),
         ).claims
     except (JoseError, ValueError, TypeError):
         raise RegistrationRefused("the request object is not signed with the app's key") from None

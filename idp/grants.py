@@ -12,15 +12,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from idp.clients import ClientView
-from idp.context import IdP
+from idp.context import GrantStore, IdP
 from idp.models import Grant
+from idp.patient_choice import PatientChoice
 from idp.sealing import seal_for
 from idp.subjects import PHR_SECTOR
 from idp.tokens import new_handle, now_utc, sign
@@ -69,27 +68,6 @@ def wants_patient(scope: list[str]) -> bool:
     return any(sc.startswith("patient/") for sc in scope)
 
 
-@dataclass(frozen=True)
-class PatientChoice:
-    """One record the person may open an app on: the PHR server's Patient id and how to show it
-    (city and relationship, never a name)."""
-
-    id: str
-    relationship: str  # self | child
-    city: str
-    city_en: str
-    birth_month: str | None = None
-
-    def label(self, lang: str) -> str:
-        if lang == "en":
-            who = "You" if self.relationship == "self" else f"Child born {self.birth_month}"
-            return f"{who} ({self.city_en})"
-        if self.relationship == "self":
-            return f"あなた（{self.city}）"
-        year, month = (self.birth_month or "0-0").split("-")
-        return f"お子さま・{year}年{int(month)}月生まれ（{self.city}）"
-
-
 def _choice(p: dict) -> PatientChoice:
     city = str(p["municipality"])
     return PatientChoice(
@@ -99,23 +77,6 @@ def _choice(p: dict) -> PatientChoice:
         city_en=str(p.get("municipality_name_en") or city),
         birth_month=p.get("birth_month"),
     )
-
-
-class GrantStore(Protocol):
-    def record(
-        self,
-        ctx: IdP,
-        s: Session,
-        person_id: str,
-        client: ClientView,
-        scope: list[str],
-        lang: str,
-        patient: str | None = None,
-    ) -> Grant: ...
-
-    def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool: ...
-
-    def patients(self, ctx: IdP, s: Session, person_id: str) -> list[PatientChoice]: ...
 
 
 class LocalGrants:
@@ -162,17 +123,18 @@ class ConsentServiceGrants:
             if self._token and self._token[1] - time.time() > 30:
                 return self._token[0]
             now = int(time.time())
+            audience = ctx.audience("consent")
             claims = {
                 "iss": ctx.issuer,
                 "sub": "phr-idp",
                 "client_id": "phr-idp",
-                "aud": ctx.audience("consent"),
+                "aud": audience,
                 "scope": "consent/grants.write consent/grants.read consent/patients.read",
                 "iat": now,
                 "exp": now + SERVICE_TOKEN_TTL_S,
                 "jti": new_handle(16),
             }
-            token = seal_for(ctx, claims["aud"], sign(ctx, claims, typ="at+jwt"))
+            token = seal_for(ctx, audience, sign(ctx, claims, typ="at+jwt"))
             self._token = (token, now + SERVICE_TOKEN_TTL_S)
             return token
 

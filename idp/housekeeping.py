@@ -31,6 +31,7 @@ from idp.models import (
     LoginSession,
     RefreshToken,
 )
+from idp.orm import rowcount
 from idp.passkey.models import EnrollmentCode, PasskeyChallenge, StaffSession
 from idp.tokens import now_utc
 from phr_core.db import Database
@@ -75,7 +76,7 @@ def purge(s: Session, now: datetime | None = None) -> dict[str, int]:
             Attempt.window_start < (now or now_utc()) - ATTEMPT_WINDOW_KEEP
         ),
     }
-    return {kind: int(s.execute(stmt).rowcount or 0) for kind, stmt in targets.items()}  # type: ignore[attr-defined]
+    return {kind: rowcount(s.execute(stmt)) for kind, stmt in targets.items()}
 
 
 class Purger:

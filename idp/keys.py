@@ -13,9 +13,10 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, KeySetSerialization, RSAKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -150,7 +151,8 @@ class KeyRing:
             public.append(dict(r.public_jwk))
         self._keys = keys
         self._jwks = {"keys": sorted(public, key=lambda k: k["kid"])}
-        self._verify = KeySet.import_key_set(self._jwks)
+        # The public JWKs as stored when each key was made (idp_signing_key.public_jwk).
+        self._verify = KeySet.import_key_set(cast(KeySetSerialization, self._jwks))
 
     def _fresh(self) -> None:
         if time.monotonic() - self._loaded_at > CACHE_TTL_S:

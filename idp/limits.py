@@ -18,10 +18,11 @@ claim (issue 14):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flask import Request
+from flask import Request, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -121,7 +122,7 @@ class TooManyAttempts(OAuthError):
         super().__init__("invalid_request", f"too many failed attempts; retry in {wait} s", 429)
         self.wait = wait
 
-    def json_response(self):  # type: ignore[no-untyped-def]
+    def json_response(self) -> Response:
         resp = super().json_response()
         resp.headers["Retry-After"] = str(self.wait)
         return resp
@@ -162,7 +163,7 @@ class ClientAttempts:
         self._check(s, self._client_keys())
 
     def _check(
-        self, s: Session, keys: list[tuple[Kind, str]], ahead: list[tuple[Kind, str]] = ()
+        self, s: Session, keys: list[tuple[Kind, str]], ahead: Sequence[tuple[Kind, str]] = ()
     ) -> None:
         """Refuse when any of `keys` is over its limit; reads the keys not read yet (and those
         `ahead`, for the next stage) in one query."""

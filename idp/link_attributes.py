@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from idp.card.sessions import read_attributes
+from idp.card.services import read_attributes
 from idp.card.views import services
 from idp.clients import ClientView
 from idp.context import ACR_CARD

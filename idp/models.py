@@ -1,10 +1,13 @@
 """IdP tables. The internal person id never leaves this database: relying parties only ever see
-pairwise subjects derived from it."""
+pairwise subjects derived from it.
+
+Importing this module registers every IdP table on `Base.metadata` (the card and passkey tables
+live in their packages on the same base, idp.orm), which is what the migrations compare with."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     JSON,
@@ -19,16 +22,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from phr_core.db import ServiceBase, new_metadata
+# Imported for their side effect: the card and passkey tables join Base.metadata.
+import idp.card.models
+import idp.passkey.models  # noqa: F401
+from idp.orm import Base, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(ServiceBase):
-    __abstract__ = True
-    metadata = new_metadata()
+__all__ = ["Base", "utcnow"]  # re-exported: migrations and tests read Base.metadata from here
 
 
 class Person(Base):
@@ -228,8 +227,3 @@ class Attempt(Base):
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     failures: Mapped[int] = mapped_column(Integer, default=0)
-
-
-# The card and passkey tables share this metadata (one schema, one migration history for the IdP).
-import idp.card.models  # noqa: E402
-import idp.passkey.models  # noqa: E402, F401

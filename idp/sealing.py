@@ -15,11 +15,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
+
+from joserfc.jwk import OctKey
 
 from federation.entity.trust_chain import TrustChain
 from federation.errors import FederationError
-from idp.context import IdP
 from phr_core import sealing
 from phr_core.tokens import InvalidToken, seal, unseal
 
@@ -68,7 +69,15 @@ class RecipientKeys:
         return jwk, min(now + KNOWN_TTL_S, float(chain.exp))
 
 
-def seal_for(ctx: IdP, audience: str, signed: str) -> str:
+class SealingKeys(Protocol):
+    """What sealing needs of the IdP's context (idp.context.IdP has these)."""
+
+    access_token_key: OctKey
+    recipients: RecipientKeys | None
+    sealing_secret: bytes
+
+
+def seal_for(ctx: SealingKeys, audience: str, signed: str) -> str:
     """`signed` sealed for `audience`: to its own key when it publishes one, else shared."""
     jwk = ctx.recipients.key_for(audience) if ctx.recipients is not None else None
     if jwk is None:
@@ -76,7 +85,7 @@ def seal_for(ctx: IdP, audience: str, signed: str) -> str:
     return sealing.seal_to(signed, jwk, ctx.sealing_secret)
 
 
-def open_own(ctx: IdP, token: str) -> str:
+def open_own(ctx: SealingKeys, token: str) -> str:
     """The signed JWT inside an access token this IdP issued, however it was sealed (for
     introspection, revocation and userinfo); InvalidToken when it cannot be opened."""
     if token.count(".") == 4 and sealing.is_sealed_to_key(token):

@@ -45,11 +45,12 @@ def sector_of_redirect_uris(uris: list[str]) -> str:
     """The sector of a client without a named sector or sector_identifier_uri: the one host all
     its redirect URIs share (OIDC Core 8.1)."""
     hosts = {urlsplit(u).hostname for u in uris}
-    if len(hosts) != 1 or None in hosts:
+    host = hosts.pop() if len(hosts) == 1 else None
+    if host is None:
         raise ValueError(
             "redirect URIs on several hosts need a sector_identifier_uri listing all of them"
         )
-    return hosts.pop()  # type: ignore[return-value]
+    return host
 
 
 class PairwiseSubjects:
@@ -72,13 +73,14 @@ class PairwiseSubjects:
                     s.add(row)
             except IntegrityError:  # another worker registered it first
                 row = s.get(Sector, sector)
-        if row.key_id not in self._keys:  # type: ignore[union-attr]
+        assert row is not None  # noqa: S101 - narrowing: the row another worker committed
+        if row.key_id not in self._keys:
             raise ConfigError(
-                f"pairwise key id {row.key_id!r} of a sector is missing from PHR_PAIRWISE_KEY"  # type: ignore[union-attr]
+                f"pairwise key id {row.key_id!r} of a sector is missing from PHR_PAIRWISE_KEY"
             )
         with self._lock:
-            self._sector_keys[sector] = row.key_id  # type: ignore[union-attr]
-        return row.key_id  # type: ignore[union-attr]
+            self._sector_keys[sector] = row.key_id
+        return row.key_id
 
     def subject(self, s: Session, sector: str, person_id: str) -> str:
         key = self._keys[self._key_id(s, sector)]

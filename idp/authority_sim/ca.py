@@ -21,9 +21,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from cryptography.x509.oid import NameOID
 
+from idp.authority_sim import certificates, status
+from idp.authority_sim.certificates import new_key
+from idp.authority_sim.status import REASONS
+from idp.card.link_format import canonical_link_bytes, new_link
 from idp.card.profile import (
     ATTRIBUTE_OIDS,
     AUTH,
@@ -37,13 +40,6 @@ from idp.card.profile import (
 )
 from phr_core.config import ConfigError, Settings
 
-KEY_SIZE = 2048
-OCSP_VALIDITY = timedelta(hours=1)
-CRL_VALIDITY = timedelta(days=1)  # J-LIS publishes CRLs daily
-LINK_FORMAT = "phr-card-renewal-link/v1"
-
-REASONS = {r.name: r for r in x509.ReasonFlags}
-
 
 class AuthorityError(RuntimeError):
     """The authority cannot do what was asked (the message says why)."""
@@ -51,10 +47,6 @@ class AuthorityError(RuntimeError):
 
 def authority_dir(settings: Settings) -> Path:
     return settings.var_dir / "card_authority"
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
 
 
 def fifth_birthday_after(birthdate: date, issued: date) -> date:
@@ -114,44 +106,7 @@ class Authority:
         with self._locked():
             if self.initialised:
                 return False
-            now = datetime.now(UTC) - timedelta(minutes=5)
-            root_key, ca_key = new_key(), new_key()
-            root_name = _name("PHR development card root CA")
-            ca_name = _name("PHR development card issuing CA")
-            root = (
-                x509.CertificateBuilder()
-                .subject_name(root_name)
-                .issuer_name(root_name)
-                .public_key(root_key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now)
-                .not_valid_after(now + timedelta(days=365 * 20))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-                .add_extension(_ca_key_usage(), critical=True)
-                .add_extension(
-                    x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), False
-                )
-                .sign(root_key, hashes.SHA256())
-            )
-            ca = (
-                x509.CertificateBuilder()
-                .subject_name(ca_name)
-                .issuer_name(root_name)
-                .public_key(ca_key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now)
-                .not_valid_after(now + timedelta(days=365 * 10))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(_ca_key_usage(), critical=True)
-                .add_extension(
-                    x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False
-                )
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
-                    False,
-                )
-                .sign(root_key, hashes.SHA256())
-            )
+            root_key, root, ca_key, ca = certificates.new_ca_pair()
             _write_private(self.folder / "root.key.pem", _key_pem(root_key))
             _write_private(self.folder / "issuing.key.pem", _key_pem(ca_key))
             (self.folder / "issuing.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -259,7 +214,7 @@ class Authority:
                     x509.NameAttribute(NameOID.COMMON_NAME, secrets.token_hex(12)),
                 ]
             )
-            usage = key_usage or _leaf_key_usage(non_repudiation=False)
+            usage = key_usage or certificates.leaf_key_usage(non_repudiation=False)
         else:
             subject = x509.Name(
                 [
@@ -268,7 +223,7 @@ class Authority:
                     x509.NameAttribute(NameOID.COMMON_NAME, attrs.name),
                 ]
             )
-            usage = key_usage or _leaf_key_usage(non_repudiation=True)
+            usage = key_usage or certificates.leaf_key_usage(non_repudiation=True)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -284,35 +239,17 @@ class Authority:
                 critical=False,
             )
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), False
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._issuing_key.public_key()),
+                False,
             )
             .add_extension(
-                x509.AuthorityInformationAccess(
-                    [
-                        x509.AccessDescription(
-                            AuthorityInformationAccessOID.OCSP,
-                            x509.UniformResourceIdentifier(ocsp_url or f"{self.base_url}/ocsp"),
-                        ),
-                        x509.AccessDescription(
-                            AuthorityInformationAccessOID.CA_ISSUERS,
-                            x509.UniformResourceIdentifier(f"{self.base_url}/ca/issuing.der"),
-                        ),
-                    ]
+                certificates.authority_access(
+                    ocsp_url or f"{self.base_url}/ocsp", f"{self.base_url}/ca/issuing.der"
                 ),
                 critical=False,
             )
             .add_extension(
-                x509.CRLDistributionPoints(
-                    [
-                        x509.DistributionPoint(
-                            [x509.UniformResourceIdentifier(crl_url or f"{self.base_url}/crl")],
-                            None,
-                            None,
-                            None,
-                        )
-                    ]
-                ),
-                critical=False,
+                certificates.crl_distribution(crl_url or f"{self.base_url}/crl"), critical=False
             )
         )
         if kind == SIGN:
@@ -388,12 +325,11 @@ class Authority:
     def publish_link(self, old: x509.Certificate, new: x509.Certificate) -> dict:
         """Publish a signed old→new renewal link (the stand-in for 証明書新旧紐付け情報)."""
         der = serialization.Encoding.DER
-        link = {
-            "format": LINK_FORMAT,
-            "old": fingerprint(old.public_bytes(der)),
-            "new": fingerprint(new.public_bytes(der)),
-            "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        link = new_link(
+            fingerprint(old.public_bytes(der)),
+            fingerprint(new.public_bytes(der)),
+            datetime.now(UTC),
+        )
         signature = self._issuing_key.sign(
             canonical_link_bytes(link), padding.PKCS1v15(), hashes.SHA256()
         )
@@ -411,81 +347,20 @@ class Authority:
             if (old is None or s["link"]["old"] == old) and (new is None or s["link"]["new"] == new)
         ]
 
-    # --- status: OCSP and CRL ---------------------------------------------------------------
+    # --- status: OCSP and CRL (idp.authority_sim.status) ---------------------------------
 
     def ocsp_response(self, request_der: bytes) -> bytes:
         """An RFC 6960 response to a DER request, signed by the issuing CA."""
-        try:
-            req = ocsp.load_der_ocsp_request(request_der)
-        except ValueError:
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.MALFORMED_REQUEST
-            ).public_bytes(serialization.Encoding.DER)
-        ca = self.issuing_ca
-        alg = req.hash_algorithm
-        if (req.issuer_name_hash, req.issuer_key_hash) != (
-            _name_hash(ca, alg),
-            _key_hash(ca, alg),
-        ):
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.UNAUTHORIZED
-            ).public_bytes(serialization.Encoding.DER)
-        now = datetime.now(UTC).replace(microsecond=0)
-        entry = self._load()["certs"].get(_serial_key(req.serial_number))
-        if entry is None:
-            status, rev_time, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
-        elif entry["revoked_at"]:
-            status = ocsp.OCSPCertStatus.REVOKED
-            rev_time = datetime.fromisoformat(entry["revoked_at"]).replace(microsecond=0)
-            reason = REASONS[entry["reason"]]
-        else:
-            status, rev_time, reason = ocsp.OCSPCertStatus.GOOD, None, None
-        builder = (
-            ocsp.OCSPResponseBuilder()
-            .add_response_by_hash(
-                req.issuer_name_hash,
-                req.issuer_key_hash,
-                req.serial_number,
-                req.hash_algorithm,
-                status,
-                now,
-                now + OCSP_VALIDITY,
-                rev_time,
-                reason,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, ca)
-        )
-        with contextlib.suppress(x509.ExtensionNotFound):
-            nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value
-            builder = builder.add_extension(nonce, critical=False)
-        return builder.sign(self._issuing_key, hashes.SHA256()).public_bytes(
-            serialization.Encoding.DER
+        return status.ocsp_response(
+            request_der,
+            self.issuing_ca,
+            self._issuing_key,
+            lambda serial: self._load()["certs"].get(_serial_key(serial)),
         )
 
     def crl(self) -> bytes:
         """The current CRL (DER), with reason codes."""
-        now = datetime.now(UTC).replace(microsecond=0)
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(self.issuing_ca.subject)
-            .last_update(now)
-            .next_update(now + CRL_VALIDITY)
-            .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
-        )
-        for serial, entry in self._load()["certs"].items():
-            if not entry["revoked_at"]:
-                continue
-            revoked = (
-                x509.RevokedCertificateBuilder()
-                .serial_number(int(serial, 16))
-                .revocation_date(datetime.fromisoformat(entry["revoked_at"]))
-                .add_extension(x509.CRLReason(REASONS[entry["reason"]]), critical=False)
-                .build()
-            )
-            builder = builder.add_revoked_certificate(revoked)
-        return builder.sign(self._issuing_key, hashes.SHA256()).public_bytes(
-            serialization.Encoding.DER
-        )
+        return status.crl(self.issuing_ca, self._issuing_key, self._load()["certs"])
 
     # --- storage ----------------------------------------------------------------------------
 
@@ -511,11 +386,6 @@ class Authority:
         tmp.replace(self.folder / "index.json")
 
 
-def canonical_link_bytes(link: dict) -> bytes:
-    """The exact bytes a renewal link's signature covers."""
-    return json.dumps(link, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def init_authority(settings: Settings) -> Authority:
     """Create the development card authority (root and issuing CA) if it does not exist yet,
     and return it. Refused in production mode. Call this before serving the IdP in development
@@ -523,44 +393,6 @@ def init_authority(settings: Settings) -> Authority:
     authority = Authority.from_settings(settings)
     authority.init()
     return authority
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PHR platform development authority"),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-    )
-
-
-def _ca_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _leaf_key_usage(non_repudiation: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=non_repudiation,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def _serial_key(serial: int) -> str:
@@ -579,18 +411,3 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
-
-
-def _name_hash(ca: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
-    h = hashes.Hash(algorithm)
-    h.update(ca.subject.public_bytes())
-    return h.finalize()
-
-
-def _key_hash(ca: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
-    # RFC 6960: hash of the BIT STRING value of subjectPublicKey (for RSA, the PKCS#1 key).
-    h = hashes.Hash(algorithm)
-    h.update(
-        ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
-    )
-    return h.finalize()

@@ -16,18 +16,24 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import click
+from werkzeug.serving import run_simple
 
+from idp.authority_sim.app import create_app
+from idp.authority_sim.ca import Authority, init_authority
 from idp.card.errors import CardError
 from idp.card.profile import AUTH, SEXES, SIGN, BasicAttributes, signed_data
 from idp.card.vcard import MAX_TRIES, PinFormatError, VirtualCard, check_pin_format
+from idp.card.verify import read_attributes
 from phr_core.config import ConfigError, Settings, load_settings
 
 CARD_OPTION = click.option(
@@ -47,9 +53,7 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _authority():  # type: ignore[no-untyped-def]
-    from idp.authority_sim.ca import init_authority
-
+def _authority() -> Authority:
     try:
         return init_authority(_settings())
     except ConfigError as exc:
@@ -64,8 +68,6 @@ def _load_card(path: Path) -> VirtualCard:
 
 
 def _lang() -> str:
-    import os
-
     lang = os.environ.get("LC_ALL") or os.environ.get("LC_MESSAGES") or os.environ.get("LANG", "")
     return "ja" if lang.startswith("ja") else "en"
 
@@ -104,10 +106,6 @@ def init_cmd() -> None:
 @click.option("--port", type=int, default=None, help="Default: the port of PHR_CARD_AUTHORITY_URL.")
 def authority_cmd(port: int | None) -> None:
     """Serve the development authority (OCSP, CRL, CA certificates, renewal links)."""
-    from werkzeug.serving import run_simple
-
-    from idp.authority_sim.app import create_app
-
     s = _settings()
     authority = _authority()
     port = port or urlsplit(authority.base_url).port or 8005
@@ -204,10 +202,6 @@ def move_cmd(card_path: Path, address: str, sign_pin: str | None) -> None:
     and a new one with the new address is written to the card; the user-authentication
     certificate stays valid. Sign in once with `phr card sign --update-attributes` to give the
     IdP the new address."""
-    from dataclasses import replace
-
-    from idp.card.verify import read_attributes
-
     vc = _load_card(card_path)
     attrs = read_attributes(vc.certificate(SIGN))
     if attrs is None:
@@ -229,8 +223,6 @@ def move_cmd(card_path: Path, address: str, sign_pin: str | None) -> None:
 def renew_cmd(card_path: Path, auth_pin: str | None, sign_pin: str | None) -> None:
     """Renew the card: new key pairs and certificates for the same person; the old certificates
     are revoked as `superseded` and the authority publishes signed old→new links."""
-    from idp.card.verify import read_attributes
-
     vc = _load_card(card_path)
     attrs = read_attributes(vc.certificate(SIGN))
     if attrs is None:

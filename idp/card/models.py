@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.models import Base, utcnow
+from idp.orm import Base, utcnow
 
 
 class CardSession(Base):

@@ -14,9 +14,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from idp.authority_sim.ca import LINK_FORMAT, canonical_link_bytes
 from idp.card.errors import CardError
-from idp.card.verify import Fetcher, TrustStore, http_fetch
+from idp.card.link_format import LINK_FORMAT, canonical_link_bytes
+from idp.card.trust import Fetcher, TrustStore, http_fetch
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class RenewalLinks:
         except Exception:
             log.warning("card: renewal links unavailable")
             raise CardError("renewal_check_unavailable") from None
-        if self.trust._anchor_for(signer, datetime.now(UTC)) is None:
+        if self.trust.anchor_for(signer, datetime.now(UTC)) is None:
             log.warning("card: renewal links signed by an untrusted key ignored")
             raise CardError("renewal_check_unavailable")
         key = signer.public_key()

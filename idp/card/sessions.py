@@ -8,15 +8,9 @@ IdP verifies the card and maps it to a person, and the login page takes the resu
 Signed bytes: UTF-8 of "phr-card-auth-v1\\n{origin}\\n{session_id}\\n{challenge}", origin being
 the IdP's issuer, so a signature for one IdP or one session is worthless for any other.
 
-How a certificate maps to a person: by HMAC-SHA256 (key derived from PHR_IDP_DATA_KEY) of the
-certificate's SHA-256 fingerprint. The serial number is never read, stored or logged.
-- Authentication certificate bound → that person.
-- Not bound → the card holder must also sign with the signature certificate (enrollment): both
-  signatures verified, the signature certificate's authority-signed pair binding names this
-  authentication key, then
-  - the authority's renewal link leads to a bound certificate → the same person, if the
-    four basic attributes agree on name, birth date and sex (else refused);
-  - otherwise a new Person, with the attributes stored encrypted.
+How a verified certificate maps to a person (keyed hash of its fingerprint, never its serial
+number; renewal links; enrollment) is idp.card.mapping; the services and the sealed attributes
+are idp.card.services.
 """
 
 from __future__ import annotations
@@ -25,28 +19,30 @@ import base64
 import binascii
 import hashlib
 import hmac
+import io
 import logging
 import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+import segno
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp import limits
 from idp.card.errors import CardError
-from idp.card.lookup import index_person
-from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
-from idp.card.profile import AUTH, SIGN, BasicAttributes, signed_data, spki_sha256
-from idp.card.renewal import RenewalLinks
-from idp.card.verify import CardVerifier, VerifiedCertificate, ocsp_ttl_setting, verifier_for
-from idp.models import Person
-from phr_core.config import Settings
+from idp.card.mapping import binding, map_to_person
+from idp.card.models import CardAudit, CardSession
+from idp.card.profile import AUTH, SIGN, signed_data, spki_sha256
+from idp.card.services import CardServices, store_attributes
+from idp.card.verify import VerifiedCertificate
+from idp.orm import rowcount
 from phr_core.db import Database
-from phr_core.secrets import derive_key
+
+# Transitional: launcher.sandbox still imports this private name; the public one is
+# idp.card.services.store_attributes (remove the alias once the launcher imports that).
+_store_attributes = store_attributes
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +137,6 @@ def session_qr_svg(issuer: str, session: CardSession) -> str:
 
 def qr_svg(text: str) -> str:
     """`text` as an SVG QR code (also the counter's enrollment-code link, idp/passkey)."""
-    import io
-
-    import segno
-
     out = io.BytesIO()
     segno.make(text, error="m").save(
         out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True, title="QR"
@@ -166,7 +158,7 @@ def take_verified(db_session: Session, session_id: str) -> CardSignIn | None:
         .values(status="consumed", consumed_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         return None
     session = db_session.get(CardSession, session_id)
     if session is None or session.person_id is None:
@@ -222,66 +214,6 @@ class CardResponse:
             raise CardError("malformed_request")
         assert cert is not None and sig is not None  # noqa: S101 - narrowing: required fields raise
         return cls(cert, sig, scert, ssig)
-
-
-@dataclass
-class CardServices:
-    """What handling a response needs besides the database; one per app (caches inside)."""
-
-    settings: Settings
-    verifier: CardVerifier
-    links: RenewalLinks
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> CardServices:
-        """In development, with the default trust root, the stand-in authority is created on
-        first use (so the IdP works before `phr card init`); in production the configured
-        PHR_CARD_TRUST_ROOT must exist."""
-        trust_root = settings.option("PHR_CARD_TRUST_ROOT")
-        if (
-            not settings.production
-            and not settings.environ.get("PHR_CARD_TRUST_ROOT")
-            and not Path(trust_root).exists()
-        ):
-            from idp.authority_sim.ca import init_authority
-
-            init_authority(settings)
-        authority_url = settings.option("PHR_CARD_AUTHORITY_URL")
-        ocsp_ttl = ocsp_ttl_setting(settings.option("PHR_CARD_OCSP_CACHE_SECONDS"))
-        verifier = verifier_for(trust_root, authority_url, ocsp_ttl)
-        links = RenewalLinks(authority_url, verifier.trust)
-        return cls(settings, verifier, links)
-
-    def binding_key(self, fingerprint: str) -> str:
-        key = derive_key(self.settings.secret("PHR_IDP_DATA_KEY"), "idp/card-binding/v1")
-        return hmac.new(key, bytes.fromhex(fingerprint), hashlib.sha256).hexdigest()
-
-    def _attr_key(self) -> bytes:
-        return derive_key(self.settings.secret("PHR_IDP_DATA_KEY"), "idp/card-attributes/v1")
-
-    def seal_attributes(self, person_id: str, attrs: BasicAttributes) -> bytes:
-        import json
-
-        nonce = secrets.token_bytes(12)
-        plain = json.dumps(attrs.as_dict(), ensure_ascii=False).encode()
-        return b"\x01" + nonce + AESGCM(self._attr_key()).encrypt(nonce, plain, person_id.encode())
-
-    def open_attributes(self, person_id: str, sealed: bytes) -> BasicAttributes:
-        import json
-
-        if sealed[:1] != b"\x01":
-            raise ValueError("unknown attribute sealing version")
-        plain = AESGCM(self._attr_key()).decrypt(sealed[1:13], sealed[13:], person_id.encode())
-        return BasicAttributes(**json.loads(plain))
-
-
-def read_attributes(
-    db_session: Session, services: CardServices, person_id: str
-) -> BasicAttributes | None:
-    """The card-verified name, birth date, sex and address of a person (for the municipality
-    linkage), decrypted; None when the person never enrolled with a card."""
-    row = db_session.get(CardAttributes, person_id)
-    return None if row is None else services.open_attributes(person_id, row.sealed)
 
 
 def _audit(
@@ -342,7 +274,7 @@ def handle_response(
                 .values(status="processing")
                 .execution_options(synchronize_session=False)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(claimed) != 1:
                 _audit(s, event, "failure", "challenge_used", session_id)
                 raise_after = CardError("challenge_used")
             else:
@@ -364,7 +296,7 @@ def handle_response(
                 if limits.blocked_for(s, limits.SIGN_IN, person):
                     raise CardError("too_many_attempts")
         with db.session() as s:
-            person_id, event, enrolled = _map_to_person(s, services, auth, sign)
+            person_id, event, enrolled = map_to_person(s, services, auth, sign)
             method = auth.revocation_method
             s.execute(
                 update(CardSession)
@@ -438,7 +370,7 @@ def _presenting_person(
     fingerprint = auth.fingerprint if auth else hashlib.sha256(certificate).hexdigest()
     key = services.binding_key(fingerprint)
     with db.session() as s:
-        bound = _binding(s, key)
+        bound = binding(s, key)
         return bound.person_id if bound is not None else None
 
 
@@ -457,123 +389,3 @@ def _verify(
     if sign.attributes is None:
         raise CardError("certificate_unreadable")
     return auth, sign
-
-
-def _binding(s: Session, key: str) -> CardBinding | None:
-    return s.scalar(select(CardBinding).where(CardBinding.cert_key == key))
-
-
-def _map_to_person(
-    s: Session,
-    services: CardServices,
-    auth: VerifiedCertificate,
-    sign: VerifiedCertificate | None,
-) -> tuple[str, str, bool]:
-    """(person id, audit event, enrolled now)."""
-    auth_key = services.binding_key(auth.fingerprint)
-    bound = _binding(s, auth_key)
-    if bound is not None:
-        if bound.status != "active":
-            # A superseded certificate is also revoked; reaching here means the authority
-            # still says "good". Refuse rather than guess.
-            raise CardError("certificate_superseded")
-        if sign is not None:
-            _bind_sign(s, services, bound.person_id, sign, "enrollment")
-        return bound.person_id, "sign_in", False
-    if sign is None:
-        raise CardError("enrollment_required")
-    attrs = sign.attributes
-    assert attrs is not None  # noqa: S101  (checked in _verify)
-    sign_bound = _binding(s, services.binding_key(sign.fingerprint))
-
-    # Renewal: the authority's signed link leads from this certificate to an older one.
-    previous: CardBinding | None = None
-    for old_fp in services.links.old_fingerprints(auth.fingerprint):
-        previous = _binding(s, services.binding_key(old_fp))
-        if previous is not None:
-            break
-    if previous is not None:
-        person_id = previous.person_id
-        stored = read_attributes(s, services, person_id)
-        if stored is None or not stored.same_person_as(attrs):
-            raise CardError("renewal_person_mismatch")
-        if sign_bound is not None and sign_bound.person_id != person_id:
-            raise CardError("renewal_person_mismatch")
-        # Both old certificates of that person are superseded by this card's pair.
-        for old in s.scalars(
-            select(CardBinding).where(
-                CardBinding.person_id == person_id, CardBinding.status == "active"
-            )
-        ):
-            old.status = "superseded"
-        s.flush()
-        _add_binding(s, person_id, AUTH, auth_key, auth, "renewal_link")
-        _bind_sign(s, services, person_id, sign, "renewal_link")
-        return person_id, "renewal", False
-
-    if sign_bound is not None:
-        # The signature certificate is already this person's; the pair binding proves the
-        # authentication certificate is on the same card.
-        _add_binding(s, sign_bound.person_id, AUTH, auth_key, auth, "enrollment")
-        _store_attributes(s, services, sign_bound.person_id, attrs)
-        return sign_bound.person_id, "enrollment", False
-
-    person = Person()
-    s.add(person)
-    s.flush()
-    _add_binding(s, person.id, AUTH, auth_key, auth, "enrollment")
-    _bind_sign(s, services, person.id, sign, "enrollment")
-    return person.id, "enrollment", True
-
-
-def _add_binding(
-    s: Session, person_id: str, kind: str, key: str, cert: VerifiedCertificate, method: str
-) -> None:
-    s.add(
-        CardBinding(
-            person_id=person_id,
-            cert_type=kind,
-            cert_key=key,
-            not_after=cert.not_after,
-            status="active",
-            binding_method=method,
-            bound_at=_now(),
-        )
-    )
-    s.flush()
-
-
-def _bind_sign(
-    s: Session, services: CardServices, person_id: str, sign: VerifiedCertificate, method: str
-) -> None:
-    key = services.binding_key(sign.fingerprint)
-    existing = _binding(s, key)
-    if existing is None:
-        # A new signature certificate (renewal, or a move that reissued it) replaces the old.
-        for old in s.scalars(
-            select(CardBinding).where(
-                CardBinding.person_id == person_id,
-                CardBinding.cert_type == SIGN,
-                CardBinding.status == "active",
-            )
-        ):
-            old.status = "superseded"
-        _add_binding(s, person_id, SIGN, key, sign, method)
-    elif existing.person_id != person_id:
-        raise CardError("renewal_person_mismatch")
-    attrs = sign.attributes
-    if attrs is not None:
-        _store_attributes(s, services, person_id, attrs)
-
-
-def _store_attributes(
-    s: Session, services: CardServices, person_id: str, attrs: BasicAttributes
-) -> None:
-    row = s.get(CardAttributes, person_id)
-    sealed = services.seal_attributes(person_id, attrs)
-    if row is None:
-        s.add(CardAttributes(person_id=person_id, sealed=sealed, updated_at=_now()))
-    else:
-        row.sealed, row.updated_at = sealed, _now()
-    # Counter staff find enrolled people by name and birth date (idp/card/lookup.py).
-    index_person(s, services.settings.secret("PHR_IDP_DATA_KEY"), person_id, attrs)

@@ -19,11 +19,11 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, url
 from flask.typing import ResponseReturnValue
 
 from idp import limits
-from idp.card.errors import CardError
+from idp.card.errors import FAILURES, CardError
 from idp.card.models import CardSession
+from idp.card.services import CardServices
 from idp.card.sessions import (
     CardResponse,
-    CardServices,
     _aware,
     _now,
     display_code,
@@ -140,8 +140,6 @@ def get_status(session_id: str) -> ResponseReturnValue:
 
 
 def _codes() -> set[str]:
-    from idp.card.errors import FAILURES
-
     return set(FAILURES)
 
 

@@ -199,7 +199,8 @@ def check_id_token_hint(s: Session, req: AuthzRequest) -> None:
         claims = jwt.decode(hint, idp().keys.verification_keys(), algorithms=list(ALGS)).claims
     except (JoseError, ValueError):
         raise OAuthError("invalid_request", "id_token_hint is not an ID token of ours") from None
-    if claims.get("iss") != idp().issuer or claims.get("aud") != req.client.client_id:  # type: ignore[union-attr]
+    assert req.client is not None  # noqa: S101 - narrowing: check_client ran first
+    if claims.get("iss") != idp().issuer or claims.get("aud") != req.client.client_id:
         raise OAuthError("invalid_request", "id_token_hint was issued to another client")
     req.hint_sub = claims.get("sub")
 
@@ -332,10 +333,11 @@ def _interaction(s: Session, req: AuthzRequest, path: str) -> str:
     params = dict(req.params)
     params.pop("request_uri", None)
     params["_required_acr"] = req.required_acr or ""
+    assert req.client is not None  # noqa: S101 - narrowing: check_client ran first
     s.add(
         AuthRequest(
             id=rid,
-            client_id=req.client.client_id,  # type: ignore[union-attr]
+            client_id=req.client.client_id,
             params=params,
             pushed=False,
             expires_at=now_utc() + AUTH_REQUEST_TTL,

@@ -18,10 +18,11 @@ from idp.card.views import panel_context
 from idp.clients import ClientView, get_client
 from idp.context import ACR_CARD, ACR_DEV, IdP, acr_satisfies, idp
 from idp.endpoints.authorize import error_page, expired_page, redirect_denied
-from idp.grants import GrantUnavailable, PatientChoice
+from idp.grants import GrantUnavailable
 from idp.i18n import MESSAGES, pick_language
 from idp.models import AuthRequest, Person
 from idp.passkey.views import panel_context as passkey_panel
+from idp.patient_choice import PatientChoice
 from idp.tokens import aware, now_utc
 
 bp = Blueprint("interaction", __name__, template_folder="../templates")

@@ -52,8 +52,8 @@ def par() -> ResponseReturnValue:
             params["client_id"] = client.client_id
             req = az.AuthzRequest(params=params)
             try:
-                for check in (az.check_client, az.check_redirect_uri):
-                    check(s, req)
+                for first in (az.check_client, az.check_redirect_uri):
+                    first(s, req)
             except az.PageError as err:
                 raise invalid_request(str(err)) from None
             for check in az.AFTER_REDIRECT:

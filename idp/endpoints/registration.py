@@ -20,6 +20,7 @@ from idp.clients import hash_secret, sector_for, validate_metadata
 from idp.context import IdP, idp
 from idp.errors import OAuthError, shown
 from idp.models import Client, InitialAccessToken
+from idp.orm import rowcount
 from idp.tokens import aware, new_handle, now_utc, sha256_hex
 from phr_core import outbound
 from phr_core.config import is_loopback_host
@@ -53,7 +54,7 @@ def _spend_initial_token(s: Session, token: str) -> bool:
         )
         .values(uses_left=InitialAccessToken.uses_left - 1)
     )
-    return spent.rowcount == 1
+    return rowcount(spent) == 1
 
 
 def _check_sector_identifier(ctx: IdP, meta: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@ reuse detection, client_credentials for system clients. Errors are RFC 6749 5.2 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -16,6 +18,7 @@ from idp.dpop import proof_jkt
 from idp.errors import OAuthError, invalid_grant, invalid_request
 from idp.grants import GrantUnavailable, wants_patient
 from idp.models import AuthorizationCode, Grant, RefreshToken
+from idp.orm import rowcount
 from idp.tokens import (
     access_token,
     aware,
@@ -122,7 +125,7 @@ def _authorization_code(ctx: IdP, s: Session, client: ClientView) -> dict:
         .where(AuthorizationCode.code_hash == row.code_hash, AuthorizationCode.used_at.is_(None))
         .values(used_at=now_utc(), family_id=family_id)
     )
-    if claimed.rowcount != 1:  # a concurrent request redeemed it first
+    if rowcount(claimed) != 1:  # a concurrent request redeemed it first
         raise invalid_grant("the code was already used")
     scope = row.scope.split()
     body = _issue(
@@ -185,7 +188,7 @@ def _refresh_token(ctx: IdP, s: Session, client: ClientView) -> dict:
         .where(RefreshToken.token_hash == row.token_hash, RefreshToken.used_at.is_(None))
         .values(used_at=now_utc())
     )
-    if claimed.rowcount != 1:
+    if rowcount(claimed) != 1:
         _revoke_now(ctx, row.family_id)
         raise invalid_grant("the refresh token was already used; the session is revoked")
     return _issue(
@@ -226,7 +229,7 @@ def _issue(
     family_id: str,
     nonce: str | None,
     sid: str | None,
-    auth_time,  # type: ignore[no-untyped-def]
+    auth_time: datetime,
     acr: str,
     amr: list[str],
     jkt: str | None,

@@ -56,6 +56,7 @@ from webauthn.helpers.structs import (
 
 from idp import limits
 from idp.context import ACR_PASSKEY
+from idp.orm import rowcount
 from idp.passkey import codes
 from idp.passkey.errors import PasskeyError
 from idp.passkey.models import EnrollmentCode, Passkey, PasskeyChallenge
@@ -168,7 +169,7 @@ def claim_challenge(
         .values(used_at=now_utc())
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         raise PasskeyError("challenge_used")
     expected_type = (
         ClientDataType.WEBAUTHN_CREATE if purpose == "register" else ClientDataType.WEBAUTHN_GET

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
+from idp.card.lookup import reindex as run_reindex
+from idp.card.services import CardServices
 from idp.passkey import staff as staff_accounts
 from idp.passkey.models import Staff
 from phr_core.config import Settings, load_settings
@@ -96,17 +98,14 @@ def enable(login: str) -> None:
 def reindex() -> None:
     """Index the card-verified name and birth date of every enrolled person so that staff can
     find them (needed once for people enrolled before the index existed)."""
-    from idp.card.lookup import reindex as run_reindex
-    from idp.card.sessions import CardServices
-
     db, settings = _db()
-    services = CardServices.from_settings(settings)  # type: ignore[arg-type]
+    services = CardServices.from_settings(settings)
     try:
         with db.session() as s:
             count = run_reindex(
                 s,
                 settings.secret("PHR_IDP_DATA_KEY"),
-                services.open_attributes,  # type: ignore[attr-defined]
+                services.open_attributes,
             )
     finally:
         db.dispose()

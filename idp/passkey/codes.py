@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from idp.card import lookup
 from idp.card.models import CardAttributes
+from idp.orm import rowcount
 from idp.passkey.audit import audit
 from idp.passkey.errors import PasskeyError
 from idp.passkey.models import EnrollmentCode
@@ -145,7 +146,7 @@ def consume(s: Session, code_id: str) -> None:
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(done) != 1:
         row = s.get(EnrollmentCode, code_id)
         if row is not None and row.used_at is None:
             raise PasskeyError("code_expired")

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.models import Base, utcnow
+from idp.orm import Base, utcnow
 
 
 class Staff(Base):

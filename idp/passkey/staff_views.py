@@ -13,10 +13,12 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import timedelta
+from typing import TypeVar
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.card.sessions import qr_svg
 from idp.card.views import services as card_services
@@ -37,7 +39,10 @@ def _lang() -> str:
     return pick_language()
 
 
-def _no_store(resp: Response) -> Response:
+_R = TypeVar("_R", bound=BaseResponse)
+
+
+def _no_store(resp: _R) -> _R:
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -81,6 +86,7 @@ def login() -> ResponseReturnValue:
     if not expected or not hmac.compare_digest(sent, expected):
         return _login_page(PasskeyError("csrf"))
     with idp().db.session() as s:
+        error: PasskeyError | None
         try:
             signed_in = staff.sign_in(
                 s, request.form.get("login", "").strip(), request.form.get("password", "")

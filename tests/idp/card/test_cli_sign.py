@@ -140,7 +140,7 @@ def test_cli_refuses_a_session_of_another_origin(card_idp: CardIdp, tmp_path) ->
 
 
 def test_move_keeps_the_person_and_updates_the_address(card_idp: CardIdp) -> None:
-    from idp.card.sessions import read_attributes
+    from idp.card.services import read_attributes
 
     card_idp.env.card(name="mover")
     card = str(card_idp.env.tmp / "mover.json")

@@ -16,12 +16,12 @@ from sqlalchemy import select, update
 from idp import housekeeping
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
 from idp.card.profile import AUTH, SIGN, signed_data
+from idp.card.services import read_attributes
 from idp.card.sessions import (
     ACR_CARD,
     CardSignIn,
     create_card_session,
     display_code,
-    read_attributes,
     session_qr_svg,
     take_verified,
 )

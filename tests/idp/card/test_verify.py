@@ -240,7 +240,7 @@ def test_issuing_ca_is_fetched_only_from_the_authority(authority_env: AuthorityE
 
     def fetch(url: str, body: bytes | None, ctype: str | None) -> bytes:
         asked.append(url)
-        from idp.card.verify import http_fetch
+        from idp.card.trust import http_fetch
 
         return http_fetch(url, body, ctype)
 
@@ -310,7 +310,7 @@ def test_ocsp_cache_bound_is_configured_and_honoured(authority_env: AuthorityEnv
     60 s per worker). The bound is PHR_CARD_OCSP_CACHE_SECONDS, 10 s by default, at most 60."""
     import time
 
-    from idp.card.sessions import CardServices
+    from idp.card.services import CardServices
     from phr_core.config import load_settings
 
     def services(seconds: str | None) -> CardServices:

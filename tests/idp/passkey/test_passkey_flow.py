@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -518,3 +519,19 @@ def test_no_passkeys_on_an_ip_address_issuer(environ: dict[str, str], tmp_path) 
     finally:
         pk.app.extensions["phr_db"].dispose()
         pk.env.server.shutdown()
+
+
+def test_the_page_script_is_a_static_file_at_its_old_address(pk: PasskeyIdp) -> None:
+    """idp/passkey/static/passkey.js, referenced by the enrollment page and served at
+    /passkey/passkey.js as JavaScript, cacheable for an hour, byte for byte the file."""
+    client = pk.app.test_client()
+    page = client.get("/passkey/enroll").get_data(as_text=True)
+    assert '<script src="/passkey/passkey.js" defer></script>' in page
+    resp = client.get("/passkey/passkey.js")
+    assert resp.status_code == 200
+    assert resp.mimetype == "text/javascript"
+    assert resp.headers["Cache-Control"] == "public, max-age=3600"
+    shipped = (Path(ceremonies.__file__).parent / "static" / "passkey.js").read_bytes()
+    assert resp.get_data() == shipped
+    assert b"passkey-enroll" in shipped and b"passkey-login" in shipped
+    resp.close()

@@ -1,11 +1,10 @@
-"""The passkey pages' script, served from /passkey/passkey.js (no inline script, so a strict
-Content-Security-Policy works). It drives both pages: #passkey-enroll (the enrollment form;
-a code in the URL fragment `#code=…` from the counter's QR code is filled in and removed from
-the address bar) and #passkey-login (the button on the login page). Options and credentials
-travel as JSON with base64url byte fields, converted here (works in browsers without
-PublicKeyCredential.parseCreationOptionsFromJSON)."""
-
-SCRIPT = r"""(function () {
+// The passkey pages' script, served from /passkey/passkey.js (no inline script, so a strict
+// Content-Security-Policy works). It drives both pages: #passkey-enroll (the enrollment form;
+// a code in the URL fragment `#code=…` from the counter's QR code is filled in and removed from
+// the address bar) and #passkey-login (the button on the login page). Options and credentials
+// travel as JSON with base64url byte fields, converted here (works in browsers without
+// PublicKeyCredential.parseCreationOptionsFromJSON).
+(function () {
   "use strict";
   function toBuf(s) {
     s = s.replace(/-/g, "+").replace(/_/g, "/");
@@ -122,4 +121,3 @@ SCRIPT = r"""(function () {
     });
   }
 })();
-"""
