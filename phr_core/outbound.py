@@ -33,11 +33,9 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
-if TYPE_CHECKING:
-    from phr_core.config import Settings
+from phr_core.config import Settings, load_settings
 
 MAX_CONCURRENT = 8
 PER_ADDRESS = 2  # outside the configured origins
@@ -424,7 +422,5 @@ def default() -> Outbound:
     global _default
     with _default_lock:
         if _default is None:
-            from phr_core.config import load_settings
-
             _default = for_settings(load_settings())
         return _default
