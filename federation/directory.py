@@ -103,7 +103,8 @@ class Directory:
                 len(named),
                 named[0].entity_id,
             )
-        return (named or [s for s in servers if s.serves(municipality)] or [None])[0]
+        candidates = named or [s for s in servers if s.serves(municipality)]
+        return candidates[0] if candidates else None
 
     def by_resource(self, resource: str) -> PhrServer | None:
         """The server whose FHIR base URL is `resource` (an RFC 8707 resource indicator)."""

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from connectors import synth
 from connectors.consent import StaticConsent
+from connectors.mapping.common import Entry
 from connectors.pipeline import Connector
 from connectors.pseudonym import Pseudonymizer
 from connectors.register import HEADERS as REGISTER_HEADERS
@@ -310,7 +311,7 @@ class _InProcessSink:
         self.db = Database(settings.database_urls["fhir"])
         self.client_id = settings.option("PHR_CONNECTOR_CLIENT_ID")
 
-    def send(self, entries: list) -> object:  # connectors.transport.Sink
+    def send(self, entries: list[Entry]) -> Outcomes:  # connectors.transport.Sink
         scope = "system/*.cu"
         token = AccessToken(
             subject=self.client_id,
@@ -319,7 +320,8 @@ class _InProcessSink:
             expires_at=int(time.time()) + 60,
             municipality=DEMO_MUNICIPALITY.code,
         )
-        access = Access(token=token, raw_token="", scopes=[parse_scope(scope)])  # type: ignore[list-item]
+        scopes = [parse_scope(scope)]  # a SMART scope: never None
+        access = Access(token=token, raw_token="", scopes=scopes)  # type: ignore[arg-type]  # above
         with self.db.session() as s:
             result = tx.process(s, self.repo, access, transaction(entries))
         out = Outcomes()
@@ -346,7 +348,7 @@ def _load_records(settings: Settings, box: Sandbox, today: date, codes: dict[str
             municipality=DEMO_MUNICIPALITY.code,
             pseudo=Pseudonymizer(settings.secret("PHR_CONNECTOR_PSEUDONYM_KEY")),
             consent=StaticConsent({"mch": consented, "immunization": consented, "claims": []}),
-            sink=sink,  # type: ignore[arg-type]
+            sink=sink,
             register_path=register,
         )
         for path in (mch, vacc):

@@ -360,7 +360,8 @@ def _pinned(
     ) -> socket.socket:
         return socket.create_connection((str(ip), port), timeout)
 
-    conn._create_connection = connect_to_checked  # type: ignore[attr-defined]
+    # http.client's own hook (undeclared): connect to the checked address, keep the host name
+    conn._create_connection = connect_to_checked  # type: ignore[attr-defined]  # see above
     return conn
 
 
@@ -381,7 +382,7 @@ def _exchange(
 
     headers.setdefault("Connection", "close")
     headers.setdefault("User-Agent", "phr-platform")
-    conn.sock.settimeout(budget())  # type: ignore[union-attr]
+    conn.sock.settimeout(budget())
     conn.request(method, target, body=body, headers=headers)
     resp = conn.getresponse()
     chunks: list[bytes] = []
