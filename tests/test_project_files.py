@@ -3,7 +3,6 @@ the two set-up commands, the declared dependencies, lint, formatting and type ch
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import re
 import shutil
@@ -19,6 +18,7 @@ from click.testing import CliRunner
 from launcher.cli import main
 from phr_core.config import VARIABLES
 from phr_core.services import SERVICES
+from tests.imports import absolute_imports
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_DIRS = [
@@ -135,18 +135,11 @@ def _third_party_imports() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for d in CODE_DIRS:
         for path in sorted((ROOT / d).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
+            for name in absolute_imports(path):
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in CODE_DIRS or top == "__future__":
                     continue
-                for name in names:
-                    top = name.split(".")[0]
-                    if top in sys.stdlib_module_names or top in CODE_DIRS or top == "__future__":
-                        continue
-                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+                found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found
 
 

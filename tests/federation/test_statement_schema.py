@@ -24,13 +24,16 @@ LEAF = "https://phr.city.example"
 ANCHOR = "https://anchor.example"
 
 
+def _claims(iss: str, fields: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A statement by `iss` about LEAF with `fields`, then `changes` (None: leave it out)."""
+    claims = {"iss": iss, "sub": LEAF, "iat": 1_700_000_000, "exp": 1_700_003_600}
+    claims.update(jwks=jose.public_jwks(KEY), **fields)
+    claims.update(changes)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
 def _configuration(**changes: Any) -> dict[str, Any]:
-    claims: dict[str, Any] = {
-        "iss": LEAF,
-        "sub": LEAF,
-        "iat": 1_700_000_000,
-        "exp": 1_700_003_600,
-        "jwks": jose.public_jwks(KEY),
+    fields: dict[str, Any] = {
         "metadata": {
             "federation_entity": {
                 "federation_fetch_endpoint": f"{LEAF}/fetch",
@@ -45,17 +48,11 @@ def _configuration(**changes: Any) -> dict[str, Any]:
             "not an object",
         ],
     }
-    claims.update(changes)
-    return {k: v for k, v in claims.items() if v is not None}
+    return _claims(LEAF, fields, changes)
 
 
 def _subordinate(**changes: Any) -> dict[str, Any]:
-    claims: dict[str, Any] = {
-        "iss": ANCHOR,
-        "sub": LEAF,
-        "iat": 1_700_000_000,
-        "exp": 1_700_003_600,
-        "jwks": jose.public_jwks(KEY),
+    fields: dict[str, Any] = {
         "metadata_policy": {"oauth_resource": {"phr_municipalities": {"subset_of": ["072010"]}}},
         "metadata_policy_crit": ["regexp"],
         "constraints": {
@@ -64,8 +61,7 @@ def _subordinate(**changes: Any) -> dict[str, Any]:
             "allowed_entity_types": ["oauth_resource"],
         },
     }
-    claims.update(changes)
-    return {k: v for k, v in claims.items() if v is not None}
+    return _claims(ANCHOR, fields, changes)
 
 
 def _parse(claims: dict[str, Any], typ: str = statement.TYP) -> statement.EntityStatement:
