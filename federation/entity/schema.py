@@ -98,7 +98,7 @@ class EntityStatement:
     jwks: dict[str, Any]
     claims: dict[str, Any] = field(repr=False)
     jwt: str = field(repr=False)
-    authority_hints: tuple[str, ...] = ()
+    authority_hints: list[str] = field(default_factory=list)
     metadata: Metadata = field(default_factory=dict, repr=False)
     metadata_policy: Metadata = field(default_factory=dict, repr=False)
     metadata_policy_crit: tuple[str, ...] = ()
@@ -163,7 +163,7 @@ def parse_statement(claims: dict[str, Any], token: str, *, what: str) -> EntityS
         jwks,
         claims,
         token,
-        authority_hints=tuple(hints or ()),
+        authority_hints=list(hints or ()),
         metadata=metadata,
         metadata_policy=metadata_policy,
         metadata_policy_crit=_strings(claims.get("metadata_policy_crit")),

@@ -79,7 +79,7 @@ def test_a_configuration_is_read_into_typed_fields() -> None:
     ec = _parse(_configuration())
     assert ec.is_configuration and (ec.iss, ec.sub) == (LEAF, LEAF)
     assert (ec.iat, ec.exp) == (1_700_000_000, 1_700_003_600)
-    assert ec.authority_hints == (ANCHOR,)
+    assert ec.authority_hints == [ANCHOR]
     assert ec.endpoints.fetch == f"{LEAF}/fetch" and ec.endpoints.list == f"{LEAF}/list"
     assert ec.endpoints.resolve is None and ec.endpoints.trust_mark_status is None
     assert ec.trust_marks == (TrustMarkRef("a.b.c", "https://anchor.example/certified"),)
@@ -100,7 +100,7 @@ def test_a_subordinate_statement_is_read_into_typed_fields() -> None:
     )
     assert ss.metadata_policy["oauth_resource"]["phr_municipalities"] == {"subset_of": ["072010"]}
     assert ss.metadata_policy_crit == ("regexp",)
-    assert ss.authority_hints == () and ss.trust_marks == ()
+    assert ss.authority_hints == [] and ss.trust_marks == ()
 
 
 def test_constraint_members_of_the_wrong_type_read_as_absent() -> None:
