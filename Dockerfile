@@ -7,9 +7,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY phr_core ./phr_core
+COPY launcher ./launcher
 COPY idp ./idp
 COPY phr_server ./phr_server
 COPY consent ./consent
+COPY portal ./portal
 COPY connectors ./connectors
 COPY federation ./federation
 RUN pip install . && useradd --system --home-dir /var/lib/phr --create-home phr

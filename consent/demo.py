@@ -1,6 +1,9 @@
 """Demo data for the consent service: the demo city as a participating municipality, and the
 demo family (phr_core.demo_data.DEMO_FAMILY): development sign-in citizen 1 linked to the city, as a
-guardian of one child, with the city's consent for both."""
+guardian of one child, with the city's consent for both.
+
+The demo parent's subject comes from the IdP: the launcher (launcher/demo.py) asks it and
+passes it in, as services do not import each other."""
 
 from __future__ import annotations
 
@@ -14,21 +17,6 @@ from phr_core.db import Database
 from phr_core.demo_data import DEMO_FAMILY, DEMO_MUNICIPALITIES, DEMO_MUNICIPALITY, MOVED_FAMILY
 
 DEMO_CATEGORIES = ["mch", "vaccination", "checkup", "claims"]
-
-
-def demo_parent_subject(settings: Settings) -> str:
-    """The PHR-sector subject the IdP gives the demo parent (development sign-in)."""
-    from idp.endpoints.interaction import demo_person_id
-    from idp.subjects import PHR_SECTOR, PairwiseSubjects
-
-    idp_db = Database(settings.database_urls["idp"])
-    try:
-        with idp_db.session() as s:
-            return PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")).subject(
-                s, PHR_SECTOR, demo_person_id(DEMO_FAMILY.parent_citizen)
-            )
-    finally:
-        idp_db.dispose()
 
 
 def load(db: Database, settings: Settings) -> int:
@@ -51,23 +39,23 @@ def _municipality(db: Database, code: str) -> int:
     return 1
 
 
-def load_family(db: Database, settings: Settings) -> int:
-    """Link the demo parent, their child and the city's consent for both, once."""
+def load_family(db: Database, *, parent_subject: str) -> int:
+    """Link the demo parent (`parent_subject`: their PHR-sector subject), their child and the
+    city's consent for both, once."""
     f = DEMO_FAMILY
-    return _link(db, settings, DEMO_MUNICIPALITY.code, f.parent_code, f.child_code)
+    return _link(db, parent_subject, DEMO_MUNICIPALITY.code, f.parent_code, f.child_code)
 
 
-def load_moved_family(db: Database, city: Settings) -> int:
+def load_moved_family(db: Database, city: Settings, *, parent_subject: str) -> int:
     """The demo family after moving to the second city: linked there too, under that city's
     codes, with that city's consent for parent and child (the first city's links stay: their
     older records are still there), once."""
     code = city.option("PHR_CONNECTOR_MUNICIPALITY")
-    return _link(db, city, code, MOVED_FAMILY.parent_code, MOVED_FAMILY.child_code)
+    return _link(db, parent_subject, code, MOVED_FAMILY.parent_code, MOVED_FAMILY.child_code)
 
 
-def _link(db: Database, settings: Settings, code: str, parent_code: str, child_code: str) -> int:
+def _link(db: Database, subject: str, code: str, parent_code: str, child_code: str) -> int:
     m = DEMO_MUNICIPALITIES[code]
-    subject = demo_parent_subject(settings)
     f = DEMO_FAMILY
     with db.session() as s:
         known = s.scalar(

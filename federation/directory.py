@@ -20,12 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask
 
 from federation import keys
 from federation.entity.fetch import Fetcher, UrlFetcher, with_query
+from federation.entity.schema import ResourceMetadata
 from federation.entity.trust_chain import MAX_DEPTH, Resolver, TrustChain
 from federation.errors import FederationError
 from phr_core.config import Settings
@@ -103,7 +103,8 @@ class Directory:
                 len(named),
                 named[0].entity_id,
             )
-        return (named or [s for s in servers if s.serves(municipality)] or [None])[0]
+        candidates = named or [s for s in servers if s.serves(municipality)]
+        return candidates[0] if candidates else None
 
     def by_resource(self, resource: str) -> PhrServer | None:
         """The server whose FHIR base URL is `resource` (an RFC 8707 resource indicator)."""
@@ -147,12 +148,10 @@ class Directory:
         chain = self._chain(entity_id, "PHR server")
         if chain is None:
             return None
-        md: dict[str, Any] = chain.metadata.get("oauth_resource") or {}
-        resource, cities = md.get("resource"), md.get(METADATA_KEY)
-        if not isinstance(resource, str) or not isinstance(cities, list) or not cities:
+        md = ResourceMetadata.of(chain.metadata, METADATA_KEY)
+        if md is None:
             return None  # a protected resource that is not a PHR server (the consent API, …)
-        codes = tuple(c for c in cities if isinstance(c, str))
-        return PhrServer(entity_id, resource.rstrip("/"), codes, chain.exp)
+        return PhrServer(entity_id, md.resource, md.municipalities, chain.exp)
 
 
 def listed(resolver: Resolver, fetcher: Fetcher, entity_type: str) -> tuple[list[str], bool]:
@@ -175,7 +174,7 @@ def listed(resolver: Resolver, fetcher: Fetcher, entity_type: str) -> tuple[list
             log.warning("federation authority %s left out: %s", authority, exc.reason)
             trouble = True
             continue
-        endpoint = chain.statements[0].federation_endpoint("federation_list_endpoint")
+        endpoint = chain.statements[0].endpoints.list
         if not endpoint:
             continue
         ids, failed = _list(fetcher, with_query(endpoint, entity_type=entity_type))

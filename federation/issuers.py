@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from federation.directory import listed
+from federation.entity.schema import ProviderMetadata
 from federation.entity.trust_chain import Resolver
 from federation.errors import FederationError
 
@@ -124,11 +125,11 @@ class ListedIssuers:
         except FederationError as exc:
             log.warning("OpenID provider %s left out: %s", entity_id, exc.reason)
             return None
-        op = chain.metadata.get(ENTITY_TYPE)
-        if not isinstance(op, dict) or op.get("issuer") != entity_id:
+        op = ProviderMetadata.of(chain.metadata)
+        if op is None or op.issuer != entity_id:
             log.warning("OpenID provider %s left out: its metadata names another issuer", entity_id)
             return None
-        return Provider(entity_id, op, chain.exp)
+        return Provider(entity_id, op.raw, chain.exp)
 
     def _maybe_refresh(self, now: float, *, unknown: bool) -> None:
         with self._lock:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, KeySetSerialization, RSAKey
 
 from federation.errors import BAD_SIGNATURE, EXPIRED, MALFORMED, NOT_YET_VALID, FederationError
 from phr_core.secrets import derive_key
@@ -48,7 +48,7 @@ def alg_of(key: FederationKey) -> str:
 
 
 def public_jwk(key: FederationKey) -> dict[str, Any]:
-    out = key.as_dict(private=False)
+    out: dict[str, Any] = dict(key.as_dict(private=False))
     out.update(kid=key.kid, alg=alg_of(key), use="sig")
     return out
 
@@ -87,7 +87,7 @@ def verify(
     if header.get("alg") not in ALGS:
         raise FederationError(MALFORMED, f"{what}: alg {header.get('alg')!r} is not accepted")
     try:
-        keys = KeySet.import_key_set(jwks)
+        keys = KeySet.import_key_set(cast(KeySetSerialization, jwks))
     except (JoseError, ValueError, TypeError, KeyError):
         raise FederationError(MALFORMED, f"{what}: the verifying jwks is not a JWK Set") from None
     kid = header.get("kid")

@@ -10,6 +10,7 @@ order. Unknown operators are ignored unless the statement lists them in
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from federation.errors import POLICY_VIOLATION, FederationError
@@ -38,7 +39,7 @@ def _intersection(a: list[Any], b: list[Any]) -> list[Any]:
     return [x for x in a if x in b]
 
 
-def check_operators(param_policy: dict[str, Any], where: str, crit: list[str] = ()) -> None:  # type: ignore[assignment]
+def check_operators(param_policy: dict[str, Any], where: str, crit: Sequence[str] = ()) -> None:
     """One parameter's operators: well-formed arguments and no contradictions between them
     (section 6.1.3.1's table of allowed combinations)."""
     for op, arg in param_policy.items():
@@ -84,7 +85,7 @@ def check_operators(param_policy: dict[str, Any], where: str, crit: list[str] = 
         raise _fail(where, "superset_of is not within subset_of")
 
 
-def combine(superior: Policy, subordinate: Policy, *, crit: list[str] = ()) -> Policy:  # type: ignore[assignment]
+def combine(superior: Policy, subordinate: Policy, *, crit: Sequence[str] = ()) -> Policy:
     """Merge a subordinate's policy into its superior's (section 6.1.4.1): a subordinate can
     only narrow what its superior allows, never widen or contradict it."""
     out: Policy = copy.deepcopy(superior)

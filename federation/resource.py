@@ -23,8 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, cast
 
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from federation import keys
 from federation.entity.fetch import UrlFetcher
@@ -47,9 +48,9 @@ from phr_core.tokens import (
 class _StaticJwks(JwksCache):
     """Keys given inline in the provider's metadata (`jwks`)."""
 
-    def __init__(self, jwks: dict) -> None:
+    def __init__(self, jwks: dict[str, Any]) -> None:
         super().__init__("")
-        self._set = KeySet.import_key_set(jwks)
+        self._set = KeySet.import_key_set(cast(KeySetSerialization, jwks))
 
     def keys(self, kid: str | None) -> KeySet:
         return self._set

@@ -1,8 +1,12 @@
-"""Demo data for the IdP: the platform's own clients and a sandbox app, registered statically."""
+"""Demo data for the IdP: the platform's own clients and a sandbox app, registered statically.
+
+A city's connector authenticates with its own key: the launcher (launcher/demo.py) reads the
+connector's public JWK and passes it in, as services do not import each other."""
 
 from __future__ import annotations
 
-from connectors.client_key import load_signing_key, public_jwk
+from typing import Any
+
 from idp.clients import upsert_static
 from idp.models import Client
 from idp.subjects import PHR_SECTOR
@@ -12,11 +16,13 @@ from phr_core.db import Database
 DEMO_APP_PORT = 8010
 
 
-def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
+def demo_clients(
+    settings: Settings, connector_jwk: dict[str, Any]
+) -> list[tuple[dict, str | None]]:
     """(metadata, secret) of the clients a development platform has."""
     portal = settings.urls["consent"]
     return [
-        *city_clients(settings),
+        *city_clients(settings, connector_jwk),
         (
             {
                 "client_id": settings.option("PHR_CONSENT_CLIENT_ID"),
@@ -70,12 +76,13 @@ def demo_clients(settings: Settings) -> list[tuple[dict, str | None]]:
     ]
 
 
-def city_clients(settings: Settings) -> list[tuple[dict, str | None]]:
-    """A city's connector and PHR server as clients of the IdP (`settings`: that city's)."""
+def city_clients(
+    settings: Settings, connector_jwk: dict[str, Any]
+) -> list[tuple[dict, str | None]]:
+    """A city's connector (`connector_jwk`: its public key) and PHR server as clients of the
+    IdP (`settings`: that city's). Development only: a real IdP gets the connector's JWK from
+    the municipality (`phr connector jwk`, PHR_IDP_CLIENTS_FILE)."""
     code = settings.option("PHR_CONNECTOR_MUNICIPALITY")
-    # Development only: the IdP learns the connector's public key from the shared dev secret;
-    # a real IdP gets the JWK from the municipality (`phr connector jwk`, PHR_IDP_CLIENTS_FILE).
-    connector_jwk = public_jwk(load_signing_key(settings.secret("PHR_CONNECTOR_SIGNING_KEY")))
     return [
         (
             {
@@ -104,14 +111,15 @@ def city_clients(settings: Settings) -> list[tuple[dict, str | None]]:
     ]
 
 
-def load(db: Database, settings: Settings) -> int:
-    """Register the demo clients; running it twice adds nothing new."""
-    return _register(db, demo_clients(settings))
+def load(db: Database, settings: Settings, *, connector_jwk: dict[str, Any]) -> int:
+    """Register the demo clients (`connector_jwk`: the demo city's connector's public key);
+    running it twice adds nothing new."""
+    return _register(db, demo_clients(settings, connector_jwk))
 
 
-def load_city(db: Database, city: Settings) -> int:
+def load_city(db: Database, city: Settings, connector_jwk: dict[str, Any]) -> int:
     """The second demo city's connector and PHR server (`city`: its settings), once."""
-    return _register(db, city_clients(city))
+    return _register(db, city_clients(city, connector_jwk))
 
 
 def _register(db: Database, clients: list[tuple[dict, str | None]]) -> int:

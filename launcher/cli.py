@@ -8,20 +8,41 @@ phr config check         what production mode would refuse, and why
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import shutil
+import signal
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from dotenv import load_dotenv
 
-from launcher import runner
+from connectors import cli as connectors_cli
+from consent import cli as consent_cli
+from federation import cli as federation_cli
+from idp import cli as idp_cli
+from idp.card.cli import card
+from launcher import runner, supervisor
 from phr_core import migrations, secrets
 from phr_core.config import VARIABLES, ConfigError, Settings, load_settings
 from phr_core.db import make_engine, redact
+from phr_core.demo_data import DEMO_MUNICIPALITIES
 from phr_core.services import BY_NAME, SERVICES, ServiceSpec, Variable
+from phr_server import cli as phr_server_cli
+from portal import cli as portal_cli
+
+# Each package adds its own commands to its service's group (`phr fhir rotate-keys`), as a
+# list `commands` in `<package>/cli.py`, so this CLI stays free of service logic; the portal
+# serves the consent service's port and adds its commands to that group.
+SERVICE_COMMANDS: dict[str, list[click.Command]] = {
+    "idp": idp_cli.commands,
+    "fhir": phr_server_cli.commands,
+    "consent": consent_cli.commands + portal_cli.commands,
+    "connector": connectors_cli.commands,
+    "federation": federation_cli.commands,
+}
 
 SERVICE_CHOICE = click.Choice(list(BY_NAME))
 EXAMPLE_STOP_TIMEOUT_S = 5.0
@@ -67,8 +88,6 @@ def _stoppable_by_ctrl_c() -> None:
     ignored, and Python then raises no KeyboardInterrupt: `phr dev run` could not be stopped
     with SIGINT while it starts. Every long-running phr command is documented to stop on
     Ctrl-C, so take SIGINT back."""
-    import signal
-
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -237,6 +256,8 @@ def dev_keys() -> None:
 @dev.command("demo")
 def dev_demo() -> None:
     """Load every service's demo data, the demo family and the card sandbox (idempotent)."""
+    # The demo loaders import every service's models and the PHR server's transaction code
+    # (about a second): only the demo commands pay for them, not every `phr` command.
     from launcher import sandbox
     from launcher.demo import load_all
 
@@ -250,7 +271,7 @@ def dev_demo() -> None:
 
 
 def _load_second_city(s: Settings) -> dict[str, int]:
-    from launcher import second_city
+    from launcher import second_city  # with the demo loaders: off the start-up path (above)
 
     try:
         return second_city.load_demo(s, family=True)
@@ -262,8 +283,6 @@ def _load_second_city(s: Settings) -> dict[str, int]:
 @click.option("--no-demo", is_flag=True, help="Do not load demo data.")
 def dev_run(no_demo: bool) -> None:
     """Migrate, make development keys, load demo data and serve every service."""
-    from launcher.demo import load_all
-
     s = _settings()
     if s.production:
         raise click.ClickException("`phr dev run` is for development; use `phr <service> serve`")
@@ -271,7 +290,8 @@ def dev_run(no_demo: bool) -> None:
     for svc in SERVICES:
         migrations.upgrade(svc, s.database_urls[svc.name])
     if not no_demo:
-        from launcher import sandbox
+        from launcher import sandbox  # the demo loaders: off the start-up path (dev_demo)
+        from launcher.demo import load_all
 
         load_all(s, family=True)
         _load_second_city(s)
@@ -280,8 +300,6 @@ def dev_run(no_demo: bool) -> None:
         second = _second_city_targets(s)
         titles = {}
         if second:  # both cities' servers, each with its city
-            from phr_core.demo_data import DEMO_MUNICIPALITIES
-
             first = DEMO_MUNICIPALITIES.get(s.option("PHR_CONNECTOR_MUNICIPALITY"))
             city = (
                 f"{first.name_ja} {first.code}" if first else s.option("PHR_CONNECTOR_MUNICIPALITY")
@@ -295,7 +313,7 @@ def dev_run(no_demo: bool) -> None:
 def _second_city_targets(s: Settings) -> tuple[runner.Target, ...]:
     """The second demo city's own PHR server and connector (launcher.second_city), after
     their schemas are in place (the demo data does it; --no-demo too)."""
-    from launcher import second_city
+    from launcher import second_city  # with the demo loaders: off the start-up path (dev_demo)
 
     city = second_city.municipality(s)
     second = second_city.settings_of(s)
@@ -326,8 +344,6 @@ def _second_city_targets(s: Settings) -> tuple[runner.Target, ...]:
 def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:
     """Development-only helpers served beside the services: the card authority stand-in (OCSP,
     CRL, renewal links) on the port of PHR_CARD_AUTHORITY_URL."""
-    from urllib.parse import urlsplit
-
     port = urlsplit(s.option("PHR_CARD_AUTHORITY_URL")).port or 8005
     return (
         runner.Target(
@@ -344,10 +360,6 @@ def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:
 @click.option("--port", type=int, default=8010, show_default=True, help="Where it listens.")
 def dev_example(port: int) -> None:
     """Run the example SMART app (examples/vaccination_app) against the local platform."""
-    import sys
-
-    from launcher import supervisor
-
     s = _settings()
     folder = Path(__file__).resolve().parents[1] / "examples" / "vaccination_app"
     if not (folder / "app.py").exists():
@@ -405,7 +417,8 @@ def _service_group(svc: ServiceSpec) -> click.Group:
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
 
-    _add_service_commands(group, svc)
+    for command in SERVICE_COMMANDS.get(svc.name, ()):
+        group.add_command(command)
     serve.help = (
         f"Serve the {svc.title} on PHR_{svc.env_prefix}_PORT (default {svc.default_port}) "
         "under gunicorn with PHR_WORKERS workers, until Ctrl-C or SIGTERM. "
@@ -415,33 +428,12 @@ def _service_group(svc: ServiceSpec) -> click.Group:
     return group
 
 
-def _add_service_commands(group: click.Group, svc: ServiceSpec) -> None:
-    """A service adds its own commands (`phr fhir load …`) in `<package>/cli.py`, as a list
-    `commands` of click commands; the shared CLI stays free of service logic. The package
-    serving its port (the portal, for the consent service) adds its commands to the same group."""
-    for package in dict.fromkeys((svc.package, svc.web_package or svc.package)):
-        try:
-            module = importlib.import_module(f"{package}.cli")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{package}.cli":
-                raise
-            continue
-        for command in module.commands:
-            group.add_command(command)
-
-
 for _svc in SERVICES:
     main.add_command(_service_group(_svc))
 
-# Top-level groups that belong to no single service: `phr card` (the virtual My Number card
+# A top-level group that belongs to no single service: `phr card` (the virtual My Number card
 # and the development card authority) lives with the IdP's card code.
-for _path in ("idp.card.cli:card",):
-    _module, _, _name = _path.partition(":")
-    try:
-        main.add_command(getattr(importlib.import_module(_module), _name))
-    except ModuleNotFoundError as _exc:
-        if _exc.name not in (_module, _module.rsplit(".", 1)[0]):
-            raise
+main.add_command(card)
 
 
 if __name__ == "__main__":

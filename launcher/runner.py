@@ -9,10 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+import gunicorn
 
 from launcher import supervisor
 from phr_core.config import ConfigError, Settings
@@ -144,8 +147,6 @@ def gunicorn_command(target: Target, settings: Settings) -> list[str]:
 def _control_socket_off() -> list[str]:
     # gunicorn 27 opens a control socket at one fixed path per user; four masters would fight
     # over it, and the platform does not use it.
-    import gunicorn
-
     return ["--no-control-socket"] if gunicorn.version_info >= (27,) else []
 
 
@@ -222,13 +223,13 @@ def serve(
 
 def _prepare(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:
     """Each service's one-time start-up work (`<package>.app:prepare`, e.g. the IdP's signing
-    keys), done once here so the workers do not race to do it."""
-    import importlib
+    keys), done once here so the workers do not race to do it. Only the IdP has any."""
+    if any(s.name == "idp" for s in services):
+        # The IdP's whole web app (about a second to import): only when serving it, not on
+        # every `phr` command.
+        from idp.app import prepare
 
-    for s in services:
-        prepare = getattr(importlib.import_module(f"{s.package}.app"), "prepare", None)
-        if prepare is not None:
-            prepare(settings)
+        prepare(settings)
 
 
 def _wait_ready(running: list[Running], stop: supervisor.StopSignals) -> str | None:
@@ -267,6 +268,4 @@ def _banner(settings: Settings, running: list[Running]) -> str:
 
 def _columns(text: str) -> int:
     """Terminal columns: a Japanese city name's characters take two each."""
-    import unicodedata
-
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

@@ -13,14 +13,43 @@ from __future__ import annotations
 import csv
 import json
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+
+from connectors import synth
+from connectors.consent import StaticConsent
+from connectors.mapping.common import Entry
+from connectors.pipeline import Connector
+from connectors.pseudonym import Pseudonymizer
+from connectors.register import HEADERS as REGISTER_HEADERS
+from connectors.sources.mch_csv import HEADERS as MCH_HEADERS
+from connectors.sources.vaccination_csv import HEADERS as VACC_HEADERS
+from connectors.transport import Outcomes, transaction
+from consent import linkage
+from consent.app import attribute_box
+from consent.models import PatientLink
+from idp.authority_sim.ca import init_authority
+from idp.card.models import CardBinding
+from idp.card.profile import AUTH, SIGN, BasicAttributes, fingerprint
+from idp.card.sessions import CardServices, _store_attributes
+from idp.card.vcard import VirtualCard
+from idp.models import Person
+from idp.subjects import PHR_SECTOR, PairwiseSubjects
 from phr_core.config import Settings
 from phr_core.db import Database
 from phr_core.demo_data import DEMO_MUNICIPALITY
+from phr_core.secrets import derive_key
+from phr_core.tokens import AccessToken
+from phr_server import transaction as tx
+from phr_server.policy import Access, parse_scope
+from phr_server.repository import Repository
+from phr_server.storage import Keyring
 
 AUTH_PIN = "1234"  # the card's authentication PIN (4 digits)
 SIGN_PIN = "SANDBOX1"  # the signature PIN (6–16 upper-case letters and digits)
@@ -121,10 +150,6 @@ def prepare(settings: Settings, today: date | None = None) -> Sandbox:
 
 
 def _issue_card(settings: Settings, box: Sandbox, citizen: Citizen) -> None:
-    from idp.authority_sim.ca import init_authority
-    from idp.card.profile import BasicAttributes
-    from idp.card.vcard import VirtualCard
-
     path = box.card_of(citizen.key)
     if path.exists():
         return
@@ -142,16 +167,6 @@ def _enroll(settings: Settings, box: Sandbox, citizen: Citizen) -> str:
     """Bind the card's two certificates to a fixed person id, as a first card sign-in would,
     so the consent service can be told about her before she ever signs in. Returns her
     PHR-sector subject."""
-    from cryptography.hazmat.primitives import serialization
-    from sqlalchemy import select
-
-    from idp.card.models import CardBinding
-    from idp.card.profile import AUTH, SIGN, BasicAttributes, fingerprint
-    from idp.card.sessions import CardServices
-    from idp.card.vcard import VirtualCard
-    from idp.models import Person
-    from idp.subjects import PHR_SECTOR, PairwiseSubjects
-
     card = VirtualCard.load(box.card_of(citizen.key))
     person_id = box.person_ids[citizen.key]
     services = CardServices.from_settings(settings)
@@ -176,8 +191,6 @@ def _enroll(settings: Settings, box: Sandbox, citizen: Citizen) -> str:
                             binding_method="enrollment",
                         )
                     )
-            from idp.card.sessions import _store_attributes
-
             _store_attributes(s, services, person_id, BasicAttributes(**citizen.attributes))
             return PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")).subject(
                 s, PHR_SECTOR, person_id
@@ -191,8 +204,6 @@ def _enroll(settings: Settings, box: Sandbox, citizen: Citizen) -> str:
 
 def _codes(settings: Settings) -> dict[str, str]:
     """The demo city's pseudonymous codes of the family's resident numbers."""
-    from connectors.pseudonym import Pseudonymizer
-
     pseudo = Pseudonymizer(settings.secret("PHR_CONNECTOR_PSEUDONYM_KEY"))
     residents = [c.resident for c in CITIZENS] + [CHILD_RESIDENT]
     return {r: pseudo.code(r) for r in residents}
@@ -204,12 +215,6 @@ def _link(
     """The parent's consent to the demo city (MCH records and vaccinations, for the child too)
     and the city's answer naming their code and the child: what the portal and `phr connector
     link` do."""
-    from sqlalchemy import select
-
-    from consent import linkage
-    from consent.app import attribute_box
-    from consent.models import PatientLink
-
     db = Database(settings.database_urls["consent"])
     try:
         with db.session() as s:
@@ -248,11 +253,6 @@ def _link(
 def _exports(box: Sandbox, today: date, out: Path) -> list[Path]:
     """The family's rows in the city's export formats, up to today: the resident register,
     the MCH records (birth, infant checkups) and the vaccination register."""
-    from connectors import synth
-    from connectors.register import HEADERS as REGISTER_HEADERS
-    from connectors.sources.mch_csv import HEADERS as MCH_HEADERS
-    from connectors.sources.vaccination_csv import HEADERS as VACC_HEADERS
-
     birth = box.child_birth
     rnd = random.Random(7)  # noqa: S311 (synthetic data)
     register = out / "register.csv"
@@ -304,10 +304,6 @@ class _InProcessSink:
     same processing as `POST /` (validation, conditional updates, compartments)."""
 
     def __init__(self, settings: Settings) -> None:
-        from phr_core.secrets import derive_key
-        from phr_server.repository import Repository
-        from phr_server.storage import Keyring
-
         master = settings.secret("PHR_FHIR_DATA_KEY")
         self.repo = Repository(
             Keyring(master), derive_key(master.split()[0], "phr_server/page-cursor/v1")
@@ -315,14 +311,7 @@ class _InProcessSink:
         self.db = Database(settings.database_urls["fhir"])
         self.client_id = settings.option("PHR_CONNECTOR_CLIENT_ID")
 
-    def send(self, entries: list) -> object:  # connectors.transport.Sink
-        import time
-
-        from connectors.transport import Outcomes, transaction
-        from phr_core.tokens import AccessToken
-        from phr_server import transaction as tx
-        from phr_server.policy import Access, parse_scope
-
+    def send(self, entries: list[Entry]) -> Outcomes:  # connectors.transport.Sink
         scope = "system/*.cu"
         token = AccessToken(
             subject=self.client_id,
@@ -331,7 +320,8 @@ class _InProcessSink:
             expires_at=int(time.time()) + 60,
             municipality=DEMO_MUNICIPALITY.code,
         )
-        access = Access(token=token, raw_token="", scopes=[parse_scope(scope)])  # type: ignore[list-item]
+        scopes = [parse_scope(scope)]  # a SMART scope: never None
+        access = Access(token=token, raw_token="", scopes=scopes)  # type: ignore[arg-type]  # above
         with self.db.session() as s:
             result = tx.process(s, self.repo, access, transaction(entries))
         out = Outcomes()
@@ -348,10 +338,6 @@ class _InProcessSink:
 def _load_records(settings: Settings, box: Sandbox, today: date, codes: dict[str, str]) -> None:
     """The family's exports through the connector's reading, consent gate, mapping and
     validation, into the PHR server."""
-    from connectors.consent import StaticConsent
-    from connectors.pipeline import Connector
-    from connectors.pseudonym import Pseudonymizer
-
     exports = box.folder / "exports"
     exports.mkdir(exist_ok=True)
     register, mch, vacc = _exports(box, today, exports)
@@ -362,7 +348,7 @@ def _load_records(settings: Settings, box: Sandbox, today: date, codes: dict[str
             municipality=DEMO_MUNICIPALITY.code,
             pseudo=Pseudonymizer(settings.secret("PHR_CONNECTOR_PSEUDONYM_KEY")),
             consent=StaticConsent({"mch": consented, "immunization": consented, "claims": []}),
-            sink=sink,  # type: ignore[arg-type]
+            sink=sink,
             register_path=register,
         )
         for path in (mch, vacc):

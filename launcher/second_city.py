@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phr_core import secrets
+from launcher import demo
+from phr_core import migrations, secrets
 from phr_core.config import ConfigError, Settings, load_settings
 from phr_core.demo_data import DEMO_MUNICIPALITIES, DemoMunicipality
+from phr_core.services import get_service
 
 OFF = "off"
 # The second city's own secrets; every other one is the first city's (shared platform keys).
@@ -96,32 +98,9 @@ def load_demo(
     its services, the consent service's municipality and (with `family`) the moved family.
     `city`: the second city's settings when not `settings_of(settings)` (tests put its PHR
     server on a database of their own)."""
-    from consent import demo as consent_demo
-    from federation import demo as federation_demo
-    from idp import demo as idp_demo
-    from phr_core import migrations
-    from phr_core.db import Database
-    from phr_core.services import get_service
-    from phr_server import demo as fhir_demo
-
     second = city or settings_of(settings)
     if second is None:
         return {}
     for name in ("fhir", "connector"):
         migrations.upgrade(get_service(name), second.database_urls[name])
-    added: dict[str, int] = {}
-
-    def run(name: str, on: Settings, *steps) -> None:  # type: ignore[no-untyped-def]
-        db = Database(on.database_urls[name])
-        try:
-            added[name] = sum(step(db) for step in steps)
-        finally:
-            db.dispose()
-
-    run("fhir", second, lambda db: fhir_demo.load(db, second),
-        lambda db: fhir_demo.load_family(db, second) if family else 0)  # fmt: skip
-    run("idp", settings, lambda db: idp_demo.load_city(db, second))
-    run("federation", settings, lambda db: federation_demo.load_city(db, settings, second))
-    run("consent", settings, lambda db: consent_demo.load_city(db, second),
-        lambda db: consent_demo.load_moved_family(db, second) if family else 0)  # fmt: skip
-    return added
+    return demo.load_second_city(settings, second, family=family)

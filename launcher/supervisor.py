@@ -61,7 +61,8 @@ class StopSignals:
     def uninstall(self) -> None:
         """Give SIGINT and SIGTERM back to whoever had them."""
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            # None: a handler not set from Python; there is no way to put that back
+            signal.signal(sig, handler)  # type: ignore[arg-type]  # see above
         signal.set_wakeup_fd(self._previous_fd)
         if self._fds:
             for fd in self._fds:

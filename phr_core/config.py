@@ -13,16 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from phr_core import secrets
+from phr_core.errors import ConfigError as ConfigError  # its name for everyone: config's
+from phr_core.secrets import DEV_PREFIX as DEV_PREFIX
 from phr_core.services import SERVICES, ServiceSpec, Variable
 
-DEV_PREFIX = "dev-"
 DEFAULT_CONSENT_API_PORT = 8007
 SAME_AS_CONSENT_URL = "$PHR_CONSENT_URL"  # PHR_CONSENT_API_URL's "one pool" value, literally
-MIN_SECRET_LENGTH = 32
-
-
-class ConfigError(RuntimeError):
-    """The configuration cannot be used; the message says which variables and why."""
 
 
 def _service_variables() -> list[Variable]:
@@ -172,8 +169,6 @@ class Settings:
     def secret(self, name: str) -> str:
         """The value of a secret: from the environment, a `_FILE`, or (development only) a
         key generated once into `var/secrets/`. Raises ConfigError when none can be had."""
-        from phr_core import secrets
-
         value = secrets.lookup(name, self.environ)
         if value is not None:
             return value
@@ -192,8 +187,6 @@ class Settings:
 
     def production_problems(self, services: tuple[ServiceSpec, ...] = SERVICES) -> list[str]:
         """Everything that makes this configuration unfit for production, one line each."""
-        from phr_core import secrets
-
         problems: list[str] = []
         for s in services:
             url = self.urls[s.name]

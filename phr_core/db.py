@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -31,7 +32,7 @@ class ServiceBase(DeclarativeBase):
     __abstract__ = True
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the gunicorn workers read while one writes; foreign keys are off by default.
     # synchronous=NORMAL (SQLite's advice for WAL): a commit survives a crash of the process,
     # not a power cut, without an fsync per commit. The embedded default is for development

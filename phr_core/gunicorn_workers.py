@@ -38,13 +38,14 @@ class _ServiceErrors:
     log: Any
     wsgi: Any
 
-    def handle_error(self, req, client, addr, exc):  # type: ignore[no-untyped-def]
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         if isinstance(exc, LimitRequestLine):
             refusal: HTTPException = RequestURITooLarge("the request line is too long")
         elif isinstance(exc, LimitRequestHeaders):
             refusal = RequestHeaderFieldsTooLarge("the request headers are too large")
         else:
-            return super().handle_error(req, client, addr, exc)  # type: ignore[misc]
+            # gunicorn's worker after this mixin in the MRO has it; mypy cannot see that.
+            return super().handle_error(req, client, addr, exc)  # type: ignore[misc]  # mixin
         ip = (addr or ("",))[0]
         self.log.warning("Invalid request from ip=%s: %s", ip, type(exc).__name__)
         try:

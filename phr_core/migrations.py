@@ -3,6 +3,8 @@ table, so the four schemas can live in one database or in four."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -35,7 +37,7 @@ def downgrade(service: ServiceSpec, url: str, revision: str) -> None:
     _run(command.downgrade, service, url, revision)
 
 
-def _run(fn, service: ServiceSpec, url: str, revision: str) -> None:  # type: ignore[no-untyped-def]
+def _run(fn: Callable[[Config, str], None], service: ServiceSpec, url: str, revision: str) -> None:
     engine = make_engine(url)
     try:
         fn(alembic_config(service, url, engine), revision)
@@ -60,7 +62,12 @@ def run_env(target_metadata: MetaData) -> None:
     """Body of every service's `migrations/env.py`."""
     cfg = context.config
     version_table = cfg.attributes["version_table"]
-    engine = cfg.attributes.get("engine") or make_engine(cfg.get_main_option("sqlalchemy.url"))
+    engine = cfg.attributes.get("engine")
+    if engine is None:  # alembic's own command line: the URL from alembic.ini
+        url = cfg.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("migrations need an engine or sqlalchemy.url")
+        engine = make_engine(url)
     with engine.connect() as conn:
         context.configure(
             connection=conn,

@@ -33,11 +33,9 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
-if TYPE_CHECKING:
-    from phr_core.config import Settings
+from phr_core.config import Settings, load_settings
 
 MAX_CONCURRENT = 8
 PER_ADDRESS = 2  # outside the configured origins
@@ -362,7 +360,8 @@ def _pinned(
     ) -> socket.socket:
         return socket.create_connection((str(ip), port), timeout)
 
-    conn._create_connection = connect_to_checked  # type: ignore[attr-defined]
+    # http.client's own hook (undeclared): connect to the checked address, keep the host name
+    conn._create_connection = connect_to_checked  # type: ignore[attr-defined]  # see above
     return conn
 
 
@@ -383,7 +382,7 @@ def _exchange(
 
     headers.setdefault("Connection", "close")
     headers.setdefault("User-Agent", "phr-platform")
-    conn.sock.settimeout(budget())  # type: ignore[union-attr]
+    conn.sock.settimeout(budget())
     conn.request(method, target, body=body, headers=headers)
     resp = conn.getresponse()
     chunks: list[bytes] = []
@@ -424,7 +423,5 @@ def default() -> Outbound:
     global _default
     with _default_lock:
         if _default is None:
-            from phr_core.config import load_settings
-
             _default = for_settings(load_settings())
         return _default

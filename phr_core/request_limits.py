@@ -82,7 +82,8 @@ def install(app: Flask, settings: Settings) -> None:
     body_limit = max_request_bytes(settings)
     url_limit = max_url_bytes(settings)
     app.config["MAX_CONTENT_LENGTH"] = body_limit
-    app.wsgi_app = _capped_bodies(app.wsgi_app, body_limit)  # type: ignore[method-assign]
+    # Flask's documented way to wrap the WSGI app in middleware (a method, to mypy)
+    app.wsgi_app = _capped_bodies(app.wsgi_app, body_limit)  # type: ignore[method-assign]  # above
     app.json = BoundedJSONProvider(app)
 
     @app.before_request

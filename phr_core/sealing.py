@@ -55,7 +55,7 @@ def decryption_key(secret: str) -> ECKey:
 
 def public_jwk(key: ECKey) -> dict[str, Any]:
     """The public half as published in `oauth_resource.jwks`."""
-    out = key.as_dict(private=False)
+    out: dict[str, Any] = dict(key.as_dict(private=False))
     out.update(kid=key.kid, use="enc", alg=ALG)
     return out
 

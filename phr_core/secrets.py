@@ -16,7 +16,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from phr_core.config import DEV_PREFIX, MIN_SECRET_LENGTH, ConfigError
+from phr_core.errors import ConfigError
+
+DEV_PREFIX = "dev-"  # every development secret starts with it, so production can refuse one
+MIN_SECRET_LENGTH = 32
 
 
 def _read_file(name: str, path: str) -> str:

@@ -41,7 +41,7 @@ class SingleFlight(Generic[T]):
                 raise TimeoutError(f"waited {timeout} s for another thread's load")
             if call.error is not None:
                 raise call.error
-            return call.value  # type: ignore[return-value]
+            return call.value  # type: ignore[return-value]  # set: done without an error
         try:
             call.value = fn()
             return call.value

@@ -70,7 +70,8 @@ def unseal(token: str, key: UnsealKeys) -> str:
     if chosen is None:
         raise InvalidToken("the token is sealed for a key this server does not hold")
     try:
-        return jwe.decrypt_compact(token, chosen, algorithms=SEALING_ALGS).plaintext.decode()
+        plaintext = jwe.decrypt_compact(token, chosen, algorithms=SEALING_ALGS).plaintext
+        return (plaintext or b"").decode()
     except (JoseError, ValueError, UnicodeDecodeError):
         raise InvalidToken("the token cannot be decrypted") from None
 
@@ -138,9 +139,9 @@ class JwksCache:
     def keys(self, kid: str | None) -> KeySet:
         held = self._keys
         if not self._due(kid, time.monotonic()):
-            return held  # type: ignore[return-value]
+            return held  # type: ignore[return-value]  # not due: keys are held
         if not self._lock.acquire(blocking=held is None):
-            return held  # type: ignore[return-value]  # another thread is fetching
+            return held  # type: ignore[return-value]  # held: only then is the lock optional
         try:
             now = time.monotonic()
             if self._due(kid, now):

@@ -51,7 +51,7 @@ def build_app(
     )
     if service.session_key:
         app.config["SECRET_KEY"] = settings.secret(service.session_key)
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Flask's default provider's
     app.extensions["phr_settings"] = settings
     app.extensions["phr_service"] = service
     app.extensions["phr_schema_head"] = migrations.head_revision(service)

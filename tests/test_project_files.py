@@ -1,12 +1,14 @@
 """The files around the code stay true to it: docker-compose, the README's configuration table,
-the two set-up commands, lint and formatting."""
+the two set-up commands, the declared dependencies, lint, formatting and type checking."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,19 @@ from click.testing import CliRunner
 from launcher.cli import main
 from phr_core.config import VARIABLES
 from phr_core.services import SERVICES
+from tests.imports import absolute_imports
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE_DIRS = ["phr_core", "idp", "phr_server", "consent", "connectors", "federation"]
+CODE_DIRS = [
+    "phr_core",
+    "launcher",
+    "idp",
+    "phr_server",
+    "consent",
+    "portal",
+    "connectors",
+    "federation",
+]
 DOCUMENTED = {v.name for v in VARIABLES}
 
 
@@ -94,12 +106,60 @@ def test_compose_file_names_every_service_and_variable() -> None:
         assert f"COPY {pkg} " in dockerfile
 
 
+def _dev_tool(name: str) -> str:
+    tool = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert tool, f"{name} is a dev dependency: pip install -e '.[dev]'"
+    return tool
+
+
 @pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]])
 def test_ruff(args: list[str]) -> None:
-    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
-    assert ruff, "ruff is a dev dependency: pip install -e '.[dev]'"
-    result = subprocess.run([ruff, *args], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([_dev_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_mypy_finds_nothing() -> None:
+    """Type checking of every package, configured in pyproject.toml ([tool.mypy])."""
+    result = subprocess.run([_dev_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-20000:] + result.stderr
+
+
+def _normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level names of what the packages import from outside the standard library and
+    themselves (module level and inside functions), each with the files importing it."""
+    found: dict[str, set[str]] = {}
+    for d in CODE_DIRS:
+        for path in sorted((ROOT / d).rglob("*.py")):
+            for name in absolute_imports(path):
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in CODE_DIRS or top == "__future__":
+                    continue
+                found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_imported_library_is_declared() -> None:
+    """What the code imports is declared in pyproject.toml's dependencies, not merely
+    brought along by another library (joserfc came only through Authlib once)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {
+        _normalized(re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0])
+        for spec in project["dependencies"]
+    }
+    providers = importlib.metadata.packages_distributions()
+    imports = _third_party_imports()
+    assert {"flask", "sqlalchemy", "joserfc"} <= set(imports)  # the scan sees real imports
+    undeclared = {
+        name: sorted(files)[:3]
+        for name, files in imports.items()
+        if not any(_normalized(d) in declared for d in providers.get(name, [name]))
+    }
+    assert not undeclared, f"imported but not in [project] dependencies: {undeclared}"
 
 
 def test_secrets_and_var_are_git_ignored() -> None:
@@ -132,3 +192,20 @@ def test_every_security_noqa_says_why() -> None:
     (`# noqa: S310 - the configured consent URL`), so a reviewer can check it still holds."""
     bare = _bare_security_noqas()
     assert not bare, "security noqa without a reason:\n" + "\n".join(bare)
+
+
+# A type: ignore comment with its error codes, then whatever follows on the line (the reason).
+TYPE_IGNORE = re.compile(r"#\s*type:\s*ignore(\[[^\]]*\])?(.*)$")
+
+
+def test_every_type_ignore_says_why() -> None:
+    """A silenced type error names its code and carries its reason after it
+    (`# type: ignore[attr-defined]  # SQLAlchemy's Result has rowcount at run time`)."""
+    bare: list[str] = []
+    for d in CODE_DIRS:
+        for path in sorted((ROOT / d).rglob("*.py")):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                m = TYPE_IGNORE.search(line)
+                if m and (not m.group(1) or not m.group(2).strip(" #-:()")):
+                    bare.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not bare, "type: ignore without a code and a reason:\n" + "\n".join(bare)

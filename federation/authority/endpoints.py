@@ -22,6 +22,7 @@ from federation.authority.policies import (
     STATEMENT_LIFETIME_S,
 )
 from federation.entity import statement
+from federation.entity.fetch import UrlFetcher
 from federation.entity.trust_chain import Resolver
 from federation.errors import FederationError
 from federation.models import IssuedTrustMark
@@ -130,8 +131,6 @@ def resolver() -> Resolver:
     """The resolver the resolve endpoint uses (tests put one with an in-process fetcher)."""
     existing = current_app.extensions.get("federation_resolver")
     if existing is None:
-        from federation.entity.fetch import UrlFetcher
-
         existing = Resolver(
             UrlFetcher.for_settings(settings()),
             keys.trust_anchors(settings()),

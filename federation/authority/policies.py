@@ -7,6 +7,7 @@ ask for stay within what the platform knows. A subordinate row can carry its own
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 LEAF_POLICY: dict[str, dict[str, dict[str, Any]]] = {
@@ -48,8 +49,6 @@ PLATFORM_SERVICE_POLICY: dict[str, dict[str, dict[str, Any]]] = {
 def municipalities_policy(base: dict[str, Any] | None, codes: list[str]) -> dict[str, Any]:
     """`base` (default: the federation's rules) plus: the PHR server may claim only `codes` as
     the municipalities whose records it holds (`oauth_resource.phr_municipalities`)."""
-    import copy
-
     policy: dict[str, Any] = copy.deepcopy(LEAF_POLICY if base is None else base)
     policy.setdefault("oauth_resource", {})["phr_municipalities"] = {"subset_of": list(codes)}
     return policy

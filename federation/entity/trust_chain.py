@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from federation import jose, policy, trust_marks
 from federation.entity import statement
 from federation.entity.fetch import Fetcher, acceptable_entity_id, with_query
-from federation.entity.statement import EntityStatement
+from federation.entity.schema import EntityStatement, Metadata, NamingConstraints
 from federation.errors import (
     BAD_SIGNATURE,
     EXPIRED,
@@ -45,7 +45,7 @@ class TrustChain:
     trust_anchor: str
     statements: list[EntityStatement] = field(repr=False)
     exp: int
-    metadata: dict[str, dict[str, Any]]  # per entity type, policies applied
+    metadata: Metadata  # per entity type, policies applied
     trust_marks: list[dict[str, Any]]  # verified trust mark claims
     trust_mark_entries: list[dict[str, str]] = field(default_factory=list, repr=False)
 
@@ -67,12 +67,10 @@ def _host_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
-def _check_name(entity_id: str, names: dict[str, Any], authority: str) -> None:
+def _check_name(entity_id: str, names: NamingConstraints, authority: str) -> None:
     host = (urlsplit(entity_id).hostname or "").lower()
-    permitted = [p for p in names.get("permitted") or [] if isinstance(p, str)]
-    excluded = [p for p in names.get("excluded") or [] if isinstance(p, str)]
-    if any(_host_matches(host, p) for p in excluded) or (
-        permitted and not any(_host_matches(host, p) for p in permitted)
+    if any(_host_matches(host, p) for p in names.excluded) or (
+        names.permitted and not any(_host_matches(host, p) for p in names.permitted)
     ):
         raise FederationError(NAMING, f"{authority} does not allow entity ids like {entity_id}")
 
@@ -147,7 +145,7 @@ class Resolver:
 
     def _subordinate(self, superior: EntityStatement, subject: str, now: float) -> EntityStatement:
         what = f"statement of {superior.sub} about {subject}"
-        endpoint = superior.federation_endpoint("federation_fetch_endpoint")
+        endpoint = superior.endpoints.fetch
         if not endpoint:
             raise FederationError(MALFORMED, f"{superior.sub} publishes no fetch endpoint")
         try:
@@ -225,13 +223,13 @@ class Resolver:
                 lower.jwt, upper.jwks, statement.TYP, what=f"statement by {lower.iss}", now=now
             )
         for k, ss in enumerate(subordinates, start=1):
-            limit = ss.constraints.get("max_path_length")
-            if isinstance(limit, int) and k - 1 > limit:
+            limit = ss.constraints.max_path_length
+            if limit is not None and k - 1 > limit:
                 raise FederationError(
                     PATH_TOO_LONG, f"{ss.iss} allows {limit} intermediates, the chain has {k - 1}"
                 )
-            names = ss.constraints.get("naming_constraints")
-            if isinstance(names, dict):
+            names = ss.constraints.naming
+            if names is not None:
                 # Every entity below the constraining authority: the leaf and intermediates.
                 for below in [leaf.sub, *(x.iss for x in subordinates[: k - 1])]:
                     _check_name(below, names, ss.iss)
@@ -251,25 +249,22 @@ class Resolver:
             [{"trust_mark_type": c["trust_mark_type"], "trust_mark": t} for c, t in entries],
         )
 
-    def _metadata(
-        self, leaf: EntityStatement, subordinates: list[EntityStatement]
-    ) -> dict[str, dict[str, Any]]:
+    def _metadata(self, leaf: EntityStatement, subordinates: list[EntityStatement]) -> Metadata:
         """Leaf metadata, overridden by the immediate superior's `metadata`, then every
         superior's policy (trust anchor first) applied; entity types a superior does not
         allow (`constraints.allowed_entity_types`) are dropped."""
-        metadata = leaf.metadata
+        metadata = dict(leaf.metadata)  # the leaf's statement stays as it was sent
         if subordinates:
             for etype, override in subordinates[0].metadata.items():
                 metadata[etype] = {**metadata.get(etype, {}), **override}
         for ss in subordinates:
-            allowed = ss.constraints.get("allowed_entity_types")
-            if isinstance(allowed, list):
+            allowed = ss.constraints.allowed_entity_types
+            if allowed is not None:
                 for etype in list(metadata):
                     if etype != "federation_entity" and etype not in allowed:
                         del metadata[etype]
         policies = [
-            (ss.metadata_policy, list(ss.claims.get("metadata_policy_crit") or []))
-            for ss in reversed(subordinates)
+            (ss.metadata_policy, list(ss.metadata_policy_crit)) for ss in reversed(subordinates)
         ]
         return {etype: policy.resolve(policies, md, etype) for etype, md in metadata.items()}
 
@@ -278,12 +273,10 @@ class Resolver:
     ) -> list[tuple[dict[str, Any], str]]:
         """The leaf's trust marks that verify (claims, token); invalid ones are ignored, as
         the spec says."""
-        allowed = anchor.claims.get("trust_mark_issuers") or {}
+        allowed = anchor.trust_mark_issuers
         out: list[tuple[dict[str, Any], str]] = []
-        for entry in leaf.claims.get("trust_marks") or []:
-            token = entry.get("trust_mark") if isinstance(entry, dict) else None
-            if not isinstance(token, str):
-                continue
+        for entry in leaf.trust_marks:
+            token = entry.trust_mark
             try:
                 iss, _ = trust_marks.issuer_of(token)
                 issuer_jwks = (
@@ -306,9 +299,7 @@ class Resolver:
     def mark_status(self, token: str, issuer: str) -> str:
         """Ask the issuer's status endpoint whether a mark is still active."""
         issuer_chain = self.resolve(issuer)
-        endpoint = issuer_chain.statements[0].federation_endpoint(
-            "federation_trust_mark_status_endpoint"
-        )
+        endpoint = issuer_chain.statements[0].endpoints.trust_mark_status
         if not endpoint:
             return "active"
         fetched = self.fetcher.post(endpoint, {"trust_mark": token})

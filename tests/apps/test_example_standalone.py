@@ -3,10 +3,11 @@ modules and what its requirements.txt names, never the platform's packages."""
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 from pathlib import Path
+
+from tests.imports import absolute_imports
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "vaccination_app"
 
@@ -20,15 +21,8 @@ def test_example_imports_nothing_of_the_platform() -> None:
     }
     assert required == {"flask", "requests"}
     for path in EXAMPLE.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                top = name.split(".")[0]
-                assert top in sys.stdlib_module_names or top in own or top.lower() in required, (
-                    f"{path.name} imports {name}"
-                )
+        for name in absolute_imports(path):
+            top = name.split(".")[0]
+            assert top in sys.stdlib_module_names or top in own or top.lower() in required, (
+                f"{path.name} imports {name}"
+            )

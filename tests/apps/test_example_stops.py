@@ -18,7 +18,10 @@ from tests.conftest import free_port, make_environ
 from tests.launcher.test_run import PHR
 from tests.processes import Lines, Tree, accepts, stop
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+    pytest.mark.slow,  # `phr dev example` started and stopped, about 30 s each
+]
 
 # `trap "" INT` ignores SIGINT, and an ignored signal stays ignored across exec: what a
 # non-interactive shell does to its background jobs.

@@ -22,6 +22,8 @@ from werkzeug.serving import make_server
 
 from tests.apps.conftest import INPROCESS_ID, TIMEOUT, Sandbox, sign_in_with_card
 
+pytestmark = pytest.mark.slow  # the sandbox platform and the example app, about two minutes
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "vaccination_app"
 
 

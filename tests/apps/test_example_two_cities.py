@@ -26,6 +26,8 @@ from tests.portal.test_portal_two_cities import (  # noqa: F401 (fixtures)
 )
 from tests.portal.two_cities import CITY_A, CITY_B, TwoCities
 
+pytestmark = pytest.mark.slow  # two cities' platforms and the example app
+
 APP_ID = "test-federated-vaccination-app"
 
 

@@ -251,6 +251,7 @@ def test_one_app_reads_the_moved_family_from_both_cities(two_cities: TwoCities) 
     _app_reads_both_cities(two_cities)
 
 
+@pytest.mark.slow  # `phr dev run` with both cities
 def test_the_same_in_the_running_development_setup(tmp_path: Path) -> None:
     """`phr dev run` itself (every service under gunicorn, the second city's own processes) on
     its embedded default, SQLite (tests/launcher/test_run.py covers PostgreSQL): the anchor

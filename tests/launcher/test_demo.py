@@ -71,7 +71,7 @@ def test_demo_family_links_a_parent_and_child_with_records(migrated: Settings) -
     """`phr dev run` loads the demo family: citizen 1 is linked to the demo city with a child,
     and the PHR server holds their (synthetic) records; loading twice adds nothing."""
     from consent import linkage
-    from consent.demo import demo_parent_subject
+    from launcher.demo import demo_parent_subject
     from phr_core.demo_data import DEMO_FAMILY
 
     first = load_all(migrated, family=True)
@@ -103,10 +103,10 @@ def test_second_city_has_its_own_server_keys_and_the_moved_family(migrated: Sett
     family that moved there linked under that city's codes, with records from after the move
     whose Provenance names the city."""
     from consent import linkage
-    from consent.demo import demo_parent_subject
     from federation.authority import store
     from idp.models import Client
     from launcher import second_city
+    from launcher.demo import demo_parent_subject
     from phr_core.demo_data import DEMO_FAMILY, MOVED_FAMILY, SECOND_MUNICIPALITY
 
     load_all(migrated, family=True)

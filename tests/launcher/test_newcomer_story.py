@@ -36,7 +36,7 @@ from tests.conftest import make_environ
 from tests.launcher.test_run import _read_until, _start
 from tests.processes import stop
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # against `phr dev run`
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "connectors" / "samples"

@@ -13,11 +13,14 @@ import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
+import pytest
 import requests
 
 from phr_core.demo_data import DEMO_FAMILY
 from tests.conftest import make_environ
 from tests.launcher.test_run import _read_until, _start
+
+pytestmark = pytest.mark.slow  # a whole platform under twenty sessions
 
 SESSIONS = 20
 ROUNDS = 4  # pages per session, all sessions at once

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
 from idp.app import create_app as create_idp
@@ -33,6 +34,9 @@ def _pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+pytestmark = pytest.mark.slow  # a whole platform (`phr dev run`), about a minute
 
 
 def _form(html: str, name: str) -> str:

@@ -56,6 +56,7 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 90) -
     return lines
 
 
+@pytest.mark.slow
 def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url: str) -> None:
     env = make_environ(tmp_path, database_url)
     del env["PHR_CONSENT_API_URL"]  # the real default: the decision API's own pool
@@ -108,6 +109,7 @@ def test_run_serves_everything_and_stops_on_ctrl_c(tmp_path: Path, database_url:
             urllib.request.urlopen(url + "healthz", timeout=2)  # noqa: S310
 
 
+@pytest.mark.slow
 def test_run_names_the_port_that_is_taken(tmp_path: Path) -> None:
     import socket
 

@@ -31,7 +31,10 @@ from tests.conftest import make_environ
 from tests.launcher.test_run import PHR
 from tests.processes import Lines, Stat, Tree, accepts, describe, with_environ
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+    pytest.mark.slow,  # starts `phr dev run` again and again (minutes)
+]
 
 # A stop may take the runner's grace time, then SIGKILL and reaping; some slack for a busy CI.
 STOP_BOUND_S = STOP_TIMEOUT_S + REAP_TIMEOUT_S + 10

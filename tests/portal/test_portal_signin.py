@@ -22,7 +22,7 @@ from consent import app as consent_app_module
 from idp import app as idp_app_module
 from idp import demo as idp_demo
 from idp.clients import upsert_static
-from launcher.demo import load_all
+from launcher.demo import connector_jwk, load_all
 from phr_core.config import Settings
 from phr_core.db import Database
 from portal.app import PORTAL_SESSION_COOKIE
@@ -63,7 +63,7 @@ def platform(migrated: Settings) -> Iterator[Platform]:
     idp_app_module.prepare(settings)
     db = Database(settings.database_urls["idp"])
     try:
-        idp_demo.load(db, settings)
+        idp_demo.load(db, settings, connector_jwk=connector_jwk(settings))
         with db.session() as s:
             upsert_static(
                 s,

@@ -233,7 +233,7 @@ def load_city_b(p: Platform, server_b: str) -> None:
 @contextmanager
 def second_city(p: Platform, fed: Federation, environ_b: dict[str, str]) -> Iterator[TwoCities]:
     """City B's PHR server running and vouched for, the family linked and loaded there."""
-    from consent.demo import demo_parent_subject
+    from launcher.demo import demo_parent_subject
     from phr_server import app as fhir_app_module
 
     settings_b = load_settings(environ_b)

@@ -10,6 +10,7 @@ from idp import link_attributes
 from idp.card.sessions import create_card_session, take_verified
 from idp.clients import get_client
 from idp.context import ACR_CARD
+from launcher.demo import connector_jwk
 from tests.idp.card.conftest import ALICE, AuthorityEnv, CardIdp
 from tests.idp.card.test_cli_sign import run, serve_on_issuer_port
 from tests.idp.card.test_idp_app import idp_app  # noqa: F401 (the fixture)
@@ -33,7 +34,7 @@ def test_only_the_portal_gets_them_after_a_card_sign_in(
     with idp.db.session() as s:
         signed_in = take_verified(s, cs.id)
     assert signed_in is not None
-    idp_demo.load(idp.db, env.settings)
+    idp_demo.load(idp.db, env.settings, connector_jwk=connector_jwk(env.settings))
     card = ACR_CARD
     with app.app_context(), idp.db.session() as s:
         portal = get_client(s, env.settings.option("PHR_CONSENT_CLIENT_ID"))
