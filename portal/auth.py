@@ -27,16 +27,27 @@ import time
 import urllib.parse
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, redirect, request, session
+from flask import Blueprint, Response, current_app, redirect, request, session
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from consent.i18n import current_language
-from phr_core import outbound
+from phr_core import csrf, outbound
 from phr_core.webapp import database, settings
-from portal import providers
+from portal import pages, providers, sources
+from portal.session import (
+    ID_TOKEN,
+    IDP,
+    PENDING,
+    SUBJECT,
+    TOKENS,
+    check_csrf,
+    client_id,
+    current_subject,
+    signed_in_issuer,
+)
 from portal.token_store import Tokens, TokensGone, TokenStore
 
 log = logging.getLogger(__name__)
@@ -45,12 +56,6 @@ bp = Blueprint("portal_auth", __name__, url_prefix="/auth")
 TIMEOUT_S = 5
 METADATA_TTL_S = 300
 ID_TOKEN_ALGS = ["ES256", "RS256", "PS256", "EdDSA"]
-PENDING = "oidc"  # the session key of a sign-in in progress
-SUBJECT = "sub"
-ID_TOKEN = "id_token"  # noqa: S105 (a session key, not a secret)
-CSRF = "csrf"
-TOKENS = "phr"  # the session key of the handle of the server-side tokens
-IDP = "idp"  # the session key of the issuer signed in at, when it is not the home IdP
 # Sign-in, a refresh token, and reading (only) the person's own and children's records.
 PORTAL_SCOPE = "openid offline_access user/*.rs"
 
@@ -98,12 +103,6 @@ def _fetcher() -> outbound.Outbound:
     return outbound.for_settings(settings(), deadline=TIMEOUT_S)
 
 
-def signed_in_issuer() -> str:
-    """The IdP the current session signed in at (the home IdP unless another was chosen)."""
-    issuer = session.get(IDP)
-    return issuer if isinstance(issuer, str) and issuer else settings().issuer
-
-
 def provider(issuer: str | None = None) -> dict[str, Any]:
     """An IdP's discovery document (by default the one the session signed in at)."""
     issuer = issuer or signed_in_issuer()
@@ -121,10 +120,6 @@ def _key_set(meta: dict[str, Any], *, fresh: bool = False) -> KeySet:
 
 
 # --- Client identity ------------------------------------------------------------------------------
-
-
-def client_id() -> str:
-    return settings().option("PHR_CONSENT_CLIENT_ID")
 
 
 def redirect_uri() -> str:
@@ -151,29 +146,6 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-# --- Session helpers used by the pages ------------------------------------------------------------
-
-
-def current_subject() -> str | None:
-    sub = session.get(SUBJECT)
-    return sub if isinstance(sub, str) and sub else None
-
-
-def csrf_token() -> str:
-    token = session.get(CSRF)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session[CSRF] = token
-    return token
-
-
-def check_csrf() -> None:
-    sent = request.form.get(CSRF, "")
-    expected = session.get(CSRF)
-    if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
-        abort(400)
-
-
 # --- Routes ---------------------------------------------------------------------------------------
 
 
@@ -187,9 +159,7 @@ def login() -> ResponseReturnValue:
     if not issuer:
         offered = providers.offered()
         if len(offered) > 1:
-            from portal.views import _page
-
-            return _page("signin.html", providers=offered)
+            return pages.render("signin.html", providers=offered)
         issuer = offered[0].issuer
     if issuer != settings().issuer and providers.find(issuer) is None:
         raise SignInError("signin_failed")
@@ -237,8 +207,6 @@ def callback() -> ResponseReturnValue:
     code = request.args.get("code", "")
     if not code:
         raise SignInError("signin_failed")
-    from portal import sources  # (it imports this module's helpers)
-
     link = sources.pending_link()  # a city consent waiting for the card attributes
     tokens = _exchange(meta, code, pending["verifier"], link_attributes=link is not None)
     old_issuer = signed_in_issuer()
@@ -251,12 +219,12 @@ def callback() -> ResponseReturnValue:
     old_handle = session.get(TOKENS)
     session.clear()
     if isinstance(old_handle, str):
-        _forget_tokens(old_handle, old_issuer)
+        forget_tokens(old_handle, old_issuer)
     session[SUBJECT] = subject
     if issuer != settings().issuer:
         session[IDP] = issuer
     session[ID_TOKEN] = id_token
-    session[CSRF] = secrets.token_urlsafe(32)
+    csrf.renew()
     if isinstance(tokens.get("access_token"), str):
         try:
             stored = Tokens.from_response(tokens)
@@ -400,7 +368,7 @@ def access_token(resource: str | None = None) -> str:
     return token_store().access_token(handle, subject, refresh_tokens, resource=resource)
 
 
-def _forget_tokens(handle: str, issuer: str) -> None:
+def forget_tokens(handle: str, issuer: str) -> None:
     """Drop a session's tokens here and revoke the refresh token (and so its family) at the
     IdP that issued it, best effort: the row is gone either way."""
     tokens = token_store().drop(handle)
@@ -430,7 +398,7 @@ def logout() -> ResponseReturnValue:
     lang = current_language()
     session.clear()
     if isinstance(handle, str):
-        _forget_tokens(handle, issuer)
+        forget_tokens(handle, issuer)
     home = settings().urls["consent"] + "/"
     try:
         end = provider(issuer).get("end_session_endpoint")
@@ -448,9 +416,7 @@ def logout() -> ResponseReturnValue:
 
 
 def signin_error_page(exc: SignInError) -> Response:
-    from portal.views import problem
-
-    return problem(exc.key, exc.status)
+    return pages.problem(exc.key, exc.status)
 
 
 bp.register_error_handler(SignInError, signin_error_page)

@@ -8,10 +8,10 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from consent.i18n import current_language
-from portal.auth import current_subject
 from portal.care import growth
 from portal.federated import reader
 from portal.plus_pages import find, page, people, signed_in_page
+from portal.session import current_subject
 
 bp = Blueprint("portal_growth", __name__, template_folder="templates")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, request
@@ -23,13 +23,13 @@ from consent.models import ConsentRecord, ConsentVersion, Municipality
 from consent.records import RECIPIENT
 from phr_core.scope_words import RESOURCE_NAMES
 from phr_core.webapp import database
-from portal.auth import client_id, current_subject
 from portal.federated import reader
+from portal.pages import JST
 from portal.plus_pages import Person, page, people, signed_in_page
+from portal.session import client_id, current_subject
 
 bp = Blueprint("portal_history", __name__, template_folder="templates")
 
-JST = timezone(timedelta(hours=9), "JST")
 PAGE = 20
 CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
 ACTIONS = {"read": "action_read", "vread": "action_read", "history-instance": "action_read",

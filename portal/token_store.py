@@ -30,7 +30,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -251,6 +251,4 @@ class TokenStore:
 
 
 def _from_epoch(value: float) -> datetime:
-    from datetime import UTC
-
     return datetime.fromtimestamp(value, UTC)

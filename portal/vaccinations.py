@@ -3,20 +3,19 @@ computed by portal.care.schedule from the birth date and the recorded Immunizati
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from portal.auth import current_subject
 from portal.care import schedule as engine
 from portal.federated import reader
+from portal.pages import JST
 from portal.plus_pages import find, page, people, signed_in_page
 from portal.plus_words import NOT_COVERED_JA
+from portal.session import current_subject
 
 bp = Blueprint("portal_vaccinations", __name__, template_folder="templates")
-
-JST = timezone(timedelta(hours=9), "JST")
 
 
 @bp.get("/me/children/<pid>/vaccinations")
