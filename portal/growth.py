@@ -34,10 +34,10 @@ def growth_chart(pid: str) -> ResponseReturnValue:
     ]
     charts = []
     if child.birth_date is not None:
-        found = growth.measurements(observations, child.birth_date)
+        measured = growth.measurements(observations, child.birth_date)
         sex = child.sex if child.sex in ("male", "female") else None
         for measure, (_, unit, name_ja, name_en) in growth.MEASURES.items():
-            points = found[measure]
+            points = measured[measure]
             ref = growth.reference(measure, sex) if sex else ()
             charts.append(
                 {

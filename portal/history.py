@@ -9,6 +9,7 @@ A page shows up to PAGE events of each server; a server with nothing older drops
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections import Counter
 from datetime import datetime
@@ -23,6 +24,7 @@ from consent.models import ConsentRecord, ConsentVersion, Municipality
 from consent.records import RECIPIENT
 from phr_core.scope_words import RESOURCE_NAMES
 from phr_core.webapp import database
+from portal import phr
 from portal.federated import reader
 from portal.pages import JST
 from portal.plus_pages import Person, page, people, signed_in_page
@@ -47,7 +49,8 @@ def history() -> ResponseReturnValue:
     newer: dict[str, str] = {}
     found_events: list[dict[str, Any]] = []
     for server, cursor in cursors.items():
-        result = found.on(server, lambda c, cur=cursor: c.audit_events(PAGE, cur), None)
+        read = functools.partial(phr.PhrClient.audit_events, count=PAGE, cursor=cursor)
+        result: phr.Page | None = found.on(server, read, None)
         if result is None:
             continue
         found_events += result.resources

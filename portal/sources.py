@@ -99,7 +99,7 @@ def _sources(subject: str, lang: str) -> list[dict[str, Any]]:
                 if v.record.patient_code is not None
             ]
             pairs = [(city.code, link.code)] if link else []
-            pairs += [(city.code, v.record.patient_code) for v in children]
+            pairs += [(city.code, v.record.patient_code or "") for v in children]
             if link is not None:
                 link_state = "link_linked"
             elif last_request is not None and last_request.status in ("pending", "no_match"):

@@ -194,7 +194,7 @@ class TokenStore:
                         ),
                     )
                     .values(refreshing_since=now)
-                ).rowcount
+                ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult; the stubs say Result
             if claimed == 1:
                 return self._refresh(key, tokens, refresh, resource)
             if time.monotonic() > deadline:
@@ -247,7 +247,7 @@ class TokenStore:
         with self.db.session() as s:
             return s.execute(
                 delete(PortalTokens).where(PortalTokens.last_used_at < utcnow() - older_than)
-            ).rowcount
+            ).rowcount  # type: ignore[attr-defined]  # an DELETE's result is a CursorResult; the stubs say Result
 
 
 def _from_epoch(value: float) -> datetime:
