@@ -1,5 +1,21 @@
 """Citizen sign-in: the portal is an OpenID Connect client of the platform's IdP.
 
+Authlib builds the authorization request and its PKCE challenge (RFC 7636 S256). The rest is
+ours on purpose, because Authlib's Flask client (authlib.integrations.flask_client) would be
+less strict here:
+* transport: every request to an IdP (discovery, JWKS, token, revocation) goes to a URL that a
+  federation member's discovery document names, so it must pass phr_core.outbound (no loopback
+  or private address in production, a deadline); the Flask client fetches with its own
+  requests session, which has neither;
+* the ID token: Authlib's `parse_id_token` takes the accepted algorithms from the IdP's
+  discovery document (which that member writes) and allows 120 s of clock skew; we pin
+  ID_TOKEN_ALGS, allow 60 s, and require `sub` and `azp` with several audiences;
+* client_secret_basic: Authlib's encoder does not form-urlencode the id and secret before
+  Base64 (RFC 6749 §2.3.1); the home IdP decodes them that way;
+* federated IdPs are chosen at sign-in from the federation (portal.providers), with
+  private_key_jwt at each, while the Flask client's registry is fixed configuration; and a
+  refused RFC 8707 `resource` (`invalid_target`) must stay apart from a refused refresh token.
+
 Authorization code flow with PKCE (S256), `state` and `nonce`; the code is exchanged with
 client_secret_basic and the ID token's signature is checked against the IdP's JWKS, with its
 `iss`, `aud`, `exp` and `nonce`. The portal client is in the PHR sector, so the ID token's `sub`
@@ -17,7 +33,6 @@ then goes there, the portal authenticates with private_key_jwt, and the person's
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import logging
@@ -27,6 +42,8 @@ import time
 import urllib.parse
 from typing import Any
 
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Blueprint, Response, current_app, redirect, request, session
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
@@ -142,10 +159,6 @@ def _basic_auth() -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 # --- Routes ---------------------------------------------------------------------------------------
 
 
@@ -167,20 +180,21 @@ def login() -> ResponseReturnValue:
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48)
-    challenge = _b64(hashlib.sha256(verifier.encode()).digest())
     session[PENDING] = {"state": state, "nonce": nonce, "verifier": verifier, "issuer": issuer}
-    params = {
-        "response_type": "code",
-        "client_id": client_id(),
-        "redirect_uri": redirect_uri(),
-        "scope": PORTAL_SCOPE,
-        "state": state,
-        "nonce": nonce,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "ui_locales": current_language(),
-    }
-    return redirect(meta["authorization_endpoint"] + "?" + urllib.parse.urlencode(params))
+    return redirect(
+        prepare_grant_uri(
+            meta["authorization_endpoint"],
+            client_id(),
+            "code",
+            redirect_uri=redirect_uri(),
+            scope=PORTAL_SCOPE,
+            state=state,
+            nonce=nonce,
+            code_challenge=create_s256_code_challenge(verifier),
+            code_challenge_method="S256",
+            ui_locales=current_language(),
+        )
+    )
 
 
 @bp.get("/callback")
