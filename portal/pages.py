@@ -15,6 +15,9 @@ from consent.i18n import COOKIE, current_language, messages
 from phr_core import budgets
 from portal.session import csrf_token, current_subject
 
+# The message shown for an HTTP error status (any other: "server_error").
+ERROR_KEYS = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "bad_request"}
+ERROR_KEYS |= {413: "too_large", 414: "url_too_long"}
 JST = timezone(timedelta(hours=9), "JST")  # dates are shown as the person's calendar has them
 
 
@@ -64,12 +67,4 @@ def problem(key: str, status: int = 400) -> Response:
 def error_page(exc: HTTPException) -> Response:
     """Portal errors are a readable page in the person's language, never a stack trace."""
     code = exc.code or 500
-    key = {
-        404: "not_found",
-        400: "bad_request",
-        403: "forbidden",
-        405: "bad_request",
-        413: "too_large",
-        414: "url_too_long",
-    }.get(code, "server_error")
-    return problem(key, code)
+    return problem(ERROR_KEYS.get(code, "server_error"), code)
