@@ -18,13 +18,13 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from consent import app as consent_app_module
 from idp import app as idp_app_module
 from idp import demo as idp_demo
 from idp.clients import upsert_static
 from launcher.demo import load_all
 from phr_core.config import Settings
 from phr_core.db import Database
+from portal import app as portal_app_module
 from portal.app import PORTAL_SESSION_COOKIE
 from tests.conftest import make_environ
 
@@ -83,7 +83,7 @@ def platform(migrated: Settings) -> Iterator[Platform]:
     finally:
         db.dispose()
     idp_app = idp_app_module.create_app(settings)
-    portal_app = consent_app_module.create_app(settings)
+    portal_app = portal_app_module.create_app(settings)
     servers = [
         _serve(idp_app, int(settings.urls["idp"].rsplit(":", 1)[1])),
         _serve(portal_app, int(settings.urls["consent"].rsplit(":", 1)[1])),
