@@ -327,11 +327,11 @@ def test_id_token_checks(consent_app: object, monkeypatch: pytest.MonkeyPatch) -
     from joserfc import jwt
     from joserfc.jwk import ECKey, KeySet
 
-    from portal import auth
+    from portal import auth, idp_client
 
     key = ECKey.generate_key("P-256", parameters={"kid": "idp-1"})
     other = ECKey.generate_key("P-256", parameters={"kid": "idp-1"})
-    monkeypatch.setattr(auth, "_key_set", lambda meta, fresh=False: KeySet([key]))
+    monkeypatch.setattr(idp_client, "key_set", lambda meta, fresh=False: KeySet([key]))
     with consent_app.test_request_context("/"):  # type: ignore[attr-defined]
         meta = {"issuer": auth.settings().issuer, "jwks_uri": "unused"}
         now = int(time.time())
