@@ -221,19 +221,15 @@ def revoke_grant(grant_id: str) -> ResponseReturnValue:
     data = request.get_json(silent=True) or {}
     reason = data.get("reason") if isinstance(data, dict) else None
     with database().session() as s:
-        view = records.get(s, grant_id, for_update=True)
-        if (
-            view is None
-            or view.record.kind != RECIPIENT
-            or not in_callers_namespace(view.record.subject)
-        ):
-            return _not_found("grant")
-        view = records.withdraw(
+        view = records.revoke_grant(
             s,
-            view,
+            grant_id,
+            in_callers_namespace,
             recorded_by=recorder(),
             reason=reason if isinstance(reason, str) else None,
         )
+        if view is None:
+            return _not_found("grant")
         doc = records.grant_document(view)
     return _json(doc)
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from sqlalchemy import delete, event, func, or_, select
 from sqlalchemy.orm import Session
@@ -78,11 +78,14 @@ class ConsentCache:
         self._maybe_sync()
         hit = self._data.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]  # type: ignore[return-value]
+            return cast(T, hit[1])  # what `loader` of this key stored
         # A caller never joins a load that started before the last eviction it could have
         # seen: that load may have read the state before a revocation.
         generation = self._generation
-        return self._flights.do(f"{generation}:{key}", lambda: self._load(key, loader, generation))
+        loaded = self._flights.do(
+            f"{generation}:{key}", lambda: self._load(key, loader, generation)
+        )
+        return cast(T, loaded)  # the flights hold every key's loads, so they are typed object
 
     def _load(self, key: str, loader: Callable[[], T], generation: int) -> T:
         now = time.monotonic()

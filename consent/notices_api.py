@@ -79,12 +79,14 @@ def notice_document(n: Notice) -> dict[str, Any]:
 def my_notices() -> ResponseReturnValue:
     token = caller()
     grant = grant_status(token.grant_id) if token.grant_id else None
+    scopes = grant.get("scopes") if grant is not None else None
     if (
         grant is None
         or grant["status"] != "active"
         or grant["subject"] != token.subject
         or grant["client_id"] != token.client_id
-        or NOTICES_READ not in grant["scopes"]
+        or not isinstance(scopes, list)
+        or NOTICES_READ not in scopes
     ):
         return oauth_error(403, "insufficient_scope", "no active grant of the person's notices")
     with database().session() as s:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from consent.models import ConsentVersion
 from consent.records import (
@@ -206,7 +207,7 @@ def fhir_consent(view: ConsentView, settings: Settings) -> dict[str, object]:
         }
         organization = {"display": "PHR platform consent service"}
     classes = sorted({t for c in v.categories for t in CATEGORIES.get(c, ())})
-    provision: dict[str, object] = {
+    provision: dict[str, Any] = {
         "type": "permit",
         "period": {
             k: val

@@ -13,9 +13,10 @@ writes the cache keys it touches to the change log in the same transaction (`con
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -71,6 +72,14 @@ class ConsentView:
         if end is not None and end <= (now or utcnow()):
             return "expired"
         return "active"
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -253,6 +262,24 @@ def get(
         return None
     v = s.get(ConsentVersion, (consent_id, version or record.current_version))
     return ConsentView(record, v) if v is not None else None
+
+
+def revoke_grant(
+    s: Session,
+    grant_id: str,
+    owns: Callable[[str], bool],
+    *,
+    recorded_by: str,
+    reason: str | None = None,
+) -> ConsentView | None:
+    """Withdraw the app grant `grant_id` for someone who `owns` its subject (the portal: the
+    signed-in person; the consent API: a subject in the caller's namespace). None when there is
+    no such grant or it is not theirs, the same answer, so a stranger learns nothing of it. The
+    one ownership check of revoking, whichever door the request came in by."""
+    view = get(s, grant_id, for_update=True)
+    if view is None or view.record.kind != RECIPIENT or not owns(view.record.subject):
+        return None
+    return withdraw(s, view, recorded_by=recorded_by, reason=reason)
 
 
 def history(s: Session, consent_id: str) -> list[ConsentVersion]:

@@ -3,15 +3,15 @@ hash in the database (so a database leak yields no usable session)."""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
-from flask import abort, request, session
+from flask import session
 from sqlalchemy.orm import Session
 
 from idp.context import LOGIN_SESSION_TTL
 from idp.models import LoginSession, Person
 from idp.tokens import aware, now_utc, sha256_hex
+from phr_core import csrf
 
 
 def current(s: Session) -> LoginSession | None:
@@ -54,16 +54,6 @@ def end(s: Session) -> LoginSession | None:
     return row
 
 
-def csrf_token() -> str:
-    token = session.get("csrf")
-    if not token:
-        token = session["csrf"] = secrets.token_urlsafe(24)
-    return token
-
-
-def check_csrf() -> None:
-    """Every form post carries the token of this browser's session (double submit)."""
-    sent = request.form.get("csrf", "")
-    expected = session.get("csrf", "")
-    if not expected or not hmac.compare_digest(sent, expected):
-        abort(400, description="csrf")
+# CSRF: the kernel's one implementation (phr_core/csrf.py), under the names the IdP's pages use.
+csrf_token = csrf.token
+check_csrf = csrf.check

@@ -20,10 +20,10 @@ from phr_core.webapp import build_app, json_error
 from portal.auth import bp as auth_bp
 from portal.deletion import bp as deletion_bp
 from portal.notices import bp as notices_bp
+from portal.pages import error_page
 from portal.plus import BLUEPRINTS as PLUS_BLUEPRINTS
 from portal.sources import bp as sources_bp
 from portal.views import bp as views_bp
-from portal.views import error_page
 
 PORTAL_SESSION_COOKIE = "phr_portal_session"
 

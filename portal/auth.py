@@ -1,177 +1,71 @@
 """Citizen sign-in: the portal is an OpenID Connect client of the platform's IdP.
 
-Authorization code flow with PKCE (S256), `state` and `nonce`; the code is exchanged with
-client_secret_basic and the ID token's signature is checked against the IdP's JWKS, with its
-`iss`, `aud`, `exp` and `nonce`. The portal client is in the PHR sector, so the ID token's `sub`
-is the subject consent records are keyed by. Only that `sub`, the ID token (for logout), a
-CSRF token and a random handle are kept in the signed session cookie; the access and refresh
-tokens for the PHR server (scope PORTAL_SCOPE; the IdP marks them first-party, see
-portal/phr.py) stay server side under that handle (portal.token_store), are
-refreshed there and dropped, and revoked at the IdP, on sign-out. Tokens are never logged.
+Authorization code flow with PKCE (S256), `state` and `nonce`. Authlib builds the authorization
+request and its PKCE challenge, and makes the token, refresh and revocation requests
+(portal.idp_client, which says why their transport and client authentication stay ours). The
+ID token is checked here with joserfc rather than Authlib's `parse_id_token`, which is less
+strict: that takes the accepted algorithms from the IdP's discovery document (which a
+federation member writes) and allows 120 s of clock skew; we pin ID_TOKEN_ALGS, allow 60 s, and
+require `iss`, `aud` (with `azp` when there are several), `exp`, `sub` and our `nonce`, the
+signature from the IdP's JWKS (fetched once more when the key is not found: a rotation).
+Authlib's Flask client is not used either: its registry is fixed configuration, while the IdP
+is chosen at sign-in from the federation (portal.providers).
 
-A city-run IdP of the federation can be offered too (portal.providers): the sign-in
-then goes there, the portal authenticates with private_key_jwt, and the person's subject is
+The portal client is in the PHR sector, so the ID token's `sub` is the subject consent records
+are keyed by. Only that `sub`, the ID token (for logout), a CSRF token and a random handle are
+kept in the signed session cookie (portal.session); the access and refresh tokens for the PHR
+server (scope PORTAL_SCOPE; the IdP marks them first-party, see portal/phr.py) stay server side
+under that handle (portal.token_store), are refreshed there and dropped, and revoked at the
+IdP, on sign-out. Tokens are never logged.
+
+A city-run IdP of the federation can be offered too (portal.providers): the sign-in then goes
+there, the portal authenticates with private_key_jwt, and the person's subject is
 `<issuer>#<sub>` everywhere in the portal and the consent service.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
 import logging
 import secrets
-import threading
-import time
 import urllib.parse
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, redirect, request, session
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from flask import Blueprint, Response, current_app, redirect, request, session
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from consent.i18n import current_language
-from phr_core import outbound
+from phr_core import csrf
 from phr_core.webapp import database, settings
-from portal import providers
+from portal import idp_client, pages, providers, sources
+from portal.idp_client import SignInError, provider
+from portal.session import (
+    ID_TOKEN,
+    IDP,
+    PENDING,
+    SUBJECT,
+    TOKENS,
+    check_csrf,
+    client_id,
+    current_subject,
+    signed_in_issuer,
+)
 from portal.token_store import Tokens, TokensGone, TokenStore
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal_auth", __name__, url_prefix="/auth")
 
-TIMEOUT_S = 5
-METADATA_TTL_S = 300
 ID_TOKEN_ALGS = ["ES256", "RS256", "PS256", "EdDSA"]
-PENDING = "oidc"  # the session key of a sign-in in progress
-SUBJECT = "sub"
-ID_TOKEN = "id_token"  # noqa: S105 (a session key, not a secret)
-CSRF = "csrf"
-TOKENS = "phr"  # the session key of the handle of the server-side tokens
-IDP = "idp"  # the session key of the issuer signed in at, when it is not the home IdP
 # Sign-in, a refresh token, and reading (only) the person's own and children's records.
 PORTAL_SCOPE = "openid offline_access user/*.rs"
 
 
-class SignInError(Exception):
-    """A sign-in that cannot go on; `key` names the message the person is shown."""
-
-    def __init__(self, key: str, status: int = 400) -> None:
-        super().__init__(key)
-        self.key = key
-        self.status = status
-
-
-# --- The IdP's metadata and keys, fetched over HTTP and kept for a few minutes ------------------
-
-_cache: dict[str, tuple[float, Any]] = {}
-_cache_lock = threading.Lock()
-
-
-def _fetch_json(url: str, *, fresh: bool = False) -> Any:
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(url)
-    if hit is not None and not fresh and now - hit[0] < METADATA_TTL_S:
-        return hit[1]
-    try:
-        # The discovery document and keys of the home IdP or a federation member: through the
-        # bounded fetcher (phr_core/outbound.py), so a member's document cannot send the portal
-        # to an internal address in production, nor hold it beyond the fetcher's deadline.
-        resp = _fetcher().get(url, accept="application/json")
-        if resp.status != 200:
-            raise ValueError(f"status {resp.status}")
-        doc = json.loads(resp.body)
-    except (OSError, ValueError) as exc:
-        log.warning("IdP metadata unavailable (%s)", type(exc).__name__)
-        raise SignInError("signin_unavailable", 503) from None
-    with _cache_lock:
-        _cache[url] = (now, doc)
-    return doc
-
-
-def _fetcher() -> outbound.Outbound:
-    """Every request the portal makes to an IdP goes through here: the URLs come from an
-    IdP's discovery document, which a federation member writes, not from our configuration."""
-    return outbound.for_settings(settings(), deadline=TIMEOUT_S)
-
-
-def signed_in_issuer() -> str:
-    """The IdP the current session signed in at (the home IdP unless another was chosen)."""
-    issuer = session.get(IDP)
-    return issuer if isinstance(issuer, str) and issuer else settings().issuer
-
-
-def provider(issuer: str | None = None) -> dict[str, Any]:
-    """An IdP's discovery document (by default the one the session signed in at)."""
-    issuer = issuer or signed_in_issuer()
-    meta = _fetch_json(issuer + "/.well-known/openid-configuration")
-    if not isinstance(meta, dict) or meta.get("issuer") != issuer:
-        raise SignInError("signin_unavailable", 503)
-    return meta
-
-
-def _key_set(meta: dict[str, Any], *, fresh: bool = False) -> KeySet:
-    try:
-        return KeySet.import_key_set(_fetch_json(meta["jwks_uri"], fresh=fresh))
-    except (KeyError, TypeError, ValueError, JoseError):
-        raise SignInError("signin_unavailable", 503) from None
-
-
-# --- Client identity ------------------------------------------------------------------------------
-
-
-def client_id() -> str:
-    return settings().option("PHR_CONSENT_CLIENT_ID")
-
-
 def redirect_uri() -> str:
     return settings().urls["consent"] + "/auth/callback"
-
-
-def _client_auth(issuer: str, url: str, form: dict[str, str]) -> dict[str, str]:
-    """Headers authenticating the portal at `issuer`'s endpoint `url`: client_secret_basic at
-    the home IdP; private_key_jwt (added to `form`) at a city IdP, which holds no secret of ours."""
-    if issuer == settings().issuer:
-        return {"Authorization": _basic_auth()}
-    form.update(providers.client_assertion(client_id(), url))
-    return {}
-
-
-def _basic_auth() -> str:
-    # RFC 6749 §2.3.1: both parts form-urlencoded before Base64.
-    user = urllib.parse.quote(client_id(), safe="")
-    password = urllib.parse.quote(settings().secret("PHR_CONSENT_CLIENT_SECRET"), safe="")
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-# --- Session helpers used by the pages ------------------------------------------------------------
-
-
-def current_subject() -> str | None:
-    sub = session.get(SUBJECT)
-    return sub if isinstance(sub, str) and sub else None
-
-
-def csrf_token() -> str:
-    token = session.get(CSRF)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session[CSRF] = token
-    return token
-
-
-def check_csrf() -> None:
-    sent = request.form.get(CSRF, "")
-    expected = session.get(CSRF)
-    if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
-        abort(400)
 
 
 # --- Routes ---------------------------------------------------------------------------------------
@@ -187,9 +81,7 @@ def login() -> ResponseReturnValue:
     if not issuer:
         offered = providers.offered()
         if len(offered) > 1:
-            from portal.views import _page
-
-            return _page("signin.html", providers=offered)
+            return pages.render("signin.html", providers=offered)
         issuer = offered[0].issuer
     if issuer != settings().issuer and providers.find(issuer) is None:
         raise SignInError("signin_failed")
@@ -197,20 +89,21 @@ def login() -> ResponseReturnValue:
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48)
-    challenge = _b64(hashlib.sha256(verifier.encode()).digest())
     session[PENDING] = {"state": state, "nonce": nonce, "verifier": verifier, "issuer": issuer}
-    params = {
-        "response_type": "code",
-        "client_id": client_id(),
-        "redirect_uri": redirect_uri(),
-        "scope": PORTAL_SCOPE,
-        "state": state,
-        "nonce": nonce,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "ui_locales": current_language(),
-    }
-    return redirect(meta["authorization_endpoint"] + "?" + urllib.parse.urlencode(params))
+    return redirect(
+        prepare_grant_uri(
+            meta["authorization_endpoint"],
+            client_id(),
+            "code",
+            redirect_uri=redirect_uri(),
+            scope=PORTAL_SCOPE,
+            state=state,
+            nonce=nonce,
+            code_challenge=create_s256_code_challenge(verifier),
+            code_challenge_method="S256",
+            ui_locales=current_language(),
+        )
+    )
 
 
 @bp.get("/callback")
@@ -237,8 +130,6 @@ def callback() -> ResponseReturnValue:
     code = request.args.get("code", "")
     if not code:
         raise SignInError("signin_failed")
-    from portal import sources  # (it imports this module's helpers)
-
     link = sources.pending_link()  # a city consent waiting for the card attributes
     tokens = _exchange(meta, code, pending["verifier"], link_attributes=link is not None)
     old_issuer = signed_in_issuer()
@@ -251,12 +142,12 @@ def callback() -> ResponseReturnValue:
     old_handle = session.get(TOKENS)
     session.clear()
     if isinstance(old_handle, str):
-        _forget_tokens(old_handle, old_issuer)
+        forget_tokens(old_handle, old_issuer)
     session[SUBJECT] = subject
     if issuer != settings().issuer:
         session[IDP] = issuer
     session[ID_TOKEN] = id_token
-    session[CSRF] = secrets.token_urlsafe(32)
+    csrf.renew()
     if isinstance(tokens.get("access_token"), str):
         try:
             stored = Tokens.from_response(tokens)
@@ -273,65 +164,27 @@ def callback() -> ResponseReturnValue:
 def _exchange(
     meta: dict[str, Any], code: str, verifier: str, *, link_attributes: bool = False
 ) -> dict[str, Any]:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri(),
-        "code_verifier": verifier,
-    }
-    if link_attributes:  # the card-verified attributes, back channel only (idp/link_attributes)
-        form["phr_card_attributes"] = "1"
-    return _post_token(meta["token_endpoint"], form, meta["issuer"])
-
-
-def _post_token(url: str, form: dict[str, str], issuer: str) -> dict[str, Any]:
-    form = dict(form)
-    headers = _client_auth(issuer, url, form)
-    try:
-        resp = _fetcher().request(
-            "POST",
-            url,
-            body=urllib.parse.urlencode(form).encode(),
-            headers={
-                **headers,
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Accept": "application/json",
-            },
-        )
-    except OSError as exc:
-        log.warning("IdP token endpoint unreachable (%s)", type(exc).__name__)
-        raise SignInError("signin_unavailable", 503) from None
-    if resp.status != 200:
-        log.warning("IdP token endpoint answered %s", resp.status)
-        if _oauth_error(resp.body) == "invalid_target":  # a PHR server the IdP does not know
-            raise SignInError("invalid_target") from None
-        raise SignInError("signin_failed") from None
-    try:
-        doc = json.loads(resp.body)
-    except ValueError:
-        raise SignInError("signin_failed") from None
-    if not isinstance(doc, dict):
-        raise SignInError("signin_failed")
-    return doc
-
-
-def _oauth_error(body: bytes) -> str:
-    """The RFC 6749 `error` of a refused token request ("" when there is none)."""
-    try:
-        doc = json.loads(body[:4096] or b"{}")
-    except ValueError:
-        return ""
-    error = doc.get("error") if isinstance(doc, dict) else None
-    return error if isinstance(error, str) else ""
+    extra = {"phr_card_attributes": "1"} if link_attributes else {}  # back channel only
+    return idp_client.token_request(
+        meta["issuer"],
+        meta["token_endpoint"],
+        "authorization_code",
+        code=code,
+        redirect_uri=redirect_uri(),
+        code_verifier=verifier,
+        **extra,
+    )
 
 
 def _verify_id_token(meta: dict[str, Any], id_token: str, nonce: str) -> dict[str, Any]:
     try:
         try:
-            token = jwt.decode(id_token, _key_set(meta), algorithms=ID_TOKEN_ALGS)
+            token = jwt.decode(id_token, idp_client.key_set(meta), algorithms=ID_TOKEN_ALGS)
         except JoseError:
             # Perhaps the IdP rotated its keys since we fetched them: ask once more.
-            token = jwt.decode(id_token, _key_set(meta, fresh=True), algorithms=ID_TOKEN_ALGS)
+            token = jwt.decode(
+                id_token, idp_client.key_set(meta, fresh=True), algorithms=ID_TOKEN_ALGS
+            )
         registry = jwt.JWTClaimsRegistry(
             leeway=60,
             iss={"essential": True, "value": meta["issuer"]},
@@ -374,11 +227,15 @@ def refresh_tokens(refresh_token: str, resource: str | None = None) -> dict[str,
     """The IdP's refresh grant (for another PHR server with RFC 8707 `resource`); a refused
     refresh token means signing in again."""
     meta = provider()
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    if resource is not None:
-        form["resource"] = resource
+    extra = {"resource": resource} if resource is not None else {}
     try:
-        return _post_token(meta["token_endpoint"], form, meta["issuer"])
+        return idp_client.token_request(
+            meta["issuer"],
+            meta["token_endpoint"],
+            "refresh_token",
+            refresh_token=refresh_token,
+            **extra,
+        )
     except SignInError as exc:
         if exc.status == 503:
             raise
@@ -400,25 +257,13 @@ def access_token(resource: str | None = None) -> str:
     return token_store().access_token(handle, subject, refresh_tokens, resource=resource)
 
 
-def _forget_tokens(handle: str, issuer: str) -> None:
+def forget_tokens(handle: str, issuer: str) -> None:
     """Drop a session's tokens here and revoke the refresh token (and so its family) at the
     IdP that issued it, best effort: the row is gone either way."""
     tokens = token_store().drop(handle)
     if tokens is None or not tokens.refresh_token:
         return
-    try:
-        end = provider(issuer).get("revocation_endpoint")
-        if end:
-            form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
-            headers = _client_auth(issuer, end, form)
-            _fetcher().request(
-                "POST",
-                end,
-                body=urllib.parse.urlencode(form).encode(),
-                headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
-            )
-    except (OSError, SignInError) as exc:
-        log.warning("refresh token not revoked at the IdP (%s)", type(exc).__name__)
+    idp_client.revoke_refresh_token(issuer, tokens.refresh_token)
 
 
 @bp.post("/logout")
@@ -430,7 +275,7 @@ def logout() -> ResponseReturnValue:
     lang = current_language()
     session.clear()
     if isinstance(handle, str):
-        _forget_tokens(handle, issuer)
+        forget_tokens(handle, issuer)
     home = settings().urls["consent"] + "/"
     try:
         end = provider(issuer).get("end_session_endpoint")
@@ -448,9 +293,7 @@ def logout() -> ResponseReturnValue:
 
 
 def signin_error_page(exc: SignInError) -> Response:
-    from portal.views import problem
-
-    return problem(exc.key, exc.status)
+    return pages.problem(exc.key, exc.status)
 
 
 bp.register_error_handler(SignInError, signin_error_page)

@@ -19,17 +19,12 @@ from consent.i18n import current_language
 from consent.models import PortalTokens
 from consent.phr_erase import EraseUnavailable
 from phr_core.webapp import database
-from portal.auth import (
-    TOKENS,
-    _forget_tokens,
-    check_csrf,
-    client_id,
-    current_subject,
-    signed_in_issuer,
-)
+from portal import pages
+from portal.auth import forget_tokens
 from portal.life_words import words
+from portal.session import TOKENS, check_csrf, client_id, current_subject, signed_in_issuer
 from portal.sources import forget_arrivals, phr_eraser, problem_words, provider_consents
-from portal.views import _app_grants, _page
+from portal.views import app_grants
 
 bp = Blueprint("portal_deletion", __name__)
 
@@ -38,7 +33,7 @@ bp = Blueprint("portal_deletion", __name__)
 def start() -> ResponseReturnValue:
     if current_subject() is None:
         return redirect("/auth/login")
-    return _page("delete.html", w=words(current_language()))
+    return pages.render("delete.html", w=words(current_language()))
 
 
 @bp.post("/me/delete/review")
@@ -51,12 +46,12 @@ def review() -> ResponseReturnValue:
     children = request.form.get("children") == "1"
     with database().session() as s:
         plan = erasure.plan(s, subject, children=children)
-    return _page(
+    return pages.render(
         "delete_review.html",
         w=words(lang),
         children=children,
         cities=provider_consents(subject),
-        apps=len(_app_grants(subject, lang)),
+        apps=len(app_grants(subject, lang)),
         patients=len(plan.erase),
         shared=plan.shared_children,
     )
@@ -84,9 +79,9 @@ def delete_account() -> ResponseReturnValue:
     handle, issuer = session.get(TOKENS), signed_in_issuer()
     session.clear()
     if isinstance(handle, str):
-        _forget_tokens(handle, issuer)  # this browser's tokens, revoked at the IdP
+        forget_tokens(handle, issuer)  # this browser's tokens, revoked at the IdP
     with database().session() as s:  # any other browser's stored tokens go too
         s.execute(delete(PortalTokens).where(PortalTokens.subject == subject))
-    return _page(
+    return pages.render(
         "deleted.html", w=words(lang), resources=counts.get("resources", 0), signed_out=True
     )

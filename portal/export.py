@@ -21,9 +21,9 @@ from flask.typing import ResponseReturnValue
 
 from consent.i18n import current_language
 from portal import phr
-from portal.auth import current_subject
 from portal.federated import Reader, Source, reader
 from portal.plus_pages import page, people, signed_in_page
+from portal.session import current_subject
 
 bp = Blueprint("portal_export", __name__, template_folder="templates")
 

@@ -15,6 +15,7 @@ city without trusting the server to say so.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -96,7 +97,8 @@ class Reader:
     def each_server(self, read: Callable[[phr.PhrClient], list[T]]) -> Iterator[tuple[str, T]]:
         """(server, item) for every item `read` finds on each reachable server."""
         for server in self.servers:
-            for item in self.on(server, read, []):
+            none: list[T] = []
+            for item in self.on(server, read, none):
                 yield server, item
 
     # --- cities ----------------------------------------------------------------------------
@@ -130,9 +132,16 @@ class Reader:
         """One type's resources of these Patients, each with its source."""
         out: list[tuple[Source, dict[str, Any]]] = []
         for src in sources:
-            found = self.on(src.server, lambda c, s=src: c.records(rtype, s.patient_id, params), [])
-            out.extend((src, r) for r in found)
+            read = functools.partial(_records_of, rtype=rtype, pid=src.patient_id, params=params)
+            none: list[dict[str, Any]] = []
+            out.extend((src, r) for r in self.on(src.server, read, none))
         return out
+
+
+def _records_of(
+    client: phr.PhrClient, *, rtype: str, pid: str, params: list[tuple[str, str]] | None
+) -> list[dict[str, Any]]:
+    return client.records(rtype, pid, params)
 
 
 def reader(subject: str) -> Reader:

@@ -8,10 +8,10 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from consent.i18n import current_language
-from portal.auth import current_subject
 from portal.care import growth
 from portal.federated import reader
 from portal.plus_pages import find, page, people, signed_in_page
+from portal.session import current_subject
 
 bp = Blueprint("portal_growth", __name__, template_folder="templates")
 
@@ -34,10 +34,10 @@ def growth_chart(pid: str) -> ResponseReturnValue:
     ]
     charts = []
     if child.birth_date is not None:
-        found = growth.measurements(observations, child.birth_date)
+        measured = growth.measurements(observations, child.birth_date)
         sex = child.sex if child.sex in ("male", "female") else None
         for measure, (_, unit, name_ja, name_en) in growth.MEASURES.items():
-            points = found[measure]
+            points = measured[measure]
             ref = growth.reference(measure, sex) if sex else ()
             charts.append(
                 {

@@ -9,9 +9,10 @@ A page shows up to PAGE events of each server; a server with nothing older drops
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, request
@@ -23,13 +24,14 @@ from consent.models import ConsentRecord, ConsentVersion, Municipality
 from consent.records import RECIPIENT
 from phr_core.scope_words import RESOURCE_NAMES
 from phr_core.webapp import database
-from portal.auth import client_id, current_subject
+from portal import phr
 from portal.federated import reader
+from portal.pages import JST
 from portal.plus_pages import Person, page, people, signed_in_page
+from portal.session import client_id, current_subject
 
 bp = Blueprint("portal_history", __name__, template_folder="templates")
 
-JST = timezone(timedelta(hours=9), "JST")
 PAGE = 20
 CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
 ACTIONS = {"read": "action_read", "vread": "action_read", "history-instance": "action_read",
@@ -47,7 +49,8 @@ def history() -> ResponseReturnValue:
     newer: dict[str, str] = {}
     found_events: list[dict[str, Any]] = []
     for server, cursor in cursors.items():
-        result = found.on(server, lambda c, cur=cursor: c.audit_events(PAGE, cur), None)
+        read = functools.partial(phr.PhrClient.audit_events, count=PAGE, cursor=cursor)
+        result: phr.Page | None = found.on(server, read, None)
         if result is None:
             continue
         found_events += result.resources

@@ -10,7 +10,7 @@ within two weeks. Once added, a notice is also what apps with `consent/notices.r
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 from flask import Blueprint, abort, redirect, request
 from flask.typing import ResponseReturnValue
@@ -19,13 +19,13 @@ from consent import notices
 from consent.i18n import current_language
 from consent.models import Notice
 from phr_core.webapp import database
-from portal import phr
-from portal.auth import check_csrf, current_subject
+from portal import pages, phr
 from portal.care import schedule as engine
+from portal.federated import reader
 from portal.life_words import words
-from portal.views import _day, _page
-
-JST = timezone(timedelta(hours=9), "JST")
+from portal.pages import JST
+from portal.plus_pages import people
+from portal.session import check_csrf, current_subject
 
 bp = Blueprint("portal_notices", __name__)
 
@@ -55,13 +55,13 @@ def inbox() -> ResponseReturnValue:
                 "id": n.id,
                 "text": notice_text(n, w, lang),
                 "kind": n.kind,
-                "date": _day(n.created_at),
+                "date": pages.day(n.created_at),
                 "unread": n.read_at is None,
             }
             for n in notices.inbox(s, subject)
         ]
         unread = notices.unread(s, subject)
-    return _page("notices.html", w=w, items=items, unread=unread)
+    return pages.render("notices.html", w=w, items=items, unread=unread)
 
 
 @bp.post("/me/notices/read")
@@ -109,9 +109,6 @@ def add_vaccinations_due(subject: str, today: date | None = None) -> int:
 def _due(subject: str, today: date) -> list[tuple[tuple[str, str, str], engine.DoseStatus]]:
     """Each person's doses due soon, with the (municipality, code, relationship) the notice is
     filed under (their first city's; one notice per dose, whichever city gave the others)."""
-    from portal.federated import reader
-    from portal.plus_pages import people
-
     found = reader(subject)
     out = []
     for person in people(found):

@@ -30,6 +30,8 @@ from typing import Any
 
 from phr_core import budgets
 from phr_core.webapp import settings
+from portal.auth import ResourceRefused, SignInError, access_token
+from portal.token_store import TokensGone
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +190,6 @@ def _diagnostic(exc: urllib.error.HTTPError) -> str:
 def for_session(server: str | None = None) -> PhrClient:
     """A client for the signed-in person of this request, at the configured PHR server or at
     `server` (another city's PHR server, by its FHIR base URL, with a token for it)."""
-    from portal.auth import ResourceRefused, SignInError, access_token
-    from portal.token_store import TokensGone
 
     def token() -> str:
         try:

@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Response, redirect, session
+from flask import Response, g, redirect, session
 from flask.typing import ResponseReturnValue
 
-from consent.i18n import messages
-from portal import phr
-from portal.auth import TOKENS, current_subject
+from consent.i18n import current_language, messages
+from portal import pages, phr
 from portal.federated import Reader, Source
 from portal.plus_words import WORDS
-from portal.views import _page
+from portal.session import TOKENS, current_subject
 
 
 def words(lang: str) -> dict[str, str]:
@@ -28,14 +27,10 @@ def words(lang: str) -> dict[str, str]:
 def page(template: str, status: int = 200, **context: Any) -> Response:
     """A personal page (never cached) in the person's language, with the '+ services' words
     and the cities whose PHR server could not be read in this request (if any)."""
-    from flask import g
-
     found = g.get("phr_reader")
     if isinstance(found, Reader) and "unreachable" not in context:
-        from consent.i18n import current_language
-
         context["unreachable"] = found.unreachable_cities(current_language())
-    resp = _page(template, status, words, **context)
+    resp = pages.render(template, status, words, **context)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

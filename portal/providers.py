@@ -120,7 +120,7 @@ def client_key(cfg: Settings) -> ECKey:
 def client_jwk(cfg: Settings) -> dict[str, Any]:
     """The public JWK a city IdP registers for the portal."""
     key = client_key(cfg)
-    out = key.as_dict(private=False)
+    out: dict[str, Any] = dict(key.as_dict(private=False))
     out.update(kid=key.kid, use="sig", alg="ES256")
     return out
 

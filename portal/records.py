@@ -11,9 +11,10 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from consent.i18n import current_language
-from portal.auth import current_subject
 from portal.federated import reader
 from portal.plus_pages import find, page, people, signed_in_page
+from portal.plus_words import WORDS
+from portal.session import current_subject
 
 bp = Blueprint("portal_records", __name__, template_folder="templates")
 
@@ -110,7 +111,4 @@ def _claim_row(c: dict[str, Any]) -> dict[str, str]:
 @bp.app_context_processor
 def plus_menu_words() -> dict[str, object]:
     """The "+ services" words for the links on pages outside these blueprints (the home page)."""
-    from consent.i18n import current_language
-    from portal.plus_words import WORDS
-
     return {"plus_t": WORDS[current_language()]}

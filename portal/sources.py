@@ -22,10 +22,11 @@ from consent.i18n import current_language
 from consent.models import Arrival, ConsentRecord, LinkRequest, Municipality, PatientLink
 from consent.phr_erase import EraseUnavailable, PhrEraser, eraser
 from consent.records import ACTIVE, CATEGORY_NAMES, PROVIDER, ConsentError
+from federation import directory
 from phr_core.webapp import database, settings
-from portal.auth import check_csrf, client_id, current_subject
+from portal import pages
 from portal.life_words import words
-from portal.views import _day, _page
+from portal.session import check_csrf, client_id, current_subject
 
 bp = Blueprint("portal_sources", __name__)
 
@@ -51,8 +52,6 @@ def phr_eraser() -> PhrEraser:
     """Made on first use: a platform without a PHR server still shows its pages."""
     found = current_app.extensions.get("consent_eraser")
     if found is None:
-        from federation import directory
-
         found = current_app.extensions["consent_eraser"] = eraser(
             settings(), directory.of_app(current_app)
         )
@@ -100,7 +99,7 @@ def _sources(subject: str, lang: str) -> list[dict[str, Any]]:
                 if v.record.patient_code is not None
             ]
             pairs = [(city.code, link.code)] if link else []
-            pairs += [(city.code, v.record.patient_code) for v in children]
+            pairs += [(city.code, v.record.patient_code or "") for v in children]
             if link is not None:
                 link_state = "link_linked"
             elif last_request is not None and last_request.status in ("pending", "no_match"):
@@ -121,7 +120,7 @@ def _sources(subject: str, lang: str) -> list[dict[str, Any]]:
                     if own
                     else [],
                     "children": len(children),
-                    "last_update": _day(notices.last_arrival(s, pairs)),
+                    "last_update": pages.day(notices.last_arrival(s, pairs)),
                     "consent_id": own.id if own else None,
                     "linked": link is not None,
                 }
@@ -135,7 +134,7 @@ def my_sources() -> ResponseReturnValue:
     if subject is None:
         return redirect("/auth/login")
     lang = current_language()
-    return _page(
+    return pages.render(
         "sources.html",
         w=words(lang),
         sources=_sources(subject, lang),
@@ -231,7 +230,7 @@ def withdraw_page(code: str) -> ResponseReturnValue:
             abort(404)
         name = city.name_ja if lang == "ja" else city.name_en
         shared = erasure.plan(s, subject, municipality=code, children=True).shared_children
-    return _page(
+    return pages.render(
         "withdraw.html", w=words(lang), city=code, city_name=name, shared=shared, active=active
     )
 
@@ -293,7 +292,7 @@ def forget_arrivals(pairs: list[tuple[str, str]]) -> None:
 def problem_words(key: str, status: int = 400) -> ResponseReturnValue:
     """A readable error page with one of this module's messages."""
     lang = current_language()
-    return _page("life_error.html", status=status, code=status, message=words(lang)[key])
+    return pages.render("life_error.html", status=status, code=status, message=words(lang)[key])
 
 
 def provider_consents(subject: str) -> int:

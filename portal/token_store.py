@@ -30,7 +30,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -194,7 +194,7 @@ class TokenStore:
                         ),
                     )
                     .values(refreshing_since=now)
-                ).rowcount
+                ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult; the stubs say Result
             if claimed == 1:
                 return self._refresh(key, tokens, refresh, resource)
             if time.monotonic() > deadline:
@@ -247,10 +247,8 @@ class TokenStore:
         with self.db.session() as s:
             return s.execute(
                 delete(PortalTokens).where(PortalTokens.last_used_at < utcnow() - older_than)
-            ).rowcount
+            ).rowcount  # type: ignore[attr-defined]  # an DELETE's result is a CursorResult; the stubs say Result
 
 
 def _from_epoch(value: float) -> datetime:
-    from datetime import UTC
-
     return datetime.fromtimestamp(value, UTC)

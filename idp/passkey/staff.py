@@ -22,6 +22,7 @@ from idp.passkey.audit import audit
 from idp.passkey.errors import PasskeyError
 from idp.passkey.models import Staff, StaffSession
 from idp.tokens import aware, now_utc, sha256_hex
+from phr_core.csrf import new_token as new_csrf_token
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MAX_FAILED_LOGINS = 5
@@ -110,7 +111,7 @@ def sign_in(s: Session, login: str, password: str) -> StaffSignIn:
         audit(s, "staff_sign_in", "failure", code=code, staff_id=staff.id)
         raise PasskeyError(code)
     staff.failed_logins, staff.locked_until, staff.last_login_at = 0, None, now
-    handle, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    handle, csrf = secrets.token_urlsafe(32), new_csrf_token()
     s.add(
         StaffSession(
             id_hash=sha256_hex(handle),

@@ -10,8 +10,6 @@ with the staff session). Every action is audited (idp/passkey/audit.py)."""
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from datetime import timedelta
 from typing import TypeVar
 
@@ -28,6 +26,7 @@ from idp.passkey import codes, staff
 from idp.passkey.audit import audit
 from idp.passkey.errors import PasskeyError
 from idp.passkey.texts import texts
+from phr_core import csrf
 
 bp = Blueprint("passkey_staff", __name__, url_prefix="/staff", template_folder="templates")
 
@@ -53,7 +52,7 @@ def _secure() -> bool:
 
 def _login_page(error: PasskeyError | None = None) -> Response:
     lang = _lang()
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or csrf.new_token()
     resp = make_response(
         render_template(
             "passkey/staff_login.html",
@@ -82,8 +81,7 @@ def login_form() -> ResponseReturnValue:
 
 @bp.post("/login")
 def login() -> ResponseReturnValue:
-    sent, expected = request.form.get("csrf", ""), request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(sent, expected):
+    if not csrf.matches(csrf.sent(), request.cookies.get(LOGIN_CSRF_COOKIE)):
         return _login_page(PasskeyError("csrf"))
     with idp().db.session() as s:
         error: PasskeyError | None
@@ -164,7 +162,7 @@ def issue_code() -> ResponseReturnValue:
         if who is None:
             audit(s, "code_issue", "failure", code="staff_signed_out")
             error: PasskeyError | None = PasskeyError("staff_signed_out")
-        elif not hmac.compare_digest(request.form.get("csrf", ""), who.csrf):
+        elif not csrf.matches(csrf.sent(), who.csrf):
             audit(s, "code_issue", "failure", code="csrf", staff_id=who.staff_id)
             error = PasskeyError("csrf")
         else:
@@ -198,7 +196,7 @@ def issue_code() -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     with idp().db.session() as s:
         who = _staff(s)
-        if who is not None and hmac.compare_digest(request.form.get("csrf", ""), who.csrf):
+        if who is not None and csrf.matches(csrf.sent(), who.csrf):
             staff.sign_out(s, who)
     resp = redirect(f"/staff/login?lang={_lang()}")
     resp.delete_cookie(staff.COOKIE, path=staff.COOKIE_PATH)

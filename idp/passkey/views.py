@@ -12,7 +12,6 @@ Refusals are {"error", "message"} with the failure's status, each audited."""
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 
 from flask import (
@@ -24,7 +23,6 @@ from flask import (
     send_from_directory,
     url_for,
 )
-from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
@@ -37,6 +35,7 @@ from idp.passkey.audit import audit
 from idp.passkey.errors import PasskeyError
 from idp.passkey.texts import texts
 from idp.tokens import aware, now_utc, sha256_hex
+from phr_core import csrf
 
 bp = Blueprint("passkey", __name__, url_prefix="/passkey", template_folder="templates")
 STATIC = Path(__file__).with_name("static")
@@ -67,9 +66,7 @@ def _refuse(exc: PasskeyError, lang: str) -> Response:
 def _body() -> dict:
     if (request.content_length or 0) > MAX_BODY:
         raise PasskeyError("malformed_request")
-    sent = request.headers.get("X-CSRF-Token", "")
-    expected = flask_session.get("csrf", "")
-    if not expected or not hmac.compare_digest(sent, expected):
+    if not csrf.valid():  # the header X-CSRF-Token: this browser's IdP session's token
         raise PasskeyError("csrf")
     doc = request.get_json(silent=True)
     if not isinstance(doc, dict):

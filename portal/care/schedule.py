@@ -28,6 +28,7 @@ import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from typing import Any
 
 VACCINE_SYSTEM = "urn:phr-platform:code:vaccine"
 
@@ -455,7 +456,7 @@ def _pcv(base: Series, birth: date, doses: Sequence[Dose], today: date) -> Serie
         return base
     if start <= reach(birth, 12):
         return replace(base, doses=(d1, d2, booster))
-    late = dict(min_age_m=12, legal_until_m=60)
+    late: dict[str, Any] = dict(min_age_m=12, legal_until_m=60)
     if start <= reach(birth, 24):
         return replace(base, doses=(M("1回目", "dose 1", **late),
                                     M("2回目", "dose 2", after_prev_d=60, **late)))  # fmt: skip
@@ -499,7 +500,7 @@ def _one(
     live_given: list[date],
     today: date,
 ) -> DoseStatus:
-    base = dict(
+    base: dict[str, Any] = dict(
         series=series.key, name_ja=series.name_ja, name_en=series.name_en, number=i + 1,
         label=rule.label, label_en=rule.label_en,
     )  # fmt: skip
@@ -519,13 +520,13 @@ def _one(
         projected.append(given[i])
         closed.append(False)
         return DoseStatus(**base, status=DONE, given_on=given[i], standard_from=std_from,
-                          standard_until=std_until, legal_until=legal_until)  # type: ignore[arg-type]  # fmt: skip
+                          standard_until=std_until, legal_until=legal_until)  # fmt: skip
     notes: list[str] = []
     earliest = _age_day(birth, rule.min_age_m, rule.min_age_d)
     if rule.fiscal_age_from is not None:
         earliest = max(earliest, date(_fiscal_turning(birth, rule.fiscal_age_from), 4, 1))
-    if rule.school_year_before_entry:
-        earliest = max(earliest, std_from)  # type: ignore[arg-type]
+    if rule.school_year_before_entry and std_from is not None:  # (set above in that case)
+        earliest = max(earliest, std_from)
     dependent = i > 0 and not rule.independent
     if dependent and (rule.after_prev_d or rule.after_prev_m):
         anchor = projected[(rule.after_dose or i) - 1]
@@ -553,7 +554,8 @@ def _one(
     closed.append(status == CLOSED)
     projected.append(max(earliest, today) if status != CLOSED else earliest)
     return DoseStatus(**base, status=status, earliest=earliest, standard_from=std_from,
-                      standard_until=std_until, legal_until=legal_until, notes=tuple(notes))  # type: ignore[arg-type]  # fmt: skip
+                      standard_until=std_until, legal_until=legal_until,
+                      notes=tuple(notes))  # fmt: skip
 
 
 def _legal_until(rule: Rule, birth: date) -> date | None:
@@ -608,7 +610,7 @@ def codes_of(immunization: dict) -> list[str]:
 
 def doses_from(immunizations: Iterable[dict]) -> list[Dose]:
     """Recorded doses from FHIR Immunizations (completed ones with a date)."""
-    out = []
+    out: list[Dose] = []
     for imm in immunizations:
         if imm.get("status", "completed") != "completed":
             continue

@@ -45,15 +45,15 @@ class Platform:
 
 @contextmanager
 def running(settings: Settings) -> Iterator[Platform]:
-    from consent import app as consent_app_module
     from idp import app as idp_app_module
     from phr_server import app as fhir_app_module
+    from portal import app as portal_app_module
 
     load_all(settings, family=True)
     idp_app_module.prepare(settings)
     apps = {
         "idp": idp_app_module.create_app(settings),
-        "consent": consent_app_module.create_app(settings),
+        "consent": portal_app_module.create_app(settings),
         "fhir": fhir_app_module.create_app(settings),
     }
     servers = []

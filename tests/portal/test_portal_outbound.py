@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from phr_core.config import load_settings
-from portal import auth
+from portal import idp_client
 from tests.conftest import make_environ
 from tests.listener import listening
 
@@ -28,13 +28,16 @@ def test_a_members_endpoints_at_an_internal_address_are_not_fetched_in_productio
     tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     with listening() as witness, _app(tmp_path, production=True).app_context():
-        auth._cache.clear()
-        with pytest.raises(auth.SignInError) as refused:
-            auth._fetch_json(witness.url + "/.well-known/openid-configuration")
+        idp_client.forget_metadata()
+        with pytest.raises(idp_client.SignInError) as refused:
+            idp_client.fetch_json(witness.url + "/.well-known/openid-configuration")
         assert refused.value.status == 503
-        with pytest.raises(auth.SignInError):
-            # the home IdP's client authentication, at an endpoint a discovery document named
-            auth._post_token(witness.url + "/token", {"grant_type": "x"}, auth.settings().issuer)
+        home = idp_client.settings().issuer
+        # Authlib's token request, with the home IdP's client authentication, at an endpoint
+        # a discovery document named: the same fetcher refuses it.
+        with pytest.raises(idp_client.SignInError) as refused:
+            idp_client.token_request(home, witness.url + "/token", "x")
+        assert refused.value.status == 503
         assert witness.connections == 0
 
 
@@ -43,6 +46,12 @@ def test_in_development_the_same_fetch_reaches_loopback(tmp_path) -> None:  # ty
         listening(body=b'{"issuer": "x"}') as idp,
         _app(tmp_path, production=False).app_context(),
     ):
-        auth._cache.clear()
-        assert auth._fetch_json(idp.url + "/.well-known/openid-configuration") == {"issuer": "x"}
+        idp_client.forget_metadata()
+        assert idp_client.fetch_json(idp.url + "/.well-known/openid-configuration") == {
+            "issuer": "x"
+        }
         assert idp.connections == 1
+        # Authlib's token request goes through the same fetcher and reaches it too.
+        issuer = idp_client.settings().issuer
+        assert idp_client.token_request(issuer, idp.url + "/token", "x") == {"issuer": "x"}
+        assert idp.connections == 2

@@ -18,13 +18,13 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from consent import app as consent_app_module
 from idp import app as idp_app_module
 from idp import demo as idp_demo
 from idp.clients import upsert_static
 from launcher.demo import connector_jwk, load_all
 from phr_core.config import Settings
 from phr_core.db import Database
+from portal import app as portal_app_module
 from portal.app import PORTAL_SESSION_COOKIE
 from tests.conftest import make_environ
 
@@ -83,7 +83,7 @@ def platform(migrated: Settings) -> Iterator[Platform]:
     finally:
         db.dispose()
     idp_app = idp_app_module.create_app(settings)
-    portal_app = consent_app_module.create_app(settings)
+    portal_app = portal_app_module.create_app(settings)
     servers = [
         _serve(idp_app, int(settings.urls["idp"].rsplit(":", 1)[1])),
         _serve(portal_app, int(settings.urls["consent"].rsplit(":", 1)[1])),
@@ -327,11 +327,11 @@ def test_id_token_checks(consent_app: object, monkeypatch: pytest.MonkeyPatch) -
     from joserfc import jwt
     from joserfc.jwk import ECKey, KeySet
 
-    from portal import auth
+    from portal import auth, idp_client
 
     key = ECKey.generate_key("P-256", parameters={"kid": "idp-1"})
     other = ECKey.generate_key("P-256", parameters={"kid": "idp-1"})
-    monkeypatch.setattr(auth, "_key_set", lambda meta, fresh=False: KeySet([key]))
+    monkeypatch.setattr(idp_client, "key_set", lambda meta, fresh=False: KeySet([key]))
     with consent_app.test_request_context("/"):  # type: ignore[attr-defined]
         meta = {"issuer": auth.settings().issuer, "jwks_uri": "unused"}
         now = int(time.time())
