@@ -37,7 +37,7 @@ from consent.models import PatientLink
 from idp.authority_sim.ca import init_authority
 from idp.card.models import CardBinding
 from idp.card.profile import AUTH, SIGN, BasicAttributes, fingerprint
-from idp.card.sessions import CardServices, _store_attributes
+from idp.card.services import CardServices, store_attributes
 from idp.card.vcard import VirtualCard
 from idp.models import Person
 from idp.subjects import PHR_SECTOR, PairwiseSubjects
@@ -191,7 +191,7 @@ def _enroll(settings: Settings, box: Sandbox, citizen: Citizen) -> str:
                             binding_method="enrollment",
                         )
                     )
-            _store_attributes(s, services, person_id, BasicAttributes(**citizen.attributes))
+            store_attributes(s, services, person_id, BasicAttributes(**citizen.attributes))
             return PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")).subject(
                 s, PHR_SECTOR, person_id
             )

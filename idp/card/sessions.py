@@ -35,14 +35,10 @@ from idp.card.errors import CardError
 from idp.card.mapping import binding, map_to_person
 from idp.card.models import CardAudit, CardSession
 from idp.card.profile import AUTH, SIGN, signed_data, spki_sha256
-from idp.card.services import CardServices, store_attributes
+from idp.card.services import CardServices
 from idp.card.verify import VerifiedCertificate
 from idp.orm import rowcount
 from phr_core.db import Database
-
-# Transitional: launcher.sandbox still imports this private name; the public one is
-# idp.card.services.store_attributes (remove the alias once the launcher imports that).
-_store_attributes = store_attributes
 
 log = logging.getLogger(__name__)
 
