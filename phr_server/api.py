@@ -1,12 +1,10 @@
-"""The FHIR REST routes. Each one is: authenticate → decide (policy.py) → repository → answer
-with stored JSON bytes → AuditEvent. Errors are OperationOutcomes."""
+"""The FHIR REST routes. Each one is: authenticate (authn.py) → the policy point
+(phr_server.policy) → repository → answer with stored JSON bytes → AuditEvent. Errors are
+OperationOutcomes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC
 from email.utils import format_datetime
@@ -18,13 +16,23 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, text
 
 from phr_core import bounded_json, budgets, jsonbytes
-from phr_core.tokens import AccessToken, InvalidToken
 from phr_core.webapp import database, settings
-from phr_server import arrivals, audit, dpop, pairwise, repository, search, tenants, transaction
+from phr_server import (
+    arrivals,
+    audit,
+    authn,
+    dpop,
+    pairwise,
+    policy,
+    repository,
+    search,
+    transaction,
+)
 from phr_server.audit_batch import AuditBatch, AuditUnavailable
 from phr_server.claims import Raced
+from phr_server.dates import instant
 from phr_server.indexing import TYPES
-from phr_server.policy import Access, ConsentUnavailable, Denied, decide
+from phr_server.policy import Access, ConsentUnavailable, Denied, NotServed
 from phr_server.repository import Conflict, Found, NotFound, Repository
 from phr_server.validation import Invalid
 
@@ -103,62 +111,33 @@ def audit_batch() -> AuditBatch:
 # --- authentication -----------------------------------------------------------------------
 
 
-class TokenCache:
-    """Verified tokens, by SHA-256 of the token, for up to a minute (never past `exp`): the
-    signature check costs more than everything else of a read. Consent is still asked per
-    request (through its cache). When full, the oldest entries make room (insertion order),
-    not the whole cache."""
-
-    def __init__(self, size: int = 4096, ttl: float = 60.0) -> None:
-        self.size, self.ttl = size, ttl
-        self._items: dict[str, tuple[float, AccessToken]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, raw: str, verify: Callable[[str], AccessToken]) -> AccessToken:
-        key = hashlib.sha256(raw.encode()).hexdigest()
-        now = time.time()
-        hit = self._items.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        token = verify(raw)
-        with self._lock:
-            self._items.pop(key, None)
-            while len(self._items) >= self.size:
-                del self._items[next(iter(self._items))]
-            self._items[key] = (min(now + self.ttl, token.expires_at), token)
-        return token
-
-
-def authenticate(s: Any) -> Access:
-    header = request.headers.get("Authorization", "")
-    scheme, _, raw = header.partition(" ")
-    scheme, raw = scheme.lower(), raw.strip()
-    if scheme not in ("bearer", "dpop") or not raw:
-        raise Problem(401, "login", "an access token is required (Bearer or DPoP)")
+def authenticate(s: Any, action: policy.Action, rtype: str | None = None) -> Access:
+    """The request's Access from the policy point, for `action` on `rtype`, or a Problem."""
+    try:
+        token, raw = authn.credentials()
+    except authn.Unauthenticated as exc:
+        raise Problem(401, "login", str(exc), dpop_error=exc.dpop_error) from None
     ext = current_app.extensions
+    sources = policy.Sources(ext["phr_consent"], ext["phr_patients"], settings())
     try:
-        token = ext["phr_token_cache"].get(raw, ext["phr_verifier"].verify)
-    except InvalidToken as exc:
-        raise Problem(401, "login", str(exc)) from None
-    try:
-        dpop.check(scheme, raw, token)
-    except dpop.ProofRefused as exc:
-        raise Problem(401, "login", str(exc), dpop_error=exc.error) from None
-    try:
-        access = decide(token, raw, ext["phr_consent"], ext["phr_patients"], s)
+        access = policy.authorize(token, raw, action, rtype, sources, s)
     except Denied as exc:
         raise Problem(403, "forbidden", str(exc)) from None
+    except NotServed as exc:
+        raise Problem(404, "not-supported", str(exc)) from None
     except ConsentUnavailable as exc:
         raise Problem(503, "transient", str(exc)) from None
     access.ids = pairwise.ids_for(token, ext["phr_cursor_key"])
     return access
 
 
-def handle(
-    subtype: str, fn: Callable[[Any, Access], tuple[Response, list[str], set[str]]]
-) -> Response:
-    """Run `fn` with the request's Access, turn errors into OperationOutcomes and write the
-    AuditEvent (also for failures once the caller is known).
+Run = Callable[[Any, Access], tuple[Response, list[str], set[str]]]
+
+
+def handle(subtype: str, action: policy.Action, rtype: str | None, fn: Run) -> Response:
+    """Run `fn` with the request's Access for `action` on `rtype` (the policy point decides
+    before `fn` runs, so no route checks scopes itself), turn errors into OperationOutcomes
+    and write the AuditEvent (also for failures once the caller is known).
 
     A read runs on a plain connection that commits each statement by itself (on PostgreSQL:
     no BEGIN and COMMIT round trips, and no ORM session to set up); once that connection is
@@ -174,7 +153,7 @@ def handle(
             try:
                 unit = read_engine().connect() if reading else db.session()
                 with unit as s:
-                    access = authenticate(s)
+                    access = authenticate(s, action, rtype)
                     resp, refs, patients = fn(s, access)
                     events = _write_audit(s, access, subtype, "0", refs, patients, reading)
                 audit_batch().commit(events)
@@ -307,11 +286,6 @@ def _body(access: Access | None, f: Found) -> bytes:
     return pairwise.resource_out(access.ids, access.token, f.rtype, f.body)
 
 
-def _check_type(rtype: str) -> None:
-    if rtype not in TYPES:
-        raise Problem(404, "not-supported", f"resource type {rtype!r} is not served here")
-
-
 def _patients_for(s: Any, access: Access, refs: list[tuple[str, str]]) -> set[str]:
     """The Patients (of those the request may reach) whose records `refs` are, for the audit.
     Every ref here passed `Access.visible`, which for compartment types means it belongs to
@@ -332,8 +306,6 @@ def _patients_for(s: Any, access: Access, refs: list[tuple[str, str]]) -> set[st
 @bp.get("/<rtype>/<rid>")
 def read(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _check_type(rtype)
-        access.require(rtype, "r")
         real = _real(access, rtype, rid)
         f = repo().read(s, access, rtype, real)
         return (
@@ -342,14 +314,12 @@ def read(rtype: str, rid: str) -> ResponseReturnValue:
             _patients_for(s, access, [(rtype, real)]),
         )
 
-    return handle("read", run)
+    return handle("read", "read", rtype, run)
 
 
 @bp.get("/<rtype>/<rid>/_history/<vid>")
 def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _check_type(rtype)
-        access.require(rtype, "r")
         if not (vid.isascii() and vid.isdigit()) or len(vid) > 9:  # `²`.isdigit() is True
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
         real = _real(access, rtype, rid)
@@ -361,14 +331,12 @@ def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
             _patients_for(s, access, [(rtype, real)]),
         )
 
-    return handle("vread", run)
+    return handle("vread", "read", rtype, run)
 
 
 @bp.get("/<rtype>/<rid>/_history")
 def history(rtype: str, rid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _check_type(rtype)
-        access.require(rtype, "r")
         real = _real(access, rtype, rid)
         versions = repo().history(s, access, rtype, real)
         self_link = f"{base_url()}/{rtype}/{rid}/_history"  # the id as the caller named it
@@ -376,14 +344,12 @@ def history(rtype: str, rid: str) -> ResponseReturnValue:
         body = bundle_bytes("history", entries, {"self": self_link}, access=access)
         return fhir(body), [f"{rtype}/{real}"], _patients_for(s, access, [(rtype, real)])
 
-    return handle("history-instance", run)
+    return handle("history-instance", "read", rtype, run)
 
 
 @bp.get("/<rtype>")
 def search_type(rtype: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _check_type(rtype)
-        access.require(rtype, "s")
         args = list(request.args.items(multi=True))
         asked = args
         if access.ids is not None:  # an app's ids and values, mapped back to the stored ones
@@ -408,13 +374,12 @@ def search_type(rtype: str) -> ResponseReturnValue:
         patients = _patients_for(s, access, [(f.rtype, f.id) for f, _ in entries])
         return fhir(bundle_bytes("searchset", entries, links, access=access)), refs, patients
 
-    return handle("search-type", run)
+    return handle("search-type", "search", rtype, run)
 
 
 @bp.get("/Patient/<pid>/$everything")
 def everything(pid: str) -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        access.require("Patient", "r")
         cut: list[str] = []
         real = _real(access, "Patient", pid)
         found = repo().everything(s, access, real, cut)
@@ -423,7 +388,7 @@ def everything(pid: str) -> ResponseReturnValue:
         body = bundle_bytes("searchset", entries, links, _cut_notice(cut), access=access)
         return fhir(body), [f.ref for f in found], {real}
 
-    return handle("operation", run)
+    return handle("operation", "read", "Patient", run)
 
 
 def _cut_notice(cut: list[str]) -> bytes | None:
@@ -498,14 +463,13 @@ def bundle_bytes(
 @bp.post("/")
 def transaction_endpoint() -> ResponseReturnValue:
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _may_write(access)
         bundle = _json_body()
         result = transaction.process(s, repo(), access, bundle)
         arrivals.collect(s, result.patients)
         g.phr_compartments = result.compartments  # for its AuditEvents (_audit_events)
         return _transaction_response(result), result.touched, result.patients
 
-    resp = handle("transaction", run)
+    resp = handle("transaction", "write", None, run)
     arrivals.flush(resp.status_code)  # after the commit: whose records arrived (arrivals.py)
     return resp
 
@@ -515,8 +479,6 @@ def update(rtype: str, rid: str) -> ResponseReturnValue:
     """A single update, with `If-Match`, as a one-entry transaction."""
 
     def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _may_write(access)
-        _check_type(rtype)
         resource = _json_body()
         if isinstance(resource, dict) and resource.get("id") not in (None, rid):
             raise Problem(400, "invalid", "the resource's id differs from the URL")
@@ -543,18 +505,9 @@ def update(rtype: str, rid: str) -> ResponseReturnValue:
         arrivals.collect(s, result.patients)
         return fhir(body, status, _etag_headers(f)), result.touched, result.patients
 
-    resp = handle("update", run)
+    resp = handle("update", "write", rtype, run)
     arrivals.flush(resp.status_code)
     return resp
-
-
-def _may_write(access: Access) -> None:
-    """Only connectors write, and only for a municipality this server serves (tenants.py)."""
-    if not access.system:
-        raise Denied("only system clients (connectors) write")
-    why = tenants.refusal(settings(), [access.municipality or ""])
-    if why:
-        raise Denied(why)
 
 
 def _json_body() -> Any:
@@ -589,12 +542,8 @@ def _transaction_response(result: transaction.Result) -> Response:
 
 
 def _instant(f: Found) -> str:
-    from phr_server.dates import instant
-
     dt = f.last_updated
     if dt.tzinfo is None:
-        from datetime import UTC
-
         dt = dt.replace(tzinfo=UTC)
     return instant(dt)
 

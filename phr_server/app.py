@@ -18,11 +18,11 @@ from phr_core.sealing import own_key
 from phr_core.secrets import derive_key
 from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
 from phr_core.webapp import build_app, settings
-from phr_server.api import TokenCache
 from phr_server.api import bp as api_bp
 from phr_server.arrivals import SCOPE as ARRIVALS_SCOPE
 from phr_server.arrivals import ArrivalNotifier
 from phr_server.audit_batch import AuditBatch
+from phr_server.authn import TokenCache
 from phr_server.erase import bp as erase_bp
 from phr_server.metadata import bp as metadata_bp
 from phr_server.policy import (

@@ -1,5 +1,5 @@
 """The repository: every way a resource leaves the database goes through here, and each one
-takes its SQL condition from `Access.visible()` (policy.py). Writes are `put()`; the index
+takes its SQL condition from `Access.visible()` (phr_server.policy). Writes are `put()`; the index
 tables, history and the sealed body change together in the caller's transaction."""
 
 from __future__ import annotations

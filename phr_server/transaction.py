@@ -32,7 +32,7 @@ from phr_server.dates import instant
 from phr_server.indexing import TYPES
 from phr_server.issues import issue
 from phr_server.models import StoredResource, TokenIndex, utcnow
-from phr_server.policy import Access
+from phr_server.policy import Access, check
 from phr_server.repository import Found, Repository, new_id
 from phr_server.validation import REF_RE, Invalid, validate
 
@@ -374,7 +374,7 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
                 [issue(f"{p}.request", f"entries {taken[ref]} and {i} address the same resource")]
             )
         taken[ref] = i
-        access.require(rtype, "u" if prev is not None and not existing_only else "c")
+        check(access, "update" if prev is not None and not existing_only else "create", rtype)
         res["id"] = rid
         full = entries[i].get("fullUrl")
         if isinstance(full, str) and full.startswith("urn:uuid:"):
