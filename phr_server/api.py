@@ -5,7 +5,7 @@ OperationOutcomes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
@@ -131,7 +131,9 @@ def authenticate(s: Any, action: policy.Action, rtype: str | None = None) -> Acc
     return access
 
 
-Run = Callable[[Any, Access], tuple[Response, list[str], set[str]]]
+# A route's answer: the response, the references it touched, the Patients they belong to.
+Answer = tuple[Response, list[str], set[str]]
+Run = Callable[[Any, Access], Answer]
 
 
 def handle(subtype: str, action: policy.Action, rtype: str | None, fn: Run) -> Response:
@@ -305,7 +307,7 @@ def _patients_for(s: Any, access: Access, refs: list[tuple[str, str]]) -> set[st
 
 @bp.get("/<rtype>/<rid>")
 def read(rtype: str, rid: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+    def run(s: Any, access: Access) -> Answer:
         real = _real(access, rtype, rid)
         f = repo().read(s, access, rtype, real)
         return (
@@ -319,7 +321,7 @@ def read(rtype: str, rid: str) -> ResponseReturnValue:
 
 @bp.get("/<rtype>/<rid>/_history/<vid>")
 def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+    def run(s: Any, access: Access) -> Answer:
         if not (vid.isascii() and vid.isdigit()) or len(vid) > 9:  # `²`.isdigit() is True
             raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
         real = _real(access, rtype, rid)
@@ -336,7 +338,7 @@ def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
 
 @bp.get("/<rtype>/<rid>/_history")
 def history(rtype: str, rid: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+    def run(s: Any, access: Access) -> Answer:
         real = _real(access, rtype, rid)
         versions = repo().history(s, access, rtype, real)
         self_link = f"{base_url()}/{rtype}/{rid}/_history"  # the id as the caller named it
@@ -349,7 +351,7 @@ def history(rtype: str, rid: str) -> ResponseReturnValue:
 
 @bp.get("/<rtype>")
 def search_type(rtype: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+    def run(s: Any, access: Access) -> Answer:
         args = list(request.args.items(multi=True))
         asked = args
         if access.ids is not None:  # an app's ids and values, mapped back to the stored ones
@@ -379,7 +381,7 @@ def search_type(rtype: str) -> ResponseReturnValue:
 
 @bp.get("/Patient/<pid>/$everything")
 def everything(pid: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+    def run(s: Any, access: Access) -> Answer:
         cut: list[str] = []
         real = _real(access, "Patient", pid)
         found = repo().everything(s, access, real, cut)
@@ -416,7 +418,7 @@ def _cut_notice(cut: list[str]) -> bytes | None:
 
 def bundle_bytes(
     btype: str,
-    entries: list[tuple[Found, str | None]],
+    entries: Sequence[tuple[Found, str | None]],
     links: dict[str, str],
     extra: bytes | None = None,
     access: Access | None = None,
@@ -424,7 +426,7 @@ def bundle_bytes(
     """A Bundle around stored bytes, without parsing them (`extra`: one more entry's JSON);
     for an app, each resource and reference in its sector's ids (`access.ids`)."""
     base = base_url()
-    head = {
+    head: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": btype,
         "link": [{"relation": k, "url": v} for k, v in links.items()],
@@ -462,7 +464,7 @@ def bundle_bytes(
 
 @bp.post("/")
 def transaction_endpoint() -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+    def run(s: Any, access: Access) -> Answer:
         bundle = _json_body()
         result = transaction.process(s, repo(), access, bundle)
         arrivals.collect(s, result.patients)
@@ -478,7 +480,7 @@ def transaction_endpoint() -> ResponseReturnValue:
 def update(rtype: str, rid: str) -> ResponseReturnValue:
     """A single update, with `If-Match`, as a one-entry transaction."""
 
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
+    def run(s: Any, access: Access) -> Answer:
         resource = _json_body()
         if isinstance(resource, dict) and resource.get("id") not in (None, rid):
             raise Problem(400, "invalid", "the resource's id differs from the URL")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, Response
 from flask.typing import ResponseReturnValue
@@ -62,7 +63,7 @@ def operation_outcome(exc: HTTPException) -> Response:
     return Response(json.dumps(body), status=code, content_type=FHIR_JSON)
 
 
-def _async_commit(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _async_commit(dbapi_conn: Any, _record: Any) -> None:
     autocommit = dbapi_conn.autocommit
     dbapi_conn.autocommit = True
     dbapi_conn.execute("SET synchronous_commit = off")

@@ -37,18 +37,26 @@ from phr_core.identifiers import pseudonym_system
 from phr_core.webapp import database, settings
 from phr_server import audit, tenants
 from phr_server.api import Problem, authenticate, outcome, repo
-from phr_server.models import Compartment, DateIndex, ResourceVersion, StoredResource, TokenIndex
+from phr_server.models import (
+    Compartment,
+    DateIndex,
+    ResourceVersion,
+    StoredResource,
+    TokenIndex,
+    rowcount,
+    table_of,
+)
 from phr_server.policy import Access
 
 PSEUDONYM_PREFIX = "urn:phr-platform:pseudonym:"
 MAX_PATIENTS = 100
 KEPT_TYPES = ("AuditEvent", "Provenance")
 
-R = StoredResource.__table__
-V = ResourceVersion.__table__
-C = Compartment.__table__
-T = TokenIndex.__table__
-D = DateIndex.__table__
+R = table_of(StoredResource)
+V = table_of(ResourceVersion)
+C = table_of(Compartment)
+T = table_of(TokenIndex)
+D = table_of(DateIndex)
 
 bp = Blueprint("fhir_erase", __name__)
 
@@ -162,9 +170,9 @@ def erase(s: Session, pids: list[str]) -> Erased:
     s.execute(delete(C).where(C.c.patient_id.in_(pids), C.c.resource_type == "Provenance"))
     for chunk in _chunks(doomed):
         key = tuple_(R.c.resource_type, R.c.id).in_(chunk)
-        result.resources += s.execute(delete(R).where(key)).rowcount or 0
-        result.versions += (
-            s.execute(delete(V).where(tuple_(V.c.resource_type, V.c.id).in_(chunk))).rowcount or 0
+        result.resources += rowcount(s.execute(delete(R).where(key)))
+        result.versions += rowcount(
+            s.execute(delete(V).where(tuple_(V.c.resource_type, V.c.id).in_(chunk)))
         )
         for table in (T, D, C):
             s.execute(

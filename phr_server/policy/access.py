@@ -12,12 +12,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from phr_core.pairwise_ids import SectorIds
 from phr_core.tokens import AccessToken
 from phr_server.indexing import TYPES
-from phr_server.models import Compartment, StoredResource
+from phr_server.models import Compartment, StoredResource, table_of
 from phr_server.policy.scopes import Scope
 from phr_server.search import token_clause  # granular scopes are search criteria
 
-R = StoredResource.__table__
-C = Compartment.__table__
+R = table_of(StoredResource)
+C = table_of(Compartment)
 
 
 @dataclass

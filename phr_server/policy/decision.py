@@ -29,13 +29,13 @@ from sqlalchemy import select
 
 from phr_core.identifiers import patient_id, pseudonym_system
 from phr_core.tokens import AccessToken
-from phr_server.models import TokenIndex
+from phr_server.models import TokenIndex, table_of
 from phr_server.policy.access import Access
 from phr_server.policy.consent_client import CONSENT_TTL_S, ConsentDirectory, PatientLink
 from phr_server.policy.errors import Denied
 from phr_server.policy.scopes import Scope, narrowed, parsed, read_only
 
-T = TokenIndex.__table__
+T = table_of(TokenIndex)
 
 
 class PatientResolver:
