@@ -19,7 +19,6 @@ from phr_core.sealing import own_key
 from phr_core.secrets import derive_key
 from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
 from phr_core.webapp import build_app, settings
-from phr_server.api import bp as api_bp
 from phr_server.arrivals import SCOPE as ARRIVALS_SCOPE
 from phr_server.arrivals import ArrivalNotifier
 from phr_server.audit_batch import AuditBatch
@@ -32,8 +31,10 @@ from phr_server.policy import (
     HttpConsentDirectory,
     PatientResolver,
 )
+from phr_server.reads import bp as reads_bp
 from phr_server.repository import Repository
 from phr_server.storage import Keyring
+from phr_server.writes import bp as writes_bp
 
 FHIR_JSON = "application/fhir+json"
 
@@ -81,7 +82,7 @@ def create_app(
     app = build_app(
         "fhir",
         settings,
-        [bp, metadata_bp, erase_bp, api_bp, publish.blueprint("fhir")],
+        [bp, metadata_bp, erase_bp, reads_bp, writes_bp, publish.blueprint("fhir")],
         render_error=operation_outcome,
     )
     s: Settings = app.extensions["phr_settings"]
