@@ -35,28 +35,19 @@ from sqlalchemy.orm import Session
 from phr_core import bounded_json
 from phr_core.identifiers import pseudonym_system
 from phr_core.webapp import database, settings
-from phr_server import audit, tenants
+from phr_server import audit, models, tenants
 from phr_server.api import Problem, authenticate, outcome, repo
-from phr_server.models import (
-    Compartment,
-    DateIndex,
-    ResourceVersion,
-    StoredResource,
-    TokenIndex,
-    rowcount,
-    table_of,
-)
 from phr_server.policy import Access
 
 PSEUDONYM_PREFIX = "urn:phr-platform:pseudonym:"
 MAX_PATIENTS = 100
 KEPT_TYPES = ("AuditEvent", "Provenance")
 
-R = table_of(StoredResource)
-V = table_of(ResourceVersion)
-C = table_of(Compartment)
-T = table_of(TokenIndex)
-D = table_of(DateIndex)
+R = models.table_of(models.StoredResource)
+V = models.table_of(models.ResourceVersion)
+C = models.table_of(models.Compartment)
+T = models.table_of(models.TokenIndex)
+D = models.table_of(models.DateIndex)
 
 bp = Blueprint("fhir_erase", __name__)
 
@@ -170,8 +161,8 @@ def erase(s: Session, pids: list[str]) -> Erased:
     s.execute(delete(C).where(C.c.patient_id.in_(pids), C.c.resource_type == "Provenance"))
     for chunk in _chunks(doomed):
         key = tuple_(R.c.resource_type, R.c.id).in_(chunk)
-        result.resources += rowcount(s.execute(delete(R).where(key)))
-        result.versions += rowcount(
+        result.resources += models.rowcount(s.execute(delete(R).where(key)))
+        result.versions += models.rowcount(
             s.execute(delete(V).where(tuple_(V.c.resource_type, V.c.id).in_(chunk)))
         )
         for table in (T, D, C):

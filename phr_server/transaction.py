@@ -84,16 +84,6 @@ class Target:
         return f"Bundle.entry[{self.index}]"
 
 
-@dataclass
-class Plan:
-    """What the Bundle will write, as step 3 worked it out."""
-
-    targets: list[Target]
-    claims: dict[Key, str] = field(default_factory=dict)  # conditional creates' (claims.py)
-    urn_refs: dict[str, str] = field(default_factory=dict)  # urn:uuid: → Type/id
-    taken: dict[str, int] = field(default_factory=dict)  # Type/id → entry index
-
-
 def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result:
     """Apply a transaction Bundle or raise Invalid / PreconditionFailed / Denied. The steps run
     in this order, each refusing (with every problem it can name) before the next runs."""
@@ -227,6 +217,16 @@ def _find(
         if t.rid is None and t.rtype == "Patient" and t.cond[0] == pseudonym_system(muni):
             t.rid = patient_id(muni, t.cond[1])
     return lookup.rows({(t.rtype, t.rid) for t in targets if t.rid})
+
+
+@dataclass
+class Plan:
+    """What the Bundle will write, as step 3 worked it out."""
+
+    targets: list[Target]
+    claims: dict[Key, str] = field(default_factory=dict)  # conditional creates' (claims.py)
+    urn_refs: dict[str, str] = field(default_factory=dict)  # urn:uuid: → Type/id
+    taken: dict[str, int] = field(default_factory=dict)  # Type/id → entry index
 
 
 def _plan(
