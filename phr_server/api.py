@@ -28,7 +28,7 @@ from phr_server import (
 from phr_server.audit_batch import AuditBatch, AuditUnavailable
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
-from phr_server.policy import Access, ConsentUnavailable, Denied, NotServed
+from phr_server.policy import Access, ConsentUnavailable, Denied, NotServed, Refused
 from phr_server.repository import Conflict, Found, NotFound, Repository
 from phr_server.validation import Invalid
 
@@ -44,11 +44,13 @@ class Problem(Exception):
         diagnostics: str,
         issues: list | None = None,
         dpop_error: str | None = None,
+        access: Access | None = None,  # who was refused, when known: audited (handle)
     ):
         super().__init__(diagnostics)
         self.status, self.code, self.diagnostics = status, code, diagnostics
         self.issues = issues
         self.dpop_error = dpop_error
+        self.access = access
 
 
 def outcome(
@@ -113,15 +115,17 @@ def authenticate(s: Any, action: policy.Action, rtype: str | None = None) -> Acc
         raise Problem(401, "login", str(exc), dpop_error=exc.dpop_error) from None
     ext = current_app.extensions
     sources = policy.Sources(ext["phr_consent"], ext["phr_patients"], settings())
+    ids = pairwise.ids_for(token, ext["phr_cursor_key"])
     try:
         access = policy.authorize(token, raw, action, rtype, sources, s)
-    except Denied as exc:
-        raise Problem(403, "forbidden", str(exc)) from None
-    except NotServed as exc:
-        raise Problem(404, "not-supported", str(exc)) from None
+    except Refused as exc:
+        if exc.access is not None:
+            exc.access.ids = ids
+        status, code = (404, "not-supported") if isinstance(exc, NotServed) else (403, "forbidden")
+        raise Problem(status, code, str(exc), access=exc.access) from None
     except ConsentUnavailable as exc:
         raise Problem(503, "transient", str(exc)) from None
-    access.ids = pairwise.ids_for(token, ext["phr_cursor_key"])
+    access.ids = ids
     return access
 
 
@@ -159,6 +163,7 @@ def handle(subtype: str, action: policy.Action, rtype: str | None, fn: Run) -> R
                     raise Conflict(str(exc)) from None
         raise AssertionError("unreachable")
     except Problem as p:
+        access = access or p.access
         resp = outcome(p.status, p.code, p.diagnostics, p.issues, p.dpop_error)
     except NotFound as exc:
         # An app is told only about the id it asked for, never the stored one behind it.

@@ -19,7 +19,7 @@ from phr_server.policy.consent_client import (
     PatientLink,
 )
 from phr_server.policy.decision import PatientResolver, decide, launch_reach
-from phr_server.policy.errors import ConsentUnavailable, Denied, NotServed
+from phr_server.policy.errors import ConsentUnavailable, Denied, NotServed, Refused
 from phr_server.policy.point import ERASE_SCOPE, Action, Sources, authorize, check
 from phr_server.policy.scopes import Scope, parse_scope
 
@@ -38,6 +38,7 @@ __all__ = [
     "NotServed",
     "PatientLink",
     "PatientResolver",
+    "Refused",
     "Scope",
     "Sources",
     "authorize",

@@ -48,7 +48,8 @@ def authorize(
 ) -> Access:
     """The request's Access if `token` may do `action` (on `rtype`, when the request names
     one), else Denied (403), NotServed (404) or ConsentUnavailable (503). The token is already
-    verified, with its DPoP proof (phr_server.authn)."""
+    verified, with its DPoP proof (phr_server.authn). A refusal of what the caller asked, once
+    the decision knows who they are, carries their Access (for the audit)."""
     if action == "erase":  # the consent service itself asks: no grant to look up
         return _eraser(token, raw_token, sources.settings)
     access = decide(token, raw_token, sources.consent, sources.patients, session)
@@ -56,7 +57,7 @@ def authorize(
         _may_write(access, sources.settings)
     if rtype is not None:
         if rtype not in TYPES:
-            raise NotServed(f"resource type {rtype!r} is not served here")
+            raise NotServed(f"resource type {rtype!r} is not served here", access)
         if action != "write":  # a write is checked per entry, by what it does (transaction.py)
             check(access, action, rtype)
     return access
@@ -65,16 +66,16 @@ def authorize(
 def check(access: Access, action: Verb, rtype: str) -> None:
     """Denied unless the request's scopes allow `action` on `rtype`."""
     if not access.allows(rtype, PERMS[action]):
-        raise Denied(f"the token's scopes do not allow {action} of {rtype}")
+        raise Denied(f"the token's scopes do not allow {action} of {rtype}", access)
 
 
 def _may_write(access: Access, settings: Settings) -> None:
     """Only connectors write, and only for a municipality this server serves (tenants.py)."""
     if not access.system:
-        raise Denied("only system clients (connectors) write")
+        raise Denied("only system clients (connectors) write", access)
     why = tenants.refusal(settings, [access.municipality or ""])
     if why:
-        raise Denied(why)
+        raise Denied(why, access)
 
 
 def _eraser(token: AccessToken, raw_token: str, settings: Settings) -> Access:
