@@ -115,17 +115,16 @@ def authenticate(s: Any, action: policy.Action, rtype: str | None = None) -> Acc
         raise Problem(401, "login", str(exc), dpop_error=exc.dpop_error) from None
     ext = current_app.extensions
     sources = policy.Sources(ext["phr_consent"], ext["phr_patients"], settings())
-    ids = pairwise.ids_for(token, ext["phr_cursor_key"])
     try:
         access = policy.authorize(token, raw, action, rtype, sources, s)
     except Refused as exc:
-        if exc.access is not None:
-            exc.access.ids = ids
+        if exc.access is not None:  # the caller is known: audited as the others (handle)
+            exc.access.ids = pairwise.ids_for(token, ext["phr_cursor_key"])
         status, code = (404, "not-supported") if isinstance(exc, NotServed) else (403, "forbidden")
         raise Problem(status, code, str(exc), access=exc.access) from None
     except ConsentUnavailable as exc:
         raise Problem(503, "transient", str(exc)) from None
-    access.ids = ids
+    access.ids = pairwise.ids_for(token, ext["phr_cursor_key"])
     return access
 
 
