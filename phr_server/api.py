@@ -1,37 +1,39 @@
-"""The FHIR REST routes. Each one is: authenticate → decide (policy.py) → repository → answer
-with stored JSON bytes → AuditEvent. Errors are OperationOutcomes."""
+"""The frame of every FHIR REST route (reads.py, writes.py): authenticate (authn.py) → the
+policy point (phr_server.policy) → repository → answer with stored JSON bytes → AuditEvent.
+Errors are OperationOutcomes. Also how an app names what it is answered about (pairwise ids,
+issue 14)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, g, request
-from flask.typing import ResponseReturnValue
+from flask import Response, current_app, g, request
 from sqlalchemy import Engine, text
 
-from phr_core import bounded_json, budgets, jsonbytes
-from phr_core.tokens import AccessToken, InvalidToken
+from phr_core import budgets
 from phr_core.webapp import database, settings
-from phr_server import arrivals, audit, dpop, pairwise, repository, search, tenants, transaction
+from phr_server import (
+    audit,
+    authn,
+    dpop,
+    pairwise,
+    policy,
+    search,
+    transaction,
+)
 from phr_server.audit_batch import AuditBatch, AuditUnavailable
 from phr_server.claims import Raced
 from phr_server.indexing import TYPES
-from phr_server.policy import Access, ConsentUnavailable, Denied, decide
+from phr_server.policy import Access, ConsentUnavailable, Denied, NotServed, Refused
 from phr_server.repository import Conflict, Found, NotFound, Repository
 from phr_server.validation import Invalid
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 RACE_ATTEMPTS = 3  # a transaction that lost an identifier race runs again (claims.py)
-
-bp = Blueprint("fhir_api", __name__)
 
 
 class Problem(Exception):
@@ -42,11 +44,13 @@ class Problem(Exception):
         diagnostics: str,
         issues: list | None = None,
         dpop_error: str | None = None,
+        access: Access | None = None,  # who was refused, when known: audited (handle)
     ):
         super().__init__(diagnostics)
         self.status, self.code, self.diagnostics = status, code, diagnostics
         self.issues = issues
         self.dpop_error = dpop_error
+        self.access = access
 
 
 def outcome(
@@ -103,62 +107,36 @@ def audit_batch() -> AuditBatch:
 # --- authentication -----------------------------------------------------------------------
 
 
-class TokenCache:
-    """Verified tokens, by SHA-256 of the token, for up to a minute (never past `exp`): the
-    signature check costs more than everything else of a read. Consent is still asked per
-    request (through its cache). When full, the oldest entries make room (insertion order),
-    not the whole cache."""
-
-    def __init__(self, size: int = 4096, ttl: float = 60.0) -> None:
-        self.size, self.ttl = size, ttl
-        self._items: dict[str, tuple[float, AccessToken]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, raw: str, verify: Callable[[str], AccessToken]) -> AccessToken:
-        key = hashlib.sha256(raw.encode()).hexdigest()
-        now = time.time()
-        hit = self._items.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        token = verify(raw)
-        with self._lock:
-            self._items.pop(key, None)
-            while len(self._items) >= self.size:
-                del self._items[next(iter(self._items))]
-            self._items[key] = (min(now + self.ttl, token.expires_at), token)
-        return token
-
-
-def authenticate(s: Any) -> Access:
-    header = request.headers.get("Authorization", "")
-    scheme, _, raw = header.partition(" ")
-    scheme, raw = scheme.lower(), raw.strip()
-    if scheme not in ("bearer", "dpop") or not raw:
-        raise Problem(401, "login", "an access token is required (Bearer or DPoP)")
+def authenticate(s: Any, action: policy.Action, rtype: str | None = None) -> Access:
+    """The request's Access from the policy point, for `action` on `rtype`, or a Problem."""
+    try:
+        token, raw = authn.credentials()
+    except authn.Unauthenticated as exc:
+        raise Problem(401, "login", str(exc), dpop_error=exc.dpop_error) from None
     ext = current_app.extensions
+    sources = policy.Sources(ext["phr_consent"], ext["phr_patients"], settings())
     try:
-        token = ext["phr_token_cache"].get(raw, ext["phr_verifier"].verify)
-    except InvalidToken as exc:
-        raise Problem(401, "login", str(exc)) from None
-    try:
-        dpop.check(scheme, raw, token)
-    except dpop.ProofRefused as exc:
-        raise Problem(401, "login", str(exc), dpop_error=exc.error) from None
-    try:
-        access = decide(token, raw, ext["phr_consent"], ext["phr_patients"], s)
-    except Denied as exc:
-        raise Problem(403, "forbidden", str(exc)) from None
+        access = policy.authorize(token, raw, action, rtype, sources, s)
+    except Refused as exc:
+        if exc.access is not None:  # the caller is known: audited as the others (handle)
+            exc.access.ids = pairwise.ids_for(token, ext["phr_cursor_key"])
+        status, code = (404, "not-supported") if isinstance(exc, NotServed) else (403, "forbidden")
+        raise Problem(status, code, str(exc), access=exc.access) from None
     except ConsentUnavailable as exc:
         raise Problem(503, "transient", str(exc)) from None
     access.ids = pairwise.ids_for(token, ext["phr_cursor_key"])
     return access
 
 
-def handle(
-    subtype: str, fn: Callable[[Any, Access], tuple[Response, list[str], set[str]]]
-) -> Response:
-    """Run `fn` with the request's Access, turn errors into OperationOutcomes and write the
-    AuditEvent (also for failures once the caller is known).
+# A route's answer: the response, the references it touched, the Patients they belong to.
+Answer = tuple[Response, list[str], set[str]]
+Run = Callable[[Any, Access], Answer]
+
+
+def handle(subtype: str, action: policy.Action, rtype: str | None, fn: Run) -> Response:
+    """Run `fn` with the request's Access for `action` on `rtype` (the policy point decides
+    before `fn` runs, so no route checks scopes itself), turn errors into OperationOutcomes
+    and write the AuditEvent (also for failures once the caller is known).
 
     A read runs on a plain connection that commits each statement by itself (on PostgreSQL:
     no BEGIN and COMMIT round trips, and no ORM session to set up); once that connection is
@@ -174,7 +152,7 @@ def handle(
             try:
                 unit = read_engine().connect() if reading else db.session()
                 with unit as s:
-                    access = authenticate(s)
+                    access = authenticate(s, action, rtype)
                     resp, refs, patients = fn(s, access)
                     events = _write_audit(s, access, subtype, "0", refs, patients, reading)
                 audit_batch().commit(events)
@@ -184,6 +162,7 @@ def handle(
                     raise Conflict(str(exc)) from None
         raise AssertionError("unreachable")
     except Problem as p:
+        access = access or p.access
         resp = outcome(p.status, p.code, p.diagnostics, p.issues, p.dpop_error)
     except NotFound as exc:
         # An app is told only about the id it asked for, never the stored one behind it.
@@ -274,18 +253,18 @@ def _query_for_audit() -> str | None:
     return request.full_path if request.query_string else None
 
 
-def _etag_headers(f: Found, access: Access | None = None) -> dict[str, str]:
+def etag_headers(f: Found, access: Access | None = None) -> dict[str, str]:
     return {
         "ETag": f'W/"{f.version}"',
         "Last-Modified": format_datetime(f.last_updated.astimezone(UTC), usegmt=True),
-        "Location": f"{base_url()}/{_ref_out(access, f.ref)}/_history/{f.version}",
+        "Location": f"{base_url()}/{ref_out(access, f.ref)}/_history/{f.version}",
     }
 
 
 # --- pairwise ids (issue 14): an app asks and is answered in its sector's ids --------------
 
 
-def _real(access: Access, rtype: str, rid: str) -> str:
+def stored_id(access: Access, rtype: str, rid: str) -> str:
     """The stored id behind an id in the request (an app's sector id), or 404 like an
     unknown id."""
     if access.ids is None:
@@ -296,23 +275,18 @@ def _real(access: Access, rtype: str, rid: str) -> str:
     return real
 
 
-def _ref_out(access: Access | None, ref: str) -> str:
+def ref_out(access: Access | None, ref: str) -> str:
     return ref if access is None or access.ids is None else access.ids.ref_out(ref)
 
 
-def _body(access: Access | None, f: Found) -> bytes:
+def body_out(access: Access | None, f: Found) -> bytes:
     """The resource's bytes as this request may see them (stored bytes for first parties)."""
     if access is None or access.ids is None:
         return f.body
     return pairwise.resource_out(access.ids, access.token, f.rtype, f.body)
 
 
-def _check_type(rtype: str) -> None:
-    if rtype not in TYPES:
-        raise Problem(404, "not-supported", f"resource type {rtype!r} is not served here")
-
-
-def _patients_for(s: Any, access: Access, refs: list[tuple[str, str]]) -> set[str]:
+def patients_for(s: Any, access: Access, refs: list[tuple[str, str]]) -> set[str]:
     """The Patients (of those the request may reach) whose records `refs` are, for the audit.
     Every ref here passed `Access.visible`, which for compartment types means it belongs to
     one of `access.patient_ids`: with only one, that is the answer without a query."""
@@ -324,282 +298,3 @@ def _patients_for(s: Any, access: Access, refs: list[tuple[str, str]]) -> set[st
     ):
         return set(access.patient_ids)
     return repo().patients_of(s, refs)
-
-
-# --- reads --------------------------------------------------------------------------------
-
-
-@bp.get("/<rtype>/<rid>")
-def read(rtype: str, rid: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _check_type(rtype)
-        access.require(rtype, "r")
-        real = _real(access, rtype, rid)
-        f = repo().read(s, access, rtype, real)
-        return (
-            fhir(_body(access, f), headers=_etag_headers(f, access)),
-            [f.ref],
-            _patients_for(s, access, [(rtype, real)]),
-        )
-
-    return handle("read", run)
-
-
-@bp.get("/<rtype>/<rid>/_history/<vid>")
-def vread(rtype: str, rid: str, vid: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _check_type(rtype)
-        access.require(rtype, "r")
-        if not (vid.isascii() and vid.isdigit()) or len(vid) > 9:  # `²`.isdigit() is True
-            raise NotFound(f"{rtype}/{rid}/_history/{vid} is not known")
-        real = _real(access, rtype, rid)
-        f = repo().vread(s, access, rtype, real, int(vid))
-        ref = f"{f.ref}/_history/{f.version}"
-        return (
-            fhir(_body(access, f), headers=_etag_headers(f, access)),
-            [ref],
-            _patients_for(s, access, [(rtype, real)]),
-        )
-
-    return handle("vread", run)
-
-
-@bp.get("/<rtype>/<rid>/_history")
-def history(rtype: str, rid: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _check_type(rtype)
-        access.require(rtype, "r")
-        real = _real(access, rtype, rid)
-        versions = repo().history(s, access, rtype, real)
-        self_link = f"{base_url()}/{rtype}/{rid}/_history"  # the id as the caller named it
-        entries = [(v, None) for v in versions]
-        body = bundle_bytes("history", entries, {"self": self_link}, access=access)
-        return fhir(body), [f"{rtype}/{real}"], _patients_for(s, access, [(rtype, real)])
-
-    return handle("history-instance", run)
-
-
-@bp.get("/<rtype>")
-def search_type(rtype: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _check_type(rtype)
-        access.require(rtype, "s")
-        args = list(request.args.items(multi=True))
-        asked = args
-        if access.ids is not None:  # an app's ids and values, mapped back to the stored ones
-            args = pairwise.search_args(access.ids, rtype, args)
-        q = search.parse(rtype, args, current_app.extensions["phr_cursor_key"])
-        if access.ids is not None:  # links repeat the app's own values, never the stored ones
-            q.canonical = [(n, v) for n, v in asked if n.partition(":")[0] != "_cursor"]
-        if q.summary_count:
-            total = repo().count(s, access, q)
-            body = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": total})
-            return fhir(body.encode()), [], set()
-        page = repo().search(s, access, q)
-        base = f"{base_url()}/{rtype}"
-        links = {"self": base + ("?" + urlencode(q.canonical) if q.canonical else "")}
-        for rel, cur in (("next", page.next_cursor), ("previous", page.prev_cursor)):
-            if cur:
-                if access.ids is not None:  # the cursor holds a stored id: sealed for the app
-                    cur = access.ids.seal_text("cursor/" + rtype, cur)
-                links[rel] = base + "?" + urlencode([*q.canonical, ("_cursor", cur)])
-        entries = [(f, "match") for f in page.matches] + [(f, "include") for f in page.includes]
-        refs = [f.ref for f, _ in entries]
-        patients = _patients_for(s, access, [(f.rtype, f.id) for f, _ in entries])
-        return fhir(bundle_bytes("searchset", entries, links, access=access)), refs, patients
-
-    return handle("search-type", run)
-
-
-@bp.get("/Patient/<pid>/$everything")
-def everything(pid: str) -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        access.require("Patient", "r")
-        cut: list[str] = []
-        real = _real(access, "Patient", pid)
-        found = repo().everything(s, access, real, cut)
-        links = {"self": f"{base_url()}/Patient/{pid}/$everything"}
-        entries = [(f, "match") for f in found]
-        body = bundle_bytes("searchset", entries, links, _cut_notice(cut), access=access)
-        return fhir(body), [f.ref for f in found], {real}
-
-    return handle("operation", run)
-
-
-def _cut_notice(cut: list[str]) -> bytes | None:
-    """A search-mode `outcome` entry saying which types $everything cut at its limit, so an
-    export is never silently incomplete; the rest is reached by searching with paging."""
-    if not cut:
-        return None
-    limit = repository.EVERYTHING_LIMIT
-    issues = [
-        {
-            "severity": "warning",
-            "code": "too-costly",
-            "diagnostics": f"only the first {limit} {t} resources are included; "
-            f"search {t}?patient=… to page through all of them",
-        }
-        for t in cut
-    ]
-    outcome_ = {"resourceType": "OperationOutcome", "issue": issues}
-    return (
-        b'{"resource":'
-        + json.dumps(outcome_, ensure_ascii=False).encode()
-        + b',"search":{"mode":"outcome"}}'
-    )
-
-
-def bundle_bytes(
-    btype: str,
-    entries: list[tuple[Found, str | None]],
-    links: dict[str, str],
-    extra: bytes | None = None,
-    access: Access | None = None,
-) -> bytes:
-    """A Bundle around stored bytes, without parsing them (`extra`: one more entry's JSON);
-    for an app, each resource and reference in its sector's ids (`access.ids`)."""
-    base = base_url()
-    head = {
-        "resourceType": "Bundle",
-        "type": btype,
-        "link": [{"relation": k, "url": v} for k, v in links.items()],
-    }
-    parts = []
-    for f, mode in entries:
-        ref = _ref_out(access, f.ref)
-        url = f"{base}/{ref}"  # never version-specific (bdl-8); the version is in the etag
-        tail = f',"search":{{"mode":"{mode}"}}' if mode else ""
-        if btype == "history":
-            first = f.version == 1
-            req = {"method": "POST" if first else "PUT", "url": f.rtype if first else ref}
-            res = {"status": "201" if first else "200", "etag": f'W/"{f.version}"'}
-            tail = f',"request":{json.dumps(req)},"response":{json.dumps(res)}'
-        parts.append(
-            b'{"fullUrl":'
-            + json.dumps(url).encode()
-            + b',"resource":'
-            + _body(access, f)
-            + tail.encode()
-            + b"}"
-        )
-    if btype == "history":
-        head["total"] = len(entries)
-    if extra is not None:
-        parts.append(extra)
-    prefix = json.dumps(head, ensure_ascii=False)[:-1].encode()
-    if not parts:
-        return prefix + b"}"
-    return prefix + b',"entry":[' + b",".join(parts) + b"]}"
-
-
-# --- writes -------------------------------------------------------------------------------
-
-
-@bp.post("/")
-def transaction_endpoint() -> ResponseReturnValue:
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _may_write(access)
-        bundle = _json_body()
-        result = transaction.process(s, repo(), access, bundle)
-        arrivals.collect(s, result.patients)
-        g.phr_compartments = result.compartments  # for its AuditEvents (_audit_events)
-        return _transaction_response(result), result.touched, result.patients
-
-    resp = handle("transaction", run)
-    arrivals.flush(resp.status_code)  # after the commit: whose records arrived (arrivals.py)
-    return resp
-
-
-@bp.put("/<rtype>/<rid>")
-def update(rtype: str, rid: str) -> ResponseReturnValue:
-    """A single update, with `If-Match`, as a one-entry transaction."""
-
-    def run(s: Any, access: Access):  # type: ignore[no-untyped-def]
-        _may_write(access)
-        _check_type(rtype)
-        resource = _json_body()
-        if isinstance(resource, dict) and resource.get("id") not in (None, rid):
-            raise Problem(400, "invalid", "the resource's id differs from the URL")
-        req: dict[str, Any] = {"method": "PUT", "url": f"{rtype}/{rid}"}
-        if request.headers.get("If-Match"):
-            req["ifMatch"] = request.headers["If-Match"]
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [{"resource": resource, "request": req}],
-        }
-        try:
-            result = transaction.process(s, repo(), access, bundle)
-        except Invalid as exc:
-            for i in exc.issues:
-                i["expression"] = [
-                    e.replace("Bundle.entry[0].resource", rtype) for e in i.get("expression", [])
-                ]
-            raise
-        e = result.entries[0]
-        status = int(e.status.split()[0])
-        body = repo().read(s, access, rtype, rid).body if e.unchanged else e.found.body
-        f = e.found
-        arrivals.collect(s, result.patients)
-        return fhir(body, status, _etag_headers(f)), result.touched, result.patients
-
-    resp = handle("update", run)
-    arrivals.flush(resp.status_code)
-    return resp
-
-
-def _may_write(access: Access) -> None:
-    """Only connectors write, and only for a municipality this server serves (tenants.py)."""
-    if not access.system:
-        raise Denied("only system clients (connectors) write")
-    why = tenants.refusal(settings(), [access.municipality or ""])
-    if why:
-        raise Denied(why)
-
-
-def _json_body() -> Any:
-    try:
-        return bounded_json.loads(request.get_data() or b"null")
-    except bounded_json.TooDeep as exc:
-        raise Problem(400, "structure", str(exc)) from None
-    except ValueError:
-        raise Problem(400, "structure", "the body is not JSON") from None
-
-
-def _transaction_response(result: transaction.Result) -> Response:
-    entries = []
-    for e in result.entries:
-        f = e.found
-        resp: dict[str, Any] = {
-            "status": e.status,
-            "location": f"{f.ref}/_history/{f.version}",
-            "etag": f'W/"{f.version}"',
-            "lastModified": _instant(f),
-        }
-        if e.unchanged:
-            resp["outcome"] = {
-                "resourceType": "OperationOutcome",
-                "issue": [
-                    {"severity": "information", "code": "informational", "diagnostics": "unchanged"}
-                ],
-            }
-        entries.append({"fullUrl": f"{base_url()}/{f.ref}", "response": resp})
-    body = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
-    return fhir(jsonbytes.dumps(body))
-
-
-def _instant(f: Found) -> str:
-    from phr_server.dates import instant
-
-    dt = f.last_updated
-    if dt.tzinfo is None:
-        from datetime import UTC
-
-        dt = dt.replace(tzinfo=UTC)
-    return instant(dt)
-
-
-@bp.route("/<rtype>/<rid>", methods=["DELETE", "PATCH", "POST"])
-@bp.route("/<rtype>", methods=["POST", "PUT", "DELETE", "PATCH"])
-def unsupported(rtype: str, rid: str | None = None) -> ResponseReturnValue:
-    return outcome(405, "not-supported", "this interaction is not supported; see /metadata")

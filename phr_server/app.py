@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, Response
 from flask.typing import ResponseReturnValue
@@ -18,11 +19,10 @@ from phr_core.sealing import own_key
 from phr_core.secrets import derive_key
 from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
 from phr_core.webapp import build_app, settings
-from phr_server.api import TokenCache
-from phr_server.api import bp as api_bp
 from phr_server.arrivals import SCOPE as ARRIVALS_SCOPE
 from phr_server.arrivals import ArrivalNotifier
 from phr_server.audit_batch import AuditBatch
+from phr_server.authn import TokenCache
 from phr_server.erase import bp as erase_bp
 from phr_server.metadata import bp as metadata_bp
 from phr_server.policy import (
@@ -31,8 +31,10 @@ from phr_server.policy import (
     HttpConsentDirectory,
     PatientResolver,
 )
+from phr_server.reads import bp as reads_bp
 from phr_server.repository import Repository
 from phr_server.storage import Keyring
+from phr_server.writes import bp as writes_bp
 
 FHIR_JSON = "application/fhir+json"
 
@@ -62,7 +64,7 @@ def operation_outcome(exc: HTTPException) -> Response:
     return Response(json.dumps(body), status=code, content_type=FHIR_JSON)
 
 
-def _async_commit(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _async_commit(dbapi_conn: Any, _record: Any) -> None:
     autocommit = dbapi_conn.autocommit
     dbapi_conn.autocommit = True
     dbapi_conn.execute("SET synchronous_commit = off")
@@ -80,7 +82,7 @@ def create_app(
     app = build_app(
         "fhir",
         settings,
-        [bp, metadata_bp, erase_bp, api_bp, publish.blueprint("fhir")],
+        [bp, metadata_bp, erase_bp, reads_bp, writes_bp, publish.blueprint("fhir")],
         render_error=operation_outcome,
     )
     s: Settings = app.extensions["phr_settings"]

@@ -23,13 +23,13 @@ from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phr_server.models import TokenIndex
+from phr_server.models import TokenIndex, table_of
 
 log = logging.getLogger(__name__)
 
 SCOPE = "consent/arrivals.write"
 PSEUDONYM_PREFIX = "urn:phr-platform:pseudonym:"
-T = TokenIndex.__table__
+T = table_of(TokenIndex)
 
 
 def codes_of(s: Session, patient_ids: Iterable[str]) -> dict[str, set[str]]:
@@ -75,7 +75,12 @@ class ArrivalNotifier:
     def drain(self, timeout: float = 10.0) -> None:
         """Wait until every queued batch was posted (tests, shutdown)."""
         done = threading.Event()
-        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
+
+        def join() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=join, daemon=True).start()
         done.wait(timeout)
 
     def _run(self) -> None:

@@ -152,7 +152,7 @@ def _audit_engine(db: Database) -> Engine:
     return engine
 
 
-def _durable_commit(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _durable_commit(dbapi_conn: Any, _record: Any) -> None:
     autocommit = dbapi_conn.autocommit
     dbapi_conn.autocommit = True
     dbapi_conn.execute("SET synchronous_commit = on")

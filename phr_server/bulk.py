@@ -25,11 +25,13 @@ def insert_rows(s: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     SQLAlchemy's IntegrityError, as an INSERT would."""
     if not rows:
         return
-    if s.bind.dialect.name != "postgresql" or len(rows) < MIN_COPY_ROWS:
+    if s.get_bind().dialect.name != "postgresql" or len(rows) < MIN_COPY_ROWS:
         s.execute(insert(table), rows)
         return
     cols = list(rows[0])
     raw = s.connection().connection.driver_connection
+    if raw is None:  # a checked-out connection always has one
+        raise RuntimeError("the database connection is closed")
     sql = f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
     try:
         with raw.cursor() as cur, cur.copy(sql) as copy:

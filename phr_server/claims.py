@@ -19,10 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phr_server.bulk import insert_rows
-from phr_server.models import IdentifierClaim, TokenIndex
+from phr_server.models import IdentifierClaim, TokenIndex, rowcount, table_of
 
-K = IdentifierClaim.__table__
-T = TokenIndex.__table__
+K = table_of(IdentifierClaim)
+T = table_of(TokenIndex)
 
 
 class Raced(Exception):
@@ -45,7 +45,7 @@ def claim(s: Session, claims: dict[Key, str]) -> None:
     free ones inserted with one executemany. Taken keys (rare: a race, or a stale claim) are
     handled one by one."""
     keys = sorted(claims)
-    if s.bind.dialect.name == "postgresql":
+    if s.get_bind().dialect.name == "postgresql":
         taken = _insert_free(s, keys, claims)
         owners = _owners(s, taken)
         for key in taken:
@@ -137,6 +137,6 @@ def _take_over(s: Session, key: Key, owner: str, rid: str) -> None:
     )
     if still is None:
         done = s.execute(update(K).where(*where, K.c.resource_id == owner).values(resource_id=rid))
-        if done.rowcount == 1:
+        if rowcount(done) == 1:
             return
     raise Raced(f"{rtype} with this identifier was created meanwhile")

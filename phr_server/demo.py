@@ -14,7 +14,7 @@ from phr_core.demo_data import (
     DemoMunicipality,
 )
 from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM
-from phr_server import personal_data
+from phr_server import demo_family, personal_data
 from phr_server.models import StoredResource
 from phr_server.repository import Repository
 from phr_server.storage import Keyring
@@ -64,8 +64,6 @@ def load(db: Database, settings: Settings) -> int:
 def load_family(db: Database, settings: Settings) -> int:
     """The demo family's records of the cities this server serves, once: from before the move
     in the first city (phr_server.demo_family), from after it in the second."""
-    from phr_server import demo_family
-
     added = 0
     if DEMO_MUNICIPALITY.code in served(settings):
         added += _store(db, settings, demo_family.resources(), DEMO_MUNICIPALITY.code)

@@ -22,7 +22,7 @@ from phr_core.demo_data import (
     MovedFamily,
 )
 from phr_core.identifiers import patient_id, pseudonym_system, source_record_system
-from phr_server.transaction import provenance_agents
+from phr_server.provenance import provenance_agents
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import request
@@ -29,7 +30,7 @@ class ProofRefused(Exception):
         self.error = error
 
 
-def _remember(jkt: str):  # type: ignore[no-untyped-def]
+def _remember(jkt: str) -> Callable[[str, int], bool]:
     def remember(jti: str, exp: int) -> bool:
         key = hashlib.sha256(f"{jkt}|{jti}".encode()).hexdigest()
         expires = datetime.fromtimestamp(exp, UTC)

@@ -4,8 +4,9 @@ Writes otherwise come only from connectors (transaction.py), and nothing else de
 person deletes their account, or withdraws a city's consent and asks for what was loaded to
 go, the consent service (which knows whose codes these are) asks here, as a system client of
 its own: a client-credentials token with the scope `phr/erase` (no grant, no municipality)
-from the client named by PHR_CONSENT_SERVICE_CLIENT_ID. No other client may erase, not even a
-connector.
+from the client named by PHR_CONSENT_SERVICE_CLIENT_ID, sent as Bearer or, when bound to a key,
+as DPoP with its proof (the same path as every route: phr_server.authn, phr_server.policy). No
+other client may erase, not even a connector.
 
 The body is a FHIR `Parameters` with one `patient` per Patient compartment to erase, named the
 only way the consent service knows it: `valueIdentifier` = the city's pseudonym system and the
@@ -26,30 +27,27 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from phr_core import bounded_json
 from phr_core.identifiers import pseudonym_system
-from phr_core.tokens import InvalidToken
 from phr_core.webapp import database, settings
-from phr_server import audit, tenants
-from phr_server.api import outcome, repo
-from phr_server.models import Compartment, DateIndex, ResourceVersion, StoredResource, TokenIndex
+from phr_server import audit, models, tenants
+from phr_server.api import Problem, authenticate, outcome, repo
 from phr_server.policy import Access
 
-ERASE_SCOPE = "phr/erase"
 PSEUDONYM_PREFIX = "urn:phr-platform:pseudonym:"
 MAX_PATIENTS = 100
 KEPT_TYPES = ("AuditEvent", "Provenance")
 
-R = StoredResource.__table__
-V = ResourceVersion.__table__
-C = Compartment.__table__
-T = TokenIndex.__table__
-D = DateIndex.__table__
+R = models.table_of(models.StoredResource)
+V = models.table_of(models.ResourceVersion)
+C = models.table_of(models.Compartment)
+T = models.table_of(models.TokenIndex)
+D = models.table_of(models.DateIndex)
 
 bp = Blueprint("fhir_erase", __name__)
 
@@ -77,26 +75,6 @@ class Erased:
                 {"name": "sharedKept", "valueInteger": self.shared_kept},
             ],
         }
-
-
-def _authorize() -> Access:
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise EraseRefused(401, "login", "a bearer access token is required")
-    raw = header[7:].strip()
-    ext = current_app.extensions
-    try:
-        token = ext["phr_token_cache"].get(raw, ext["phr_verifier"].verify)
-    except InvalidToken as exc:
-        raise EraseRefused(401, "login", str(exc)) from None
-    if (
-        token.grant_id is not None
-        or token.subject != token.client_id  # client credentials, never a person's token
-        or ERASE_SCOPE not in token.scopes
-        or token.client_id != settings().option("PHR_CONSENT_SERVICE_CLIENT_ID")
-    ):
-        raise EraseRefused(403, "forbidden", "only the consent service may erase records")
-    return Access(token, raw, [])
 
 
 def parse_targets(body: Any) -> list[tuple[str, str]]:
@@ -183,9 +161,9 @@ def erase(s: Session, pids: list[str]) -> Erased:
     s.execute(delete(C).where(C.c.patient_id.in_(pids), C.c.resource_type == "Provenance"))
     for chunk in _chunks(doomed):
         key = tuple_(R.c.resource_type, R.c.id).in_(chunk)
-        result.resources += s.execute(delete(R).where(key)).rowcount or 0
-        result.versions += (
-            s.execute(delete(V).where(tuple_(V.c.resource_type, V.c.id).in_(chunk))).rowcount or 0
+        result.resources += models.rowcount(s.execute(delete(R).where(key)))
+        result.versions += models.rowcount(
+            s.execute(delete(V).where(tuple_(V.c.resource_type, V.c.id).in_(chunk)))
         )
         for table in (T, D, C):
             s.execute(
@@ -221,7 +199,9 @@ def _audit_event(access: Access, result: Erased) -> dict[str, Any]:
 @bp.post("/$erase")
 def erase_endpoint() -> ResponseReturnValue:
     try:
-        access = _authorize()
+        # the same token and DPoP path as every route; the policy point admits only the
+        # consent service (phr_server.policy.point)
+        access = authenticate(None, "erase")
         try:
             body = bounded_json.loads(request.get_data() or b"null")
         except bounded_json.TooDeep as exc:
@@ -235,6 +215,8 @@ def erase_endpoint() -> ResponseReturnValue:
         with database().session() as s:
             result = erase(s, patient_ids(s, targets))
             audit.record(s, repo(), _audit_event(access, result))
+    except Problem as p:
+        return outcome(p.status, p.code, p.diagnostics, p.issues, p.dpop_error)
     except EraseRefused as exc:
         return outcome(exc.status, exc.code, str(exc))
     resp = Response(

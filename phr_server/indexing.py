@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from phr_server.dates import JST, from_us, to_us, value_range
+from phr_server.dates import JST, MAX_US, MIN_US, from_us, to_us, value_range
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,6 @@ def token_values(value: Any) -> list[tuple[str, str]]:
 
 def date_range(value: Any) -> tuple[int, int] | None:
     if isinstance(value, dict):  # Period: open ends reach forever
-        from phr_server.dates import MAX_US, MIN_US
-
         start = value_range(value["start"]) if value.get("start") else None
         end = value_range(value["end"]) if value.get("end") else None
         if start is None and end is None:

@@ -19,6 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from phr_server.dates import value_range
 from phr_server.issues import invariant_issue as _issue
 
@@ -85,7 +87,7 @@ def _json_form(node: Any, path: str, out: Issues) -> None:
 
 
 @cache
-def _formats(model: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _formats(model: type[BaseModel]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(uri-like keys, code keys) of a fhir.resources model class, from its annotations."""
     uris, codes = [], []
     for name, info in model.model_fields.items():
@@ -101,7 +103,8 @@ def _formats(model: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def primitive_formats(obj: Any, raw: dict[str, Any], path: str, out: Issues) -> None:
     """uri, url, canonical, oid and uuid values hold no whitespace; a code has no leading,
     trailing or doubled whitespace (R4 primitive type regexes)."""
-    uris, codes = _formats(type(obj))
+    model: type[BaseModel] = type(obj)
+    uris, codes = _formats(model)
     for key in uris:
         v = raw.get(key)
         if v is None:
@@ -150,7 +153,8 @@ def _range(raw: dict[str, Any], path: str, out: Issues) -> None:
 
 
 def _coding(raw: dict[str, Any], path: str, out: Issues) -> None:
-    codes = code_systems().get(raw.get("system"))  # type: ignore[arg-type]
+    system = raw.get("system")
+    codes = code_systems().get(system) if isinstance(system, str) else None
     code = raw.get("code")
     if codes is not None and isinstance(code, str) and code not in codes:
         out.append(

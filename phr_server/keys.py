@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select, update
 
 from phr_core.db import Database
-from phr_server.models import DataKey, ResourceVersion, StoredResource
+from phr_server.models import DataKey, ResourceVersion, StoredResource, table_of
+from phr_server.repository import Repository
 from phr_server.storage import PLATFORM_SCOPE, Keyring, canonical
 
-R = StoredResource.__table__
-V = ResourceVersion.__table__
+R = table_of(StoredResource)
+V = table_of(ResourceVersion)
 BATCH = 200
 
 
@@ -56,8 +57,6 @@ def rotate(db: Database, keyring: Keyring, new_data_keys: bool, reseal: bool) ->
 
 
 def _reseal(db: Database, keyring: Keyring) -> int:
-    from phr_server.repository import Repository
-
     done = 0
     while True:
         with db.session() as s:

@@ -7,8 +7,20 @@ belongs to. Search never decrypts a body."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CursorResult,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Result,
+    String,
+    Table,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phr_core.db import ServiceBase, new_metadata
@@ -21,6 +33,21 @@ def utcnow() -> datetime:
 class Base(ServiceBase):
     __abstract__ = True
     metadata = new_metadata()
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Table for Core statements, typed as the Table it is (SQLAlchemy declares
+    `__table__` a FromClause, which `insert`, `update` and `delete` do not take)."""
+    found = model.__table__
+    if not isinstance(found, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return found
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: `Session.execute` answers those with a
+    CursorResult, but is typed to answer a plain Result."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class StoredResource(Base):

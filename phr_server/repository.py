@@ -1,5 +1,5 @@
 """The repository: every way a resource leaves the database goes through here, and each one
-takes its SQL condition from `Access.visible()` (policy.py). Writes are `put()`; the index
+takes its SQL condition from `Access.visible()` (phr_server.policy). Writes are `put()`; the index
 tables, history and the sealed body change together in the caller's transaction."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, delete, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from phr_server.bulk import insert_rows
@@ -22,17 +22,19 @@ from phr_server.models import (
     ResourceVersion,
     StoredResource,
     TokenIndex,
+    rowcount,
+    table_of,
     utcnow,
 )
 from phr_server.policy import Access
 from phr_server.search import Query, make_cursor, sort_column
 from phr_server.storage import Keyring, canonical, serialize
 
-R = StoredResource.__table__
-V = ResourceVersion.__table__
-C = Compartment.__table__
-T = TokenIndex.__table__
-D = DateIndex.__table__
+R = table_of(StoredResource)
+V = table_of(ResourceVersion)
+C = table_of(Compartment)
+T = table_of(TokenIndex)
+D = table_of(DateIndex)
 
 # What the read methods run on: the request's Session, or a plain Connection for GETs.
 Reader = Session | Connection
@@ -108,6 +110,7 @@ class Repository:
 
     def read(self, s: Reader, access: Access, rtype: str, rid: str) -> Found:
         visible = access.visible_sql(rtype, "r")
+        row: Any  # a Row, or the driver's row as a _Row (both have the same fields)
         if visible is None:  # granular scopes: their conditions come from the search code
             row = s.execute(
                 select(*_COLS).where(
@@ -137,9 +140,11 @@ class Repository:
         if dialect.name not in self._dates:
             impl = R.c.last_updated.type.dialect_impl(dialect)
             self._dates[dialect.name] = impl.result_processor(dialect, None)
-        driver = conn.connection.dbapi_connection
+        driver = conn.connection.driver_connection
+        if driver is None:  # a checked-out connection always has one
+            raise RuntimeError("the database connection is closed")
         # psycopg: rows in binary format (a body arrives as its bytes, not as hex text)
-        cur = driver.cursor(binary=True) if dialect.name == "postgresql" else driver.cursor()  # type: ignore[union-attr]
+        cur = driver.cursor(binary=True) if dialect.name == "postgresql" else driver.cursor()
         try:
             cur.execute(sql, params)
             found = cur.fetchone()
@@ -178,8 +183,6 @@ class Repository:
         return [self._found(s, r) for r in rows]
 
     def count(self, s: Reader, access: Access, q: Query) -> int:
-        from sqlalchemy import func
-
         return (
             s.scalar(
                 select(func.count()).select_from(R).where(access.visible(q.rtype, "s"), *q.where)
@@ -398,7 +401,7 @@ class Repository:
                     )
                     .values(**values)
                 )
-                if done.rowcount != 1:
+                if rowcount(done) != 1:
                     raise Conflict(f"{rtype}/{rid} changed meanwhile")
                 replaced.setdefault(rtype, []).append(rid)
             if history:

@@ -23,12 +23,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from phr_server.dates import parse_range
 from phr_server.indexing import COMMON, TYPES, Param, whole_months
-from phr_server.models import Compartment, DateIndex, StoredResource, TokenIndex
+from phr_server.models import Compartment, DateIndex, StoredResource, TokenIndex, table_of
 
-R = StoredResource.__table__
-T = TokenIndex.__table__
-D = DateIndex.__table__
-C = Compartment.__table__
+R = table_of(StoredResource)
+T = table_of(TokenIndex)
+D = table_of(DateIndex)
+C = table_of(Compartment)
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
@@ -59,7 +59,9 @@ def token_clause(rtype: str, name: str, value: str) -> ColumnElement[bool]:
     return exists(select(1).where(*conds))
 
 
-def _date_cond(start, end, prefix: str, qs: int, qe: int) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+def _date_cond(
+    start: ColumnElement[int], end: ColumnElement[int], prefix: str, qs: int, qe: int
+) -> ColumnElement[bool]:
     eq = and_(start >= qs, end <= qe)
     return {
         "eq": eq,
@@ -195,7 +197,8 @@ def parse(rtype: str, args: list[tuple[str, str]], cursor_key: bytes) -> Query:
     return q
 
 
-def sort_column(q: Query):  # type: ignore[no-untyped-def]
+def sort_column(q: Query) -> ColumnElement[int] | None:
+    """The column a search pages by, besides the id (None: by id alone)."""
     if q.sort == "_id":
         return None
     if q.sort == "_lastUpdated":

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from phr_core import jsonbytes
 from phr_core.secrets import derive_key
-from phr_server.models import DataKey
+from phr_server.models import DataKey, table_of
 
 NONCE_BYTES = 12
 FORMAT_V1 = b"\x01"
@@ -117,7 +117,7 @@ class Keyring:
     def _load(self, s: Session | Connection, key_id: int) -> bytes:
         dek = self._by_id.get(key_id)
         if dek is None:
-            table = DataKey.__table__
+            table = table_of(DataKey)
             row = s.execute(
                 select(table.c.master_kid, table.c.wrapped, table.c.scope).where(
                     table.c.id == key_id
@@ -138,8 +138,9 @@ class Keyring:
                 self._aead[key_id] = aead
         return aead
 
-    def current(self, s: Session, scope: str) -> int:
-        """The id of the newest active data key of `scope`, made on first use."""
+    def current(self, s: Session | Connection, scope: str) -> int:
+        """The id of the newest active data key of `scope`, made on first use (which takes a
+        Session: a Connection finds the keys that exist)."""
         key_id = self._current.get(scope)
         if key_id is not None:
             return key_id
@@ -150,6 +151,8 @@ class Keyring:
             .limit(1)
         )
         if key_id is None:
+            if not isinstance(s, Session):
+                raise LookupError(f"no data key of {scope} yet; one is made in a Session")
             key_id = self.new_key(s, scope)
         with self._lock:
             self._current[scope] = key_id
@@ -171,7 +174,7 @@ class Keyring:
 
     def seal(
         self,
-        s: Session,
+        s: Session | Connection,
         key_id: int,
         resource_type: str,
         resource_id: str,

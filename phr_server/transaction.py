@@ -15,36 +15,31 @@ are found by conditional requests."""
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from phr_core import jsonbytes, pairwise_ids
-from phr_core.identifiers import MUNICIPALITY_CODE_SYSTEM, patient_id, pseudonym_system
+from phr_core import pairwise_ids
+from phr_core.identifiers import patient_id, pseudonym_system
 from phr_server import personal_data, profiles
 from phr_server.claims import Key, claim
-from phr_server.dates import instant
+from phr_server.conditional import Lookup, identifier_query, own_system
 from phr_server.indexing import TYPES
 from phr_server.issues import issue
-from phr_server.models import StoredResource, TokenIndex, utcnow
-from phr_server.policy import Access
+from phr_server.models import StoredResource, utcnow
+from phr_server.policy import Access, check
+from phr_server.provenance import provenances
 from phr_server.repository import Found, Repository, new_id
 from phr_server.validation import REF_RE, Invalid, validate
 
-R = StoredResource.__table__
-T = TokenIndex.__table__
-PSEUDONYM_PREFIX = "urn:phr-platform:pseudonym:"
-SOURCE_PREFIX = "urn:phr-platform:source:"
-CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
+Issues = list[dict[str, Any]]
 
 
 class PreconditionFailed(Exception):
-    def __init__(self, issues: list[dict[str, Any]]) -> None:
+    def __init__(self, issues: Issues) -> None:
         super().__init__(issues[0]["diagnostics"])
         self.issues = issues
 
@@ -66,158 +61,55 @@ class Result:
     compartments: dict[str, set[str]] = field(default_factory=dict)
 
 
-def _own_system(system: str, muni: str) -> bool:
-    for prefix in (PSEUDONYM_PREFIX, SOURCE_PREFIX):
-        if system.startswith(prefix):
-            return system[len(prefix) :].split(":", 1)[0] == muni
-    return True
+@dataclass
+class Target:
+    """One entry and what its request addresses, filled in step by step."""
 
+    index: int
+    resource: dict[str, Any]  # a copy, profiles stamped; its id is set once planned
+    request: dict[str, Any]
+    full_url: Any
+    rid: str | None = None  # from `PUT Type/id`, or what a conditional request finds
+    cond: tuple[str, str] | None = None  # (system, value) of a conditional request
+    existing_only: bool = False  # `POST` with `ifNoneExist`: never an update
+    prev: StoredResource | None = None  # the current row, when there is one
+    noop: bool = False  # an `ifNoneExist` that found its resource: nothing to write
 
-def _identifier_query(text: str, where: str) -> tuple[str, str]:
-    pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
-    if len(pairs) != 1 or pairs[0][0] != "identifier" or "|" not in pairs[0][1]:
-        raise Invalid([issue(where, f"{where}: only identifier=system|value is supported")])
-    system, value = pairs[0][1].split("|", 1)
-    if not system or not value:
-        raise Invalid([issue(where, f"{where}: identifier needs system|value")])
-    return system, value
+    @property
+    def rtype(self) -> str:
+        return str(self.resource["resourceType"])
 
-
-def _references(node: Any, path: str):  # type: ignore[no-untyped-def]
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield node, path
-        for k, v in node.items():
-            if isinstance(v, dict | list):  # leaves hold no reference: no path for them
-                yield from _references(v, f"{path}.{k}")
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            if isinstance(v, dict | list):
-                yield from _references(v, f"{path}[{i}]")
-
-
-def _find_identifiers(
-    s: Session, muni: str, wanted: set[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], list[str]]:
-    """(type, system, value) → ids of this municipality's resources carrying that identifier:
-    one query per type and chunk for all of a Bundle's conditional requests."""
-    by_type: dict[str, list[tuple[str, str]]] = {}
-    for rtype, system, value in sorted(wanted):
-        by_type.setdefault(rtype, []).append((system, value))
-    out: dict[tuple[str, str, str], list[str]] = {}
-    for rtype, pairs in by_type.items():
-        for chunk in range(0, len(pairs), 500):
-            part = pairs[chunk : chunk + 500]
-            rows = s.execute(
-                select(T.c.system, T.c.code, T.c.resource_id)
-                .join(R, and_(R.c.resource_type == T.c.resource_type, R.c.id == T.c.resource_id))
-                .where(
-                    T.c.resource_type == rtype,
-                    T.c.param == "identifier",
-                    T.c.code.in_(sorted({v for _, v in part})),
-                    R.c.municipality == muni,
-                )
-            )
-            want = set(part)
-            for system, code, rid in rows:
-                if (system, code) in want:
-                    out.setdefault((rtype, system, code), []).append(rid)
-    return out
-
-
-class _Lookup:
-    """A Bundle's conditional identifiers and current rows, each looked up once (one query per
-    type): first to find the entries whose content is already stored, then to plan writes."""
-
-    def __init__(self, s: Session, repo: Repository, muni: str) -> None:
-        self.s, self.repo, self.muni = s, repo, muni
-        self._ids: dict[tuple[str, str, str], list[str]] = {}
-        self._ids_asked: set[tuple[str, str, str]] = set()
-        self._rows: dict[tuple[str, str], StoredResource] = {}
-        self._rows_asked: set[tuple[str, str]] = set()
-
-    def identifiers(
-        self, wanted: set[tuple[str, str, str]]
-    ) -> dict[tuple[str, str, str], list[str]]:
-        todo = wanted - self._ids_asked
-        if todo:
-            self._ids.update(_find_identifiers(self.s, self.muni, todo))
-            self._ids_asked |= todo
-        return {k: self._ids[k] for k in wanted if k in self._ids}
-
-    def rows(self, refs: set[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
-        todo = refs - self._rows_asked
-        if todo:
-            self._rows.update(self.repo.current_many(self.s, todo))
-            self._rows_asked |= todo
-        return {k: self._rows[k] for k in refs if k in self._rows}
-
-    def stored_unchanged(self, entries: list[Any]) -> set[int]:
-        """Indexes of the conditional updates whose resource, as it would be stored (profiles
-        stamped, id set, `urn:uuid:` references resolved), has the content MAC of the row
-        already stored: a re-sent Patient or Organization, an unchanged re-run. Such a resource
-        passed validation when it was stored, so validating it again cannot change the answer
-        ("unchanged"); every other entry is validated in full. Anything unusual (a malformed
-        request, several matches, a reference to an entry being created) is not a candidate
-        and takes the ordinary path, with its ordinary errors."""
-        conds: dict[int, tuple[str, str, str]] = {}
-        for i, e in enumerate(entries):
-            res, req = e["resource"], e.get("request")
-            rtype = res.get("resourceType")
-            if rtype not in TYPES or not isinstance(req, dict) or req.get("method") != "PUT":
-                continue
-            url = req.get("url")
-            if not isinstance(url, str) or not url.startswith(f"{rtype}?"):
-                continue
-            try:
-                system, value = _identifier_query(url.split("?", 1)[1], "request.url")
-            except Invalid:
-                continue
-            if _own_system(system, self.muni):
-                conds[i] = (rtype, system, value)
-        if not conds:
-            return set()
-        found = self.identifiers(set(conds.values()))
-        ids = {i: found[k][0] for i, k in conds.items() if len(found.get(k, ())) == 1}
-        rows = self.rows({(conds[i][0], rid) for i, rid in ids.items()})
-        refs: dict[str, str] = {}
-        for i, rid in ids.items():
-            full = entries[i].get("fullUrl")
-            if isinstance(full, str) and full.startswith("urn:uuid:"):
-                refs[full] = f"{conds[i][0]}/{rid}"
-        out: set[int] = set()
-        for i, rid in ids.items():
-            row = rows.get((conds[i][0], rid))
-            if row is None or row.municipality != self.muni or row.content_mac is None:
-                continue
-            res = json.loads(jsonbytes.dumps(entries[i]["resource"]))  # a copy to resolve in
-            if not _resolve_urns(res, refs) or res.get("id", rid) != rid:
-                continue
-            profiles.stamp(res)
-            res["id"] = rid
-            if self.repo.unchanged(self.s, row, res):
-                out.add(i)
-        return out
-
-
-def _resolve_urns(node: Any, refs: dict[str, str]) -> bool:
-    """Replace `urn:uuid:` references by the stored resources they name, in place; False when
-    one names no stored resource."""
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.startswith("urn:uuid:"):
-            if ref not in refs:
-                return False
-            node["reference"] = refs[ref]
-        return all(_resolve_urns(v, refs) for v in node.values() if isinstance(v, dict | list))
-    if isinstance(node, list):
-        return all(_resolve_urns(v, refs) for v in node if isinstance(v, dict | list))
-    return True
+    @property
+    def at(self) -> str:
+        return f"Bundle.entry[{self.index}]"
 
 
 def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result:
-    """Apply a transaction Bundle or raise Invalid / PreconditionFailed / Denied."""
+    """Apply a transaction Bundle or raise Invalid / PreconditionFailed / Denied. The steps run
+    in this order, each refusing (with every problem it can name) before the next runs."""
     muni = access.municipality or ""
+    entries = _entries(bundle)
+    urn_types = _urn_types(entries)  # 1. each entry's shape, what each urn:uuid will be
+    lookup = Lookup(s, repo, muni)
+    stored = lookup.stored_unchanged(entries)  # 2. validate all but what is stored as is
+    _refuse(
+        [p for i, e in enumerate(entries) for p in _problems(i, e, i in stored, urn_types, muni)]
+    )
+    targets = [_target(i, e, muni) for i, e in enumerate(entries)]  # 3. what each addresses
+    rows = _find(targets, lookup, muni)
+    plan = _plan(access, targets, rows, muni)
+    _check_references(s, repo, plan, muni)  # 4. references: resolved, and this city's
+    claim(s, plan.claims)  # 5. write what changed, after taking the identifiers
+    return _write(s, repo, access, plan, entries, stored, urn_types, muni)
+
+
+def _refuse(issues: Issues) -> None:
+    if issues:
+        raise Invalid(issues)
+
+
+def _entries(bundle: Any) -> list[Any]:
+    """The entries of a transaction Bundle, or Invalid."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise Invalid([issue("Bundle", "POST / takes a Bundle")])
     if bundle.get("type") != "transaction":
@@ -225,10 +117,13 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
     entries = bundle.get("entry") or []
     if not isinstance(entries, list) or not entries:
         raise Invalid([issue("Bundle.entry", "the Bundle has no entries")])
+    return entries
 
-    # 1. shape of each entry, and what each urn:uuid will be
+
+def _urn_types(entries: list[Any]) -> dict[str, str]:
+    """Step 1: every entry holds a resource; `urn:uuid:` fullUrl → the type it will be."""
     urn_types: dict[str, str] = {}
-    issues: list[dict[str, Any]] = []
+    issues: Issues = []
     for i, e in enumerate(entries):
         p = f"Bundle.entry[{i}]"
         res = e.get("resource") if isinstance(e, dict) else None
@@ -240,260 +135,220 @@ def process(s: Session, repo: Repository, access: Access, bundle: Any) -> Result
             if full in urn_types:
                 issues.append(issue(f"{p}.fullUrl", f"{full} appears twice"))
             urn_types[full] = str(res.get("resourceType"))
-    if issues:
-        raise Invalid(issues)
+    _refuse(issues)
+    return urn_types
 
-    # 2. validate every resource, except one whose content is what the server already stores
-    #    (validated when it was stored); collect every problem before answering
-    lookup = _Lookup(s, repo, muni)
-    stored = lookup.stored_unchanged(entries)
-    for i, e in enumerate(entries):
-        p = f"Bundle.entry[{i}]"
-        res = e["resource"]
-        # people's details and free text never get in, not even unchanged (personal_data.py)
-        issues.extend(personal_data.problems(res, f"{p}.resource"))
-        if i not in stored:
-            try:
-                validate(res, f"{p}.resource", urn_types.get)
-            except Invalid as exc:
-                issues.extend(exc.issues)
-                continue
-        rtype = res["resourceType"]
-        if not TYPES[rtype].writable:
-            issues.append(
-                issue(f"{p}.resource.resourceType", f"{rtype} is written by the server only")
-            )
-        req = e.get("request") or {}
-        method = req.get("method")
-        if method not in ("PUT", "POST"):
-            issues.append(issue(f"{p}.request.method", "request.method must be PUT or POST"))
-        url = req.get("url") or ""
-        if not (url == rtype or url.startswith((rtype + "?", rtype + "/"))):
-            issues.append(issue(f"{p}.request.url", f"request.url must address {rtype}"))
-        for j, ident in enumerate(res.get("identifier") or []):
-            if not _own_system(ident.get("system", ""), muni):
-                issues.append(
-                    issue(
-                        f"{p}.resource.identifier[{j}].system",
-                        "identifier system of another municipality",
-                        "forbidden",
-                    )
-                )
-        if rtype == "Patient" and not any(
-            ident.get("system") == pseudonym_system(muni) for ident in res.get("identifier") or []
-        ):
-            issues.append(
-                issue(
-                    f"{p}.resource.identifier",
-                    f"a Patient needs an identifier in {pseudonym_system(muni)}",
-                )
-            )
-    if issues:
-        raise Invalid(issues)
 
-    # 3. find each entry's target: every conditional identifier of the Bundle in one query
-    #    per type, then every target's current row in one query per type
-    targets: list[tuple[int, dict, dict, str | None, tuple[str, str] | None, bool]] = []
-    for i, e in enumerate(entries):
-        p = f"Bundle.entry[{i}]"
-        res, req = dict(e["resource"]), e.get("request") or {}
-        profiles.stamp(res)  # the JP Core profiles validate() checked, in meta.profile
-        rtype, url, method = res["resourceType"], req.get("url", ""), req["method"]
-        existing_only = False
-        rid: str | None = None
-        cond = None
-        if method == "PUT" and "?" in url:
-            cond = _identifier_query(url.split("?", 1)[1], f"{p}.request.url")
-        elif method == "POST" and req.get("ifNoneExist"):
-            cond = _identifier_query(req["ifNoneExist"], f"{p}.request.ifNoneExist")
-            existing_only = True
-        elif method == "PUT":
-            rid = url.split("/", 1)[1]
-            if not REF_RE.match(f"{rtype}/{rid}"):
-                raise Invalid([issue(f"{p}.request.url", "request.url must be Type/id")])
-            if not pairwise_ids.fits(rid):  # apps get each id encrypted, still a FHIR id
-                why = f"an id longer than {pairwise_ids.MAX_PLAIN_ID} characters must be a UUID"
-                raise Invalid([issue(f"{p}.request.url", why)])
-        if cond is not None and not _own_system(cond[0], muni):
-            raise Invalid([issue(f"{p}.request.url", "identifier system of another municipality")])
-        targets.append((i, res, req, rid, cond, existing_only))
-    matches = lookup.identifiers(
-        {(res["resourceType"], *cond) for _, res, _, _, cond, _ in targets if cond}
-    )
-    for i, res, _req, _rid, cond, _x in targets:
-        n = len(matches.get((res["resourceType"], *cond), ())) if cond else 0
+def _problems(
+    i: int, e: dict[str, Any], stored: bool, urn_types: dict[str, str], muni: str
+) -> Issues:
+    """Step 2, one entry: what is wrong with it. A resource whose content the server already
+    stores was validated when it was stored; people's details and free text never get in, not
+    even unchanged (personal_data.py)."""
+    p = f"Bundle.entry[{i}]"
+    res = e["resource"]
+    issues = personal_data.problems(res, f"{p}.resource")
+    if not stored:
+        try:
+            validate(res, f"{p}.resource", urn_types.get)
+        except Invalid as exc:
+            return issues + exc.issues
+    rtype = res["resourceType"]
+    if not TYPES[rtype].writable:
+        issues.append(issue(f"{p}.resource.resourceType", f"{rtype} is written by the server only"))
+    req = e.get("request") or {}
+    if req.get("method") not in ("PUT", "POST"):
+        issues.append(issue(f"{p}.request.method", "request.method must be PUT or POST"))
+    url = req.get("url") or ""
+    if not (url == rtype or url.startswith((rtype + "?", rtype + "/"))):
+        issues.append(issue(f"{p}.request.url", f"request.url must address {rtype}"))
+    idents = res.get("identifier") or []
+    for j, ident in enumerate(idents):
+        if not own_system(ident.get("system", ""), muni):
+            where = f"{p}.resource.identifier[{j}].system"
+            issues.append(issue(where, "identifier system of another municipality", "forbidden"))
+    if rtype == "Patient" and not any(x.get("system") == pseudonym_system(muni) for x in idents):
+        why = f"a Patient needs an identifier in {pseudonym_system(muni)}"
+        issues.append(issue(f"{p}.resource.identifier", why))
+    return issues
+
+
+def _target(i: int, e: dict[str, Any], muni: str) -> Target:
+    """Step 3, one entry: what its request addresses (an id, or an identifier to look up)."""
+    res, req = dict(e["resource"]), e.get("request") or {}
+    profiles.stamp(res)  # the JP Core profiles validate() checked, in meta.profile
+    t = Target(i, res, req, e.get("fullUrl"))
+    url, method = req.get("url", ""), req["method"]
+    if method == "PUT" and "?" in url:
+        t.cond = identifier_query(url.split("?", 1)[1], f"{t.at}.request.url")
+    elif method == "POST" and req.get("ifNoneExist"):
+        t.cond = identifier_query(req["ifNoneExist"], f"{t.at}.request.ifNoneExist")
+        t.existing_only = True
+    elif method == "PUT":
+        t.rid = url.split("/", 1)[1]
+        if not REF_RE.match(f"{t.rtype}/{t.rid}"):
+            raise Invalid([issue(f"{t.at}.request.url", "request.url must be Type/id")])
+        if not pairwise_ids.fits(t.rid):  # apps get each id encrypted, still a FHIR id
+            why = f"an id longer than {pairwise_ids.MAX_PLAIN_ID} characters must be a UUID"
+            raise Invalid([issue(f"{t.at}.request.url", why)])
+    if t.cond is not None and not own_system(t.cond[0], muni):
+        why = "identifier system of another municipality"
+        raise Invalid([issue(f"{t.at}.request.url", why)])
+    return t
+
+
+def _find(
+    targets: list[Target], lookup: Lookup, muni: str
+) -> dict[tuple[str, str], StoredResource]:
+    """Step 3: each conditional target's id (every identifier of the Bundle in one query per
+    type; more than one match is refused), a new Patient's the one the IdP names as SMART
+    `patient`; then every target's current row, in one query per type."""
+    matches = lookup.identifiers({(t.rtype, *t.cond) for t in targets if t.cond})
+    for t in targets:
+        n = len(matches.get((t.rtype, *t.cond), ())) if t.cond else 0
         if n > 1:
-            where = f"Bundle.entry[{i}].request.url"
+            where = f"{t.at}.request.url"
             raise PreconditionFailed([issue(where, f"{n} resources match", "multiple-matches")])
-    ids_of = [
-        rid if cond is None else (matches.get((res["resourceType"], *cond)) or [None])[0]
-        for _, res, _, rid, cond, _ in targets
-    ]
-    for k, (_, res, _, _, cond, _) in enumerate(targets):
-        new_patient = ids_of[k] is None and cond and res["resourceType"] == "Patient"
-        if new_patient and cond[0] == pseudonym_system(muni):
-            ids_of[k] = patient_id(muni, cond[1])  # the id the IdP names as SMART `patient`
-    rows = lookup.rows(
-        {(t[1]["resourceType"], rid) for t, rid in zip(targets, ids_of, strict=True) if rid}
-    )
+    for t in targets:
+        if t.cond is None:
+            continue
+        found = matches.get((t.rtype, *t.cond))
+        t.rid = found[0] if found else None
+        if t.rid is None and t.rtype == "Patient" and t.cond[0] == pseudonym_system(muni):
+            t.rid = patient_id(muni, t.cond[1])
+    return lookup.rows({(t.rtype, t.rid) for t in targets if t.rid})
 
-    plan: list[tuple[dict, str, StoredResource | None, bool]] = []  # resource, id, prev, no-op
-    taken: dict[str, int] = {}
-    urn_refs: dict[str, str] = {}
-    claims: dict[Key, str] = {}  # identifiers that conditional creates take (claims.py)
-    for (i, res, req, _, cond, existing_only), rid in zip(targets, ids_of, strict=True):
-        p = f"Bundle.entry[{i}]"
-        rtype = res["resourceType"]
-        prev: StoredResource | None = None
-        if rid is not None:
-            prev = rows.get((rtype, rid))
-            if prev is not None and prev.municipality != muni:
-                raise Invalid([issue(f"{p}.request.url", f"{rtype}/{rid} cannot be written")])
-        if_match = req.get("ifMatch")
-        if if_match is not None:
-            m = re.fullmatch(r'(?:W/)?"(\d+)"', if_match.strip())
-            if not m or prev is None or prev.version_id != int(m.group(1)):
-                raise PreconditionFailed(
-                    [
-                        issue(
-                            f"{p}.request.ifMatch",
-                            "the resource's version is not " + if_match,
-                            "conflict",
-                        )
-                    ]
-                )
-        rid = rid or new_id()
-        if cond is not None and prev is None:  # a conditional create: claim the identifier
-            key = (rtype, muni, cond[0], cond[1])
-            if key in claims:
-                raise Invalid([issue(f"{p}.request", "two entries create the same identifier")])
-            claims[key] = rid
-        ref = f"{rtype}/{rid}"
-        if ref in taken:
-            raise Invalid(
-                [issue(f"{p}.request", f"entries {taken[ref]} and {i} address the same resource")]
-            )
-        taken[ref] = i
-        access.require(rtype, "u" if prev is not None and not existing_only else "c")
-        res["id"] = rid
-        full = entries[i].get("fullUrl")
-        if isinstance(full, str) and full.startswith("urn:uuid:"):
-            urn_refs[full] = ref
-        plan.append((res, rid, prev, existing_only and prev is not None))
 
-    # 4. rewrite urn:uuid references and check every reference points at this city's data
-    #    (those outside the Bundle looked up together)
-    stored_types = set(TYPES)
+@dataclass
+class Plan:
+    """What the Bundle will write, as step 3 worked it out."""
+
+    targets: list[Target]
+    claims: dict[Key, str] = field(default_factory=dict)  # conditional creates' (claims.py)
+    urn_refs: dict[str, str] = field(default_factory=dict)  # urn:uuid: → Type/id
+    taken: dict[str, int] = field(default_factory=dict)  # Type/id → entry index
+
+
+def _plan(
+    access: Access, targets: list[Target], rows: dict[tuple[str, str], StoredResource], muni: str
+) -> Plan:
+    """Step 3: each target's row checked (this city's, the version `ifMatch` names), its id
+    fixed, the identifiers conditional creates claim, and the policy asked per entry."""
+    plan = Plan(targets)
+    for t in targets:
+        _plan_entry(plan, access, t, rows, muni)
+    return plan
+
+
+def _plan_entry(
+    plan: Plan,
+    access: Access,
+    t: Target,
+    rows: dict[tuple[str, str], StoredResource],
+    muni: str,
+) -> None:
+    if t.rid is not None:
+        t.prev = rows.get((t.rtype, t.rid))
+        if t.prev is not None and t.prev.municipality != muni:
+            raise Invalid([issue(f"{t.at}.request.url", f"{t.rtype}/{t.rid} cannot be written")])
+    if_match = t.request.get("ifMatch")
+    if if_match is not None:
+        m = re.fullmatch(r'(?:W/)?"(\d+)"', if_match.strip())
+        if not m or t.prev is None or t.prev.version_id != int(m.group(1)):
+            why = "the resource's version is not " + if_match
+            raise PreconditionFailed([issue(f"{t.at}.request.ifMatch", why, "conflict")])
+    rid = t.rid = t.rid or new_id()
+    if t.cond is not None and t.prev is None:  # a conditional create: claim the identifier
+        key = (t.rtype, muni, t.cond[0], t.cond[1])
+        if key in plan.claims:
+            raise Invalid([issue(f"{t.at}.request", "two entries create the same identifier")])
+        plan.claims[key] = rid
+    ref = f"{t.rtype}/{rid}"
+    if ref in plan.taken:
+        why = f"entries {plan.taken[ref]} and {t.index} address the same resource"
+        raise Invalid([issue(f"{t.at}.request", why)])
+    plan.taken[ref] = t.index
+    check(access, "update" if t.prev is not None and not t.existing_only else "create", t.rtype)
+    t.resource["id"] = rid
+    if isinstance(t.full_url, str) and t.full_url.startswith("urn:uuid:"):
+        plan.urn_refs[t.full_url] = ref
+    t.noop = t.existing_only and t.prev is not None
+
+
+def _check_references(s: Session, repo: Repository, plan: Plan, muni: str) -> None:
+    """Step 4: `urn:uuid:` references rewritten to the ids planned; every other reference
+    must name a stored resource of this city (those outside the Bundle looked up together)."""
     outside: list[tuple[str, str, str]] = []  # path, type, id
-    for i, (res, _rid, _prev, _noop) in enumerate(plan):
-        for node, path in _references(res, f"Bundle.entry[{i}].resource"):
+    for t in plan.targets:
+        for node, path in references(t.resource, f"{t.at}.resource"):
             ref = node["reference"]
-            if ref in urn_refs:
-                node["reference"] = ref = urn_refs[ref]
+            if ref in plan.urn_refs:
+                node["reference"] = ref = plan.urn_refs[ref]
             m = REF_RE.match(ref)
-            if not m or m.group(1) not in stored_types or ref in taken:
+            if not m or m.group(1) not in TYPES or ref in plan.taken:
                 continue
             outside.append((path, m.group(1), m.group(2)))
     existing = repo.current_many(s, {(t, i) for _, t, i in outside})
+    issues: Issues = []
     for path, rtype, rid in outside:
         row = existing.get((rtype, rid))
         if row is None or row.municipality != muni:
             issues.append(issue(f"{path}.reference", f"{rtype}/{rid} does not exist", "not-found"))
-    if issues:
-        raise Invalid(issues)
+    _refuse(issues)
 
-    # 5. write what changed, after taking the identifiers that conditional creates claim
-    claim(s, claims)
+
+def references(node: Any, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every `{reference: ...}` node under `node`, with its path."""
+    if isinstance(node, dict):
+        if isinstance(node.get("reference"), str):
+            yield node, path
+        for k, v in node.items():
+            if isinstance(v, dict | list):  # leaves hold no reference: no path for them
+                yield from references(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            if isinstance(v, dict | list):
+                yield from references(v, f"{path}[{i}]")
+
+
+def _write(
+    s: Session,
+    repo: Repository,
+    access: Access,
+    plan: Plan,
+    entries: list[Any],
+    stored: set[int],
+    urn_types: dict[str, str],
+    muni: str,
+) -> Result:
+    """Step 5: what changed, in a few statements for the lot (repository.put_many); what is
+    unchanged answers 200 "unchanged"; one Provenance per Patient whose records changed."""
     now = utcnow()
-    result = Result([], None)
     out: list[Outcome | None] = []
     writes: list[tuple[dict[str, Any], str, StoredResource | None]] = []
-    for k, (res, _rid, prev, noop) in enumerate(plan):
-        if prev is not None and (noop or repo.unchanged(s, prev, res)):
-            found = Found(prev.resource_type, prev.id, prev.version_id, prev.last_updated, b"")
+    for t in plan.targets:
+        if t.prev is not None and (t.noop or repo.unchanged(s, t.prev, t.resource)):
+            p = t.prev
+            found = Found(p.resource_type, p.id, p.version_id, p.last_updated, b"")
             out.append(Outcome("200 OK", found, unchanged=True))
             continue
-        if targets[k][0] in stored:  # never write what was not validated (cannot happen:
+        if t.index in stored:  # never write what was not validated (cannot happen:
             # stored_unchanged computed the same content): validate it after all
-            i = targets[k][0]
-            validate(entries[i]["resource"], f"Bundle.entry[{i}].resource", urn_types.get)
+            validate(entries[t.index]["resource"], f"{t.at}.resource", urn_types.get)
         out.append(None)
-        writes.append((res, muni, prev))
+        writes.append((t.resource, muni, t.prev))
+    result = Result([], None)
     written = iter(repo.put_many(s, writes, now))  # all of them in a few statements
-    for k, (_res, _rid, prev, _noop) in enumerate(plan):
+    for k, t in enumerate(plan.targets):
         if out[k] is None:
             found = next(written)
-            out[k] = Outcome("200 OK" if prev is not None else "201 Created", found)
+            out[k] = Outcome("200 OK" if t.prev is not None else "201 Created", found)
             result.touched.append(f"{found.ref}/_history/{found.version}")
             result.compartments[found.ref] = set(found.patients)
     result.entries = [o for o in out if o is not None]
     if result.touched:
         comp = result.compartments  # what was just written where (no need to ask)
-        provs = _provenances(result.touched, comp, muni, access.token.client_id, now)
+        provs = provenances(result.touched, comp, muni, access.token.client_id, now)
         result.provenance = repo.put_many(s, [(p, muni, None) for p in provs], now)[0]
         result.patients = {pid for pids in comp.values() for pid in pids}
     return result
-
-
-PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
-
-
-def _provenances(
-    touched: list[str], comp: dict[str, set[str]], muni: str, client_id: str, now: Any
-) -> list[dict[str, Any]]:
-    """The Provenance of one batch: one per Patient compartment it changed (targets: that
-    Patient and its versions written, so `$everything` returns it and it names nobody else's
-    records), and one for what belongs to no Patient (an Organization). Each names the
-    connector (assembler, on behalf of its city) and the source city (custodian), so a record
-    keeps its origin wherever it is read (a family that moved; issue 8)."""
-    groups: dict[str | None, list[str]] = {}
-    for ref in touched:
-        owners = comp.get("/".join(ref.split("/")[:2])) or {None}
-        for pid in sorted(owners, key=lambda p: p or ""):
-            groups.setdefault(pid, []).append(ref)
-    out = []
-    for pid, refs in groups.items():
-        if pid is not None and not any(r.startswith(f"Patient/{pid}/") for r in refs):
-            refs = [f"Patient/{pid}", *refs]  # in the Patient's compartment (Provenance.patient)
-        out.append(
-            {
-                "resourceType": "Provenance",
-                "id": new_id(),
-                "target": [{"reference": r} for r in refs],
-                "recorded": instant(now),
-                "activity": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                            "code": "UPDATE",
-                        }
-                    ]
-                },
-                "agent": provenance_agents(client_id, muni),
-            }
-        )
-    return out
-
-
-def provenance_agents(client_id: str, municipality: str) -> list[dict[str, Any]]:
-    """Who a load came from: the connector (assembler, on behalf of its city) and the source
-    city (custodian), the city named by its 全国地方公共団体コード."""
-    return [
-        {
-            "type": {"coding": [{"system": PARTICIPANT, "code": "assembler"}]},
-            "who": {"type": "Device", "identifier": {"system": CLIENT_SYSTEM, "value": client_id}},
-            "onBehalfOf": _city(municipality),
-        },
-        {
-            "type": {"coding": [{"system": PARTICIPANT, "code": "custodian"}]},
-            "who": _city(municipality),
-        },
-    ]
-
-
-def _city(municipality: str) -> dict[str, Any]:
-    """A Reference to the city as an Organization, by its 全国地方公共団体コード."""
-    return {
-        "type": "Organization",
-        "identifier": {"system": MUNICIPALITY_CODE_SYSTEM, "value": municipality},
-    }

@@ -387,11 +387,11 @@ def validate(
     try:
         model = _model_class(rtype).model_validate(resource)
     except ValidationError as exc:
-        issues = []
+        refused = []
         for err in exc.errors():
             where = _loc_path(base, err["loc"])
-            issues.append(issue(where, f"{where}: {err['msg']}", "structure"))
-        raise Invalid(issues) from None
+            refused.append(issue(where, f"{where}: {err['msg']}", "structure"))
+        raise Invalid(refused) from None
 
     issues: list[dict[str, Any]] = []
 
@@ -441,7 +441,11 @@ def validate(
                         f"{p}.{element}", f"{p}.{element}: {value!r} is not allowed", "code-invalid"
                     )
                 )
-        if kind == "Period" and obj.start is not None and obj.end is not None:
+        if (
+            kind == "Period"
+            and getattr(obj, "start", None) is not None
+            and getattr(obj, "end", None) is not None
+        ):
             s = raw_here.get("start")
             e = raw_here.get("end")
             rs, re_ = value_range(s), value_range(e)
@@ -453,9 +457,10 @@ def validate(
             and getattr(obj, "system", None) is None
         ):
             issues.append(issue(f"{p}.system", f"qty-3: {p} has a code but no system"))
-        if kind == "Reference" and obj.reference is not None:
+        reference = getattr(obj, "reference", None) if kind == "Reference" else None
+        if reference is not None:
             element = rtype + _strip_indexes(p[len(base) :])
-            issues.extend(_check_reference(obj.reference, p, element, resolve))
+            issues.extend(_check_reference(reference, p, element, resolve))
     for where in unindexable_dates(resource):  # never stored unsearchable, never a 500
         issues.append(issue(f"{base}.{where}", f"{base}.{where}: not a date the index can hold"))
     issues.extend(vital_signs.check(resource, base))  # the R4 vital signs profiles

@@ -86,7 +86,7 @@ def check(resource: dict[str, Any], base: str) -> list[dict[str, Any]]:
 
 
 def _quantity(q: Any, path: str, units: frozenset[str], where: str) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     if not isinstance(q, dict):
         return out
     for key in ("value", "unit", "system", "code"):

@@ -21,6 +21,7 @@ from phr_server.policy import (
 )
 from tests.browser import live_server
 from tests.phr_server.conftest import MUNI, World
+from tests.phr_server.test_erase import _audit_events
 
 FAMILY = [("P1", "self"), ("C1", "child")]
 
@@ -345,3 +346,19 @@ def test_everything_says_when_it_was_cut(
     assert issue["severity"] == "warning" and "Observation" in issue["diagnostics"]
     observations = [e for e in cut["entry"] if e["resource"]["resourceType"] == "Observation"]
     assert len(observations) == 2
+
+
+def test_refusals_of_a_known_caller_are_audited(world: World, family: dict[str, str]) -> None:
+    """The policy point refuses before the route runs, and the refusal is still audited as a
+    failure (outcome 4) once the decision knows who asked: a type the scopes do not cover, a
+    type not served here, a person's write."""
+    obs_only = world.user("sub-parent", "patient/Observation.rs", FAMILY)
+    before = _audit_events(world)
+    assert world.get(world.path(family["urn:uuid:i1"]), obs_only).status_code == 403
+    assert world.get("/Unknown", obs_only).status_code == 404
+    assert (
+        world.post(obs_only, {"resourceType": "Bundle", "type": "transaction"}).status_code == 403
+    )
+    failed = [a for i, a in _audit_events(world).items() if i not in before]
+    assert sorted(a["outcome"] for a in failed) == ["4", "4", "4"]
+    assert {a["subtype"][0]["code"] for a in failed} == {"read", "search-type", "transaction"}

@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 
 from phr_core.identifiers import patient_id
 from phr_core.tokens import AccessToken, InvalidToken
-from phr_server.api import TokenCache
+from phr_server.authn import TokenCache
 from phr_server.policy import CONSENT_TTL_S, HttpConsentDirectory, PatientLink, PatientResolver
 from tests.browser import live_server
 from tests.phr_server.conftest import MUNI, World, patient, transaction

@@ -16,6 +16,7 @@ from phr_server.models import (
     StoredResource,
     TokenIndex,
 )
+from tests.idp.test_dpop import Holder
 from tests.phr_server.conftest import MUNI, World, immunization, patient, transaction
 
 
@@ -189,3 +190,35 @@ def test_bad_erase_requests_are_named(world: World, family: dict[str, str]) -> N
         diag = resp.get_json()["issue"][0]["diagnostics"]
         assert words in diag, diag
     assert _rows(world, *family["urn:uuid:p1"].split("/"))["resource"] == 1
+
+
+def test_erase_takes_a_dpop_bound_token_only_with_its_proof(
+    world: World, family: dict[str, str]
+) -> None:
+    """`$erase` authenticates like every route (phr_server.authn): a token bound to the consent
+    service's key works with a fresh proof from that key, and not without one."""
+    holder = Holder()
+    token = _erase_token(world, cnf={"jkt": holder.jkt})
+    url = world.settings.urls["fhir"].rstrip("/") + "/$erase"
+    body = json.dumps(_params("P1"))
+
+    def post(auth: str, proof: str | None = None):  # type: ignore[no-untyped-def]
+        headers = {"Authorization": auth, "Content-Type": "application/fhir+json"}
+        if proof is not None:
+            headers["DPoP"] = proof
+        return world.client.post("/$erase", data=body, headers=headers)
+
+    for resp, error in (
+        (post(f"DPoP {token}"), "invalid_dpop_proof"),  # no proof
+        (post(f"Bearer {token}"), "invalid_token"),  # a bound token sent as a bearer token
+        (post(f"DPoP {token}", Holder().proof("POST", url, token)), "invalid_dpop_proof"),
+    ):
+        assert resp.status_code == 401, resp.get_json()
+        assert f'error="{error}"' in resp.headers["WWW-Authenticate"]
+        assert resp.headers["WWW-Authenticate"].startswith("DPoP ")
+    assert _rows(world, *family["urn:uuid:p1"].split("/"))["resource"] == 1
+
+    ok = post(f"DPoP {token}", holder.proof("POST", url, token))
+    assert ok.status_code == 200, ok.get_json()
+    assert _counts(ok)["patients"] == 1
+    assert _rows(world, *family["urn:uuid:p1"].split("/"))["resource"] == 0
