@@ -23,7 +23,7 @@ _FILTER = "filter."
 
 
 def _words(lang: str, key: str) -> str:
-    return text(lang if lang in LANGUAGES else "en", _CONTEXT, key)
+    return text(lang, _CONTEXT, key)
 
 
 # Each resource type in words, (Japanese, English): the portal's access history reads these.
@@ -58,21 +58,21 @@ def _filter_words(query: str, lang: str) -> str:
 
 
 def describe(scope: str, lang: str) -> str:
-    """A scope in plain words (Japanese, or English for any other language asked)."""
-    lang = "ja" if lang == "ja" else "en"
+    """A scope in plain words, in `lang` (English for a language without a catalog)."""
+    lang = lang if lang in LANGUAGES else "en"
     if scope in _PLAIN:
         return _words(lang, scope)
     m = SMART_RE.match(scope)
     if not m:
         return scope
     context, resource, perms, query = m.groups()
-    names = RESOURCE_NAMES.get(resource, (resource, resource))
     writes = perms in ("write", "*") or any(c in perms for c in "cud")
     # `patient/` opens the one record chosen; `user/` everyone the person may see (only the
     # platform's own portal holds it: idp.scopes.app_scope_refusal), and says so.
     whose = "user" if context == "user" else "patient"
     sentence = _words(lang, f"{whose}.{'write' if writes else 'read'}")
-    words = sentence.format(name=names[0] if lang == "ja" else names[1])
+    name = _words(lang, _RESOURCE + resource) if resource in RESOURCE_NAMES else resource
+    words = sentence.format(name=name)
     if query:
         words = _words(lang, "filtered").format(text=words, filter=_filter_words(query, lang))
     return words

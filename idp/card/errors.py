@@ -5,7 +5,7 @@ whether any other person is enrolled.
 
 from __future__ import annotations
 
-from phr_core.catalogs import Failure, failures, text
+from phr_core.catalogs import LANGUAGES, Failure, failures, text
 
 # Each code's HTTP status; its words are in the gettext catalogs under msgctxt
 # `idp.card.error` (phr_core/translations, docs/translating.md).
@@ -55,7 +55,7 @@ class CardError(Exception):
         return self.failure.status
 
     def message(self, lang: str = "ja") -> str:
-        lang = "ja" if lang == "ja" else "en"
+        lang = lang if lang in LANGUAGES else "en"
         base = self.failure.message(lang)
         if self.tries_left is None:
             return base

@@ -49,5 +49,4 @@ class PasskeyError(Exception):
         return FAILURES[self.code].status
 
     def message(self, lang: str = "ja") -> str:
-        failure = FAILURES[self.code]
-        return failure.en if lang == "en" else failure.ja
+        return FAILURES[self.code].message(lang)
