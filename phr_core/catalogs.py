@@ -28,7 +28,6 @@ from babel.support import Translations
 LANGUAGES = ("ja", "en")
 DOMAIN = "messages"
 TRANSLATIONS = Path(__file__).parent / "translations"
-SOURCE = TRANSLATIONS / LANGUAGES[0] / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
 def po_path(lang: str) -> Path:
