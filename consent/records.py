@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent.models import ChangeLog, ConsentRecord, ConsentVersion, utcnow
+from phr_core.catalogs import text
 
 PROVIDER = "provider"
 RECIPIENT = "recipient"
@@ -40,11 +41,10 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "checkup": ("Observation", "Encounter", "DiagnosticReport"),
     "claims": ("ExplanationOfBenefit", "Claim", "Coverage", "MedicationDispense"),
 }
+# Each category in words, (Japanese, English): gettext catalogs, msgctxt `consent.category`.
 CATEGORY_NAMES: dict[str, tuple[str, str]] = {
-    "mch": ("母子保健（母子健康手帳）", "maternal and child health (MCH handbook)"),
-    "vaccination": ("予防接種", "vaccinations"),
-    "checkup": ("健診", "checkups"),
-    "claims": ("診療報酬明細（レセプト）", "insurance claims"),
+    code: (text("ja", "consent.category", code), text("en", "consent.category", code))
+    for code in CATEGORIES
 }
 ACTIONS = ("collect", "access", "use", "disclose", "correct")  # FHIR consentaction codes
 

@@ -31,6 +31,7 @@ from idp.card.sessions import (
     handle_response,
     session_qr_svg,
 )
+from phr_core.catalogs import tables
 from phr_core.webapp import database, settings
 
 bp = Blueprint("card", __name__, url_prefix="/card", template_folder="templates")
@@ -124,16 +125,11 @@ def get_status(session_id: str) -> ResponseReturnValue:
         if status in ("pending", "processing") and _aware(session.expires_at) <= _now():
             status, code = "failed", "challenge_expired"
     if status in ("verified", "consumed"):
-        message = "確認できました。" if lang == "ja" else "Verified."
-        return _ok(status="verified", message=message)
+        return _ok(status="verified", message=PANEL_TEXTS[lang]["verified"])
     if status == "failed":
         exc = CardError(code if code and code in _codes() else "internal_error")
         return _ok(status="failed", error=exc.code, message=exc.message(lang))
-    message = (
-        "カード読み取りアプリで署名してください。"
-        if lang == "ja"
-        else "Sign with the card-reader app."
-    )
+    message = PANEL_TEXTS[lang]["sign_with_app"]
     if code == "enrollment_required":
         message = CardError(code).message(lang)
     return _ok(status="pending", message=message)
@@ -143,25 +139,8 @@ def _codes() -> set[str]:
     return set(FAILURES)
 
 
-PANEL_TEXTS = {
-    "ja": {
-        "title": "マイナンバーカードでサインイン",
-        "qr_alt": "カード読み取りアプリで読み取る QR コード",
-        "help": "スマートフォンのカード読み取りアプリでQRコードを読み取るか、"
-        "コードを入力してください。",
-        "code": "コード:",
-        "waiting": "カードでの署名を待っています…",
-        "continue": "署名したら、ここを押して進んでください。",
-    },
-    "en": {
-        "title": "Sign in with your My Number card",
-        "qr_alt": "QR code to scan with the card-reader app",
-        "help": "Scan the QR code with the card-reader app on your phone, or enter the code.",
-        "code": "Code:",
-        "waiting": "Waiting for the card's signature…",
-        "continue": "After signing, continue here.",
-    },
-}
+# The card panel's words and status messages: gettext catalogs, msgctxt `idp.card`.
+PANEL_TEXTS = tables("idp.card")
 
 # Polls the session's status; on "verified" goes to data-card-done, on "failed" shows the
 # message and stops. Served from here (not inline) so a strict CSP needs no exception.
