@@ -97,7 +97,7 @@ def synth(
         months=months,
         consent_share=consent_share,
     )
-    n_claims = len(files["claims"])  # type: ignore[arg-type]
+    n_claims = len(files["claims"])  # type: ignore[arg-type]  # synth's claims entry is a list
     click.echo(
         f"wrote register, mch, vaccination, {n_claims} UKE files and consents.json to {target}"
     )

@@ -195,7 +195,7 @@ def match_link_requests(
         fields = [r.get(f) for f in ("name", "birthdate", "sex", "address")]
         if not all(isinstance(f, str) and f for f in fields):
             continue  # a malformed request is simply not matched
-        k = _key(*fields)  # type: ignore[arg-type]
+        k = _key(*fields)  # type: ignore[arg-type]  # all str: checked just above
         wanted.setdefault(k, []).append(str(r["id"]))
     found: dict[tuple[str, str, str, str], list[str]] = {}
     for res in register.read(register_path):

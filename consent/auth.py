@@ -144,7 +144,7 @@ def require(
             g.access_token = at
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # functools.wraps keeps the view's signature
 
     return decorate
 

@@ -209,7 +209,7 @@ def new_version(
         )
     }
     if "categories" in changes:
-        changes["categories"] = _check_categories(changes["categories"])  # type: ignore[arg-type]
+        changes["categories"] = _check_categories(changes["categories"])  # type: ignore[arg-type]  # checked there
     fields.update(changes)
     version = ConsentVersion(
         consent_id=view.record.id,
