@@ -58,8 +58,7 @@ WORDS: dict[str, dict[str, str]] = {
         "standard": "標準の時期 {start}〜{end}",
         "live_gap": "ほかの注射の生ワクチンから27日以上あけます",
         "not_covered": "この予定に含まれないこと",
-        "schedule_source": "出典：厚生労働省 定期接種実施要領"
-        "（自治体の案内による。実施要領そのものは未確認）",
+        "schedule_source": "出典：予防接種法施行令、厚生労働省 定期接種実施要領",
         "history_title": "アクセス履歴",
         "history_intro": "あなたとお子さんの記録を、いつ、どのアプリが見たかの"
         "記録です（新しい順）。",
@@ -142,8 +141,8 @@ WORDS: dict[str, dict[str, str]] = {
         "standard": "standard time {start} – {end}",
         "live_gap": "27 days after another injected live vaccine",
         "not_covered": "Not covered by this schedule",
-        "schedule_source": "Source: MHLW routine immunization guidelines, as restated by "
-        "municipal notices (the guidelines themselves were not checked)",
+        "schedule_source": "Source: the Immunization Act Enforcement Order and the MHLW "
+        "routine immunization guidelines",
         "history_title": "Access history",
         "history_intro": "Who (which app) saw your and your children's records, and when "
         "(newest first).",
