@@ -87,6 +87,7 @@ class Rule:
     # (rotavirus: the day of birth is "0 weeks 0 days"; "until 24 weeks 0 days" includes it)
     std_from_m: int | None = None
     std_until_m: int | None = None
+    std_until_d: int | None = None  # … or this many days after birth, inclusive (rotavirus)
     after_prev_d: int = 0  # whole days after the previous dose of the series
     after_prev_m: int = 0  # or months after it (same day of the month)
     after_dose: int | None = None  # …counted from this dose (1-based) instead of the previous
@@ -151,6 +152,17 @@ M = Rule  # short alias for the table
 LAW = "予防接種法施行令 第3条第1項の表"
 # Intervals and standard periods: 定期接種実施要領 第2 各論 (restated; not verified in the 要領).
 GUIDE = "定期接種実施要領 第2 各論"
+# The method of each vaccination: 予防接種実施規則 (昭和33年厚生省令第27号), article numbers as in
+# its text in force from 2023-04-01 (table of contents read at legaldoc.jp; the article texts
+# themselves were not retrieved, except 第9条 in its 2013 wording: 20日から56日までの間隔).
+RULES = "予防接種実施規則 第"
+_HEPB = f"{GUIDE} / {RULES}21条: "
+_ROTA = f"{GUIDE} / {RULES}22条: "
+_DPT = f"{GUIDE} / {RULES}9–11条: "
+_PCV = f"{GUIDE} / {RULES}18条: "
+_VZV = f"{GUIDE} / {RULES}20条: "
+_JE = f"{GUIDE} / {RULES}14–15条: "
+_HIB = f"{GUIDE} / {RULES}17条: "
 
 # Both rotavirus products start alike: from 6 weeks 0 days; the first dose by 14 weeks 6 days
 # (施行令: 生後六週に至った日の翌日から; 要領: 初回接種は出生14週6日後まで, MHLW ロタQ&A 問5–7).
@@ -160,10 +172,11 @@ ROTA_DOSE_1 = M(
     min_age_d=42,
     legal_until_d=14 * 7 + 6,
     std_from_m=2,
-    std_until_m=3,
-    source=f"{LAW} ロタウイルス感染症; {GUIDE} ロタ 初回 出生14週6日後まで (MHLW Q&A 問6)",
+    std_until_d=14 * 7 + 6,
+    source=f"{LAW} ロタウイルス感染症; {_ROTA}ロタ 初回 標準 生後2月から出生14週6日後まで、"
+    "出生15週0日後以降は勧めない (MHLW ロタQ&A 問6)",
 )
-_ROTA_NEXT = f"{GUIDE} ロタ: 27日以上の間隔 (restated: Mori, Kasukabe)"
+_ROTA_NEXT = f"{_ROTA}ロタ: 27日以上の間隔 (restated: Mori, Kasukabe)"
 
 SERIES: tuple[Series, ...] = (
     Series(
@@ -175,10 +188,10 @@ SERIES: tuple[Series, ...] = (
             M("1回目", "dose 1", legal_until_m=12, std_from_m=2, std_until_m=9,
               source=f"{LAW} B型肝炎 (一歳に至るまで); {GUIDE} 標準 生後2月から9月に至るまで"),
             M("2回目", "dose 2", legal_until_m=12, after_prev_d=27, std_from_m=2, std_until_m=9,
-              source=f"{GUIDE} B型肝炎: 27日以上の間隔をおいて2回 (restated: Muko, Hita)"),
+              source=f"{_HEPB}B型肝炎: 27日以上の間隔をおいて2回 (restated: Muko, Hita)"),
             M("3回目", "dose 3", legal_until_m=12, after_prev_d=139, after_dose=1,
               also_after_prev_d=6, std_from_m=2, std_until_m=9,
-              source=f"{GUIDE} B型肝炎: 1回目から139日以上 (restated: Muko, Hita, Kasukabe),"
+              source=f"{_HEPB}B型肝炎: 1回目から139日以上 (restated: Muko, Hita, Kasukabe),"
               " かつ2回目から6日以上 (restated: Muko only)"),
         ),
     ),
@@ -217,13 +230,13 @@ SERIES: tuple[Series, ...] = (
               f" {GUIDE} 標準 初回 生後2月から7月に至るまでに開始"),
             M("1期初回 2回目", "primary dose 2", min_age_m=2, legal_until_m=90, after_prev_d=20,
               std_from_m=2, std_until_m=8,
-              source=f"{GUIDE} 五種混合 1期初回: 20日以上 (標準 20日から56日) の間隔 (restated)"),
+              source=f"{_DPT}五種混合 1期初回: 20日以上 (標準 20日から56日) の間隔 (restated)"),
             M("1期初回 3回目", "primary dose 3", min_age_m=2, legal_until_m=90, after_prev_d=20,
               std_from_m=2, std_until_m=9,
-              source=f"{GUIDE} 五種混合 1期初回: 20日以上の間隔をおいて3回 (restated)"),
+              source=f"{_DPT}五種混合 1期初回: 20日以上の間隔をおいて3回 (restated)"),
             M("1期追加", "booster", min_age_m=2, legal_until_m=90, after_prev_m=6,
               std_after_prev_from_m=6, std_after_prev_until_m=18,
-              source=f"{GUIDE} 五種混合 1期追加: 初回終了後6月以上 (標準 6月から18月) (restated)"),
+              source=f"{_DPT}五種混合 1期追加: 初回終了後6月以上 (標準 6月から18月) (restated)"),
         ),
     ),
     Series(
@@ -237,14 +250,14 @@ SERIES: tuple[Series, ...] = (
               " 生後二月から生後六十月に至るまで)"),
             M("初回 2回目", "primary dose 2", min_age_m=2, legal_until_m=24, after_prev_d=27,
               std_from_m=2, std_until_m=12, skippable=True,
-              source=f"{GUIDE} 肺炎球菌: 27日以上の間隔; 初回2回目・3回目は生後24月に至るまで、"
+              source=f"{_PCV}肺炎球菌: 27日以上の間隔; 初回2回目・3回目は生後24月に至るまで、"
               "超えた場合は行わない (restated: Tamba, Chippubetsu)"),
             M("初回 3回目", "primary dose 3", min_age_m=2, legal_until_m=24, after_prev_d=27,
               std_from_m=2, std_until_m=12, skippable=True,
-              source=f"{GUIDE} 肺炎球菌: 2回目が生後12月を超えたら3回目は行わない (restated: Tamba,"
+              source=f"{_PCV}肺炎球菌: 2回目が生後12月を超えたら3回目は行わない (restated: Tamba,"
               " Sanuki)"),
             M("追加", "booster", min_age_m=12, legal_until_m=60, after_prev_d=60, std_from_m=12,
-              std_until_m=15, source=f"{GUIDE} 肺炎球菌 追加: 初回終了後60日以上、"
+              std_until_m=15, source=f"{_PCV}肺炎球菌 追加: 初回終了後60日以上、"
               "生後12月に至った日以降 (標準 12月から15月) (restated: Tamba, Nikko)"),
         ),
     ),
@@ -280,7 +293,7 @@ SERIES: tuple[Series, ...] = (
               f" {GUIDE} 標準 12月から15月"),
             M("2回目", "dose 2", min_age_m=12, legal_until_m=36, after_prev_m=3,
               std_after_prev_from_m=6, std_after_prev_until_m=12,
-              source=f"{GUIDE} 水痘: 3月以上 (標準 6月から12月) の間隔 (restated)"),
+              source=f"{_VZV}水痘: 3月以上 (標準 6月から12月) の間隔 (restated)"),
         ),
     ),
     Series(
@@ -294,10 +307,10 @@ SERIES: tuple[Series, ...] = (
               f" {GUIDE} 標準 3歳"),
             M("1期初回 2回目", "primary dose 2", min_age_m=6, legal_until_m=90, after_prev_d=6,
               std_from_m=36, std_until_m=48,
-              source=f"{GUIDE} 日本脳炎 1期初回: 6日以上 (標準 6日から28日) の間隔 (restated)"),
+              source=f"{_JE}日本脳炎 1期初回: 6日以上 (標準 6日から28日) の間隔 (restated)"),
             M("1期追加", "booster", min_age_m=6, legal_until_m=90, after_prev_m=6,
               std_from_m=48, std_until_m=60,
-              source=f"{GUIDE} 日本脳炎 1期追加: 初回終了後6月以上 (標準 おおむね1年), 標準 4歳"
+              source=f"{_JE}日本脳炎 1期追加: 初回終了後6月以上 (標準 おおむね1年), 標準 4歳"
               " (restated)"),
             M("2期", "stage 2", min_age_m=108, legal_until_m=156, std_from_m=108,
               std_until_m=120, independent=True,
@@ -329,7 +342,7 @@ SERIES: tuple[Series, ...] = (
 
 # Legacy: a child who started 四種混合 (DPT-IPV) finishes with it and gets Hib separately.
 _HIB_SOURCE = (
-    f"{GUIDE} Hib: 27日以上の間隔; 初回2回目・3回目は生後12月に至るまで、超えた場合は行わない"
+    f"{_HIB}Hib: 27日以上の間隔; 初回2回目・3回目は生後12月に至るまで、超えた場合は行わない"
 )
 HIB = Series("Hib", "ヒブ", "Hib", frozenset({"Hib"}), (
     M("初回 1回目", "primary dose 1", min_age_m=2, legal_until_m=60, std_from_m=2, std_until_m=7,
@@ -340,7 +353,7 @@ HIB = Series("Hib", "ヒブ", "Hib", frozenset({"Hib"}), (
       skippable=True, source=_HIB_SOURCE + " (restated: Koka, Nobeoka)"),
     M("追加", "booster", min_age_m=2, legal_until_m=60, after_prev_m=7,
       std_after_prev_from_m=7, std_after_prev_until_m=13,
-      source=f"{GUIDE} Hib 追加: 初回終了後7月以上 (標準 7月から13月) (restated: Koka, Nobeoka)"),
+      source=f"{_HIB}Hib 追加: 初回終了後7月以上 (標準 7月から13月) (restated: Koka, Nobeoka)"),
 ))  # fmt: skip
 
 
@@ -417,7 +430,7 @@ def _series_for(sex: str | None, doses: Sequence[Dose]) -> list[Series]:
     return out
 
 
-_PCV_LATE = f"{GUIDE} 肺炎球菌 (restated: Tamba, Sanuki, Nikko, Chippubetsu)"
+_PCV_LATE = f"{_PCV}肺炎球菌 (restated: Tamba, Sanuki, Nikko, Chippubetsu)"
 
 
 def _pcv(base: Series, birth: date, doses: Sequence[Dose], today: date) -> Series:
@@ -569,6 +582,8 @@ def _one(
     window_from, legal_until = _window(rule, birth)
     std_from = _age_day(birth, rule.std_from_m) if rule.std_from_m is not None else None
     std_until = reach(birth, rule.std_until_m) if rule.std_until_m is not None else None
+    if rule.std_until_d is not None:
+        std_until = birth + timedelta(days=rule.std_until_d)
     if rule.school_year_before_entry:
         std_from, std_until = window_from, legal_until
     if rule.fiscal_age_from is not None:
