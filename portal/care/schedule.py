@@ -302,9 +302,9 @@ SERIES: tuple[Series, ...] = (
         "Japanese encephalitis",
         frozenset({"JE"}),
         (
-            M("1期初回 1回目", "primary dose 1", min_age_m=6, legal_until_m=90, std_from_m=36,
-              std_until_m=48, source=f"{LAW} 日本脳炎 一 (生後六月から生後九十月に至るまで);"
-              f" {GUIDE} 標準 3歳"),
+            M("1期初回 1回目", "primary dose 1", min_age_m=6, legal_until_m=90,
+              source=f"{LAW} 日本脳炎 一 (生後六月から生後九十月に至るまで); {GUIDE} 標準 3歳",
+              std_from_m=36, std_until_m=48),
             M("1期初回 2回目", "primary dose 2", min_age_m=6, legal_until_m=90, after_prev_d=6,
               std_from_m=36, std_until_m=48,
               source=f"{_JE}日本脳炎 1期初回: 6日以上 (標準 6日から28日) の間隔 (restated)"),
