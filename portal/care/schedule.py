@@ -58,7 +58,6 @@ INJECTED_LIVE = {"BCG", "MR", "VZV"}
 LIVE_GAP_DAYS = 27
 
 NOT_COVERED = (
-    "Hib catch-up rules that reduce the number of doses when a child starts late (legacy)",
     "HPV dose 2 and 3 (their number and spacing depend on the product and the age at dose 1)",
     "the maternal RSV vaccine (given to the pregnant person, not the child)",
     "the Japanese encephalitis special rule for people born 1995-04-02 to 2007-04-01",
@@ -431,6 +430,31 @@ def _series_for(sex: str | None, doses: Sequence[Dose]) -> list[Series]:
 
 
 _PCV_LATE = f"{_PCV}肺炎球菌 (restated: Tamba, Sanuki, Nikko, Chippubetsu)"
+_HIB_LATE = f"{_HIB}Hib (restated: Aioi, Otsuchi, Higashikurume, Ikeda)"
+
+
+def _hib(base: Series, birth: date, doses: Sequence[Dose], today: date) -> Series:
+    """Hib doses by the age the series starts at (定期接種実施要領, restated by Aioi, Otsuchi,
+    Higashikurume, Ikeda): started by 7 months 3 + booster; from the day after 7 months to 12
+    months 2 + booster; from the day after 12 months to 60 months one dose. Primaries not given
+    by 12 months are not given; the booster then follows the last one after 27 days or more
+    (「追加接種は可能…初回接種の最後の注射終了後、27日以上の間隔をおいて1回」)."""
+    given = sorted(d.given_on for d in doses if d.code in base.codes)
+    start = given[0] if given else max(today, reach(birth, 2))
+    d1, d2, d3, booster = base.doses
+    if start > reach(birth, 12):
+        single = M("1回", "single dose", min_age_m=2, legal_until_m=60,
+                   source=_HIB_LATE + ": 生後12月に至った日の翌日から生後60月 1回")  # fmt: skip
+        return replace(base, doses=(single,))
+    primaries = (d1, d2, d3) if start <= reach(birth, 7) else (d1, d2)
+    if given and len(given) < len(primaries):
+        following = max(today, given[-1] + timedelta(days=28))
+        if following > reach(birth, 12):
+            early = M("追加", "booster", min_age_m=2, legal_until_m=60, after_prev_d=27,
+                      source=_HIB_LATE + ": 初回2回目・3回目が生後12月を超えたら行わず、"
+                      "追加は初回の最後から27日以上")  # fmt: skip
+            return replace(base, doses=(*primaries[: len(given)], early))
+    return replace(base, doses=(*primaries, booster))
 
 
 def _pcv(base: Series, birth: date, doses: Sequence[Dose], today: date) -> Series:
@@ -475,6 +499,8 @@ def schedule(
     for series in _series_for(sex, recorded):
         if series.key == "PCV":
             series = _pcv(series, birth_date, recorded, today)
+        elif series.key == "Hib":
+            series = _hib(series, birth_date, recorded, today)
         slots = place([d for d in recorded if d.code in series.codes], series.doses, birth_date)
         state = _SeriesState()
         for i, rule in enumerate(series.doses):
