@@ -93,6 +93,7 @@ class Rule:
     also_after_prev_d: int = 0  # with after_dose: and this many whole days after the previous
     std_after_prev_until_m: int | None = None  # standard: within N months after previous
     std_after_prev_from_m: int | None = None
+    std_after_prev_until_d: int | None = None  # standard: at most N days' interval (N日まで)
     independent: bool = False  # a stage of its own (MR 2期, JE 2期): not blocked by earlier doses
     skippable: bool = False  # not given once its window closes, later doses still are (PCV, Hib)
     school_year_before_entry: bool = False  # MR 2期: 年長 (April–March before school)
@@ -228,11 +229,12 @@ SERIES: tuple[Series, ...] = (
               std_until_m=7, source=f"{LAW} ジフテリア等 一 (生後二月から生後九十月に至るまで);"
               f" {GUIDE} 標準 初回 生後2月から7月に至るまでに開始"),
             M("1期初回 2回目", "primary dose 2", min_age_m=2, legal_until_m=90, after_prev_d=20,
-              std_from_m=2, std_until_m=8,
+              std_from_m=2, std_after_prev_until_d=56,
               source=f"{_DPT}五種混合 1期初回: 20日以上 (標準 20日から56日) の間隔 (restated)"),
             M("1期初回 3回目", "primary dose 3", min_age_m=2, legal_until_m=90, after_prev_d=20,
-              std_from_m=2, std_until_m=9,
-              source=f"{_DPT}五種混合 1期初回: 20日以上の間隔をおいて3回 (restated)"),
+              std_from_m=2, std_after_prev_until_d=56,
+              source=f"{_DPT}五種混合 1期初回: 20日以上 (標準 20日から56日) の間隔をおいて3回"
+              " (restated)"),
             M("1期追加", "booster", min_age_m=2, legal_until_m=90, after_prev_m=6,
               std_after_prev_from_m=6, std_after_prev_until_m=18,
               source=f"{_DPT}五種混合 1期追加: 初回終了後6月以上 (標準 6月から18月) (restated)"),
@@ -305,7 +307,7 @@ SERIES: tuple[Series, ...] = (
               source=f"{LAW} 日本脳炎 一 (生後六月から生後九十月に至るまで); {GUIDE} 標準 3歳",
               std_from_m=36, std_until_m=48),
             M("1期初回 2回目", "primary dose 2", min_age_m=6, legal_until_m=90, after_prev_d=6,
-              std_from_m=36, std_until_m=48,
+              std_from_m=36, std_after_prev_until_d=28,
               source=f"{_JE}日本脳炎 1期初回: 6日以上 (標準 6日から28日) の間隔 (restated)"),
             M("1期追加", "booster", min_age_m=6, legal_until_m=90, after_prev_m=6,
               std_from_m=48, std_until_m=60,
@@ -347,9 +349,11 @@ HIB = Series("Hib", "ヒブ", "Hib", frozenset({"Hib"}), (
     M("初回 1回目", "primary dose 1", min_age_m=2, legal_until_m=60, std_from_m=2, std_until_m=7,
       source=f"{LAW} Hib感染症 (生後二月から生後六十月に至るまで)"),
     M("初回 2回目", "primary dose 2", min_age_m=2, legal_until_m=12, after_prev_d=27,
-      skippable=True, source=_HIB_SOURCE + " (restated: Koka, Nobeoka)"),
+      std_after_prev_until_d=56, skippable=True,
+      source=_HIB_SOURCE + " (標準 27日から56日; restated: Koka, Nobeoka, Aioi)"),
     M("初回 3回目", "primary dose 3", min_age_m=2, legal_until_m=12, after_prev_d=27,
-      skippable=True, source=_HIB_SOURCE + " (restated: Koka, Nobeoka)"),
+      std_after_prev_until_d=56, skippable=True,
+      source=_HIB_SOURCE + " (標準 27日から56日; restated: Koka, Nobeoka, Aioi)"),
     M("追加", "booster", min_age_m=2, legal_until_m=60, after_prev_m=7,
       std_after_prev_from_m=7, std_after_prev_until_m=13,
       source=f"{_HIB}Hib 追加: 初回終了後7月以上 (標準 7月から13月) (restated: Koka, Nobeoka)"),
@@ -640,6 +644,8 @@ def _one(
         if rule.std_after_prev_from_m is not None:
             std_from = add_months(prev, rule.std_after_prev_from_m)
             std_until = add_months(prev, rule.std_after_prev_until_m or 0) - timedelta(days=1)
+        if rule.std_after_prev_until_d is not None:
+            std_until = prev + timedelta(days=rule.std_after_prev_until_d + 1)
     if series.key in INJECTED_LIVE or series.codes & INJECTED_LIVE:
         # 27 whole days after any other injected live vaccine (LIVE_GAP_DAYS).
         for other in live_given:
