@@ -178,6 +178,16 @@ ROTA_DOSE_1 = M(
 )
 _ROTA_NEXT = f"{_ROTA}ロタ: 27日以上の間隔 (restated: Mori, Kasukabe)"
 
+# 五種混合 1期初回 doses 2 and 3.
+_DPT_PRIMARY: dict[str, Any] = dict(
+    min_age_m=2,
+    legal_until_m=90,
+    after_prev_d=20,
+    std_from_m=2,
+    std_after_prev_until_d=56,
+    source=f"{_DPT}五種混合 1期初回: 20日以上 (標準 20日から56日) の間隔をおいて3回 (restated)",
+)
+
 SERIES: tuple[Series, ...] = (
     Series(
         "HepB",
@@ -228,13 +238,8 @@ SERIES: tuple[Series, ...] = (
             M("1期初回 1回目", "primary dose 1", min_age_m=2, legal_until_m=90, std_from_m=2,
               std_until_m=7, source=f"{LAW} ジフテリア等 一 (生後二月から生後九十月に至るまで);"
               f" {GUIDE} 標準 初回 生後2月から7月に至るまでに開始"),
-            M("1期初回 2回目", "primary dose 2", min_age_m=2, legal_until_m=90, after_prev_d=20,
-              std_from_m=2, std_after_prev_until_d=56,
-              source=f"{_DPT}五種混合 1期初回: 20日以上 (標準 20日から56日) の間隔 (restated)"),
-            M("1期初回 3回目", "primary dose 3", min_age_m=2, legal_until_m=90, after_prev_d=20,
-              std_from_m=2, std_after_prev_until_d=56,
-              source=f"{_DPT}五種混合 1期初回: 20日以上 (標準 20日から56日) の間隔をおいて3回"
-              " (restated)"),
+            M("1期初回 2回目", "primary dose 2", **_DPT_PRIMARY),
+            M("1期初回 3回目", "primary dose 3", **_DPT_PRIMARY),
             M("1期追加", "booster", min_age_m=2, legal_until_m=90, after_prev_m=6,
               std_after_prev_from_m=6, std_after_prev_until_m=18,
               source=f"{_DPT}五種混合 1期追加: 初回終了後6月以上 (標準 6月から18月) (restated)"),
