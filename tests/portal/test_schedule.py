@@ -11,6 +11,7 @@ from portal.care.schedule import (
     NOT_YET,
     OVERDUE,
     Dose,
+    DoseStatus,
     add_months,
     doses_from,
     due_soon,
@@ -20,7 +21,7 @@ from portal.care.schedule import (
 BIRTH = date(2025, 6, 10)
 
 
-def by_key(statuses):  # type: ignore[no-untyped-def]
+def by_key(statuses: list[DoseStatus]) -> dict[tuple[str, int], DoseStatus]:
     return {(s.series, s.number): s for s in statuses}
 
 
@@ -178,7 +179,7 @@ def test_doses_from_fhir_immunizations() -> None:
 
 
 def test_pneumococcal_doses_follow_the_starting_age() -> None:
-    def pcv(doses, today):  # type: ignore[no-untyped-def]
+    def pcv(doses: list[tuple[str, date]], today: date) -> list[DoseStatus]:
         return [s for s in schedule(BIRTH, doses, today) if s.series == "PCV"]
 
     assert [s.label for s in pcv([], add_months(BIRTH, 3))] == [
