@@ -11,6 +11,7 @@ from federation import publish
 from federation.entity.trust_chain import TrustChain
 from idp import clients, federation, housekeeping, keys, limits
 from idp.card import views as card_views
+from idp.card.verifier_config import verifier_choice
 from idp.context import IdP
 from idp.endpoints import (
     authorize,
@@ -68,6 +69,7 @@ def _resolve_in(app: Flask, settings: Settings, entity_id: str) -> TrustChain:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
+    verifier_choice(settings)  # PHR_CARD_VERIFIER: refuse a stand-in in production at start
     blueprints = [
         bp,
         discovery.bp,

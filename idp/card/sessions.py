@@ -42,6 +42,7 @@ from idp.card.lookup import index_person
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
 from idp.card.profile import AUTH, SIGN, BasicAttributes, signed_data, spki_sha256
 from idp.card.renewal import RenewalLinks
+from idp.card.verifier_config import NoRenewalLinks, verifier_choice
 from idp.card.verify import CardVerifier, VerifiedCertificate, ocsp_ttl_setting, verifier_for
 from idp.models import Person
 from phr_core.config import Settings
@@ -237,19 +238,24 @@ class CardServices:
         """In development, with the default trust root, the stand-in authority is created on
         first use (so the IdP works before `phr card init`); in production the configured
         PHR_CARD_TRUST_ROOT must exist."""
-        trust_root = settings.option("PHR_CARD_TRUST_ROOT")
+        choice = verifier_choice(settings)  # PHR_CARD_VERIFIER; refuses stand-ins in production
+        trust_root = str(choice.trust_root)
         if (
-            not settings.production
+            choice.kind == "virtual"
             and not settings.environ.get("PHR_CARD_TRUST_ROOT")
             and not Path(trust_root).exists()
         ):
             from idp.authority_sim.ca import init_authority
 
             init_authority(settings)
-        authority_url = settings.option("PHR_CARD_AUTHORITY_URL")
+        authority_url = choice.authority_url
         ocsp_ttl = ocsp_ttl_setting(settings.option("PHR_CARD_OCSP_CACHE_SECONDS"))
-        verifier = verifier_for(trust_root, authority_url, ocsp_ttl)
-        links = RenewalLinks(authority_url, verifier.trust)
+        verifier = verifier_for(trust_root, authority_url, ocsp_ttl, choice.ocsp_url)
+        links = (
+            RenewalLinks(authority_url, verifier.trust)
+            if authority_url
+            else NoRenewalLinks(verifier.trust)
+        )
         return cls(settings, verifier, links)
 
     def binding_key(self, fingerprint: str) -> str:
