@@ -321,7 +321,8 @@ class _VirtualSource:
 
 
 def _reader_failed(exc: ReaderError) -> NoReturn:
-    click.echo(exc.message(_lang()), err=True)
+    # The detail (a status word or PC/SC code, never a PIN) is for the IT staff who get a call.
+    click.echo(exc.message(_lang()) + (f" [{exc.detail}]" if exc.detail else ""), err=True)
     raise SystemExit(3 if exc.code == "pin_locked" else 1)
 
 

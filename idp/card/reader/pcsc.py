@@ -13,6 +13,7 @@ so the IdP and the virtual-card CLI never need it or pcsc-lite's library.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -34,6 +35,9 @@ _GONE = (
     "SCARD_E_INVALID_HANDLE",
     "SCARD_E_NO_READERS_AVAILABLE",
 )
+
+
+LOSS_WAIT_S = 2.0
 
 
 def _scard() -> ModuleType:
@@ -142,14 +146,30 @@ class PcscTransport:
         return ReaderError(self._after_loss(default="card_error"), detail=detail)
 
     def _after_loss(self, default: str = "card_removed") -> str:
-        """Ask PC/SC again which went away: the card or the reader (or the service)."""
-        try:
-            present = {r.name: r.card_present for r in self._ctx.readers()}
-        except ReaderError:
-            return "reader_unplugged"
-        if self.reader not in present:
-            return "reader_unplugged"
-        return "card_removed" if not present[self.reader] else default
+        """Ask PC/SC again which went away: the card or the reader (or the service). A card
+        pulled in the middle of an APDU can tear the answer before the reader has noticed, so
+        an unexplained failure waits up to LOSS_WAIT_S for the reader's state to settle."""
+        deadline = time.monotonic() + LOSS_WAIT_S
+        s = self._ctx.scard
+        while True:
+            try:
+                present = {r.name: r.card_present for r in self._ctx.readers()}
+            except ReaderError:
+                return "reader_unplugged"
+            if self.reader not in present:
+                return "reader_unplugged"
+            if not present[self.reader]:
+                return "card_removed"
+            # A card is there, but is it still ours? (One taken off and put back, or another
+            # card, is a new insertion: our handle says SCARD_W_REMOVED_CARD.)
+            rv = s.SCardStatus(self._card)[0] & 0xFFFFFFFF
+            if rv in _codes(s, _REMOVED):
+                return "card_removed"
+            if rv in _codes(s, _GONE):
+                return "reader_unplugged"
+            if time.monotonic() > deadline:
+                return default
+            time.sleep(0.1)
 
     def transmit(self, command: bytes) -> tuple[bytes, int]:
         s = self._ctx.scard
@@ -157,7 +177,9 @@ class PcscTransport:
         if rv != s.SCARD_S_SUCCESS:
             raise self._failure(rv, "transmit")
         if len(response) < 2:
-            raise ReaderError("card_error", detail="short response")
+            # vpcd (and some readers) answer "success" with nothing when the card left: ask
+            # PC/SC which went away before calling it a card error.
+            raise ReaderError(self._after_loss(default="card_error"), detail="empty response")
         return bytes(response[:-2]), (response[-2] << 8) | response[-1]
 
     def close(self) -> None:
