@@ -30,11 +30,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from idp.authority_sim.ca import init_authority
-from idp.card.profile import AUTH, BasicAttributes
+from idp.card.profile import AUTH
 from idp.card.vcard import VirtualCard
-from idp.card.virtual_reader.stack import PcscStack, missing
-from phr_core.config import load_settings
+from idp.card.virtual_reader.stack import PcscStack, issue_virtual_card, missing
 
 PIN = "1234"
 
@@ -59,18 +57,8 @@ def run(seconds: float) -> None:
     if reason:
         raise SystemExit(f"virtual PC/SC reader unavailable: {reason}")
     tmp = Path(tempfile.mkdtemp(prefix="card-reader-bench-"))
-    settings = load_settings({"PHR_VAR_DIR": str(tmp / "var")})
-    issued = init_authority(settings).issue_card(
-        BasicAttributes("会津 花子", "1990-04-01", "female", "福島県会津若松市東栄町3-46")
-    )
-    card_file = tmp / "card.json"
-    VirtualCard.create(
-        card_file,
-        (issued.auth_cert, issued.auth_key),
-        (issued.sign_cert, issued.sign_key),
-        PIN,
-        "ABC123",
-    )
+    card_file = issue_virtual_card(tmp, PIN)
+    issued_cert = VirtualCard.load(card_file).certificate(AUTH)
     with PcscStack(tmp / "pcsc") as stack:
         stack.insert(card_file)
         # pcsc-lite's client reads the socket name once per process: set it before first use.
@@ -78,7 +66,7 @@ def run(seconds: float) -> None:
         from idp.card.reader.jpki import JpkiCard  # after the socket name is set
         from idp.card.reader.pcsc import PcscTransport
 
-        key = issued.auth_cert.public_key()
+        key = issued_cert.public_key()
         assert isinstance(key, rsa.RSAPublicKey)  # noqa: S101 - the stand-in issues RSA keys
 
         def check(signature: bytes, data: bytes) -> None:

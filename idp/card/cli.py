@@ -379,29 +379,17 @@ def sign_cmd(
     sign-in page), ask the PIN, sign its challenge and send certificate and signature. The first
     time, the card is enrolled: the signature PIN is asked as well."""
     try:
-        _sign(ref, card_path, idp_url, pin_stdin, update_attributes, use_reader, reader_name)
+        vc: _VirtualSource | ReaderCard = (
+            ReaderCard(reader_name, _lang(), lambda m: click.echo(m, err=True))
+            if use_reader
+            else _VirtualSource(_load_card(card_path))
+        )
+        try:
+            _sign_with(vc, ref, idp_url, pin_stdin, update_attributes)
+        finally:
+            vc.close()
     except ReaderError as exc:
         _reader_failed(exc)
-
-
-def _sign(
-    ref: str,
-    card_path: Path,
-    idp_url: str | None,
-    pin_stdin: bool,
-    update_attributes: bool,
-    use_reader: bool,
-    reader_name: str | None,
-) -> None:
-    vc: _VirtualSource | ReaderCard = (
-        ReaderCard(reader_name, _lang(), lambda m: click.echo(m, err=True))
-        if use_reader
-        else _VirtualSource(_load_card(card_path))
-    )
-    try:
-        _sign_with(vc, ref, idp_url, pin_stdin, update_attributes)
-    finally:
-        vc.close()
 
 
 def _sign_with(

@@ -215,6 +215,23 @@ class PcscStack:
         self.stop()
 
 
+def issue_virtual_card(folder: Path, auth_pin: str = "1234") -> Path:
+    """A development authority in `folder` and a virtual card it issued (folder/card.json)."""
+    settings = load_settings({"PHR_VAR_DIR": str(folder / "var")})
+    issued = init_authority(settings).issue_card(
+        BasicAttributes("会津 花子", "1990-04-01", "female", "福島県会津若松市東栄町3-46")
+    )
+    card = folder / "card.json"
+    VirtualCard.create(
+        card,
+        (issued.auth_cert, issued.auth_key),
+        (issued.sign_cert, issued.sign_key),
+        auth_pin,
+        "ABC123",
+    )
+    return card
+
+
 def check() -> None:
     """Start a stack, put a freshly issued virtual card on it, have reader mode's own
     `phr card readers` find a My Number card with 3 PIN tries, stop: .ci/run's preflight."""
@@ -223,18 +240,7 @@ def check() -> None:
         raise SystemExit(f"virtual PC/SC reader unavailable: {reason}")
     with tempfile.TemporaryDirectory(prefix="phr-pcsc-") as tmp:
         folder = Path(tmp)
-        settings = load_settings({"PHR_VAR_DIR": str(folder / "var")})
-        issued = init_authority(settings).issue_card(
-            BasicAttributes("会津 花子", "1990-04-01", "female", "福島県会津若松市東栄町3-46")
-        )
-        card = folder / "card.json"
-        VirtualCard.create(
-            card,
-            (issued.auth_cert, issued.auth_key),
-            (issued.sign_cert, issued.sign_key),
-            "1234",
-            "ABC123",
-        )
+        card = issue_virtual_card(folder)
         with PcscStack(folder / "pcsc") as stack:
             stack.insert(card)
             out = subprocess.run(
