@@ -12,10 +12,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from idp.app import create_app
 from idp.card.profile import AUTH, SIGN, signed_data
 from idp.card.sessions import CardServices, create_card_session, take_verified
 from idp.card.verifier_config import NoRenewalLinks, verifier_choice
-from phr_core.config import ConfigError, load_settings
+from phr_core.config import VARIABLES, ConfigError, load_settings
 from tests.idp.card.conftest import AUTH_PIN, SIGN_PIN, CardIdp, make_card_app
 
 
@@ -46,8 +47,6 @@ def test_unknown_verifier_and_missing_trust_file_are_named(tmp_path: Path) -> No
 
 
 def test_the_setting_is_in_the_configuration_table() -> None:
-    from phr_core.config import VARIABLES
-
     names = {v.name for v in VARIABLES}
     assert {"PHR_CARD_VERIFIER", "PHR_CARD_JPKI_TRUST_ROOTS", "PHR_CARD_JPKI_OCSP_URL"} <= names
 
@@ -94,3 +93,9 @@ def test_jpki_mode_verifies_and_enrolls_with_the_configured_roots_and_ocsp(
     with app.extensions["phr_db"].session() as s:
         signed_in = take_verified(s, session.id)
     assert signed_in is not None and signed_in.enrolled
+
+
+def test_the_idp_refuses_to_start_in_production_with_the_stand_in(tmp_path: Path) -> None:
+    prod = load_settings({"PHR_ENV": "production", "PHR_VAR_DIR": str(tmp_path)})
+    with pytest.raises(ConfigError, match="PHR_CARD_VERIFIER=virtual"):
+        create_app(prod)
