@@ -69,7 +69,6 @@ def _resolve_in(app: Flask, settings: Settings, entity_id: str) -> TrustChain:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    verifier_choice(settings)  # PHR_CARD_VERIFIER: refuse a stand-in in production at start
     blueprints = [
         bp,
         discovery.bp,
@@ -85,7 +84,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         passkey_staff_views.bp,
         publish.blueprint("idp"),
     ]
-    app = build_app("idp", settings, blueprints)
+    app = build_app("idp", settings, blueprints)  # refuses production problems first
+    verifier_choice(settings)  # PHR_CARD_VERIFIER: refuse a stand-in in production at start
     db = app.extensions["phr_db"]
     purger = housekeeping.Purger(db)
 

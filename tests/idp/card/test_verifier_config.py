@@ -18,6 +18,7 @@ from idp.card.sessions import CardServices, create_card_session, take_verified
 from idp.card.verifier_config import NoRenewalLinks, verifier_choice
 from phr_core.config import VARIABLES, ConfigError, load_settings
 from tests.idp.card.conftest import AUTH_PIN, SIGN_PIN, CardIdp, make_card_app
+from tests.phr_core.test_config import production_env
 
 
 def test_default_is_the_virtual_card_in_development(tmp_path: Path) -> None:
@@ -96,6 +97,6 @@ def test_jpki_mode_verifies_and_enrolls_with_the_configured_roots_and_ocsp(
 
 
 def test_the_idp_refuses_to_start_in_production_with_the_stand_in(tmp_path: Path) -> None:
-    prod = load_settings({"PHR_ENV": "production", "PHR_VAR_DIR": str(tmp_path)})
+    complete = load_settings(production_env(tmp_path))  # nothing else for it to refuse
     with pytest.raises(ConfigError, match="PHR_CARD_VERIFIER=virtual"):
-        create_app(prod)
+        create_app(complete)
