@@ -7,6 +7,7 @@ the RSASSA-PKCS1-v1_5/SHA-256 signature over the session bytes, and the OCSP sta
 cache (the first call asks the real development responder on loopback over HTTP).
 
     .venv/bin/python bench/card_verify.py [--seconds 5] [--cards 50]
+    .venv/bin/python bench/card_verify.py --path reader [--seconds 5]   (bench/card_reader.py)
 
 Two passes: every check on every call (only OCSP answers cached), then with the verifier's
 per-certificate cache (parse, chain signature, key usage, type: what depends only on the
@@ -58,7 +59,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--cards", type=int, default=50, help="distinct cards in the mix")
+    parser.add_argument(
+        "--path",
+        choices=("verifier", "reader"),
+        default="verifier",
+        help="verifier: the IdP's checks (default); reader: signatures through pcscd with the "
+        "virtual JPKI card (bench/card_reader.py; needs root and the PC/SC stack)",
+    )
     args = parser.parse_args()
+    if args.path == "reader":
+        from bench.card_reader import run  # needs the PC/SC stack; not for the verifier path
+
+        run(args.seconds)
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
 

@@ -11,6 +11,7 @@ from federation import publish
 from federation.entity.trust_chain import TrustChain
 from idp import clients, federation, housekeeping, keys, limits
 from idp.card import views as card_views
+from idp.card.verifier_config import verifier_choice
 from idp.context import IdP
 from idp.endpoints import (
     authorize,
@@ -83,7 +84,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         passkey_staff_views.bp,
         publish.blueprint("idp"),
     ]
-    app = build_app("idp", settings, blueprints)
+    app = build_app("idp", settings, blueprints)  # refuses production problems first
+    verifier_choice(settings)  # PHR_CARD_VERIFIER: refuse a stand-in in production at start
     db = app.extensions["phr_db"]
     purger = housekeeping.Purger(db)
 

@@ -132,6 +132,26 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "at the authority stops signing in at most this long after",
             ),
             Variable(
+                "PHR_CARD_VERIFIER",
+                "virtual",
+                "which verifier checks My Number card sign-ins: `virtual` (the virtual card and "
+                "its stand-in authority; development only, refused in production) or `jpki` "
+                "(real cards on any PC/SC reader, checked against J-LIS's roots and OCSP: "
+                "PHR_CARD_JPKI_TRUST_ROOTS, PHR_CARD_JPKI_OCSP_URL); see docs/cards.md",
+            ),
+            Variable(
+                "PHR_CARD_JPKI_TRUST_ROOTS",
+                "",
+                "with PHR_CARD_VERIFIER=jpki: PEM file of the J-LIS root and issuing CA "
+                "certificates (利用者証明用 and 署名用) the IdP trusts; nothing is fetched by URL",
+            ),
+            Variable(
+                "PHR_CARD_JPKI_OCSP_URL",
+                "",
+                "with PHR_CARD_VERIFIER=jpki: the OCSP responder J-LIS assigns this verifier "
+                "(https); empty: each certificate's own responder",
+            ),
+            Variable(
                 "PHR_CARD_TRUST_ROOT",
                 "$PHR_VAR_DIR/card_authority/root.pem",
                 "PEM file of the card authority's root certificate(s) the IdP trusts "

@@ -7,6 +7,8 @@
     phr card revoke --card card.json
     phr card renew --card card.json
     phr card sign CODE-OR-URL --card card.json   (the stand-in for the phone app reading the card)
+    phr card sign CODE-OR-URL --reader           (the card itself, on a PC/SC reader)
+    phr card readers                             (the readers, and the card on each)
 
 Nothing here prints a PIN, a key, a certificate serial number or (except `show`, to the card
 holder) personal data.
@@ -23,6 +25,7 @@ import urllib.request
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import quote, urlsplit
 
 import click
@@ -32,6 +35,8 @@ from idp.authority_sim.app import create_app
 from idp.authority_sim.ca import Authority, init_authority
 from idp.card.errors import CardError
 from idp.card.profile import AUTH, SEXES, SIGN, BasicAttributes, signed_data
+from idp.card.reader.errors import ReaderError
+from idp.card.reader.session import ReaderCard, survey
 from idp.card.vcard import MAX_TRIES, PinFormatError, VirtualCard, check_pin_format
 from idp.card.verify import read_attributes
 from phr_core.config import ConfigError, Settings, load_settings
@@ -291,6 +296,51 @@ def _sign_with_pin(vc: VirtualCard, kind: str, data: bytes, pins: _PinSource) ->
                 raise SystemExit(3) from None
 
 
+class _VirtualSource:
+    """The virtual card file, with the same two calls as the reader mode's ReaderCard."""
+
+    def __init__(self, vc: VirtualCard) -> None:
+        self.vc = vc
+
+    def certificate_der(self, kind: str, pins: _PinSource) -> bytes:
+        return self.vc.certificate_der(kind)
+
+    def sign(self, kind: str, data: bytes, pins: _PinSource) -> bytes:
+        return _sign_with_pin(self.vc, kind, data, pins)
+
+    def close(self) -> None:
+        pass
+
+
+def _reader_failed(exc: ReaderError) -> NoReturn:
+    # The detail (a status word or PC/SC code, never a PIN) is for the IT staff who get a call.
+    click.echo(exc.message(_lang()) + (f" [{exc.detail}]" if exc.detail else ""), err=True)
+    raise SystemExit(3 if exc.code == "pin_locked" else 1)
+
+
+@card.command("readers")
+def readers_cmd() -> None:
+    """The PC/SC card readers, and the card on each (a My Number card shows how many
+    user-authentication PIN tries are left; reading it spends none)."""
+    try:
+        reports = survey()
+    except ReaderError as exc:
+        _reader_failed(exc)
+    ja = _lang() == "ja"
+    for r in reports:
+        if r.card == "none":
+            state = "カードなし" if ja else "no card"
+        elif r.card == "my_number_card":
+            state = (
+                f"マイナンバーカード（利用者証明用暗証番号 残り{r.auth_tries_left}回）"
+                if ja
+                else f"My Number card (user-authentication PIN: {r.auth_tries_left} tries left)"
+            )
+        else:
+            state = ReaderError(r.card).message(_lang())
+        click.echo(f"{r.name}: {state}")
+
+
 @card.command("sign")
 @click.argument("ref", metavar="CODE-OR-URL")
 @CARD_OPTION
@@ -299,18 +349,48 @@ def _sign_with_pin(vc: VirtualCard, kind: str, data: bytes, pins: _PinSource) ->
 )
 @click.option("--pin-stdin", is_flag=True, help="Read PINs from standard input, one per line.")
 @click.option(
+    "--reader", "use_reader", is_flag=True, help="Use the card on a PC/SC reader, not --card."
+)
+@click.option("--reader-name", help="Which reader (default: the first with a card).")
+@click.option(
     "--update-attributes",
     is_flag=True,
     help="Also sign with the signature certificate, so the IdP records your current "
     "name and address (after a move).",
 )
 def sign_cmd(
-    ref: str, card_path: Path, idp_url: str | None, pin_stdin: bool, update_attributes: bool
+    ref: str,
+    card_path: Path,
+    idp_url: str | None,
+    pin_stdin: bool,
+    update_attributes: bool,
+    use_reader: bool,
+    reader_name: str | None,
 ) -> None:
     """Sign in with the card: fetch the card session (the QR code's URL or the short code on the
     sign-in page), ask the PIN, sign its challenge and send certificate and signature. The first
     time, the card is enrolled: the signature PIN is asked as well."""
-    vc = _load_card(card_path)
+    try:
+        vc: _VirtualSource | ReaderCard = (
+            ReaderCard(reader_name, _lang(), lambda m: click.echo(m, err=True))
+            if use_reader
+            else _VirtualSource(_load_card(card_path))
+        )
+        try:
+            _sign_with(vc, ref, idp_url, pin_stdin, update_attributes)
+        finally:
+            vc.close()
+    except ReaderError as exc:
+        _reader_failed(exc)
+
+
+def _sign_with(
+    vc: _VirtualSource | ReaderCard,
+    ref: str,
+    idp_url: str | None,
+    pin_stdin: bool,
+    update_attributes: bool,
+) -> None:
     if ref.startswith(("http://", "https://")):
         url = ref.rstrip("/")
         base = url.split("/card/sessions/", 1)[0]
@@ -330,17 +410,23 @@ def sign_cmd(
     click.echo(f"Signing in to {origin}")
     data = signed_data(origin, session_id, info["challenge"])
     pins = _PinSource(pin_stdin)
+    certificate = vc.certificate_der(AUTH, pins)
+    if isinstance(vc, ReaderCard):
+        click.echo(
+            f"カードを読み取りました（{vc.reader}）"
+            if _lang() == "ja"
+            else f"Card read ({vc.reader})",
+            err=True,
+        )
     payload = {
-        "certificate": base64.b64encode(vc.certificate_der(AUTH)).decode(),
-        "signature": base64.b64encode(_sign_with_pin(vc, AUTH, data, pins)).decode(),
+        "certificate": base64.b64encode(certificate).decode(),
+        "signature": base64.b64encode(vc.sign(AUTH, data, pins)).decode(),
     }
     post_url = f"{base}/card/sessions/{quote(session_id, safe='')}/response"
 
     def add_signature_certificate() -> None:
-        payload["signature_certificate"] = base64.b64encode(vc.certificate_der(SIGN)).decode()
-        payload["signature_signature"] = base64.b64encode(
-            _sign_with_pin(vc, SIGN, data, pins)
-        ).decode()
+        payload["signature_certificate"] = base64.b64encode(vc.certificate_der(SIGN, pins)).decode()
+        payload["signature_signature"] = base64.b64encode(vc.sign(SIGN, data, pins)).decode()
 
     if update_attributes:
         add_signature_certificate()

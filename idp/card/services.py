@@ -20,6 +20,7 @@ from idp.card.models import CardAttributes
 from idp.card.profile import BasicAttributes
 from idp.card.renewal import RenewalLinks
 from idp.card.revocation import ocsp_ttl_setting
+from idp.card.verifier_config import NoRenewalLinks, verifier_choice
 from idp.card.verify import CardVerifier, verifier_for
 from phr_core.config import Settings
 from phr_core.secrets import derive_key
@@ -38,9 +39,10 @@ class CardServices:
         """In development, with the default trust root, the stand-in authority is created on
         first use (so the IdP works before `phr card init`); in production the configured
         PHR_CARD_TRUST_ROOT must exist."""
-        trust_root = settings.option("PHR_CARD_TRUST_ROOT")
+        choice = verifier_choice(settings)  # PHR_CARD_VERIFIER; refuses stand-ins in production
+        trust_root = str(choice.trust_root)
         if (
-            not settings.production
+            choice.kind == "virtual"
             and not settings.environ.get("PHR_CARD_TRUST_ROOT")
             and not Path(trust_root).exists()
         ):
@@ -48,10 +50,14 @@ class CardServices:
             from idp.authority_sim.ca import init_authority
 
             init_authority(settings)
-        authority_url = settings.option("PHR_CARD_AUTHORITY_URL")
+        authority_url = choice.authority_url
         ocsp_ttl = ocsp_ttl_setting(settings.option("PHR_CARD_OCSP_CACHE_SECONDS"))
-        verifier = verifier_for(trust_root, authority_url, ocsp_ttl)
-        links = RenewalLinks(authority_url, verifier.trust)
+        verifier = verifier_for(trust_root, authority_url, ocsp_ttl, choice.ocsp_url)
+        links = (
+            RenewalLinks(authority_url, verifier.trust)
+            if authority_url
+            else NoRenewalLinks(verifier.trust)
+        )
         return cls(settings, verifier, links)
 
     def binding_key(self, fingerprint: str) -> str:

@@ -167,6 +167,11 @@ class VirtualCard:
         key = self._unlock(kind, pin)
         return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
+    def unlock(self, kind: str, pin: str) -> rsa.RSAPrivateKey:
+        """The key of `kind` after its PIN, counting a wrong PIN as the chip does (for the
+        virtual JPKI chip behind a virtual reader, idp.card.virtual_reader)."""
+        return self._unlock(kind, pin)
+
     def _unlock(self, kind: str, pin: str) -> rsa.RSAPrivateKey:
         # Re-read the counters: another process may have used the card since we loaded it.
         fresh = VirtualCard.load(self.path)

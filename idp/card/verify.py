@@ -37,7 +37,7 @@ from idp.card.profile import (
     parse_der_utf8string,
 )
 from idp.card.revocation import OCSP_TTL_S, RevocationChecker
-from idp.card.trust import CLOCK_SKEW, TrustStore, is_ca, within_validity
+from idp.card.trust import CLOCK_SKEW, Fetcher, TrustStore, http_fetch, is_ca, within_validity
 
 log = logging.getLogger(__name__)
 
@@ -239,16 +239,31 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
-_VERIFIERS: dict[tuple[str, float, tuple[str, ...], float], CardVerifier] = {}
+_VERIFIERS: dict[tuple[str, float, tuple[str, ...], float, str], CardVerifier] = {}
 _VERIFIERS_LOCK = threading.Lock()
 
 
+def fixed_ocsp(fetch: Fetcher, ocsp_url: str) -> Fetcher:
+    """`fetch`, but every OCSP request goes to `ocsp_url` (a responder assigned to this verifier,
+    as J-LIS assigns one to a 利用者証明検証者) instead of the certificate's own."""
+
+    def fetch_fixed(url: str, body: bytes | None = None, content_type: str | None = None) -> bytes:
+        return fetch(
+            ocsp_url if content_type == "application/ocsp-request" else url, body, content_type
+        )
+
+    return fetch_fixed
+
+
 def verifier_for(
-    trust_root: str | Path, authority_url: str | None = None, ocsp_ttl: float = OCSP_TTL_S
+    trust_root: str | Path,
+    authority_url: str | None = None,
+    ocsp_ttl: float = OCSP_TTL_S,
+    ocsp_url: str | None = None,
 ) -> CardVerifier:
     """The process's verifier for a trust-root file (reloaded when the file changes); issuing
     CA certificates may be fetched from under `authority_url`; OCSP "good" answers reused for
-    `ocsp_ttl` seconds."""
+    `ocsp_ttl` seconds; OCSP asked at `ocsp_url` when given."""
     path = Path(trust_root)
     try:
         mtime = path.stat().st_mtime
@@ -258,11 +273,12 @@ def verifier_for(
             "(in development, the card authority stand-in creates it)"
         ) from None
     prefixes = (authority_url.rstrip("/") + "/",) if authority_url else ()
-    key = (str(path.resolve()), mtime, prefixes, ocsp_ttl)
+    key = (str(path.resolve()), mtime, prefixes, ocsp_ttl, ocsp_url or "")
     with _VERIFIERS_LOCK:
         v = _VERIFIERS.get(key)
         if v is None:
-            trust = TrustStore.from_pem_file(path, ca_issuer_prefixes=prefixes)
+            fetch = fixed_ocsp(http_fetch, ocsp_url) if ocsp_url else http_fetch
+            trust = TrustStore.from_pem_file(path, fetch, ca_issuer_prefixes=prefixes)
             v = CardVerifier(trust, RevocationChecker(trust.fetch, ocsp_ttl=ocsp_ttl))
             _VERIFIERS.clear()
             _VERIFIERS[key] = v
