@@ -3,6 +3,11 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two pytest workers (pytest-xdist): much of the suite waits on child processes, sockets, the
+# browser and the database rather than computing, so two keep a 2-core CI machine busy. Each
+# test file stays on one worker (--dist loadfile), so what a module shares is made once.
+# `make test PYTEST_WORKERS=` runs in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: run test lint format clean
 
@@ -16,7 +21,7 @@ run: $(BIN)/.installed
 	$(BIN)/phr dev run
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
