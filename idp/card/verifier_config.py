@@ -17,8 +17,10 @@ See docs/cards.md for which route a city takes and how to test it before going l
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from idp.card.renewal import RenewalLinks
 from idp.card.verify import TrustStore
@@ -129,9 +131,6 @@ def app_choice(settings: Settings) -> AppChoice:
 
 
 def _loopback(url: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
