@@ -53,8 +53,13 @@ def load_client_key(choice: AppChoice, production: bool) -> RSAKey:
 
 def make_broker(s: Settings) -> Broker:
     choice = app_choice(s)
+    # The upstream issuer is an origin the operator configured (https in production, see
+    # app_choice), so it gets the configured origins' treatment: no per-address cap.
+    policy = outbound.AddressPolicy(
+        s.production, outbound.configured_origins([*s.urls.values(), choice.issuer])
+    )
     client = AuthAppClient(
-        outbound.for_settings(s),
+        outbound.Outbound(policy),
         choice.issuer,
         choice.client_id,
         load_client_key(choice, s.production),
