@@ -8,8 +8,9 @@ phr_core.outbound. One sign-in, for an already enrolled card: our /authorize par
 (the virtual card's PIN check included) → /login/app/callback: token request with a
 private_key_jwt assertion, ID token validation against the cached JWKS, subject lookup by keyed
 hash, sign-in. The browser side runs in-process (Flask test clients); discovery and JWKS are
-fetched once, as in a running IdP. Prints sign-ins per second (and the IdP's share: the stand-in's virtual-card PIN check
-costs most of a sign-in here, which the real app spends on the phone), the peak Python heap
+fetched once, as in a running IdP. Prints sign-ins per second (and the IdP's share: the
+stand-in's virtual-card PIN check costs most of a sign-in here, which the real app spends on
+the phone), the peak Python heap
 (tracemalloc, in a separate untimed pass), the process's peak RSS and the load average.
 """
 
@@ -25,7 +26,9 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask import Flask
@@ -86,7 +89,7 @@ def run(seconds: float) -> None:
 
     idp_time = [0.0]  # wall time inside the IdP's own handlers (upstream calls included)
 
-    def at_idp(call, *args, **kw):  # type: ignore[no-untyped-def]  # a timing wrapper
+    def at_idp(call: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         t0 = time.perf_counter()
         try:
             return call(*args, **kw)
