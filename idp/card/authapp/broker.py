@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,15 +46,13 @@ from sqlalchemy.orm import Session
 from idp.card.authapp.client import AuthAppClient, UpstreamResult
 from idp.card.authapp.errors import AppError
 from idp.card.lookup import candidates, index_person, normalize
-from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession
+from idp.card.models import CardAttributes, CardBinding, CardSession
 from idp.card.profile import BasicAttributes
-from idp.card.sessions import CardServices, create_card_session
+from idp.card.sessions import CardServices, _audit, create_card_session
 from idp.models import Person
 from phr_core.config import Settings
 from phr_core.db import Database
 from phr_core.secrets import derive_key
-
-log = logging.getLogger(__name__)
 
 PURPOSE_SIGN_IN = "authapp"
 PURPOSE_ENROL = "authapp_enrol"
@@ -66,12 +63,6 @@ SUBJECT_KEPT = timedelta(days=3650)
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Started:
-    state: str
-    url: str
 
 
 @dataclass(frozen=True)
@@ -105,8 +96,8 @@ class Broker:
 
     # --- begin --------------------------------------------------------------------------------
 
-    def begin(self, enrol: bool = False) -> Started:
-        """A new single-use session and the upstream authorization URL for it."""
+    def begin(self, enrol: bool = False) -> tuple[str, str]:
+        """A new single-use session: its state, and the upstream authorization URL for it."""
         with self.db.session() as s:
             row = create_card_session(s, PURPOSE_ENROL if enrol else PURPOSE_SIGN_IN)
             state, nonce = row.id, row.challenge
@@ -115,7 +106,7 @@ class Broker:
         except AppError as exc:
             self.fail(state, exc)
             raise
-        return Started(state, url)
+        return state, url
 
     # --- finish -------------------------------------------------------------------------------
 
@@ -133,7 +124,7 @@ class Broker:
                     .values(status="failed", error=exc.code)
                     .execution_options(synchronize_session=False)
                 )
-            self._audit(s, event, "failure", exc.code, state)
+            _audit(s, event, "failure", exc.code, state)
 
     def _claim(self, state: str) -> CardSession:
         with self.db.session() as s:
@@ -166,7 +157,7 @@ class Broker:
             result = self.client.finish(code, self.code_verifier(state), row.challenge, enrol)
             with self.db.session() as s:
                 outcome = self._map(s, state, result)
-                self._audit(s, outcome.event, "success", None, state, outcome.person_id)
+                _audit(s, outcome.event, "success", None, state, outcome.person_id)
                 if outcome.enrol:
                     # Not a failure: the sign-in continues with the 基本4情報 asked for.
                     s.execute(
@@ -266,24 +257,3 @@ class Broker:
             ):
                 found.append(person_id)
         return found
-
-    def _audit(
-        self,
-        s: Session,
-        event: str,
-        outcome: str,
-        code: str | None,
-        state: str | None,
-        person_id: str | None = None,
-    ) -> None:
-        s.add(
-            CardAudit(
-                at=_now(),
-                event=event,
-                outcome=outcome,
-                code=code,
-                session_id=state,
-                person_id=person_id if outcome == "success" else None,
-            )
-        )
-        log.info("authapp %s %s%s", event, outcome, f" ({code})" if code else "")

@@ -132,13 +132,17 @@ def _get_json(outbound: Outbound, url: str) -> dict[str, Any]:
         raise AppError("upstream_unreachable") from None
     if resp.status != 200:
         raise AppError("upstream_unreachable")
+    return _json_object(resp.body)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(resp.body)
+        doc = json.loads(body)
     except ValueError:
-        raise AppError("upstream_error") from None
-    if not isinstance(doc, dict):
-        raise AppError("upstream_error")
-    return doc
+        doc = None
+    if isinstance(doc, dict):
+        return doc
+    raise AppError("upstream_error")
 
 
 class AuthAppClient:
@@ -281,11 +285,10 @@ class AuthAppClient:
             )
         except OutboundError:
             raise AppError("upstream_unreachable") from None
-        try:
-            doc = json.loads(resp.body) if resp.status == 200 else None
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict) or doc.get("sub") != sub:
+        if resp.status != 200:
+            raise AppError("upstream_error")
+        doc = _json_object(resp.body)
+        if doc.get("sub") != sub:
             raise AppError("upstream_error")
         address = doc.get("address")
         if isinstance(address, dict):

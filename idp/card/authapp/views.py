@@ -105,11 +105,11 @@ def _parked(req: str) -> bool:
 
 def _start(req: str, enrol: bool) -> ResponseReturnValue:
     try:
-        started = broker().begin(enrol)
+        state, url = broker().begin(enrol)
     except AppError as exc:
         return _page(exc)
-    flask_session["authapp"] = {"state": started.state, "req": req}
-    return redirect(started.url)
+    flask_session["authapp"] = {"state": state, "req": req}
+    return redirect(url)
 
 
 @bp.get("/login/app")

@@ -26,6 +26,7 @@ from werkzeug.serving import make_server
 
 from idp.app import create_app, prepare
 from idp.authapp_sim.app import create_app as create_sim_app
+from idp.card.authapp.broker import Broker
 from idp.card.authapp.views import broker
 from idp.card.models import CardAttributes, CardAudit, CardBinding
 from idp.card.vcard import VirtualCard
@@ -36,7 +37,7 @@ from phr_core import migrations, outbound
 from phr_core.config import ConfigError, load_settings
 from phr_core.services import SERVICES
 from tests.idp.card.conftest import AUTH_PIN, BOB, AuthorityEnv, dead_url, start_authority
-from tests.idp.conftest import REDIRECT, exchange, pkce_pair
+from tests.idp.conftest import REDIRECT, code_request, exchange, pkce_pair
 
 CLIENT_ID = "RP00000001"
 
@@ -110,16 +111,7 @@ def sign_in(
     """One person's browser through the whole flow; `scans` counts visits to the app."""
     idp_browser: FlaskClient = w.idp.test_client()
     sim_browser = w.sim.test_client()
-    query = {
-        "response_type": "code",
-        "client_id": w.rp["client_id"],
-        "redirect_uri": REDIRECT,
-        "scope": "openid",
-        "state": "downstream-state",
-        "nonce": "downstream-nonce",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    query = code_request(w.rp, challenge)
     resp = idp_browser.get("/authorize?" + urlencode(query))
     scans = 0
     for _ in range(16):
@@ -217,7 +209,7 @@ def test_the_upstream_subject_is_stored_only_keyed_hashed(world: World) -> None:
     assert key not in dump
 
 
-def broker_for(w: World):  # type: ignore[no-untyped-def]
+def broker_for(w: World) -> Broker:
     with w.idp.test_request_context():
         return broker()
 
@@ -281,16 +273,7 @@ def test_state_mismatch_is_refused_and_leaves_the_real_session_alone(world: Worl
     w = world
     idp_browser = w.idp.test_client()
     _, challenge = pkce_pair()
-    query = {
-        "response_type": "code",
-        "client_id": w.rp["client_id"],
-        "redirect_uri": REDIRECT,
-        "scope": "openid",
-        "state": "s",
-        "nonce": "n",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    query = code_request(w.rp, challenge)
     req = parse_qs(
         urlsplit(idp_browser.get("/authorize?" + urlencode(query)).headers["Location"]).query
     )["req"][0]
@@ -323,16 +306,7 @@ def test_upstream_unreachable(environ: dict[str, str], tmp_path: Path) -> None:
             upsert_static(s, dict(rp), "rp-secret-" + "x" * 30)
         client = app.test_client()
         _, challenge = pkce_pair()
-        query = {
-            "response_type": "code",
-            "client_id": "rp-1",
-            "redirect_uri": REDIRECT,
-            "scope": "openid",
-            "state": "s",
-            "nonce": "n",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
+        query = code_request({**rp, "client_id": "rp-1"}, challenge)
         login = client.get("/authorize?" + urlencode(query)).headers["Location"]
         req = parse_qs(urlsplit(login).query)["req"][0]
         resp = client.get(f"/login/app?req={req}")
