@@ -22,7 +22,7 @@ Subjects: HMAC of the client id and the card's 利用者証明用 certificate, s
 (new certificate) gets a new `sub`: the case the broker must handle (see its docstring).
 
 Tests can make it misbehave: `app.config["AUTHAPP_SIM_FAULT"]` = "wrong_audience", "expired",
-"wrong_key" or "wrong_nonce" spoils the next ID tokens that way.
+"wrong_key", "wrong_nonce" or "low_acr" spoils the next ID tokens that way.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def _id_token(sim: SimState, grant: dict[str, Any], access: str) -> str:
         "exp": now + (-1800 if fault == "expired" else ID_TOKEN_TTL_S),
         "auth_time": grant["auth_time"],
         "nonce": "not-yours" if fault == "wrong_nonce" else grant["nonce"],
-        "acr": ACR,
+        "acr": "aal1" if fault == "low_acr" else ACR,
         "amr": ["hwk", "pin"],
         "at_hash": base64.urlsafe_b64encode(at_hash).rstrip(b"=").decode(),
     }

@@ -14,13 +14,14 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
@@ -103,6 +104,7 @@ class Run:
     page: str = ""  # the error page, when it stopped at one
     status: int = 0
     scans: int = 0
+    scopes: list[str] = field(default_factory=list)  # asked of the app, per visit
 
 
 def sign_in(
@@ -113,10 +115,10 @@ def sign_in(
     sim_browser = w.sim.test_client()
     query = code_request(w.rp, challenge)
     resp = idp_browser.get("/authorize?" + urlencode(query))
-    scans = 0
+    scans, scopes = 0, []
     for _ in range(16):
         if resp.status_code != 302:
-            return Run(None, resp.get_data(as_text=True), resp.status_code, scans)
+            return Run(None, resp.get_data(as_text=True), resp.status_code, scans, scopes)
         location = resp.headers["Location"]
         parts = urlsplit(location)
         path = parts.path + ("?" + parts.query if parts.query else "")
@@ -126,13 +128,14 @@ def sign_in(
             assert page.status_code == 200, page.get_data(as_text=True)
             form = dict(parse_qs(parts.query, keep_blank_values=True))
             data = {k: v[0] for k, v in form.items()}
+            scopes.append(data["scope"])
             data.update(card=str(card.path), pin=pin, decision=decision)
             answer = sim_browser.post("/authorize", data=data)
             assert answer.status_code == 302, answer.get_data(as_text=True)
             back = urlsplit(answer.headers["Location"])
             resp = idp_browser.get(back.path + "?" + back.query)
         elif location.startswith(REDIRECT):
-            return Run(parse_qs(parts.query), "", 302, scans)
+            return Run(parse_qs(parts.query), "", 302, scans, scopes)
         elif parts.path == "/login":
             html = idp_browser.get(path).get_data(as_text=True)
             req = parse_qs(parts.query)["req"][0]
@@ -178,9 +181,10 @@ def test_first_sign_in_enrols_then_the_same_person_signs_in_with_one_scan(world:
     w = world
     card = w.card("alice")
     first, run1 = signed_in_sub(w, card)
-    assert run1.scans == 2  # openid only, then once more with the 基本4情報 to enrol
+    # openid only, then once more with the 基本4情報 to enrol
+    assert run1.scopes == ["openid", "openid name address birthdate gender"]
     second, run2 = signed_in_sub(w, card)
-    assert run2.scans == 1 and second == first
+    assert run2.scopes == ["openid"] and second == first
     subs = upstream_subjects(w)
     assert len(subs) == 1 and first not in subs  # downstream sees our pairwise sub only
     assert w.count(Person) == 1 and w.count(CardAttributes) == 1
@@ -246,6 +250,7 @@ def test_someone_else_is_a_new_person(world: World) -> None:
         ("expired", "id_token_expired", 502, "有効期限が切れていました"),
         ("wrong_key", "id_token_signature", 502, "署名を確認できませんでした"),
         ("wrong_nonce", "nonce_mismatch", 400, "このサインインのものではありません"),
+        ("low_acr", "acr_insufficient", 403, "水準が足りません"),
     ],
 )
 def test_upstream_failures_are_clear_pages_and_create_nothing(
@@ -259,6 +264,18 @@ def test_upstream_failures_are_clear_pages_and_create_nothing(
     assert words in run.page
     assert w.count(Person) == 0 and w.count(CardBinding) == 0 and w.count(CardAttributes) == 0
     assert audit(w)[-1] == ("app_sign_in", "failure", code)
+
+
+def test_the_token_endpoint_refuses_a_client_assertion_signed_with_another_key(
+    world: World,
+) -> None:
+    w = world
+    broker_for(w).client.key = RSAKey.generate_key(2048, private=True, auto_kid=True)
+    _, challenge = pkce_pair()
+    run = sign_in(w, w.card("alice"), challenge)
+    assert run.status == 502 and "受け付けませんでした" in run.page
+    assert audit(w)[-1] == ("app_sign_in", "failure", "token_refused")
+    assert w.count(Person) == 0
 
 
 def test_english_page(world: World) -> None:
