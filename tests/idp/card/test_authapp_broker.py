@@ -115,7 +115,7 @@ def sign_in(
     sim_browser = w.sim.test_client()
     query = code_request(w.rp, challenge)
     resp = idp_browser.get("/authorize?" + urlencode(query))
-    scans, scopes = 0, []
+    scans, scopes = 0, list[str]()
     for _ in range(16):
         if resp.status_code != 302:
             return Run(None, resp.get_data(as_text=True), resp.status_code, scans, scopes)
