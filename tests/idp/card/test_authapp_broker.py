@@ -39,6 +39,7 @@ from phr_core.config import ConfigError, load_settings
 from phr_core.services import SERVICES
 from tests.idp.card.conftest import AUTH_PIN, BOB, AuthorityEnv, dead_url, start_authority
 from tests.idp.conftest import REDIRECT, code_request, exchange, pkce_pair
+from tests.phr_core.test_config import production_env
 
 CLIENT_ID = "RP00000001"
 
@@ -338,8 +339,6 @@ def test_upstream_unreachable(environ: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_production_refuses_the_stand_in(tmp_path: Path) -> None:
-    from tests.phr_core.test_config import production_env
-
     prod = load_settings(
         {
             **production_env(tmp_path),
