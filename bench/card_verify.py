@@ -8,6 +8,7 @@ cache (the first call asks the real development responder on loopback over HTTP)
 
     .venv/bin/python bench/card_verify.py [--seconds 5] [--cards 50]
     .venv/bin/python bench/card_verify.py --path reader [--seconds 5]   (bench/card_reader.py)
+    .venv/bin/python bench/card_verify.py --path broker [--seconds 5]   (bench/card_broker.py)
 
 Two passes: every check on every call (only OCSP answers cached), then with the verifier's
 per-certificate cache (parse, chain signature, key usage, type: what depends only on the
@@ -61,16 +62,22 @@ def main() -> None:
     parser.add_argument("--cards", type=int, default=50, help="distinct cards in the mix")
     parser.add_argument(
         "--path",
-        choices=("verifier", "reader"),
+        choices=("verifier", "reader", "broker"),
         default="verifier",
         help="verifier: the IdP's checks (default); reader: signatures through pcscd with the "
-        "virtual JPKI card (bench/card_reader.py; needs root and the PC/SC stack)",
+        "virtual JPKI card (bench/card_reader.py; needs root and the PC/SC stack); broker: "
+        "sign-ins through the authentication-app stand-in (bench/card_broker.py)",
     )
     args = parser.parse_args()
     if args.path == "reader":
         from bench.card_reader import run  # needs the PC/SC stack; not for the verifier path
 
         run(args.seconds)
+        return
+    if args.path == "broker":
+        from bench.card_broker import run as run_broker  # the whole IdP app; not for the others
+
+        run_broker(args.seconds)
         return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core

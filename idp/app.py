@@ -11,6 +11,7 @@ from federation import publish
 from federation.entity.trust_chain import TrustChain
 from idp import clients, federation, housekeeping, keys, limits
 from idp.card import views as card_views
+from idp.card.authapp import views as authapp_views
 from idp.card.verifier_config import verifier_choice
 from idp.context import IdP
 from idp.endpoints import (
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         logout.bp,
         registration.bp,
         card_views.bp,
+        authapp_views.bp,
         passkey_views.bp,
         passkey_staff_views.bp,
         publish.blueprint("idp"),

@@ -343,9 +343,10 @@ def _second_city_targets(s: Settings) -> tuple[runner.Target, ...]:
 
 def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:
     """Development-only helpers served beside the services: the card authority stand-in (OCSP,
-    CRL, renewal links) on the port of PHR_CARD_AUTHORITY_URL."""
+    CRL, renewal links) on the port of PHR_CARD_AUTHORITY_URL, and with PHR_CARD_VERIFIER=app
+    and a loopback PHR_CARD_APP_ISSUER the authentication-app stand-in on its port."""
     port = urlsplit(s.option("PHR_CARD_AUTHORITY_URL")).port or 8005
-    return (
+    extras = [
         runner.Target(
             "authority",
             "Card authority stand-in (development)",
@@ -353,7 +354,20 @@ def _dev_extras(s: Settings) -> tuple[runner.Target, ...]:
             port,
             "PHR_CARD_AUTHORITY_URL",
         ),
-    )
+    ]
+    app_issuer = urlsplit(s.option("PHR_CARD_APP_ISSUER"))
+    if s.option("PHR_CARD_VERIFIER") == "app" and app_issuer.hostname in ("127.0.0.1", "localhost"):
+        # PHR_CARD_VERIFIER=app with a loopback issuer: the authentication-app stand-in.
+        extras.append(
+            runner.Target(
+                "authapp",
+                "Authentication app stand-in (development)",
+                "idp.authapp_sim.app:create_app()",
+                app_issuer.port or 8020,
+                "PHR_CARD_APP_ISSUER",
+            )
+        )
+    return tuple(extras)
 
 
 @dev.command("example")

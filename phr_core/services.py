@@ -137,7 +137,34 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "which verifier checks My Number card sign-ins: `virtual` (the virtual card and "
                 "its stand-in authority; development only, refused in production) or `jpki` "
                 "(real cards on any PC/SC reader, checked against J-LIS's roots and OCSP: "
-                "PHR_CARD_JPKI_TRUST_ROOTS, PHR_CARD_JPKI_OCSP_URL); see docs/cards.md",
+                "PHR_CARD_JPKI_TRUST_ROOTS, PHR_CARD_JPKI_OCSP_URL) or `app` (the Digital "
+                "Agency's authentication app as upstream OpenID provider: PHR_CARD_APP_ISSUER, "
+                "PHR_CARD_APP_CLIENT_ID, PHR_CARD_APP_KEY_FILE); see docs/cards.md",
+            ),
+            Variable(
+                "PHR_CARD_APP_ISSUER",
+                "",
+                "with PHR_CARD_VERIFIER=app: the authentication app service's issuer (its "
+                "/.well-known/openid-configuration is read); https in production. A loopback "
+                "URL here makes `phr dev run` start the development stand-in (idp.authapp_sim)",
+            ),
+            Variable(
+                "PHR_CARD_APP_CLIENT_ID",
+                "",
+                "with PHR_CARD_VERIFIER=app: the client id the Digital Agency issued this IdP",
+            ),
+            Variable(
+                "PHR_CARD_APP_KEY_FILE",
+                "$PHR_VAR_DIR/authapp/client_key.json",
+                "with PHR_CARD_VERIFIER=app: the private JWK (RSA) this IdP signs its "
+                "private_key_jwt client assertions with (its public half is registered with "
+                "the Digital Agency); created on first use in development only",
+            ),
+            Variable(
+                "PHR_CARD_APP_ACR_VALUES",
+                "aal3 crl",
+                "with PHR_CARD_VERIFIER=app: the acr_values asked for; the ID token's acr must "
+                "be the first of them (see idp/card/authapp/client.py)",
             ),
             Variable(
                 "PHR_CARD_JPKI_TRUST_ROOTS",

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from idp import grants, scopes, sessions
+from idp.card.authapp.views import login_link as authapp_link
 from idp.card.sessions import create_card_session, take_verified
 from idp.card.views import panel_context
 from idp.clients import ClientView, get_client
@@ -69,6 +70,7 @@ def login() -> ResponseReturnValue:
             req=row.id,
             app=client.name if client else row.client_id,
             card=card,
+            authapp=authapp_link(row.id, lang),
             passkey=passkey_panel(row.id, required, lang),
             dev=not ctx.settings.production and acr_satisfies(ACR_DEV, required),
             card_required=required == ACR_CARD,

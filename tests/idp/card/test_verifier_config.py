@@ -33,8 +33,14 @@ def test_production_refuses_the_stand_in(tmp_path: Path) -> None:
 
 
 def test_unknown_verifier_and_missing_trust_file_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="PHR_CARD_VERIFIER='app'"):
+    # `app` was the placeholder for an unknown verifier until issue 15 part 2 made it real.
+    with pytest.raises(ConfigError, match="PHR_CARD_VERIFIER='phone'"):
+        verifier_choice(load_settings({"PHR_VAR_DIR": str(tmp_path), "PHR_CARD_VERIFIER": "phone"}))
+    with pytest.raises(ConfigError, match="PHR_CARD_APP_ISSUER"):
         verifier_choice(load_settings({"PHR_VAR_DIR": str(tmp_path), "PHR_CARD_VERIFIER": "app"}))
+    app = {"PHR_VAR_DIR": str(tmp_path), "PHR_CARD_VERIFIER": "app"}
+    with pytest.raises(ConfigError, match="PHR_CARD_APP_CLIENT_ID"):
+        verifier_choice(load_settings({**app, "PHR_CARD_APP_ISSUER": "https://auth.example"}))
     jpki = {"PHR_VAR_DIR": str(tmp_path), "PHR_CARD_VERIFIER": "jpki"}
     with pytest.raises(ConfigError, match="PHR_CARD_JPKI_TRUST_ROOTS"):
         verifier_choice(load_settings(jpki))
