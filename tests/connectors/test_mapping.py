@@ -179,7 +179,7 @@ def test_pharmacy_claims_become_dispenses_per_prescription(
         i["value"][2] == "4" and len(i["value"]) == 10
         for r in pharmacies
         for i in r["identifier"]
-        if i["system"].endswith("20.3.23")
+        if i["system"].endswith("insurance-medical-institution-no")
     )
     eobs = [
         r
