@@ -7,7 +7,6 @@ every `if source == …`."""
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
