@@ -131,7 +131,7 @@ def test_utf8_files_are_refused_with_a_message(tmp_path: Path) -> None:
     (p,) = list(uke.read(path))
     assert p.line == 2 and "UTF-8" in p.reason
     # a byte order mark, even before plain ASCII
-    path.write_bytes(b"\xef\xbb\xbf" + "IR,2,07,1,1234567,,,202504,00,\r\n".encode())
+    path.write_bytes(b"\xef\xbb\xbf" + b"IR,2,07,1,1234567,,,202504,00,\r\n")
     (p,) = list(uke.read(path))
     assert p.line == 1 and "byte order mark" in p.reason
     # the same text in CP932 reads
