@@ -215,10 +215,10 @@ JP = "http://jpfhir.jp/fhir/core/"
 # JP Core: jami-fhir-jp-wg/jp-core-v1x @ cb1f4ee19ecdb4edaebfe349c43caddbf32ff276
 # (input/fsh/aliases-jpcore.fsh, profiles/JP_Organization.fsh); "platform" = ours, docs/codes.md.
 SYSTEMS = {
-    JP + "IdSystem/insurance-medical-institution-no": "JP Core JP_Organization.identifier[medicalInstitutionCode] (exactly)",
-    JP + "Extension/StructureDefinition/JP_Organization_InsuranceOrganizationNo": "JP Core extension",
-    JP + "mhlw/IdSystem/MedicalOrganizationID": "JP Core $JP_IdSystem_MedicalOrganizationID (the extension's system, exactly)",
-    JP + "mhlw/IdSystem/InsurerNumber": "JP Core JP_Organization.identifier[insurerNumber] (exactly)",
+    JP + "IdSystem/insurance-medical-institution-no": "JP_Organization medicalInstitutionCode",
+    JP + "Extension/StructureDefinition/JP_Organization_InsuranceOrganizationNo": "extension",
+    JP + "mhlw/IdSystem/MedicalOrganizationID": "the extension's value[x].system (exactly)",
+    JP + "mhlw/IdSystem/InsurerNumber": "JP_Organization.identifier[insurerNumber] (exactly)",
     "urn:oid:1.2.392.100495.20.3.71": "公費負担者番号: no JP Core system; MHLW OID",
     "urn:oid:1.2.392.100495.20.2.71": "レセ電 医薬品コード: no JP Core system; MHLW OID",
     JP + "mhlw/CodeSystem/masterB-disease": "JP Core $JP_Disease_Claim_CS",

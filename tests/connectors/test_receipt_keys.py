@@ -95,7 +95,8 @@ def test_two_receipts_of_one_month_are_two_claims_and_a_repeat_is_reported(
     person: dict[str, Any], migrated: Settings, tmp_path: Path
 ) -> None:
     db = Database(migrated.database_urls["connector"])
-    card = person["card"]
+    insurer, symbol, number, branch = person["card"]
+    card = (insurer, symbol, number, branch)
     path = _uke(
         tmp_path / "RECEIPTC.UKE",
         [

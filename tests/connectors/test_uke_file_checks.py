@@ -107,7 +107,11 @@ def test_empty_exports_are_errors(tmp_path: Path) -> None:
         path = tmp_path / "RECEIPTC.UKE"
         path.write_bytes(content)
         (p,) = list(uke.read(path))
-        assert (p.line, p.field) == (1, "-") and p.reason.startswith("the file is empty")
+        assert (
+            isinstance(p, Problem)
+            and (p.line, p.field) == (1, "-")
+            and p.reason.startswith("the file is empty")
+        )
     csv = tmp_path / "vaccination.csv"
     csv.write_bytes(b"")
     (p,) = list(vaccination_csv.read(csv))
@@ -129,11 +133,11 @@ def test_utf8_files_are_refused_with_a_message(tmp_path: Path) -> None:
     # the non-ASCII text first appears on line 2 here
     path.write_bytes(("IR,2,07,1,1234567,,,202504,00,\r\n" + text.split("\r\n", 1)[1]).encode())
     (p,) = list(uke.read(path))
-    assert p.line == 2 and "UTF-8" in p.reason
+    assert isinstance(p, Problem) and p.line == 2 and "UTF-8" in p.reason
     # a byte order mark, even before plain ASCII
     path.write_bytes(b"\xef\xbb\xbf" + b"IR,2,07,1,1234567,,,202504,00,\r\n")
     (p,) = list(uke.read(path))
-    assert p.line == 1 and "byte order mark" in p.reason
+    assert isinstance(p, Problem) and p.line == 1 and "byte order mark" in p.reason
     # the same text in CP932 reads
     path.write_bytes(text.encode("cp932"))
     assert [type(i) for i in uke.read(path)] == [Record]
