@@ -141,10 +141,12 @@ def files(draw: st.DrawFn, lines: st.SearchStrategy[list[str]]) -> bytes:
 
 @dataclass
 class Stats:
-    inputs: int = 0
-    records: int = 0
-    problems: int = 0
-    slowest: float = 0.0
+    """What one target's inputs gave."""
+
+    inputs: int = 0  # run
+    records: int = 0  # accepted: Records, or a parsed Query
+    problems: int = 0  # rejections, each checked to be explained
+    slowest: float = 0.0  # seconds, the slowest single input
     findings: list[str] = field(default_factory=list)
 
 
