@@ -333,8 +333,7 @@ def main() -> int:
     args = ap.parse_args()
     started = time.perf_counter()
     results: dict[str, Stats] = {}
-    # in memory, not on the disk; a private directory (mkdtemp, mode 0700) inside it
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108 - memory, not the disk; mkdtemp makes a private 0700 directory in it
     with tempfile.TemporaryDirectory(prefix="fuzz-readers-", dir=shm) as tmp:
         plan = targets(Path(tmp))
         per = args.inputs // len(plan)
