@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from connectors.consent import StaticConsent
-from connectors.http import TokenSource
+from connectors.http import TokenSource, TransportError
 from connectors.pipeline import Connector, Report
 from connectors.pseudonym import Pseudonymizer
 from connectors.register import read as read_register
@@ -73,16 +73,23 @@ def person(tmp_path: Path) -> dict[str, Any]:
 
 
 def _run(
-    person: dict[str, Any], server: StubServer, db: Database, path: Path, report: io.StringIO
+    person: dict[str, Any],
+    server: StubServer,
+    db: Database | None,
+    path: Path,
+    report: io.StringIO,
+    batch_size: int = 500,
 ) -> Any:
+    tokens = TokenSource(server.url, "connector-test", "s3cret")
     c = Connector(
         CITY,
         Pseudonymizer(KEY),
         StaticConsent({"claims": person["claims"]}),
-        sink=FhirTransport(server.url, TokenSource(server.url, "connector-test", "s3cret")),
+        sink=FhirTransport(server.url, tokens, backoff=0.001, retries=1),
         db=db,
         register_path=person["files"]["register"],
         report=Report(report),
+        batch_size=batch_size,
     )
     return c.run_file(path)
 
@@ -127,4 +134,28 @@ def test_two_receipts_of_one_month_are_two_claims_and_a_repeat_is_reported(
         again = _run(person, server, db, path, io.StringIO())
         assert server.state.store == store
         assert again.created == 0 and again.skipped_unchanged == 2 and again.rejected == 1
+    db.dispose()
+
+
+def test_a_resumed_run_names_the_receipts_as_a_full_run_does(
+    person: dict[str, Any], migrated: Settings, tmp_path: Path
+) -> None:
+    """A run that stops after the first receipt's batch resumes after it: the receipt after it
+    must still get the second identifier, not the first one's (which would overwrite it)."""
+    insurer, symbol, number, branch = person["card"]
+    card = (insurer, symbol, number, branch)
+    path = _uke(
+        tmp_path / "RECEIPTC.UKE", [_receipt(1, *card, ko=False), _receipt(2, *card, ko=True)]
+    )
+    with StubServer() as clean:
+        _run(person, clean, None, path, io.StringIO(), batch_size=1)
+        want = dict(clean.state.store)
+    db = Database(migrated.database_urls["connector"])
+    with StubServer() as server:
+        server.state.fail_after = 1  # the first receipt's batch lands, then the server is away
+        with pytest.raises(TransportError):
+            _run(person, server, db, path, io.StringIO(), batch_size=1)
+        server.state.fail_after = None
+        _run(person, server, db, path, io.StringIO(), batch_size=1)
+        assert server.state.store == want and len(_eobs(server)) == 2
     db.dispose()
