@@ -200,6 +200,8 @@ class FileRun:
         try:
             for item in self.source.read(self.path):
                 if item.line and item.line <= self.resume_line:
+                    if isinstance(item, Record) and self.source.remember is not None:
+                        self.source.remember(self.ctx, self.conn.pseudo, item)
                     continue
                 if isinstance(item, Problem):
                     self.reject(item)

@@ -6,6 +6,7 @@ every `if source == …`."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from connectors.mapping import mch as map_mch
 from connectors.mapping import uke as map_uke
 from connectors.mapping import vaccination as map_vacc
-from connectors.mapping.common import Context, Entry
+from connectors.mapping.common import Context, Entry, MappingError
 from connectors.pseudonym import Pseudonymizer
 from connectors.sources import mch_csv, uke, vaccination_csv
 from connectors.sources.base import Problem, Record, sniff_file
@@ -25,6 +26,7 @@ Gate = Callable[[Context, Pseudonymizer, Record], str | None]
 # registered, so a test may wrap them.
 Mapper = Callable[[Context, Pseudonymizer, Record, str], list[Entry]]
 Reader = Callable[[Path], Iterator[Record | Problem]]
+Remember = Callable[[Context, Pseudonymizer, Record], None]
 
 HEAD_BYTES = 4096  # what file recognition reads of a file
 
@@ -45,6 +47,9 @@ class Source:
     header_mark: str | None = None
     # Rows name the person by insurance card, which only the resident register resolves.
     needs_register: bool = False
+    # Rows a resumed run skips (acknowledged before the crash) still hand their identifier
+    # to the file's Context, so the rows after them get the identifiers a full run gives.
+    remember: Remember | None = None
 
 
 def by_resident_number(ctx: Context, pseudo: Pseudonymizer, rec: Record) -> str | None:
@@ -77,6 +82,13 @@ def _map_vaccination(ctx: Context, _pseudo: Pseudonymizer, rec: Record, code: st
 
 def _map_uke(ctx: Context, _pseudo: Pseudonymizer, rec: Record, code: str) -> list[Entry]:
     return map_uke.map_record(ctx, rec, code)
+
+
+def _remember_uke(ctx: Context, pseudo: Pseudonymizer, rec: Record) -> None:
+    code = by_insurance_key(ctx, pseudo, rec)
+    if code is not None:
+        with contextlib.suppress(MappingError):  # it was reported when it was first read
+            map_uke.claim_key(ctx, rec, code)
 
 
 SOURCES: dict[str, Source] = {}
@@ -147,5 +159,6 @@ register(
         suffixes=(".UKE",),
         magic=(b"IR,", b"YK,"),
         needs_register=True,
+        remember=_remember_uke,
     )
 )

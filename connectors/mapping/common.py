@@ -18,9 +18,20 @@ JP_OBS_CATEGORY = "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCat
 JP_BODY = "http://jpfhir.jp/fhir/core/CodeSystem/JP_ObservationBodyMeasurementCode_CS"
 JP_SD = "http://jpfhir.jp/fhir/core/StructureDefinition/"
 JP_EXT = "http://jpfhir.jp/fhir/core/Extension/StructureDefinition/"
-FACILITY_OID = "urn:oid:1.2.392.100495.20.3.23"  # 医療機関コード
-INSURER_OID = "urn:oid:1.2.392.100495.20.3.61"  # 保険者番号
-PUBLIC_PAYER_OID = "urn:oid:1.2.392.100495.20.3.71"  # 公費負担者番号
+# Identifier systems as the JP Core IG's FSH fixes them (jami-fhir-jp-wg/jp-core-v1x at
+# cb1f4ee19ecdb4edaebfe349c43caddbf32ff276, input/fsh/profiles/JP_Organization.fsh and
+# aliases-jpcore.fsh; docs/codes.md lists every system with its source):
+# identifier[medicalInstitutionCode].system, the 10-digit 医療機関コード (都道府県 + 点数表 + 7);
+FACILITY_SYSTEM = "http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no"
+# the JP_Organization_InsuranceOrganizationNo extension: an Identifier holding the 7 digits
+# under $JP_IdSystem_MedicalOrganizationID;
+ORGANIZATION_NO_EXT = "http://jpfhir.jp/fhir/core/Extension/StructureDefinition/JP_Organization_InsuranceOrganizationNo"
+FACILITY_NO_SYSTEM = "http://jpfhir.jp/fhir/core/mhlw/IdSystem/MedicalOrganizationID"
+# identifier[insurerNumber].system ($JP_IdSystem_InsurerNumber, "exactly"), the 保険者番号;
+INSURER_SYSTEM = "http://jpfhir.jp/fhir/core/mhlw/IdSystem/InsurerNumber"
+# 公費負担者番号: JP Core defines no system at that commit; the OID of the MHLW's HL7 OID table
+# (1.2.392.100495.20.3.71, 公費負担者番号) stays.
+PUBLIC_PAYER_OID = "urn:oid:1.2.392.100495.20.3.71"
 V3_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 V3_ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 # The platform's own code systems for codes that have no national system (documented in
@@ -74,6 +85,10 @@ class Context:
     municipality: str
     index: ConsentedIndex = field(default_factory=ConsentedIndex)
     consented: set[str] = field(default_factory=set)
+    # Claim keys this file's consented receipts were given, → the receipt's line: what keeps
+    # two receipts of one file apart (mapping/uke.py `claim_key`). One Context per file, so it
+    # grows with the consenting people's receipts of one file, not with the files.
+    claims: dict[str, int] = field(default_factory=dict)
 
     def record_system(self, source: str) -> str:
         return source_record_system(self.municipality, source)
@@ -108,9 +123,15 @@ class Context:
         res: dict[str, Any] = {
             "resourceType": "Organization",
             "meta": {"profile": [JP_SD + "JP_Organization"]},
+            "extension": [
+                {
+                    "url": ORGANIZATION_NO_EXT,
+                    "valueIdentifier": {"system": FACILITY_NO_SYSTEM, "value": code10[3:]},
+                }
+            ],
             "identifier": [
                 {"system": system, "value": value},
-                {"system": FACILITY_OID, "value": code10},
+                {"system": FACILITY_SYSTEM, "value": code10},
             ],
             "active": True,
         }

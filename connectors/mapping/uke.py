@@ -17,13 +17,14 @@ from datetime import date
 from typing import Any
 
 from connectors.mapping.common import (
-    INSURER_OID,
+    INSURER_SYSTEM,
     JP_EXT,
     JP_SD,
     LOCAL,
     PUBLIC_PAYER_OID,
     Context,
     Entry,
+    MappingError,
     coding,
     ident,
     iso,
@@ -71,12 +72,12 @@ class Payer:
 
     number: str  # the field holding the payer's number
     prefix: str  # of the Organization's identifier value
-    oid: str  # the national system of the payer's number
+    system: str  # the national system of the payer's number
     insurer: bool  # the insurer (JP Core profile, type "ins") rather than a public payer
 
 
 PAYERS = {
-    "HO": Payer("insurer", "insurer", INSURER_OID, insurer=True),  # 保険者番号
+    "HO": Payer("insurer", "insurer", INSURER_SYSTEM, insurer=True),  # 保険者番号
     "KO": Payer("payer", "public-payer", PUBLIC_PAYER_OID, insurer=False),  # 公費負担者番号
 }
 
@@ -99,7 +100,7 @@ class Claim:
     rec: Record
     code: str  # the person's pseudonymous code
     system: str  # the record identifier system
-    key: str  # the receipt's stable key (`_key`)
+    key: str  # the receipt's identifier value (`claim_key`)
     patient: dict[str, str]  # the reference to the person's Patient
     facility: Entry
     seen: dict[str, int] = field(default_factory=dict)
@@ -134,12 +135,34 @@ class LineKind:
     eob_list: str | None = None
 
 
-def _key(rec: Record, code: str) -> str:
-    """The receipt's stable key: facility, 診療年月, receipt type and the person. One receipt per
-    person, facility, month and type, so a corrected re-export maps onto the same resources.
-    Hashed, so the identifier value does not spell out who was where."""
-    raw = f"{rec.key}:{code}".encode()
-    return "claim:" + hashlib.sha256(raw).hexdigest()[:32]
+def claim_key(ctx: Context, rec: Record, code: str) -> str:
+    """The receipt's identifier value. What makes a receipt unique is its facility, 診療年月,
+    receipt type, person, insurer (HO 保険者番号) and its own number in the file (RE レセプト
+    番号); the first four alone (the key of versions before issue 18) let a second receipt of
+    the same month, e.g. after a change of insurer, replace the first without a word.
+
+    So that claims loaded by earlier versions are neither duplicated nor lost, the first
+    receipt of a file with a given (facility, 診療年月, type, person) keeps the identifier it
+    always had (a hash of those four); every further receipt sharing them gets a hash of all
+    six. File order decides, so a re-run of the same file gives the same identifiers. Two
+    receipts equal in all six are a broken file: the second is rejected (MappingError), never
+    merged. Hashed, so the identifier value does not spell out who was where."""
+    d = rec.data
+    legacy = hashlib.sha256(f"{rec.key}:{code}".encode()).hexdigest()[:32]
+    unique = f"{rec.key}:{code}:{d['ho']['insurer']}:{d['re']['no']}"
+    full = hashlib.sha256(unique.encode()).hexdigest()[:32]
+    seen = ctx.claims
+    if full in seen:
+        raise MappingError(
+            "RE.レセプト番号",
+            f"the same receipt as line {seen[full]} (facility, 診療年月, receipt type, person, "
+            "insurer and レセプト番号 all equal)",
+        )
+    seen[full] = rec.line
+    if legacy not in seen:
+        seen[legacy] = rec.line
+        return "claim:" + legacy
+    return "claim:" + full
 
 
 def _first_day(days: list[int], ym: tuple[int, int]) -> str:
@@ -171,7 +194,7 @@ def _payer(claim: Claim, payer: Payer, row: dict[str, Any]) -> Entry:
         res["meta"] = {"profile": [JP_SD + "JP_Organization"]}
     res["identifier"] = [
         {"system": claim.system, "value": value},
-        {"system": payer.oid, "value": number},
+        {"system": payer.system, "value": number},
     ]
     res["active"] = True
     if payer.insurer:
@@ -381,7 +404,8 @@ def map_record(ctx: Context, rec: Record, code: str) -> list[Entry]:
     d = rec.data
     header, re = d["header"], d["re"]
     system = ctx.record_system(SOURCE)
-    claim = Claim(rec, code, system, _key(rec, code), ctx.patient_ref(code), _facility(ctx, header))
+    key = claim_key(ctx, rec, code)
+    claim = Claim(rec, code, system, key, ctx.patient_ref(code), _facility(ctx, header))
     entries: list[Entry] = [ctx.patient(code), claim.facility]
 
     insurance = []

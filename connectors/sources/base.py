@@ -117,7 +117,8 @@ def csv_rows(
         reader = csv.reader(lines, strict=True)
         try:
             header = [h.strip() for h in next(reader)]
-        except StopIteration:
+        except StopIteration:  # an empty export is a failed export, not a quiet month
+            yield 1, None, "the file is empty: no header line (a failed export?)"
             return
         except csv.Error:
             yield 1, None, "header is not valid CSV"

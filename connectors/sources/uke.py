@@ -10,6 +10,7 @@ goes on with the next receipt."""
 from __future__ import annotations
 
 import calendar
+import codecs
 import unicodedata
 from collections.abc import Iterator
 from datetime import date
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.sources.base import (
+    SNIFF_BYTES,
     UNREADABLE,
     Problem,
     Record,
@@ -84,7 +86,8 @@ def month_end(y: int, m: int) -> date:
 
 
 def _f(cells: list[str], n: int) -> str:
-    """Field n (1-based, counting the record type as 1); missing trailing fields are empty."""
+    """Field n (1-based, counting the record type as 1). Records whose count the spec fixes are
+    checked first (`FIELD_COUNTS`); for the others a missing trailing field reads empty."""
     return cells[n - 1].strip() if len(cells) >= n else ""
 
 
@@ -355,6 +358,23 @@ IGNORED = {
     "KI", "TK", "ST", "ON",
 }  # fmt: skip
 RECORDS = {"IR", "YK", "RE", "HO", "KO", "SY", "SI", "IY", "TO", "CO", "SH", "CZ", "GO"} | IGNORED
+# Fields per record (the record type counted as 1), as the 記録条件仕様 defines them: every
+# field is written, an empty one as nothing between two commas, so a record with another count
+# was cut or shifted and its values cannot be trusted. 医科: shared/reference/uke.md §5, layouts
+# verified against [M] myclinic-ts and [O] OpenReceiptViewer (IR 10, RE 38, HO 15, KO 12, SN 9,
+# JD 33, MF 33, SY 8, SI 44, IY 44, TO 48, CO 5, SJ 3, GO 4). 調剤: docs/uke.md's [T]
+# transcription of the 記録条件仕様（調剤用） (YK 9, RE 42, SN 9, SH 6, CZ 15, IY 10, GO 4).
+# Record types without a verified count (the 調剤 HO, KO, TO, CO, JD, MF, KI, TK, ST and the
+# insurer-side MN, RC, KH, …) are not counted; docs/uke.md lists them.
+FIELD_COUNTS: dict[str, dict[str, int]] = {
+    "medical": {
+        "IR": 10, "RE": 38, "HO": 15, "KO": 12, "SN": 9, "JD": 33, "MF": 33, "SY": 8,
+        "SI": 44, "IY": 44, "TO": 48, "CO": 5, "SJ": 3, "GO": 4,
+    },
+    "pharmacy": {"YK": 9, "RE": 42, "SN": 9, "SH": 6, "CZ": 15, "IY": 10, "GO": 4},
+}  # fmt: skip
+UTF8_BOM = b"\xef\xbb\xbf"
+
 RECORD_TYPE = (
     "レコード識別"  # field 1 of every record: what a problem names when the type is unknown
 )
@@ -452,6 +472,7 @@ def read(path: Path) -> Iterator[Record | Problem]:
     claim: _Claim | None = None
     claim_bad: Problem | None = None
     seen_go = False
+    last_line = 0  # the last line with a record: where a missing GO is reported
 
     def problem(line: int, field: str, reason: str) -> Problem:
         return Problem(name, line, safe_field(field, LAYOUT), reason)
@@ -481,10 +502,16 @@ def read(path: Path) -> Iterator[Record | Problem]:
         yield record
 
     with path.open("rb") as fh:
+        refused = not_cp932(fh.read(SNIFF_BYTES))
+        if refused is not None:
+            yield problem(refused[0], UNREADABLE, refused[1])
+            return
+        fh.seek(0)
         for lineno, raw in enumerate(fh, start=1):
             raw = raw.rstrip(b"\r\n").rstrip(b"\x1a")
             if not raw.strip():
                 continue
+            last_line = lineno
             try:
                 text = raw.decode(ENCODING)
             except UnicodeDecodeError:
@@ -497,14 +524,24 @@ def read(path: Path) -> Iterator[Record | Problem]:
             cells = text.split(",")
             rt = cells[0].strip()
             try:
+                kind = "medical" if rt == "IR" else "pharmacy" if rt == "YK" else None
+                counts = FIELD_COUNTS[kind or (header["kind"] if header else "medical")]
+                miscount = None
+                if rt in counts and len(cells) != counts[rt]:
+                    why = f"{len(cells)} fields; the 記録条件仕様 defines {counts[rt]}"
+                    miscount = RowError(rt, why)
                 if rt in ("IR", "YK"):
                     yield from finish()
                     header, header_line = None, lineno
-                    header = _header(cells, "medical" if rt == "IR" else "pharmacy")
+                    if miscount:
+                        raise miscount
+                    header = _header(cells, kind or "medical")
                     continue
                 if rt == "GO":
                     yield from finish()
                     seen_go = True
+                    if miscount:
+                        raise miscount
                     continue
                 if rt == "RE":
                     yield from finish()
@@ -515,6 +552,8 @@ def read(path: Path) -> Iterator[Record | Problem]:
                         claim_bad = problem(lineno, "IR", f"RE {why}")
                         continue
                     try:
+                        if miscount:
+                            raise miscount
                         claim = _Claim(header, lineno, cells)
                     except Exception:
                         claim = _Claim.__new__(_Claim)
@@ -527,6 +566,8 @@ def read(path: Path) -> Iterator[Record | Problem]:
                     raise RowError(rt if rt in RECORDS else RECORD_TYPE, "record outside a receipt")
                 if claim_bad is not None:
                     continue
+                if miscount:
+                    raise miscount
                 pharmacy = header is not None and header["kind"] == "pharmacy"
                 _line(claim.data, rt, cells, pharmacy)
             except Exception as exc:  # one line must never end the run
@@ -539,5 +580,28 @@ def read(path: Path) -> Iterator[Record | Problem]:
                 else:
                     yield p
         yield from finish()
-    if not seen_go and (header is not None or header_line):
-        yield problem(0, "GO", "file ends without a GO record (truncated?)")
+    if not last_line:
+        yield problem(
+            1, UNREADABLE, "the file is empty: no IR/YK, RE or GO record (a failed export?)"
+        )
+    elif not seen_go:
+        yield problem(last_line, "GO", "file ends without a GO record (truncated?)")
+
+
+def not_cp932(head: bytes) -> tuple[int, str] | None:
+    """(line, reason) when the file's first bytes show it is not CP932: a UTF-8 byte order mark,
+    or non-ASCII text that is valid UTF-8 (CP932 Japanese text practically never is). Decoded
+    as CP932, such a file would give mojibake names that no longer match the register."""
+    if head.startswith(UTF8_BOM):
+        return 1, "the file starts with a UTF-8 byte order mark; UKE files are Shift_JIS (CP932)"
+    if head.isascii():
+        return None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    first = next(i for i, b in enumerate(head) if b > 0x7F)
+    return (
+        head.count(b"\n", 0, first) + 1,
+        "the file is UTF-8 with non-ASCII text; UKE files are Shift_JIS (CP932): export again",
+    )

@@ -152,3 +152,35 @@ def test_run_over_several_files_continues_past_a_broken_one(env) -> None:  # typ
     assert f"{uke.name},{ho + 1},HO.診療実日数,not a whole number" in rows
     assert "notes.txt,0,-,no reader for this file" in rows
     assert "①" not in report.read_text(encoding="utf-8") and "〒" not in report.read_text("utf-8")
+
+
+def test_empty_and_truncated_exports_exit_non_zero(env) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: a failed export (an empty file, a UKE file cut before its GO record) is an
+    error with its file and line, and `phr connector run` exits 1, also on a dry run."""
+    _srv, inbox = env
+    inbox.mkdir(parents=True, exist_ok=True)
+    consent = inbox.parent / "consents.json"
+    consent.write_text('{"mch": [], "immunization": [], "claims": []}', encoding="utf-8")
+    report = inbox.parent / "report.csv"
+    runner = CliRunner()
+    for name, content in [
+        ("RECEIPTC.UKE", b""),
+        (
+            "RECEIPTC.UKE",
+            b"IR,2,07,1,1234567,,\x83e\x83X\x83g,202504,00,\r\n" + b"RE,1" + b"," * 36,
+        ),
+        ("vaccination.csv", b""),
+    ]:
+        for old in inbox.iterdir():
+            old.unlink()
+        (inbox / name).write_bytes(content)
+        args = ["connector", "run", "--dry-run", "--consent-file", str(consent)]
+        r = runner.invoke(main, [*args, "--report", str(report), str(inbox / name)])
+        assert r.exit_code == 1, r.output
+        rows = report.read_text(encoding="utf-8").splitlines()[1:]
+        if content.startswith(b"IR"):  # the truncated file: its real last line, not line 0
+            assert any(x.startswith(f"{name},2,GO,file ends without a GO") for x in rows), rows
+        elif name.endswith(".UKE"):
+            assert rows and all(x.startswith(f'{name},1,-,"the file is empty') for x in rows), rows
+        else:  # an empty CSV has no header to recognise it by
+            assert rows == [f"{name},0,-,no reader for this file"], rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,7 @@ def test_pharmacy_claims_become_dispenses_per_prescription(
         i["value"][2] == "4" and len(i["value"]) == 10
         for r in pharmacies
         for i in r["identifier"]
-        if i["system"].endswith("20.3.23")
+        if i["system"].endswith("insurance-medical-institution-no")
     )
     eobs = [
         r
@@ -194,3 +195,63 @@ def test_pharmacy_claims_become_dispenses_per_prescription(
         assert md["daysSupply"]["code"] == "d" and md["daysSupply"]["value"] in (3, 5, 7, 14, 28)
         assert len(md["whenHandedOver"]) == 10  # a day, not a month
         assert md["quantity"]["value"] in (1, 2, 3)
+
+
+def _systems(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(where, system or extension url) for every identifier, coding and extension."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("system", "url") and isinstance(v, str):
+                yield path, v
+            else:
+                yield from _systems(v, f"{path}.{k}" if path else k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _systems(v, path)
+
+
+JP = "http://jpfhir.jp/fhir/core/"
+# Every identifier system, code system and extension the mappers emit, with where it is defined.
+# JP Core: jami-fhir-jp-wg/jp-core-v1x @ cb1f4ee19ecdb4edaebfe349c43caddbf32ff276
+# (input/fsh/aliases-jpcore.fsh, profiles/JP_Organization.fsh); "platform" = ours, docs/codes.md.
+SYSTEMS = {
+    JP + "IdSystem/insurance-medical-institution-no": "JP_Organization medicalInstitutionCode",
+    JP + "Extension/StructureDefinition/JP_Organization_InsuranceOrganizationNo": "extension",
+    JP + "mhlw/IdSystem/MedicalOrganizationID": "the extension's value[x].system (exactly)",
+    JP + "mhlw/IdSystem/InsurerNumber": "JP_Organization.identifier[insurerNumber] (exactly)",
+    "urn:oid:1.2.392.100495.20.3.71": "公費負担者番号: no JP Core system; MHLW OID",
+    "urn:oid:1.2.392.100495.20.2.71": "レセ電 医薬品コード: no JP Core system; MHLW OID",
+    JP + "mhlw/CodeSystem/masterB-disease": "JP Core $JP_Disease_Claim_CS",
+    JP + "mhlw/CodeSystem/masterZ-disease-modifier": "JP Core $JP_Modifier_Disease_Claim_CS",
+    JP + "mhlw/CodeSystem/masterS-medicalProcedure": "JP Core $JP_ProcedureCategory_CS",
+    JP + "CodeSystem/JP_ConditionDiseaseOutcomeReceipt_CS": "JP Core",
+    JP + "Extension/StructureDefinition/JP_Condition_DiseaseOutcome": "JP Core",
+    JP + "CodeSystem/JP_ObservationBodyMeasurementCode_CS": "JP Core",
+    JP + "CodeSystem/JP_SimpleObservationCategory_CS": "JP Core",
+    "http://loinc.org": "LOINC",
+    "http://unitsofmeasure.org": "UCUM",
+}  # fmt: skip
+HL7_TERMINOLOGY = "http://terminology.hl7.org/CodeSystem/"
+PLATFORM = ("urn:phr-platform:",)
+
+
+def test_every_system_the_mappers_emit_is_known_and_documented(
+    loaded: tuple[dict[str, Any], Recorder],
+) -> None:
+    """Issue 18: identifiers and codes other systems recognise. Every system or extension URL
+    in the output is a JP Core one (checked against its FSH), a national one JP Core does not
+    define, an HL7 terminology, or the platform's own, and docs/codes.md lists it. The old
+    urn:oid:…20.3.23 / …20.3.61 identifiers JP Core replaced must not come back."""
+    _files, sink = loaded
+    seen = {s for r in _resources(sink) for _, s in _systems(r)}
+    codes_md = (Path(__file__).parents[2] / "connectors" / "docs" / "codes.md").read_text()
+    for s in seen:
+        if s.startswith(PLATFORM) or s.startswith(HL7_TERMINOLOGY):
+            continue
+        assert s in SYSTEMS, s
+        assert s in codes_md, s
+    assert {
+        JP + "IdSystem/insurance-medical-institution-no",
+        JP + "mhlw/IdSystem/InsurerNumber",
+    } <= seen
+    assert not {s for s in seen if s.endswith(("20.3.23", "20.3.61"))}

@@ -310,7 +310,8 @@ def test_uke_pharmacy_records_out_of_place_are_rejected(tmp_path: Path) -> None:
     path.write_bytes(_uke(cz_first))
     (problem,) = list(uke.read(path))
     assert isinstance(problem, Problem) and problem.field == "CZ" and "SH" in problem.reason
-    medical_iy = [*PHARMACY[:6], "IY,620000023,3", *PHARMACY[7:]]  # 医科-style IY, 調剤 file
+    # 医科-style IY (the code one field early) in a 調剤 file, with the 調剤 IY's 10 fields
+    medical_iy = [*PHARMACY[:6], "IY,620000023,3" + "," * 7, *PHARMACY[7:]]
     path.write_bytes(_uke(medical_iy))
     (problem,) = list(uke.read(path))
     assert isinstance(problem, Problem) and problem.field == "IY.医薬品コード"

@@ -35,9 +35,20 @@ T = "urn:phr-platform:code:uke-masterT"
 C = "urn:phr-platform:code:uke-masterC"
 SD = "http://jpfhir.jp/fhir/core/StructureDefinition/"
 HL7 = "http://terminology.hl7.org/CodeSystem/"
-FACILITY_OID = "urn:oid:1.2.392.100495.20.3.23"
-INSURER_OID = "urn:oid:1.2.392.100495.20.3.61"
+# JP Core (jp-core-v1x @ cb1f4ee, JP_Organization.fsh): the 10-digit 医療機関コード, the 7-digit
+# code in the InsuranceOrganizationNo extension, the 保険者番号; 公費 has no JP Core system.
+FACILITY_SYSTEM = "http://jpfhir.jp/fhir/core/IdSystem/insurance-medical-institution-no"
+ORG_NO_EXT = "http://jpfhir.jp/fhir/core/Extension/StructureDefinition/JP_Organization_InsuranceOrganizationNo"
+ORG_NO_SYSTEM = "http://jpfhir.jp/fhir/core/mhlw/IdSystem/MedicalOrganizationID"
+INSURER_OID = "http://jpfhir.jp/fhir/core/mhlw/IdSystem/InsurerNumber"
 PAYER_OID = "urn:oid:1.2.392.100495.20.3.71"
+# Fields per record in the 記録条件仕様 (shared/reference/uke.md §5; 調剤: docs/uke.md [T]):
+# the hand-written records below leave trailing empty fields out; _write adds them back.
+FIELDS = {
+    "medical": {"IR": 10, "RE": 38, "HO": 15, "KO": 12, "SN": 9, "SY": 8, "SI": 44, "IY": 44,
+                "TO": 48, "CO": 5, "GO": 4},
+    "pharmacy": {"YK": 9, "RE": 42, "SH": 6, "CZ": 15, "IY": 10, "GO": 4},
+}  # fmt: skip
 # 転帰区分 (別表): code → name, and the clinical status it means
 OUTCOMES = {
     "1": ("継続", "active"),
@@ -101,7 +112,12 @@ PHARMACY = [
 
 
 def _write(path: Path, lines: list[str]) -> Path:
-    path.write_bytes("".join(x + "\r\n" for x in lines).encode("cp932") + b"\x1a")
+    counts = FIELDS["pharmacy" if lines[0].startswith("YK") else "medical"]
+    padded = []
+    for x in lines:
+        n = counts.get(x.split(",")[0], 0)
+        padded.append(x + "," * max(0, n - 1 - x.count(",")))
+    path.write_bytes("".join(x + "\r\n" for x in padded).encode("cp932") + b"\x1a")
     return path
 
 
@@ -156,9 +172,15 @@ def check_receipt(rec: Record, entries: list[Entry]) -> dict[str, Any]:
     want_facility = {
         "resourceType": "Organization",
         "meta": {"profile": [SD + "JP_Organization"]},
+        "extension": [
+            {
+                "url": ORG_NO_EXT,
+                "valueIdentifier": {"system": ORG_NO_SYSTEM, "value": h["facility"]},
+            }
+        ],
         "identifier": [
             {"system": system, "value": f"org:{h['facility10']}"},
-            {"system": FACILITY_OID, "value": h["facility10"]},
+            {"system": FACILITY_SYSTEM, "value": h["facility10"]},
         ],
         "active": True,
         **({"name": h["facility_name"]} if h["facility_name"] else {}),
