@@ -13,7 +13,7 @@ from consent.models import Municipality, utcnow
 from consent.records import CATEGORY_NAMES, RECIPIENT
 from phr_core.webapp import database
 from portal import pages
-from portal.session import check_csrf, client_id, current_subject
+from portal.session import check_csrf, client_id, current_subject, sign_in_first
 from portal.words import describe_all
 
 bp = Blueprint("portal", __name__, template_folder="templates")
@@ -64,7 +64,7 @@ def my_apps() -> ResponseReturnValue:
     """ "Who can see my data": every app with an active grant, each with a revoke button."""
     subject = current_subject()
     if subject is None:
-        return redirect("/auth/login")
+        return sign_in_first()
     lang = current_language()
     return pages.render("apps.html", grants=app_grants(subject, lang))
 

@@ -81,9 +81,12 @@ def form_value(html: str, name: str) -> str:
     return m.group(1)
 
 
-def sign_in(browser: requests.Session, p: Platform, person: str = PARENT) -> None:
-    """The portal's sign-in through the IdP's development sign-in, to the portal's home."""
-    resp = browser.get(p.portal + "/auth/login", allow_redirects=False, timeout=TIMEOUT)
+def sign_in(
+    browser: requests.Session, p: Platform, person: str = PARENT, start: str = "/auth/login"
+) -> str:
+    """The portal's sign-in through the IdP's development sign-in, from the portal page
+    `start`, to the portal page it lands on (its URL is returned)."""
+    resp = browser.get(p.portal + start, allow_redirects=False, timeout=TIMEOUT)
     for _ in range(12):
         assert resp.status_code in (302, 303), (resp.status_code, resp.text[:300])
         location = resp.headers["Location"]
@@ -93,7 +96,7 @@ def sign_in(browser: requests.Session, p: Platform, person: str = PARENT) -> Non
         if url.startswith(p.portal):
             resp = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
             if resp.status_code == 200:
-                return
+                return url
             continue
         page = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
         if page.status_code in (302, 303):
