@@ -87,6 +87,15 @@ WORDS: dict[str, dict[str, str]] = {
         "menu_records": "わたしと子どもの記録",
         "menu_history": "アクセス履歴",
         "menu_export": "記録のダウンロード",
+        "home_first_step": "市区町村の記録は、あなたが同意した市区町村から届きます。"
+        "まず同意してください。",
+        "home_city_button": "市区町村の記録の提供に同意する",
+        "home_next_doses": "次に受ける接種",
+        "home_no_doses": "いま受ける予定の定期接種はありません。",
+        "home_latest_growth": "最新の計測",
+        "home_latest_checkup": "最新の健診：{date}",
+        "home_unread": "未読のお知らせが{n}件あります",
+        "home_unreadable": "いま記録を読み出せません。しばらくしてからもう一度開いてください。",
     },
     "en": {
         "children_title": "Records of me and my children",
@@ -171,6 +180,15 @@ WORDS: dict[str, dict[str, str]] = {
         "menu_records": "Records of me and my children",
         "menu_history": "Access history",
         "menu_export": "Download my records",
+        "home_first_step": "Records come from the cities you consent to. Start by giving "
+        "your consent.",
+        "home_city_button": "Consent to a city sending your records",
+        "home_next_doses": "Next vaccinations",
+        "home_no_doses": "No routine vaccination is due now.",
+        "home_latest_growth": "Latest measurements",
+        "home_latest_checkup": "Latest checkup: {date}",
+        "home_unread": "You have {n} unread notices",
+        "home_unreadable": "Your records cannot be read now. Please try again later.",
     },
 }
 
