@@ -96,6 +96,9 @@ WORDS: dict[str, dict[str, str]] = {
         "home_latest_checkup": "最新の健診：{date}",
         "home_unread": "未読のお知らせが{n}件あります",
         "home_unreadable": "いま記録を読み出せません。しばらくしてからもう一度開いてください。",
+        "schedule_overdue": "標準の時期を過ぎた接種",
+        "schedule_upcoming": "これからの接種",
+        "schedule_finished": "済んだ接種・期間が終わった接種（{n}）",
     },
     "en": {
         "children_title": "Records of me and my children",
@@ -189,6 +192,9 @@ WORDS: dict[str, dict[str, str]] = {
         "home_latest_checkup": "Latest checkup: {date}",
         "home_unread": "You have {n} unread notices",
         "home_unreadable": "Your records cannot be read now. Please try again later.",
+        "schedule_overdue": "Past the usual time",
+        "schedule_upcoming": "Coming up",
+        "schedule_finished": "Done or no longer funded ({n})",
     },
 }
 

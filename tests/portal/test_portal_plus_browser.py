@@ -85,6 +85,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
 
         page.click("text=予防接種の予定")
         page.wait_for_url(p.portal + f"/me/children/{CHILD}/vaccinations")
+        page.locator("#finished summary").click()  # finished doses are collapsed
         assert "済み" in page.locator("#dose-HepB-1").inner_text()
         assert "接種できます" in page.locator("#dose-VZV-1").inner_text()
         assert "まだです" in page.locator("#dose-MR-2").inner_text()
