@@ -6,37 +6,26 @@ platform (the demo family), on both databases, and in Chromium at 360 px and des
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import requests
 
-from phr_core.config import Settings
 from phr_server.demo_family import CHILD_ID as CHILD
 from tests.browser import browser_page
+from tests.portal import live_platform
 from tests.portal.live_platform import (
     PARENT,
     TIMEOUT,
     Platform,
-    platform_environ,
-    running,
     sign_in,
+    sign_in_page,
 )
 
 ITEM = r'<li class="card access" id="access-([^"]+)"'
 
-
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 def _rows(html: str) -> list[tuple[str, str]]:
@@ -91,11 +80,7 @@ def test_history_on_a_phone_and_a_desktop(platform: Platform, width: int, height
     p = platform
     with browser_page("ja-JP") as page:
         page.set_viewport_size({"width": width, "height": height})
-        page.goto(p.portal + f"/me/records/{CHILD}")
-        page.wait_for_url(p.idp + "/login*")
-        page.fill("#person", PARENT)
-        page.click("#dev-login button[type=submit]")
-        page.wait_for_url(p.portal + f"/me/records/{CHILD}")
+        sign_in_page(page, p, f"/me/records/{CHILD}", PARENT)
         page.goto(p.portal + "/me/history")
         own = page.locator("#history > .access-own").first
         assert own.is_visible()

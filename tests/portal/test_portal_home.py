@@ -7,37 +7,26 @@ desktop width."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 import requests
 
-from phr_core.config import Settings
 from portal.care import schedule as engine
 from portal.home import next_doses
 from tests.browser import browser_page
+from tests.portal import live_platform
 from tests.portal.live_platform import (
     PARENT,
     STRANGER,
     TIMEOUT,
     Platform,
-    platform_environ,
-    running,
     sign_in,
+    sign_in_page,
 )
 
-
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 def _dose(status: str, number: int, when: date | None) -> engine.DoseStatus:
@@ -65,7 +54,7 @@ def test_home_says_what_is_next_for_each_child(platform: Platform) -> None:
     assert 'id="first-step"' not in html
     assert html.count('class="card child-next"') == 1
     assert "次に受ける接種" in html and 'class="next-doses"' in html
-    dates = re.findall(r'<li class="dose (\w+)">.*?<time datetime="(\d{4}-\d\d-\d\d)"', html, re.S)
+    dates = re.findall(r'<li class="next-dose (\w+)">.*?<time datetime="(\d{4}-\d\d-\d\d)"', html, re.S)
     assert dates, html
     assert "パーセンタイル" in html and "体重" in html
     assert re.search(r"最新の健診：\d{4}-\d\d-\d\d", html)
@@ -87,11 +76,7 @@ def test_home_on_a_phone_and_a_desktop(platform: Platform, width: int, height: i
     p = platform
     with browser_page("ja-JP") as page:
         page.set_viewport_size({"width": width, "height": height})
-        page.goto(p.portal + "/auth/login")
-        page.wait_for_url(p.idp + "/login*")
-        page.fill("#person", PARENT)
-        page.click("#dev-login button[type=submit]")
-        page.wait_for_url(p.portal + "/*")
+        sign_in_page(page, p, "/auth/login?next=/", PARENT, land="/")
         child = page.locator(".child-next").first
         assert child.get_by_role("heading", name="次に受ける接種").is_visible()
         assert child.locator(".next-doses li").count() >= 1

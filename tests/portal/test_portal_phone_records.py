@@ -7,22 +7,19 @@ the real platform (the demo family)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from phr_core.config import Settings
 from phr_server.demo_family import CHILD_ID as CHILD
 from tests.browser import browser_page
+from tests.portal import live_platform
 from tests.portal.live_platform import (
     PARENT,
     TIMEOUT,
     Platform,
-    platform_environ,
-    running,
     sign_in,
+    sign_in_page,
 )
 
 # The narrowest cell, in widths of its own font size (~ characters of Japanese text).
@@ -36,16 +33,8 @@ NARROWEST_CELL = """() => {
   };
 }"""
 
-
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 def test_schedule_starts_with_what_is_next(platform: Platform) -> None:
@@ -71,11 +60,7 @@ def test_records_fit_a_phone(platform: Platform, width: int, height: int) -> Non
     p = platform
     with browser_page("ja-JP") as page:
         page.set_viewport_size({"width": width, "height": height})
-        page.goto(p.portal + f"/me/records/{CHILD}")
-        page.wait_for_url(p.idp + "/login*")
-        page.fill("#person", PARENT)
-        page.click("#dev-login button[type=submit]")
-        page.wait_for_url(p.portal + f"/me/records/{CHILD}")
+        sign_in_page(page, p, f"/me/records/{CHILD}", PARENT)
         for path in (f"/me/records/{CHILD}", f"/me/children/{CHILD}/growth"):
             page.goto(p.portal + path)
             found = page.evaluate(NARROWEST_CELL)

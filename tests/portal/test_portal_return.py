@@ -5,23 +5,20 @@ control characters) is ignored for the home page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
 
-from phr_core.config import Settings
 from portal.session import safe_return
 from tests.browser import browser_page
+from tests.portal import live_platform
 from tests.portal.live_platform import (
     PARENT,
     TIMEOUT,
     Platform,
-    platform_environ,
-    running,
     sign_in,
+    sign_in_page,
 )
 
 TRICKS = [
@@ -41,16 +38,8 @@ TRICKS = [
     "",
 ]
 
-
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 @pytest.mark.parametrize("value", TRICKS)
@@ -95,10 +84,6 @@ def test_a_notice_link_opened_signed_out_lands_on_its_page(
     p = platform
     with browser_page("ja-JP") as page:
         page.set_viewport_size({"width": width, "height": height})
-        page.goto(p.portal + "/me/history")
-        page.wait_for_url(p.idp + "/login*")
-        page.fill("#person", PARENT)
-        page.click("#dev-login button[type=submit]")
-        page.wait_for_url(p.portal + "/me/history")
+        sign_in_page(page, p, "/me/history", PARENT)
         assert page.locator("#sign-out").is_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= width

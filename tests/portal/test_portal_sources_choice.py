@@ -6,37 +6,26 @@ and in Chromium at 360 px and at desktop width."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 from sqlalchemy import select
 
 from consent.models import ConsentRecord
-from phr_core.config import Settings
 from phr_core.db import Database
 from tests.browser import browser_page
+from tests.portal import live_platform
 from tests.portal.live_platform import (
     STRANGER,
     TIMEOUT,
     Platform,
     form_value,
-    platform_environ,
-    running,
     sign_in,
+    sign_in_page,
 )
 
-
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 def _consents(p: Platform) -> int:
@@ -78,11 +67,7 @@ def test_the_sources_page_ticks_nothing_in_a_browser(
     p = platform
     with browser_page("ja-JP") as page:
         page.set_viewport_size({"width": width, "height": height})
-        page.goto(p.portal + "/me/sources")
-        page.wait_for_url(p.idp + "/login*")
-        page.fill("#person", STRANGER)
-        page.click("#dev-login button[type=submit]")
-        page.wait_for_url(p.portal + "/me/sources")
+        sign_in_page(page, p, "/me/sources", STRANGER)
         form = page.locator(".consent-form").first
         assert form.locator("input[type=checkbox]").count() >= 5
         assert page.locator("input[type=checkbox]:checked").count() == 0
