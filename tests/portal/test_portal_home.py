@@ -54,7 +54,9 @@ def test_home_says_what_is_next_for_each_child(platform: Platform) -> None:
     assert 'id="first-step"' not in html
     assert html.count('class="card child-next"') == 1
     assert "次に受ける接種" in html and 'class="next-doses"' in html
-    dates = re.findall(r'<li class="next-dose (\w+)">.*?<time datetime="(\d{4}-\d\d-\d\d)"', html, re.S)
+    dates = re.findall(
+        r'<li class="next-dose (\w+)">.*?<time datetime="(\d{4}-\d\d-\d\d)"', html, re.S
+    )
     assert dates, html
     assert "パーセンタイル" in html and "体重" in html
     assert re.search(r"最新の健診：\d{4}-\d\d-\d\d", html)
