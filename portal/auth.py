@@ -47,11 +47,13 @@ from portal.session import (
     ID_TOKEN,
     IDP,
     PENDING,
+    RETURN_TO,
     SUBJECT,
     TOKENS,
     check_csrf,
     client_id,
     current_subject,
+    safe_return,
     signed_in_issuer,
 )
 from portal.token_store import Tokens, TokensGone, TokenStore
@@ -74,7 +76,14 @@ def redirect_uri() -> str:
 @bp.get("/login")
 def login() -> ResponseReturnValue:
     """Sign in at the chosen IdP (`?idp=`); a signed-in person signs in again at their own
-    (a city consent needs the card attributes); otherwise the choice when there is one."""
+    (a city consent needs the card attributes); otherwise the choice when there is one.
+    `?next=` names the portal page to return to afterwards (a path here, else ignored)."""
+    if "next" in request.args:
+        target = safe_return(request.args["next"])
+        if target is None:
+            session.pop(RETURN_TO, None)
+        else:
+            session[RETURN_TO] = target
     issuer = request.args.get("idp", "").rstrip("/")
     if not issuer and current_subject() is not None:
         issuer = signed_in_issuer()
@@ -89,7 +98,10 @@ def login() -> ResponseReturnValue:
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48)
-    session[PENDING] = {"state": state, "nonce": nonce, "verifier": verifier, "issuer": issuer}
+    back = session.pop(RETURN_TO, None)
+    session[PENDING] = {
+        "state": state, "nonce": nonce, "verifier": verifier, "issuer": issuer, "next": back
+    }  # fmt: skip
     return redirect(
         prepare_grant_uri(
             meta["authorization_endpoint"],
@@ -158,7 +170,7 @@ def callback() -> ResponseReturnValue:
         session[TOKENS] = store.save(subject, stored)
     if link is not None:
         return redirect(sources.finish_link(subject, link, tokens.get("phr_card_attributes")))
-    return redirect(f"/?lang={lang}")
+    return redirect(safe_return(pending.get("next")) or f"/?lang={lang}")
 
 
 def _exchange(

@@ -22,7 +22,14 @@ from phr_core.webapp import database
 from portal import pages
 from portal.auth import forget_tokens
 from portal.life_words import words
-from portal.session import TOKENS, check_csrf, client_id, current_subject, signed_in_issuer
+from portal.session import (
+    TOKENS,
+    check_csrf,
+    client_id,
+    current_subject,
+    sign_in_first,
+    signed_in_issuer,
+)
 from portal.sources import forget_arrivals, phr_eraser, problem_words, provider_consents
 from portal.views import app_grants
 
@@ -32,7 +39,7 @@ bp = Blueprint("portal_deletion", __name__)
 @bp.get("/me/delete")
 def start() -> ResponseReturnValue:
     if current_subject() is None:
-        return redirect("/auth/login")
+        return sign_in_first()
     return pages.render("delete.html", w=words(current_language()))
 
 
@@ -40,7 +47,7 @@ def start() -> ResponseReturnValue:
 def review() -> ResponseReturnValue:
     subject = current_subject()
     if subject is None:
-        return redirect("/auth/login")
+        return sign_in_first()
     check_csrf()
     lang = current_language()
     children = request.form.get("children") == "1"
@@ -61,7 +68,7 @@ def review() -> ResponseReturnValue:
 def delete_account() -> ResponseReturnValue:
     subject = current_subject()
     if subject is None:
-        return redirect("/auth/login")
+        return sign_in_first()
     check_csrf()
     if request.form.get("understood") != "1":
         return redirect("/me/delete", code=303)

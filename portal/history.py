@@ -4,7 +4,11 @@ records, shown as "who (app name) saw what, when", newest first, a page at a tim
 Each server pages with its own keyset cursor; the page's cursor carries one per server (base64
 JSON), so a family whose records sit in two cities sees both servers' events merged by time.
 A page shows up to PAGE events of each server; a server with nothing older drops out of the
-"older" cursor."""
+"older" cursor.
+
+The portal's own reads (the person opening their pages) are folded, a run at a time, so the
+apps' reads stand out; the filters (app, child, period) narrow the events of the page shown,
+and the page links keep them (the PHR server's AuditEvent search takes no such parameters)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import base64
 import functools
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, request
@@ -34,6 +38,8 @@ bp = Blueprint("portal_history", __name__, template_folder="templates")
 
 PAGE = 20
 CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
+# Plainer than the consent screen's names where those explain the protocol, not the record.
+PLAIN_NAMES = {"Patient": ("基本情報", "basic details")}
 ACTIONS = {"read": "action_read", "vread": "action_read", "history-instance": "action_read",
            "search-type": "action_search", "operation": "action_export"}  # fmt: skip
 
@@ -60,16 +66,71 @@ def history() -> ResponseReturnValue:
             newer[server] = result.previous_cursor
     found_events.sort(key=lambda e: str(e.get("recorded", "")), reverse=True)
     everyone: dict[str, Person] = {}
-    for p in people(found):
+    all_people = people(found)
+    for p in all_people:
         everyone.update(dict.fromkeys(p.ids, p))
     names = _app_names(subject, lang)
+    chosen = _filters(names, all_people)
     events = [_row(e, everyone, names, lang) for e in found_events]
+    events = [e for e in events if _matches(e, chosen)]
+    keep = {k: v for k, v in chosen.items() if v}
     return page(
         "plus/history.html",
-        events=events,
+        items=_grouped(events),
         older=_cursor_text(older),
         newer=_cursor_text(newer),
+        filters=chosen,
+        keep=keep,
+        apps=sorted(names.items(), key=lambda kv: (kv[0] != client_id(), kv[1])),
+        people=[(p.id, p.label(lang)) for p in all_people],
+        periods=PERIODS,
     )
+
+
+PERIODS = ("7", "30", "365")  # days back the period filter offers
+
+
+def _filters(names: dict[str, str], all_people: list[Person]) -> dict[str, str]:
+    """The filters asked for (app, child, period), each "" unless it names a known value."""
+    app = request.args.get("app", "")
+    child = request.args.get("child", "")
+    period = request.args.get("period", "")
+    return {
+        "app": app if app in names else "",
+        "child": child if any(p.id == child for p in all_people) else "",
+        "period": period if period in PERIODS else "",
+    }
+
+
+def _matches(event: dict[str, Any], chosen: dict[str, str]) -> bool:
+    if chosen["app"] and event["client"] != chosen["app"]:
+        return False
+    if chosen["child"] and chosen["child"] not in event["people"]:
+        return False
+    if chosen["period"]:
+        since = datetime.now(JST) - timedelta(days=int(chosen["period"]))
+        try:
+            when = datetime.fromisoformat(event["datetime"].replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if when.tzinfo is None or when < since:
+            return False
+    return True
+
+
+def _grouped(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events newest first, each run of the portal's own reads (the person's own page
+    views, 3–4 per visit) folded into one item, so the apps' reads stand out."""
+    own = client_id()
+    items: list[dict[str, Any]] = []
+    for event in events:
+        if event["client"] != own:
+            items.append({"own": False, "event": event})
+        elif items and items[-1]["own"]:
+            items[-1]["events"].append(event)
+        else:
+            items.append({"own": True, "events": [event]})
+    return items
 
 
 def _cursors(text: str | None, servers: list[str]) -> dict[str, str | None]:
@@ -125,6 +186,7 @@ def _row(
         "",
     )
     whose: list[str] = []
+    people_seen: list[Person] = []
     kinds: Counter[str] = Counter()
     for entity in event.get("entity", []):
         ref = (entity.get("what") or {}).get("reference", "")
@@ -133,12 +195,14 @@ def _row(
             person = everyone.get(rid.split("/")[0])
             if person is not None:
                 whose.append(person.label(lang))
+                people_seen.append(person)
         elif rtype:
             kinds[rtype] += 1
+    kind_names = RESOURCE_NAMES | PLAIN_NAMES
     what = [
-        f"{RESOURCE_NAMES.get(k, (k, k))[0]}（{n}）"
+        f"{kind_names.get(k, (k, k))[0]}（{n}）"
         if lang == "ja"
-        else f"{RESOURCE_NAMES.get(k, (k, k))[1]} ({n})"
+        else f"{kind_names.get(k, (k, k))[1]} ({n})"
         for k, n in sorted(kinds.items())
     ]
     subtype = ((event.get("subtype") or [{}])[0]).get("code", "")
@@ -150,6 +214,8 @@ def _row(
         shown = recorded
     return {
         "id": event.get("id", ""),
+        "client": client,
+        "people": {person.id for person in people_seen},
         "who": names.get(client, client),
         "whose": whose,
         "what": what,

@@ -25,7 +25,7 @@ from portal.federated import reader
 from portal.life_words import words
 from portal.pages import JST
 from portal.plus_pages import people
-from portal.session import check_csrf, current_subject
+from portal.session import check_csrf, current_subject, sign_in_first
 
 bp = Blueprint("portal_notices", __name__)
 
@@ -45,7 +45,7 @@ def notice_text(n: Notice, w: dict[str, str], lang: str = "ja") -> str:
 def inbox() -> ResponseReturnValue:
     subject = current_subject()
     if subject is None:
-        return redirect("/auth/login")
+        return sign_in_first()
     lang = current_language()
     w = words(lang)
     add_vaccinations_due(subject)

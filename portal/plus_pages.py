@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Response, g, redirect, session
+from flask import Response, g, session
 from flask.typing import ResponseReturnValue
 
 from consent.i18n import current_language, messages
 from portal import pages, phr
 from portal.federated import Reader, Source
 from portal.plus_words import WORDS
-from portal.session import TOKENS, current_subject
+from portal.session import TOKENS, current_subject, sign_in_first
 
 
 def words(lang: str) -> dict[str, str]:
@@ -46,12 +46,12 @@ def signed_in_page(view: Callable[..., ResponseReturnValue]) -> Callable[..., Re
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
         if current_subject() is None:
-            return redirect("/auth/login")
+            return sign_in_first()
         try:
             return view(*args, **kwargs)
         except phr.SignedOut:
             session.pop(TOKENS, None)
-            return redirect("/auth/login")
+            return sign_in_first()
         except phr.NotReachable:
             return problem("not_found", 404)
         except phr.Unavailable:

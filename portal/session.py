@@ -7,7 +7,10 @@ cookie."""
 
 from __future__ import annotations
 
-from flask import session
+import urllib.parse
+
+from flask import redirect, request, session
+from werkzeug.wrappers import Response
 
 from phr_core import csrf
 from phr_core.webapp import settings
@@ -17,6 +20,8 @@ SUBJECT = "sub"
 ID_TOKEN = "id_token"  # noqa: S105 (a session key, not a secret)
 TOKENS = "phr"  # the handle of the server-side tokens
 IDP = "idp"  # the issuer signed in at, when it is not the home IdP
+RETURN_TO = "next"  # the portal page to show after a sign-in
+SIGN_IN = "/auth/login"
 
 
 def client_id() -> str:
@@ -42,3 +47,33 @@ def csrf_token() -> str:
 def check_csrf() -> None:
     """Every form post carries the session's CSRF token (phr_core/csrf.py), else 400."""
     csrf.check()
+
+
+def safe_return(value: object) -> str | None:
+    """`value` when it is a path on this portal (a page to return to after sign-in), else
+    None: an absolute URL, `//host`, a backslash (browsers read `/\\host` as `//host`),
+    control characters or spaces (browsers drop tabs and newlines), a scheme, or the sign-in
+    pages themselves are refused."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 2000:
+        return None
+    if value.startswith("//") or not value.isascii() or "\\" in value:
+        return None
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme or parts.netloc or parts.path.startswith("/auth/"):
+        return None
+    return value
+
+
+def sign_in_first() -> Response:
+    """Send a signed-out person to sign in, and (for a page they opened, a GET) back to that
+    page afterwards. It is kept in the session rather than the sign-in URL, so the IdP
+    chooser between them keeps it too."""
+    if request.method == "GET":
+        path = urllib.parse.quote(request.path)
+        query = request.query_string.decode("ascii", "replace")
+        target = safe_return(path + ("?" + query if query else ""))
+        if target is not None:
+            session[RETURN_TO] = target
+    return redirect(SIGN_IN)

@@ -26,7 +26,7 @@ from federation import directory
 from phr_core.webapp import database, settings
 from portal import pages
 from portal.life_words import words
-from portal.session import check_csrf, client_id, current_subject
+from portal.session import check_csrf, client_id, current_subject, sign_in_first
 
 bp = Blueprint("portal_sources", __name__)
 
@@ -132,7 +132,7 @@ def _sources(subject: str, lang: str) -> list[dict[str, Any]]:
 def my_sources() -> ResponseReturnValue:
     subject = current_subject()
     if subject is None:
-        return redirect("/auth/login")
+        return sign_in_first()
     lang = current_language()
     return pages.render(
         "sources.html",
@@ -221,7 +221,7 @@ def withdraw_page(code: str) -> ResponseReturnValue:
     records, the same page deletes them later."""
     subject = current_subject()
     if subject is None:
-        return redirect("/auth/login")
+        return sign_in_first()
     lang = current_language()
     with database().session() as s:
         city = s.get(Municipality, code)

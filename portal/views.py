@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, abort, redirect
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -12,8 +14,8 @@ from consent.linkage import GUARDIANSHIP_END_AGE
 from consent.models import Municipality, utcnow
 from consent.records import CATEGORY_NAMES, RECIPIENT
 from phr_core.webapp import database
-from portal import pages
-from portal.session import check_csrf, client_id, current_subject
+from portal import home, pages, plus_pages
+from portal.session import check_csrf, client_id, current_subject, sign_in_first
 from portal.words import describe_all
 
 bp = Blueprint("portal", __name__, template_folder="templates")
@@ -21,9 +23,23 @@ bp = Blueprint("portal", __name__, template_folder="templates")
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
+    """The home page; signed in, it answers "what's next" (portal.home)."""
     with database().session() as s:
         cities = s.scalars(select(Municipality).order_by(Municipality.code)).all()
-    return pages.render("index.html", municipalities=cities)
+    subject = current_subject()
+    if subject is None:
+        return pages.render("index.html", municipalities=cities)
+    lang = current_language()
+    first_step = home.needs_city_consent(subject)
+    return pages.render(
+        "index.html",
+        words=plus_pages.words,
+        municipalities=cities,
+        first_step=first_step,
+        children=[] if first_step else home.children_next(subject, lang),
+        unread=home.unread_notices(subject),
+        today=datetime.now(pages.JST).date().isoformat(),
+    )
 
 
 @bp.get("/privacy")
@@ -64,7 +80,7 @@ def my_apps() -> ResponseReturnValue:
     """ "Who can see my data": every app with an active grant, each with a revoke button."""
     subject = current_subject()
     if subject is None:
-        return redirect("/auth/login")
+        return sign_in_first()
     lang = current_language()
     return pages.render("apps.html", grants=app_grants(subject, lang))
 

@@ -130,7 +130,11 @@ def test_a_newcomer_in_the_browser(tmp_path: Path) -> None:
                 page.click("#sources-link")
                 page.wait_for_selector("#sources")
                 # (the first of the two demo cities: the sample exports are its)
-                page.locator(f"{CITY} .consent-form button.consent").click()
+                form = page.locator(f"{CITY} .consent-form")
+                for kind in ("mch", "vaccination", "checkup"):  # nothing is pre-ticked
+                    form.locator(f"input[name=category][value={kind}]").check()
+                form.locator("input[name=children]").check()
+                form.locator("button.consent").click()
                 page.wait_for_selector("#consented-notice", timeout=WAIT_MS)
                 assert "確認しています" in page.locator(f"{CITY} .link-state").inner_text()
                 shot("04-consented")

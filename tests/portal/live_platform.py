@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from werkzeug.serving import make_server
 
@@ -81,9 +83,12 @@ def form_value(html: str, name: str) -> str:
     return m.group(1)
 
 
-def sign_in(browser: requests.Session, p: Platform, person: str = PARENT) -> None:
-    """The portal's sign-in through the IdP's development sign-in, to the portal's home."""
-    resp = browser.get(p.portal + "/auth/login", allow_redirects=False, timeout=TIMEOUT)
+def sign_in(
+    browser: requests.Session, p: Platform, person: str = PARENT, start: str = "/auth/login"
+) -> str:
+    """The portal's sign-in through the IdP's development sign-in, from the portal page
+    `start`, to the portal page it lands on (its URL is returned)."""
+    resp = browser.get(p.portal + start, allow_redirects=False, timeout=TIMEOUT)
     for _ in range(12):
         assert resp.status_code in (302, 303), (resp.status_code, resp.text[:300])
         location = resp.headers["Location"]
@@ -93,7 +98,7 @@ def sign_in(browser: requests.Session, p: Platform, person: str = PARENT) -> Non
         if url.startswith(p.portal):
             resp = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
             if resp.status_code == 200:
-                return
+                return url
             continue
         page = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
         if page.status_code in (302, 303):
@@ -104,3 +109,27 @@ def sign_in(browser: requests.Session, p: Platform, person: str = PARENT) -> Non
         data = {"csrf": form_value(page.text, "csrf"), "req": req, "person": person}
         resp = browser.post(f"{p.idp}/login/dev", data=data, allow_redirects=False, timeout=10)
     raise AssertionError("too many redirects")
+
+
+@pytest.fixture
+def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The platform's environment (import it, with `platform`, into a test module)."""
+    return platform_environ(tmp_path, database_url)
+
+
+@pytest.fixture
+def platform(migrated: Settings) -> Iterator[Platform]:
+    with running(migrated) as p:
+        yield p
+
+
+def sign_in_page(
+    page: Any, p: Platform, start: str, person: str = PARENT, land: str | None = None
+) -> None:
+    """In a browser (Playwright) page: open the portal page `start` signed out, sign in at the IdP's
+    development sign-in, and land back on `start` (or on `land`)."""
+    page.goto(p.portal + start)
+    page.wait_for_url(p.idp + "/login*")
+    page.fill("#person", person)
+    page.click("#dev-login button[type=submit]")
+    page.wait_for_url(p.portal + (land or start))

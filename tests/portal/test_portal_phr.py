@@ -6,15 +6,12 @@ own and children's Patients, and nobody else's."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 from sqlalchemy import select
 
 from consent.models import PortalTokens
-from phr_core.config import Settings
 from phr_core.demo_data import DEMO_FAMILY
 from phr_server.demo_family import CHILD_ID as CHILD
 from phr_server.demo_family import PARENT_ID as PARENT
@@ -22,26 +19,17 @@ from portal import phr
 from portal.app import PORTAL_SESSION_COOKIE
 from portal.auth import TOKENS, token_store
 from portal.token_store import Tokens, _hash
+from tests.portal import live_platform
 from tests.portal.live_platform import (
     STRANGER,
     TIMEOUT,
     Platform,
     form_value,
-    platform_environ,
-    running,
     sign_in,
 )
 
-
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 class Portal:

@@ -9,17 +9,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
 
-from phr_core.config import Settings
 from phr_server.demo_family import CHILD_ID as CHILD
 from tests.browser import browser_page
-from tests.portal.live_platform import PARENT, TIMEOUT, Platform, platform_environ, running
+from tests.portal import live_platform
+from tests.portal.live_platform import PARENT, TIMEOUT, Platform
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -28,15 +27,8 @@ APP_REDIRECT = "http://127.0.0.1:8010/callback"
 APP_SCOPE = "openid launch/patient patient/Immunization.rs patient/Patient.rs"
 
 
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 def _fits(page) -> None:  # type: ignore[no-untyped-def]
@@ -85,6 +77,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
 
         page.click("text=予防接種の予定")
         page.wait_for_url(p.portal + f"/me/children/{CHILD}/vaccinations")
+        page.locator("#finished summary").click()  # finished doses are collapsed
         assert "済み" in page.locator("#dose-HepB-1").inner_text()
         assert "接種できます" in page.locator("#dose-VZV-1").inner_text()
         assert "まだです" in page.locator("#dose-MR-2").inner_text()
@@ -124,7 +117,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
         page.goto(p.portal + "/")
         page.click("#history-link")
         page.wait_for_url(p.portal + "/me/history")
-        newest = page.locator("#history .access").first
+        newest = page.locator("#history > .access").first  # the portal's own reads are folded
         assert "予防接種スケジュール（デモアプリ）" in newest.locator(".access-who").inner_text()
         assert "予防接種の記録（14）" in newest.locator(".access-what").inner_text()
         assert "お子さん" in newest.locator(".access-what").inner_text()

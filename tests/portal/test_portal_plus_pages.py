@@ -6,34 +6,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import requests
 
-from phr_core.config import Settings
 from phr_server.demo_family import CHILD_ID as CHILD
 from phr_server.demo_family import PARENT_ID as PARENT
+from tests.portal import live_platform
 from tests.portal.live_platform import (
     STRANGER,
     TIMEOUT,
     Platform,
-    platform_environ,
-    running,
     sign_in,
 )
 
-
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 def _get(browser: requests.Session, p: Platform, path: str, **kw: object) -> requests.Response:

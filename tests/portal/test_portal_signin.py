@@ -170,7 +170,9 @@ def test_sign_in_see_apps_and_revoke(platform: Platform) -> None:
     callback = _sign_in(browser, p)
     signed_in = browser.get(callback.headers["Location"], allow_redirects=False, timeout=TIMEOUT)
     assert signed_in.status_code == 302, signed_in.text[:300]
-    home = browser.get(p.portal + signed_in.headers["Location"], timeout=TIMEOUT)
+    # Back to the page opened signed out above (the sign-in returns to the page asked for).
+    assert signed_in.headers["Location"] == "/me/apps"
+    home = browser.get(p.portal + "/", timeout=TIMEOUT)
     assert 'id="apps-link"' in home.text and 'id="sign-out"' in home.text
     assert "サインアウト" in home.text
     # Only the subject and the ID token are kept, in the portal's own cookie.
