@@ -35,7 +35,7 @@ from consent import linkage
 from consent.app import attribute_box
 from consent.models import PatientLink
 from idp.authority_sim.ca import init_authority
-from idp.card.models import CardBinding
+from idp.card.mapping import add_binding, binding
 from idp.card.profile import AUTH, SIGN, BasicAttributes, fingerprint
 from idp.card.services import CardServices, store_attributes
 from idp.card.vcard import VirtualCard
@@ -180,17 +180,8 @@ def _enroll(settings: Settings, box: Sandbox, citizen: Citizen) -> str:
                 cert = card.certificate(kind)
                 der = cert.public_bytes(serialization.Encoding.DER)
                 key = services.binding_key(fingerprint(der))
-                if s.scalar(select(CardBinding).where(CardBinding.cert_key == key)) is None:
-                    s.add(
-                        CardBinding(
-                            person_id=person_id,
-                            cert_type=kind,
-                            cert_key=key,
-                            not_after=cert.not_valid_after_utc,
-                            status="active",
-                            binding_method="enrollment",
-                        )
-                    )
+                if binding(s, key) is None:
+                    add_binding(s, person_id, kind, key, cert.not_valid_after_utc, "enrollment")
             store_attributes(s, services, person_id, BasicAttributes(**citizen.attributes))
             return PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")).subject(
                 s, PHR_SECTOR, person_id

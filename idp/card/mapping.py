@@ -69,34 +69,36 @@ def map_to_person(
         ):
             old.status = "superseded"
         s.flush()
-        _add_binding(s, person_id, AUTH, auth_key, auth, "renewal_link")
+        add_binding(s, person_id, AUTH, auth_key, auth.not_after, "renewal_link")
         _bind_sign(s, services, person_id, sign, "renewal_link")
         return person_id, "renewal", False
 
     if sign_bound is not None:
         # The signature certificate is already this person's; the pair binding proves the
         # authentication certificate is on the same card.
-        _add_binding(s, sign_bound.person_id, AUTH, auth_key, auth, "enrollment")
+        add_binding(s, sign_bound.person_id, AUTH, auth_key, auth.not_after, "enrollment")
         store_attributes(s, services, sign_bound.person_id, attrs)
         return sign_bound.person_id, "enrollment", False
 
     person = Person()
     s.add(person)
     s.flush()
-    _add_binding(s, person.id, AUTH, auth_key, auth, "enrollment")
+    add_binding(s, person.id, AUTH, auth_key, auth.not_after, "enrollment")
     _bind_sign(s, services, person.id, sign, "enrollment")
     return person.id, "enrollment", True
 
 
-def _add_binding(
-    s: Session, person_id: str, kind: str, key: str, cert: VerifiedCertificate, method: str
+def add_binding(
+    s: Session, person_id: str, kind: str, key: str, not_after: datetime, method: str
 ) -> None:
+    """Bind a certificate (by its keyed fingerprint `key`) to a person: card sign-in, and the
+    development sandbox's pre-enrolled demo parent (launcher/sandbox.py)."""
     s.add(
         CardBinding(
             person_id=person_id,
             cert_type=kind,
             cert_key=key,
-            not_after=cert.not_after,
+            not_after=not_after,
             status="active",
             binding_method=method,
             bound_at=datetime.now(UTC),
@@ -120,7 +122,7 @@ def _bind_sign(
             )
         ):
             old.status = "superseded"
-        _add_binding(s, person_id, SIGN, key, sign, method)
+        add_binding(s, person_id, SIGN, key, sign.not_after, method)
     elif existing.person_id != person_id:
         raise CardError("renewal_person_mismatch")
     attrs = sign.attributes
