@@ -5,9 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Two pytest workers (pytest-xdist): much of the suite waits on child processes, sockets, the
 # browser and the database rather than computing, so two keep a 2-core CI machine busy. Each
-# test file stays on one worker (--dist loadfile), so what a module shares is made once.
+# test file stays on one worker (--dist loadfile), so what a module shares is made once. Files
+# go out in collection order (--no-loadscope-reorder), where tests/conftest.py puts the longest
+# one (minutes, one test) first; xdist's default order, most tests first, sent it last.
 # `make test PYTEST_WORKERS=` runs in one process.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: run test lint format clean
 
