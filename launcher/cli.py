@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -78,18 +77,8 @@ def main(env_file: Path) -> None:
 
     Settings come from environment variables (see `phr config show`).
     """
-    _stoppable_by_ctrl_c()
     if env_file.is_file():
         load_dotenv(env_file, override=False)
-
-
-def _stoppable_by_ctrl_c() -> None:
-    """A `phr` started as a background job of a script (`make test &`, CI) inherits SIGINT
-    ignored, and Python then raises no KeyboardInterrupt: `phr dev run` could not be stopped
-    with SIGINT while it starts. Every long-running phr command is documented to stop on
-    Ctrl-C, so take SIGINT back."""
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # --- config ---------------------------------------------------------------------------------

@@ -110,6 +110,24 @@ class _Load:
             t.join(10)
 
 
+def _takes_sigint(pid: int, bound_s: float) -> bool:
+    """Wait until the process no longer ignores SIGINT. When the tests run as a script's
+    background job (CI), phr inherits SIGINT ignored and takes it back on importing the
+    launcher (launcher.take_back_ctrl_c); before that, in the interpreter's own start-up, no
+    program can see a SIGINT. "Early" moments count from there."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return True  # it has exited: nothing left to wait for
+        ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+        if not int(ignored.split()[1], 16) & (1 << (signal.SIGINT - 1)):
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*PHR, "dev", "run", *args],
@@ -145,6 +163,8 @@ def _stop_once(env: dict[str, str], kind: str, pattern: str, rng: random.Random,
     tree: Tree | None = None
     try:
         if kind == "early":
+            if not _takes_sigint(proc.pid, START_BOUND_S):
+                pytest.fail(f"{where}: SIGINT still ignored:\n" + "\n".join(out.seen))
             time.sleep(rng.uniform(0.2, 5.0))
         elif kind == "booting":
             # The runner has started the masters when the first gunicorn line appears.

@@ -99,3 +99,27 @@ def test_a_flood_of_signals_never_hangs_it() -> None:
                 proc.send_signal(signal.SIGINT if i % 2 else signal.SIGTERM)
             time.sleep(0.001)
         _exit_within(proc, tree, REAP_TIMEOUT_S + 5)
+
+
+def test_the_launcher_takes_ctrl_c_back_before_its_imports() -> None:
+    """A `phr` started with SIGINT ignored (a script's background job, CI) takes it back as
+    soon as the launcher package is imported, before the CLI's imports (seconds on a busy
+    machine): CI lost a SIGINT sent meanwhile, and `phr dev run` went on to serve. Checked at
+    the package's import, with nothing else of ours imported yet."""
+    probe = (
+        "import signal, sys; import launcher; "
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
+        "sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('click', 'phr_core', 'idp', 'consent', 'phr_server', 'connectors', 'portal')))"
+    )
+    # SIGINT ignored, then exec: as a script's background job starts (an ignored signal
+    # stays ignored across exec)
+    ignoring = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "os.execv(sys.executable, [sys.executable, '-c', sys.argv[1]])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", ignoring, probe], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "[]"], out.stdout
