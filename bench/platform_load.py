@@ -329,7 +329,7 @@ def card_flow(
             choices = re.findall(
                 r'name="patient" value="([^"]+)"[^>]*>\s*([^<]+)</label>', page.text
             )
-            child = [pid for pid, label in choices if "お子さま" in label]
+            child = [pid for pid, label in choices if "お子さん" in label]
             csrf = re.search(r'name="csrf" value="([^"]*)"', page.text)
             if len(child) != 1 or not csrf:
                 raise Unexpected("consent screen without the child")

@@ -108,6 +108,8 @@ def add_due(
     series: str,
     dose: int,
     due: str,
+    label: str = "",
+    label_en: str = "",
     now: datetime | None = None,
 ) -> bool:
     """One notice that a vaccination dose falls due (once per dose of a series)."""
@@ -120,7 +122,13 @@ def add_due(
             code=code,
             relationship=relationship,
             key=f"{VACCINATION}:{series}:{dose}"[:64],
-            params={"vaccine": vaccine, "vaccine_en": vaccine_en, "dose": dose, "due": due},
+            params={
+                "vaccine": vaccine,
+                "vaccine_en": vaccine_en,
+                "dose": dose,
+                "due": due,
+                **({"label": label, "label_en": label_en} if label else {}),
+            },
             created_at=now or utcnow(),
         ),
     )

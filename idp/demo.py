@@ -57,7 +57,7 @@ def demo_clients(
                 "patient/Observation.rs?category="
                 "http://jpfhir.jp/fhir/core/CodeSystem/JP_SimpleObservationCategory_CS"
                 "|body-measurement",
-                "purpose": "お子さまの予防接種の予定と成長の記録を表示するため",
+                "purpose": "お子さんの予防接種の予定と成長の記録を表示するため",
                 "purpose#en": "To show your child's vaccination schedule and growth",
             },
             None,

@@ -24,4 +24,4 @@ class PatientChoice:
         if self.relationship == "self":
             return f"あなた（{self.city}）"
         year, month = (self.birth_month or "0-0").split("-")
-        return f"お子さま・{year}年{int(month)}月生まれ（{self.city}）"
+        return f"お子さん・{year}年{int(month)}月生まれ（{self.city}）"

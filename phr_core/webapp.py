@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from phr_core import migrations, request_limits
+from phr_core import favicon, migrations, request_limits
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
 from phr_core.health import bp as health_bp
@@ -58,6 +58,7 @@ def build_app(
     app.extensions["phr_db"] = Database(settings.database_urls[service.name])
     request_limits.install(app, settings)  # body, URL and JSON nesting: before any view
     app.register_blueprint(health_bp)
+    app.register_blueprint(favicon.bp)
     for bp in blueprints:
         app.register_blueprint(bp)
     app.after_request(_security_headers)

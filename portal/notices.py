@@ -35,6 +35,10 @@ def notice_text(n: Notice, w: dict[str, str], lang: str = "ja") -> str:
     params = {k: str(v) for k, v in (n.params or {}).items()}
     if lang == "en" and "vaccine_en" in params:
         params["vaccine"] = params["vaccine_en"]
+    if lang == "en" and "label_en" in params:
+        params["label"] = params["label_en"]
+    if "label" not in params and "dose" in params:  # notices filed before doses had names
+        params["label"] = f"{params['dose']}回目" if lang == "ja" else f"dose {params['dose']}"
     try:
         return template.format(**params)
     except (KeyError, IndexError):
@@ -101,6 +105,8 @@ def add_vaccinations_due(subject: str, today: date | None = None) -> int:
                 vaccine_en=status.name_en,
                 series=status.series,
                 dose=status.number,
+                label=status.label,  # the schedule's own name for the dose ("1期追加")
+                label_en=status.label_en,
                 due=when.isoformat(),
             )
     return added

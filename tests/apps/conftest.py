@@ -57,7 +57,7 @@ def _client(client_id: str, base: str) -> dict[str, object]:
         "grant_types": ["authorization_code", "refresh_token"],
         "scope": "openid offline_access launch/patient "
         "patient/Patient.rs patient/Immunization.rs " + BODY_MEASUREMENTS,
-        "purpose": "お子さまの予防接種の予定と成長の記録を表示するため",
+        "purpose": "お子さんの予防接種の予定と成長の記録を表示するため",
         "purpose#en": "To show your child's vaccination schedule and growth",
     }
 
@@ -165,7 +165,7 @@ def sign_in_with_card(
             choices = re.findall(
                 r'name="patient" value="([^"]+)"[^>]*>\s*([^<]+)</label>', page.text
             )
-            child = [pid for pid, label in choices if "お子さま" in label]
+            child = [pid for pid, label in choices if "お子さん" in label]
             assert len(child) == 1, choices
             data = {
                 "csrf": _field(page.text, "csrf"),

@@ -40,7 +40,7 @@ def test_example_app_story(sandbox: Sandbox) -> None:
         assert APP_NAME in page.locator("body").inner_text()  # type: ignore[attr-defined]
         labels = page.locator("#patient label")  # type: ignore[attr-defined]
         texts = labels.all_inner_texts()
-        index = next(i for i, t in enumerate(texts) if "お子さま" in t)
+        index = next(i for i, t in enumerate(texts) if "お子さん" in t)
         labels.nth(index).locator("input").check()
         _fits(page)
         page.screenshot(path=str(SHOTS / "2-consent.png"), full_page=True)  # type: ignore[attr-defined]
@@ -71,7 +71,7 @@ def test_example_app_story(sandbox: Sandbox) -> None:
         if page.locator("#sign-out").count() == 0:  # type: ignore[attr-defined]
             pytest.fail("the portal did not sign in with the IdP session")
         page.goto(sb.portal + "/me/apps")  # type: ignore[attr-defined]
-        page.get_by_role("button", name=f"{APP_NAME} への同意を取り消す").click()  # type: ignore[attr-defined]
+        page.get_by_role("button", name=f"{APP_NAME}への同意を取り消す").click()  # type: ignore[attr-defined]
         page.wait_for_url(sb.portal + "/me/apps?revoked=1")  # type: ignore[attr-defined]
         assert page.locator("#revoked-notice").inner_text() == "同意を取り消しました。"  # type: ignore[attr-defined]
 

@@ -85,7 +85,7 @@ def _authorize(cities: TwoCities, url: str, browser: requests.Session, redirect_
             resp = browser.post(idp + "/login/dev", data=data, allow_redirects=False, timeout=10)
             continue
         choices = re.findall(r'name="patient" value="([^"]+)"[^>]*>\s*([^<]+)</label>', page.text)
-        child_a = [pid for pid, label in choices if "お子さま" in label and "会津" in label]
+        child_a = [pid for pid, label in choices if "お子さん" in label and "会津" in label]
         assert len(child_a) == 1, choices
         data = {
             "csrf": html.unescape(csrf.group(1)),

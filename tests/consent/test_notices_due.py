@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from consent.models import Notice
 from phr_core.config import Settings
+from phr_server.demo_family import CHILD_ID as CHILD
 from tests.portal.live_platform import (
     STRANGER,
     TIMEOUT,
@@ -53,6 +54,12 @@ def test_due_vaccinations_become_notices_once(platform: Platform) -> None:
     # The schedule page and the notices agree: each noticed dose is due, overdue or close.
     schedule = browser.get(p.portal + "/me/children", timeout=TIMEOUT)
     assert schedule.status_code == 200
+    # ... and a dose has one name in both: the schedule's ("1期追加"), not a bare count.
+    doses = browser.get(p.portal + f"/me/children/{CHILD}/vaccinations", timeout=TIMEOUT).text
+    for n in due:
+        label = n.params["label"]
+        assert f"{n.params['vaccine']} {label}（" in inbox.text, (n.params, inbox.text[:800])
+        assert f">{label}<" in doses or f"{label}</" in doses, label
     # Opening the inbox again adds nothing: one notice per dose.
     browser.get(p.portal + "/me/notices", timeout=TIMEOUT)
     assert len([n for n in _notices(p) if n.kind == "vaccination"]) == len(due)

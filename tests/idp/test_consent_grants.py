@@ -178,7 +178,7 @@ def test_smart_patient_is_picked_on_the_consent_screen(pair: Pair) -> None:
     else:
         raise AssertionError("the consent screen accepted no choice")
     page = browser.last_page
-    assert "あなた（会津若松市）" in page and "お子さま・2025年4月生まれ（会津若松市）" in page
+    assert "あなた（会津若松市）" in page and "お子さん・2025年4月生まれ（会津若松市）" in page
     assert f'value="{patient_id("072028", "PARENT-1")}"' in page and f'value="{child}"' in page
     assert "PARENT-1" not in page and "CHILD-1" not in page  # codes never reach the browser
 

@@ -60,7 +60,7 @@ def _through_idp(browser: requests.Session, start: str, stop_at: str, idp: str) 
             choices = re.findall(
                 r'name="patient" value="([^"]+)"[^>]*>\s*([^<]+)</label>', page.text
             )
-            child = [pid for pid, label in choices if "お子さま" in label]
+            child = [pid for pid, label in choices if "お子さん" in label]
             assert len(child) == 1, choices
             data = {"csrf": csrf, "req": req, "patient": child[0], "decision": "allow"}
             resp = browser.post(

@@ -31,6 +31,18 @@ def test_healthz_and_readyz_on_migrated_database(
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
+def test_every_service_has_an_icon_for_its_pages(
+    service: ServiceSpec, app_factory: Callable[[str], Flask]
+) -> None:
+    client = app_factory(service.name).test_client()
+    icon = client.get("/favicon.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.get_data(as_text=True).startswith("<svg")
+    legacy = client.get("/favicon.ico")  # what a browser asks for by itself
+    assert legacy.status_code == 301 and legacy.headers["Location"].endswith("/favicon.svg")
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=SERVICE_IDS)
 def test_readyz_refuses_an_unmigrated_database(
     service: ServiceSpec, tmp_path: Path, database_url: str
 ) -> None:

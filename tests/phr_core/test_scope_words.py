@@ -38,7 +38,7 @@ def test_wildcard_reads_naturally() -> None:
 def test_user_scopes_say_whose_records() -> None:
     """Issue 14, item 3: a `user/` scope reaches everyone the person may see, not one chosen
     record, and is worded so (only the platform's own portal holds one)."""
-    assert describe("user/Immunization.rs", "ja") == "あなたとお子さまの予防接種の記録を見る"
+    assert describe("user/Immunization.rs", "ja") == "あなたとお子さんの予防接種の記録を見る"
     assert describe("user/Immunization.rs", "en") == (
         "Read the vaccination records of you and your children"
     )

@@ -37,6 +37,6 @@ def test_privacy_notice_on_a_phone(migrated: Settings, consent_app: Flask) -> No
         page.goto(base + "/")
         page.click("#privacy-link")
         page.wait_for_load_state()
-        assert page.locator("h2").first.inner_text() == "プライバシーと同意について"
+        assert page.locator("h1").inner_text() == "プライバシーと同意について"
         assert page.locator("#categories li").count() == 4
         assert page.evaluate("document.documentElement.scrollWidth") <= 360

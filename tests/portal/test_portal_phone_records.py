@@ -69,9 +69,17 @@ def test_records_fit_a_phone(platform: Platform, width: int, height: int) -> Non
             assert found["stacked"] is (width < 480), (path, found)
             assert page.evaluate("document.documentElement.scrollWidth") <= width
 
+        # A link drawn as a button is exactly as tall as a real button (the header's sign-out).
+        link = page.locator("main a.button").first.bounding_box()
+        button = page.locator("#sign-out").bounding_box()
+        assert link and button and abs(link["height"] - button["height"]) < 0.5, (link, button)
+        assert page.evaluate("document.querySelector('link[rel=icon]').href").endswith(
+            "/favicon.svg"
+        )
+
         page.goto(p.portal + f"/me/children/{CHILD}/vaccinations")
         main = page.locator("main")
-        assert main.locator("h3").first.inner_text() == "次に受ける接種"
+        assert main.locator("h2").first.inner_text() == "次に受ける接種"
         assert page.locator("#next-doses .next-dose").count() >= 1
         assert page.locator("#finished").get_attribute("open") is None
         assert not page.locator("#dose-HepB-1").is_visible()  # finished: collapsed

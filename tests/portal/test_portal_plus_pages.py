@@ -27,6 +27,17 @@ def _get(browser: requests.Session, p: Platform, path: str, **kw: object) -> req
     return browser.get(p.portal + path, timeout=TIMEOUT, **kw)  # type: ignore[arg-type]
 
 
+def _own_title(page: str) -> str:
+    """The page's one <h1>, which must be the page's own title (the start of <title>), not the
+    portal's name repeated on every page."""
+    headings = re.findall(r"<h1[^>]*>(.*?)</h1>", page, re.S)
+    assert len(headings) == 1, headings
+    text = re.sub(r"<[^>]+>", "", headings[0]).strip()
+    title = re.search(r"<title>(.*?)</title>", page, re.S)
+    assert title and title.group(1).startswith(text) and text, (text, title)
+    return text
+
+
 def test_records_growth_schedule_history_and_export(platform: Platform) -> None:
     p = platform
     anonymous = requests.Session()
@@ -38,6 +49,24 @@ def test_records_growth_schedule_history_and_export(platform: Platform) -> None:
     home = _get(browser, p, "/")
     for link in ("records-link", "history-link", "export-link"):
         assert f'id="{link}"' in home.text
+    assert _own_title(home.text) == "わたしの健康記録ポータル"  # the home page's title
+    titles = {
+        path: _own_title(_get(browser, p, path).text)
+        for path in (
+            "/me/children",
+            f"/me/records/{CHILD}",
+            f"/me/children/{CHILD}/growth",
+            f"/me/children/{CHILD}/vaccinations",
+            "/me/history",
+            "/me/export",
+            "/me/apps",
+            "/me/sources",
+            "/me/notices",
+            "/me/delete",
+            "/privacy",
+        )
+    }
+    assert len(set(titles.values())) == len(titles), titles  # each page its own
 
     children = _get(browser, p, "/me/children")
     assert children.status_code == 200

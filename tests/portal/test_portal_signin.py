@@ -220,7 +220,7 @@ def test_sign_in_see_apps_and_revoke(platform: Platform) -> None:
     assert "テスト日記アプリ" in apps.text
     assert "予防接種の記録を見る" in apps.text  # the scope in plain words
     assert "予防接種の記録を日記に表示するため" in apps.text  # the purpose
-    assert 'aria-label="テスト日記アプリ への同意を取り消す"' in apps.text
+    assert 'aria-label="テスト日記アプリへの同意を取り消す"' in apps.text
     english = browser.get(p.portal + "/me/apps?lang=en", timeout=TIMEOUT)
     assert "Who can see my data" in english.text and "Revoke" in english.text
     browser.get(p.portal + "/me/apps?lang=ja", timeout=TIMEOUT)

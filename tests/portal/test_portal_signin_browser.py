@@ -42,7 +42,7 @@ def test_sign_in_on_a_phone(platform: Platform) -> None:  # noqa: F811
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         page.click("#apps-link")
         page.wait_for_url(p.portal + "/me/apps")
-        assert page.locator("h2#apps-heading").inner_text() == "データを見られる相手"
+        assert page.locator("h1#apps-heading").inner_text() == "データを見られる相手"
         assert page.locator("#no-apps").is_visible()
 
         # An app is granted access in the same browser (its redirect answered by the test).
@@ -65,7 +65,7 @@ def test_sign_in_on_a_phone(platform: Platform) -> None:  # noqa: F811
         assert page.locator(".app-name").inner_text() == "テスト日記アプリ"
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         page.screenshot(path=str(SHOTS / "portal-apps-360.png"), full_page=True)
-        page.get_by_role("button", name="テスト日記アプリ への同意を取り消す").click()
+        page.get_by_role("button", name="テスト日記アプリへの同意を取り消す").click()
         page.wait_for_url(p.portal + "/me/apps?revoked=1")
         assert page.locator("#revoked-notice").inner_text() == "同意を取り消しました。"
         assert page.locator(".app-grant").count() == 0
