@@ -4,7 +4,6 @@ other hosts."""
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 
@@ -80,9 +79,9 @@ def test_a_load_racing_an_eviction_is_not_kept(migrated: Settings, consent_app: 
     assert cache.get("k", lambda: "newer") == "new"
 
 
-def test_hits_are_fast_and_do_not_query(
-    consent_app: Flask, client: FlaskClient, tokens: Tokens
-) -> None:
+def test_hits_do_not_query(consent_app: Flask, client: FlaskClient, tokens: Tokens) -> None:
+    """Repeated decisions are answered from the cache without one SQL statement (how fast that
+    is belongs to a benchmark, not to an assertion on this shared machine's clock)."""
     gid = _grant(client, tokens)
     link_city(client, tokens, SUB, "CODE-SELF", children=[])
     engine = consent_app.extensions["phr_db"].engine
@@ -96,12 +95,9 @@ def test_hits_are_fast_and_do_not_query(
         api.patient_list(SUB)
         event.listen(engine, "before_cursor_execute", count)
         try:
-            timings = []
-            for _ in range(5000):
-                t0 = time.perf_counter_ns()
+            for _ in range(200):
                 grant = api.grant_status(gid)
                 patients = api.patient_list(SUB)
-                timings.append((time.perf_counter_ns() - t0) / 2)
         finally:
             event.remove(engine, "before_cursor_execute", count)
     assert grant["status"] == "active"
@@ -109,21 +105,6 @@ def test_hits_are_fast_and_do_not_query(
         ("072028", "CODE-SELF", "self")
     ]
     assert statements == []
-    median_us = statistics.median(timings) / 1000
-    p99_us = statistics.quantiles(timings, n=100)[98] / 1000
-    print(f"\ncache lookup: median {median_us:.1f} µs, p99 {p99_us:.1f} µs")
-    assert median_us < 100  # well under a millisecond
-
-    # The whole HTTP request (token verification, routing, JSON) for comparison.
-    headers = tokens.phr
-    client.get(f"/api/v1/grants/{gid}", headers=headers)
-    http = []
-    for _ in range(300):
-        t0 = time.perf_counter_ns()
-        r = client.get(f"/api/v1/grants/{gid}", headers=headers)
-        http.append(time.perf_counter_ns() - t0)
-        assert r.status_code == 200
-    print(f"GET /api/v1/grants/{{id}} in-process: median {statistics.median(http) / 1e6:.2f} ms")
 
 
 def test_the_cache_stays_bounded(consent_app: Flask) -> None:

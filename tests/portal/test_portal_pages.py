@@ -16,7 +16,7 @@ def test_privacy_notice_in_both_languages(client: FlaskClient) -> None:
     page = ja.get_data(as_text=True)
     assert "プライバシーと同意について" in page
     assert "予防接種" in page and "診療報酬明細（レセプト）" in page
-    assert "18 歳になる誕生日" in page
+    assert "18歳になる誕生日" in page
     en = client.get("/privacy?lang=en").get_data(as_text=True)
     assert "Privacy and consent" in en and "18th birthday" in en
     assert 'href="/privacy"' in client.get("/").get_data(as_text=True)
