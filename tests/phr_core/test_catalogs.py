@@ -129,3 +129,18 @@ def test_every_refusal_code_raised_has_words() -> None:
             assert code in (CARD if kind == "CardError" else PASSKEY), (path.name, code)
             seen += 1
     assert seen > 20
+
+
+JAPANESE = "\u3040-\u30ff\u4e00-\u9fff\u3000-\u303f\uff00-\uffef"
+SPACED = re.compile(rf"[{JAPANESE}] [A-Za-z0-9{{]|[A-Za-z0-9}})] [{JAPANESE}]")
+
+
+def test_japanese_text_has_no_ascii_space_beside_latin_words_or_placeholders() -> None:
+    """ "{app} を利用する" reads as a stray gap once the name is filled in: Japanese text runs on
+    into a Latin word, a number or a placeholder, as Japanese typesetting does (issue 17)."""
+    spaced = {
+        key: text
+        for key, text in _messages(_read(po_path("ja"), "ja")).items()
+        if SPACED.search(text)
+    }
+    assert not spaced, spaced
