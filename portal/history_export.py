@@ -13,6 +13,7 @@ import functools
 import json
 from collections.abc import Iterator
 
+from consent.i18n import current_language
 from portal import phr
 from portal.federated import Reader
 
@@ -27,7 +28,7 @@ def audit_entries(found: Reader) -> Iterator[bytes]:
             read = functools.partial(phr.PhrClient.audit_events, count=PAGE, cursor=cursor)
             page: phr.Page | None = found.on(server, read, None)
             if page is None:
-                yield _entry(_missing(server), None)
+                yield _entry(_missing(found, server), None)
                 break
             for event in page.resources:
                 yield _entry(event, f"{server.rstrip('/')}/AuditEvent/{event.get('id', '')}")
@@ -43,8 +44,16 @@ def _entry(resource: dict[str, object], full_url: str | None) -> bytes:
     return json.dumps(entry, ensure_ascii=False).encode()
 
 
-def _missing(server: str) -> dict[str, object]:
-    text = f"The access history kept at {server} is missing: that PHR server could not be reached."
+def _missing(found: Reader, server: str) -> dict[str, object]:
+    """What stands in the download for a server's access history it could not give."""
+    cities = list(dict.fromkeys(s.municipality for s in found.sources if s.server == server))
+    names_ja = "、".join(found.city(c, "ja") for c in cities)
+    names_en = ", ".join(found.city(c, "en") for c in cities)
+    text = (
+        f"{names_ja}のアクセス履歴は、その市の記録の保管庫につながらず含まれていません。"
+        if current_language() == "ja"
+        else ""
+    ) + f"The access history kept for {names_en} is missing: its PHR server could not be reached."
     return {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": "transient", "diagnostics": text}],
