@@ -20,6 +20,7 @@ from idp.card.models import CardAudit, CardSession
 from idp.models import Person
 from idp.orm import Base
 from launcher.demo import connector_jwk
+from phr_core.db import Database
 from tests.idp.card.conftest import AuthorityEnv, CardIdp
 from tests.idp.card.test_cli_sign import run, serve_on_issuer_port
 from tests.idp.card.test_idp_app import idp_app  # noqa: F401 (the fixture)
@@ -64,10 +65,10 @@ def _card_sign_in(idp: CardIdp, browser: FlaskClient, query: dict[str, str]) -> 
     return tokens.get_json()
 
 
-def _dump(idp: CardIdp) -> str:
+def dump(db: Database) -> str:
     """Every row of every IdP table, as text (binary columns as Base64)."""
     lines: list[str] = []
-    with idp.db.session() as s:
+    with db.session() as s:
         for table in Base.metadata.sorted_tables:
             for row in s.execute(select(table)):
                 cells = [
@@ -105,7 +106,7 @@ def test_deleted_person_leaves_nothing_but_unlinked_audit(
     sub = jwt.decode(first["id_token"], keys).claims["sub"]
     with idp.db.session() as s:
         (person_id,) = s.scalars(select(Person.id)).all()
-    before = _dump(idp)
+    before = dump(idp.db)
     assert before.count(person_id) > 5  # binding, attributes, lookup, sessions, tokens, audit
 
     api = app.test_client()
@@ -126,7 +127,7 @@ def test_deleted_person_leaves_nothing_but_unlinked_audit(
     again = api.post("/person/erase", data={"id_token_hint": first["id_token"]}, headers=portal)
     assert again.get_json() == {"erased": False}  # a retry is harmless
 
-    after = _dump(idp)
+    after = dump(idp.db)
     assert person_id not in after
     for table in ("idp_card_binding", "idp_card_attributes", "idp_person_lookup",
                   "idp_login_session", "idp_refresh_token", "idp_authorization_code"):  # fmt: skip
