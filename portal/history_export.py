@@ -45,16 +45,16 @@ def _entry(resource: dict[str, object], full_url: str | None) -> bytes:
 
 
 def _missing(found: Reader, server: str) -> dict[str, object]:
-    """What stands in the download for a server's access history it could not give."""
+    """What stands in the download for a server's access history it could not give (as
+    portal/export.py's stand-in for a missing part of the records)."""
     cities = list(dict.fromkeys(s.municipality for s in found.sources if s.server == server))
-    names_ja = "、".join(found.city(c, "ja") for c in cities)
-    names_en = ", ".join(found.city(c, "en") for c in cities)
+    ja = "、".join(found.city(c, "ja") for c in cities)
+    en = ", ".join(found.city(c, "en") for c in cities)
     text = (
-        f"{names_ja}のアクセス履歴は、その市の記録の保管庫につながらず含まれていません。"
+        f"{ja}のアクセス履歴は、その市の記録の保管庫につながらず含まれていません。"
         if current_language() == "ja"
         else ""
-    ) + f"The access history kept for {names_en} is missing: its PHR server could not be reached."
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "transient", "diagnostics": text}],
-    }
+    )
+    text += f"The access history kept for {en} is missing: its PHR server could not be reached."
+    issue = {"severity": "error", "code": "transient", "diagnostics": text}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}

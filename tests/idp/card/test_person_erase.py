@@ -81,10 +81,9 @@ def dump(db: Database) -> str:
 def test_deleted_person_leaves_nothing_but_unlinked_audit(
     idp_app: tuple[AuthorityEnv, Flask],  # noqa: F811
 ) -> None:
-    env, app = idp_app
-    env.card(name="erased")
-    idp = CardIdp(env, app)
-    settings = env.settings
+    idp = CardIdp(*idp_app)
+    idp.env.card(name="erased")
+    app, settings = idp.app, idp.settings
     prepare(settings)  # signing keys
     idp_demo.load(idp.db, settings, connector_jwk=connector_jwk(settings))
     portal_id = settings.option("PHR_CONSENT_CLIENT_ID")
