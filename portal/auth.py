@@ -288,20 +288,26 @@ def logout() -> ResponseReturnValue:
     session.clear()
     if isinstance(handle, str):
         forget_tokens(handle, issuer)
-    home = settings().urls["consent"] + "/"
+    return redirect(end_session_url(issuer, id_token, lang) or "/")
+
+
+def end_session_url(issuer: str, id_token: object, lang: str) -> str | None:
+    """Where the browser ends its sign-in at the IdP too (OpenID Connect RP-Initiated Logout
+    1.0), coming back to the portal's home; None when the IdP offers no end_session_endpoint
+    or there is no ID token to name the sign-in by."""
     try:
         end = provider(issuer).get("end_session_endpoint")
     except SignInError:
         end = None
-    if not end or not isinstance(id_token, str):
-        return redirect("/")
+    if not isinstance(end, str) or not end or not isinstance(id_token, str):
+        return None
     params = {
         "id_token_hint": id_token,
-        "post_logout_redirect_uri": home,
+        "post_logout_redirect_uri": settings().urls["consent"] + "/",
         "client_id": client_id(),
         "ui_locales": lang,
     }
-    return redirect(end + "?" + urllib.parse.urlencode(params))
+    return end + "?" + urllib.parse.urlencode(params)
 
 
 def signin_error_page(exc: SignInError) -> Response:

@@ -1,4 +1,5 @@
-"""Export: everything the person may see, as one FHIR Bundle (JSON) download.
+"""Export: everything the person may see, as one FHIR Bundle (JSON) download, their access
+history (AuditEvents) at the end.
 
 The Bundle (type `collection`) holds, per Patient (the person, then each child; one per city
 for a family that moved, from that city's PHR server), the server's `Patient/{id}/$everything`
@@ -22,6 +23,7 @@ from flask.typing import ResponseReturnValue
 from consent.i18n import current_language
 from portal import phr
 from portal.federated import Reader, Source, reader
+from portal.history_export import audit_entries
 from portal.plus_pages import page, people, signed_in_page
 from portal.session import current_subject
 
@@ -63,6 +65,8 @@ def export_download() -> ResponseReturnValue:
             else:
                 yield from chunks
             yield b"}"
+        for i, event in enumerate(audit_entries(found), start=len(sources)):
+            yield (b"," if i else b"") + event  # the access history (portal/history_export.py)
         yield b"]}"
 
     resp = Response(stream_with_context(body()), mimetype="application/fhir+json")

@@ -153,11 +153,16 @@ def _private_key_jwt(client: Any, method: str, uri: str, headers: dict[str, str]
     return uri, headers, add_params_to_qs(body, providers.client_assertion(client.client_id, uri))
 
 
+def auth_method(issuer: str) -> str:
+    """The name `session_at` registers the portal's client authentication at `issuer` under."""
+    return "portal_secret_basic" if issuer == settings().issuer else "portal_private_key_jwt"
+
+
 def session_at(issuer: str) -> OAuth2Session:
     """An Authlib session authenticating the portal at `issuer`: client_secret_basic at the home
     IdP; private_key_jwt at a city IdP, which holds no secret of ours."""
     home = issuer == settings().issuer
-    method = "portal_secret_basic" if home else "portal_private_key_jwt"
+    method = auth_method(issuer)
     sess = OAuth2Session(
         client_id(),
         settings().secret("PHR_CONSENT_CLIENT_SECRET") if home else None,
@@ -204,3 +209,31 @@ def revoke_refresh_token(issuer: str, refresh_token: str) -> None:
                 sess.revoke_token(end, refresh_token, token_type_hint="refresh_token")  # noqa: S106 (a hint)
     except (OSError, SignInError) as exc:
         log.warning("refresh token not revoked at the IdP (%s)", type(exc).__name__)
+
+
+class EraseRefused(Exception):
+    """The IdP could not be asked to forget the person, or refused: try again."""
+
+
+def erase_person(issuer: str, id_token: str) -> bool:
+    """Ask the IdP the person signed in at to forget them (idp/endpoints/person_erase.py),
+    authenticated as at its token endpoint, naming the person by their ID token. False when
+    that IdP offers no such endpoint (a city IdP of the federation: the person's account there
+    is the city's); EraseRefused when it does and the request fails."""
+    try:
+        end = provider(issuer).get("phr_person_erase_endpoint")
+    except SignInError:
+        raise EraseRefused("IdP metadata unavailable") from None
+    if not isinstance(end, str):
+        return False
+    try:
+        with session_at(issuer) as sess:
+            auth = sess.client_auth(auth_method(issuer))
+            resp = sess.post(end, data={"id_token_hint": id_token}, auth=auth)
+    except (OSError, requests.RequestException) as exc:
+        log.warning("IdP unreachable for the person's erasure (%s)", type(exc).__name__)
+        raise EraseRefused("IdP unreachable") from None
+    if resp.status_code != 200:
+        log.warning("IdP refused the person's erasure (%s)", resp.status_code)
+        raise EraseRefused(f"IdP answered {resp.status_code}")
+    return True

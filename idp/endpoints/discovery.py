@@ -27,6 +27,8 @@ def metadata() -> dict:
         "pushed_authorization_request_endpoint": e("/par"),
         "end_session_endpoint": e("/logout"),
         "registration_endpoint": e("/register"),
+        # The portal's account deletion (idp/endpoints/person_erase.py): not a standard.
+        "phr_person_erase_endpoint": e("/person/erase"),
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "scopes_supported": [

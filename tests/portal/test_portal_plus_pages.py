@@ -129,8 +129,12 @@ def test_records_growth_schedule_history_and_export(platform: Platform) -> None:
     assert "Content-Length" not in download.headers  # streamed
     bundle = json.loads(b"".join(download.iter_content(4096)))
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
-    inner = [e["resource"] for e in bundle["entry"]]
+    inner = [e["resource"] for e in bundle["entry"][:2]]
     assert [b["resourceType"] for b in inner] == ["Bundle", "Bundle"]
+    # Then the access history (portal/history_export.py): every AuditEvent, all pages of it.
+    history_events = [e["resource"] for e in bundle["entry"][2:]]
+    assert {e["resourceType"] for e in history_events} == {"AuditEvent"}
+    assert len(history_events) > len(items) + len(more)  # beyond the two pages seen above
     ids = [b["entry"][0]["resource"]["id"] for b in inner]
     assert ids == [f"{PARENT}", f"{CHILD}"]
     # Each person's Patient and records, and the Provenance of the city's load (one each).

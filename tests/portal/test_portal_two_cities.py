@@ -125,8 +125,12 @@ def test_one_view_of_a_family_that_moved(two: TwoCities) -> None:
     # One download, every Patient of both servers.
     download = _get(browser, p, "/me/export/records.json", stream=True)
     bundle = json.loads(b"".join(download.iter_content(4096)))
-    inner = [e["resource"] for e in bundle["entry"]]
+    inner = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Bundle"]
     patients = sorted(b["entry"][0]["resource"]["id"] for b in inner)
+    # Then the access history of both servers (portal/history_export.py), nothing else.
+    events = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Bundle"]
+    assert {e["resource"]["resourceType"] for e in events} == {"AuditEvent"}
+    assert {e["fullUrl"].rsplit("/AuditEvent/", 1)[0] for e in events} == {p.fhir, two.server_b}
     assert patients == sorted([PARENT_A, CHILD_A, PARENT_B_ID, CHILD_B_ID])
     # Every load came with its Provenance, which names the city (the custodian): A's demo
     # load and B's connector load, one in each of the four Patients' records.
@@ -166,7 +170,11 @@ def test_one_view_of_a_family_that_moved(two: TwoCities) -> None:
         for e in partial["entry"]
         if e["resource"]["resourceType"] == "OperationOutcome"
     ]
-    assert len(outcomes) == 2 and "Fukushima (demo)" in outcomes[0]["issue"][0]["diagnostics"]
+    said = [o["issue"][0]["diagnostics"] for o in outcomes]
+    records_missing = [d for d in said if "access history" not in d]
+    assert len(records_missing) == 2 and "Fukushima (demo)" in records_missing[0]
+    # B's access history is said missing too (portal/history_export.py), once.
+    assert len(said) == 3 and "access history kept for Fukushima (demo)" in said[2]
 
 
 def test_one_sign_in_a_token_per_server(two: TwoCities) -> None:

@@ -1,0 +1,60 @@
+"""The access history in the person's download (portal/export.py): every AuditEvent each PHR
+server holding their or their children's records shows them, as entries of the download's
+Bundle, fetched a page at a time and passed on, so memory stays flat however long the history.
+
+It is in the download because it stays at the PHR servers after the account is deleted
+(docs/retention.md) while the person can no longer see it: the delete page offers the download
+first. A server that cannot answer adds an OperationOutcome entry saying its history is
+missing, like a missing part of the records."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+
+from consent.i18n import current_language
+from portal import phr
+from portal.federated import Reader
+
+PAGE = 100
+
+
+def audit_entries(found: Reader) -> Iterator[bytes]:
+    """One Bundle entry (JSON, no separator) per AuditEvent, newest first per server."""
+    for server in found.servers:
+        cursor: str | None = None
+        while True:
+            read = functools.partial(phr.PhrClient.audit_events, count=PAGE, cursor=cursor)
+            page: phr.Page | None = found.on(server, read, None)
+            if page is None:
+                yield _entry(_missing(found, server), None)
+                break
+            for event in page.resources:
+                yield _entry(event, f"{server.rstrip('/')}/AuditEvent/{event.get('id', '')}")
+            cursor = page.next_cursor
+            if not cursor or not page.resources:
+                break
+
+
+def _entry(resource: dict[str, object], full_url: str | None) -> bytes:
+    entry: dict[str, object] = {"resource": resource}
+    if full_url is not None:
+        entry = {"fullUrl": full_url, **entry}
+    return json.dumps(entry, ensure_ascii=False).encode()
+
+
+def _missing(found: Reader, server: str) -> dict[str, object]:
+    """What stands in the download for a server's access history it could not give (as
+    portal/export.py's stand-in for a missing part of the records)."""
+    cities = list(dict.fromkeys(s.municipality for s in found.sources if s.server == server))
+    ja = "、".join(found.city(c, "ja") for c in cities)
+    en = ", ".join(found.city(c, "en") for c in cities)
+    text = (
+        f"{ja}のアクセス履歴は、その市の記録の保管庫につながらず含まれていません。"
+        if current_language() == "ja"
+        else ""
+    )
+    text += f"The access history kept for {en} is missing: its PHR server could not be reached."
+    issue = {"severity": "error", "code": "transient", "diagnostics": text}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
