@@ -65,9 +65,7 @@ def record_csv(pid: str) -> ResponseReturnValue:
     facts = _facts(pid)
     body = export_csv.lines(facts, current_language())
     first = list(itertools.islice(body, 2))  # the header and the first read's first row
-    resp = Response(
-        stream_with_context(itertools.chain(first, body)), mimetype="text/csv; charset=utf-8"
-    )
+    resp = Response(stream_with_context(itertools.chain(first, body)), mimetype="text/csv")
     return _download(resp, "csv", datetime.now(JST))
 
 
