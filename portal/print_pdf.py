@@ -102,6 +102,8 @@ class Sheet:
         if self.page:
             self.c.showPage()
         self.page += 1
+        self._size = 0.0  # a new page starts with reportlab's initial font size
+        self.ink()
         footer = self.t["footer"].format(
             date=self.printed, cities="・".join(self.facts.cities), page=self.page
         )
@@ -120,10 +122,16 @@ class Sheet:
         self.new_page()
         return True
 
-    def text(self, x: float, y: float, s: str, size: float, right: bool = False) -> None:
+    def text(self, x: float, y: float, s: str, size: float, align: str = "left") -> None:
+        if self._size != size:  # set only on a change: a table row draws many cells
+            self.c.setFont(self.face, size)
+            self._size = size
+        draw = {"left": self.c.drawString, "right": self.c.drawRightString}
+        draw.get(align, self.c.drawCentredString)(x, y, s)
+
+    def ink(self) -> None:
+        """Text colour for what follows (after a shape's fill)."""
         self.c.setFillColorRGB(*INK)
-        self.c.setFont(self.face, size)
-        (self.c.drawRightString if right else self.c.drawString)(x, y, s)
 
     def heading(self, s: str) -> None:
         self.need(24 + 2 * (LINE + PAD))  # never a heading alone at the foot of a page
@@ -132,6 +140,12 @@ class Sheet:
         self.c.rect(MARGIN, self.y - 16, 4, 16, stroke=0, fill=1)
         self.text(MARGIN + 10, self.y - 13, s, 13)
         self.y -= 24
+
+    def wrap(self, s: str, size: float, width: float) -> list[str]:
+        """The lines of `s` in `width` (most cells fit on one: measured once, not split)."""
+        if pdfmetrics.stringWidth(s, self.face, size) <= width:
+            return [s]
+        return simpleSplit(s, self.face, size, width) or [""]
 
     def note(self, s: str, size: float = 9) -> None:
         for line in simpleSplit(s, self.face, size, WIDTH - 2 * MARGIN):
@@ -164,8 +178,7 @@ class Sheet:
     ) -> bool:  # fmt: skip
         """One row; True (and nothing drawn) when it did not fit and a new page began."""
         size = 8.5 if header else 9
-        lines = [simpleSplit(s, self.face, size, w - 2 * PAD) or [""] for s, w in
-                 zip(cells, widths, strict=True)]  # fmt: skip
+        lines = [self.wrap(s, size, w - 2 * PAD) for s, w in zip(cells, widths, strict=True)]
         height = max(len(ls) for ls in lines) * LINE + PAD
         if header and not again:
             self.need(height + LINE + 2 * PAD)  # a header and at least one row
@@ -174,11 +187,18 @@ class Sheet:
         if header:
             self.c.setFillColorRGB(0.93, 0.95, 0.97)
             self.c.rect(MARGIN, self.y - height, WIDTH - 2 * MARGIN, height, stroke=0, fill=1)
+            self.ink()
         x = MARGIN
         for col, ls, w in zip(columns, lines, widths, strict=True):
             for i, line in enumerate(ls):
                 y = self.y - PAD - 8 - i * LINE
-                self.text(x + w - PAD if col.right else x + PAD, y, line, size, col.right)
+                self.text(
+                    x + w - PAD if col.right else x + PAD,
+                    y,
+                    line,
+                    size,
+                    "right" if col.right else "left",
+                )
             x += w
         self.y -= height
         self.c.setStrokeColorRGB(*RULE)
@@ -280,7 +300,7 @@ def _chart(sheet: Sheet, measure: str, sex: str, points: list[growth.Measurement
         return base + (top - base) * (v - y0) / (y1 - y0)
 
     sheet.text(
-        MARGIN, top + 5, f"{name}（{unit}）" if sheet.lang == "ja" else f"{name} ({unit})", 10
+        MARGIN, top + 9, f"{name}（{unit}）" if sheet.lang == "ja" else f"{name} ({unit})", 10
     )
     c.setStrokeColorRGB(*RULE)
     c.rect(left, base, right - left, top - base, stroke=1, fill=0)
@@ -294,6 +314,7 @@ def _chart(sheet: Sheet, measure: str, sex: str, points: list[growth.Measurement
         path.close()
         c.setFillColorRGB(*fill)
         c.drawPath(path, stroke=0, fill=1)
+    sheet.ink()
     c.setStrokeColorRGB(*INK)
     c.setDash(4, 3)
     c.lines([(x(a.age_m), y(a.values[3]), x(b.age_m), y(b.values[3]))
@@ -302,15 +323,14 @@ def _chart(sheet: Sheet, measure: str, sex: str, points: list[growth.Measurement
     for i in range(round((y1 - y0) / step) + 1):
         v = round(y0 + i * step, 3)
         c.line(left - 3, y(v), left, y(v))
-        sheet.text(left - 5, y(v) - 3, f"{v:g}", 7.5, right=True)
+        sheet.text(left - 5, y(v) - 3, f"{v:g}", 7.5, "right")
     every = 3 if xmax <= 24 else 6 if xmax <= 48 else 12
     for a in range(0, int(xmax) + 1, every):
         c.line(x(a), base, x(a), base - 3)
-        c.setFont(sheet.face, 7.5)
-        c.drawCentredString(x(a), base - 12, str(a))
+        sheet.text(x(a), base - 12, str(a), 7.5, "centre")
     sheet.text(left, base - 23, t["age_axis"], 7.5)
     source = growth.SOURCE_JA if sheet.lang == "ja" else growth.SOURCE_EN
-    sheet.text(right, base - 23, source, 7, right=True)
+    sheet.text(right, base - 23, source, 7, "right")
     if inside:
         c.setStrokeColorRGB(*POINT)
         c.setFillColorRGB(*POINT)
@@ -320,6 +340,7 @@ def _chart(sheet: Sheet, measure: str, sex: str, points: list[growth.Measurement
         for p in inside:
             c.circle(x(p.age_m), y(p.value), 2.4, stroke=0, fill=1)
         c.setLineWidth(1)
+        sheet.ink()
 
 
 def _step(span: float) -> float:
