@@ -9,6 +9,7 @@ a printout without one city's vaccinations reads as doses never given."""
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from portal import phr
 from portal.care import growth
 from portal.federated import Reader, Source
 from portal.plus_pages import Person
+from portal.records import concept
 
 PAGE_SIZE = str(phr.PAGE_SIZE)
 T = TypeVar("T")
@@ -64,10 +66,12 @@ class ChildFacts:
 
 def child_facts(found: Reader, child: Person, lang: str) -> ChildFacts:
     """The child's facts, read as the files are written. Raises phr.Unavailable now when a
-    city holding the child's records could not be read for this request."""
+    city holding children's records could not be read for this request."""
     sources = list(child.sources)
-    if any(src.server in found.failed for src in sources):
-        raise phr.Unavailable("a PHR server holding this child's records cannot be read")
+    # A server that could not be read may hold this child under another city's Patient (which
+    # of its children's Patients is this child is only known from reading them): no file then.
+    if any(s.server in found.failed for s in found.sources if s.relationship == "child"):
+        raise phr.Unavailable("a PHR server holding the children's records cannot be read")
     cities = list(dict.fromkeys(found.city(s.municipality, lang) for s in sources))
 
     def vaccinations() -> Iterator[Vaccination]:
@@ -94,7 +98,7 @@ def _merged(
 ) -> Iterator[T]:
     """Rows of every source in date order: each source's pages come sorted by the server;
     heapq.merge holds one row per source."""
-    streams = [(row(src, r) for r in _resources(found, src, rtype)) for src in sources]
+    streams = [map(functools.partial(row, src), _resources(found, src, rtype)) for src in sources]
     return heapq.merge(*streams, key=lambda r: r.day)  # type: ignore[attr-defined]  # every row type has .day
 
 
@@ -120,22 +124,11 @@ def _day(value: Any) -> str:
     return str(value or "")[:10]
 
 
-def _concept(cc: dict[str, Any] | None) -> str:
-    cc = cc or {}
-    if cc.get("text"):
-        return str(cc["text"])
-    return next(
-        (str(c.get("display") or c["code"]) for c in cc.get("coding", []) if c.get("display")
-         or c.get("code")),
-        "",
-    )  # fmt: skip
-
-
 def _vaccination(found: Reader, src: Source, r: dict[str, Any]) -> Vaccination:
     doses = [p.get("doseNumberPositiveInt") for p in r.get("protocolApplied", [])]
     return Vaccination(
         _day(r.get("occurrenceDateTime")),
-        _concept(r.get("vaccineCode")),
+        concept(r.get("vaccineCode")),
         str(doses[0]) if doses and doses[0] else "",
         found.city(src.municipality),
     )
@@ -144,12 +137,12 @@ def _vaccination(found: Reader, src: Source, r: dict[str, Any]) -> Vaccination:
 def _finding(found: Reader, src: Source, r: dict[str, Any], child: Person) -> Finding:
     city = found.city(src.municipality)
     day = _day(r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start"))
-    item = _concept(r.get("code"))
+    item = concept(r.get("code"))
     if "valueQuantity" in r:
         q = r["valueQuantity"]
         value, unit = f"{q.get('value', '')}", str(q.get("unit") or q.get("code") or "")
     elif "valueCodeableConcept" in r:
-        value, unit = _concept(r["valueCodeableConcept"]), ""
+        value, unit = concept(r["valueCodeableConcept"]), ""
     else:
         raw = next((r[k] for k in ("valueString", "valueBoolean", "valueInteger") if k in r), "")
         value, unit = str(raw), ""

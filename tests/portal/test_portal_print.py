@@ -20,8 +20,10 @@ from phr_core.demo_data import DEMO_FAMILY
 from phr_server.demo_family import CHILD_ID as CHILD
 from phr_server.demo_family import CHILD_MEASUREMENTS, CHILD_VACCINATIONS
 from phr_server.demo_family import PARENT_ID as PARENT
-from portal import print_pdf
+from portal import export_csv, print_pdf
+from portal.export_facts import ChildFacts, Finding, Vaccination
 from portal.pages import JST
+from portal.plus_pages import Person
 from tests.portal import live_platform
 from tests.portal.live_platform import STRANGER, TIMEOUT, Platform, platform_environ, sign_in
 
@@ -146,3 +148,17 @@ def test_a_font_with_cff_outlines_is_refused_by_name() -> None:
     """Noto Sans CJK (CFF outlines): reportlab cannot embed it; the portal says which file."""
     with pytest.raises(print_pdf.FontMissing, match="NotoSansCJK"):
         print_pdf.font(str(NOTO_CJK))
+
+
+def test_csv_cells_excel_would_run_are_quoted_and_numbers_kept() -> None:
+    child = Person("c", "child", date(2025, 1, 10), "female")
+    bad = '=HYPERLINK("http://x")'
+    day = "2025-03-10"
+    given = [Vaccination(day, bad, "1", "@city")]
+    found = [Finding(day, "+x", "-0.5", "", CITY), Finding(day, "体重", "-", "", CITY)]
+    facts = ChildFacts(child, child.label("ja"), [CITY], given, found)
+    text = b"".join(export_csv.lines(facts, "ja")).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[1] == ["予防接種", "2025-03-10", "1.9", "'" + bad, "1", "", "", "", "'@city"]
+    assert rows[2][3:6] == ["'+x", "", "-0.5"]  # a negative number stays a number
+    assert rows[3][5] == "'-"
