@@ -29,7 +29,7 @@ from portal.care import growth
 from portal.export_facts import ChildFacts, Finding, Vaccination
 from portal.plus_pages import Person
 
-DEFAULT_FONT = "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf"
+DEFAULT_FONT = print_pdf.DEFAULT_FONT
 BIRTH = date(2020, 4, 1)
 CITY = "会津若松市（デモ）"
 VACCINES = ("B型肝炎", "ロタウイルス（5価）", "五種混合", "小児用肺炎球菌（20価）", "BCG",

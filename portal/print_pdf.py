@@ -43,6 +43,7 @@ BANDS = ((0.86, 0.91, 0.96), (0.73, 0.83, 0.93), (0.58, 0.74, 0.9))  # p3–97, 
 POINT = (0.71, 0.14, 0.09)
 CHART_MEASURES = ("weight", "height", "head_circumference")
 BIN_MONTHS = 0.1  # chart resolution: one point per measure per tenth of a month
+DEFAULT_FONT = "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf"  # fonts-ipaexfont-gothic
 
 _fonts: dict[str, str] = {}
 _fonts_lock = threading.Lock()

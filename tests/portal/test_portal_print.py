@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -162,3 +163,33 @@ def test_csv_cells_excel_would_run_are_quoted_and_numbers_kept() -> None:
     assert rows[1] == ["予防接種", "2025-03-10", "1.9", "'" + bad, "1", "", "", "", "'@city"]
     assert rows[2][3:6] == ["'+x", "", "-0.5"]  # a negative number stays a number
     assert rows[3][5] == "'-"
+
+
+def _many(n: int) -> ChildFacts:
+    child = Person("c", "child", date(2020, 4, 1), "male")
+    days = [(date(2020, 4, 1) + timedelta(days=i)).isoformat() for i in range(n)]
+    given = [Vaccination(d, "日本脳炎", str(i % 4 + 1), CITY) for i, d in enumerate(days)]
+    return ChildFacts(child, child.label("ja"), [CITY], given, [])
+
+
+def test_long_tables_repeat_their_header_and_concurrent_printouts_stay_whole() -> None:
+    """Every page of a long table starts with its header and ends with the footer; two
+    printouts written at once (a portal worker's threads share the font) both parse."""
+    font = print_pdf.DEFAULT_FONT if Path(print_pdf.DEFAULT_FONT).exists() else None
+    if font is None:
+        pytest.skip("Debian's fonts-ipaexfont-gothic is not installed")
+    outs = [io.BytesIO(), io.BytesIO()]
+    threads = [
+        threading.Thread(target=print_pdf.write, args=(out, _many(n), "ja", date.today(), font))
+        for out, n in zip(outs, (300, 250), strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for out, n in zip(outs, (300, 250), strict=True):
+        pages = [p.extract_text() for p in PdfReader(io.BytesIO(out.getvalue())).pages]
+        tables = pages[:-1]  # the last page has the (empty) growth charts
+        assert len(tables) >= 4
+        assert all(p.count("ワクチンの種類") == 1 and "ページ" in p for p in tables)
+        assert sum(p.count("日本脳炎") for p in tables) == n
