@@ -26,7 +26,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 
 from portal import export_csv, print_pdf
 from portal.care import growth
-from portal.export_facts import ChildFacts, Finding, Vaccination
+from portal.export_facts import ChildFacts, Finding, Lazy, Vaccination
 from portal.plus_pages import Person
 
 DEFAULT_FONT = print_pdf.DEFAULT_FONT
@@ -65,18 +65,8 @@ def findings(n: int) -> Iterator[Finding]:
 def facts(n: int) -> ChildFacts:
     child = Person("bench-child", "child", BIRTH, "female")
     half = n // 2
-    return ChildFacts(child, child.label("ja"), [CITY], _Once(lambda: vaccinations(half)),
-                      _Once(lambda: findings(n - half)))  # fmt: skip
-
-
-class _Once:
-    """Made when iterated, like the portal's lazy record streams."""
-
-    def __init__(self, make: Callable[[], Iterator]) -> None:  # type: ignore[type-arg]
-        self.make = make
-
-    def __iter__(self) -> Iterator:  # type: ignore[type-arg]
-        return self.make()
+    return ChildFacts(child, child.label("ja"), [CITY], Lazy(lambda: vaccinations(half)),
+                      Lazy(lambda: findings(n - half)))  # fmt: skip
 
 
 def write_pdf(n: int, font: str) -> tuple[int, int]:

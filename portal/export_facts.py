@@ -80,10 +80,10 @@ def child_facts(found: Reader, child: Person, lang: str) -> ChildFacts:
     def findings() -> Iterator[Finding]:
         return _merged(found, sources, "Observation", lambda src, r: _finding(found, src, r, child))
 
-    return ChildFacts(child, child.label(lang), cities, _Lazy(vaccinations), _Lazy(findings))
+    return ChildFacts(child, child.label(lang), cities, Lazy(vaccinations), Lazy(findings))
 
 
-class _Lazy(Iterable[T]):
+class Lazy(Iterable[T]):
     """An iterable that starts its reads only when iterated."""
 
     def __init__(self, start: Callable[[], Iterator[T]]) -> None:

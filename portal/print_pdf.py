@@ -81,7 +81,7 @@ class Sheet:
 
     def __init__(self, out: IO[bytes], facts: ChildFacts, lang: str, printed: date, face: str):
         # The face is the initial font too: no page names an unembedded standard font.
-        self.c = Canvas(out, pagesize=A4, pageCompression=1, invariant=1, initialFontName=face)
+        self.c = Canvas(out, pagesize=A4, pageCompression=1, initialFontName=face)
         self.t = WORDS[lang]
         self.lang = lang
         self.facts = facts
