@@ -314,6 +314,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "8",
                 "threads per worker of the consent decision API (gthread); 1 runs the sync worker",
             ),
+            Variable(
+                "PHR_CONSENT_PDF_FONT",
+                "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf",
+                "TrueType font with Japanese glyphs that the portal embeds (as a subset) in a "
+                "child's printable record (PDF); Debian's fonts-ipaexfont-gothic installs the "
+                "default. Missing: the PDF link answers a page saying so, the rest works",
+            ),
         ),
         session_key="PHR_CONSENT_SECRET_KEY",
     ),

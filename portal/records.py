@@ -61,7 +61,8 @@ def _day(value: Any) -> str:
     return str(value or "")[:10]
 
 
-def _concept(cc: dict[str, Any] | None) -> str:
+def concept(cc: dict[str, Any] | None) -> str:
+    """A CodeableConcept in words: its text, else the first coding's display or code."""
     cc = cc or {}
     if cc.get("text"):
         return str(cc["text"])
@@ -76,11 +77,11 @@ def _observation_row(o: dict[str, Any]) -> dict[str, str]:
         q = o["valueQuantity"]
         value = f"{q.get('value', '')} {q.get('unit') or q.get('code') or ''}".strip()
     elif "valueCodeableConcept" in o:
-        value = _concept(o["valueCodeableConcept"])
+        value = concept(o["valueCodeableConcept"])
     else:
         value = str(o.get("valueString") or o.get("valueBoolean") or o.get("valueInteger") or "")
     when = o.get("effectiveDateTime") or (o.get("effectivePeriod") or {}).get("start")
-    return {"id": o.get("id", ""), "date": _day(when), "item": _concept(o.get("code")),
+    return {"id": o.get("id", ""), "date": _day(when), "item": concept(o.get("code")),
             "value": value}  # fmt: skip
 
 
@@ -89,7 +90,7 @@ def _immunization_row(i: dict[str, Any]) -> dict[str, str]:
     return {
         "id": i.get("id", ""),
         "date": _day(i.get("occurrenceDateTime")),
-        "vaccine": _concept(i.get("vaccineCode")),
+        "vaccine": concept(i.get("vaccineCode")),
         "dose": str(doses[0]) if doses and doses[0] else "",
         "status": str(i.get("status", "")),
     }
