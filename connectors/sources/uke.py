@@ -144,7 +144,7 @@ def _days(cells: list[str], first: int) -> list[int]:
     return out
 
 
-# --- record parsers (field numbers per uke.md §5; 調剤 layouts per docs/uke.md, unverified) ---
+# --- record parsers (field numbers per uke.md §5; 調剤 per docs/uke.md: [T], [G], not the PDF) ---
 
 
 def _header(cells: list[str], kind: str) -> dict[str, Any]:
@@ -362,16 +362,19 @@ RECORDS = {"IR", "YK", "RE", "HO", "KO", "SY", "SI", "IY", "TO", "CO", "SH", "CZ
 # field is written, an empty one as nothing between two commas, so a record with another count
 # was cut or shifted and its values cannot be trusted. 医科: shared/reference/uke.md §5, layouts
 # verified against [M] myclinic-ts and [O] OpenReceiptViewer (IR 10, RE 38, HO 15, KO 12, SN 9,
-# JD 33, MF 33, SY 8, SI 44, IY 44, TO 48, CO 5, SJ 3, GO 4). 調剤: docs/uke.md's [T]
-# transcription of the 記録条件仕様（調剤用） (YK 9, RE 42, SN 9, SH 6, CZ 15, IY 10, GO 4).
-# Record types without a verified count (the 調剤 HO, KO, TO, CO, JD, MF, KI, TK, ST and the
-# insurer-side MN, RC, KH, …) are not counted; docs/uke.md lists them.
+# JD 33, MF 33, SY 8, SI 44, IY 44, TO 48, CO 5, SJ 3, GO 4); implementations, not the PDF.
+# 調剤: [T] pharma-oss/pharma-oss@8091090f src/lib/receipt/dispensing_uke_validation.ts, its
+# transcription of the 支払基金 記録条件仕様 調剤 令和8年6月版 (YK 9, RE 42, SN 9, IY 10, GO 4).
+# Not counted (docs/uke.md): 調剤 SH and CZ, where [T] writes 10 and 71 (the 6 and 15 used
+# until 2026-12 were only the fields read; [H] also names CZ 加算料①–⑩, beyond field 15), and
+# the 調剤 HO, KO, TO, CO, JD, MF, KI, TK, ST and insurer-side MN, RC, KH, … with one source or
+# none; a missing trailing field of those reads empty.
 FIELD_COUNTS: dict[str, dict[str, int]] = {
     "medical": {
         "IR": 10, "RE": 38, "HO": 15, "KO": 12, "SN": 9, "JD": 33, "MF": 33, "SY": 8,
         "SI": 44, "IY": 44, "TO": 48, "CO": 5, "SJ": 3, "GO": 4,
     },
-    "pharmacy": {"YK": 9, "RE": 42, "SN": 9, "SH": 6, "CZ": 15, "IY": 10, "GO": 4},
+    "pharmacy": {"YK": 9, "RE": 42, "SN": 9, "IY": 10, "GO": 4},
 }  # fmt: skip
 UTF8_BOM = b"\xef\xbb\xbf"
 

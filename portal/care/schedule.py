@@ -8,9 +8,15 @@ Sources, per rule (the `source` of each `Rule`; portal/care/README.md lists them
   sn-hoki.co.jp). Verified.
 * How (intervals, number of doses by starting age, standard periods): the MHLW 定期接種実施要領
   (別添「定期接種実施要領」第2 各論) and 予防接種実施規則. Neither primary text could be retrieved
-  here; every interval below is taken from at least two municipal pages that restate them, named
-  in the rule's `source` ("restated"). Those are documented as not verified against the 要領,
-  in this code and in the README, never shown to parents.
+  here (searched again on 2026-12-07: page, documentation and code corpora, in Japanese and
+  English); every interval below is taken from at least two municipal pages that restate them,
+  named in the rule's `source` ("restated"). A third-party transcription of the 要領 (令和8年10月1日
+  改正, YouheiOonuki/seido-keisan@38f33cd5 lib/yobosesshu-values.js, "read 2026-10-03") gives
+  the same intervals and standard periods and the section of each vaccine (`GUIDE_SECTION`);
+  it is a restatement too. The 規則's chapter and article numbers are confirmed in its e-Gov text
+  (最終改正 平成28年厚生労働省令第115号; law.e-gov.go.jp/htmldata/S33/S33F03601000027.html) and
+  the 2023 table of contents; the article texts are not. All of this is documented as not
+  verified against the 要領, in this code and in the README, never shown to parents.
 * Age arithmetic: 年齢計算ニ関スル法律 and 民法143条 as applied by the MHLW 事務連絡
   「定期の予防接種における対象者の解釈について」 (restated by Tome and Natori city), and the
   MHLW rotavirus Q&A (問5, on kansensho.jp): a child reaches N months (or years) at the end of
@@ -152,16 +158,31 @@ M = Rule  # short alias for the table
 LAW = "予防接種法施行令 第3条第1項の表"
 # Intervals and standard periods: 定期接種実施要領 第2 各論 (restated; not verified in the 要領).
 GUIDE = "定期接種実施要領 第2 各論"
+# The 要領's section per series, as the seido-keisan transcription numbers them (not read in the
+# 要領 itself; see the module notes). Its values agree with every rule below.
+GUIDE_SECTION = {
+    "DPT-IPV-Hib": "第2の1(1)", "DT": "第2の1(16)", "MR": "第2の2", "JE": "第2の3",
+    "BCG": "第2の4", "PCV": "第2の5", "HPV": "第2の6", "VZV": "第2の7", "HepB": "第2の8",
+    "Rota1": "第2の9", "Rota5": "第2の9",
+}  # fmt: skip
+
+
+def _guide(series: str) -> str:
+    """The 要領 and the section of one series, for a rule's `source`."""
+    return f"{GUIDE} {GUIDE_SECTION[series]}"
+
+
 # The method of each vaccination: 予防接種実施規則 (昭和33年厚生省令第27号), article numbers as in
-# its text in force from 2023-04-01 (table of contents read at legaldoc.jp; the article texts
-# themselves were not retrieved, except 第9条 in its 2013 wording: 20日から56日までの間隔).
+# its text in force from 2023-04-01 (table of contents read at legaldoc.jp) and, for 9–21, in the
+# e-Gov text of 2016 (第二章 第九条―第十一条 … 第十章 B型肝炎 第二十一条); the article texts
+# themselves were not retrieved, except 第9条 in its 2013 wording: 20日から56日までの間隔.
 RULES = "予防接種実施規則 第"
-_HEPB = f"{GUIDE} / {RULES}21条: "
-_ROTA = f"{GUIDE} / {RULES}22条: "
-_DPT = f"{GUIDE} / {RULES}9–11条: "
-_PCV = f"{GUIDE} / {RULES}18条: "
-_VZV = f"{GUIDE} / {RULES}20条: "
-_JE = f"{GUIDE} / {RULES}14–15条: "
+_HEPB = f"{_guide('HepB')} / {RULES}21条: "
+_ROTA = f"{_guide('Rota1')} / {RULES}22条: "
+_DPT = f"{_guide('DPT-IPV-Hib')} / {RULES}9–11条: "
+_PCV = f"{_guide('PCV')} / {RULES}18条: "
+_VZV = f"{_guide('VZV')} / {RULES}20条: "
+_JE = f"{_guide('JE')} / {RULES}14–15条: "
 _HIB = f"{GUIDE} / {RULES}17条: "
 
 # Both rotavirus products start alike: from 6 weeks 0 days; the first dose by 14 weeks 6 days
@@ -196,7 +217,8 @@ SERIES: tuple[Series, ...] = (
         frozenset({"HepB"}),
         (
             M("1回目", "dose 1", legal_until_m=12, std_from_m=2, std_until_m=9,
-              source=f"{LAW} B型肝炎 (一歳に至るまで); {GUIDE} 標準 生後2月から9月に至るまで"),
+              source=f"{LAW} B型肝炎 (一歳に至るまで);"
+              f" {_guide('HepB')} 標準 生後2月から9月に至るまで"),
             M("2回目", "dose 2", legal_until_m=12, after_prev_d=27, std_from_m=2, std_until_m=9,
               source=f"{_HEPB}B型肝炎: 27日以上の間隔をおいて2回 (restated: Muko, Hita)"),
             M("3回目", "dose 3", legal_until_m=12, after_prev_d=139, after_dose=1,
@@ -237,7 +259,7 @@ SERIES: tuple[Series, ...] = (
         (
             M("1期初回 1回目", "primary dose 1", min_age_m=2, legal_until_m=90, std_from_m=2,
               std_until_m=7, source=f"{LAW} ジフテリア等 一 (生後二月から生後九十月に至るまで);"
-              f" {GUIDE} 標準 初回 生後2月から7月に至るまでに開始"),
+              f" {_guide('DPT-IPV-Hib')} 標準 初回 生後2月から7月に至るまでに開始"),
             M("1期初回 2回目", "primary dose 2", **_DPT_PRIMARY),
             M("1期初回 3回目", "primary dose 3", **_DPT_PRIMARY),
             M("1期追加", "booster", min_age_m=2, legal_until_m=90, after_prev_m=6,
@@ -273,7 +295,7 @@ SERIES: tuple[Series, ...] = (
         "BCG",
         frozenset({"BCG"}),
         (M("1回", "single dose", legal_until_m=12, std_from_m=5, std_until_m=8,
-           source=f"{LAW} 結核 (一歳に至るまで); {GUIDE} 標準 生後5月から8月に至るまで"),),
+           source=f"{LAW} 結核 (一歳に至るまで); {_guide('BCG')} 標準 生後5月から8月に至るまで"),),
     ),
     Series(
         "MR",
@@ -296,7 +318,7 @@ SERIES: tuple[Series, ...] = (
         (
             M("1回目", "dose 1", min_age_m=12, legal_until_m=36, std_from_m=12, std_until_m=15,
               source=f"{LAW} 水痘 (生後十二月から生後三十六月に至るまで);"
-              f" {GUIDE} 標準 12月から15月"),
+              f" {_guide('VZV')} 標準 12月から15月"),
             M("2回目", "dose 2", min_age_m=12, legal_until_m=36, after_prev_m=3,
               std_after_prev_from_m=6, std_after_prev_until_m=12,
               source=f"{_VZV}水痘: 3月以上 (標準 6月から12月) の間隔 (restated)"),
@@ -309,7 +331,8 @@ SERIES: tuple[Series, ...] = (
         frozenset({"JE"}),
         (
             M("1期初回 1回目", "primary dose 1", min_age_m=6, legal_until_m=90,
-              source=f"{LAW} 日本脳炎 一 (生後六月から生後九十月に至るまで); {GUIDE} 標準 3歳",
+              source=f"{LAW} 日本脳炎 一 (生後六月から生後九十月に至るまで);"
+              f" {_guide('JE')} 標準 3歳",
               std_from_m=36, std_until_m=48),
             M("1期初回 2回目", "primary dose 2", min_age_m=6, legal_until_m=90, after_prev_d=6,
               std_from_m=36, std_after_prev_until_d=28,
@@ -320,7 +343,7 @@ SERIES: tuple[Series, ...] = (
               " (restated)"),
             M("2期", "stage 2", min_age_m=108, legal_until_m=156, std_from_m=108,
               std_until_m=120, independent=True,
-              source=f"{LAW} 日本脳炎 二 (九歳以上十三歳未満); {GUIDE} 標準 9歳"),
+              source=f"{LAW} 日本脳炎 二 (九歳以上十三歳未満); {_guide('JE')} 標準 9歳"),
         ),
     ),
     Series(
@@ -329,7 +352,8 @@ SERIES: tuple[Series, ...] = (
         "Diphtheria-tetanus (DT)",
         frozenset({"DT"}),
         (M("2期", "stage 2", min_age_m=132, legal_until_m=156, std_from_m=132, std_until_m=144,
-           source=f"{LAW} ジフテリア・破傷風 二 (十一歳以上十三歳未満); {GUIDE} 標準 11歳"),),
+           source=f"{LAW} ジフテリア・破傷風 二 (十一歳以上十三歳未満);"
+           f" {_guide('DT')} 標準 11歳"),),
     ),
     Series(
         "HPV",
@@ -340,7 +364,7 @@ SERIES: tuple[Series, ...] = (
             M("1回目", "dose 1", fiscal_age_from=12, fiscal_age_until=16, std_from_m=156,
               std_until_m=168, source=f"{LAW} ヒトパピローマウイルス感染症 "
               "(十二歳となる日の属する年度の初日から十六歳となる日の属する"
-              f"年度の末日まで、女子); {GUIDE} 標準 中学1年"),
+              f"年度の末日まで、女子); {_guide('HPV')} 標準 中学1年"),
         ),
         sex="female",
     ),

@@ -14,12 +14,12 @@ from connectors.sources import uke, vaccination_csv
 from connectors.sources.base import Problem, Record
 
 # Written from the record layouts, not from the reader: 医科 shared/reference/uke.md §5
-# (verified against myclinic-ts and OpenReceiptViewer), 調剤 docs/uke.md ([T]).
+# (verified against myclinic-ts and OpenReceiptViewer), 調剤 docs/uke.md ([T] pharma-oss@8091090f).
 MEDICAL = {
     "IR": 10, "RE": 38, "HO": 15, "KO": 12, "SN": 9, "JD": 33, "MF": 33, "SY": 8, "SI": 44,
     "IY": 44, "TO": 48, "CO": 5, "SJ": 3, "GO": 4,
 }  # fmt: skip
-PHARMACY = {"YK": 9, "RE": 42, "SN": 9, "SH": 6, "CZ": 15, "IY": 10, "GO": 4}
+PHARMACY = {"YK": 9, "RE": 42, "SN": 9, "IY": 10, "GO": 4}
 
 
 def _pad(cells: list[str], n: int) -> str:
@@ -75,7 +75,7 @@ def test_every_record_types_field_count_is_checked(
     assert set(counts) <= {x.split(",")[0] for x in good}  # every counted record type is here
     for i, line in enumerate(good):
         rt = line.split(",")[0]
-        if rt not in counts:  # 調剤 HO: no verified count (docs/uke.md)
+        if rt not in counts:  # 調剤 HO, SH, CZ: no verified count (docs/uke.md)
             continue
         for wrong in (line[: line.rindex(",")], line + ","):  # one field fewer, one more
             lines = [*good[:i], wrong, *good[i + 1 :]]
@@ -85,6 +85,17 @@ def test_every_record_types_field_count_is_checked(
                 path.name, i + 1, rt, f"{n} fields; the 記録条件仕様 defines {counts[rt]}"
             )
             assert want in problems, (rt, n, problems)
+
+
+def test_pharmacy_sh_and_cz_as_the_reiwa8_spec_writes_them_are_read(tmp_path: Path) -> None:
+    """[T] (pharma-oss@8091090f, 記録条件仕様 調剤 令和8年6月版) writes SH with 10 fields (四つの
+    公費単位薬剤料 after 単位薬剤料) and CZ with 71 (加算料①–⑩, 調剤管理料, …; [H] names
+    加算料①–⑩ too): such a receipt was rejected while SH 6 / CZ 15 were counted."""
+    lines = [*GOOD_PHARMACY]
+    lines[4] = _pad(lines[4].split(","), 10)
+    lines[5] = _pad(lines[5].split(","), 71)
+    items = list(uke.read(_write(tmp_path / "RECEIPTY.UKE", lines)))
+    assert [type(i) for i in items] == [Record], items
 
 
 def test_an_re_record_with_12_fields_is_rejected(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ about one dose. The expected values were worked out by hand from the text each r
 
 * 令 = 予防接種法施行令 第3条第1項の表 (the funded age windows; in force from 2024-04-01);
 * 要領 = 定期接種実施要領 第2 各論 as restated by the city pages named in portal/care/README.md
-  (intervals, standard periods, number of doses by starting age);
+  (intervals, standard periods, number of doses by starting age); the 要領's own text was not
+  retrieved, a third-party transcription (seido-keisan, README) agrees with every value used;
 * 規則 = 予防接種実施規則 (article of the vaccine's chapter);
 * Q&A = MHLW ロタウイルスワクチンQ&A 問5 (how weeks, days and months after birth are counted:
   生後2月 is the day before the same day two months later, or that month's last day; 出生6週0日後
@@ -25,7 +26,19 @@ from datetime import date
 
 import pytest
 
-from portal.care.schedule import CLOSED, DONE, DUE, NOT_YET, OVERDUE, Dose, doses_from, schedule
+from portal.care.schedule import (
+    CLOSED,
+    DONE,
+    DUE,
+    GUIDE_SECTION,
+    HIB,
+    NOT_YET,
+    OVERDUE,
+    SERIES,
+    Dose,
+    doses_from,
+    schedule,
+)
 
 D = date
 
@@ -285,3 +298,16 @@ def test_notices_skip_a_dose_that_waits_for_an_earlier_one() -> None:
     today = D(2026, 3, 20)
     soon = {(s.series, s.number) for s in due_soon(schedule(B, [HEPB_1], today), today)}
     assert ("HepB", 2) in soon and ("HepB", 3) not in soon
+
+
+def test_every_rule_cites_the_law_or_the_guide_with_its_section() -> None:
+    """Each rule names its text (issue 18: "cite article or section per rule"): the 令's table,
+    or the 要領 with the vaccine's section (as transcribed; portal/care/README.md)."""
+    for series in (*SERIES, HIB):
+        for rule in series.doses:
+            where = (series.key, rule.label)
+            assert rule.source.startswith(("予防接種法施行令", "定期接種実施要領")), where
+            if "定期接種実施要領" in rule.source and series.key in GUIDE_SECTION:
+                assert f"定期接種実施要領 第2 各論 {GUIDE_SECTION[series.key]}" in rule.source, (
+                    where
+                )
