@@ -1,0 +1,173 @@
+"""Signing in on the phone you hold (issue 15, part 3): on a 360 px screen the card panel offers
+the app link first and folds the QR code away; on a desktop the QR code is the way; the link's
+development stand-in signs the session with a virtual card and returns to the page; an expired
+code is renewed in place, by the page's script, for the browser that held it only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import update
+
+from idp.card.models import CardSession
+from idp.card.phone import safe_return
+from idp.card.sessions import _now
+from idp.card.vcard import VirtualCard
+from tests.browser import browser_page
+from tests.idp.card.conftest import AUTH_PIN, SIGN_PIN, CardIdp
+from tests.idp.card.test_card_browser import add_login_pages
+from tests.idp.card.test_cli_sign import run, serve_on_issuer_port
+
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def _expire(idp: CardIdp, session_id: str) -> None:
+    with idp.db.session() as s:
+        s.execute(
+            update(CardSession)
+            .where(CardSession.id == session_id)
+            .values(expires_at=_now() - timedelta(seconds=1))
+        )
+
+
+@pytest.mark.browser
+def test_on_a_phone_the_app_link_comes_first_and_returns_signed_in(
+    card_idp: CardIdp, tmp_path: Path
+) -> None:
+    card_idp.env.card(name="hanako")
+    add_login_pages(card_idp)
+    base = card_idp.settings.issuer
+    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as page:
+        page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
+        page.goto(f"{base}/login")  # type: ignore[attr-defined]
+        link = page.locator("#card-phone")  # type: ignore[attr-defined]
+        link.wait_for()
+        summary = page.locator(".card-qr-box summary")  # type: ignore[attr-defined]
+        assert link.is_visible() and summary.is_visible()
+        assert page.locator(".card-qr img").is_visible() is False  # type: ignore[attr-defined]
+        assert link.bounding_box()["y"] < summary.bounding_box()["y"]
+        assert link.bounding_box()["width"] >= 300  # the primary button spans the phone's width
+        href = urlsplit(link.get_attribute("href"))
+        assert parse_qs(href.query)["return"] == ["/done"]
+        link.click()
+        page.wait_for_url(f"{base}/card/phone/**")  # type: ignore[attr-defined]
+        page.fill("#card", str(tmp_path / "hanako.json"))  # type: ignore[attr-defined]
+        page.fill("#pin", AUTH_PIN)  # type: ignore[attr-defined]
+        page.fill("#sign_pin", SIGN_PIN)  # type: ignore[attr-defined]  first use: enrolls
+        page.click("#standin-read")  # type: ignore[attr-defined]
+        page.wait_for_url(f"{base}/done", timeout=15_000)  # type: ignore[attr-defined]
+        text = page.locator("#who").inner_text()  # type: ignore[attr-defined]
+        # Folded, the QR code is still there for a second device.
+        page.goto(f"{base}/login")  # type: ignore[attr-defined]
+        page.click(".card-qr-box summary")  # type: ignore[attr-defined]
+        page.locator(".card-qr img").wait_for(state="visible")  # type: ignore[attr-defined]
+    assert text == "signed in acr=urn:phr:acr:card amr=sc pin hwk"
+
+
+@pytest.mark.browser
+def test_on_a_desktop_the_qr_code_is_the_way(card_idp: CardIdp) -> None:
+    add_login_pages(card_idp)
+    base = card_idp.settings.issuer
+    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as page:
+        page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
+        page.goto(f"{base}/login")  # type: ignore[attr-defined]
+        qr = page.locator(".card-qr img")  # type: ignore[attr-defined]
+        qr.wait_for(state="visible")
+        assert page.locator("#card-phone").is_visible() is False  # type: ignore[attr-defined]
+        assert page.locator(".card-renew").is_visible() is False  # type: ignore[attr-defined]
+
+
+@pytest.mark.browser
+def test_an_expired_code_is_renewed_in_place(card_idp: CardIdp, tmp_path: Path) -> None:
+    card_idp.env.card(name="hanako")
+    add_login_pages(card_idp)
+    base = card_idp.settings.issuer
+    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as page:
+        page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
+        page.goto(f"{base}/login")  # type: ignore[attr-defined]
+        panel = page.locator("#card-signin")  # type: ignore[attr-defined]
+        old_session = panel.get_attribute("data-card-session")
+        old_code = page.locator(".card-code code").inner_text()  # type: ignore[attr-defined]
+        page.evaluate("window.samePage = true")  # type: ignore[attr-defined]
+        _expire(card_idp, old_session)
+        renew = page.locator(".card-renew")  # type: ignore[attr-defined]
+        renew.wait_for(state="visible", timeout=15_000)
+        expired = page.locator(".card-message").inner_text()  # type: ignore[attr-defined]
+        renew.click()
+        renew.wait_for(state="hidden", timeout=15_000)
+        code = page.locator(".card-code code").inner_text()  # type: ignore[attr-defined]
+        assert page.evaluate("window.samePage") is True  # type: ignore[attr-defined]
+        assert code != old_code
+        assert panel.get_attribute("data-card-session") != old_session
+        assert old_session not in (page.locator("#card-phone").get_attribute("href") or "")  # type: ignore[attr-defined]
+        assert "/card/sessions/" in (page.locator(".card-qr img").get_attribute("src") or "")  # type: ignore[attr-defined]
+        # The new code signs this browser in: its own session now holds the new one.
+        out = run(
+            card_idp,
+            ["sign", code, "--card", str(tmp_path / "hanako.json"), "--pin-stdin"],
+            f"{AUTH_PIN}\n{SIGN_PIN}\n",
+        )
+        assert out.exit_code == 0, out.output
+        page.wait_for_url(f"{base}/done", timeout=15_000)  # type: ignore[attr-defined]
+    assert expired.startswith("ログイン用のコードの有効期限（5分）が切れました。")
+
+
+def test_renewing_needs_the_browsers_own_session(card_idp: CardIdp) -> None:
+    add_login_pages(card_idp)
+    client = card_idp.app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    assert 'class="card-reload" href="/login"' in page  # without script: reloading renews
+    mine = page.split('data-card-session="', 1)[1].split('"', 1)[0]
+    stranger = card_idp.app.test_client()  # another browser, knowing the id
+    refused = stranger.post("/card/renew", json={"session": mine, "return": "/done"})
+    assert refused.status_code == 404
+    off_site = client.post("/card/renew", json={"session": mine, "return": "//evil.example/"})
+    assert off_site.status_code == 404
+    fresh = client.post("/card/renew", json={"session": mine, "return": "/done"})
+    assert fresh.status_code == 200
+    body = fresh.get_json()
+    assert body["session"] != mine
+    assert body["phone_url"] == f"/card/phone/{body['session']}?return=/done"
+    assert body["message"] == "新しいコードです。カード読み取りアプリで読み取ってください。"
+    # The old id no longer renews: this browser now holds the new one.
+    again = client.post("/card/renew", json={"session": mine, "return": "/done"})
+    assert again.status_code == 404
+
+
+def test_the_stand_in_says_what_went_wrong_and_spends_a_try(
+    card_idp: CardIdp, tmp_path: Path
+) -> None:
+    card_idp.env.card(name="hanako")
+    add_login_pages(card_idp)
+    client = card_idp.app.test_client()
+    page = client.get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    link = page.split('id="card-phone" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    form = {"card": str(tmp_path / "hanako.json"), "pin": "9999", "return": "/done"}
+    wrong = client.post(link, data=form, headers={"Accept-Language": "en"})
+    assert wrong.status_code == 400
+    assert "Wrong PIN. (2 tries left)" in wrong.get_data(as_text=True)
+    assert VirtualCard.load(tmp_path / "hanako.json").tries_left("auth") == 2
+    missing = client.post(link, data={**form, "card": str(tmp_path / "none.json")})
+    assert "仮想カードのファイルを読み取れません。" in missing.get_data(as_text=True)
+    assert (
+        client.get(link.replace("return=/done", "return=https://evil.example/")).status_code == 400
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("/login/card?req=abc", "/login/card?req=abc"),
+        ("//evil.example/", None),
+        ("/\\evil.example", None),
+        ("https://evil.example/", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_return_path_stays_on_this_site(given: object, kept: str | None) -> None:
+    assert safe_return(given) == kept
