@@ -21,6 +21,8 @@ session (BROWSER_KEY) and the id it holds.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import (
     Blueprint,
     Response,
@@ -257,7 +259,8 @@ def phone_link_offered() -> bool:
 def _urls(session: CardSession, done_url: str) -> dict[str, str | None]:
     phone = None
     if phone_link_offered():
-        phone = url_for("card.phone_page", session_id=session.id, **{"return": done_url})
+        back = urlencode({"return": done_url}, safe="/")
+        phone = url_for("card.phone_page", session_id=session.id) + "?" + back
     return {
         "session": session.id,
         "qr_url": url_for("card.get_qr", session_id=session.id),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -41,44 +42,47 @@ def test_on_a_phone_the_app_link_comes_first_and_returns_signed_in(
     card_idp.env.card(name="hanako")
     add_login_pages(card_idp)
     base = card_idp.settings.issuer
-    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as page:
-        page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
-        page.goto(f"{base}/login")  # type: ignore[attr-defined]
-        link = page.locator("#card-phone")  # type: ignore[attr-defined]
+    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as raw:
+        page: Any = raw
+        page.set_viewport_size(PHONE)
+        page.goto(f"{base}/login")
+        link = page.locator("#card-phone")
         link.wait_for()
-        summary = page.locator(".card-qr-box summary")  # type: ignore[attr-defined]
+        summary = page.locator(".card-qr-box summary")
         assert link.is_visible() and summary.is_visible()
-        assert page.locator(".card-qr img").is_visible() is False  # type: ignore[attr-defined]
+        assert page.locator(".card-qr img").is_visible() is False
         assert link.bounding_box()["y"] < summary.bounding_box()["y"]
         assert link.bounding_box()["width"] >= 300  # the primary button spans the phone's width
         href = urlsplit(link.get_attribute("href"))
         assert parse_qs(href.query)["return"] == ["/done"]
         link.click()
-        page.wait_for_url(f"{base}/card/phone/**")  # type: ignore[attr-defined]
-        page.fill("#card", str(tmp_path / "hanako.json"))  # type: ignore[attr-defined]
-        page.fill("#pin", AUTH_PIN)  # type: ignore[attr-defined]
-        page.fill("#sign_pin", SIGN_PIN)  # type: ignore[attr-defined]  first use: enrolls
-        page.click("#standin-read")  # type: ignore[attr-defined]
-        page.wait_for_url(f"{base}/done", timeout=15_000)  # type: ignore[attr-defined]
-        text = page.locator("#who").inner_text()  # type: ignore[attr-defined]
+        page.wait_for_url(f"{base}/card/phone/**")
+        page.fill("#card", str(tmp_path / "hanako.json"))
+        page.fill("#pin", AUTH_PIN)
+        page.fill("#sign_pin", SIGN_PIN)  # first use: enrolls
+        page.click("#standin-read")
+        page.wait_for_url(f"{base}/done", timeout=15_000)
+        text = page.locator("#who").inner_text()
         # Folded, the QR code is still there for a second device.
-        page.goto(f"{base}/login")  # type: ignore[attr-defined]
-        page.click(".card-qr-box summary")  # type: ignore[attr-defined]
-        page.locator(".card-qr img").wait_for(state="visible")  # type: ignore[attr-defined]
+        page.goto(f"{base}/login")
+        page.click(".card-qr-box summary")
+        page.locator(".card-qr img").wait_for(state="visible")
     assert text == "signed in acr=urn:phr:acr:card amr=sc pin hwk"
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)  # layout only
 def test_on_a_desktop_the_qr_code_is_the_way(card_idp: CardIdp) -> None:
     add_login_pages(card_idp)
     base = card_idp.settings.issuer
-    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as page:
-        page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
-        page.goto(f"{base}/login")  # type: ignore[attr-defined]
-        qr = page.locator(".card-qr img")  # type: ignore[attr-defined]
+    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as raw:
+        page: Any = raw
+        page.set_viewport_size(DESKTOP)
+        page.goto(f"{base}/login")
+        qr = page.locator(".card-qr img")
         qr.wait_for(state="visible")
-        assert page.locator("#card-phone").is_visible() is False  # type: ignore[attr-defined]
-        assert page.locator(".card-renew").is_visible() is False  # type: ignore[attr-defined]
+        assert page.locator("#card-phone").is_visible() is False
+        assert page.locator(".card-renew").is_visible() is False
 
 
 @pytest.mark.browser
@@ -86,25 +90,26 @@ def test_an_expired_code_is_renewed_in_place(card_idp: CardIdp, tmp_path: Path) 
     card_idp.env.card(name="hanako")
     add_login_pages(card_idp)
     base = card_idp.settings.issuer
-    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as page:
-        page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
-        page.goto(f"{base}/login")  # type: ignore[attr-defined]
-        panel = page.locator("#card-signin")  # type: ignore[attr-defined]
+    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as raw:
+        page: Any = raw
+        page.set_viewport_size(PHONE)
+        page.goto(f"{base}/login")
+        panel = page.locator("#card-signin")
         old_session = panel.get_attribute("data-card-session")
-        old_code = page.locator(".card-code code").inner_text()  # type: ignore[attr-defined]
-        page.evaluate("window.samePage = true")  # type: ignore[attr-defined]
+        old_code = page.locator(".card-code code").inner_text()
+        page.evaluate("window.samePage = true")
         _expire(card_idp, old_session)
-        renew = page.locator(".card-renew")  # type: ignore[attr-defined]
+        renew = page.locator(".card-renew")
         renew.wait_for(state="visible", timeout=15_000)
-        expired = page.locator(".card-message").inner_text()  # type: ignore[attr-defined]
+        expired = page.locator(".card-message").inner_text()
         renew.click()
         renew.wait_for(state="hidden", timeout=15_000)
-        code = page.locator(".card-code code").inner_text()  # type: ignore[attr-defined]
-        assert page.evaluate("window.samePage") is True  # type: ignore[attr-defined]
+        code = page.locator(".card-code code").inner_text()
+        assert page.evaluate("window.samePage") is True
         assert code != old_code
         assert panel.get_attribute("data-card-session") != old_session
-        assert old_session not in (page.locator("#card-phone").get_attribute("href") or "")  # type: ignore[attr-defined]
-        assert "/card/sessions/" in (page.locator(".card-qr img").get_attribute("src") or "")  # type: ignore[attr-defined]
+        assert old_session not in (page.locator("#card-phone").get_attribute("href") or "")
+        assert "/card/sessions/" in (page.locator(".card-qr img").get_attribute("src") or "")
         # The new code signs this browser in: its own session now holds the new one.
         out = run(
             card_idp,
@@ -112,7 +117,7 @@ def test_an_expired_code_is_renewed_in_place(card_idp: CardIdp, tmp_path: Path) 
             f"{AUTH_PIN}\n{SIGN_PIN}\n",
         )
         assert out.exit_code == 0, out.output
-        page.wait_for_url(f"{base}/done", timeout=15_000)  # type: ignore[attr-defined]
+        page.wait_for_url(f"{base}/done", timeout=15_000)
     assert expired.startswith("ログイン用のコードの有効期限（5分）が切れました。")
 
 
