@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from sqlalchemy import update
@@ -17,10 +17,13 @@ from idp.card.models import CardSession
 from idp.card.phone import safe_return
 from idp.card.sessions import _now
 from idp.card.vcard import VirtualCard
+from phr_core.config import Settings
 from tests.browser import browser_page
-from tests.idp.card.conftest import AUTH_PIN, SIGN_PIN, CardIdp
+from tests.idp.card.conftest import AUTH_PIN, SIGN_PIN, CardIdp, dead_url, start_authority
 from tests.idp.card.test_card_browser import add_login_pages
 from tests.idp.card.test_cli_sign import run, serve_on_issuer_port
+from tests.idp.conftest import code_request, pkce_pair
+from tests.idp.test_independent_rp import serving_idp
 
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
@@ -176,3 +179,38 @@ def test_the_stand_in_says_what_went_wrong_and_spends_a_try(
 )
 def test_the_return_path_stays_on_this_site(given: object, kept: str | None) -> None:
     assert safe_return(given) == kept
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)  # layout only
+@pytest.mark.parametrize("verifier", ["virtual", "app"])
+def test_the_idp_sign_in_page_on_a_phone(
+    environ: dict[str, str], migrated: Settings, tmp_path: Path, verifier: str
+) -> None:
+    """The IdP's own sign-in page at 360 px: the phone's way in comes first (the app link with
+    the virtual card; the authentication app's button when it is the verifier, with no app link
+    of ours), and the QR code for a second device is folded away below it."""
+    authority = start_authority(environ, tmp_path)
+    env = {**authority.settings.environ, "PHR_CARD_VERIFIER": verifier}
+    if verifier == "app":
+        env.update(PHR_CARD_APP_ISSUER=dead_url(), PHR_CARD_APP_CLIENT_ID="RP00000001")
+    try:
+        with serving_idp(env) as live, browser_page() as raw:
+            page: Any = raw
+            page.set_viewport_size(PHONE)
+            client = live.clients["A"]
+            query = code_request(
+                {"client_id": client["client_id"], "redirect_uris": [client["redirect_uri"]]},
+                pkce_pair()[1],
+            )
+            page.goto(f"{live.url}/authorize?{urlencode(query)}")
+            page.wait_for_url(f"{live.url}/login?req=*")
+            first = page.locator("#authapp-start" if verifier == "app" else "#card-phone")
+            summary = page.locator(".card-qr-box summary")
+            summary.wait_for()
+            assert first.is_visible()
+            assert first.bounding_box()["y"] < summary.bounding_box()["y"]
+            assert page.locator(".card-qr img").is_visible() is False
+            assert page.locator("#card-phone").count() == (0 if verifier == "app" else 1)
+    finally:
+        authority.server.shutdown()
