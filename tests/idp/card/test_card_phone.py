@@ -5,6 +5,8 @@ code is renewed in place, by the page's script, for the browser that held it onl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,19 @@ PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 
 
+@contextmanager
+def login_page(idp: CardIdp, viewport: dict[str, int]) -> Iterator[tuple[Any, str]]:
+    """Chromium at `viewport` on the stand-in login page (add_login_pages); the page and the
+    IdP's base URL."""
+    add_login_pages(idp)
+    base = idp.settings.issuer
+    with serve_on_issuer_port(idp.app, idp.settings.ports["idp"]), browser_page() as raw:
+        page: Any = raw
+        page.set_viewport_size(viewport)
+        page.goto(f"{base}/login")
+        yield page, base
+
+
 def _expire(idp: CardIdp, session_id: str) -> None:
     with idp.db.session() as s:
         s.execute(
@@ -43,12 +58,7 @@ def test_on_a_phone_the_app_link_comes_first_and_returns_signed_in(
     card_idp: CardIdp, tmp_path: Path
 ) -> None:
     card_idp.env.card(name="hanako")
-    add_login_pages(card_idp)
-    base = card_idp.settings.issuer
-    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as raw:
-        page: Any = raw
-        page.set_viewport_size(PHONE)
-        page.goto(f"{base}/login")
+    with login_page(card_idp, PHONE) as (page, base):
         link = page.locator("#card-phone")
         link.wait_for()
         summary = page.locator(".card-qr-box summary")
@@ -76,12 +86,7 @@ def test_on_a_phone_the_app_link_comes_first_and_returns_signed_in(
 @pytest.mark.browser
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)  # layout only
 def test_on_a_desktop_the_qr_code_is_the_way(card_idp: CardIdp) -> None:
-    add_login_pages(card_idp)
-    base = card_idp.settings.issuer
-    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as raw:
-        page: Any = raw
-        page.set_viewport_size(DESKTOP)
-        page.goto(f"{base}/login")
+    with login_page(card_idp, DESKTOP) as (page, _base):
         qr = page.locator(".card-qr img")
         qr.wait_for(state="visible")
         assert page.locator("#card-phone").is_visible() is False
@@ -91,12 +96,7 @@ def test_on_a_desktop_the_qr_code_is_the_way(card_idp: CardIdp) -> None:
 @pytest.mark.browser
 def test_an_expired_code_is_renewed_in_place(card_idp: CardIdp, tmp_path: Path) -> None:
     card_idp.env.card(name="hanako")
-    add_login_pages(card_idp)
-    base = card_idp.settings.issuer
-    with serve_on_issuer_port(card_idp.app, card_idp.settings.ports["idp"]), browser_page() as raw:
-        page: Any = raw
-        page.set_viewport_size(PHONE)
-        page.goto(f"{base}/login")
+    with login_page(card_idp, PHONE) as (page, base):
         panel = page.locator("#card-signin")
         old_session = panel.get_attribute("data-card-session")
         old_code = page.locator(".card-code code").inner_text()

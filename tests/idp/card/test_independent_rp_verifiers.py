@@ -173,16 +173,12 @@ def test_authentication_app_verifier(
     authority: AuthorityEnv,
     tmp_path: Path,
 ) -> None:
-    outbound.forget_unreachable()
+    card = authority.card(name="hanako")
     sim_server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True)
     sim_url = f"http://127.0.0.1:{sim_server.server_port}"
-    env = {
-        **authority.settings.environ,
-        "PHR_CARD_VERIFIER": "app",
-        "PHR_CARD_APP_ISSUER": sim_url,
-        "PHR_CARD_APP_CLIENT_ID": "RP00000001",
-    }
-    card = authority.card(name="hanako")
+    app_settings = {"PHR_CARD_APP_ISSUER": sim_url, "PHR_CARD_APP_CLIENT_ID": "RP00000001"}
+    env = {**authority.settings.environ, "PHR_CARD_VERIFIER": "app", **app_settings}
+    outbound.forget_unreachable()  # an earlier test's unreachable mark on a reused port
     thread = threading.Thread(target=sim_server.serve_forever, daemon=True)
     try:
         with serving_idp(env) as live:
