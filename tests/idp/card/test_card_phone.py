@@ -94,6 +94,8 @@ def test_on_a_desktop_the_qr_code_is_the_way(card_idp: CardIdp) -> None:
 
 
 @pytest.mark.browser
+# The script's part; renewal's database side runs on both in the next test.
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 def test_an_expired_code_is_renewed_in_place(card_idp: CardIdp, tmp_path: Path) -> None:
     card_idp.env.card(name="hanako")
     with login_page(card_idp, PHONE) as (page, base):

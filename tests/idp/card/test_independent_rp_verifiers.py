@@ -19,6 +19,7 @@ import html
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -29,6 +30,7 @@ from werkzeug.serving import make_server
 
 from idp.authapp_sim.app import create_app as create_sim_app
 from idp.card.vcard import VirtualCard
+from idp.card.virtual_reader.stack import PcscStack
 from phr_core import outbound
 from phr_core.config import Settings
 from tests.idp.card.conftest import AUTH_PIN, SIGN_PIN, AuthorityEnv, start_authority
@@ -118,35 +120,42 @@ def _card_flow(node: str, live: LiveIdP, browser: Browser, tmp_path: Path) -> di
     return claims
 
 
+@dataclass
+class Rig:
+    """What each flow needs: the RP's node, a served development authority, its card."""
+
+    node: str
+    authority: AuthorityEnv
+    card: VirtualCard
+    tmp_path: Path
+
+    def flow(self, live: LiveIdP, browser: Browser) -> dict:
+        return _card_flow(self.node, live, browser, self.tmp_path)
+
+
 @pytest.fixture
-def authority(
-    environ: dict[str, str], migrated: Settings, tmp_path: Path
-) -> Iterator[AuthorityEnv]:
+def rig(
+    openid_client: str,  # noqa: F811 - the imported fixture
+    environ: dict[str, str],
+    migrated: Settings,
+    tmp_path: Path,
+) -> Iterator[Rig]:
     env = start_authority(environ, tmp_path)
-    yield env
+    yield Rig(openid_client, env, env.card(name="hanako"), tmp_path)
     env.server.shutdown()
 
 
-def test_virtual_card_verifier(
-    openid_client: str,  # noqa: F811 - the imported fixture
-    authority: AuthorityEnv,
-    tmp_path: Path,
-) -> None:
-    card = authority.card(name="hanako")
-    with serving_idp({**authority.settings.environ, "PHR_CARD_VERIFIER": "virtual"}) as live:
-        _card_flow(openid_client, live, VirtualCardBrowser(live.url, card), tmp_path)
+def test_virtual_card_verifier(rig: Rig) -> None:
+    with serving_idp({**rig.authority.settings.environ, "PHR_CARD_VERIFIER": "virtual"}) as live:
+        rig.flow(live, VirtualCardBrowser(live.url, rig.card))
 
 
 # The reader path stores what the virtual one does (run on both databases above); through pcscd
 # it takes some 20 s, so once.
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
-def test_jpki_reader_verifier_through_pcscd(
-    openid_client: str,  # noqa: F811 - the imported fixture
-    authority: AuthorityEnv,
-    tmp_path: Path,
-) -> None:
+def test_jpki_reader_verifier_through_pcscd(rig: Rig) -> None:
     require_stack()
-    from idp.card.virtual_reader.stack import PcscStack
+    authority, tmp_path = rig.authority, rig.tmp_path
 
     folder = authority.authority.folder
     roots = tmp_path / "jlis-roots.pem"
@@ -156,35 +165,29 @@ def test_jpki_reader_verifier_through_pcscd(
         "PHR_CARD_VERIFIER": "jpki",
         "PHR_CARD_JPKI_TRUST_ROOTS": str(roots),
     }
-    card = authority.card(name="hanako")
     with PcscStack(tmp_path / "pcsc") as stack, serving_idp(env) as live:
-        stack.insert(card.path)
+        stack.insert(rig.card.path)
 
         def sign(code: str) -> None:
             args = ["card", "sign", code, "--reader", "--pin-stdin", "--idp", live.url]
             out = phr(stack, dict(live.settings.environ), args, f"{AUTH_PIN}\n{SIGN_PIN}\n")
             assert out.returncode == 0, out.stdout + out.stderr
 
-        _card_flow(openid_client, live, ReaderBrowser(live.url, sign), tmp_path)
+        rig.flow(live, ReaderBrowser(live.url, sign))
 
 
-def test_authentication_app_verifier(
-    openid_client: str,  # noqa: F811 - the imported fixture
-    authority: AuthorityEnv,
-    tmp_path: Path,
-) -> None:
-    card = authority.card(name="hanako")
+def test_authentication_app_verifier(rig: Rig) -> None:
     sim_server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True)
     sim_url = f"http://127.0.0.1:{sim_server.server_port}"
     app_settings = {"PHR_CARD_APP_ISSUER": sim_url, "PHR_CARD_APP_CLIENT_ID": "RP00000001"}
-    env = {**authority.settings.environ, "PHR_CARD_VERIFIER": "app", **app_settings}
+    env = {**rig.authority.settings.environ, "PHR_CARD_VERIFIER": "app", **app_settings}
     outbound.forget_unreachable()  # an earlier test's unreachable mark on a reused port
     thread = threading.Thread(target=sim_server.serve_forever, daemon=True)
     try:
         with serving_idp(env) as live:
             sim_server.app = create_sim_app(live.settings)
             thread.start()
-            claims = _card_flow(openid_client, live, AppBrowser(live.url, sim_url, card), tmp_path)
+            claims = rig.flow(live, AppBrowser(live.url, sim_url, rig.card))
             upstream = {g["sub"] for g in sim_server.app.extensions["authapp_sim"].tokens.values()}
     finally:
         if thread.is_alive():
