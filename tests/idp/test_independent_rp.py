@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -78,14 +79,22 @@ def _placeholder(environ: dict, start_response) -> list[bytes]:  # type: ignore[
 class LiveIdP:
     url: str
     app: Flask
+    settings: Settings
     clients: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @pytest.fixture
 def live_idp(environ: dict[str, str], migrated: Settings) -> Iterator[LiveIdP]:
-    """The IdP on the migrated test database, served on a loopback port by a real HTTP server,
-    with two confidential clients (client_secret_basic) in different sectors: A redirects to
-    127.0.0.1 and gets ES256 ID tokens, B redirects to localhost and gets RS256 ones.
+    """The IdP on the migrated test database, served on a loopback port (serving_idp)."""
+    with serving_idp(environ) as live:
+        yield live
+
+
+@contextmanager
+def serving_idp(environ: dict[str, str]) -> Iterator[LiveIdP]:
+    """The IdP with `environ` (on a migrated database), served on a loopback port by a real HTTP
+    server, with two confidential clients (client_secret_basic) in different sectors: A
+    redirects to 127.0.0.1 and gets ES256 ID tokens, B redirects to localhost and gets RS256 ones.
 
     The issuer must be known before create_app, so the server binds its port first (no race
     with another process taking it) and gets the real app once the issuer is settled."""
@@ -97,7 +106,7 @@ def live_idp(environ: dict[str, str], migrated: Settings) -> Iterator[LiveIdP]:
     server.app = app
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    live = LiveIdP(url, app)
+    live = LiveIdP(url, app, settings)
     rp_port = free_port()  # nobody listens there: the browser stops at the redirect
     for name, host, alg in (("A", "127.0.0.1", "ES256"), ("B", "localhost", "RS256")):
         meta = {
@@ -151,17 +160,23 @@ class Browser:
             pages.append(parts.path)
             page = self.http.get(location, timeout=10)
             assert page.status_code == 200, page.text[:500]
-            form = {"csrf": _csrf(page.text), "req": parse_qs(parts.query)["req"][0]}
+            req = parse_qs(parts.query)["req"][0]
             if parts.path == "/login":
-                form["person"] = str(person)
-                target = "/login/dev"
-            else:
-                form["decision"] = "allow"
-                target = "/consent"
+                resp = self.sign_in(req, page.text, person)
+                continue
+            form = {"csrf": _csrf(page.text), "req": req, "decision": "allow"}
             resp = self.http.post(
-                self.issuer + target, data=form, allow_redirects=False, timeout=10
+                self.issuer + "/consent", data=form, allow_redirects=False, timeout=10
             )
         raise AssertionError("too many redirects")
+
+    def sign_in(self, req: str, page: str, person: int) -> requests.Response:
+        """Answer the sign-in page: the development sign-in as demo citizen `person` (the card
+        verifiers' browsers, tests/idp/card/test_independent_rp_verifiers.py, use the card)."""
+        form = {"csrf": _csrf(page), "req": req, "person": str(person)}
+        return self.http.post(
+            self.issuer + "/login/dev", data=form, allow_redirects=False, timeout=10
+        )
 
 
 def _csrf(html: str) -> str:
@@ -180,10 +195,19 @@ class Run:
 PEOPLE = {"A-other-person": 2}  # every other step is demo citizen 1
 
 
-def run_rp(node: str, live: LiveIdP, tmp_path: Path) -> Run:
-    """Run tests/idp/rp/flow.mjs against the live IdP, playing the browser when it asks."""
-    browser = Browser(live.url)
-    config = {"issuer": live.url, "clients": live.clients}
+def run_rp(
+    node: str,
+    live: LiveIdP,
+    tmp_path: Path,
+    browser: Browser | None = None,
+    only: str | None = None,
+) -> Run:
+    """Run tests/idp/rp/flow.mjs against the live IdP, playing the browser when it asks
+    (`browser`: how it signs in; `only="one_flow"`: a single code flow instead of the tour)."""
+    browser = browser or Browser(live.url)
+    config: dict[str, object] = {"issuer": live.url, "clients": live.clients}
+    if only:
+        config["only"] = only
     pages: dict[str, list[str]] = {}
     callbacks: dict[str, dict[str, list[str]]] = {}
     result = None

@@ -177,6 +177,16 @@ async function main() {
   send({ result });
 }
 
+// config.only === 'one_flow': a single code flow with client A (discovery, sign-in, ID token
+// validation, userinfo), as tests/idp/card/test_independent_rp_verifiers.py runs once for each
+// card verifier.
+async function oneFlow() {
+  const A = await configure('A');
+  const a1 = await signIn(A, 'A', 'A-only');
+  const userinfo = await client.fetchUserInfo(A, a1.tokens.access_token, a1.claims.sub);
+  send({ result: { claims: a1.claims, nonce: a1.nonce, userinfo } });
+}
+
 // The library's error, its OAuth fields and its chain of causes (the message that says what
 // exactly it rejected is often on the cause).
 function describe(err, depth = 0) {
@@ -189,7 +199,7 @@ function describe(err, depth = 0) {
   return out;
 }
 
-main().then(
+(config.only === 'one_flow' ? oneFlow : main)().then(
   () => process.exit(0),
   (err) => {
     process.stderr.write('openid-client refused: ' + JSON.stringify(describe(err), null, 2) + '\n');
