@@ -296,23 +296,23 @@ TABLES = ("fhir_resource", "fhir_token_index", "fhir_date_index", "fhir_compartm
 
 # The rows repository.put writes for new resources without history, in one statement.
 _PG_INSERT_SQL = """
-WITH j AS (SELECT CAST({rows} AS json) AS v), r AS (
+WITH j AS (SELECT CAST({rows} AS jsonb) AS v), r AS (
   INSERT INTO fhir_resource (resource_type, id, version_id, last_updated, body, key_id,
                              municipality, content_mac, updated_us, sort_us)
   SELECT 'AuditEvent', x.i, 1, x.lu, decode(x.b, 'base64'), x.k, {muni}, x.m, x.u, x.so
-  FROM j, json_to_recordset(j.v -> 'r')
+  FROM j, jsonb_to_recordset(j.v -> 'r')
        AS x(i varchar, lu timestamptz, b text, k integer, m varchar, u bigint, so bigint)
 ), t AS (
   INSERT INTO fhir_token_index (resource_type, resource_id, param, system, code)
   SELECT 'AuditEvent', x.i, x.p, x.s, x.c
-  FROM j, json_to_recordset(j.v -> 't') AS x(i varchar, p varchar, s varchar, c varchar)
+  FROM j, jsonb_to_recordset(j.v -> 't') AS x(i varchar, p varchar, s varchar, c varchar)
 ), d AS (
   INSERT INTO fhir_date_index (resource_type, resource_id, param, start_us, end_us)
   SELECT 'AuditEvent', x.i, x.p, x.a, x.b
-  FROM j, json_to_recordset(j.v -> 'd') AS x(i varchar, p varchar, a bigint, b bigint)
+  FROM j, jsonb_to_recordset(j.v -> 'd') AS x(i varchar, p varchar, a bigint, b bigint)
 )
 INSERT INTO fhir_compartment (patient_id, resource_type, resource_id)
-SELECT x.p, 'AuditEvent', x.i FROM j, json_to_recordset(j.v -> 'c') AS x(i varchar, p varchar)
+SELECT x.p, 'AuditEvent', x.i FROM j, jsonb_to_recordset(j.v -> 'c') AS x(i varchar, p varchar)
 """
 _PG_INSERT = text(_PG_INSERT_SQL.format(rows=":rows", muni=":muni"))
 _PG_DRIVER_INSERT = _PG_INSERT_SQL.format(rows="%(rows)s", muni="%(muni)s")  # psycopg's style
