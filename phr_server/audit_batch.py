@@ -85,7 +85,7 @@ class AuditBatch:
         self.commits = 0  # transactions committed (how far batching went: bench, tests)
         self._key_ready = False
         self._conn: PoolProxiedConnection | None = None  # used by the committing thread only
-        self._lock_path = _lock_path(db)
+        self.lock_path = _lock_path(db)  # SQLite: the file the processes commit in turn under
         self._lock_fd: int | None = None
         self._reset()
         ref = weakref.ref(self)
@@ -163,10 +163,10 @@ class AuditBatch:
 
     def _turn(self) -> Any:
         """SQLite: the file lock the database's processes commit under, one at a time."""
-        if self._lock_path is None:
+        if self.lock_path is None:
             return nullcontext()
         if self._lock_fd is None:
-            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         return _locked(self._lock_fd)
 
     def _drop(self) -> None:
