@@ -6,13 +6,15 @@ search who read what. The API accepts no AuditEvent writes: they are the server'
 from __future__ import annotations
 
 import base64
-import json
+import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, Dialect, insert, text
 from sqlalchemy.orm import Session
 
+from phr_core import jsonbytes
 from phr_server.dates import instant, to_us
 from phr_server.indexing import extract
 from phr_server.models import Base, utcnow
@@ -134,10 +136,11 @@ def build(
 
 
 def stored_rows(
-    s: Session | Connection, repo: Repository, event: dict[str, Any], now: datetime
+    s: Session | Connection | None, repo: Repository, event: dict[str, Any], now: datetime
 ) -> dict[str, list[dict[str, Any]]]:
     """The rows `repository.put(history=False)` would write for one AuditEvent, by table
-    name: for writing many at once (audit_batch.py)."""
+    name: for writing many at once (audit_batch.py). `s` None: the platform's data key must
+    be loaded already (Keyring)."""
     resource = {**event, "meta": {"versionId": "1", "lastUpdated": instant(now)}}
     rid = resource["id"]
     keyring = repo.keyring
@@ -181,19 +184,65 @@ def store(
     in as one statement for all of them; row by row (psycopg's pipelined executemany) cost
     a third of a ms per event. `s` may be a Connection once the platform's data key exists
     (making one needs a Session: Keyring.current)."""
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-    for event, at in events:
-        for name, more in stored_rows(s, repo, event, at).items():
-            rows[name] += more
+    rows = _rows(s, repo, events)
     dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
     if dialect.name != "postgresql":
         for name in TABLES:
             if rows[name]:
                 s.execute(insert(Base.metadata.tables[name]), rows[name])
         return
+    s.execute(_PG_INSERT, _pg_params(rows))
+
+
+def store_on_driver(
+    conn: Any, dialect: Dialect, repo: Repository, events: list[tuple[dict[str, Any], datetime]]
+) -> None:
+    """`store` on the database driver's own connection (psycopg in autocommit, or sqlite3),
+    committed when it returns: the group commit's path (audit_batch.py), where SQLAlchemy's
+    connection, statement and transaction handling cost more CPU than the insert itself. The
+    platform's data key must be loaded already."""
+    rows = _rows(None, repo, events)
+    if dialect.name == "postgresql":
+        # prepared at once: planned once per connection, not for every commit
+        conn.execute(_PG_DRIVER_INSERT, _pg_params(rows), prepare=True)
+        return
+    to_text = _datetime_binder(dialect)
+    for row in rows["fhir_resource"]:
+        row["last_updated"] = to_text(row["last_updated"])
+    cur = conn.cursor()
+    try:
+        cur.execute("BEGIN IMMEDIATE")  # the write lock now, not half-way through
+        for name in TABLES:
+            if rows[name]:
+                columns = list(rows[name][0])
+                cur.executemany(
+                    _sqlite_insert(name, tuple(columns)),
+                    [tuple(r[c] for c in columns) for r in rows[name]],
+                )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cur.close()
+
+
+def _rows(
+    s: Session | Connection | None,
+    repo: Repository,
+    events: list[tuple[dict[str, Any], datetime]],
+) -> dict[str, list[dict[str, Any]]]:
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    for event, at in events:
+        for name, more in stored_rows(s, repo, event, at).items():
+            rows[name] += more
+    return rows
+
+
+def _pg_params(rows: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """The parameters of the one-statement insert: one JSON text (psycopg converting
+    seventeen typed arrays cost more than the rest of the statement on the client)."""
     r, t, d, c = (rows[name] for name in TABLES)
-    # One JSON text parameter: psycopg converting seventeen typed arrays cost more than the
-    # rest of the statement on the client.
     data = {
         "r": [
             {
@@ -216,7 +265,22 @@ def store(
         ],
         "c": [{"i": x["resource_id"], "p": x["patient_id"]} for x in c],
     }
-    s.execute(_PG_INSERT, {"rows": json.dumps(data, separators=(",", ":")), "muni": PLATFORM_SCOPE})
+    return {"rows": jsonbytes.dumps(data).decode(), "muni": PLATFORM_SCOPE}
+
+
+@functools.cache
+def _datetime_binder(dialect: Dialect) -> Callable[[datetime], Any]:
+    """How SQLAlchemy stores `last_updated` in this database (SQLite: as text)."""
+    column = Base.metadata.tables["fhir_resource"].c.last_updated
+    bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return bind or (lambda value: value)
+
+
+@functools.cache
+def _sqlite_insert(table: str, columns: tuple[str, ...]) -> str:
+    """The INSERT of `stored_rows`' rows of `table` (names of ours, never of a request)."""
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - see above
 
 
 def record_many(s: Session, repo: Repository, events: list[dict[str, Any]]) -> None:
@@ -231,24 +295,24 @@ def record_many(s: Session, repo: Repository, events: list[dict[str, Any]]) -> N
 TABLES = ("fhir_resource", "fhir_token_index", "fhir_date_index", "fhir_compartment")
 
 # The rows repository.put writes for new resources without history, in one statement.
-_PG_INSERT = text(
-    """
-WITH j AS (SELECT CAST(:rows AS json) AS v), r AS (
+_PG_INSERT_SQL = """
+WITH j AS (SELECT CAST({rows} AS jsonb) AS v), r AS (
   INSERT INTO fhir_resource (resource_type, id, version_id, last_updated, body, key_id,
                              municipality, content_mac, updated_us, sort_us)
-  SELECT 'AuditEvent', x.i, 1, x.lu, decode(x.b, 'base64'), x.k, :muni, x.m, x.u, x.so
-  FROM j, json_to_recordset(j.v -> 'r')
+  SELECT 'AuditEvent', x.i, 1, x.lu, decode(x.b, 'base64'), x.k, {muni}, x.m, x.u, x.so
+  FROM j, jsonb_to_recordset(j.v -> 'r')
        AS x(i varchar, lu timestamptz, b text, k integer, m varchar, u bigint, so bigint)
 ), t AS (
   INSERT INTO fhir_token_index (resource_type, resource_id, param, system, code)
   SELECT 'AuditEvent', x.i, x.p, x.s, x.c
-  FROM j, json_to_recordset(j.v -> 't') AS x(i varchar, p varchar, s varchar, c varchar)
+  FROM j, jsonb_to_recordset(j.v -> 't') AS x(i varchar, p varchar, s varchar, c varchar)
 ), d AS (
   INSERT INTO fhir_date_index (resource_type, resource_id, param, start_us, end_us)
   SELECT 'AuditEvent', x.i, x.p, x.a, x.b
-  FROM j, json_to_recordset(j.v -> 'd') AS x(i varchar, p varchar, a bigint, b bigint)
+  FROM j, jsonb_to_recordset(j.v -> 'd') AS x(i varchar, p varchar, a bigint, b bigint)
 )
 INSERT INTO fhir_compartment (patient_id, resource_type, resource_id)
-SELECT x.p, 'AuditEvent', x.i FROM j, json_to_recordset(j.v -> 'c') AS x(i varchar, p varchar)
+SELECT x.p, 'AuditEvent', x.i FROM j, jsonb_to_recordset(j.v -> 'c') AS x(i varchar, p varchar)
 """
-)
+_PG_INSERT = text(_PG_INSERT_SQL.format(rows=":rows", muni=":muni"))
+_PG_DRIVER_INSERT = _PG_INSERT_SQL.format(rows="%(rows)s", muni="%(muni)s")  # psycopg's style

@@ -12,11 +12,19 @@ transaction for all of them. Under load a batch holds whatever arrived during th
 commit, so batches grow with the load and one commit serves many reads; alone, a read pays
 for one round trip.
 
-Durability: on PostgreSQL the batch is one `INSERT … SELECT FROM unnest(…)` statement on a
-connection of its own, committed with `synchronous_commit = on` (the server's other
-connections commit reads without waiting for the WAL flush: app.py), so an access whose
-response was sent survives a database crash too. On SQLite the commit survives the crash of
-any server process (WAL, `synchronous=NORMAL`: phr_core.db), not a power cut.
+The commit runs on one connection per process, held open and used through the database
+driver directly (psycopg, sqlite3): SQLAlchemy's pool checkout, transaction and statement
+handling cost more CPU than the insert (bench/fhir_api.md). A connection that failed is
+dropped; the next commit opens a new one.
+
+Durability: on PostgreSQL the batch is one prepared `INSERT … SELECT FROM json_to_recordset`
+statement in autocommit, on a connection of its own with `synchronous_commit = on` (the
+server's other connections commit reads without waiting for the WAL flush: app.py), so an
+access whose response was sent survives a database crash too. On SQLite the commit survives
+the crash of any server process (WAL, `synchronous=NORMAL`: phr_core.db), not a power cut;
+the workers of one database take turns through an advisory file lock beside it
+(`<database>-audit.lock`), so a commit waiting for another process's is woken by the kernel
+the moment it ends instead of polling in SQLite's busy handler (which sleeps 1, 2, 5, 10 … ms).
 
 If the commit fails (database down, timeout), every request of that batch answers 503
 (`AuditUnavailable`) and releases nothing: no data leaves unaudited, and no event is kept for
@@ -28,15 +36,19 @@ Reading the trail needs no waiting: every access whose response was sent is comm
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import PoolProxiedConnection
 
 from phr_core.db import Database
 from phr_server import audit
@@ -72,6 +84,9 @@ class AuditBatch:
         self.engine = _audit_engine(db)
         self.commits = 0  # transactions committed (how far batching went: bench, tests)
         self._key_ready = False
+        self._conn: PoolProxiedConnection | None = None  # used by the committing thread only
+        self.lock_path = _lock_path(db)  # SQLite: the file the processes commit in turn under
+        self._lock_fd: int | None = None
         self._reset()
         ref = weakref.ref(self)
         # A forked child starts with fresh locks and no batch of the parent's.
@@ -119,17 +134,54 @@ class AuditBatch:
             raise AuditUnavailable("the access log cannot be written just now; try again")
 
     def _store(self, events: list[tuple[dict[str, Any], datetime]]) -> None:
-        if not self._key_ready:  # the first time: a Session, which can make the data key
-            with Session(self.engine) as s, s.begin():
-                audit.store(s, self.repo, events)
-            self._key_ready = True
-        else:  # then a plain connection: a quarter less CPU per commit
-            with self.engine.begin() as conn:
-                audit.store(conn, self.repo, events)
+        with self._turn():
+            if not self._key_ready:  # the first time: a Session, which can make the data key
+                with Session(self.engine) as s, s.begin():
+                    audit.store(s, self.repo, events)
+                self._key_ready = True
+            else:  # then the held connection, on the driver
+                if self._conn is None:
+                    self._conn = self._connect()
+                try:
+                    audit.store_on_driver(
+                        self._conn.driver_connection, self.engine.dialect, self.repo, events
+                    )
+                except BaseException:
+                    self._drop()  # it may be broken: the next commit opens a new one
+                    raise
         self.commits += 1
+
+    def _connect(self) -> PoolProxiedConnection:
+        conn = self.engine.raw_connection()
+        driver = conn.driver_connection
+        if driver is None:  # a checked-out connection always has one
+            raise RuntimeError("the audit connection is closed")
+        if self.engine.dialect.name == "postgresql":
+            # each statement commits by itself (the engine says so too; this path relies on it)
+            driver.autocommit = True
+        return conn
+
+    def _turn(self) -> Any:
+        """SQLite: the file lock the database's processes commit under, one at a time."""
+        if self.lock_path is None:
+            return nullcontext()
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return _locked(self._lock_fd)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.invalidate()
 
     def close(self) -> None:
         """Release the audit connection (app teardown in tests); nothing is ever queued."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         if self.engine is not self.db.engine:
             self.engine.dispose()
 
@@ -160,14 +212,40 @@ def _durable_commit(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.autocommit = autocommit
 
 
+def _lock_path(db: Database) -> str | None:
+    url = make_url(db.url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return f"{url.database}-audit.lock"
+
+
+@contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    fcntl.flock(fd, fcntl.LOCK_EX)  # waits in the kernel (without the GIL)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def _kind(exc: BaseException) -> str:
     # The type only: a database error's message may quote the row (personal data).
     return type(exc).__name__
+
+
+# The parent's connections, kept from being closed (or returned to a pool) by a forked child.
+_INHERITED: list[Any] = []
 
 
 def _after_fork(ref: weakref.ref[AuditBatch]) -> None:
     batch = ref()
     if batch is not None:
         batch._reset()
+        if batch._conn is not None:  # the parent's connection stays the parent's
+            _INHERITED.append(batch._conn)
+            batch._conn = None
+        if batch._lock_fd is not None:  # a lock of its own (flock locks follow the open file)
+            _INHERITED.append(batch._lock_fd)
+            batch._lock_fd = None
         if batch.engine is not batch.db.engine:
             batch.engine.dispose(close=False)  # the parent's connections stay the parent's

@@ -97,7 +97,9 @@ class MasterKeys:
 
 class Keyring:
     """Data keys by id (unwrapped once per process and cached, with their AES-GCM and MAC
-    keys) and the newest key per scope. `s` may be a Session or, for reads, a Connection."""
+    keys) and the newest key per scope. `s` may be a Session or, for reads, a Connection; or
+    None where only keys already cached may be used (the audit's group commit, which runs on
+    the driver's connection: audit_batch.py)."""
 
     def __init__(self, secret: str) -> None:
         self.masters = MasterKeys(secret)
@@ -114,9 +116,11 @@ class Keyring:
             self._mac_keys.clear()
             self._current.clear()
 
-    def _load(self, s: Session | Connection, key_id: int) -> bytes:
+    def _load(self, s: Session | Connection | None, key_id: int) -> bytes:
         dek = self._by_id.get(key_id)
         if dek is None:
+            if s is None:
+                raise LookupError(f"data key {key_id} is not loaded yet")
             table = table_of(DataKey)
             row = s.execute(
                 select(table.c.master_kid, table.c.wrapped, table.c.scope).where(
@@ -130,7 +134,7 @@ class Keyring:
                 self._by_id[key_id] = dek
         return dek
 
-    def _cipher(self, s: Session | Connection, key_id: int) -> AESGCM:
+    def _cipher(self, s: Session | Connection | None, key_id: int) -> AESGCM:
         aead = self._aead.get(key_id)
         if aead is None:
             aead = AESGCM(self._load(s, key_id))
@@ -138,12 +142,14 @@ class Keyring:
                 self._aead[key_id] = aead
         return aead
 
-    def current(self, s: Session | Connection, scope: str) -> int:
+    def current(self, s: Session | Connection | None, scope: str) -> int:
         """The id of the newest active data key of `scope`, made on first use (which takes a
         Session: a Connection finds the keys that exist)."""
         key_id = self._current.get(scope)
         if key_id is not None:
             return key_id
+        if s is None:
+            raise LookupError(f"the data key of {scope} is not loaded yet")
         key_id = s.scalar(
             select(DataKey.id)
             .where(DataKey.scope == scope, DataKey.active.is_(True))
@@ -174,7 +180,7 @@ class Keyring:
 
     def seal(
         self,
-        s: Session | Connection,
+        s: Session | Connection | None,
         key_id: int,
         resource_type: str,
         resource_id: str,

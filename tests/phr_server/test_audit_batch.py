@@ -4,6 +4,7 @@ a failed commit answers 503 and releases nothing, and the trail is read without 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -275,6 +276,63 @@ def test_the_trail_is_read_without_waiting_for_other_workers(
     (answer,) = answers
     assert answer.status_code == 503
     assert answer.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_on_sqlite_a_commit_waits_its_turn_behind_another_processs(
+    world: World, family: dict[str, str], db_backend: str
+) -> None:
+    """SQLite: the server processes of one database commit in turn under a file lock beside
+    it (woken by the kernel, not by SQLite's sleeping busy handler). While another holds the
+    lock, a read's commit waits and the read is not answered; once it is let go, it is."""
+    if db_backend != "sqlite":
+        pytest.skip("PostgreSQL commits need no lock of ours")
+    batch: AuditBatch = world.app.extensions["phr_audit"]
+    child = world.user("sub-child", codes=CHILD)
+    ref = world.path(family["urn:uuid:o3"])
+    assert world.get(ref, child).status_code == 200
+    before = stored_events(world)
+    assert batch.lock_path == world.settings.database_urls["fhir"].split("///")[1] + "-audit.lock"
+    answers: list[int] = []
+    other = os.open(batch.lock_path, os.O_RDWR)  # another process's turn (its own open file)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        reader = threading.Thread(target=lambda: answers.append(world.get(ref, child).status_code))
+        reader.start()
+        wait_for(lambda: batch._committing, "the read's commit did not start")
+        time.sleep(0.3)
+        assert answers == [] and stored_events(world) == before, "committed out of turn"
+        fcntl.flock(other, fcntl.LOCK_UN)
+        reader.join(60)
+    finally:
+        os.close(other)
+    assert answers == [200]
+    assert stored_events(world) == before + 1
+
+
+def test_a_dropped_audit_connection_fails_one_commit_and_is_replaced(
+    world: World, family: dict[str, str], db_backend: str
+) -> None:
+    """PostgreSQL: the process's audit connection is held between commits. If the database
+    drops it (a restart, a failover), the next read answers 503 and releases nothing, as a
+    pool without pre-ping would; the commit after opens a new connection and is served."""
+    if db_backend != "postgresql":
+        pytest.skip("SQLite has no server to drop the connection")
+    batch: AuditBatch = world.app.extensions["phr_audit"]
+    child = world.user("sub-child", codes=CHILD)
+    ref = world.path(family["urn:uuid:o3"])
+    for _ in range(2):  # the first commit (which may make the data key) runs in a Session
+        assert world.get(ref, child).status_code == 200
+    assert batch._conn is not None
+    pid = batch._conn.driver_connection.info.backend_pid
+    with world.app.extensions["phr_db"].engine.connect() as c:
+        c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        c.commit()
+    before = stored_events(world)
+    assert world.get(ref, child).status_code == 503
+    assert stored_events(world) == before
+    assert world.get(ref, child).status_code == 200
+    assert stored_events(world) == before + 1
+    assert batch._conn.driver_connection.info.backend_pid != pid
 
 
 # --- under gunicorn, killed -----------------------------------------------------------------
