@@ -55,15 +55,11 @@ def _jwks_from_url(settings: Settings, url: str) -> dict[str, Any]:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--jwks",
-    "jwks_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Verify offline against this JWK Set file instead of the consent service's keys.",
+    "source",
+    help="The receipt keys: a JWK Set file (offline) or an http(s) URL "
+    "[default: $PHR_CONSENT_URL/receipts/jwks.json].",
 )
-@click.option(
-    "--jwks-url",
-    help="Fetch the keys from here [default: $PHR_CONSENT_URL/receipts/jwks.json].",
-)
-def verify_receipt(file: Path, jwks_file: Path | None, jwks_url: str | None) -> None:
+def verify_receipt(file: Path, source: str | None) -> None:
     """Check a signed consent receipt (a .jws file from the portal) against the consent
     service's published receipt keys and print what it says. Exit status: 0 verified, 1 not
     verified, 2 could not check."""
@@ -71,11 +67,11 @@ def verify_receipt(file: Path, jwks_file: Path | None, jwks_url: str | None) -> 
         token = file.read_text(encoding="utf-8")
     except (OSError, UnicodeError) as exc:
         _fail(CANNOT_CHECK, f"cannot read {file}: {exc}")
-    if jwks_file is not None:
-        jwks = _jwks_from_file(jwks_file)
+    if source and not source.startswith(("http://", "https://")):
+        jwks = _jwks_from_file(Path(source))
     else:
         settings = load_settings()
-        jwks = _jwks_from_url(settings, jwks_url or receipt_keys.jwks_url(settings))
+        jwks = _jwks_from_url(settings, source or receipt_keys.jwks_url(settings))
     try:
         claims = receipts_signed.verify(token, jwks)
     except receipts_signed.ReceiptError as exc:

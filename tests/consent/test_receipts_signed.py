@@ -29,27 +29,10 @@ from phr_core import receipt_keys
 from phr_core.config import ConfigError, Settings, load_settings
 from tests.browser import live_server
 from tests.consent.conftest import Tokens
+from tests.consent.test_receipts import MOTHER, _grant  # the same app grant
 
 ROOT = Path(__file__).resolve().parents[2]
-MOTHER = "phr-sub-mother-s"
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-def _grant(client: FlaskClient, tokens: Tokens) -> str:
-    r = client.post(
-        "/api/v1/grants",
-        json={
-            "subject": MOTHER,
-            "client_id": "growth-app",
-            "client_name": "すくすく成長アプリ",
-            "scopes": ["patient/Immunization.rs"],
-            "categories": ["vaccination"],
-            "purpose": "予防接種の予定を表示するため",
-        },
-        headers=tokens.idp,
-    )
-    assert r.status_code == 201, r.json
-    return str(r.json["id"])
 
 
 def _signed(client: FlaskClient, tokens: Tokens, gid: str, version: int | None = None) -> str:
