@@ -155,8 +155,8 @@ def _key(jwks: Mapping[str, Any], kid: object) -> ECKey:
 
 
 def facts(claims: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What a receipt says, as (label, value) lines for a terminal: no names of data beyond
-    what the receipt already shows its holder."""
+    """What a receipt says, as (label, value) lines for a terminal; not the person's
+    identifier (operators' commands print no personal data)."""
     purposes = claims.get("purposes") or [{}]
     first = purposes[0] if isinstance(purposes, list) and purposes else {}
     third = first.get("third_party") if isinstance(first, dict) else None
@@ -168,7 +168,6 @@ def facts(claims: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("issued by", str(claims.get("iss"))),
         ("signed at", _time(claims.get("iat"))),
         ("status", str(claims.get("status"))),
-        ("person", str(claims.get("pii_principal_id"))),
         ("recipient", third.get("name", "") if isinstance(third, dict) else "the PHR platform"),
         ("purpose", str(first.get("purpose", "")) if isinstance(first, dict) else ""),
         (

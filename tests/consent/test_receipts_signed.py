@@ -28,7 +28,7 @@ from launcher.cli import main
 from phr_core import receipt_keys
 from phr_core.config import ConfigError, Settings, load_settings
 from tests.browser import live_server
-from tests.consent.conftest import Tokens
+from tests.consent.conftest import Tokens, link_city
 from tests.consent.test_receipts import MOTHER, _grant  # the same app grant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +144,13 @@ def test_the_portal_gives_the_person_their_own_signed_receipt(
     )
     claims = receipts_signed.verify(r.get_data(as_text=True), _jwks(client))
     assert claims["record_id"] == gid and claims["pii_principal_id"] == MOTHER
+    # The consent to the city, on the data-sources page.
+    city_consent = link_city(client, tokens, MOTHER, "CODE-MOTHER-S")
+    page = client.get("/me/sources").get_data(as_text=True)
+    assert f'href="/me/consents/{city_consent}/receipt"' in page
+    r = client.get(f"/me/consents/{city_consent}/receipt")
+    claims = receipts_signed.verify(r.get_data(as_text=True), _jwks(client))
+    assert claims["record_id"] == city_consent and claims["purposes"][0]["third_party"] is None
 
 
 def _verify_cli(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
