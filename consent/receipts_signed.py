@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import time
@@ -145,13 +146,19 @@ def _key(jwks: Mapping[str, Any], kid: object) -> ECKey:
     if not isinstance(kid, str) or not kid:
         raise ReceiptError(UNKNOWN_KID, "the receipt names no key (kid)")
     try:
-        keys = KeySet.import_key_set(cast(KeySetSerialization, dict(jwks)))
+        keys = _key_set(json.dumps(jwks, sort_keys=True))
     except (JoseError, ValueError, TypeError, KeyError):
         raise ReceiptError(MALFORMED, "the verifying key set is not a JWK Set") from None
     for key in keys.keys:
         if key.kid == kid and isinstance(key, ECKey) and key.get("use", "sig") == "sig":
             return key
     raise ReceiptError(UNKNOWN_KID, f"key {kid!r} is not among the published receipt keys")
+
+
+@functools.lru_cache(maxsize=8)
+def _key_set(text: str) -> KeySet:
+    """Imported once per key set: a verifier checking many receipts checks each key once."""
+    return KeySet.import_key_set(cast(KeySetSerialization, json.loads(text)))
 
 
 def facts(claims: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -216,6 +216,11 @@ def test_rotation_keeps_earlier_receipts_verifiable(
     assert [k["kid"] for k in jwks["keys"]] == [new_kid, old_kid]
     assert receipts_signed.verify(before, jwks)["record_id"] == gid
     assert receipts_signed.verify(after, jwks)["record_id"] == gid
+    result = CliRunner().invoke(main, ["consent", "rotate-receipt-key"], env=dict(migrated.environ))
+    assert result.exit_code == 0, result.output
+    third = receipt_keys.signing_key(migrated).kid
+    assert f"signed with key {third}" in result.output
+    assert [k["kid"] for k in _jwks(client)["keys"]] == [third, new_kid, old_kid]
 
     # The JSON form: a JWK Set whose retired keys are public halves only.
     signer = ECKey.generate_key("P-256", private=True)
