@@ -10,14 +10,15 @@ from consent import cache as consent_cache
 from consent.api import bp as api_bp
 from consent.linkage import AttributeBox
 from consent.notices_api import bp as notices_api_bp
+from consent.receipts_api import bp as receipts_api_bp
 from federation import publish
 from phr_core.config import Settings
 from phr_core.secrets import derive_key
 from phr_core.webapp import build_app, json_error
 
 ATTRIBUTE_KEY_PURPOSE = "consent/link-request-attributes/v1"
-# The consent service's own blueprints: the decision API and the notices API.
-API_BLUEPRINTS = (api_bp, notices_api_bp)
+# The consent service's own blueprints: the decision API, the notices API and signed receipts.
+API_BLUEPRINTS = (api_bp, notices_api_bp, receipts_api_bp)
 
 
 def install_records(app: Flask) -> None:

@@ -11,7 +11,7 @@ from datetime import timedelta
 import click
 from sqlalchemy import func, select
 
-from consent import cache, linkage, receipts, records
+from consent import cache, linkage, receipts, receipts_cli, records
 from consent.models import LinkRequest, utcnow
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
@@ -79,4 +79,4 @@ def export(subject: str) -> None:
     click.echo(json.dumps(bundle, ensure_ascii=False, indent=2))
 
 
-commands = [status, expire_link_requests, revoke_client, export]
+commands = [status, expire_link_requests, revoke_client, export, *receipts_cli.commands]

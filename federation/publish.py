@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from federation import keys
 from federation.authority.policies import CONFIGURATION_LIFETIME_S
 from federation.entity import statement
-from phr_core import sealing
+from phr_core import receipt_keys, sealing
 from phr_core.config import Settings
 
 Metadata = dict[str, dict[str, Any]]
@@ -54,6 +54,12 @@ def _consent(s: Settings) -> Metadata:
             "authorization_servers": [s.issuer],
             "bearer_methods_supported": ["header"],
             "jwks": sealing.published_jwks(s, "CONSENT"),  # IdPs seal its access tokens to it
+        },
+        # Its consent-receipt keys (docs/receipts.md), vouched for by the federation as well as
+        # served at the JWKS URL.
+        "phr_consent_receipts": {
+            "jwks_uri": receipt_keys.jwks_url(s),
+            "jwks": receipt_keys.published_jwks(s),
         },
     }
 

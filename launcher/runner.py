@@ -5,6 +5,7 @@ service's whole process group, within STOP_TIMEOUT_S, at once on a second Ctrl-C
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 import gunicorn
 
 from launcher import supervisor
+from phr_core import metrics
 from phr_core.config import ConfigError, Settings
 from phr_core.services import ServiceSpec
 
@@ -197,7 +199,8 @@ def serve(
                 return 0
             # A session of its own: the terminal's Ctrl-C reaches only us, and we stop each
             # whole group (master and workers) instead of racing them.
-            proc = supervisor.start(gunicorn_command(t, settings), env={**env, **dict(t.environ)})
+            pool_env = {**env, **metrics_env(t, settings), **dict(t.environ)}
+            proc = supervisor.start(gunicorn_command(t, settings), env=pool_env)
             running.append(Running(t, proc, settings.host))
         failed = _wait_ready(running, stop)
         if failed:
@@ -219,6 +222,15 @@ def serve(
             announce("All services stopped.")
         finally:
             stop.uninstall()
+
+
+def metrics_env(target: Target, settings: Settings) -> dict[str, str]:
+    """Where one worker pool's workers keep their metrics (phr_core.metrics), emptied: a pool's
+    counters start from zero with it, as Prometheus expects of a restarted target."""
+    path = settings.var_dir / "metrics" / target.name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return {metrics.MULTIPROC_VARIABLE: str(path)}
 
 
 def _prepare(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:

@@ -83,6 +83,14 @@ VARIABLES: tuple[Variable, ...] = (
         "in the service's error format",
     ),
     Variable(
+        "PHR_METRICS_TOKEN",
+        "(unset)",
+        "bearer token a Prometheus server sends to read every service's `/metrics`; unset: "
+        "`/metrics` answers only direct loopback clients (none through a proxy); or give "
+        "PHR_METRICS_TOKEN_FILE, a file holding it",
+        secret=True,
+    ),
+    Variable(
         "PHR_DATABASE_URL",
         "(unset)",
         "one database for every service (each keeps its own tables); "

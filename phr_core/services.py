@@ -265,6 +265,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
             ),
             federation_key("CONSENT", "the portal's"),
             token_decryption_key("CONSENT", "the consent API's"),
+            SecretSpec(
+                "PHR_CONSENT_RECEIPT_KEY",
+                "signs consent receipts (JWS ES256), published at $PHR_CONSENT_URL/receipts/"
+                "jwks.json: random strings separated by spaces, newest first (the first signs, "
+                "all stay published; `phr consent rotate-receipt-key`), or a private EC P-256 "
+                "JWK / a JWK Set as JSON (docs/receipts.md)",
+            ),
         ),
         options=(
             Variable(

@@ -1,5 +1,6 @@
-"""What every service's Flask app factory shares: settings, database, health checks, logging and
-security headers. Each service's `create_app` calls `build_app` and adds its own blueprints."""
+"""What every service's Flask app factory shares: settings, database, health checks, metrics,
+logging and security headers. Each service's `create_app` calls `build_app` and adds its own
+blueprints."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterable
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from phr_core import favicon, migrations, request_limits
+from phr_core import favicon, metrics, migrations, request_limits
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
 from phr_core.health import bp as health_bp
@@ -56,6 +57,7 @@ def build_app(
     app.extensions["phr_service"] = service
     app.extensions["phr_schema_head"] = migrations.head_revision(service)
     app.extensions["phr_db"] = Database(settings.database_urls[service.name])
+    metrics.install(app, settings)  # first, so that it times the other hooks too
     request_limits.install(app, settings)  # body, URL and JSON nesting: before any view
     app.register_blueprint(health_bp)
     app.register_blueprint(favicon.bp)

@@ -22,6 +22,7 @@ from portal.deletion import bp as deletion_bp
 from portal.notices import bp as notices_bp
 from portal.pages import error_page
 from portal.plus import BLUEPRINTS as PLUS_BLUEPRINTS
+from portal.receipts import bp as receipts_bp
 from portal.sources import bp as sources_bp
 from portal.views import bp as views_bp
 
@@ -37,6 +38,7 @@ def render_error(exc: HTTPException) -> Response:
 
 def create_app(settings: Settings | None = None) -> Flask:
     blueprints = [views_bp, auth_bp, *PLUS_BLUEPRINTS, sources_bp, deletion_bp, notices_bp]
+    blueprints.append(receipts_bp)
     blueprints += [*API_BLUEPRINTS, publish.blueprint("consent")]
     app = build_app("consent", settings, blueprints, render_error=render_error)
     # Its own cookie name: cookies are not kept apart by port, and on a development host the
