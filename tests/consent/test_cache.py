@@ -104,7 +104,8 @@ def test_hits_do_not_query(consent_app: Flask, client: FlaskClient, tokens: Toke
     assert [(p["municipality"], p["code"], p["relationship"]) for p in patients] == [
         ("072028", "CODE-SELF", "self")
     ]
-    assert statements == []
+    # Only the change-log poll (at most once a second, however loaded the machine) may run.
+    assert [q for q in statements if "consent_change" not in q.lower()] == []
 
 
 def test_the_cache_stays_bounded(consent_app: Flask) -> None:
