@@ -21,6 +21,8 @@ from werkzeug.serving import make_server
 from launcher.demo import load_all
 from phr_core.config import Settings
 from phr_core.demo_data import DEMO_FAMILY
+from phr_server.demo_family import CHILD_ID as CHILD
+from phr_server.demo_family import PARENT_ID
 from tests.conftest import make_environ
 
 TIMEOUT = 10
@@ -133,3 +135,21 @@ def sign_in_page(
     page.fill("#person", person)
     page.click("#dev-login button[type=submit]")
     page.wait_for_url(p.portal + (land or start))
+
+
+# Every page of the signed-in portal, for tests that visit them all (titles, accessibility).
+PORTAL_PAGES = (
+    "/",
+    "/privacy",
+    "/me/children",
+    f"/me/records/{PARENT_ID}",
+    f"/me/records/{CHILD}",
+    f"/me/children/{CHILD}/growth",
+    f"/me/children/{CHILD}/vaccinations",
+    "/me/history",
+    "/me/export",
+    "/me/apps",
+    "/me/sources",
+    "/me/notices",
+    "/me/delete",
+)

@@ -16,12 +16,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from phr_server.demo_family import CHILD_ID as CHILD
-from phr_server.demo_family import PARENT_ID
 from tests.browser import browser_page
 from tests.conftest import IN_CI
 from tests.portal import live_platform
-from tests.portal.live_platform import PARENT, Platform
+from tests.portal.live_platform import PARENT, PORTAL_PAGES, Platform
 
 pytestmark = pytest.mark.browser
 AXE = (
@@ -49,22 +47,6 @@ RUN_AXE = """async () => {
     })),
   };
 }"""
-
-PORTAL_PAGES = (
-    "/",
-    "/privacy",
-    "/me/children",
-    f"/me/records/{PARENT_ID}",
-    f"/me/records/{CHILD}",
-    f"/me/children/{CHILD}/growth",
-    f"/me/children/{CHILD}/vaccinations",
-    "/me/history",
-    "/me/export",
-    "/me/apps",
-    "/me/sources",
-    "/me/notices",
-    "/me/delete",
-)
 
 
 def axe_source() -> str:

@@ -13,6 +13,7 @@ from phr_server.demo_family import CHILD_ID as CHILD
 from phr_server.demo_family import PARENT_ID as PARENT
 from tests.portal import live_platform
 from tests.portal.live_platform import (
+    PORTAL_PAGES,
     STRANGER,
     TIMEOUT,
     Platform,
@@ -50,22 +51,7 @@ def test_records_growth_schedule_history_and_export(platform: Platform) -> None:
     for link in ("records-link", "history-link", "export-link"):
         assert f'id="{link}"' in home.text
     assert _own_title(home.text) == "わたしの健康記録ポータル"  # the home page's title
-    titles = {
-        path: _own_title(_get(browser, p, path).text)
-        for path in (
-            "/me/children",
-            f"/me/records/{CHILD}",
-            f"/me/children/{CHILD}/growth",
-            f"/me/children/{CHILD}/vaccinations",
-            "/me/history",
-            "/me/export",
-            "/me/apps",
-            "/me/sources",
-            "/me/notices",
-            "/me/delete",
-            "/privacy",
-        )
-    }
+    titles = {path: _own_title(_get(browser, p, path).text) for path in PORTAL_PAGES if path != "/"}
     assert len(set(titles.values())) == len(titles), titles  # each page its own
 
     children = _get(browser, p, "/me/children")
