@@ -18,7 +18,7 @@ from idp.card.sessions import create_card_session, take_verified
 from idp.card.views import panel_context
 from idp.clients import ClientView, get_client
 from idp.context import ACR_CARD, ACR_DEV, IdP, acr_satisfies, idp
-from idp.endpoints.authorize import error_page, expired_page, redirect_denied
+from idp.endpoints.authorize import error_page, expired_page, redirect_denied, refused_page
 from idp.grants import GrantUnavailable
 from idp.i18n import MESSAGES, pick_language
 from idp.models import AuthRequest, Person
@@ -125,10 +125,10 @@ def consent() -> ResponseReturnValue:
         login = sessions.current(s)
         if row is None or login is None:
             return expired_page()
+        lang = pick_language(row.params.get("ui_locales"))
         client = get_client(s, row.client_id)
         if client is None:
-            return error_page("unknown client", 400)
-        lang = pick_language(row.params.get("ui_locales"))
+            return refused_page("unknown_client", "unknown client_id", lang)
         scope = row.params.get("scope", "").split()
         try:
             choices = _patient_choices(ctx, s, login.person_id, scope)
@@ -204,10 +204,10 @@ def consent_decision() -> ResponseReturnValue:
         if request.form.get("decision") != "allow":
             s.delete(row)
             return redirect_denied(ctx, row.params)
+        lang = pick_language(row.params.get("ui_locales"))
         client = get_client(s, row.client_id)
         if client is None:
-            return error_page("unknown client", 400)
-        lang = pick_language(row.params.get("ui_locales"))
+            return refused_page("unknown_client", "unknown client_id", lang)
         scope = row.params.get("scope", "").split()
         chosen, refusal = chosen_scopes(scope)
         try:
