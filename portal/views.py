@@ -13,7 +13,7 @@ from consent.i18n import current_language
 from consent.linkage import GUARDIANSHIP_END_AGE
 from consent.models import Municipality, utcnow
 from consent.records import CATEGORY_NAMES, RECIPIENT
-from phr_core.grant_description import GrantFacts, describe
+from phr_core.grant_description import GrantFacts, day, describe
 from phr_core.webapp import database
 from portal import home, pages, plus_pages
 from portal.session import check_csrf, client_id, current_subject, sign_in_first
@@ -71,6 +71,7 @@ def app_grants(subject: str, lang: str) -> list[dict[str, object]]:
                     lang,
                 ),
                 "granted": pages.day(v.record.created_at),
+                "granted_words": day(records.as_utc(v.record.created_at), lang),
             }
             for v in views
             if v.record.actor != own and v.state(now) == "active"
