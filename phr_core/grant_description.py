@@ -221,7 +221,9 @@ def describe(facts: GrantFacts, lang: str) -> GrantDescription:
     ]  # fmt: skip
     if facts.patient is not None:
         lines.append(Line("record", words(lang, "record"), facts.patient.label(lang)))
-    lines.append(Line("data", words(lang, "data"), items=data))
+    lines.append(
+        Line("data", words(lang, "data"), "" if data else words(lang, "data_nothing"), data)
+    )
     if any(sc == "offline_access" for sc in facts.scopes):
         lines.append(Line("offline", words(lang, "offline"), words(lang, "offline_text")))
     until = words(lang, "expires_on").format(date=day(facts.expires, lang)) if facts.expires else ""

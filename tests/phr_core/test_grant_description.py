@@ -59,3 +59,9 @@ def test_the_details_round_trip_and_old_grants_still_read() -> None:
     lines = {x.key: x for x in describe(old, "ja").lines}
     assert describe(old, "ja").app == "古いアプリ" and lines["purpose"].text == "目的"
     assert lines["publisher"].flagged and lines["expires"].text == "期限なし（取り消すまで）"
+
+
+def test_a_sign_in_only_app_says_it_sees_no_records() -> None:
+    facts = GrantFacts.of_client("sign-in", META, ["openid"], ENDS)
+    data = describe(facts, "ja").line("data")
+    assert data.items == () and data.text == "（記録は見られません。サインインだけに使います）"
