@@ -24,6 +24,7 @@ from phr_core.grant_description import day
 from portal.app import create_app as create_consent
 from tests.conftest import free_port
 from tests.idp.conftest import REDIRECT, Browser, basic, code_request, pkce_pair, token_claims
+from tests.idp.conftest import exchange as code_for_tokens
 
 
 @dataclass
@@ -257,8 +258,8 @@ def test_the_parent_unticks_a_data_type(pair: Pair) -> None:
             },
             "growth-secret-" + "x" * 30,
         )
-    rp = {"client_id": "growth-app", "redirect_uris": [REDIRECT]}
-    auth = basic("growth-app", "growth-secret-" + "x" * 30)
+    rp = {"client_id": "growth-app", "client_secret": "growth-secret-" + "x" * 30,
+          "redirect_uris": [REDIRECT]}  # fmt: skip
     scope = "openid patient/Immunization.rs patient/Observation.rs"
     immunization = {"scopes_offered": "1", "scope": ["patient/Immunization.rs"]}
 
@@ -279,12 +280,7 @@ def test_the_parent_unticks_a_data_type(pair: Pair) -> None:
     assert "すくすく株式会社" in page and "予防接種の予定と成長を表示するため" in page
     assert 'href="https://growth.example.jp/privacy"' in page and "利用規約" in page
     assert "取り消すまで" not in page
-    tokens = app.test_client().post(
-        "/token",
-        data={"grant_type": "authorization_code", "code": back["code"][0],
-              "redirect_uri": REDIRECT, "code_verifier": verifier},
-        headers=auth,
-    ).get_json()  # fmt: skip
+    tokens = code_for_tokens(app, rp, back["code"][0], verifier).get_json()
     assert tokens["scope"].split() == ["openid", "patient/Immunization.rs"]
     claims = token_claims(app, tokens["access_token"])
     assert "Observation" not in claims["scope"]

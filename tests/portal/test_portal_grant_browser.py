@@ -10,7 +10,7 @@ import base64
 import hashlib
 import secrets
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -19,7 +19,7 @@ from idp.demo import DEMO_APP_ID, DEMO_APP_PORT
 from phr_server.demo_family import CHILD_ID as CHILD
 from tests.browser import browser_page
 from tests.portal import live_platform
-from tests.portal.live_platform import PARENT, TIMEOUT, Platform
+from tests.portal.live_platform import PARENT, TIMEOUT, Platform, app_tokens
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -66,13 +66,7 @@ def test_untick_a_data_type_and_see_the_same_description(platform: Platform) -> 
         assert "まで" in shown["expires"] and "取り消すまで" not in shown["expires"]
         page.click("#allow")
         page.wait_for_url(APP_REDIRECT + "*")
-        code = parse_qs(urlsplit(page.url).query)["code"][0]
-        tokens = requests.post(
-            p.idp + "/token",
-            data={"grant_type": "authorization_code", "client_id": DEMO_APP_ID, "code": code,
-                  "redirect_uri": APP_REDIRECT, "code_verifier": verifier},
-            timeout=TIMEOUT,
-        ).json()  # fmt: skip
+        tokens = app_tokens(p, DEMO_APP_ID, APP_REDIRECT, page.url, verifier)
         assert "Observation" not in tokens["scope"] and "patient/Immunization.rs" in tokens["scope"]
         bearer = {"Authorization": "Bearer " + tokens["access_token"]}
         read = requests.get(p.fhir + "/Immunization", headers=bearer, timeout=TIMEOUT)
