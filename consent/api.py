@@ -4,6 +4,7 @@ are answered from the in-process cache (consent.cache)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ LINKAGE = "consent/linkage"
 CATEGORY_ALIASES = {"immunization": "vaccination"}
 DEFAULT_GRANT_DAYS = 365  # an app grant without expires_at lasts a year (consent.md §8)
 MAX_FIELD = 255
+MAX_DETAILS = 8000  # an app's words and links as shown on the consent screen
 
 
 def cache() -> ConsentCache:
@@ -187,11 +189,23 @@ def create_grant() -> ResponseReturnValue:
             or "idp-consent-screen",
             language=_language(data),
             now=now,
+            details=_details(data),
         )
         doc = records.grant_document(view, now)
     resp = _json(doc, 201)
     resp.headers["Location"] = f"{request.root_url.rstrip('/')}/api/v1/grants/{doc['id']}"
     return resp
+
+
+def _details(data: dict[str, Any]) -> dict[str, Any] | None:
+    """What the person was shown about the app (phr_core.grant_description), kept for the
+    portal: an object of bounded size, or none."""
+    value = data.get("details")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(json.dumps(value)) > MAX_DETAILS:
+        raise ConsentError(f"details must be an object of at most {MAX_DETAILS} characters")
+    return value
 
 
 def _language(data: dict[str, Any]) -> str:

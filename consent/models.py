@@ -13,6 +13,7 @@ requests, encrypted, and are deleted when the city answers.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -100,6 +101,8 @@ class ConsentVersion(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     recorded_by: Mapped[str] = mapped_column(String(255))  # the client that made the change
+    # What the person was shown about an app (phr_core.grant_description.GrantFacts.details).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class LinkRequest(Base):

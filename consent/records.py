@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import overload
+from typing import Any, overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -129,9 +129,11 @@ def create(
     collection_method: str = "web-form",
     language: str = "ja",
     now: datetime | None = None,
+    details: dict[str, Any] | None = None,
 ) -> ConsentView:
     """Record a new consent (version 1). `patient` = (municipality, child code) when a guardian
-    consents for a child; None when the subject consents for themself."""
+    consents for a child; None when the subject consents for themself. `details`: what the
+    person was shown about an app (phr_core.grant_description)."""
     if kind not in (PROVIDER, RECIPIENT):
         raise ConsentError("kind must be provider or recipient")
     if not subject or not actor:
@@ -170,6 +172,7 @@ def create(
         language=language,
         recorded_at=now,
         recorded_by=recorded_by,
+        details=details,
     )
     s.add(record)
     s.flush()
@@ -206,6 +209,7 @@ def new_version(
             "period_end",
             "collection_method",
             "language",
+            "details",
         )
     }
     if "categories" in changes:

@@ -55,6 +55,7 @@ class GrantStore(Protocol):
         scope: list[str],
         lang: str,
         patient: str | None = None,
+        details: dict[str, object] | None = None,
     ) -> Grant: ...
 
     def is_active(self, ctx: IdP, s: Session, grant: Grant) -> bool: ...

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from idp.clients import upsert_static
+from idp.clients import upsert_static, validate_metadata
 from idp.models import Client
 from idp.subjects import PHR_SECTOR
 from phr_core.config import Settings
 from phr_core.db import Database
 
 DEMO_APP_PORT = 8010
+DEMO_APP_ID = "demo-vaccination-app"
 
 
 def demo_clients(
@@ -44,11 +45,12 @@ def demo_clients(
         ),
         (
             {
-                "client_id": "demo-vaccination-app",
+                "client_id": DEMO_APP_ID,
                 "client_name": "予防接種スケジュール（デモアプリ）",
+                "organization_name": "PHR プラットフォーム開発チーム（デモ）",
+                "organization_name#en": "PHR platform developers (demo)",
                 "client_name#en": "Vaccination schedule (demo app)",
-                "redirect_uris": [f"http://127.0.0.1:{DEMO_APP_PORT}/callback"],
-                "post_logout_redirect_uris": [f"http://127.0.0.1:{DEMO_APP_PORT}/"],
+                **{key: [uri] for key, uri in example_uris(DEMO_APP_PORT).items()},
                 "token_endpoint_auth_method": "none",
                 "grant_types": ["authorization_code", "refresh_token"],
                 "scope": "openid offline_access launch/patient "
@@ -109,6 +111,30 @@ def city_clients(
             settings.secret("PHR_FHIR_CLIENT_SECRET"),
         ),
     ]
+
+
+def example_uris(port: int) -> dict[str, str]:
+    """The example app's redirect and post-logout URIs on loopback port `port`."""
+    base = f"http://127.0.0.1:{port}"
+    return {"redirect_uris": f"{base}/callback", "post_logout_redirect_uris": f"{base}/"}
+
+
+def allow_example_port(db: Database, port: int, client_id: str = DEMO_APP_ID) -> bool:
+    """Development: let the sandbox app's client come back to the example app on `port`
+    (`phr dev example --port N`), besides the ports it already has. The IdP reads clients
+    per request, so a running platform takes it at once. False when the client is not
+    registered (the platform has not run yet)."""
+    with db.session() as s:
+        row = s.get(Client, client_id)
+        if row is None:
+            return False
+        meta = dict(row.client_metadata)
+        for key, uri in example_uris(port).items():
+            if uri not in meta.get(key, []):
+                meta[key] = [*meta.get(key, []), uri]
+        validate_metadata(meta)
+        row.client_metadata = meta
+    return True
 
 
 def load(db: Database, settings: Settings, *, connector_jwk: dict[str, Any]) -> int:

@@ -24,6 +24,7 @@ from idp.sealing import seal_for
 from idp.subjects import PHR_SECTOR
 from idp.tokens import new_handle, now_utc, sign
 from phr_core import budgets
+from phr_core.grant_description import GrantFacts
 from phr_core.identifiers import patient_id
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,20 @@ def categories_of(scope: list[str]) -> list[str]:
     return found
 
 
+def grant_expiry() -> datetime:
+    """When a grant made now ends: the consent screen shows this date, the grant records it."""
+    return now_utc() + GRANT_LIFETIME
+
+
+def description_facts(
+    client: ClientView, scope: list[str], patient: PatientChoice | None = None
+) -> GrantFacts:
+    """What the consent screen tells the person, and the consent service keeps for the portal."""
+    return GrantFacts.of_client(
+        client.name, client.meta, scope, grant_expiry(), patient.facts if patient else None
+    )
+
+
 def wants_patient(scope: list[str]) -> bool:
     """SMART: a `patient/` scope reads one patient's record, named as `patient` in the token
     response; the person picks which (themself or a child) on the consent screen."""
@@ -91,6 +106,7 @@ class LocalGrants:
         scope: list[str],
         lang: str,
         patient: str | None = None,
+        details: dict[str, object] | None = None,
     ) -> Grant:
         grant = Grant(
             id=new_handle(16),
@@ -98,7 +114,7 @@ class LocalGrants:
             client_id=client.client_id,
             scope=" ".join(scope),
             patient=patient,
-            expires_at=now_utc() + GRANT_LIFETIME,
+            expires_at=grant_expiry(),
         )
         s.add(grant)
         return grant
@@ -173,8 +189,9 @@ class ConsentServiceGrants:
         scope: list[str],
         lang: str,
         patient: str | None = None,
+        details: dict[str, object] | None = None,
     ) -> Grant:
-        expires = now_utc() + GRANT_LIFETIME
+        expires = grant_expiry()
         doc = self._call(
             ctx,
             "POST",
@@ -189,6 +206,7 @@ class ConsentServiceGrants:
                 "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "language": lang,
                 "collection_method": "idp-consent-screen",
+                "details": details,
             },
         )
         grant_id = doc.get("id")

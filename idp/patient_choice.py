@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from phr_core.grant_description import PatientFacts
+
 
 @dataclass(frozen=True)
 class PatientChoice:
@@ -17,11 +19,10 @@ class PatientChoice:
     city_en: str
     birth_month: str | None = None
 
+    @property
+    def facts(self) -> PatientFacts:
+        """As the grant's description shows it, on the consent screen and in the portal."""
+        return PatientFacts(self.relationship, self.city, self.city_en, self.birth_month)
+
     def label(self, lang: str) -> str:
-        if lang == "en":
-            who = "You" if self.relationship == "self" else f"Child born {self.birth_month}"
-            return f"{who} ({self.city_en})"
-        if self.relationship == "self":
-            return f"あなた（{self.city}）"
-        year, month = (self.birth_month or "0-0").split("-")
-        return f"お子さん・{year}年{int(month)}月生まれ（{self.city}）"
+        return self.facts.label(lang)

@@ -17,16 +17,18 @@ from urllib.parse import urlsplit
 
 import click
 from dotenv import load_dotenv
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import cli as connectors_cli
 from consent import cli as consent_cli
 from federation import cli as federation_cli
 from idp import cli as idp_cli
+from idp import demo as idp_demo
 from idp.card.cli import card
 from launcher import runner, supervisor
 from phr_core import migrations, secrets
 from phr_core.config import VARIABLES, ConfigError, Settings, load_settings
-from phr_core.db import make_engine, redact
+from phr_core.db import Database, make_engine, redact
 from phr_core.demo_data import DEMO_MUNICIPALITIES
 from phr_core.services import BY_NAME, SERVICES, ServiceSpec, Variable
 from phr_server import cli as phr_server_cli
@@ -371,13 +373,15 @@ def dev_example(port: int) -> None:
         raise click.ClickException(
             f"the example needs requests: pip install -r {folder / 'requirements.txt'}"
         )
+    uris = idp_demo.example_uris(port)
     env = {
         **os.environ,
         "APP_FHIR_URL": s.urls["fhir"],
         "APP_PORT": str(port),
-        "APP_REDIRECT_URI": f"http://127.0.0.1:{port}/callback",
-        "APP_HOME_URL": f"http://127.0.0.1:{port}/",
+        "APP_REDIRECT_URI": uris["redirect_uris"],
+        "APP_HOME_URL": uris["post_logout_redirect_uris"],
     }
+    _register_example_port(s, env.get("APP_CLIENT_ID") or idp_demo.DEMO_APP_ID, port)
     click.echo(f"example app on http://127.0.0.1:{port}/ (Ctrl-C stops it)")
     # Its own process group, stopped as a whole with a bound: a plain subprocess.call left
     # app.py running (and holding the port) whenever `phr` itself was stopped without a
@@ -387,6 +391,27 @@ def dev_example(port: int) -> None:
             [sys.executable, "app.py"], env=env, cwd=folder, grace_s=EXAMPLE_STOP_TIMEOUT_S
         )
     )
+
+
+def _register_example_port(s: Settings, client_id: str, port: int) -> None:
+    """The sandbox's demo app client is registered for port 8010: add this port's redirect,
+    so that `phr dev example --port N` signs in as docs/apps.md says. Another client (named
+    by APP_CLIENT_ID, e.g. in PHR_IDP_CLIENTS_FILE) is the operator's and is left alone."""
+    if s.production or client_id != idp_demo.DEMO_APP_ID:
+        return
+    db = Database(s.database_urls["idp"])
+    try:
+        registered = idp_demo.allow_example_port(db, port)
+    except SQLAlchemyError:
+        registered = False  # no IdP schema yet
+    finally:
+        db.dispose()
+    if not registered:
+        click.echo(
+            f"note: the IdP has no client {client_id} yet; start the platform first "
+            "(phr dev run), then start the example again",
+            err=True,
+        )
 
 
 @dev.command("reset")

@@ -13,10 +13,10 @@ from consent.i18n import current_language
 from consent.linkage import GUARDIANSHIP_END_AGE
 from consent.models import Municipality, utcnow
 from consent.records import CATEGORY_NAMES, RECIPIENT
+from phr_core.grant_description import GrantFacts, day, describe
 from phr_core.webapp import database
 from portal import home, pages, plus_pages
 from portal.session import check_csrf, client_id, current_subject, sign_in_first
-from portal.words import describe_all
 
 bp = Blueprint("portal", __name__, template_folder="templates")
 
@@ -51,7 +51,8 @@ def privacy() -> ResponseReturnValue:
 
 
 def app_grants(subject: str, lang: str) -> list[dict[str, object]]:
-    """The person's active app grants (not the portal's own sign-in), oldest first."""
+    """The person's active app grants (not the portal's own sign-in), oldest first, each
+    described as the consent screen described it (phr_core.grant_description)."""
     now = utcnow()
     own = client_id()
     with database().session() as s:
@@ -59,16 +60,18 @@ def app_grants(subject: str, lang: str) -> list[dict[str, object]]:
         return [
             {
                 "id": v.id,
-                "client_name": v.version.actor_name,
-                "scopes": describe_all(list(v.version.scopes), lang),
-                "categories": [
-                    CATEGORY_NAMES[c][0 if lang == "ja" else 1]
-                    for c in v.version.categories
-                    if c in CATEGORY_NAMES
-                ],
-                "purpose": v.version.purpose,
+                "grant": describe(
+                    GrantFacts.of_grant(
+                        v.version.details,
+                        app=v.version.actor_name,
+                        scopes=list(v.version.scopes),
+                        expires=records.as_utc(v.version.period_end),
+                        purpose=v.version.purpose,
+                    ),
+                    lang,
+                ),
                 "granted": pages.day(v.record.created_at),
-                "expires": pages.day(v.version.period_end),
+                "granted_words": day(records.as_utc(v.record.created_at), lang),
             }
             for v in views
             if v.record.actor != own and v.state(now) == "active"

@@ -26,17 +26,25 @@ from idp.i18n import MESSAGES, pick_language
 from idp.keys import ALGS
 from idp.models import AuthorizationCode, AuthRequest, Client, Grant, LoginSession
 from idp.tokens import aware, new_handle, now_utc, sha256_hex
+from phr_core.catalogs import text
 
 bp = Blueprint("authorize", __name__, template_folder="../templates")
 
 PAR_PREFIX = "urn:ietf:params:oauth:request_uri:"
+REFUSAL = "idp.authorize.error"  # the catalog's words for PageError codes
 IGNORED_SCOPES = scopes.IGNORED_SCOPES
 # Claims data is the most sensitive: reading it needs the card, whatever the client asks.
 CARD_ONLY_RESOURCES = ("ExplanationOfBenefit", "Claim", "Coverage")
 
 
 class PageError(Exception):
-    """An error that must not be redirected (unknown client or redirect URI)."""
+    """An error that must not be redirected (unknown client or redirect URI). `code` keys the
+    person's explanation (msgctxt idp.authorize.error); the message is the technical detail
+    shown below it, for the app's developer."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
 
 
 @dataclass
@@ -59,15 +67,15 @@ def load_pushed_request(s: Session, req: AuthzRequest) -> None:
     uri = req.params.get("request_uri")
     if not uri:
         if req.params.get("_pushed_only") == "1":
-            raise PageError("this client must use pushed authorization requests")
+            raise PageError("request_invalid", "this client must use pushed authorization requests")
         return
     if not uri.startswith(PAR_PREFIX):
-        raise PageError("request_uri is not one this server issued")
+        raise PageError("request_invalid", "request_uri is not one this server issued")
     row = s.get(AuthRequest, uri[len(PAR_PREFIX) :])
     if row is None or not row.pushed or aware(row.expires_at) < now_utc():
-        raise PageError("request_uri is unknown or expired")
+        raise PageError("request_invalid", "request_uri is unknown or expired")
     if row.client_id != req.params.get("client_id"):
-        raise PageError("request_uri belongs to another client")
+        raise PageError("request_invalid", "request_uri belongs to another client")
     s.delete(row)  # single use
     req.params = dict(row.params)
 
@@ -78,15 +86,15 @@ def register_federated_client(s: Session, req: AuthzRequest) -> None:
     try:
         req.params = federation.register_automatically(s, idp().settings, idp().issuer, req.params)
     except federation.RegistrationRefused as exc:
-        raise PageError(str(exc)) from None
+        raise PageError("federation_refused", str(exc)) from None
 
 
 def check_client(s: Session, req: AuthzRequest) -> None:
     client = get_client(s, req.params.get("client_id", ""))
     if client is None:
-        raise PageError("unknown client_id")
+        raise PageError("unknown_client", "unknown client_id")
     if "authorization_code" not in client.grant_types:
-        raise PageError("this client may not use the authorization code flow")
+        raise PageError("not_code_flow", "this client may not use the authorization code flow")
     req.client = client
 
 
@@ -94,9 +102,9 @@ def check_redirect_uri(s: Session, req: AuthzRequest) -> None:
     assert req.client is not None  # noqa: S101 (check_client ran)
     uri = req.params.get("redirect_uri", "")
     if not uri:
-        raise PageError("redirect_uri is required")
+        raise PageError("redirect_missing", "redirect_uri is required")
     if uri not in req.client.redirect_uris:  # exact string match, no patterns
-        raise PageError("redirect_uri is not registered for this client")
+        raise PageError("redirect_unknown", "redirect_uri is not registered for this client")
     req.redirect_uri = uri
 
 
@@ -258,7 +266,7 @@ def _run(s: Session, params: dict[str, str], *, resumed: bool) -> ResponseReturn
         for check in BEFORE_REDIRECT:
             check(s, req)
     except PageError as err:
-        return error_page(str(err), 400, pick_language(params.get("ui_locales")))
+        return refused_page(err.code, str(err), pick_language(params.get("ui_locales")))
     try:
         for check in AFTER_REDIRECT:
             check(s, req)
@@ -393,11 +401,39 @@ def redirect_denied(ctx: IdP, params: dict[str, str]) -> ResponseReturnValue:
 
 def expired_page() -> ResponseReturnValue:
     """A parked request that is gone: expired, already finished, or never ours."""
-    return error_page("this sign-in took too long or was already finished", 400)
+    detail = "this sign-in took too long or was already finished"
+    return refused_page("expired", detail, pick_language())
 
 
-def error_page(message: str, status: int, lang: str = "ja") -> ResponseReturnValue:
+def refused_page(code: str, detail: str, lang: str) -> ResponseReturnValue:
+    """Why sign-in stopped, in plain words with what to do; the protocol's words below."""
+    return error_page(
+        text(lang, REFUSAL, code),
+        400,
+        lang,
+        title=text(lang, REFUSAL, "title"),
+        detail=(text(lang, REFUSAL, "detail"), detail),
+    )
+
+
+def error_page(
+    message: str,
+    status: int,
+    lang: str = "ja",
+    *,
+    title: str | None = None,
+    detail: tuple[str, str] | None = None,
+) -> ResponseReturnValue:
+    """An error page: `title` (default: the IdP's "error"), the message, and an optional
+    (label, text) technical detail in small print below it."""
     return (
-        render_template("idp_error.html", t=MESSAGES[lang], lang=lang, message=message),
+        render_template(
+            "idp_error.html",
+            t=MESSAGES[lang],
+            lang=lang,
+            title=title,
+            message=message,
+            detail=detail,
+        ),
         status,
     )

@@ -12,19 +12,21 @@ from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from idp import grants, scopes, sessions
+from idp import grants, sessions
 from idp.card.authapp.views import login_link as authapp_link
 from idp.card.sessions import create_card_session, take_verified
 from idp.card.views import panel_context
 from idp.clients import ClientView, get_client
 from idp.context import ACR_CARD, ACR_DEV, IdP, acr_satisfies, idp
-from idp.endpoints.authorize import error_page, expired_page, redirect_denied
+from idp.endpoints.authorize import error_page, expired_page, redirect_denied, refused_page
 from idp.grants import GrantUnavailable
 from idp.i18n import MESSAGES, pick_language
 from idp.models import AuthRequest, Person
 from idp.passkey.views import panel_context as passkey_panel
 from idp.patient_choice import PatientChoice
 from idp.tokens import aware, now_utc
+from phr_core.grant_description import describe, is_data_scope
+from phr_core.grant_description import words as describe_words
 
 bp = Blueprint("interaction", __name__, template_folder="../templates")
 
@@ -123,10 +125,10 @@ def consent() -> ResponseReturnValue:
         login = sessions.current(s)
         if row is None or login is None:
             return expired_page()
+        lang = pick_language(row.params.get("ui_locales"))
         client = get_client(s, row.client_id)
         if client is None:
-            return error_page("unknown client", 400)
-        lang = pick_language(row.params.get("ui_locales"))
+            return refused_page("unknown_client", "unknown client_id", lang)
         scope = row.params.get("scope", "").split()
         try:
             choices = _patient_choices(ctx, s, login.person_id, scope)
@@ -143,16 +145,19 @@ def _consent_page(
     choices: list[PatientChoice] | None,
     status: int = 200,
     problem: str | None = None,
+    ticked: list[str] | None = None,
 ) -> ResponseReturnValue:
+    """The app's request described as the portal will describe the grant
+    (phr_core.grant_description); each kind of data a checkbox, ticked as asked."""
+    only = choices[0] if choices is not None and len(choices) == 1 else None
     return (
         render_template(
             "idp_consent.html",
             t=MESSAGES[lang],
             lang=lang,
             req=req,
-            app=client.name,
-            purpose=client.purpose(lang),
-            items=[scopes.describe(sc, lang) for sc in scope],
+            grant=describe(grants.description_facts(client, scope, only), lang),
+            ticked=set(scope if ticked is None else ticked),
             choices=[(c.id, c.label(lang)) for c in choices] if choices is not None else None,
             problem=problem,
             csrf=sessions.csrf_token(),
@@ -170,6 +175,23 @@ def _patient_choices(
     return ctx.grants.patients(ctx, s, person_id)
 
 
+def chosen_scopes(asked: list[str]) -> tuple[list[str], str | None]:
+    """The scopes the person left ticked, in the order asked, and the words of a refusal.
+
+    The screen sends `scopes_offered` with its checkboxes; a form without it (a script that
+    predates the checkboxes) approves the request as shown. A ticked box the app did not ask
+    for is refused, and so is unticking every kind of data (that is what 許可しない is for)."""
+    data = [sc for sc in asked if is_data_scope(sc)]
+    if not request.form.get("scopes_offered"):
+        return asked, None
+    ticked = request.form.getlist("scope")
+    if set(ticked) - set(data):
+        return [], "data_not_asked"
+    if data and not set(ticked) & set(data):
+        return [], "data_none"
+    return [sc for sc in asked if not is_data_scope(sc) or sc in ticked], None
+
+
 @bp.post("/consent")
 def consent_decision() -> ResponseReturnValue:
     ctx = idp()
@@ -182,23 +204,35 @@ def consent_decision() -> ResponseReturnValue:
         if request.form.get("decision") != "allow":
             s.delete(row)
             return redirect_denied(ctx, row.params)
+        lang = pick_language(row.params.get("ui_locales"))
         client = get_client(s, row.client_id)
         if client is None:
-            return error_page("unknown client", 400)
-        lang = pick_language(row.params.get("ui_locales"))
+            return refused_page("unknown_client", "unknown client_id", lang)
         scope = row.params.get("scope", "").split()
+        chosen, refusal = chosen_scopes(scope)
         try:
             choices = _patient_choices(ctx, s, login.person_id, scope)
+            if refusal is not None:
+                ticked = request.form.getlist("scope")
+                problem = describe_words(lang, refusal)
+                return _consent_page(row.id, client, lang, scope, choices, 400, problem, ticked)
             patient = None
             if choices:
                 picked = request.form.get("patient") or (choices[0].id if len(choices) == 1 else "")
                 if picked not in {c.id for c in choices}:
                     t = MESSAGES[lang]
                     return _consent_page(
-                        row.id, client, lang, scope, choices, 400, t["patient_pick"]
+                        row.id, client, lang, scope, choices, 400, t["patient_pick"], chosen
                     )
-                patient = picked
-            ctx.grants.record(ctx, s, login.person_id, client, scope, lang, patient=patient)
+                patient = next(c for c in choices if c.id == picked)
+            details = grants.description_facts(client, chosen, patient).details()
+            ctx.grants.record(
+                ctx, s, login.person_id, client, chosen, lang,
+                patient=patient.id if patient else None, details=details,
+            )  # fmt: skip
         except GrantUnavailable:
             return error_page(MESSAGES[lang]["consent_unavailable"], 503, lang)
+        # The code and its tokens carry what was chosen, not what was asked (the resumed
+        # request finds the grant for exactly these scopes).
+        row.params = {**row.params, "scope": " ".join(chosen)}
         return _resume(row, "_consent_done")

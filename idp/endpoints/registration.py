@@ -82,6 +82,17 @@ def _check_sector_identifier(ctx: IdP, meta: dict[str, Any]) -> None:
         )
 
 
+def purpose_given(meta: dict[str, Any]) -> bool:
+    """Does the metadata say why the app wants data (`purpose`, or a localized `purpose#xx`)?
+    A parent cannot weigh a request without it, so dynamic registration refuses an app that
+    gives none (clients an operator registers are shown flagged instead)."""
+    return any(
+        isinstance(value, str) and value.strip()
+        for key, value in meta.items()
+        if key.split("#", 1)[0] == "purpose"
+    )
+
+
 def _clean(ctx: IdP, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise OAuthError("invalid_client_metadata", "the body must be a JSON object")
@@ -104,6 +115,12 @@ def _clean(ctx: IdP, body: Any) -> dict[str, Any]:
     except ValueError as exc:
         code = "invalid_redirect_uri" if "redirect_uri" in str(exc) else "invalid_client_metadata"
         raise OAuthError(code, str(exc)) from None
+    if not purpose_given(meta):
+        raise OAuthError(
+            "invalid_client_metadata",
+            "purpose is required: one sentence saying why the app needs the person's data, "
+            "shown on the consent screen and in the portal (purpose, purpose#en)",
+        )
     asked = str(meta["scope"]).split()
     system = [sc for sc in asked if sc.startswith("system/")]
     if system:

@@ -78,6 +78,8 @@ class Browser:
     patient: str | None = None  # the record picked on the consent screen, if asked
     pages: list[str] = field(default_factory=list)
     last_page: str = ""  # the HTML of the last sign-in or consent page shown
+    choose: dict[str, str | list[str]] = field(default_factory=dict)  # more consent form fields
+    consent_page: str = ""  # the HTML of the last consent screen
 
     def authorize(self, **params: str) -> dict[str, list[str]]:
         """Follow the authorization request through sign-in and consent to the redirect back
@@ -104,13 +106,14 @@ class Browser:
                     "/login/dev", data={"csrf": csrf, "req": req, "person": str(self.person)}
                 )
             elif parts.path == "/consent":
-                csrf = _csrf(page.get_data(as_text=True))
+                self.consent_page = page.get_data(as_text=True)
+                csrf = _csrf(self.consent_page)
                 req = parse_qs(parts.query)["req"][0]
                 decision = "allow" if self.approve else "deny"
                 form = {"csrf": csrf, "req": req, "decision": decision}
                 if self.patient:
                     form["patient"] = self.patient
-                resp = self.client.post("/consent", data=form)
+                resp = self.client.post("/consent", data={**form, **self.choose})
             else:
                 resp = page
         raise AssertionError("too many redirects")

@@ -202,8 +202,8 @@ def test_secrets_are_stored_with_scrypt_and_old_hashes_upgrade(idp_app: Flask, r
 
 def test_dynamic_registration_stores_scrypt(idp_app: Flask, initial_token: str) -> None:  # noqa: F811
     c = idp_app.test_client()
-    reg = c.post("/register", json={"redirect_uris": ["https://rp.example.jp/cb"]},
-                 headers={"Authorization": f"Bearer {initial_token}"})  # fmt: skip
+    body = {"redirect_uris": ["https://rp.example.jp/cb"], "purpose": "記録を見るため"}
+    reg = c.post("/register", json=body, headers={"Authorization": f"Bearer {initial_token}"})
     assert reg.status_code == 201, reg.get_json()
     with idp_app.extensions["phr_db"].session() as s:
         stored = s.get(Client, reg.get_json()["client_id"]).secret_hash

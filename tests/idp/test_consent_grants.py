@@ -10,6 +10,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 from flask import Flask
@@ -19,9 +20,11 @@ from idp.app import create_app as create_idp
 from idp.app import prepare
 from idp.clients import upsert_static
 from phr_core.config import Settings, load_settings
+from phr_core.grant_description import day
 from portal.app import create_app as create_consent
 from tests.conftest import free_port
 from tests.idp.conftest import REDIRECT, Browser, basic, code_request, pkce_pair, token_claims
+from tests.idp.conftest import exchange as code_for_tokens
 
 
 @dataclass
@@ -229,3 +232,69 @@ def test_smart_patient_is_picked_on_the_consent_screen(pair: Pair) -> None:
         headers=auth,
     ).get_json()  # fmt: skip
     assert "patient" not in plain
+
+
+def test_the_parent_unticks_a_data_type(pair: Pair) -> None:
+    """The consent screen describes the app (publisher, purpose, expiry date, policy links) and
+    shows each data type as a ticked checkbox; the parent unticks Observation: the grant, the
+    code and the access token carry Immunization only, and the consent service keeps what the
+    screen showed for the portal. A form adding a type the app did not ask for is refused, and
+    so is one that unticks everything."""
+    app = pair.idp
+    with app.extensions["phr_db"].session() as s:
+        upsert_static(
+            s,
+            {
+                "client_id": "growth-app",
+                "client_name": "すくすく成長アプリ",
+                "organization_name": "すくすく株式会社",
+                "purpose": "予防接種の予定と成長を表示するため",
+                "purpose#en": "To show vaccinations and growth",
+                "policy_uri": "https://growth.example.jp/privacy",
+                "tos_uri": "https://growth.example.jp/terms",
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid patient/Immunization.rs patient/Observation.rs",
+            },
+            "growth-secret-" + "x" * 30,
+        )
+    rp = {"client_id": "growth-app", "client_secret": "growth-secret-" + "x" * 30,
+          "redirect_uris": [REDIRECT]}  # fmt: skip
+    scope = "openid patient/Immunization.rs patient/Observation.rs"
+    immunization = {"scopes_offered": "1", "scope": ["patient/Immunization.rs"]}
+
+    for refused in (
+        {"scopes_offered": "1", "scope": ["patient/Immunization.rs", "patient/Condition.rs"]},
+        {"scopes_offered": "1", "scope": []},
+    ):
+        browser = Browser(app.test_client(), choose=refused)  # type: ignore[arg-type]
+        with pytest.raises(AssertionError, match="stopped at 400"):
+            browser.authorize(**code_request(rp, pkce_pair()[1], scope=scope))
+
+    browser = Browser(app.test_client(), choose=immunization)  # type: ignore[arg-type]
+    verifier, challenge = pkce_pair()
+    back = browser.authorize(**code_request(rp, challenge, scope=scope))
+    page = browser.consent_page
+    for value in ("patient/Immunization.rs", "patient/Observation.rs"):
+        assert f'name="scope" value="{value}" checked' in page  # ticked as the app asked
+    assert "すくすく株式会社" in page and "予防接種の予定と成長を表示するため" in page
+    assert 'href="https://growth.example.jp/privacy"' in page and "利用規約" in page
+    assert "取り消すまで" not in page
+    tokens = code_for_tokens(app, rp, back["code"][0], verifier).get_json()
+    assert tokens["scope"].split() == ["openid", "patient/Immunization.rs"]
+    claims = token_claims(app, tokens["access_token"])
+    assert "Observation" not in claims["scope"]
+    grant = _consent_api(pair, f"/api/v1/grants/{claims['grant_id']}")
+    assert grant["scopes"] == ["openid", "patient/Immunization.rs"]
+    with pair.consent.extensions["phr_db"].session() as s:
+        from consent.models import ConsentVersion
+
+        details = s.get(ConsentVersion, (claims["grant_id"], 1)).details
+    assert details["publisher"]["ja"] == "すくすく株式会社"
+    assert details["purpose"]["en"] == "To show vaccinations and growth"
+    # The date the screen showed is the grant's end.
+    ends = datetime.fromisoformat(grant["expires_at"].replace("Z", "+00:00"))
+    assert f"{day(ends, 'ja')}まで" in page
+    # Asking again for what was granted needs no consent screen.
+    browser.authorize(**code_request(rp, pkce_pair()[1], scope="openid patient/Immunization.rs"))
+    assert browser.pages.count("/consent") == 1

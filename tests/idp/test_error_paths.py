@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -213,3 +214,34 @@ def test_internal_ids_never_leave(idp_app: Flask, rp: dict, browser: Browser) ->
     blobs.append(intro.get_data(as_text=True))
     for blob in blobs:
         assert person not in blob and person.replace("-", "") not in blob
+
+
+@pytest.mark.parametrize(
+    ("lang", "what", "todo"),
+    [("ja", "登録されていません", "問い合わせてください"), ("en", "not registered", "contact")],
+)
+def test_authorize_refusals_explain_in_plain_words(
+    idp_app: Flask, rp: dict, lang: str, what: str, todo: str
+) -> None:
+    """A refusal shown as a page (no redirect is safe) explains in the person's language what
+    happened and what to do; the protocol's words stay below, in small print, for the app's
+    developer."""
+    _, challenge = pkce_pair()
+    cases = {
+        "unknown client_id": {"client_id": "nobody"},
+        "redirect_uri is not registered for this client": {"redirect_uri": "https://x.example/cb"},
+    }
+    for detail, change in cases.items():
+        req = {**code_request(rp, challenge, **change), "ui_locales": lang}
+        page = idp_app.test_client().get("/authorize", query_string=req)
+        html = page.get_data(as_text=True)
+        assert page.status_code == 400 and "Location" not in page.headers
+        message = re.search(r'<p id="message">([^<]+)</p>', html)
+        assert message and todo in message.group(1), html
+        assert detail not in message.group(1)  # the protocol's words are not the explanation
+        assert re.search(
+            rf'<p class="detail" id="detail">[^<]+<code lang="en">{detail}</code>', html
+        )
+        assert f'<html lang="{lang}">' in html
+    req = {**code_request(rp, challenge, client_id="nobody"), "ui_locales": lang}
+    assert what in idp_app.test_client().get("/authorize", query_string=req).get_data(as_text=True)

@@ -94,6 +94,7 @@ def test_a_sector_identifier_uri_at_an_internal_address_is_not_fetched_in_produc
             json={
                 "redirect_uris": ["https://a.example/cb"],
                 "sector_identifier_uri": f"https://127.0.0.1:{witness.port}/sector.json",
+                "purpose": "記録を見るため",
             },
             headers={"Authorization": f"Bearer {made.output.strip()}"},
         )

@@ -25,9 +25,13 @@ def initial_token(idp_app: Flask, migrated: Settings, monkeypatch: pytest.Monkey
     return result.output.strip()
 
 
+# Every registration says why the app wants data (refused without: test_purpose_is_required).
+PURPOSE = "子どもの成長を記録するため"
+
+
 def _register(app: Flask, token: str, body: dict):
     return app.test_client().post(
-        "/register", json=body, headers={"Authorization": f"Bearer {token}"}
+        "/register", json={"purpose": PURPOSE, **body}, headers={"Authorization": f"Bearer {token}"}
     )
 
 
@@ -37,6 +41,7 @@ def test_register_use_manage_and_delete(idp_app: Flask, initial_token: str) -> N
         "redirect_uris": ["https://growth.example.jp/cb"],
         "scope": "openid patient/Observation.rs",
         "grant_types": ["authorization_code"],
+        "purpose": PURPOSE,
     }
     assert _register(idp_app, "wrong", meta).status_code == 401
     resp = _register(idp_app, initial_token, meta)
@@ -128,3 +133,23 @@ def test_sector_identifier_uri(idp_app: Flask, initial_token: str) -> None:
 
     with idp_app.extensions["phr_db"].session() as s:
         assert s.get(Client, ok.get_json()["client_id"]).sector == "127.0.0.1"
+
+
+def test_purpose_is_required(idp_app: Flask, initial_token: str) -> None:
+    """A parent cannot weigh a request that does not say why: registering without a purpose is
+    refused with RFC 7591's invalid_client_metadata, naming the field; a purpose in one
+    language (`purpose#en`) is enough."""
+    body = {"redirect_uris": ["https://growth.example.jp/cb"], "client_name": "Growth app"}
+    for missing in ({}, {"purpose": ""}, {"purpose": "   "}, {"purpose#en": 3}):
+        resp = idp_app.test_client().post(
+            "/register", json={**body, **missing},
+            headers={"Authorization": f"Bearer {initial_token}"},
+        )  # fmt: skip
+        err = resp.get_json()
+        assert resp.status_code == 400 and err["error"] == "invalid_client_metadata", err
+        assert "purpose" in err["error_description"]
+    resp = idp_app.test_client().post(
+        "/register", json={**body, "purpose#en": "To chart your child's growth"},
+        headers={"Authorization": f"Bearer {initial_token}"},
+    )  # fmt: skip
+    assert resp.status_code == 201, resp.get_json()

@@ -14,14 +14,17 @@ from flask import Flask
 from idp.clients import load_clients_file
 from idp.models import RefreshToken
 from tests.idp.conftest import Browser, basic, code_request, exchange, pkce_pair
-from tests.idp.test_registration import initial_token  # noqa: F401 (fixture)
+from tests.idp.test_registration import (
+    PURPOSE,
+    initial_token,  # noqa: F401 (fixture)
+)
 
 CHILD_AND_OWN = "openid patient/Patient.rs user/Immunization.rs"
 
 
 def _register(app: Flask, token: str, body: dict):  # type: ignore[no-untyped-def]
     return app.test_client().post(
-        "/register", json=body, headers={"Authorization": f"Bearer {token}"}
+        "/register", json={"purpose": PURPOSE, **body}, headers={"Authorization": f"Bearer {token}"}
     )
 
 

@@ -79,6 +79,17 @@ def running(settings: Settings) -> Iterator[Platform]:
             app.extensions["phr_db"].dispose()  # type: ignore[attr-defined]
 
 
+def app_tokens(p: Platform, client_id: str, redirect_uri: str, back: str, verifier: str) -> dict:
+    """A public app's token request for the code on the redirect `back` (PKCE, no secret)."""
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    return requests.post(
+        p.idp + "/token",
+        data={"grant_type": "authorization_code", "client_id": client_id, "code": code,
+              "redirect_uri": redirect_uri, "code_verifier": verifier},
+        timeout=TIMEOUT,
+    ).json()  # fmt: skip
+
+
 def form_value(html: str, name: str) -> str:
     m = re.search(rf'name="{name}" value="([^"]+)"', html)
     assert m, html[:400]

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import secrets
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -18,7 +18,7 @@ import requests
 from phr_server.demo_family import CHILD_ID as CHILD
 from tests.browser import browser_page
 from tests.portal import live_platform
-from tests.portal.live_platform import PARENT, TIMEOUT, Platform
+from tests.portal.live_platform import PARENT, TIMEOUT, Platform, app_tokens
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -100,13 +100,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
         page.check(f"input[name=patient][value='{CHILD}']")  # whose record the app opens
         page.click("#allow")
         page.wait_for_url(APP_REDIRECT + "*")
-        code = parse_qs(urlsplit(page.url).query)["code"][0]
-        tokens = requests.post(
-            p.idp + "/token",
-            data={"grant_type": "authorization_code", "client_id": APP, "code": code,
-                  "redirect_uri": APP_REDIRECT, "code_verifier": verifier},
-            timeout=TIMEOUT,
-        ).json()  # fmt: skip
+        tokens = app_tokens(p, APP, APP_REDIRECT, page.url, verifier)
         read = requests.get(
             p.fhir + "/Immunization",
             headers={"Authorization": "Bearer " + tokens["access_token"]},
