@@ -200,6 +200,9 @@ def backup(
         for engine in engines.values():
             engine.dispose()
     summary.secrets = sorted(values)
+    unset = sorted({s.env for svc in services for s in svc.secrets} - set(values))
+    if unset:
+        summary.notes.append(f"not set, so not in the backup: {', '.join(unset)}")
     return summary
 
 
@@ -259,7 +262,7 @@ def _records(path: Path, passphrase: str) -> Iterator[Any]:
             raise BackupError(str(exc)) from None
         except (zlib.error, ValueError) as exc:
             raise BackupError(f"damaged backup ({exc})") from None
-    if pending.strip() or not unzip.eof:
+    if pending.strip() or not unzip.eof or unzip.unused_data:
         raise BackupError("damaged backup (incomplete data stream)")
 
 
@@ -337,11 +340,15 @@ def secret_conflicts(settings: Settings, values: Mapping[str, str], target: Path
     return sorted(clashes)
 
 
-def _clear(settings: Settings, svc: ServiceSpec) -> None:
-    """Drop every table of the service (a forced restore), its version table too."""
+def _prepare(settings: Settings, svc: ServiceSpec, revision: str | None) -> None:
+    """Make the service's schema the one at the backup's revision. A schema already there is
+    kept (its rows are deleted before loading); any other is dropped, version table too, and
+    rebuilt by the migrations."""
     url = settings.database_urls[svc.name]
     engine = make_engine(url)
     try:
+        if revision is not None and migrations.current_revision(svc, engine) == revision:
+            return
         with engine.begin() as conn:
             for table in reversed(_reflect(conn, svc)):
                 table.drop(conn)
@@ -370,12 +377,12 @@ def restore(
     secrets_dir: Path,
 ) -> Summary:
     """Load a verified archive into the services' databases and write its secrets. The checks
-    (`occupied`, `secret_conflicts`) are the caller's: the services' tables are dropped first
-    (they are empty, or the operator forced it), so each is rebuilt at the backup's revision."""
+    (`occupied`, `secret_conflicts`) are the caller's: the services' tables are empty, or the
+    operator forced it."""
     summary = Summary()
     described = contents.manifest["services"]
     for svc in services:
-        _clear(settings, svc)
+        _prepare(settings, svc, described[svc.name]["revision"])
     write_secrets(contents.secrets, secrets_dir)
     summary.secrets = sorted(contents.secrets)
     engines: dict[str, Engine] = {}
@@ -476,10 +483,5 @@ def _reset_sequences(engine: Engine, svc: ServiceSpec) -> None:
                     {"t": f'"{table.name}"', "c": column.name},
                 ).scalar()
                 if seq:
-                    conn.execute(
-                        text(
-                            f'SELECT setval(:s, COALESCE((SELECT MAX("{column.name}") '
-                            f'FROM "{table.name}"), 0) + 1, false)'
-                        ),
-                        {"s": seq},
-                    )
+                    top = conn.execute(select(func.max(column))).scalar() or 0
+                    conn.execute(text("SELECT setval(:s, :v, false)"), {"s": seq, "v": top + 1})

@@ -223,7 +223,7 @@ def db_current() -> None:
         click.echo(f"{svc.name:<10} {current or '(empty)':<16} {state}")
 
 
-PASSPHRASE_ENV = "PHR_BACKUP_PASSPHRASE"
+PASSPHRASE_ENV = "PHR_BACKUP_PASSPHRASE"  # noqa: S105  # a variable's name, not a secret
 MIN_PASSPHRASE = 12
 
 
@@ -259,6 +259,8 @@ def db_backup(output: Path, services: tuple[str, ...]) -> None:
     for name, revision in summary.services.items():
         click.echo(f"{name:<10} {summary.rows[name]:>8} rows at revision {revision}")
     click.echo(f"secrets: {', '.join(summary.secrets) or '(none)'}")
+    for note in summary.notes:
+        click.echo(note)
     click.echo(f"backup written to {output}; keep the passphrase apart from it")
 
 
@@ -291,9 +293,7 @@ def db_restore(
         if (in_use or clashes) and not force:
             lines = [f"- database not empty: {x}" for x in in_use]
             lines += [f"- secret {n} differs from the backup's" for n in clashes]
-            raise click.ClickException(
-                "refusing to overwrite (use --force):\n" + "\n".join(lines)
-            )
+            raise click.ClickException("refusing to overwrite (use --force):\n" + "\n".join(lines))
         for line in in_use:
             click.echo(f"overwriting {line}", err=True)
         for name in clashes:

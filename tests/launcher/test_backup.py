@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from phr_server import audit
 from phr_server.models import StoredResource
 from phr_server.repository import Repository
 from phr_server.storage import Keyring
-from tests.conftest import make_environ
+from tests.conftest import Templates, make_environ
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -44,18 +46,24 @@ def _postgres_server() -> str | None:
 
 
 @contextmanager
-def other_database(backend: str, folder: Path) -> Iterator[str]:
-    """A new, empty database of `backend` to restore into (dropped afterwards)."""
+def other_database(backend: str, folder: Path, templates: Templates | None = None) -> Iterator[str]:
+    """A new database of `backend` to restore into (dropped afterwards): empty, or with
+    `templates` a copy of the session's database migrated to head (as after `phr db upgrade`;
+    saves migrating again in each test)."""
     if backend == "sqlite":
-        yield f"sqlite:///{folder / 'restored.db'}"
+        path = folder / "restored.db"
+        if templates is not None:
+            shutil.copyfile(templates.sqlite(), path)
+        yield f"sqlite:///{path}"
         return
     server = _postgres_server()
     if server is None:
         pytest.skip("PostgreSQL: no server given in PHR_TEST_DATABASE_URLS")
     name = "phr_restore_" + uuid.uuid4().hex[:12]
+    copy = f' TEMPLATE "{templates.postgres(server)}"' if templates is not None else ""
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     try:
         yield server.rsplit("/", 1)[0] + "/" + name
     finally:
@@ -140,16 +148,14 @@ def _snapshot(settings: Settings) -> dict[str, list[Any]]:
 @pytest.fixture
 def loaded(migrated: Settings, environ: dict[str, str]) -> dict[str, str]:
     """The demo platform (with the family and an audit trail) on the backend under test."""
-    for svc in SERVICES:  # every development key made, as `phr dev keys` does
-        for spec in svc.secrets:
-            migrated.secret(spec.env)
+    _make_keys(migrated)
     load_all(migrated, family=True)
     _audit_trail(migrated, 3)
     return environ
 
 
 def test_backup_restores_records_consents_and_audit_elsewhere(
-    loaded: dict[str, str], tmp_path: Path, db_backend: str
+    loaded: dict[str, str], tmp_path: Path, db_backend: str, migrated_templates: Templates
 ) -> None:
     before = load_settings(loaded)
     expected, rows = _readable(before), _snapshot(before)
@@ -164,7 +170,7 @@ def test_backup_restores_records_consents_and_audit_elsewhere(
 
     elsewhere = tmp_path / "elsewhere"  # the platform is gone: a new var folder and database
     elsewhere.mkdir()
-    with other_database(db_backend, elsewhere) as url:
+    with other_database(db_backend, elsewhere, migrated_templates) as url:
         env = make_environ(elsewhere, url)
         done = _cli(env, "restore", str(archive))
         assert done.exit_code == 0, done.output
@@ -174,14 +180,17 @@ def test_backup_restores_records_consents_and_audit_elsewhere(
         for svc in SERVICES:
             for spec in svc.secrets:
                 assert after.secret(spec.env) == before.secret(spec.env)
-
-        again = _cli(env, "restore", str(archive))  # now it holds data: refused
-        assert again.exit_code == 1 and "refusing to overwrite (use --force)" in again.output
-        assert "database not empty: fhir" in again.output
-        forced = _cli(env, "restore", str(archive), "--force")
-        assert forced.exit_code == 0, forced.output
-        assert "overwriting fhir:" in forced.output
-        assert _readable(load_settings(env)) == expected
+        # New rows get new ids: PostgreSQL's sequences were moved past the restored ones.
+        assert rows["consent_change"]
+        engine = make_engine(after.database_urls["consent"])
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    text("INSERT INTO consent_change (key, changed_at) VALUES ('new', :at)"),
+                    {"at": datetime.now(UTC)},
+                )
+        finally:
+            engine.dispose()
 
 
 def test_restore_crosses_database_engines(
@@ -202,9 +211,21 @@ def test_restore_crosses_database_engines(
         assert _readable(load_settings(env)) == expected
 
 
+def _make_keys(settings: Settings) -> None:
+    """Every development key made, as `phr dev keys` does."""
+    for svc in SERVICES:
+        for spec in svc.secrets:
+            settings.secret(spec.env)
+
+
+# The archive's format does not depend on the database engine: one backend is enough.
+ONE_BACKEND = pytest.mark.parametrize("db_backend", ["sqlite"])
+
+
 @pytest.fixture
 def small_archive(migrated: Settings, environ: dict[str, str], tmp_path: Path) -> Path:
     """A backup of two services' demo data: enough to damage."""
+    _make_keys(migrated)
     load_all(migrated)
     archive = tmp_path / "small.backup"
     made = _cli(environ, "backup", str(archive), "consent", "federation")
@@ -218,6 +239,7 @@ def _restore_fresh(tmp_path: Path, archive: Path, passphrase: str | None = PASSP
     return _cli(env, "restore", str(archive), passphrase=passphrase)
 
 
+@ONE_BACKEND
 def test_wrong_or_missing_passphrase_fails_loudly(small_archive: Path, tmp_path: Path) -> None:
     wrong = _restore_fresh(tmp_path, small_archive, passphrase="not the passphrase")
     assert wrong.exit_code == 1
@@ -228,17 +250,20 @@ def test_wrong_or_missing_passphrase_fails_loudly(small_archive: Path, tmp_path:
     assert _restore_fresh(tmp_path, small_archive).exit_code == 0  # the right one still works
 
 
-@pytest.mark.parametrize("where", ["header", "first chunk", "last byte"])
-def test_a_flipped_byte_fails_loudly(small_archive: Path, tmp_path: Path, where: str) -> None:
-    data = bytearray(small_archive.read_bytes())
-    at = {"header": 20, "first chunk": 100, "last byte": len(data) - 1}[where]
-    data[at] ^= 0x01
-    small_archive.write_bytes(bytes(data))
-    result = _restore_fresh(tmp_path, small_archive)
-    assert result.exit_code == 1
-    assert "wrong passphrase or damaged backup" in result.output
+@ONE_BACKEND
+def test_a_flipped_byte_fails_loudly(small_archive: Path, tmp_path: Path) -> None:
+    data = small_archive.read_bytes()
+    for at in (20, 40, 100, len(data) // 2, len(data) - 1):  # header, length, chunks, tag
+        flipped = bytearray(data)
+        flipped[at] ^= 0x01
+        small_archive.write_bytes(bytes(flipped))
+        result = _restore_fresh(tmp_path, small_archive)
+        assert result.exit_code == 1, at
+        assert "wrong passphrase or damaged backup" in result.output
+    assert not (tmp_path / "fresh" / "var" / "secrets").exists()
 
 
+@ONE_BACKEND
 def test_a_truncated_or_extended_archive_fails_loudly(small_archive: Path, tmp_path: Path) -> None:
     data = small_archive.read_bytes()
     for damaged in (data[:-1], data[: len(data) // 2], data[:50], data + b"\0"):
@@ -249,6 +274,7 @@ def test_a_truncated_or_extended_archive_fails_loudly(small_archive: Path, tmp_p
     assert not (tmp_path / "fresh" / "var" / "secrets").exists()
 
 
+@ONE_BACKEND
 def test_different_existing_secrets_are_not_overwritten(
     small_archive: Path, tmp_path: Path
 ) -> None:
@@ -260,3 +286,17 @@ def test_different_existing_secrets_are_not_overwritten(
     assert "secret PHR_FEDERATION_KEY differs from the backup's" in refused.output
     assert "dev-another-key" not in refused.output
     assert (secrets_dir / "PHR_FEDERATION_KEY").read_text() == "dev-another-key\n"
+
+
+def test_a_restore_refuses_a_database_with_rows_unless_forced(
+    small_archive: Path, tmp_path: Path
+) -> None:
+    assert _restore_fresh(tmp_path, small_archive).exit_code == 0
+    again = _restore_fresh(tmp_path, small_archive)
+    assert again.exit_code == 1 and "refusing to overwrite (use --force)" in again.output
+    assert "database not empty: consent: " in again.output
+    env = make_environ(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh' / 'x.db'}")
+    forced = _cli(env, "restore", str(small_archive), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "overwriting consent: " in forced.output
+    assert "rows restored" in forced.output
