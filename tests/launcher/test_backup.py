@@ -22,9 +22,10 @@ from sqlalchemy import MetaData, create_engine, select, text
 from launcher import backup
 from launcher.cli import main
 from launcher.demo import load_all
+from phr_core import migrations
 from phr_core.config import Settings, load_settings, normalize_database_url
 from phr_core.db import Database, make_engine
-from phr_core.services import SERVICES
+from phr_core.services import SERVICES, ServiceSpec, get_service
 from phr_server import audit
 from phr_server.models import StoredResource
 from phr_server.repository import Repository
@@ -61,14 +62,19 @@ def other_database(backend: str, folder: Path, templates: Templates | None = Non
         pytest.skip("PostgreSQL: no server given in PHR_TEST_DATABASE_URLS")
     name = "phr_restore_" + uuid.uuid4().hex[:12]
     copy = f' TEMPLATE "{templates.postgres(server)}"' if templates is not None else ""
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    _on_server(server, f'CREATE DATABASE "{name}"{copy}')
     try:
         yield server.rsplit("/", 1)[0] + "/" + name
     finally:
+        _on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _on_server(server: str, statement: str) -> None:
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(statement))
+    finally:
         admin.dispose()
 
 
@@ -111,10 +117,15 @@ def _readable(settings: Settings) -> dict[str, Any]:
         db.dispose()
     found["resources"] = bodies
     found["audit"] = sorted(k for k in bodies if k.startswith("AuditEvent/"))
+    found["consents"] = _readable_consents(settings)
+    return found
+
+
+def _readable_consents(settings: Settings) -> list[tuple[Any, ...]]:
     engine = make_engine(settings.database_urls["consent"])
     try:
         with engine.connect() as conn:
-            found["consents"] = sorted(
+            return sorted(
                 tuple(r)
                 for r in conn.execute(
                     text("SELECT id, kind, subject, actor, status, current_version "
@@ -123,7 +134,6 @@ def _readable(settings: Settings) -> dict[str, Any]:
             )  # fmt: skip
     finally:
         engine.dispose()
-    return found
 
 
 def _snapshot(settings: Settings) -> dict[str, list[Any]]:
@@ -300,3 +310,34 @@ def test_a_restore_refuses_a_database_with_rows_unless_forced(
     assert forced.exit_code == 0, forced.output
     assert "overwriting consent: " in forced.output
     assert "rows restored" in forced.output
+
+
+def test_a_backup_of_an_older_schema_restores_at_head(
+    migrated: Settings, environ: dict[str, str], tmp_path: Path
+) -> None:
+    """The backup records the revision it was taken at; the restore builds that schema, loads
+    the rows into it, then upgrades them to this release's head."""
+    _make_keys(migrated)
+    load_all(migrated)
+    consent = get_service("consent")
+    migrations.downgrade(consent, migrated.database_urls["consent"], "-1")
+    old = _current(migrated, consent)
+    assert old is not None and old != migrations.head_revision(consent)
+    archive = tmp_path / "old.backup"
+    assert _cli(environ, "backup", str(archive), "consent").exit_code == 0
+    done = _restore_fresh(tmp_path, archive)
+    assert done.exit_code == 0, done.output
+    assert f"rows restored (from revision {old})" in done.output
+    restored = load_settings(
+        make_environ(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh' / 'x.db'}")
+    )
+    assert _current(restored, consent) == migrations.head_revision(consent)
+    assert _readable_consents(restored) == _readable_consents(migrated)
+
+
+def _current(settings: Settings, svc: ServiceSpec) -> str | None:
+    engine = make_engine(settings.database_urls[svc.name])
+    try:
+        return migrations.current_revision(svc, engine)
+    finally:
+        engine.dispose()
