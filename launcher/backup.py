@@ -328,6 +328,12 @@ def occupied(settings: Settings, services: list[ServiceSpec]) -> list[str]:
     return found
 
 
+def secrets_of(contents: Contents, services: list[ServiceSpec]) -> dict[str, str]:
+    """The archive's secrets that the services being restored name."""
+    names = {spec.env for svc in services for spec in svc.secrets}
+    return {k: v for k, v in contents.secrets.items() if k in names}
+
+
 def secret_conflicts(settings: Settings, values: Mapping[str, str], target: Path) -> list[str]:
     """Secrets already set here to another value than the backup's (names only)."""
     clashes = []
@@ -383,8 +389,9 @@ def restore(
     described = contents.manifest["services"]
     for svc in services:
         _prepare(settings, svc, described[svc.name]["revision"])
-    write_secrets(contents.secrets, secrets_dir)
-    summary.secrets = sorted(contents.secrets)
+    values = secrets_of(contents, services)
+    write_secrets(values, secrets_dir)
+    summary.secrets = sorted(values)
     engines: dict[str, Engine] = {}
     tables: dict[tuple[str, str], Table] = {}
     try:

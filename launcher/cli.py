@@ -289,7 +289,7 @@ def db_restore(
             raise click.ClickException(f"not in this backup: {', '.join(unknown)}")
         chosen = [BY_NAME[n] for n in (services or tuple(present)) if n in BY_NAME]
         in_use = backup.occupied(s, chosen)
-        clashes = backup.secret_conflicts(s, contents.secrets, target)
+        clashes = backup.secret_conflicts(s, backup.secrets_of(contents, chosen), target)
         if (in_use or clashes) and not force:
             lines = [f"- database not empty: {x}" for x in in_use]
             lines += [f"- secret {n} differs from the backup's" for n in clashes]

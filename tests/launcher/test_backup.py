@@ -341,3 +341,17 @@ def _current(settings: Settings, svc: ServiceSpec) -> str | None:
         return migrations.current_revision(svc, engine)
     finally:
         engine.dispose()
+
+
+@ONE_BACKEND
+def test_restoring_one_service_writes_only_its_secrets(small_archive: Path, tmp_path: Path) -> None:
+    (tmp_path / "fresh").mkdir()
+    env = make_environ(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh' / 'x.db'}")
+    done = _cli(env, "restore", str(small_archive), "federation")
+    assert done.exit_code == 0, done.output
+    assert {p.name for p in (tmp_path / "fresh" / "var" / "secrets").iterdir()} == {
+        "PHR_FEDERATION_KEY"
+    }
+    assert "consent" not in done.output
+    missing = _cli(env, "restore", str(small_archive), "idp")
+    assert missing.exit_code == 1 and "not in this backup: idp" in missing.output
