@@ -2,6 +2,7 @@
 
 phr dev run              everything, locally, with demo data (development)
 phr db upgrade           create or update the database tables
+phr db backup|restore    one encrypted archive of the databases and their keys
 phr idp|fhir|consent|connector serve   run one service (production)
 phr config check         what production mode would refuse, and why
 """
@@ -25,7 +26,7 @@ from federation import cli as federation_cli
 from idp import cli as idp_cli
 from idp import demo as idp_demo
 from idp.card.cli import card
-from launcher import runner, supervisor
+from launcher import backup, runner, supervisor
 from phr_core import migrations, secrets
 from phr_core.config import VARIABLES, ConfigError, Settings, load_settings
 from phr_core.db import Database, make_engine, redact
@@ -211,6 +212,93 @@ def db_current() -> None:
         head = migrations.head_revision(svc)
         state = "up to date" if current == head else f"needs upgrade to {head}"
         click.echo(f"{svc.name:<10} {current or '(empty)':<16} {state}")
+
+
+PASSPHRASE_ENV = "PHR_BACKUP_PASSPHRASE"  # noqa: S105  # a variable's name, not a secret
+MIN_PASSPHRASE = 12
+
+
+def _passphrase(s: Settings, confirm: bool) -> str:
+    """The backup passphrase: PHR_BACKUP_PASSPHRASE (or its _FILE), else asked for on a
+    terminal; never read from the backup's own folder by default, never echoed."""
+    value = secrets.lookup(PASSPHRASE_ENV, s.environ)
+    if value is None:
+        if not sys.stdin.isatty():
+            raise click.ClickException(
+                f"no backup passphrase: set {PASSPHRASE_ENV} (or {PASSPHRASE_ENV}_FILE)"
+            )
+        value = click.prompt(
+            "Backup passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
+    if confirm and len(value) < MIN_PASSPHRASE:
+        raise click.ClickException(f"the backup passphrase needs {MIN_PASSPHRASE}+ characters")
+    return value
+
+
+@db.command("backup")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("services", nargs=-1, type=SERVICE_CHOICE)
+def db_backup(output: Path, services: tuple[str, ...]) -> None:
+    """Write SERVICES' databases (default: all) and the secrets that unlock them to OUTPUT,
+    one archive encrypted with a passphrase (PHR_BACKUP_PASSPHRASE or asked for)."""
+    s = _settings()
+    phrase = _passphrase(s, confirm=True)
+    try:
+        summary = backup.backup(s, _pick(services), output, phrase)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, revision in summary.services.items():
+        click.echo(f"{name:<10} {summary.rows[name]:>8} rows at revision {revision}")
+    click.echo(f"secrets: {', '.join(summary.secrets) or '(none)'}")
+    for note in summary.notes:
+        click.echo(note)
+    click.echo(f"backup written to {output}; keep the passphrase apart from it")
+
+
+@db.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("services", nargs=-1, type=SERVICE_CHOICE)
+@click.option("--force", is_flag=True, help="Overwrite non-empty databases and other secrets.")
+@click.option(
+    "--secrets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the secrets (default: $PHR_VAR_DIR/secrets).",
+)
+def db_restore(
+    archive: Path, services: tuple[str, ...], force: bool, secrets_dir: Path | None
+) -> None:
+    """Restore SERVICES (default: every one in ARCHIVE) from a `phr db backup` archive into
+    empty databases, at the schema revision recorded, then upgrade them to head."""
+    s = _settings()
+    phrase = _passphrase(s, confirm=False)
+    target = secrets_dir or s.secrets_dir
+    try:
+        contents = backup.verify(archive, phrase)
+        present = contents.manifest["services"]
+        unknown = [n for n in services if n not in present]
+        if unknown:
+            raise click.ClickException(f"not in this backup: {', '.join(unknown)}")
+        chosen = [BY_NAME[n] for n in (services or tuple(present)) if n in BY_NAME]
+        in_use = backup.occupied(s, chosen)
+        clashes = backup.secret_conflicts(s, backup.secrets_of(contents, chosen), target)
+        if (in_use or clashes) and not force:
+            lines = [f"- database not empty: {x}" for x in in_use]
+            lines += [f"- secret {n} differs from the backup's" for n in clashes]
+            raise click.ClickException("refusing to overwrite (use --force):\n" + "\n".join(lines))
+        for line in in_use:
+            click.echo(f"overwriting {line}", err=True)
+        for name in clashes:
+            click.echo(f"overwriting secret {name} in {target}", err=True)
+            if secrets.lookup(name, s.environ) is not None:
+                click.echo(f"  {name} is also set in the environment, which wins: change it")
+        summary = backup.restore(s, chosen, archive, phrase, contents, target)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, revision in summary.services.items():
+        click.echo(f"{name:<10} {summary.rows[name]:>8} rows restored (from revision {revision})")
+    for note in summary.notes:
+        click.echo(note)
+    click.echo(f"secrets written to {target}: {', '.join(summary.secrets) or '(none)'}")
 
 
 # --- dev ------------------------------------------------------------------------------------
