@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from consent import api
+from consent.api.grants import grant_status
+from consent.api.patients import patient_list
 from consent.cache import ConsentCache
 from phr_core.config import Settings
 from tests.consent.conftest import Tokens, link_city
@@ -92,15 +93,15 @@ def test_hits_are_fast_and_do_not_query(
         statements.append(statement)
 
     with consent_app.app_context():
-        api.grant_status(gid)  # warm
-        api.patient_list(SUB)
+        grant_status(gid)  # warm
+        patient_list(SUB)
         event.listen(engine, "before_cursor_execute", count)
         try:
             timings = []
             for _ in range(5000):
                 t0 = time.perf_counter_ns()
-                grant = api.grant_status(gid)
-                patients = api.patient_list(SUB)
+                grant = grant_status(gid)
+                patients = patient_list(SUB)
                 timings.append((time.perf_counter_ns() - t0) / 2)
         finally:
             event.remove(engine, "before_cursor_execute", count)
