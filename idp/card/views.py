@@ -21,14 +21,13 @@ from flask.typing import ResponseReturnValue
 from idp import limits
 from idp.card.errors import FAILURES, CardError
 from idp.card.models import CardSession
+from idp.card.response import CardResponse, handle_response
 from idp.card.services import CardServices
 from idp.card.sessions import (
-    CardResponse,
     _aware,
     _now,
     display_code,
     find_session,
-    handle_response,
     session_qr_svg,
 )
 from phr_core.catalogs import tables
