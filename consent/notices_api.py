@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from consent import notices
-from consent.api import grant_status
+from consent.api.grants import grant_status
 from consent.auth import caller, oauth_error, require
 from consent.models import Notice
 from consent.records import ConsentError, as_utc, iso

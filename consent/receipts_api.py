@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from consent import receipts_signed
-from consent.api import GRANTS_READ, GRANTS_WRITE
+from consent.api.base import GRANTS_READ, GRANTS_WRITE
 from consent.auth import oauth_error, require
 from consent.records import ConsentView
 from phr_core import receipt_keys

@@ -25,7 +25,6 @@ from flask import Flask
 
 from federation import keys
 from federation.entity.fetch import Fetcher, UrlFetcher, with_query
-from federation.entity.schema import ResourceMetadata
 from federation.entity.trust_chain import MAX_DEPTH, Resolver, TrustChain
 from federation.errors import FederationError
 from phr_core.config import Settings
@@ -148,7 +147,7 @@ class Directory:
         chain = self._chain(entity_id, "PHR server")
         if chain is None:
             return None
-        md = ResourceMetadata.of(chain.metadata, METADATA_KEY)
+        md = chain.metadata.phr_server(METADATA_KEY)
         if md is None:
             return None  # a protected resource that is not a PHR server (the consent API, …)
         return PhrServer(entity_id, md.resource, md.municipalities, chain.exp)

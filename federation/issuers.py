@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from federation.directory import listed
-from federation.entity.schema import ProviderMetadata
 from federation.entity.trust_chain import Resolver
 from federation.errors import FederationError
 
@@ -125,7 +124,7 @@ class ListedIssuers:
         except FederationError as exc:
             log.warning("OpenID provider %s left out: %s", entity_id, exc.reason)
             return None
-        op = ProviderMetadata.of(chain.metadata)
+        op = chain.metadata.provider
         if op is None or op.issuer != entity_id:
             log.warning("OpenID provider %s left out: its metadata names another issuer", entity_id)
             return None

@@ -142,14 +142,14 @@ def _resolve_app(settings: Settings, client_id: str) -> tuple[dict[str, Any], Tr
         raise RegistrationRefused(
             f"the app's trust chain is refused ({exc.reason}): {exc.detail}"
         ) from None
-    rp = chain.metadata.get("openid_relying_party")
+    rp = chain.metadata.relying_party
     if rp is None:
         raise RegistrationRefused("the app publishes no openid_relying_party metadata")
-    if "automatic" not in rp.get("client_registration_types", []):
+    if "automatic" not in rp.client_registration_types:
         raise RegistrationRefused("the app does not use automatic registration")
     if not chain.has_trust_mark(CERTIFIED_PHR_APP):
         raise RegistrationRefused("the app holds no valid 'certified PHR app' trust mark")
-    return rp, chain
+    return rp.raw, chain
 
 
 _JWT_ONLY = ("iss", "aud", "exp", "iat", "nbf", "jti", "request", "request_uri")

@@ -61,8 +61,8 @@ class RecipientKeys:
         except FederationError as exc:
             log.info("no federation key for %s (%s): the shared key seals", audience, exc.reason)
             return None, now + UNKNOWN_TTL_S
-        md = chain.metadata.get("oauth_resource") or {}
-        jwk = sealing.encryption_jwk(md.get("jwks"))
+        resource = chain.metadata.resource
+        jwk = sealing.encryption_jwk(resource.jwks if resource else None)
         if jwk is None:
             log.info("%s publishes no encryption key: sealing with the shared key", audience)
             return None, now + UNKNOWN_TTL_S

@@ -4,6 +4,7 @@ IdP's templates link it; `/favicon.ico`, which browsers ask for on their own, po
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect
+from flask.typing import ResponseReturnValue
 
 bp = Blueprint("favicon", __name__)
 
@@ -25,5 +26,5 @@ def icon() -> Response:
 
 
 @bp.get("/favicon.ico")
-def legacy_icon() -> Response:
+def legacy_icon() -> ResponseReturnValue:
     return redirect("/favicon.svg", code=301)

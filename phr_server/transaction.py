@@ -33,7 +33,8 @@ from phr_server.models import StoredResource, utcnow
 from phr_server.policy import Access, check
 from phr_server.provenance import provenances
 from phr_server.repository import Found, Repository, new_id
-from phr_server.validation import REF_RE, Invalid, validate
+from phr_server.validation import Invalid, validate
+from phr_server.validation.references import REF_RE
 
 Issues = list[dict[str, Any]]
 

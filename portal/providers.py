@@ -74,13 +74,11 @@ def _vouched(cfg: Settings, issuer: str) -> Provider | None:
     except FederationError as exc:
         log.warning("OpenID provider %s not offered: %s", issuer, exc.reason)
         return None
-    op = chain.metadata.get("openid_provider") or {}
-    if op.get("issuer") != issuer:
+    op = chain.metadata.provider
+    if op is None or op.issuer != issuer:
         log.warning("OpenID provider %s not offered: not an OpenID provider", issuer)
         return None
-    entity = chain.metadata.get("federation_entity") or {}
-    name = entity.get("organization_name") if isinstance(entity, dict) else None
-    return Provider(issuer, str(name or issuer), False)
+    return Provider(issuer, chain.metadata.entity.organization_name or issuer, False)
 
 
 def offered() -> list[Provider]:

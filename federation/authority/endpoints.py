@@ -154,7 +154,7 @@ def resolve() -> ResponseReturnValue:
         return error(exc.protocol_error, exc.detail, 404 if exc.reason == "not_found" else 400)
     if chain.trust_anchor != anchor:
         return error("invalid_trust_chain", "no chain to that trust anchor", 404)
-    metadata = chain.metadata
+    metadata = chain.metadata.raw
     types = request.args.getlist("entity_type")
     if types:
         metadata = {t: m for t, m in metadata.items() if t in types}

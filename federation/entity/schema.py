@@ -10,6 +10,7 @@ formed and otherwise read as absent, as the spec asks for trust marks ("ignored 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,3 +223,85 @@ class ProviderMetadata:
         if not isinstance(op, dict) or not isinstance(op.get("issuer"), str):
             return None
         return cls(op["issuer"], op)
+
+
+@dataclass(frozen=True)
+class RelyingPartyMetadata:
+    """An app's `openid_relying_party` metadata, policies applied; `raw` keeps every parameter
+    for the automatic registration that copies it into the client."""
+
+    client_registration_types: tuple[str, ...]
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def of(cls, metadata: Metadata) -> RelyingPartyMetadata | None:
+        rp = metadata.get("openid_relying_party")
+        if not isinstance(rp, dict):
+            return None
+        return cls(_strings(rp.get("client_registration_types")), rp)
+
+
+@dataclass(frozen=True)
+class ProtectedResource:
+    """Any protected resource's `oauth_resource` metadata: its JWK Set (where an encryption
+    key for its access tokens may be), whether or not it is a PHR server."""
+
+    jwks: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, metadata: Metadata) -> ProtectedResource | None:
+        md = metadata.get("oauth_resource")
+        if not isinstance(md, dict):
+            return None
+        jwks = md.get("jwks")
+        return cls(jwks if isinstance(jwks, dict) else None)
+
+
+@dataclass(frozen=True)
+class FederationEntity:
+    """The `federation_entity` metadata (section 5.1.1) a chain's reader shows: its name."""
+
+    organization_name: str | None = None
+
+    @classmethod
+    def of(cls, metadata: Metadata) -> FederationEntity:
+        md = metadata.get("federation_entity")
+        name = md.get("organization_name") if isinstance(md, dict) else None
+        return cls(name if isinstance(name, str) and name else None)
+
+
+@dataclass(frozen=True, eq=False)
+class ChainMetadata(Mapping[str, dict[str, Any]]):
+    """A trust chain's metadata, policies applied, parsed per entity type once when the chain
+    is built: code reads `provider`, `relying_party`, `resource`, `entity` or `phr_server()`.
+    As a Mapping it is the spec's JSON object (entity type → parameters), which is what a
+    resolve response carries (`raw`)."""
+
+    raw: Metadata = field(repr=False)
+    provider: ProviderMetadata | None = None
+    relying_party: RelyingPartyMetadata | None = None
+    resource: ProtectedResource | None = None
+    entity: FederationEntity = field(default_factory=FederationEntity)
+
+    @classmethod
+    def parse(cls, raw: Metadata) -> ChainMetadata:
+        return cls(
+            raw,
+            ProviderMetadata.of(raw),
+            RelyingPartyMetadata.of(raw),
+            ProtectedResource.of(raw),
+            FederationEntity.of(raw),
+        )
+
+    def phr_server(self, key: str) -> ResourceMetadata | None:
+        """The PHR server this chain's leaf is (its municipalities listed at `key`), if any."""
+        return ResourceMetadata.of(self.raw, key)
+
+    def __getitem__(self, entity_type: str) -> dict[str, Any]:
+        return self.raw[entity_type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from federation import jose, policy, trust_marks
 from federation.entity import statement
 from federation.entity.fetch import Fetcher, acceptable_entity_id, with_query
-from federation.entity.schema import EntityStatement, Metadata, NamingConstraints
+from federation.entity.schema import ChainMetadata, EntityStatement, Metadata, NamingConstraints
 from federation.errors import (
     BAD_SIGNATURE,
     EXPIRED,
@@ -45,7 +45,7 @@ class TrustChain:
     trust_anchor: str
     statements: list[EntityStatement] = field(repr=False)
     exp: int
-    metadata: Metadata  # per entity type, policies applied
+    metadata: ChainMetadata  # per entity type, policies applied, typed
     trust_marks: list[dict[str, Any]]  # verified trust mark claims
     trust_mark_entries: list[dict[str, str]] = field(default_factory=list, repr=False)
 
@@ -236,7 +236,7 @@ class Resolver:
         exp = min(s.exp for s in chain)
         if exp <= now - jose.LEEWAY_S:
             raise FederationError(EXPIRED, "the chain has expired")
-        metadata = self._metadata(leaf, subordinates)
+        metadata = ChainMetadata.parse(self._metadata(leaf, subordinates))
         entries = self._trust_marks(leaf, anchor, now)
         marks = [claims for claims, _ in entries]
         return TrustChain(

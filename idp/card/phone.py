@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from idp.card.profile import AUTH, SIGN, signed_data
-from idp.card.sessions import CardResponse
+from idp.card.response import CardResponse
 from idp.card.vcard import VirtualCard
 
 

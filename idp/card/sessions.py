@@ -2,7 +2,7 @@
 IdP verifies the card and maps it to a person, and the login page takes the result once.
 
     create_card_session()  →  GET /card/sessions/<id|code>  →  POST …/response
-        → handle_response(): claim (single use) → verify → map to a person → record
+        → idp.card.response.handle_response(): claim (single use) → verify → map → record
     take_verified()  (single use)
 
 Signed bytes: UTF-8 of "phr-card-auth-v1\\n{origin}\\n{session_id}\\n{challenge}", origin being
@@ -15,10 +15,6 @@ are idp.card.services.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import io
 import logging
 import re
@@ -30,15 +26,8 @@ import segno
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from idp import limits
-from idp.card.errors import CardError
-from idp.card.mapping import binding, map_to_person
 from idp.card.models import CardAudit, CardSession
-from idp.card.profile import AUTH, SIGN, signed_data, spki_sha256
-from idp.card.services import CardServices
-from idp.card.verify import VerifiedCertificate
 from idp.orm import rowcount
-from phr_core.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +37,6 @@ ACR_CARD = "urn:phr:acr:card"
 AMR_CARD = ("sc", "pin", "hwk")  # RFC 8176: smart card, PIN, hardware-secured key
 SHORT_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 SHORT_CODE_LENGTH = 8
-MAX_CERT_BYTES = 8192
-MAX_SIG_BYTES = 1024
 
 
 def _now() -> datetime:
@@ -169,49 +156,6 @@ def take_verified(db_session: Session, session_id: str) -> CardSignIn | None:
     )
 
 
-# --- the response from the card reader ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CardResponse:
-    certificate: bytes
-    signature: bytes
-    signature_certificate: bytes | None = None
-    signature_signature: bytes | None = None
-
-    @classmethod
-    def from_json(cls, doc: object) -> CardResponse:
-        """Parse the POSTed JSON; CardError('malformed_request') for anything else."""
-        if not isinstance(doc, dict):
-            raise CardError("malformed_request")
-
-        def field_(name: str, limit: int, required: bool) -> bytes | None:
-            raw = doc.get(name)
-            if raw is None and not required:
-                return None
-            if not isinstance(raw, str) or not raw or len(raw) > limit * 2:
-                raise CardError("malformed_request")
-            try:
-                value = base64.b64decode(raw, validate=True)
-            except (binascii.Error, ValueError):
-                try:
-                    value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-                except (binascii.Error, ValueError):
-                    raise CardError("malformed_request") from None
-            if not value or len(value) > limit:
-                raise CardError("malformed_request")
-            return value
-
-        cert = field_("certificate", MAX_CERT_BYTES, True)
-        sig = field_("signature", MAX_SIG_BYTES, True)
-        scert = field_("signature_certificate", MAX_CERT_BYTES, False)
-        ssig = field_("signature_signature", MAX_SIG_BYTES, False)
-        if (scert is None) != (ssig is None):
-            raise CardError("malformed_request")
-        assert cert is not None and sig is not None  # noqa: S101 - narrowing: required fields raise
-        return cls(cert, sig, scert, ssig)
-
-
 def _audit(
     db_session: Session,
     event: str,
@@ -233,155 +177,3 @@ def _audit(
         )
     )
     log.info("card %s %s%s", event, outcome, f" ({code})" if code else "")
-
-
-def handle_response(
-    db: Database,
-    services: CardServices,
-    session_id: str,
-    response: CardResponse,
-    source: str = "unknown",
-) -> CardSession:
-    """Verify a card reader's response to a session and record the outcome. Returns the
-    verified session; raises CardError with the reason otherwise (already audited).
-
-    Attempt limits (idp.limits): a response from a `source` address with too many failed
-    signatures is refused before any work; a person is paused only after their card's key
-    proved possession (their authentication signature verified) and something else failed.
-    A certificate alone, being public, never pauses anyone."""
-    event = "enrollment" if response.signature_certificate else "sign_in"
-    # 1. claim the challenge: exactly one response is ever verified against it
-    with db.session() as s:
-        session = s.get(CardSession, session_id) if len(session_id) <= 64 else None
-        if session is None:
-            _audit(s, event, "failure", "session_not_found", None)
-            raise_after = CardError("session_not_found")
-        elif session.status != "pending":
-            _audit(s, event, "failure", "challenge_used", session_id)
-            raise_after = CardError("challenge_used")
-        elif _aware(session.expires_at) <= _now():
-            session.status, session.error = "failed", "challenge_expired"
-            _audit(s, event, "failure", "challenge_expired", session_id)
-            raise_after = CardError("challenge_expired")
-        else:
-            claimed = s.execute(
-                update(CardSession)
-                .where(CardSession.id == session_id, CardSession.status == "pending")
-                .values(status="processing")
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(claimed) != 1:
-                _audit(s, event, "failure", "challenge_used", session_id)
-                raise_after = CardError("challenge_used")
-            else:
-                raise_after = None
-                data = signed_data(services.settings.issuer, session.id, session.challenge)
-    if raise_after is not None:
-        raise raise_after
-
-    # 2. verify and map, outside the claim's transaction (OCSP may take a moment)
-    person: str | None = None
-    try:
-        with db.session() as s:
-            if limits.blocked_for(s, limits.CARD_SOURCE, source):
-                raise CardError("too_many_attempts")
-        auth, sign = _verify(services, response, data)
-        person = _presenting_person(db, services, auth)
-        if person is not None:
-            with db.session() as s:
-                if limits.blocked_for(s, limits.SIGN_IN, person):
-                    raise CardError("too_many_attempts")
-        with db.session() as s:
-            person_id, event, enrolled = map_to_person(s, services, auth, sign)
-            method = auth.revocation_method
-            s.execute(
-                update(CardSession)
-                .where(CardSession.id == session_id)
-                .values(
-                    status="verified",
-                    person_id=person_id,
-                    enrolled=enrolled,
-                    verified_at=_now(),
-                    revocation_method=method,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            _audit(s, event, "success", None, session_id, person_id, method)
-            verified = s.get(CardSession, session_id)
-            assert verified is not None  # noqa: S101 - narrowing: the row just updated by its id
-            s.refresh(verified)
-            return verified
-    except CardError as exc:
-        if exc.code in COUNTED_FAILURES:
-            limits.record_failure(db, limits.CARD_SOURCE, source)
-        if exc.code in PERSON_FAILURES:
-            # Raised only after the authentication signature verified (the pairing and the
-            # renewal link are checked after it): the key's holder failed something else.
-            person = person or _presenting_person(db, services, None, response.certificate)
-            if person is not None:
-                limits.record_failure(db, limits.SIGN_IN, person)
-        with db.session() as s:
-            # Enrollment needs a second response to the same challenge: keep it open.
-            status = "pending" if exc.code == "enrollment_required" else "failed"
-            s.execute(
-                update(CardSession)
-                .where(CardSession.id == session_id)
-                .values(status=status, error=exc.code)
-                .execution_options(synchronize_session=False)
-            )
-            _audit(s, event, "failure", exc.code, session_id)
-        raise
-    except Exception:
-        with db.session() as s:
-            s.execute(
-                update(CardSession)
-                .where(CardSession.id == session_id)
-                .values(status="failed", error="internal_error")
-                .execution_options(synchronize_session=False)
-            )
-            _audit(s, event, "failure", "internal_error", session_id)
-        raise
-
-
-# Failures that look like guessing or forging: they count against the source address
-# (limits.CARD_SOURCE). Expired, revoked or unreachable-authority failures do not: retrying
-# them is no attack.
-COUNTED_FAILURES = frozenset(
-    {"bad_signature", "certificates_not_paired", "renewal_person_mismatch"}
-)
-# Of those, the ones that can only happen after the person's authentication key signed (proof
-# of possession): only these count against the person (limits.SIGN_IN). A bad signature under
-# someone's certificate says nothing about them: their certificate is public.
-PERSON_FAILURES = frozenset({"certificates_not_paired", "renewal_person_mismatch"})
-
-
-def _presenting_person(
-    db: Database,
-    services: CardServices,
-    auth: VerifiedCertificate | None,
-    certificate: bytes = b"",
-) -> str | None:
-    """The enrolled person whose authentication certificate was presented, if any; used to
-    pause sign-in for that person (limits.SIGN_IN), never to sign anyone in."""
-    fingerprint = auth.fingerprint if auth else hashlib.sha256(certificate).hexdigest()
-    key = services.binding_key(fingerprint)
-    with db.session() as s:
-        bound = binding(s, key)
-        return bound.person_id if bound is not None else None
-
-
-def _verify(
-    services: CardServices, response: CardResponse, data: bytes
-) -> tuple[VerifiedCertificate, VerifiedCertificate | None]:
-    auth = services.verifier.verify(response.certificate, response.signature, data, AUTH)
-    if response.signature_certificate is None or response.signature_signature is None:
-        return auth, None
-    sign = services.verifier.verify(
-        response.signature_certificate, response.signature_signature, data, SIGN
-    )
-    binding = sign.pair_binding
-    if binding is None or not hmac.compare_digest(binding, spki_sha256(auth.certificate)):
-        raise CardError("certificates_not_paired")
-    if sign.attributes is None:
-        raise CardError("certificate_unreadable")
-    return auth, sign

@@ -41,15 +41,14 @@ from idp import limits
 from idp.card.errors import FAILURES, CardError
 from idp.card.models import CardSession
 from idp.card.phone import StandInCard, safe_return
+from idp.card.response import CardResponse, handle_response
 from idp.card.services import CardServices
 from idp.card.sessions import (
-    CardResponse,
     _aware,
     _now,
     create_card_session,
     display_code,
     find_session,
-    handle_response,
     session_qr_svg,
 )
 from idp.card.verifier_config import verifier_choice

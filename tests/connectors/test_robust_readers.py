@@ -24,6 +24,7 @@ from connectors.sources.base import (
     detect_encoding,
     parse_iso_date,
 )
+from connectors.sources.uke import fields as uke_fields
 
 SAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "samples"
 MARK = "〒"  # in no field name and no reason: where it shows up in a report, a value leaked
@@ -115,9 +116,10 @@ def test_a_mutated_csv_never_crashes_the_reader(
 def test_every_field_a_uke_parser_names_is_in_the_layout() -> None:
     """Problems name fields by lookup in uke.LAYOUT (anything else becomes `-`); this keeps
     the list complete, so no real field name is ever lost to that guard."""
-    source = Path(uke.__file__).read_text(encoding="utf-8")
+    sources = [p.read_text(encoding="utf-8") for p in Path(uke.__file__).parent.glob("*.py")]
     names = {
         node.value
+        for source in sources
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Constant)
         and isinstance(node.value, str)
@@ -134,7 +136,7 @@ def test_every_field_a_uke_parser_names_is_in_the_layout() -> None:
 @pytest.mark.parametrize("value", ["①", "1②", "²", "٣", "１２", "9" * 10])
 def test_uke_numbers_are_ascii_digits(value: str) -> None:
     with pytest.raises(RowError) as exc:
-        uke._int(["HO", "x", "x", "x", value], 5, "HO.診療実日数")
+        uke_fields.integer(["HO", "x", "x", "x", value], 5, "HO.診療実日数")
     assert exc.value.field == "HO.診療実日数"
 
 

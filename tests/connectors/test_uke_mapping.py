@@ -24,7 +24,7 @@ from connectors.sources.base import Problem, Record
 from phr_core.identifiers import source_record_system
 from tests.connectors.helpers import CITY, make_city
 
-SAMPLES = Path(uke.__file__).parents[1] / "samples"
+SAMPLES = Path(uke.__file__).parents[2] / "samples"
 CODE = "C0DE-0000-test"
 
 B = "http://jpfhir.jp/fhir/core/mhlw/CodeSystem/masterB-disease"

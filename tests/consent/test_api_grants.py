@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask
 from flask.testing import FlaskClient
 
-from consent import api, records
+from consent import records
+from consent.api.grants import grant_status
 from phr_core.webapp import database
 from tests.consent.conftest import Tokens
 
@@ -90,8 +91,8 @@ def test_grant_without_expiry_lasts_a_year_and_expires(
     assert timedelta(days=364) < end - datetime.now(UTC) <= timedelta(days=365)
     with consent_app.app_context():
         later = end + timedelta(seconds=1)
-        assert api.grant_status(created["id"], now=later)["status"] == "expired"
-        assert api.grant_status(created["id"])["status"] == "active"
+        assert grant_status(created["id"], now=later)["status"] == "expired"
+        assert grant_status(created["id"])["status"] == "active"
 
 
 def test_unknown_grant_and_city_consents_are_not_grants(

@@ -11,7 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from consent import api
+from consent.api.grants import grant_status
+from consent.api.patients import patient_list
 from consent.cache import ConsentCache
 from phr_core.config import Settings
 from tests.consent.conftest import Tokens, link_city
@@ -91,13 +92,13 @@ def test_hits_do_not_query(consent_app: Flask, client: FlaskClient, tokens: Toke
         statements.append(statement)
 
     with consent_app.app_context():
-        api.grant_status(gid)  # warm
-        api.patient_list(SUB)
+        grant_status(gid)  # warm
+        patient_list(SUB)
         event.listen(engine, "before_cursor_execute", count)
         try:
             for _ in range(200):
-                grant = api.grant_status(gid)
-                patients = api.patient_list(SUB)
+                grant = grant_status(gid)
+                patients = patient_list(SUB)
         finally:
             event.remove(engine, "before_cursor_execute", count)
     assert grant["status"] == "active"

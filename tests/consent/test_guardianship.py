@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from flask import Flask
 from flask.testing import FlaskClient
 
-from consent import api, linkage
+from consent import linkage
+from consent.api.patients import patient_list
 from consent.linkage import GUARDIANSHIP_END_AGE, guardianship_end
 from phr_core.webapp import database
 from tests.consent.conftest import CITY, Tokens, link_city
@@ -115,8 +116,8 @@ def test_guardianship_ends_at_the_configured_age(
 
     birthday = datetime.combine(guardianship_end(born), datetime.min.time(), UTC)
     with consent_app.app_context():
-        before = api.patient_list(MOTHER, now=birthday - timedelta(days=1))
-        after = api.patient_list(MOTHER, now=birthday)  # from the cache, filtered by date
+        before = patient_list(MOTHER, now=birthday - timedelta(days=1))
+        after = patient_list(MOTHER, now=birthday)  # from the cache, filtered by date
         assert [p["code"] for p in before] == ["CODE-MOTHER", "CODE-TEEN"]
         assert [p["code"] for p in after] == ["CODE-MOTHER"]
         with database().session() as s:

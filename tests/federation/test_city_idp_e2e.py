@@ -249,7 +249,7 @@ def test_a_citizen_of_the_city_idp_reads_their_records_until_the_grant_is_revoke
 
     # The consent service holds the grant under the namespaced subject.
     with consent_app.app_context():
-        from consent.api import grant_status
+        from consent.api.grants import grant_status
 
         grant = grant_status(grant_id)
     assert grant is not None and grant["status"] == "active"

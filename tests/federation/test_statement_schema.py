@@ -11,8 +11,11 @@ import pytest
 from federation import jose
 from federation.entity import statement
 from federation.entity.schema import (
+    ChainMetadata,
     Constraints,
+    FederationEntity,
     NamingConstraints,
+    ProtectedResource,
     ProviderMetadata,
     ResourceMetadata,
     TrustMarkRef,
@@ -88,6 +91,43 @@ def test_a_configuration_is_read_into_typed_fields() -> None:
     assert resource == ResourceMetadata(f"{LEAF}/fhir", ("072010",))
     assert ProviderMetadata.of(ec.metadata) is None
     assert ec.claims["metadata"] == ec.metadata  # the claims as sent stay at hand
+
+
+def test_a_chains_metadata_is_read_into_typed_fields() -> None:
+    """What the IdP, the portal and the directory read of a chain's (policy-applied) metadata
+    is parsed once; the Mapping view stays the spec's JSON object for resolve responses."""
+    jwks = {"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "use": "enc"}]}
+    raw = {
+        "openid_provider": {"issuer": LEAF, "jwks_uri": f"{LEAF}/jwks"},
+        "openid_relying_party": {"client_registration_types": ["automatic"], "jwks": jwks},
+        "oauth_resource": {"resource": f"{LEAF}/fhir", "jwks": jwks, "phr_municipalities": ["1"]},
+        "federation_entity": {"organization_name": "City of Example"},
+    }
+    md = ChainMetadata.parse(raw)
+    assert md.provider == ProviderMetadata(LEAF, raw["openid_provider"])
+    assert md.relying_party is not None
+    assert md.relying_party.client_registration_types == ("automatic",)
+    assert md.relying_party.raw is raw["openid_relying_party"]
+    assert md.resource == ProtectedResource(jwks)
+    assert md.entity == FederationEntity("City of Example")
+    assert md.phr_server("phr_municipalities") == ResourceMetadata(f"{LEAF}/fhir", ("1",))
+    assert md == raw and set(md) == set(raw) and md["oauth_resource"] is raw["oauth_resource"]
+
+    odd = ChainMetadata.parse(
+        {
+            "openid_provider": {"issuer": 1},
+            "openid_relying_party": {"client_registration_types": "automatic"},
+            "oauth_resource": {"jwks": "k"},
+            "federation_entity": {"organization_name": 5},
+        }
+    )
+    assert odd.provider is None and odd.phr_server("phr_municipalities") is None
+    assert odd.relying_party is not None and odd.relying_party.client_registration_types == ()
+    assert odd.resource == ProtectedResource(None)
+    assert odd.entity == FederationEntity(None)
+    empty = ChainMetadata.parse({})
+    assert (empty.provider, empty.relying_party, empty.resource) == (None, None, None)
+    assert empty.entity == FederationEntity() and len(empty) == 0
 
 
 def test_a_subordinate_statement_is_read_into_typed_fields() -> None:

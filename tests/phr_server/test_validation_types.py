@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from connectors.pipeline import Connector, Report, detect_source
 from connectors.pseudonym import Pseudonymizer
 from connectors.transport import Outcomes, transaction
-from phr_server.validation import Invalid, _coercions, validate
+from phr_server.validation import Invalid, validate
+from phr_server.validation.json_types import coercions
 from tests.connectors.helpers import CITY, KEY, consents, make_city
 
 
@@ -25,7 +26,7 @@ def _reference(resource: dict[str, Any]) -> set[tuple[str, str]]:
     """The former check: dump the model to JSON and compare with the raw tree."""
     model = get_fhir_model_class(resource["resourceType"]).model_validate(resource)
     out: list[dict[str, Any]] = []
-    _coercions(resource, model.model_dump(mode="json", exclude_none=True), "R", out)
+    coercions(resource, model.model_dump(mode="json", exclude_none=True), "R", out)
     return {(i["expression"][0], i["diagnostics"]) for i in out}
 
 

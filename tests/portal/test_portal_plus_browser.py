@@ -18,7 +18,7 @@ import requests
 from phr_server.demo_family import CHILD_ID as CHILD
 from tests.browser import browser_page
 from tests.portal import live_platform
-from tests.portal.live_platform import PARENT, TIMEOUT, Platform, app_tokens
+from tests.portal.live_platform import PARENT, TIMEOUT, Platform, app_tokens, sign_in_page
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -41,12 +41,7 @@ def test_records_growth_schedule_and_history_on_a_phone(platform: Platform) -> N
     SHOTS.mkdir(parents=True, exist_ok=True)
     with browser_page("ja-JP") as page:
         page.set_viewport_size({"width": 360, "height": 740})
-        page.goto(p.portal + "/")
-        page.click("#sign-in")
-        page.wait_for_url(p.idp + "/login*")
-        page.fill("#person", PARENT)
-        page.click("#dev-login button[type=submit]")
-        page.wait_for_url(p.portal + "/*")
+        sign_in_page(page, p, "/auth/login?next=/", PARENT, land="/")
 
         page.click("#records-link")
         page.wait_for_url(p.portal + "/me/children")

@@ -27,6 +27,7 @@ from tests.portal.live_platform import (
     platform_environ,
     running,
     sign_in,
+    sign_in_page,
 )
 from tests.portal.test_portal_phr import Portal
 from tests.portal.two_cities import (
@@ -246,12 +247,7 @@ def test_the_merged_view_on_a_phone(two: TwoCities) -> None:
     shots.mkdir(parents=True, exist_ok=True)
     with browser_page("ja-JP") as page:
         page.set_viewport_size({"width": 360, "height": 740})
-        page.goto(p.portal + "/")
-        page.click("#sign-in")
-        page.wait_for_url(p.idp + "/login*")
-        page.fill("#person", PARENT)
-        page.click("#dev-login button[type=submit]")
-        page.wait_for_url(p.portal + "/*")
+        sign_in_page(page, p, "/auth/login?next=/", PARENT, land="/")
         page.click("#records-link")
         page.wait_for_url(p.portal + "/me/children")
         assert page.locator("#children .child").count() == 1

@@ -48,7 +48,8 @@ from idp.card.authapp.errors import AppError
 from idp.card.lookup import candidates, index_person, normalize
 from idp.card.models import CardAttributes, CardBinding, CardSession
 from idp.card.profile import BasicAttributes
-from idp.card.sessions import CardServices, _audit, create_card_session
+from idp.card.services import CardServices
+from idp.card.sessions import _audit, create_card_session
 from idp.models import Person
 from phr_core.config import Settings
 from phr_core.db import Database

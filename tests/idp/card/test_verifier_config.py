@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from idp.app import create_app
 from idp.card.profile import AUTH, SIGN, signed_data
-from idp.card.sessions import CardServices, create_card_session, take_verified
+from idp.card.services import CardServices
+from idp.card.sessions import create_card_session, take_verified
 from idp.card.verifier_config import NoRenewalLinks, verifier_choice
 from phr_core.config import VARIABLES, ConfigError, load_settings
 from tests.idp.card.conftest import AUTH_PIN, SIGN_PIN, CardIdp, make_card_app
