@@ -86,10 +86,16 @@ def test_no_serious_accessibility_violations(platform: Platform) -> None:
         page.click("#dev-login button[type=submit]")
         page.wait_for_url(p.portal + "/*")
 
-        for path in PORTAL_PAGES:
-            resp = page.goto(p.portal + path)
-            assert resp is not None and resp.status == 200, path
-            seen["portal " + path] = violations(page, source)
+        for width, height in ((360, 740), (1280, 800)):  # a phone, then a desktop
+            page.set_viewport_size({"width": width, "height": height})
+            for path in PORTAL_PAGES:
+                resp = page.goto(p.portal + path)
+                assert resp is not None and resp.status == 200, path
+                seen[f"portal {path} at {width} px"] = violations(page, source)
+                sideways = page.evaluate("document.documentElement.scrollWidth")
+                assert sideways <= width, (path, width, sideways)  # nothing scrolls sideways
+                assert page.locator("h1").first.is_visible(), (path, width)
+        page.set_viewport_size({"width": 360, "height": 740})
 
         page.goto(p.portal + "/me/delete")
         page.click("#delete-next")
