@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from idp.card.models import CardAttributes, CardAudit, CardBinding, CardSession, PersonLookup
+from idp.clients import ClientView
 from idp.models import (
     Attempt,
     AuthorizationCode,
@@ -31,6 +32,7 @@ from idp.models import (
 from idp.orm import rowcount
 from idp.passkey.models import EnrollmentCode, Passkey, PasskeyAudit
 from idp.subjects import PairwiseSubjects
+from idp.tokens import now_utc
 
 # Rows deleted, table by table, children before the Person they point to.
 OWNED = (
@@ -67,26 +69,34 @@ def erase_person(s: Session, person_id: str) -> dict[str, int]:
     return counts
 
 
-def person_of(
-    s: Session, subjects: PairwiseSubjects, sector: str, sub: str, sid: str | None
+def signed_in_person(
+    s: Session, subjects: PairwiseSubjects, client: ClientView, sub: str, sid: str
 ) -> str | None:
-    """The internal id of the person whose `sub` in `sector` this is. The sign-in `sid` finds
-    them at once while its session or tokens exist; otherwise every person's subject is
-    computed (a rare request: one HMAC per person)."""
-    if sid:
-        candidates = s.scalars(
-            select(LoginSession.person_id)
-            .where(LoginSession.sid == sid)
-            .union(
-                select(RefreshToken.person_id).where(RefreshToken.sid == sid),
-                select(AuthorizationCode.person_id).where(AuthorizationCode.sid == sid),
+    """The person an ID token hint names, while the sign-in it came from still lives: `sid`
+    names a login session that has neither ended nor expired, or a live (unused, unrevoked,
+    unexpired) refresh token of this client, and `sub` is that person's subject for the
+    client. None otherwise: an ended sign-in's leftover ID token names nobody to erase. One
+    subject computed, never a scan over all persons."""
+    now = now_utc()
+    candidates = s.scalars(
+        select(LoginSession.person_id)
+        .where(
+            LoginSession.sid == sid,
+            LoginSession.ended_at.is_(None),
+            LoginSession.expires_at > now,
+        )
+        .union(
+            select(RefreshToken.person_id).where(
+                RefreshToken.sid == sid,
+                RefreshToken.client_id == client.client_id,
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.used_at.is_(None),
+                RefreshToken.expires_at > now,
             )
-        ).all()
-        for person_id in candidates:
-            if subjects.subject(s, sector, person_id) == sub:
-                return person_id
-    for person_id in s.scalars(select(Person.id)):
-        if subjects.subject(s, sector, person_id) == sub:
+        )
+    ).all()
+    for person_id in candidates:  # one person per sid: at most a row or two
+        if subjects.subject(s, client.sector, person_id) == sub:
             return person_id
     return None
 

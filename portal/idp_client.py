@@ -219,7 +219,8 @@ def erase_person(issuer: str, id_token: str) -> bool:
     """Ask the IdP the person signed in at to forget them (idp/endpoints/person_erase.py),
     authenticated as at its token endpoint, naming the person by their ID token. False when
     that IdP offers no such endpoint (a city IdP of the federation: the person's account there
-    is the city's); EraseRefused when it does and the request fails."""
+    is the city's) or when it answers `{"erased": false}` (nobody to erase there: already gone,
+    or the sign-in the ID token names has ended); EraseRefused when the request fails."""
     try:
         end = provider(issuer).get("phr_person_erase_endpoint")
     except SignInError:
@@ -236,4 +237,8 @@ def erase_person(issuer: str, id_token: str) -> bool:
     if resp.status_code != 200:
         log.warning("IdP refused the person's erasure (%s)", resp.status_code)
         raise EraseRefused(f"IdP answered {resp.status_code}")
-    return True
+    try:
+        answer = resp.json()
+    except ValueError:
+        raise EraseRefused("IdP answered no JSON") from None
+    return isinstance(answer, dict) and answer.get("erased") is True

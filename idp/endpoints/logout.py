@@ -67,6 +67,7 @@ def logout() -> ResponseReturnValue:
                 client_id=client_id or "",
             )
         if login is not None:
+            sessions.end(s)  # this browser's cookie
             end_session(ctx, s, login)
     return _done(target, params.get("state"), lang)
 
@@ -84,6 +85,7 @@ def confirm() -> ResponseReturnValue:
                 return error_page("post_logout_redirect_uri is not registered", 400, lang)
         login = sessions.current(s)
         if login is not None and request.form.get("decision") == "logout":
+            sessions.end(s)  # this browser's cookie
             end_session(ctx, s, login)
     return _done(target, request.form.get("state"), lang)
 
@@ -109,9 +111,11 @@ def _read_hint(ctx: IdP, hint: str | None) -> tuple[str | None, str | None]:
 
 
 def end_session(ctx: IdP, s: Session, login: LoginSession) -> None:
-    """End a sign-in: the browser's cookie, refresh tokens without offline_access, and a
-    back-channel logout token to every client that received tokens in it."""
-    sessions.end(s)  # the browser's cookie and this sign-in (login is the current one)
+    """End the sign-in `login` (whichever browser holds it; the caller drops its own cookie if
+    it is the current one): its refresh tokens without offline_access, and a back-channel
+    logout token to every client that received tokens in it."""
+    if login.ended_at is None:
+        login.ended_at = now_utc()
     s.execute(
         update(RefreshToken)
         .where(
