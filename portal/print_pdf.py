@@ -236,7 +236,7 @@ def write(out: IO[bytes], facts: ChildFacts, lang: str, printed: date, font_path
     sheet.heading(t["vaccinations"])
     columns = [Column(t["vaccine"], 5), Column(t["dose"], 1.4), Column(t["date_given"], 2),
                Column(t["city"], 2.6)]  # fmt: skip
-    if not sheet.table(columns, _vaccination_rows(facts.vaccinations, t)):
+    if not sheet.table(columns, _vaccination_rows(facts.vaccinations, sheet)):
         sheet.note(t["none_yet"])
     sheet.heading(t["checkups"])
     columns = [Column(t["visit_date"], 2), Column(t["age"], 1.6), Column(t["weight"], 1.4, True),
@@ -250,9 +250,15 @@ def write(out: IO[bytes], facts: ChildFacts, lang: str, printed: date, font_path
     sheet.save()
 
 
-def _vaccination_rows(items: Iterable[Vaccination], t: dict[str, str]) -> Iterator[list[str]]:
+def _vaccination_rows(items: Iterable[Vaccination], sheet: Sheet) -> Iterator[list[str]]:
+    t, lang = sheet.t, sheet.lang
     for v in items:
-        yield [v.vaccine, t["dose_n"].format(n=v.dose) if v.dose else "", _when(v.day, t), v.city]
+        yield [
+            v.vaccine,
+            t["dose_n"].format(n=v.dose) if v.dose else "",
+            _when(v.day, lang),
+            v.city,
+        ]
 
 
 def _visit_rows(
@@ -273,7 +279,7 @@ def _visit_rows(
         when = _full_date(day)
         if facts.child.birth_date is not None and when is not None:
             age = facts.child.age(lang, when)
-        yield [_when(day, WORDS[lang]), age, *measured.values(), "、".join(other), city]
+        yield [_when(day, lang), age, *measured.values(), "、".join(other), city]
 
 
 def _full_date(day: str) -> date | None:
@@ -285,15 +291,16 @@ def _full_date(day: str) -> date | None:
         return None
 
 
-def _when(day: str, t: dict[str, str]) -> str:
-    """The date as the record gives it: a day as it is, a month or a year in words."""
+def _when(day: str, lang: str) -> str:
+    """The date as the record gives it: a day as it is, in Japanese a month or a year as the
+    handbook writes them (2025年3月, 2025年), in English as given (2025-03, 2025)."""
     year, _, month = day.partition("-")
-    if not year.isdigit() or len(year) != 4:
+    if lang != "ja" or not (year.isdigit() and len(year) == 4):
         return day
     if not month:
-        return t["year_only"].format(year=int(year))
+        return f"{year}年"
     if month.isdigit() and len(month) == 2:
-        return t["year_month"].format(year=int(year), month=int(month))
+        return f"{year}年{int(month)}月"
     return day
 
 
