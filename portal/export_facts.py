@@ -23,12 +23,17 @@ from portal.plus_pages import Person
 from portal.records import concept
 
 PAGE_SIZE = str(phr.PAGE_SIZE)
+# One child's records of one type in one city, read in full: 1,000 pages of 200 is 200,000
+# records, far past a childhood of checkups and doses (daily measurements for 18 years are
+# under 7,000 days), while it bounds what a server paging without end makes the portal read
+# and spool (the PDF) before the request fails.
+MAX_PAGES_PER_SEARCH = 1000
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Vaccination:
-    day: str  # YYYY-MM-DD
+    day: str  # YYYY-MM-DD, or YYYY-MM / YYYY when the record is that precise
     vaccine: str
     dose: str  # "" when the record has no dose number
     city: str
@@ -103,21 +108,21 @@ def _merged(
 
 
 def _resources(found: Reader, src: Source, rtype: str) -> Iterator[dict[str, Any]]:
-    """One Patient's resources of one type, oldest first, one page in memory at a time."""
+    """One Patient's resources of one type, oldest first, one page in memory at a time.
+    Raises phr.Unavailable when the server pages without end (phr.follow)."""
     client = found.client(src.server)
-    cursor: str | None = None
-    while True:
-        params = [("patient", src.patient_id), ("_sort", "date"), ("_count", PAGE_SIZE)]
+    params = [("patient", src.patient_id), ("_sort", "date"), ("_count", PAGE_SIZE)]
+
+    def read(cursor: str | None) -> phr.Page:
         try:
-            page = client.search(rtype, params + ([("_cursor", cursor)] if cursor else []))
+            return client.search(rtype, params + ([("_cursor", cursor)] if cursor else []))
         except phr.TokenRefused:
             if src.server == found.home:
                 raise  # signed out: sign in again
             raise phr.Unavailable("another city's PHR server refused its token") from None
+
+    for page in phr.follow(read, MAX_PAGES_PER_SEARCH):
         yield from page.resources
-        cursor = page.next_cursor
-        if not cursor:
-            return
 
 
 def _day(value: Any) -> str:

@@ -9,7 +9,6 @@ missing, like a missing part of the records."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 
@@ -18,23 +17,33 @@ from portal import phr
 from portal.federated import Reader
 
 PAGE = 100
+# One server's access history, read in full: 5,000 pages of 100 is 500,000 events, years of
+# daily use by a family, while it bounds what a server paging without end makes the portal
+# read; past it (or on a repeated cursor) the history is reported missing, as when unreachable.
+MAX_PAGES = 5000
 
 
 def audit_entries(found: Reader) -> Iterator[bytes]:
     """One Bundle entry (JSON, no separator) per AuditEvent, newest first per server."""
     for server in found.servers:
-        cursor: str | None = None
-        while True:
-            read = functools.partial(phr.PhrClient.audit_events, count=PAGE, cursor=cursor)
-            page: phr.Page | None = found.on(server, read, None)
+
+        def read(cursor: str | None, server: str = server) -> phr.Page:
+            def events(client: phr.PhrClient) -> phr.Page | None:
+                return client.audit_events(count=PAGE, cursor=cursor)
+
+            page = found.on(server, events, None)
             if page is None:
-                yield _entry(_missing(found, server), None)
-                break
-            for event in page.resources:
-                yield _entry(event, f"{server.rstrip('/')}/AuditEvent/{event.get('id', '')}")
-            cursor = page.next_cursor
-            if not cursor or not page.resources:
-                break
+                raise phr.Unavailable("the access history cannot be read")
+            return page
+
+        try:
+            for page in phr.follow(read, MAX_PAGES):
+                for event in page.resources:
+                    yield _entry(event, f"{server.rstrip('/')}/AuditEvent/{event.get('id', '')}")
+                if not page.resources:
+                    break
+        except phr.Unavailable:  # unreachable, or paging without end (phr.follow)
+            yield _entry(_missing(found, server), None)
 
 
 def _entry(resource: dict[str, object], full_url: str | None) -> bytes:

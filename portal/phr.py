@@ -62,6 +62,27 @@ class Page:
     previous_cursor: str | None = None
 
 
+def follow(read: Callable[[str | None], Page], limit: int) -> Iterator[Page]:
+    """Every page of one search, `read(cursor)` after `read(None)`, while the server gives a
+    next cursor. A server is another organisation's: one that repeats a cursor (a bug, or
+    hostile) or is still paging after `limit` pages would keep the reader going without end,
+    so that raises Unavailable (the caller's "could not read" answer), never a partial end."""
+    seen: set[str] = set()
+    cursor: str | None = None
+    for _ in range(limit):
+        page = read(cursor)
+        yield page
+        cursor = page.next_cursor
+        if not cursor:
+            return
+        if cursor in seen:
+            log.warning("a PHR server repeated a search's next cursor; the read is stopped")
+            raise Unavailable("the PHR server repeated a next cursor")
+        seen.add(cursor)
+    log.warning("a PHR server was still paging after %d pages; the read is stopped", limit)
+    raise Unavailable(f"the PHR server was still paging after {limit} pages")
+
+
 @dataclass
 class PhrClient:
     base_url: str

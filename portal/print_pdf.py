@@ -37,6 +37,8 @@ MARGIN = 40.0
 FOOTER = 28.0  # the band under the last row holding the footer
 LINE = 12.0  # one line of a table cell (9 pt text)
 PAD = 4.0
+HEAD_SIZE = 8.5  # a table header's text
+ROW_SIZE = 9.0  # a table row's text
 INK = (0.2, 0.22, 0.26)
 RULE = (0.6, 0.64, 0.69)
 BANDS = ((0.86, 0.91, 0.96), (0.73, 0.83, 0.93), (0.58, 0.74, 0.9))  # p3–97, p10–90, p25–75
@@ -161,30 +163,47 @@ class Sheet:
     # --- tables ------------------------------------------------------------------------------
 
     def table(self, columns: list[Column], rows: Iterable[list[str]]) -> int:
-        """Rows drawn as they come, the header again at the top of each new page; the count."""
+        """Rows drawn as they come, the header again at the top of each new page; the count.
+        A row that does not fit goes to the next page whole; one taller than a page is split
+        across pages, its continuation marked, so no row is left out."""
         total = sum(col.width for col in columns)
         widths = [(WIDTH - 2 * MARGIN) * col.width / total for col in columns]
-        self._row(columns, [col.title for col in columns], widths, header=True)
+        header = self._lines([col.title for col in columns], widths, HEAD_SIZE)
+        self.need(_height(header) + LINE + 2 * PAD)  # a header and at least one row
+        self._draw(columns, header, widths, HEAD_SIZE, header=True)
         n = 0
         for row in rows:
-            if self._row(columns, row, widths):
-                self._row(columns, [col.title for col in columns], widths, header=True, again=True)
-                self._row(columns, row, widths)
+            lines = self._lines(row, widths, ROW_SIZE)
+            whole = True  # nothing of this row drawn yet
+            while True:
+                room = int((self.y - MARGIN - FOOTER - PAD) // LINE)
+                tall = max(len(ls) for ls in lines)
+                if tall <= room:
+                    self._draw(columns, lines, widths, ROW_SIZE)
+                    break
+                if room > 0 and not (whole and _height(lines) <= self._page_room(header)):
+                    self._draw(columns, [ls[:room] for ls in lines], widths, ROW_SIZE)
+                    lines = [ls[room:] for ls in lines]
+                    lines[0] = [self.t["continued"], *lines[0]]
+                    whole = False
+                self.new_page()
+                self._draw(columns, header, widths, HEAD_SIZE, header=True)
             n += 1
         return n
 
-    def _row(
-        self, columns: list[Column], cells: list[str], widths: list[float],
-        header: bool = False, again: bool = False,
-    ) -> bool:  # fmt: skip
-        """One row; True (and nothing drawn) when it did not fit and a new page began."""
-        size = 8.5 if header else 9
-        lines = [self.wrap(s, size, w - 2 * PAD) for s, w in zip(cells, widths, strict=True)]
-        height = max(len(ls) for ls in lines) * LINE + PAD
-        if header and not again:
-            self.need(height + LINE + 2 * PAD)  # a header and at least one row
-        elif not header and self.need(height):
-            return True
+    def _lines(self, cells: list[str], widths: list[float], size: float) -> list[list[str]]:
+        return [self.wrap(s, size, w - 2 * PAD) for s, w in zip(cells, widths, strict=True)]
+
+    def _page_room(self, header: list[list[str]]) -> float:
+        """The height a row has on a fresh page, under the running head and the header."""
+        return HEIGHT - MARGIN - 20 - _height(header) - MARGIN - FOOTER
+
+    def _draw(
+        self, columns: list[Column], lines: list[list[str]], widths: list[float], size: float,
+        header: bool = False,
+    ) -> None:  # fmt: skip
+        """One row (or the part of one that fits) at the current place, ruled below."""
+        height = _height(lines)
         if header:
             self.c.setFillColorRGB(0.93, 0.95, 0.97)
             self.c.rect(MARGIN, self.y - height, WIDTH - 2 * MARGIN, height, stroke=0, fill=1)
@@ -204,7 +223,10 @@ class Sheet:
         self.y -= height
         self.c.setStrokeColorRGB(*RULE)
         self.c.line(MARGIN, self.y, WIDTH - MARGIN, self.y)
-        return False
+
+
+def _height(lines: list[list[str]]) -> float:
+    return max(len(ls) for ls in lines) * LINE + PAD
 
 
 def write(out: IO[bytes], facts: ChildFacts, lang: str, printed: date, font_path: str) -> None:
@@ -214,7 +236,7 @@ def write(out: IO[bytes], facts: ChildFacts, lang: str, printed: date, font_path
     sheet.heading(t["vaccinations"])
     columns = [Column(t["vaccine"], 5), Column(t["dose"], 1.4), Column(t["date_given"], 2),
                Column(t["city"], 2.6)]  # fmt: skip
-    if not sheet.table(columns, _vaccination_rows(facts.vaccinations, t)):
+    if not sheet.table(columns, _vaccination_rows(facts.vaccinations, sheet)):
         sheet.note(t["none_yet"])
     sheet.heading(t["checkups"])
     columns = [Column(t["visit_date"], 2), Column(t["age"], 1.6), Column(t["weight"], 1.4, True),
@@ -228,9 +250,15 @@ def write(out: IO[bytes], facts: ChildFacts, lang: str, printed: date, font_path
     sheet.save()
 
 
-def _vaccination_rows(items: Iterable[Vaccination], t: dict[str, str]) -> Iterator[list[str]]:
+def _vaccination_rows(items: Iterable[Vaccination], sheet: Sheet) -> Iterator[list[str]]:
+    t, lang = sheet.t, sheet.lang
     for v in items:
-        yield [v.vaccine, t["dose_n"].format(n=v.dose) if v.dose else "", v.day, v.city]
+        yield [
+            v.vaccine,
+            t["dose_n"].format(n=v.dose) if v.dose else "",
+            _when(v.day, lang),
+            v.city,
+        ]
 
 
 def _visit_rows(
@@ -248,9 +276,32 @@ def _visit_rows(
             else:
                 other.append(_finding_words(f))
         age = ""
-        if facts.child.birth_date is not None and day:
-            age = facts.child.age(lang, date.fromisoformat(day))
-        yield [day, age, *measured.values(), "、".join(other), city]
+        when = _full_date(day)
+        if facts.child.birth_date is not None and when is not None:
+            age = facts.child.age(lang, when)
+        yield [_when(day, lang), age, *measured.values(), "、".join(other), city]
+
+
+def _full_date(day: str) -> date | None:
+    """The day when the record gives one; None for a year or a month (FHIR dateTime allows
+    "2025" and "2025-03"), whose age is not known."""
+    try:
+        return date.fromisoformat(day) if len(day) == 10 else None
+    except ValueError:
+        return None
+
+
+def _when(day: str, lang: str) -> str:
+    """The date as the record gives it: a day as it is, in Japanese a month or a year as the
+    handbook writes them (2025年3月, 2025年), in English as given (2025-03, 2025)."""
+    year, _, month = day.partition("-")
+    if lang != "ja" or not (year.isdigit() and len(year) == 4):
+        return day
+    if not month:
+        return f"{year}年"
+    if month.isdigit() and len(month) == 2:
+        return f"{year}年{int(month)}月"
+    return day
 
 
 def _finding_words(f: Finding) -> str:

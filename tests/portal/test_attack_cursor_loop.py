@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from portal import phr
+from portal import history_export, phr
 from portal.export_facts import child_facts
 from portal.federated import Reader, Source
 from portal.plus_pages import Person
@@ -45,3 +45,22 @@ def test_a_server_repeating_its_cursor_does_not_keep_the_portal_reading() -> Non
         except (phr.Unavailable, phr.NotReachable):
             return  # refused: fine
     pytest.fail(f"still reading after {read} rows of one repeated page")
+
+
+class RepeatingHistory:
+    """A PHR server whose access history pages all say there is a next page, at one cursor."""
+
+    audit_events = phr.PhrClient.audit_events  # the real request, on this search
+
+    def search(self, rtype: str, params: list[tuple[str, str]]) -> phr.Page:
+        return phr.Page([{"resourceType": "AuditEvent", "id": "a1"}], next_cursor="again")
+
+
+def test_an_access_history_repeating_its_cursor_ends_with_its_missing_note() -> None:
+    src = Source("079999", "079999", "self", "p1", SERVER)
+    found = Reader("s", [src], {}, lambda server: RepeatingHistory(), home=SERVER)  # type: ignore[arg-type, return-value]  # duck-typed server
+    with Flask(__name__).test_request_context():
+        entries = list(itertools.islice(history_export.audit_entries(found), LOOP))
+    assert len(entries) < LOOP
+    assert b"OperationOutcome" in entries[-1]
+    assert all(b"AuditEvent" in e for e in entries[:-1])

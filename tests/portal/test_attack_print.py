@@ -50,3 +50,21 @@ def test_a_month_precision_date_does_not_break_the_printout() -> None:
     found = [Finding("2025-03", "歯科健診", "異常なし", "", CITY)]
     text = _text(ChildFacts(child, child.label("ja"), [CITY], given, found))
     assert "歯科健診" in text and "ヒブ" in text
+
+
+def test_a_vaccine_name_taller_than_a_page_is_split_across_pages_marked() -> None:
+    """The same for a vaccination: its too-long name goes on over the next page, after the
+    header again and a continuation mark, and the next vaccination follows."""
+    child = Person("c", "child", date(2025, 1, 10), "female")
+    name = "ヒブ " * 1200 + "名前の終わり"
+    given = [Vaccination("2025-03-10", name, "1", CITY), Vaccination("2025-05-10", "BCG", "", CITY)]
+    text = _text(ChildFacts(child, child.label("ja"), [CITY], given, []))
+    assert text.count("ヒブ") == 1200 and "名前の終わり" in text and "BCG" in text
+    assert "（続き）" in text and text.count("ワクチンの種類") >= 2
+
+
+def test_a_month_or_year_is_printed_as_the_record_gives_it() -> None:
+    child = Person("c", "child", date(2025, 1, 10), "female")
+    given = [Vaccination("2025-03", "ヒブ", "1", CITY), Vaccination("2026", "BCG", "", CITY)]
+    text = _text(ChildFacts(child, child.label("ja"), [CITY], given, []))
+    assert "2025年3月" in text and "2026年" in text
