@@ -234,12 +234,18 @@ def app_factory(migrated: Settings) -> Iterator[Callable[[str], Flask]]:
 
 # The longest test files (minutes each, mostly waiting on `phr dev run`): started first, so that
 # with two workers (`make test`) the other worker runs the rest meanwhile instead of idling at
-# the end. The order of every other test is unchanged.
-LONGEST_FIRST = ("tests/launcher/test_run_stops.py",)
+# the end. test_project_files.py runs mypy over every package, with no cache on a fresh clone
+# (CI); collected last, it was the run's last file. The order of every other test is unchanged.
+LONGEST_FIRST = ("tests/launcher/test_run_stops.py", "tests/test_project_files.py")
+
+
+def _longest_first(item: pytest.Item) -> int:
+    file = item.nodeid.split("::")[0]
+    return LONGEST_FIRST.index(file) if file in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)
+    items.sort(key=_longest_first)
 
 
 # Folders whose files share a session fixture that is slow to make go to one worker as a whole
