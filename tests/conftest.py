@@ -19,14 +19,20 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
+from joserfc.jwk import RSAKey
 from sqlalchemy import create_engine, text
+from xdist.scheduler import LoadFileScheduling
 
+from idp import clients as idp_clients
 from phr_core import migrations
 from phr_core.config import Settings, load_settings, normalize_database_url
 from phr_core.services import SERVICES, ServiceSpec
+from tests.crypto_reuse import RsaKeyPool, SecretHashes
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -228,9 +234,65 @@ def app_factory(migrated: Settings) -> Iterator[Callable[[str], Flask]]:
 
 # The longest test files (minutes each, mostly waiting on `phr dev run`): started first, so that
 # with two workers (`make test`) the other worker runs the rest meanwhile instead of idling at
-# the end. The order of every other test is unchanged.
-LONGEST_FIRST = ("tests/launcher/test_run_stops.py",)
+# the end. test_project_files.py runs mypy over every package, with no cache on a fresh clone
+# (CI); collected last, it was the run's last file. The order of every other test is unchanged.
+LONGEST_FIRST = ("tests/launcher/test_run_stops.py", "tests/test_project_files.py")
+
+
+def _longest_first(item: pytest.Item) -> int:
+    file = item.nodeid.split("::")[0]
+    return LONGEST_FIRST.index(file) if file in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)
+    items.sort(key=_longest_first)
+
+
+# Folders whose files share a session fixture that is slow to make go to one worker as a whole
+# (`make test`'s --dist loadfile otherwise sends each file on its own, and each worker that gets
+# one makes the fixture again): tests/apps' running sandbox (`phr dev run` with the example app,
+# half a minute or more to start).
+ONE_WORKER = ("tests/apps/",)
+
+
+class FilesAndFolders(LoadFileScheduling):
+    """--dist loadfile, with each folder of ONE_WORKER one unit of work."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        file = super()._split_scope(nodeid)
+        return next((folder for folder in ONE_WORKER if file.startswith(folder)), file)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
+    return FilesAndFolders(config, log) if config.getvalue("dist") == "loadfile" else None
+
+
+# RSA keys and client-secret hashes: each test gets the worker's again (tests/crypto_reuse.py
+# says why and how).
+RSA_POOL = RsaKeyPool(rsa.generate_private_key)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every RSA key made in this process comes from the pool (the card authority calls
+    `rsa.generate_private_key`, the IdP joserfc's `RSAKey.generate_key`), and a client secret
+    the IdP stores is hashed once per secret."""
+    idp_clients.hash_secret = SecretHashes(idp_clients.hash_secret)
+    rsa.generate_private_key = RSA_POOL.generate_private_key
+    binding = RSAKey.binding
+    binding.generate_private_key = staticmethod(RSA_POOL.generate_for_joserfc)  # type: ignore[method-assign]  # a test-run stand-in
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Iterator[None]:
+    shared = fixturedef.scope != "function"
+    RSA_POOL.shared_setup += shared
+    try:
+        yield
+    finally:
+        RSA_POOL.shared_setup -= shared
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    RSA_POOL.new_test()
