@@ -91,6 +91,14 @@ VARIABLES: tuple[Variable, ...] = (
         secret=True,
     ),
     Variable(
+        "PHR_BACKUP_PASSPHRASE",
+        "(unset)",
+        "passphrase `phr db backup` encrypts with and `phr db restore` needs (at least 12 "
+        "characters; keep it apart from the backups: docs/operations.md); unset: asked for on "
+        "the terminal; or give PHR_BACKUP_PASSPHRASE_FILE, a file holding it",
+        secret=True,
+    ),
+    Variable(
         "PHR_DATABASE_URL",
         "(unset)",
         "one database for every service (each keeps its own tables); "
