@@ -1,26 +1,32 @@
 """Time and peak memory of a child's printable record (portal.print_pdf) and CSV
-(portal.export_csv) for 100 and 10,000 records (bench/export_pdf.md has the figures).
+(portal.export_csv) as the number of records grows (bench/export_pdf.md has the figures).
 
 The records are made lazily, half vaccinations and half checkup findings (weight, length, head
 circumference and a free-text finding in turn, over six years), as portal.export_facts hands
 them over a search page at a time, so what is measured is the writers' own memory: flat when
-nothing grows with the number of records. The PDF goes to a temporary file, as the portal's
-route writes it. Each size runs twice: timed, then under tracemalloc for the peak Python heap
-(an untimed pass: tracing slows Python several times). The font is registered before the
-runs (once per process in the portal too); its cost is printed on its own.
+nothing grows with the number of records. The output is consumed as the portal's response
+does (counted, not kept).
 
-    .venv/bin/python bench/export_pdf.py [--sizes 100 10000] [--font PATH]
+Each output and size runs in a fresh process, after the font is registered (once per process
+in the portal too; its cost is printed on its own) and one small warm-up printout: a timed run
+whose peak resident memory is read from the kernel (VmHWM, reset just before the run through
+/proc/self/clear_refs, so the font's parse does not hide it), then a run under tracemalloc for
+the peak Python heap (untimed: tracing slows Python several times).
+
+    .venv/bin/python bench/export_pdf.py [--sizes 100 1000 10000 50000] [--font PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import tempfile
+import json
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 from reportlab.pdfbase.ttfonts import TTFont
 
@@ -35,6 +41,7 @@ CITY = "会津若松市（デモ）"
 VACCINES = ("B型肝炎", "ロタウイルス（5価）", "五種混合", "小児用肺炎球菌（20価）", "BCG",
             "麻しん風しん混合", "水痘", "日本脳炎")  # fmt: skip
 SPAN_DAYS = 6 * 365
+STATUS = Path("/proc/self/status")
 
 
 def _day(i: int, n: int) -> date:
@@ -69,13 +76,21 @@ def facts(n: int) -> ChildFacts:
                       Lazy(lambda: findings(n - half)))  # fmt: skip
 
 
+class Counted:
+    """A file-like that counts what is written to it and keeps nothing, like the response."""
+
+    def __init__(self) -> None:
+        self.size = self.pages = 0
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        self.pages += data.count(b"/Type /Page\n")
+
+
 def write_pdf(n: int, font: str) -> tuple[int, int]:
-    with tempfile.TemporaryFile() as out:
-        print_pdf.write(out, facts(n), "ja", date(2026, 12, 7), font)
-        size = out.tell()
-        out.seek(0)
-        pages = out.read().count(b"/Type /Page\n")
-    return size, pages
+    out = Counted()
+    print_pdf.write(out, facts(n), "ja", date(2026, 12, 7), font)  # type: ignore[arg-type]  # a write() is all it needs
+    return out.size, out.pages
 
 
 def write_csv(n: int) -> tuple[int, int]:
@@ -86,22 +101,43 @@ def write_csv(n: int) -> tuple[int, int]:
     return size, rows - 1
 
 
-def measure(label: str, run: Callable[[], tuple[int, int]], unit: str) -> None:
+def _kib(field: str) -> int:
+    """A /proc/self/status field (VmRSS, VmHWM) in KiB."""
+    line = next(line for line in STATUS.read_text().splitlines() if line.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def one(kind: str, n: int, font: str) -> dict[str, float]:
+    """One output at one size, measured in this (fresh) process."""
+    print_pdf.font(font)
+    run: Callable[[], tuple[int, int]] = (
+        (lambda: write_pdf(n, font)) if kind == "PDF" else (lambda: write_csv(n))
+    )
+    write_pdf(10, font) if kind == "PDF" else write_csv(10)  # warm-up: first-use caches
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    rss_before = _kib("VmRSS")
     start = time.perf_counter()
     size, count = run()
     seconds = time.perf_counter() - start
+    rss_peak = _kib("VmHWM")
     tracemalloc.start()
     run()
-    _, peak = tracemalloc.get_traced_memory()
+    _, heap = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"| {label} | {seconds:.2f} | {peak / 2**20:.1f} | {size / 1024:.0f} | {count} {unit} |")
+    return {"seconds": seconds, "heap": heap / 2**20, "rss": rss_peak / 1024,
+            "rss_growth": (rss_peak - rss_before) / 1024, "size": size / 1024,
+            "count": count}  # fmt: skip
 
 
 def main() -> None:
-    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    args.add_argument("--sizes", type=int, nargs="+", default=[100, 10_000])
+    args = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    args.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000, 50_000])
     args.add_argument("--font", default=DEFAULT_FONT)
+    args.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     opts = args.parse_args()
+    if opts.one:
+        print(json.dumps(one(opts.one[0], int(opts.one[1]), opts.font)))
+        return
     start = time.perf_counter()
     print_pdf.font(opts.font)
     seconds = time.perf_counter() - start
@@ -111,13 +147,16 @@ def main() -> None:
     tracemalloc.stop()
     print(f"font registration: {seconds:.2f} s, {font_peak / 2**20:.1f} MiB peak heap, "
           "once per process (not in the figures below)")  # fmt: skip
-    print("| output, records | time (s) | peak Python heap (MiB) | size (KiB) | pages / rows |")
-    print("| --- | ---: | ---: | ---: | --- |")
-    for n in opts.sizes:
-        measure(f"PDF, {n:,}", lambda n=n: write_pdf(n, opts.font), "pages")  # type: ignore[misc]
-        measure(f"CSV, {n:,}", lambda n=n: write_csv(n), "rows")  # type: ignore[misc]
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"process peak RSS after all runs: {rss:.0f} MiB")
+    print("| output, records | time (s) | peak Python heap (MiB) | peak RSS (MiB) "
+          "| RSS growth (MiB) | size (KiB) | pages / rows |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for kind in ("PDF", "CSV"):
+        for n in opts.sizes:
+            cmd = [sys.executable, __file__, "--font", opts.font, "--one", kind, str(n)]
+            r = json.loads(subprocess.run(cmd, check=True, capture_output=True).stdout)  # noqa: S603 - this script, with its own arguments
+            unit = "pages" if kind == "PDF" else "rows"
+            print(f"| {kind}, {n:,} | {r['seconds']:.2f} | {r['heap']:.1f} | {r['rss']:.0f} "
+                  f"| {r['rss_growth']:.1f} | {r['size']:.0f} | {r['count']} {unit} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,19 +1,17 @@
 """The downloads of one child's record: the printable PDF (portal.print_pdf) and the CSV
 (portal.export_csv), linked from the child's records page.
 
-The PDF is drawn into a temporary file while the records are read (errors before it is done
-become the usual pages), then streamed from there in chunks; the CSV is streamed as it is
-read, its first read made before the response starts (like the JSON export, a failure later
-cuts the download short)."""
+Both are streamed as they are made, nothing of them kept in memory or written to disk: the
+PDF a page at a time (its first page drawn, and so the records it shows read, before the
+response starts: a child's usual record fits there whole), the CSV a row at a time (its first
+read made before the response starts). Errors before that become the usual pages; like the
+JSON export, a failure later cuts the download short."""
 
 from __future__ import annotations
 
 import itertools
 import logging
-import tempfile
-from collections.abc import Iterator
 from datetime import datetime
-from typing import IO
 
 from flask import Blueprint, Response, stream_with_context
 from flask.typing import ResponseReturnValue
@@ -30,7 +28,6 @@ from portal.session import current_subject
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal_export_child", __name__, template_folder="templates")
-CHUNK = 64 * 1024
 FONT_SETTING = "PHR_CONSENT_PDF_FONT"
 
 
@@ -45,17 +42,9 @@ def record_pdf(pid: str) -> ResponseReturnValue:
         return page("plus/print_unavailable.html", status=503)
     facts = _facts(pid)
     now = datetime.now(JST)
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the response is
-    try:
-        print_pdf.write(spool, facts, current_language(), now.date(), font_path)
-        size = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    resp = Response(_chunks(spool), mimetype="application/pdf")
-    resp.call_on_close(spool.close)
-    resp.headers["Content-Length"] = str(size)
+    body = print_pdf.chunks(facts, current_language(), now.date(), font_path)
+    first = next(body)  # the first page (or the whole file, when it has one page)
+    resp = Response(stream_with_context(itertools.chain([first], body)), mimetype="application/pdf")
     return _download(resp, "pdf", now)
 
 
@@ -73,11 +62,6 @@ def _facts(pid: str) -> ChildFacts:
     found = reader(current_subject() or "")
     child = find(found, people(found), pid, child=True)
     return child_facts(found, child, current_language())
-
-
-def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
-    while block := spool.read(CHUNK):
-        yield block
 
 
 def _download(resp: Response, ext: str, now: datetime) -> Response:

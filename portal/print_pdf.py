@@ -3,10 +3,15 @@ the 健康診査 visits, the 乳幼児身体発育曲線), drawn with reportlab'
 TrueType font (PHR_CONSENT_PDF_FONT) embedded as a subset so it prints the same anywhere.
 
 Flat memory: rows are drawn as the facts are read (portal.export_facts reads a page of records
-at a time), each finished page is compressed into the document, and the document is written
-to a file-like at the end (the portal passes a temporary file and streams it back). What waits
-for the growth charts is bounded by the charts' resolution (one point per tenth of a month per
-measure), not by the number of records (bench/export_pdf.md has the figures).
+at a time), and each finished page is compressed and given out at once (portal.pdf_stream), so
+the portal streams the file to the browser while it draws the rest; only the embedded font
+subset, the page tree and the cross-reference table come at the end. What waits for the growth
+charts is bounded by the charts' resolution (one point per tenth of a month per measure), not
+by the number of records (bench/export_pdf.md has the figures).
+
+The document names its language (/Lang) and its title, shown by viewers instead of the file
+name; it is not a tagged PDF (reportlab cannot write the structure tree), so screen readers
+get its text without table structure: the CSV and the records pages are the accessible forms.
 
 Every page names the child as the portal shows them (the PHR servers hold no names), the day
 it was printed and the cities the records come from."""
@@ -16,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,8 +31,8 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFError, TTFont
-from reportlab.pdfgen.canvas import Canvas
 
+from portal import pdf_stream
 from portal.care import growth
 from portal.export_facts import ChildFacts, Finding, Vaccination
 from portal.print_words import WORDS
@@ -79,11 +84,15 @@ class Column:
 
 class Sheet:
     """The document being drawn: the current page, where the next row goes, and what every
-    page repeats (the running head and the footer)."""
+    page repeats (the running head and the footer). Each finished page goes to `sink`."""
 
-    def __init__(self, out: IO[bytes], facts: ChildFacts, lang: str, printed: date, face: str):
+    def __init__(
+        self, sink: pdf_stream.Sink, facts: ChildFacts, lang: str, printed: date, face: str
+    ) -> None:
         # The face is the initial font too: no page names an unembedded standard font.
-        self.c = Canvas(out, pagesize=A4, pageCompression=1, initialFontName=face)
+        self.c = pdf_stream.StreamedCanvas(
+            sink, lang=lang, pagesize=A4, pageCompression=1, initialFontName=face
+        )
         self.t = WORDS[lang]
         self.lang = lang
         self.facts = facts
@@ -94,6 +103,7 @@ class Sheet:
         title = self.t["doc_title"].format(who=facts.label)
         self.c.setTitle(title)
         self.c.setSubject(self.t["doc_subtitle"])
+        self.c.setViewerPreference("DisplayDocTitle", "true")  # the title, not the file name
         self.new_page()
         self.text(MARGIN, self.y - 18, title, 18)
         self.text(MARGIN, self.y - 36, self.t["doc_subtitle"], 10)
@@ -129,8 +139,12 @@ class Sheet:
         if self._size != size:  # set only on a change: a table row draws many cells
             self.c.setFont(self.face, size)
             self._size = size
-        draw = {"left": self.c.drawString, "right": self.c.drawRightString}
-        draw.get(align, self.c.drawCentredString)(x, y, s)
+        if align == "left":
+            self.c.drawString(x, y, s)
+        elif align == "right":
+            self.c.drawRightString(x, y, s)
+        else:
+            self.c.drawCentredString(x, y, s)
 
     def ink(self) -> None:
         """Text colour for what follows (after a shape's fill)."""
@@ -162,10 +176,11 @@ class Sheet:
 
     # --- tables ------------------------------------------------------------------------------
 
-    def table(self, columns: list[Column], rows: Iterable[list[str]]) -> int:
-        """Rows drawn as they come, the header again at the top of each new page; the count.
-        A row that does not fit goes to the next page whole; one taller than a page is split
-        across pages, its continuation marked, so no row is left out."""
+    def table(self, columns: list[Column], rows: Iterable[list[str]]) -> Generator[None, None, int]:
+        """Rows drawn as they come, the header again at the top of each new page, pausing after
+        each row (so a finished page can be given out); returns the count. A row that does not
+        fit goes to the next page whole; one taller than a page is split across pages, its
+        continuation marked, so no row is left out."""
         total = sum(col.width for col in columns)
         widths = [(WIDTH - 2 * MARGIN) * col.width / total for col in columns]
         header = self._lines([col.title for col in columns], widths, HEAD_SIZE)
@@ -189,6 +204,7 @@ class Sheet:
                 self.new_page()
                 self._draw(columns, header, widths, HEAD_SIZE, header=True)
             n += 1
+            yield
         return n
 
     def _lines(self, cells: list[str], widths: list[float], size: float) -> list[list[str]]:
@@ -229,24 +245,37 @@ def _height(lines: list[list[str]]) -> float:
     return max(len(ls) for ls in lines) * LINE + PAD
 
 
+def chunks(facts: ChildFacts, lang: str, printed: date, font_path: str) -> Iterator[bytes]:
+    """The printout of one child as it is drawn: nothing until the first page is finished (the
+    records it shows read), then each page's bytes, then the end of the file. Raises
+    FontMissing at once, before anything is read."""
+    face = font(font_path)
+    return pdf_stream.pages(lambda sink: _draw(Sheet(sink, facts, lang, printed, face)))
+
+
 def write(out: IO[bytes], facts: ChildFacts, lang: str, printed: date, font_path: str) -> None:
-    """The whole printout of one child into `out`. Raises FontMissing before anything is read."""
-    sheet = Sheet(out, facts, lang, printed, font(font_path))
-    t = sheet.t
+    """The whole printout of one child into `out` (the bench and tests)."""
+    for chunk in chunks(facts, lang, printed, font_path):
+        out.write(chunk)
+
+
+def _draw(sheet: Sheet) -> Iterator[None]:
+    t, facts, lang = sheet.t, sheet.facts, sheet.lang
     sheet.heading(t["vaccinations"])
     columns = [Column(t["vaccine"], 5), Column(t["dose"], 1.4), Column(t["date_given"], 2),
                Column(t["city"], 2.6)]  # fmt: skip
-    if not sheet.table(columns, _vaccination_rows(facts.vaccinations, sheet)):
+    if not (yield from sheet.table(columns, _vaccination_rows(facts.vaccinations, sheet))):
         sheet.note(t["none_yet"])
     sheet.heading(t["checkups"])
     columns = [Column(t["visit_date"], 2), Column(t["age"], 1.6), Column(t["weight"], 1.4, True),
                Column(t["height"], 1.6, True), Column(t["head"], 1.4, True),
                Column(t["other"], 3), Column(t["city"], 2.2)]  # fmt: skip
     points: dict[str, dict[int, growth.Measurement]] = {m: {} for m in CHART_MEASURES}
-    if not sheet.table(columns, _visit_rows(facts, lang, points)):
+    if not (yield from sheet.table(columns, _visit_rows(facts, lang, points))):
         sheet.note(t["none_yet"])
     _charts(sheet, facts, {m: sorted(p.values(), key=lambda p: p.age_m) for m, p in
                            points.items()})  # fmt: skip
+    points.clear()  # bounded by the charts' resolution, yet not kept while the font subset is made
     sheet.save()
 
 

@@ -1,13 +1,17 @@
 """A child's printable record (PDF) and CSV, downloaded from the records page signed in as the
 demo parent on the live platform: the PDF parses, says the demo's Japanese vaccine names and
-dates on pages that each name the day and the city, and embeds its Japanese font; the CSV's
-rows are the demo records; a stranger gets neither, and a server without the font says so."""
+dates on pages that each name the day and the city, names its language and title, and embeds
+its Japanese font; the CSV's rows are the demo records; a stranger gets neither, and a server
+without the font says so. Without the platform: the PDF is given out a page at a time while
+the records are read, and its writer keeps no finished page."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
+import weakref
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +20,8 @@ from typing import Any
 import pytest
 import requests
 from pypdf import PdfReader
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfbase import pdfdoc
 
 from phr_core.demo_data import DEMO_FAMILY
 from phr_server.demo_family import CHILD_ID as CHILD
@@ -24,6 +30,7 @@ from phr_server.demo_family import PARENT_ID as PARENT
 from portal import export_csv, print_pdf
 from portal.export_facts import ChildFacts, Finding, Vaccination
 from portal.pages import JST
+from portal.pdf_stream import StreamedCanvas
 from portal.plus_pages import Person
 from tests.portal import live_platform
 from tests.portal.live_platform import STRANGER, TIMEOUT, Platform, platform_environ, sign_in
@@ -53,8 +60,8 @@ def _birth() -> date:
 def _embedded_fonts(reader: PdfReader) -> Iterator[tuple[str, list[str]]]:
     """(BaseFont, the FontFile keys of its descriptor) of every font each page uses."""
     for page in reader.pages:
-        fonts: Any = page["/Resources"]["/Font"]
-        for ref in fonts.values():
+        resources: Any = page["/Resources"]
+        for ref in resources["/Font"].values():
             font = ref.get_object()
             if "/DescendantFonts" in font:
                 font = font["/DescendantFonts"][0].get_object()
@@ -76,13 +83,19 @@ def test_the_printable_record_and_csv_of_the_demo_child(platform: Platform) -> N
     assert pdf.headers["Content-Type"] == "application/pdf"
     assert pdf.headers["Content-Disposition"].startswith('attachment; filename="child-record-')
     assert pdf.headers["Cache-Control"] == "no-store"
-    reader = PdfReader(io.BytesIO(pdf.content))
+    assert "Content-Length" not in pdf.headers  # streamed as it is drawn
+    _assert_xref_points_at_objects(pdf.content)
+    reader = PdfReader(io.BytesIO(pdf.content), strict=True)
     pages = [page.extract_text() for page in reader.pages]
     text = "\n".join(pages)
     printed = datetime.now(JST).date().isoformat()
     for page_text in pages:  # each page: the day printed and the source city
         assert f"印刷日：{printed}" in page_text and f"記録の提供元：{CITY}" in page_text
     assert f"お子さん（{_birth():%Y-%m}生まれ・女の子）の記録" in pages[0]
+    assert reader.metadata is not None
+    assert reader.metadata.title == f"お子さん（{_birth():%Y-%m}生まれ・女の子）の記録"
+    catalog: Any = reader.trailer["/Root"]
+    assert catalog["/Lang"] == "ja" and catalog["/ViewerPreferences"]["/DisplayDocTitle"]
     assert "予防接種の記録" in text and "健康診査の記録" in text and "成長曲線" in text
     for _code, name, dose, age in CHILD_VACCINATIONS:
         assert name in text and f"{dose}回目" in text
@@ -193,3 +206,96 @@ def test_long_tables_repeat_their_header_and_concurrent_printouts_stay_whole() -
         assert len(tables) >= 4
         assert all(p.count("ワクチンの種類") == 1 and "ページ" in p for p in tables)
         assert sum(p.count("日本脳炎") for p in tables) == n
+
+
+def _assert_xref_points_at_objects(data: bytes) -> None:
+    """Every in-use entry of the (one, classic) cross-reference table gives the offset where
+    its object starts, and startxref the table's: the file is whole, not merely readable by a
+    lenient reader that rebuilds a broken table."""
+    start = int(data.rsplit(b"startxref", 1)[1].split()[0])
+    table = data[start:].split(b"trailer")[0]
+    assert table.startswith(b"xref\n0 "), table[:20]
+    entries = re.findall(rb"(\d{10}) (\d{5}) ([nf]) ", table)
+    assert len(entries) == int(table.split()[2])
+    for number, (offset, _gen, kind) in enumerate(entries):
+        if kind == b"n":
+            assert data[int(offset) :].startswith(b"%d 0 obj" % number), number
+
+
+def _counting(n: int, read: list[int]) -> ChildFacts:
+    """n vaccinations read lazily, counting in read[0] how many have been handed over."""
+    child = Person("c", "child", date(2020, 4, 1), "male")
+
+    def given() -> Iterator[Vaccination]:
+        for i in range(n):
+            read[0] += 1
+            yield Vaccination((date(2020, 4, 1) + timedelta(days=i)).isoformat(), "日本脳炎",
+                              str(i % 4 + 1), CITY)  # fmt: skip
+
+    return ChildFacts(child, child.label("ja"), [CITY], given(), [])
+
+
+def test_the_printout_is_given_out_a_page_at_a_time_as_the_records_are_read() -> None:
+    """The first bytes come once the first page is full, long before the last record is read,
+    then a page at a time; every page refers to the same embedded font subset (once in the
+    file, not once per page); the file is whole and says its language."""
+    if not Path(print_pdf.DEFAULT_FONT).exists():
+        pytest.skip("Debian's fonts-ipaexfont-gothic is not installed")
+    read = [0]
+    chunks = []
+    seen = []
+    for chunk in print_pdf.chunks(_counting(400, read), "ja", date.today(), print_pdf.DEFAULT_FONT):
+        chunks.append(chunk)
+        seen.append(read[0])
+    assert chunks[0].startswith(b"%PDF-") and chunks[0].count(b"/Type /Page\n") == 1
+    assert seen[0] < 100 and seen == sorted(seen) and seen[-2] < 400, seen  # ~60 rows a page
+    assert all(b"%%EOF" not in c for c in chunks[:-1]) and chunks[-1].endswith(b"%%EOF\n")
+    data = b"".join(chunks)
+    _assert_xref_points_at_objects(data)
+    reader = PdfReader(io.BytesIO(data), strict=True)
+    # A chunk per table page; the last one also holds the charts' page and the file's end.
+    assert len(chunks) == len(reader.pages) - 1 >= 6
+    last_rows = reader.pages[-2].extract_text()
+    assert "ワクチンの種類" in last_rows and "日本脳炎" in last_rows
+    resources: list[Any] = [page["/Resources"] for page in reader.pages]
+    fonts = {ref.idnum for r in resources for ref in r["/Font"].values()}
+    assert len(fonts) == 1, fonts  # one subset of IPAex Gothic (under 256 glyphs), shared
+    assert all(name.endswith("+IPAexGothic") for name, _ in _embedded_fonts(reader))
+    catalog: Any = reader.trailer["/Root"]
+    assert catalog["/Lang"] == "ja"
+
+
+def test_the_streamed_document_keeps_no_finished_page() -> None:
+    """However many pages are drawn, the document holds the same objects (none of them a
+    page or its content) and the sink has every page's bytes as soon as it is finished."""
+    if not Path(print_pdf.DEFAULT_FONT).exists():
+        pytest.skip("Debian's fonts-ipaexfont-gothic is not installed")
+    face = print_pdf.font(print_pdf.DEFAULT_FONT)
+    out = io.BytesIO()
+    canvas = StreamedCanvas(out.write, lang="ja", pagesize=A4, pageCompression=1,
+                            initialFontName=face)  # fmt: skip
+    doc: Any = canvas._doc
+    add_page = doc.addPage
+    pages: list[weakref.ref[pdfdoc.PDFPage]] = []
+
+    def noting(page: pdfdoc.PDFPage) -> None:  # the document's own addPage, noting the page
+        pages.append(weakref.ref(page))
+        add_page(page)
+
+    doc.addPage = noting
+    held = []
+    for n in range(20):
+        canvas.setFont(face, 10)
+        for line in range(40):
+            canvas.drawString(40, 800 - 12 * line, f"{n + 1} ページ {line} 行目 日本脳炎 1回目")
+        written = out.tell()
+        canvas.showPage()
+        assert out.tell() > written + 500  # the page and its compressed stream, out at once
+        held.append((len(doc.idToObject), len(doc.numberToId), len(doc.idToObjectNumberAndVersion)))
+    assert len(set(held)) == 1, held[:3]
+    assert len(pages) == 20 and not [ref for ref in pages if ref() is not None]  # freed
+    canvas.save()
+    _assert_xref_points_at_objects(out.getvalue())
+    reader = PdfReader(io.BytesIO(out.getvalue()), strict=True)
+    assert len(reader.pages) == 20
+    assert reader.pages[19].extract_text().startswith("20 ページ 0 行目 日本脳炎 1回目")
