@@ -26,7 +26,7 @@ PAGE_SIZE = str(phr.PAGE_SIZE)
 # One child's records of one type in one city, read in full: 1,000 pages of 200 is 200,000
 # records, far past a childhood of checkups and doses (daily measurements for 18 years are
 # under 7,000 days), while it bounds what a server paging without end makes the portal read
-# and spool (the PDF) before the request fails.
+# (and draw, for the PDF) before the request fails.
 MAX_PAGES_PER_SEARCH = 1000
 T = TypeVar("T")
 
