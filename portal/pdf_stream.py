@@ -141,10 +141,16 @@ class StreamedCanvas(Canvas):
     at `showPage()`, the rest at `save()`."""
 
     def __init__(self, sink: Sink, lang: str | None = None, **options: Any) -> None:
+        if options.get("encrypt"):
+            raise NotImplementedError("a streamed document cannot be encrypted")
         super().__init__(None, lang=lang, **options)
-        compression = options.get("pageCompression", 0)
-        invariant = options.get("invariant")
-        self._doc = StreamedDocument(sink, compression=compression, invariant=invariant, lang=lang)
+        self._doc = StreamedDocument(
+            sink,
+            compression=options.get("pageCompression", 0),
+            invariant=options.get("invariant"),
+            pdfVersion=options.get("pdfVersion") or pdfdoc.PDF_VERSION_DEFAULT,
+            lang=lang,
+        )
         self._make_preamble()  # as Canvas made it, against this document
 
 
