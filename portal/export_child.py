@@ -43,7 +43,7 @@ def record_pdf(pid: str) -> ResponseReturnValue:
     facts = _facts(pid)
     now = datetime.now(JST)
     body = print_pdf.chunks(facts, current_language(), now.date(), font_path)
-    first = next(body)  # the first page (or the whole file, when it has one page)
+    first = next(body)  # page 1 drawn now (a short printout whole): its reads fail as pages
     resp = Response(stream_with_context(itertools.chain([first], body)), mimetype="application/pdf")
     return _download(resp, "pdf", now)
 
