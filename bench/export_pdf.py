@@ -14,6 +14,10 @@ whose peak resident memory is read from the kernel (VmHWM, reset just before the
 the peak Python heap (untimed: tracing slows Python several times).
 
     .venv/bin/python bench/export_pdf.py [--sizes 100 1000 10000 50000] [--font PATH]
+        [--flat MIB]
+
+With --flat, it fails (exit status 1) when an output's peak Python heap differs between the
+sizes by more than MIB: a check that memory does not grow with the number of records.
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ def main() -> None:
     args = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     args.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000, 50_000])
     args.add_argument("--font", default=DEFAULT_FONT)
+    args.add_argument("--flat", type=float, metavar="MIB", help="fail if a peak heap grows more")
     args.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     opts = args.parse_args()
     if opts.one:
@@ -150,13 +155,20 @@ def main() -> None:
     print("| output, records | time (s) | peak Python heap (MiB) | peak RSS (MiB) "
           "| RSS growth (MiB) | size (KiB) | pages / rows |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    grown = []
     for kind in ("PDF", "CSV"):
+        heaps = []
         for n in opts.sizes:
             cmd = [sys.executable, __file__, "--font", opts.font, "--one", kind, str(n)]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True).stdout)  # noqa: S603 - this script, with its own arguments
             unit = "pages" if kind == "PDF" else "rows"
             print(f"| {kind}, {n:,} | {r['seconds']:.2f} | {r['heap']:.1f} | {r['rss']:.0f} "
                   f"| {r['rss_growth']:.1f} | {r['size']:.0f} | {r['count']} {unit} |")  # fmt: skip
+            heaps.append(r["heap"])
+        if opts.flat is not None and max(heaps) - min(heaps) > opts.flat:
+            grown.append(f"{kind}: peak heap {min(heaps):.2f} to {max(heaps):.2f} MiB")
+    if grown:
+        sys.exit("not flat: " + "; ".join(grown))
 
 
 if __name__ == "__main__":
