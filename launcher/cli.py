@@ -287,6 +287,12 @@ def db_restore(
     click.echo(f"secrets written to {target}: {', '.join(summary.secrets) or '(none)'}")
 
 
+# --- dev ------------------------------------------------------------------------------------
+
+# `phr dev …` (keys, demo data, the whole platform on one machine) is in launcher/dev_cli.py.
+main.add_command(dev_cli.dev)
+
+
 # --- one group per service ------------------------------------------------------------------
 
 
@@ -318,7 +324,6 @@ def _service_group(svc: ServiceSpec) -> click.Group:
     return group
 
 
-main.add_command(dev_cli.dev)
 for _svc in SERVICES:
     main.add_command(_service_group(_svc))
 
