@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from consent import notices
+from consent.api.base import body, invalid_request, json_response
 from consent.api.grants import grant_status
 from consent.auth import caller, oauth_error, require
 from consent.models import Notice
@@ -28,26 +29,13 @@ bp = Blueprint("consent_notices_api", __name__, url_prefix="/api/v1")
 ARRIVALS_WRITE = "consent/arrivals.write"
 NOTICES_READ = "consent/notices.read"
 CITY_RE = re.compile(r"^\d{6}$")
-
-
-@bp.errorhandler(ConsentError)
-def _invalid(exc: ConsentError) -> Response:
-    return oauth_error(400, "invalid_request", str(exc))
-
-
-def _json(payload: object, status: int = 200) -> Response:
-    resp = jsonify(payload)
-    resp.status_code = status
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+bp.register_error_handler(ConsentError, invalid_request)
 
 
 @bp.post("/arrivals")
 @require(ARRIVALS_WRITE)
 def arrivals() -> ResponseReturnValue:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ConsentError("the body must be a JSON object")
+    data = body()
     city = data.get("municipality")
     codes = data.get("codes")
     if not isinstance(city, str) or not CITY_RE.match(city):
@@ -60,7 +48,7 @@ def arrivals() -> ResponseReturnValue:
         raise ConsentError(f"codes must be a list of 1 to {notices.MAX_CODES} codes")
     with database().session() as s:
         added = notices.record_arrivals(s, city, codes)
-    return _json({"municipality": city, "codes": len(set(codes)), "notices": added})
+    return json_response({"municipality": city, "codes": len(set(codes)), "notices": added})
 
 
 def notice_document(n: Notice) -> dict[str, Any]:
@@ -91,4 +79,4 @@ def my_notices() -> ResponseReturnValue:
         return oauth_error(403, "insufficient_scope", "no active grant of the person's notices")
     with database().session() as s:
         docs = [notice_document(n) for n in notices.inbox(s, token.subject)]
-    return _json({"notices": docs})
+    return json_response({"notices": docs})

@@ -20,10 +20,9 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, stream_with_context
 from flask.typing import ResponseReturnValue
 
-from consent.i18n import current_language
 from portal import phr
 from portal.federated import Reader, Source, reader
-from portal.history_export import audit_entries
+from portal.history_export import audit_entries, missing_part
 from portal.plus_pages import page, people, signed_in_page
 from portal.session import current_subject
 
@@ -83,13 +82,9 @@ def _open(found: Reader, src: Source) -> Iterator[bytes] | None:
 
 def _missing(found: Reader, src: Source) -> dict[str, object]:
     """What stands in the download for a part its server could not give."""
-    city_ja, city_en = found.city(src.municipality, "ja"), found.city(src.municipality, "en")
-    text = (
-        f"{city_ja}の記録は、その市の記録の保管庫につながらず含まれていません。"
-        if current_language() == "ja"
-        else ""
-    ) + f"The records from {city_en} are missing: their PHR server could not be reached."
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "transient", "diagnostics": text}],
-    }
+    return missing_part(
+        found,
+        [src.municipality],
+        "{cities}の記録は、その市の記録の保管庫につながらず含まれていません。",
+        "The records from {cities} are missing: their PHR server could not be reached.",
+    )

@@ -10,7 +10,7 @@ missing, like a missing part of the records."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from consent.i18n import current_language
 from portal import phr
@@ -54,16 +54,27 @@ def _entry(resource: dict[str, object], full_url: str | None) -> bytes:
 
 
 def _missing(found: Reader, server: str) -> dict[str, object]:
-    """What stands in the download for a server's access history it could not give (as
-    portal/export.py's stand-in for a missing part of the records)."""
-    cities = list(dict.fromkeys(s.municipality for s in found.sources if s.server == server))
-    ja = "、".join(found.city(c, "ja") for c in cities)
-    en = ", ".join(found.city(c, "en") for c in cities)
+    """What stands in the download for a server's access history it could not give."""
+    cities = dict.fromkeys(s.municipality for s in found.sources if s.server == server)
+    return missing_part(
+        found,
+        cities,
+        "{cities}のアクセス履歴は、その市の記録の保管庫につながらず含まれていません。",
+        "The access history kept for {cities} is missing: its PHR server could not be reached.",
+    )
+
+
+def missing_part(found: Reader, cities: Iterable[str], ja: str, en: str) -> dict[str, object]:
+    """The OperationOutcome that stands in the download for a part a PHR server could not give
+    (its records in portal/export.py, its access history here), so the file says what it
+    lacks: `ja` and `en` name the part with `{cities}`; the Japanese text comes first when the
+    person reads Japanese, the English one always."""
+    cities = list(cities)
     text = (
-        f"{ja}のアクセス履歴は、その市の記録の保管庫につながらず含まれていません。"
+        ja.format(cities="、".join(found.city(c, "ja") for c in cities))
         if current_language() == "ja"
         else ""
     )
-    text += f"The access history kept for {en} is missing: its PHR server could not be reached."
+    text += en.format(cities=", ".join(found.city(c, "en") for c in cities))
     issue = {"severity": "error", "code": "transient", "diagnostics": text}
     return {"resourceType": "OperationOutcome", "issue": [issue]}

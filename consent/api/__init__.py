@@ -5,17 +5,13 @@ are answered from the in-process cache (consent.cache)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint
 
 from consent.api import city_consent, consents, grants, municipalities, patients
-from consent.auth import oauth_error
+from consent.api.base import invalid_request
 from consent.records import ConsentError
 
 bp = Blueprint("consent_api", __name__, url_prefix="/api/v1")
 for family in (grants, patients, city_consent, consents, municipalities):
     bp.register_blueprint(family.bp)
-
-
-@bp.errorhandler(ConsentError)
-def _invalid(exc: ConsentError) -> Response:
-    return oauth_error(400, "invalid_request", str(exc))
+bp.register_error_handler(ConsentError, invalid_request)

@@ -32,6 +32,11 @@ def not_found(what: str) -> Response:
     return oauth_error(404, "not_found", f"no such {what}")
 
 
+def invalid_request(exc: ConsentError) -> Response:
+    """A ConsentError raised by a route (a bad field, a refused change) as OAuth's 400."""
+    return oauth_error(400, "invalid_request", str(exc))
+
+
 def body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):

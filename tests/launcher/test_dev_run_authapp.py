@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launcher.cli import _dev_extras
+from launcher.dev_cli import _dev_extras
 from phr_core.config import load_settings
 
 

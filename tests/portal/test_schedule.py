@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from portal.care.ages import add_months, months_after, reach
 from portal.care.schedule import (
     CLOSED,
     DONE,
@@ -12,7 +13,6 @@ from portal.care.schedule import (
     OVERDUE,
     Dose,
     DoseStatus,
-    add_months,
     doses_from,
     due_soon,
     schedule,
@@ -29,8 +29,6 @@ def test_month_arithmetic_clamps_to_the_month_end() -> None:
     assert add_months(date(2025, 1, 31), 1) == date(2025, 2, 28)
     assert add_months(date(2024, 1, 31), 1) == date(2024, 2, 29)
     assert add_months(date(2025, 11, 15), 2) == date(2026, 1, 15)
-    from portal.care.schedule import months_after
-
     assert months_after(date(2025, 1, 31), 1) == date(2025, 3, 1)  # no February 31
     assert months_after(date(2025, 4, 12), 6) == date(2025, 10, 12)
 
@@ -38,8 +36,6 @@ def test_month_arithmetic_clamps_to_the_month_end() -> None:
 def test_ages_follow_the_age_counting_law() -> None:
     """An age is reached at the end of the day before the corresponding day (the month's last
     day when there is none); 'until' includes that day, 'from' starts on it."""
-    from portal.care.schedule import reach
-
     assert reach(date(2020, 4, 1), 12) == date(2021, 3, 31)
     assert reach(date(2025, 4, 1), 2) == date(2025, 5, 31)
     assert reach(date(2025, 3, 31), 1) == date(2025, 4, 30)  # no April 31

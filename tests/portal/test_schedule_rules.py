@@ -30,15 +30,13 @@ from portal.care.schedule import (
     CLOSED,
     DONE,
     DUE,
-    GUIDE_SECTION,
-    HIB,
     NOT_YET,
     OVERDUE,
-    SERIES,
     Dose,
     doses_from,
     schedule,
 )
+from portal.care.vaccine_rules import GUIDE_SECTION, HIB, SERIES
 
 D = date
 
