@@ -358,15 +358,12 @@ def _load_second_city(s: Settings) -> dict[str, int]:
         raise click.ClickException(str(exc)) from None
 
 
+REPLICAS_HELP = "Run each service this many times behind HAProxy (needs PostgreSQL; default 1)."
+
+
 @dev.command("run")
 @click.option("--no-demo", is_flag=True, help="Do not load demo data.")
-@click.option(
-    "--replicas",
-    type=click.IntRange(1, 8),
-    default=1,
-    show_default=True,
-    help="Run each service this many times behind HAProxy on its port (needs PostgreSQL).",
-)
+@click.option("--replicas", type=click.IntRange(1, 8), default=1, help=REPLICAS_HELP)
 def dev_run(no_demo: bool, replicas: int) -> None:
     """Migrate, make development keys, load demo data and serve every service."""
     s = _settings()
