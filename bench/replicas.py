@@ -226,6 +226,7 @@ def _load_sibling(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None  # noqa: S101 - our own file
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -241,13 +242,21 @@ def _platform(root: int) -> list[int]:
     return [p for p in PROCS.tree(root) if p != root]
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _hwm_mb(pids: list[int]) -> float:
     return sum(PROCS.hwm_kb(p) for p in pids) / 1024
 
 
 def measure(kind: str, port: int, jobs: list[dict], seconds: float, platform: int, db: str) -> dict:
     pids = _platform(platform)
-    before = _cpu(pids), _cpu(PROCS.postgres_backends(db)), time.monotonic()
+    lb = [p for p in pids if _comm(p) == "haproxy"]
+    before = _cpu(pids), _cpu(PROCS.postgres_backends(db)), time.monotonic(), _cpu(lb)
     stop_at = time.monotonic() + seconds
     halves = [jobs[0::2], jobs[1::2]]
     pipes, procs = [], []
@@ -267,6 +276,7 @@ def measure(kind: str, port: int, jobs: list[dict], seconds: float, platform: in
     elapsed = time.monotonic() - before[2]
     server_cpu = _cpu(pids) - before[0]
     pg_cpu = _cpu(PROCS.postgres_backends(db)) - before[1]
+    lb_cpu = _cpu(lb) - before[3]
     lat.sort()
     n = len(lat)
     return {
@@ -278,6 +288,7 @@ def measure(kind: str, port: int, jobs: list[dict], seconds: float, platform: in
         "errors": len(errors),
         "server_cpu_ms": 1000 * server_cpu / max(n, 1),
         "pg_cpu_ms": 1000 * pg_cpu / max(n, 1),
+        "haproxy_cpu_ms": 1000 * lb_cpu / max(n, 1),
     }
 
 
@@ -334,14 +345,15 @@ def main() -> None:
     )
     print(
         "| replicas | operation | req/s | p50 ms | p99 ms | errors | platform CPU ms/req "
-        "| PostgreSQL CPU ms/req | processes | peak memory MB (sum of VmHWM) |"
+        "| of which HAProxy | PostgreSQL CPU ms/req | processes | peak memory MB (sum of VmHWM) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         cells = [
             r["replicas"], r["kind"], f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}",
             f"{r['p99_ms']:.1f}", r["errors"], f"{r['server_cpu_ms']:.2f}",
-            f"{r['pg_cpu_ms']:.2f}", r["processes"], f"{r['peak_mb']:.0f}",
+            f"{r['haproxy_cpu_ms']:.2f}", f"{r['pg_cpu_ms']:.2f}", r["processes"],
+            f"{r['peak_mb']:.0f}",
         ]  # fmt: skip
         print("| " + " | ".join(str(c) for c in cells) + " |")
     if args.json:

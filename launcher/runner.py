@@ -5,7 +5,6 @@ service's whole process group, within STOP_TIMEOUT_S, at once on a second Ctrl-C
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -47,6 +46,7 @@ class Target:
     environ: tuple[tuple[str, str], ...] = ()
     threads: int = 1  # more than 1: gunicorn's gthread worker with this many threads
     host: str | None = None  # where to bind, when not PHR_HOST (replicas: loopback only)
+    replica: int = 0  # which copy of a pool behind HAProxy (1, 2, …); 0: not replicated
 
     @classmethod
     def of(cls, service: ServiceSpec, settings: Settings) -> Target:
@@ -269,6 +269,7 @@ def replicated(
                 port=_free_loopback_port(),
                 port_variable="(a free port; start again)",
                 host="127.0.0.1",
+                replica=i,
             )
             for i in range(1, replicas + 1)
         ]
@@ -330,17 +331,13 @@ def _banner(settings: Settings, running: list[Running]) -> str:
     lines = [f"PHR platform is running ({settings.env} mode, {where}):"]
     width = max(_columns(r.target.title) for r in running)
     # The portal first, each service's replicas (when any) after every public address (stable).
-    order = sorted(running, key=lambda r: (_is_replica(r.target), r.target.name != "consent"))
+    order = sorted(running, key=lambda r: (r.target.replica > 0, r.target.name != "consent"))
     lines += [
         f"  {r.target.title}{' ' * (width - _columns(r.target.title))}  {r.local_url}"
         for r in order
     ]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
-
-
-def _is_replica(target: Target) -> bool:
-    return bool(re.search(r"-r\d+$", target.name)) and target.host is not None
 
 
 def _columns(text: str) -> int:
