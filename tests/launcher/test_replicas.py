@@ -258,17 +258,17 @@ def test_portal_session_and_revocation_reach_every_replica(replicas: Replicas) -
     seen.add(replicas.served_by(revoked))
     assert seen == {"r1", "r2"}  # the portal's session and CSRF token crossed replicas
     started = time.monotonic()
-    pending = set(replicas.direct["fhir"])
-    while pending and time.monotonic() - started < REVOCATION_BOUND_S + 2:
-        for fhir in list(pending):
-            if (
-                requests.get(fhir + "/Immunization", headers=bearer, timeout=TIMEOUT).status_code
-                == 403
-            ):
-                pending.discard(fhir)
+    refused_after: dict[str, float] = {}  # when the first refused request was sent
+    while len(refused_after) < 2 and time.monotonic() - started < REVOCATION_BOUND_S + 2:
+        for fhir in set(replicas.direct["fhir"]) - set(refused_after):
+            sent = time.monotonic() - started
+            answer = requests.get(fhir + "/Immunization", headers=bearer, timeout=TIMEOUT)
+            if answer.status_code == 403:
+                refused_after[fhir] = sent
         time.sleep(0.2)
-    elapsed = time.monotonic() - started
-    assert not pending and elapsed <= REVOCATION_BOUND_S, (pending, elapsed)
+    elapsed = max(refused_after.values(), default=float("inf"))
+    assert len(refused_after) == 2 and elapsed <= REVOCATION_BOUND_S, refused_after
+    print(f"revocation refused by both PHR server replicas after {elapsed:.2f} s")  # -rP shows it
 
 
 def test_every_read_on_every_replica_is_audited(replicas: Replicas) -> None:
@@ -305,27 +305,32 @@ def test_federation_statements_are_the_same_on_every_replica(replicas: Replicas)
 
 
 def test_a_key_rotation_is_seen_by_both_idp_replicas(replicas: Replicas) -> None:
-    """Last in the module: `phr idp rotate-keys --force` ran when the platform started."""
+    """Last in the module: `phr idp rotate-keys --force` ran when the platform started, so most
+    of the 30 s reload bound has passed; each IdP replica is asked until it signs with a new key."""
     assert replicas.new_kids, "rotate-keys printed no key ids"
-    time.sleep(max(0.0, replicas.rotated_at + KEY_RELOAD_BOUND_S + 1 - time.monotonic()))
     s = replicas.settings
     signer = ClientAssertion(
         s.option("PHR_CONNECTOR_CLIENT_ID"), load_signing_key(s.secret("PHR_CONNECTOR_SIGNING_KEY"))
     )
-    jwks = []
-    for idp in replicas.direct["idp"]:
+
+    def token_from(idp: str) -> str:
         form = {
             "grant_type": "client_credentials", "scope": "system/*.cu",
             "resource": s.urls["fhir"], **signer.form(s.issuer + "/token"),
         }  # fmt: skip
         resp = requests.post(idp + "/token", data=form, timeout=TIMEOUT)
         assert resp.status_code == 200, resp.text
-        token = resp.json()["access_token"]
-        assert claims_of(replicas, token)[0]["kid"] in replicas.new_kids, idp
+        return str(resp.json()["access_token"])
+
+    deadline = replicas.rotated_at + KEY_RELOAD_BOUND_S + 1
+    for idp in replicas.direct["idp"]:
+        while claims_of(replicas, token := token_from(idp))[0]["kid"] not in replicas.new_kids:
+            assert time.monotonic() < deadline, f"{idp} still signs with the old key"
+            time.sleep(0.5)
         for fhir in replicas.direct["fhir"]:  # each PHR server replica knows the new key
             answer = requests.get(
                 fhir + "/Patient", headers={"Authorization": "Bearer " + token}, timeout=TIMEOUT
             )
             assert answer.status_code != 401, answer.text
-        jwks.append(requests.get(idp + "/jwks", timeout=TIMEOUT).json())
-    assert jwks[0] == jwks[1]
+    one, two = (requests.get(u + "/jwks", timeout=TIMEOUT).json() for u in replicas.direct["idp"])
+    assert one == two
