@@ -6,6 +6,8 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from federation import publish
 from federation.entity.trust_chain import TrustChain
@@ -55,12 +57,23 @@ def prepare(settings: Settings) -> None:
     db = Database(settings.database_urls["idp"])
     try:
         with db.session() as s:
+            _one_starter_at_a_time(s)
             keys.ensure_keys(s, settings.secret("PHR_IDP_DATA_KEY"))
             path = settings.option("PHR_IDP_CLIENTS_FILE")
             if path:
                 clients.load_clients_file(s, Path(path), production=settings.production)
     finally:
         db.dispose()
+
+
+PREPARE_LOCK = 0x1D9_0001  # any constant of ours: the advisory lock of `prepare`
+
+
+def _one_starter_at_a_time(s: Session) -> None:
+    """Replicas that start at once (`docker compose up --scale idp=2`) would each find no
+    signing keys and each make a `current` one: on PostgreSQL they take turns, until commit."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PREPARE_LOCK})
 
 
 def _resolve_in(app: Flask, settings: Settings, entity_id: str) -> TrustChain:

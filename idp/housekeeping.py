@@ -6,8 +6,10 @@ refresh token is kept until it expires, so a replay is still recognised and revo
 after that a replay is refused as expired anyway). Grants (consent decisions), people, clients,
 keys and the audit tables are never touched here.
 
-Every IdP worker runs `maybe_purge` after a request at most once per PURGE_EVERY_S; operators may
-also run `phr idp purge` from a scheduler.
+Every IdP worker calls `maybe_purge` after a request; at most once per CHECK_EVERY_S it asks the
+database whether the purge is due (`idp_housekeeping`, a compare-and-set), so that across all
+workers and replicas it runs once per PURGE_EVERY_S. Operators may also run `phr idp purge`
+from a scheduler.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, delete, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.card.models import CardSession
@@ -26,6 +29,7 @@ from idp.models import (
     AuthorizationCode,
     AuthRequest,
     DpopJti,
+    HousekeepingRun,
     InitialAccessToken,
     IssuedAccessToken,
     LoginSession,
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 GRACE = timedelta(days=1)  # past expiry, kept this long for support questions, then gone
 ATTEMPT_WINDOW_KEEP = timedelta(days=1)  # failure counters older than any limit's window
 PURGE_EVERY_S = 3600.0
+CHECK_EVERY_S = 300.0  # how often a worker asks whether the shared purge is due
+JOB = "purge"
 
 
 def purge(s: Session, now: datetime | None = None) -> dict[str, int]:
@@ -79,13 +85,36 @@ def purge(s: Session, now: datetime | None = None) -> dict[str, int]:
     return {kind: rowcount(s.execute(stmt)) for kind, stmt in targets.items()}
 
 
-class Purger:
-    """Runs `purge` at most once per `every_s` in this process, never blocking a request for
-    another worker's run (a failed run is logged and tried again next period)."""
+def claim(db: Database, job: str, every: timedelta, now: datetime | None = None) -> bool:
+    """Whether this caller runs `job` now: True for exactly one of any number of concurrent
+    callers (workers, replicas) once it is due, which moves it `every` ahead. An UPDATE with
+    the due time in its WHERE is atomic on PostgreSQL (row lock, re-checked) and SQLite."""
+    now = now or now_utc()
+    try:
+        with db.session() as s:
+            due = (HousekeepingRun.name == job) & (HousekeepingRun.next_run_at <= now)
+            moved = update(HousekeepingRun).where(due).values(next_run_at=now + every)
+            if rowcount(s.execute(moved)) == 1:
+                return True
+            if s.get(HousekeepingRun, job) is not None:
+                return False  # not due yet (another caller ran it)
+            s.add(HousekeepingRun(name=job, next_run_at=now + every))  # the first run ever
+    except IntegrityError:
+        return False  # another caller's first run won
+    return True
 
-    def __init__(self, db: Database, every_s: float = PURGE_EVERY_S) -> None:
+
+class Purger:
+    """Asks at most once per `check_s` in this process whether the purge is due for the whole
+    service (`claim`), and runs it when so; never blocks a request for another worker's check
+    (a failed run is logged and tried again next period)."""
+
+    def __init__(
+        self, db: Database, every_s: float = PURGE_EVERY_S, check_s: float = CHECK_EVERY_S
+    ) -> None:
         self.db = db
         self.every_s = every_s
+        self.check_s = min(check_s, every_s)
         self._next = time.monotonic() + every_s * 0.1  # not all workers at start-up
         self._lock = threading.Lock()
 
@@ -94,7 +123,9 @@ class Purger:
         if now < self._next or not self._lock.acquire(blocking=False):
             return None
         try:
-            self._next = now + self.every_s
+            self._next = now + self.check_s
+            if not claim(self.db, JOB, timedelta(seconds=self.every_s)):
+                return None
             with self.db.session() as s:
                 counts = purge(s)
             if any(counts.values()):

@@ -218,6 +218,16 @@ class InitialAccessToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class HousekeepingRun(Base):
+    """When a periodic job (the purge) is next due, for every replica and worker at once: the
+    one whose compare-and-set moves `next_run_at` runs it (idp.housekeeping)."""
+
+    __tablename__ = "idp_housekeeping"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Attempt(Base):
     """Failed attempts per key (a client at the token endpoint, a person at sign-in) in the
     current window, shared by every worker."""

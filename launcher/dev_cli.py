@@ -80,13 +80,22 @@ def _load_second_city(s: Settings) -> dict[str, int]:
         raise click.ClickException(str(exc)) from None
 
 
+REPLICAS_HELP = "Run each service this many times behind HAProxy (needs PostgreSQL; default 1)."
+
+
 @dev.command("run")
 @click.option("--no-demo", is_flag=True, help="Do not load demo data.")
-def dev_run(no_demo: bool) -> None:
+@click.option("--replicas", type=click.IntRange(1, 8), default=1, help=REPLICAS_HELP)
+def dev_run(no_demo: bool, replicas: int) -> None:
     """Migrate, make development keys, load demo data and serve every service."""
     s = _settings()
     if s.production:
         raise click.ClickException("`phr dev run` is for development; use `phr <service> serve`")
+    if replicas > 1:
+        try:
+            runner.require_shared_database(s, SERVICES)  # before migrating anything
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
     _ensure_dev_keys(s)
     for svc in SERVICES:
         migrations.upgrade(svc, s.database_urls[svc.name])
@@ -106,7 +115,11 @@ def dev_run(no_demo: bool) -> None:
                 f"{first.name_ja} {first.code}" if first else s.option("PHR_CONNECTOR_MUNICIPALITY")
             )
             titles = {n: f"{BY_NAME[n].title} — {city}" for n in ("fhir", "connector")}
-        raise SystemExit(runner.serve(s, SERVICES, extras=second + _dev_extras(s), titles=titles))
+        raise SystemExit(
+            runner.serve(
+                s, SERVICES, extras=second + _dev_extras(s), titles=titles, replicas=replicas
+            )
+        )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 

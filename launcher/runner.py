@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import gunicorn
 
-from launcher import supervisor
+from launcher import haproxy, supervisor
 from phr_core import metrics
 from phr_core.config import ConfigError, Settings
 from phr_core.services import ServiceSpec
@@ -45,6 +45,8 @@ class Target:
     # connector: the same service code with their own ports, databases and keys).
     environ: tuple[tuple[str, str], ...] = ()
     threads: int = 1  # more than 1: gunicorn's gthread worker with this many threads
+    host: str | None = None  # where to bind, when not PHR_HOST (replicas: loopback only)
+    replica: int = 0  # which copy of a pool behind HAProxy (1, 2, …); 0: not replicated
 
     @classmethod
     def of(cls, service: ServiceSpec, settings: Settings) -> Target:
@@ -132,7 +134,7 @@ def gunicorn_command(target: Target, settings: Settings) -> list[str]:
         "--limit-request-line",
         "8190",
         "--bind",
-        f"{settings.host}:{target.port}",
+        f"{target.host or settings.host}:{target.port}",
         "--access-logfile",
         "-",
         "--access-logformat",
@@ -158,7 +160,7 @@ def check_ports_free(settings: Settings, targets: list[Target]) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((settings.host, t.port))
+                sock.bind((t.host or settings.host, t.port))
             except OSError:
                 raise ConfigError(
                     f"port {t.port} for {t.title} is already in use; "
@@ -181,13 +183,25 @@ def serve(
     extras: tuple[Target, ...] = (),
     announce: Callable[[str], None] = print,
     titles: dict[str, str] | None = None,
+    replicas: int = 1,
 ) -> int:
     """Serve `services` (and `extras`) until interrupted. Returns 0 after a clean stop, 1 when
-    one of them died. `titles` renames services in the banner (by service name)."""
+    one of them died. `titles` renames services in the banner (by service name). `replicas`
+    above 1 runs each service's pools that many times behind HAProxy (launcher.haproxy), which
+    takes the services' own ports; the extras stay single."""
     settings.require_production_ready(services)
-    targets = [t for s in services for t in Target.all_of(s, settings)] + list(extras)
-    targets = [replace(t, title=(titles or {}).get(t.name, t.title)) for t in targets]
-    check_ports_free(settings, targets)
+    pools = [t for s in services for t in Target.all_of(s, settings)]
+    pools = [replace(t, title=(titles or {}).get(t.name, t.title)) for t in pools]
+    frontends: list[tuple[haproxy.Frontend, Target]] = []
+    if replicas > 1:
+        require_shared_database(settings, services)
+        pools, frontends = replicated(pools, replicas)
+    targets = pools + list(extras)
+    check_ports_free(settings, targets + [lb for _, lb in frontends])
+    if frontends:
+        cfg = haproxy.write(
+            settings.var_dir / "haproxy.cfg", settings.host, [f for f, _ in frontends]
+        )
     _prepare(settings, services)
     stop = supervisor.StopSignals().install()
     env = {**os.environ, "PHR_VAR_DIR": str(settings.var_dir)}
@@ -201,7 +215,10 @@ def serve(
             # whole group (master and workers) instead of racing them.
             pool_env = {**env, **metrics_env(t, settings), **dict(t.environ)}
             proc = supervisor.start(gunicorn_command(t, settings), env=pool_env)
-            running.append(Running(t, proc, settings.host))
+            running.append(Running(t, proc, t.host or settings.host))
+        if frontends:
+            proc = supervisor.start(haproxy.command(cfg), env=env)
+            running += [Running(lb, proc, settings.host) for _, lb in frontends]
         failed = _wait_ready(running, stop)
         if failed:
             announce(f"{failed} did not start; see the log above.")
@@ -218,10 +235,54 @@ def serve(
         return 0
     finally:
         try:
-            supervisor.stop_groups([r.process for r in running], stop, grace_s, announce=announce)
+            procs = list({id(r.process): r.process for r in running}.values())
+            supervisor.stop_groups(procs, stop, grace_s, announce=announce)
             announce("All services stopped.")
         finally:
             stop.uninstall()
+
+
+def require_shared_database(settings: Settings, services: tuple[ServiceSpec, ...]) -> None:
+    """Replicas share one database per service: SQLite on one machine's disk is not that."""
+    local = [s.name for s in services if settings.database_urls[s.name].startswith("sqlite")]
+    if local:
+        raise ConfigError(
+            f"replicas need PostgreSQL ({', '.join(local)} use SQLite): "
+            "set PHR_DATABASE_URL=postgresql://…"
+        )
+    haproxy.binary()  # fail before starting anything when the load balancer is missing
+
+
+def replicated(
+    pools: list[Target], replicas: int
+) -> tuple[list[Target], list[tuple[haproxy.Frontend, Target]]]:
+    """Each pool `replicas` times on free loopback ports, and HAProxy's frontend for it on the
+    pool's own port (with the pool as a target: its readiness and its line in the banner)."""
+    out: list[Target] = []
+    frontends = []
+    for t in pools:
+        copies = [
+            replace(
+                t,
+                name=f"{t.name}-r{i}",
+                title=f"{t.title} · replica {i}",
+                port=_free_loopback_port(),
+                port_variable="(a free port; start again)",
+                host="127.0.0.1",
+                replica=i,
+            )
+            for i in range(1, replicas + 1)
+        ]
+        out += copies
+        front = haproxy.Frontend(t.name, t.port, tuple(c.port for c in copies))
+        frontends.append((front, replace(t, title=f"{t.title} — {replicas} replicas, HAProxy")))
+    return out, frontends
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def metrics_env(target: Target, settings: Settings) -> dict[str, str]:
@@ -269,7 +330,8 @@ def _banner(settings: Settings, running: list[Running]) -> str:
         where = "the configured databases"
     lines = [f"PHR platform is running ({settings.env} mode, {where}):"]
     width = max(_columns(r.target.title) for r in running)
-    order = sorted(running, key=lambda r: r.target.name != "consent")  # portal first (stable)
+    # The portal first, each service's replicas (when any) after every public address (stable).
+    order = sorted(running, key=lambda r: (r.target.replica > 0, r.target.name != "consent"))
     lines += [
         f"  {r.target.title}{' ' * (width - _columns(r.target.title))}  {r.local_url}"
         for r in order

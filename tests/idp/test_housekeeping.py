@@ -3,7 +3,9 @@ use (and grants, people, audit) stays."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -23,6 +25,8 @@ from idp.models import (
 )
 from idp.passkey.models import PasskeyChallenge
 from idp.tokens import now_utc
+from phr_core.config import Settings
+from phr_core.db import Database
 
 
 def _rows(now, person_id: str, tag: str, expires_at) -> list:  # type: ignore[no-untyped-def]
@@ -81,3 +85,30 @@ def test_each_worker_purges_at_most_once_per_period(idp_app: Flask) -> None:
     purger._next = 0.0
     assert purger.maybe_purge() is not None
     assert purger.maybe_purge() is None
+
+
+def test_purge_runs_once_per_period_across_processes(migrated: Settings) -> None:
+    """Replicas and workers each hold their own connections: of many concurrent claims on one
+    database exactly one wins, and the next win comes only when the period has passed."""
+    url = migrated.database_urls["idp"]
+    processes = [Database(url) for _ in range(6)]  # a pool each, as separate processes have
+    every = timedelta(hours=1)
+    now = now_utc()
+    expected = [
+        (now, 1),  # the first run ever: concurrent inserts, one wins
+        (now + timedelta(minutes=30), 0),  # not due yet
+        (now + every, 1),  # due: concurrent updates, one wins
+        (now + every, 0),  # just run
+    ]
+    try:
+        for at, winners in expected:
+            with ThreadPoolExecutor(len(processes)) as pool:
+                won = list(
+                    pool.map(
+                        partial(housekeeping.claim, job="purge", every=every, now=at), processes
+                    )
+                )
+            assert won.count(True) == winners, (at, won)
+    finally:
+        for db in processes:
+            db.dispose()
