@@ -101,7 +101,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         db=db,
         keys=KeyRing(db, settings.secret("PHR_IDP_DATA_KEY")),
-        subjects=PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")),
+        subjects=PairwiseSubjects(
+            settings.secret("PHR_PAIRWISE_KEY"), lambda: settings.secret("PHR_PAIRWISE_KEY")
+        ),
         access_token_key=access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY")),
         grants=grant_store(settings.option("PHR_IDP_GRANT_STORE")),
         recipients=RecipientKeys(lambda entity_id: _resolve_in(app, settings, entity_id)),

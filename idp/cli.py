@@ -12,8 +12,10 @@ from idp import housekeeping, keys
 from idp.clients import load_clients_file
 from idp.models import Client, InitialAccessToken, SigningKey
 from idp.passkey.cli import staff
+from idp.subjects import next_entry
 from idp.tokens import new_handle, now_utc, sha256_hex
-from phr_core.config import load_settings
+from phr_core import key_rotation
+from phr_core.config import ConfigError, load_settings
 from phr_core.db import Database
 
 
@@ -116,4 +118,21 @@ def purge() -> None:
         click.echo(f"{n:>8}  {kind}")
 
 
-commands = [rotate_keys, list_keys, clients, registration_token, staff, purge]
+@click.command("rotate-pairwise-key")
+def rotate_pairwise_key() -> None:
+    """Add a new pairwise-subject key in front of PHR_PAIRWISE_KEY. Sectors (apps) registered
+    from now on get their subjects and pairwise ids under it; every existing sector keeps the
+    key it has, so nobody's `sub` at any existing app changes. The old keys are never dropped
+    while a sector uses them. Running IdP workers use it for the next new sector."""
+    settings = load_settings()
+    try:
+        path = key_rotation.secret_file(settings, "PHR_PAIRWISE_KEY")
+        entry = next_entry(key_rotation.read(path), key_rotation.fresh_secret(settings))
+        _, entries = key_rotation.prepend(settings, "PHR_PAIRWISE_KEY", entry)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ids = [e.partition(":")[0] if ":" in e else "1" for e in entries]
+    click.echo(f"new sectors now use pairwise key {ids[0]} (in {path}); kept: {', '.join(ids[1:])}")
+
+
+commands = [rotate_keys, rotate_pairwise_key, list_keys, clients, registration_token, staff, purge]
