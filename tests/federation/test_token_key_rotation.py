@@ -20,8 +20,8 @@ from idp.sealing import KNOWN_TTL_S
 from launcher.cli import main
 from phr_core import sealing
 from phr_core.tokens import InvalidToken, b64url_json, unseal
-from tests.federation.conftest import Federation
 from tests.federation import test_token_sealing as sealing_tests
+from tests.federation.conftest import Federation
 
 # The PHR server and the IdP of the token-sealing tests, vouched for by the anchor.
 fhir_app = sealing_tests.fhir_app
