@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,18 @@ import click
 
 from federation import jose, keys, trust_marks
 from federation.authority import store
-from federation.authority.policies import municipalities_policy
+from federation.authority.policies import STATEMENT_LIFETIME_S, municipalities_policy
 from federation.entity import statement
 from federation.entity.fetch import UrlFetcher, acceptable_entity_id
 from federation.errors import FederationError
+from phr_core import key_rotation
 from phr_core.config import ConfigError, Settings, load_settings
 from phr_core.db import Database
+from phr_core.services import BY_NAME
+
+# A statement signed with the old key lives at most an hour (and a chain built on it no
+# longer), plus leeway for clocks.
+RETIRE_AFTER_S = STATEMENT_LIFETIME_S + 300
 
 
 def _settings() -> Settings:
@@ -215,10 +222,99 @@ def export_anchor(out: Path | None) -> None:
     if keys.authority_hints(s, "federation"):
         raise click.ClickException("this authority is an intermediate, not a trust anchor")
     path = out or Path(s.option("PHR_FEDERATION_TRUST_ANCHOR_FILE"))
-    data = {s.urls["federation"]: jose.public_jwks(keys.entity_key(s, "federation"))}
+    data = {s.urls["federation"]: keys.published_jwks(s, "federation")}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     click.echo(f"trust anchor {s.urls['federation']} written to {path}")
 
 
-commands = [add, remove, list_, mark, export_anchor]
+def _reregister(s: Settings, service: str, jwks: dict[str, Any]) -> bool:
+    """Vouch for `service`'s entity with `jwks` at this authority, if it vouches for it: the
+    subordinate statements it issues from now on (each fetch signs a fresh one) name them."""
+    db = _db(s)
+    try:
+        with db.session() as session:
+            row = store.active(session, s.urls[service])
+            if row is not None:
+                row.jwks = jwks
+            return row is not None
+    finally:
+        db.dispose()
+
+
+def _marks_signed_before(s: Settings, since: datetime) -> int:
+    """How many live trust marks this authority signed before `since` (with a key that is
+    about to be retired)."""
+    db = _db(s)
+    try:
+        with db.session() as session:
+            return store.live_marks_issued_before(session, since)
+    finally:
+        db.dispose()
+
+
+@click.command("rotate-key")
+@click.argument("service", type=click.Choice(list(BY_NAME)))
+@click.option("--retire", is_flag=True, help="Drop the keys older than the newest one.")
+@click.option("--force", is_flag=True, help="With --retire: do not wait for the overlap.")
+def rotate_key(service: str, retire: bool, force: bool) -> None:
+    """Rotate SERVICE's federation key without breaking trust chains.
+
+    \b
+    1. phr federation rotate-key SERVICE: this authority vouches for the new key beside the
+       old one (its subordinate statements name both), then the new key starts signing
+       SERVICE's entity configuration, which publishes both. For `federation` (this
+       authority's own key) the trust anchor file is rewritten with both keys: give it to
+       every service that trusts this anchor (chains cached before keep working meanwhile).
+    2. phr federation rotate-key SERVICE --retire, after an hour (the longest any statement
+       signed with the old key lives): the old key is dropped from the secret and from what
+       this authority vouches for. For `federation`, only once every live trust mark signed
+       with the old key is re-issued (`phr federation mark issue`), or --force.
+    """
+    s = _settings()
+    name = keys.secret_name(service)
+    try:
+        if retire:
+            changed = key_rotation.secret_file(s, name)
+            since = datetime.fromtimestamp(changed.stat().st_mtime, UTC)
+            if service == "federation" and not force and _marks_signed_before(s, since):
+                raise ConfigError(
+                    "live trust marks were signed with the old key: re-issue them "
+                    "(phr federation mark issue) or use --force"
+                )
+            path, dropped = key_rotation.drop_older(s, name, RETIRE_AFTER_S, force)
+            click.echo(f"{name}: retired {dropped} older key(s) in {path}")
+        else:
+            entry = key_rotation.fresh_secret(s)
+            new = jose.federation_key(entry)
+            both = jose.public_jwks(new, *keys.entity_keys(s, service))
+            if service != "federation" and not _reregister(s, service, both):
+                raise ConfigError(
+                    f"this authority does not vouch for {s.urls[service]}: its superior must "
+                    "register the new key first (rotate it where that authority runs)"
+                )
+            path, _ = key_rotation.prepend(s, name, entry)
+            click.echo(f"{name}: now signing with {new.kid} (in {path}); old keys published")
+    except (ConfigError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    jwks = keys.published_jwks(s, service)
+    if service == "federation":
+        _write_anchor_file(s)
+    else:
+        _reregister(s, service, jwks)
+    click.echo(f"{service} publishes keys: {', '.join(k['kid'] for k in jwks['keys'])}")
+
+
+def _write_anchor_file(s: Settings) -> None:
+    if keys.authority_hints(s, "federation"):
+        click.echo("this authority is an intermediate: give its superior the new keys too")
+        return
+    path = Path(s.option("PHR_FEDERATION_TRUST_ANCHOR_FILE"))
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data[s.urls["federation"]] = keys.published_jwks(s, "federation")
+        key_rotation.replace(path, json.dumps(data, indent=2))
+        click.echo(f"trust anchor keys written to {path}: copy it to every service trusting it")
+
+
+commands = [add, remove, list_, mark, export_anchor, rotate_key]
