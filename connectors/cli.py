@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from joserfc.jwk import ECKey
 
+from connectors import pseudonym_keys
 from connectors import synth as synth_mod
 from connectors.client_key import ClientAssertion, load_signing_key, public_jwk
 from connectors.consent import ConsentClient, FileConsent, answer_link_requests
@@ -19,7 +20,7 @@ from connectors.pseudonym import Pseudonymizer
 from connectors.source_registry import SOURCES, detect_source
 from connectors.sources.base import UNREADABLE, Problem, unexpected
 from connectors.transport import FhirTransport
-from phr_core import secrets
+from phr_core import key_rotation, secrets
 from phr_core.config import ConfigError, Settings, load_settings
 from phr_core.db import Database
 
@@ -208,7 +209,7 @@ def run(
         try:
             conn = Connector(
                 municipality=municipality,
-                pseudo=Pseudonymizer(s.secret("PHR_CONNECTOR_PSEUDONYM_KEY")),
+                pseudo=_pseudonymizer(s),
                 consent=consent,
                 sink=sink,
                 db=None if dry_run else Database(s.database_urls["connector"]),
@@ -282,13 +283,54 @@ def link(register_path: Path, mch_path: Path | None, ca_file: str | None) -> Non
         _tokens(s, ca_file, "system/*.cu"),
         ca_file=ca_file,
     )
-    result = answer_link_requests(
-        client, register_path, Pseudonymizer(s.secret("PHR_CONNECTOR_PSEUDONYM_KEY")), mch_path
-    )
+    result = answer_link_requests(client, register_path, _pseudonymizer(s), mch_path)
     click.echo(
         f"link requests answered: {result.matched} matched ({result.children} children named), "
         f"{result.no_match} no match, {result.no_longer_pending} no longer pending"
     )
 
 
-commands = [synth, run, link, jwk]
+def _pseudonymizer(s: Settings) -> Pseudonymizer:
+    """The city's codes; after a key rotation, the residents known then keep theirs."""
+    db = Database(s.database_urls["connector"])
+    try:
+        return pseudonym_keys.pseudonymizer(s, db)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+
+
+@click.command("rotate-pseudonym-key")
+@click.option(
+    "--register",
+    "register_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The current resident register: every resident in it keeps their code.",
+)
+def rotate_pseudonym_key(register_path: Path) -> None:
+    """Start making pseudonymous codes with a new key, without breaking any link: every
+    resident of REGISTER keeps the code they have (their consent links and PHR records stay
+    under it); residents who come later get codes under the new key. The old keys stay in
+    PHR_CONNECTOR_PSEUDONYM_KEY for lookup. Run no connector job meanwhile."""
+    s = _settings()
+    db = Database(s.database_urls["connector"])
+    try:
+        current = pseudonym_keys.pseudonymizer(s, db)
+        entry = key_rotation.fresh_secret(s)
+        n = pseudonym_keys.remember_residents(
+            db, s.option("PHR_CONNECTOR_MUNICIPALITY"), register_path, current, entry
+        )
+        path, entries = key_rotation.prepend(s, pseudonym_keys.VARIABLE, entry)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(
+        f"{n} residents keep their codes; new residents get codes under the new key "
+        f"(in {path}, {len(entries)} keys held)"
+    )
+
+
+commands = [synth, run, link, jwk, rotate_pseudonym_key]
