@@ -43,19 +43,6 @@ def federation_key(secret: str) -> FederationKey:
     return key
 
 
-def federation_keys(secret: str) -> tuple[FederationKey, ...]:
-    """Every key a secret holds, newest (the signing one) first: one private JWK as JSON, or
-    random strings separated by spaces (`phr federation rotate-key` puts a new one in front;
-    the older ones stay published until retired)."""
-    text = secret.strip()
-    if text.startswith("{"):
-        return (federation_key(text),)
-    found = tuple(federation_key(part) for part in text.split())
-    if not found:
-        raise ValueError("no key")
-    return found
-
-
 def alg_of(key: FederationKey) -> str:
     return "ES256" if isinstance(key, ECKey) else "RS256"
 

@@ -11,10 +11,25 @@ from federation import jose
 from phr_core.config import ConfigError, Settings
 from phr_core.services import get_service
 
+# An entry of a federation secret written `next:SECRET` is published but signs nothing yet:
+# how the trust anchor's new key reaches every service's trust anchor file before it signs.
+STAGED = "next:"
+
 
 @functools.lru_cache(maxsize=16)
 def _keys_for(secret: str) -> tuple[jose.FederationKey, ...]:
-    return jose.federation_keys(secret)
+    """Every key a secret holds, the signing one first: one private JWK as JSON, or random
+    strings separated by spaces, newest first (`phr federation rotate-key` puts a new one in
+    front; the older ones stay published until retired), a staged one (`next:`) after them."""
+    text = secret.strip()
+    if text.startswith("{"):
+        return (jose.federation_key(text),)
+    parts = text.split()
+    live = [p for p in parts if not p.startswith(STAGED)]
+    staged = [p.removeprefix(STAGED) for p in parts if p.startswith(STAGED)]
+    if not live:
+        raise ValueError("no key that signs (only a staged one)")
+    return tuple(jose.federation_key(p) for p in live + staged)
 
 
 def secret_name(service_name: str) -> str:

@@ -20,7 +20,7 @@ from federation.cli import RETIRE_AFTER_S
 from federation.entity import statement
 from federation.entity.trust_chain import Resolver
 from federation.errors import FederationError
-from federation.models import IssuedTrustMark
+from federation.models import IssuedTrustMark, Subordinate
 from launcher.cli import main
 from tests.federation import test_token_sealing as sealing_tests
 from tests.federation.conftest import Federation
@@ -102,15 +102,29 @@ def test_the_anchors_own_key_rotates_with_the_trust_anchor_file(
     _run(cli, "mark", "issue", fhir)
     old_kid = keys.entity_key(settings, "federation").kid
 
+    old_anchors = json.loads(anchor_file.read_text(encoding="utf-8"))
+
+    # Staged: published in the configuration and the anchor file, signing nothing yet, so
+    # services still holding the old anchor file resolve fresh chains meanwhile.
     said = _run(cli, "rotate-key", "federation")
-    assert "trust anchor keys written" in said
+    assert "staged" in said and "trust anchor keys written" in said
+    staged = json.loads(anchor_file.read_text(encoding="utf-8"))[federation.anchor_id]["keys"]
+    new_kid = staged[1]["kid"]
+    assert [k["kid"] for k in staged] == [old_kid, new_kid]
+    assert keys.entity_key(settings, "federation").kid == old_kid
+    assert Resolver(federation.fetcher, old_anchors).resolve(fhir).metadata.resource
+    refused = cli.invoke(main, ["federation", "rotate-key", "federation", "--retire"])
+    assert refused.exit_code == 1 and "--promote it first" in refused.output
+
+    # Promoted (once every service has the new file): statements are signed with the new key.
+    _run(cli, "rotate-key", "federation", "--promote")
     anchors = json.loads(anchor_file.read_text(encoding="utf-8"))
-    new_kid = keys.entity_key(settings, "federation").kid
     assert [k["kid"] for k in anchors[federation.anchor_id]["keys"]] == [new_kid, old_kid]
-    # A service holding the new anchor file resolves fresh chains, signed with the new key.
     chain = Resolver(federation.fetcher, anchors).resolve(fhir)
     assert chain.metadata.resource is not None
     assert jose.peek(_statement_about(federation, fhir).jwt)[0]["kid"] == new_kid
+    with pytest.raises(FederationError):  # why the file must reach every service first
+        Resolver(federation.fetcher, old_anchors).resolve(fhir)
 
     # Marks signed with the old key hold the retirement back until re-issued (the clock moved
     # on by the overlap: the rotation and the mark issued before it are that much older).
@@ -125,3 +139,32 @@ def test_the_anchors_own_key_rotates_with_the_trust_anchor_file(
     anchors = json.loads(anchor_file.read_text(encoding="utf-8"))
     assert [k["kid"] for k in anchors[federation.anchor_id]["keys"]] == [new_kid]
     assert Resolver(federation.fetcher, anchors).resolve(fhir).metadata.resource is not None
+
+
+def test_a_service_its_superior_vouches_for_elsewhere_is_staged_first(
+    federation: Federation, fhir_app: Flask, cli: CliRunner
+) -> None:
+    """The authority here does not vouch for the PHR server (its superior runs elsewhere): the
+    new key is only published until that superior has registered it, then promoted."""
+    settings = federation.settings
+    fhir = settings.urls["fhir"]
+    with federation.anchor.extensions["phr_db"].session() as s:
+        registered = s.get(Subordinate, fhir)
+        types, policy = list(registered.entity_types), registered.metadata_policy
+    federation.remove_subordinate(federation.anchor, fhir)
+    old_kid = keys.entity_key(settings, "fhir").kid
+
+    said = _run(cli, "rotate-key", "fhir")
+    assert "staged" in said and f"phr federation add {fhir}" in said
+    assert keys.entity_key(settings, "fhir").kid == old_kid
+    # The superior registers it again, with the keys it publishes (both) ...
+    published = keys.published_jwks(settings, "fhir")
+    federation.add_subordinate(
+        federation.anchor, fhir, published, entity_types=types, metadata_policy=policy
+    )
+    assert federation.resolver().resolve(fhir, fresh=True).metadata.resource is not None
+    # ... and the promoted key signs a configuration the federation accepts.
+    _run(cli, "rotate-key", "fhir", "--promote")
+    new_kid = keys.entity_key(settings, "fhir").kid
+    assert new_kid != old_kid and new_kid in {k["kid"] for k in published["keys"]}
+    assert federation.resolver().resolve(fhir, fresh=True).metadata.resource is not None
