@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from click.decorators import FC
 from joserfc.jwk import ECKey
 
 from connectors import pseudonym_keys
@@ -20,7 +22,7 @@ from connectors.pseudonym import Pseudonymizer
 from connectors.source_registry import SOURCES, detect_source
 from connectors.sources.base import UNREADABLE, Problem, unexpected
 from connectors.transport import FhirTransport
-from phr_core import key_rotation, secrets
+from phr_core import secrets
 from phr_core.config import ConfigError, Settings, load_settings
 from phr_core.db import Database
 
@@ -259,14 +261,18 @@ def run(
         sys.exit(1)
 
 
+def _register_option(help_text: str) -> Callable[[FC], FC]:
+    return click.option(
+        "--register",
+        "register_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help=help_text,
+    )
+
+
 @click.command("link")
-@click.option(
-    "--register",
-    "register_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="Resident-register export to match link requests against.",
-)
+@_register_option("Resident-register export to match link requests against.")
 @click.option(
     "--mch",
     "mch_path",
@@ -302,34 +308,19 @@ def _pseudonymizer(s: Settings) -> Pseudonymizer:
 
 
 @click.command("rotate-pseudonym-key")
-@click.option(
-    "--register",
-    "register_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="The current resident register: every resident in it keeps their code.",
-)
+@_register_option("The current resident register: every resident in it keeps their code.")
 def rotate_pseudonym_key(register_path: Path) -> None:
     """Start making pseudonymous codes with a new key, without breaking any link: every
     resident of REGISTER keeps the code they have (their consent links and PHR records stay
     under it); residents who come later get codes under the new key. The old keys stay in
     PHR_CONNECTOR_PSEUDONYM_KEY for lookup. Run no connector job meanwhile."""
-    s = _settings()
-    db = Database(s.database_urls["connector"])
     try:
-        current = pseudonym_keys.pseudonymizer(s, db)
-        entry = key_rotation.fresh_secret(s)
-        n = pseudonym_keys.remember_residents(
-            db, s.option("PHR_CONNECTOR_MUNICIPALITY"), register_path, current, entry
-        )
-        path, entries = key_rotation.prepend(s, pseudonym_keys.VARIABLE, entry)
+        n, path, held = pseudonym_keys.rotate(_settings(), register_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()
     click.echo(
         f"{n} residents keep their codes; new residents get codes under the new key "
-        f"(in {path}, {len(entries)} keys held)"
+        f"(in {path}, {held} keys held)"
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, select
 from connectors import register
 from connectors.models import KeptPseudonym
 from connectors.pseudonym import Pseudonymizer, key_id, parse_keys
+from phr_core import key_rotation
 from phr_core.config import ConfigError, Settings
 from phr_core.db import Database
 
@@ -81,3 +82,18 @@ def remember_residents(
         for start in range(0, len(items), _BATCH):
             s.execute(insert(KeptPseudonym), items[start : start + _BATCH])
     return len(rows)
+
+
+def rotate(settings: Settings, register_path: Path) -> tuple[int, Path, int]:
+    """A new key in front of the secret, every resident of the register keeping their code
+    (recorded first, so no run ever sees the new key without them). Returns how many
+    residents, the secret's file and how many keys it holds."""
+    db = Database(settings.database_urls["connector"])
+    try:
+        current = pseudonymizer(settings, db)
+        entry = key_rotation.fresh_secret(settings)
+        n = remember_residents(db, _municipality(settings), register_path, current, entry)
+        path, entries = key_rotation.prepend(settings, VARIABLE, entry)
+    finally:
+        db.dispose()
+    return n, path, len(entries)
