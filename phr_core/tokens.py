@@ -13,7 +13,8 @@ Contract of an access token issued by the IdP:
   Tokens for a resource server arrive sealed, holding the signed JWT: a JWE (ECDH-ES+A256KW,
   A256GCM) to the resource server's own key when it publishes one (phr_core.sealing), else
   (alg dir, enc A256GCM) under a key derived from the shared PHR_ACCESS_TOKEN_KEY;
-  `AccessTokenVerifier(decryption_key=(access_token_cipher(secret), own_key))` opens both.
+  `AccessTokenVerifier(decryption_key=sealing.OpeningKeys(settings, prefix, shared))` opens
+  both, with every key the server still holds during a rotation of its own.
 """
 
 from __future__ import annotations
