@@ -298,13 +298,10 @@ def link(register_path: Path, mch_path: Path | None, ca_file: str | None) -> Non
 
 def _pseudonymizer(s: Settings) -> Pseudonymizer:
     """The city's codes; after a key rotation, the residents known then keep theirs."""
-    db = Database(s.database_urls["connector"])
     try:
-        return pseudonym_keys.pseudonymizer(s, db)
+        return pseudonym_keys.for_settings(s)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()
 
 
 @click.command("rotate-pseudonym-key")

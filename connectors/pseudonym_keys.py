@@ -61,6 +61,15 @@ def pseudonymizer(settings: Settings, db: Database | None) -> Pseudonymizer:
     return Pseudonymizer(secret, kept(db, _municipality(settings), key_id(keys[0])))
 
 
+def for_settings(settings: Settings) -> Pseudonymizer:
+    """`pseudonymizer` with the connector's own database (opened and closed here)."""
+    db = Database(settings.database_urls["connector"])
+    try:
+        return pseudonymizer(settings, db)
+    finally:
+        db.dispose()
+
+
 def remember_residents(
     db: Database, municipality: str, register_path: Path, current: Pseudonymizer, new_key: str
 ) -> int:
