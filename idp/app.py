@@ -89,6 +89,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         publish.blueprint("idp"),
     ]
     app = build_app("idp", settings, blueprints)  # refuses production problems first
+    # PHR_IDP_SECRET_KEY may hold several secrets, newest first (`phr idp rotate-session-key`):
+    # the newest signs session cookies, the older ones still open the cookies they signed.
+    newest, *older = app.config["SECRET_KEY"].split()
+    app.config.update(SECRET_KEY=newest, SECRET_KEY_FALLBACKS=older)
     verifier_choice(settings)  # PHR_CARD_VERIFIER: refuse a stand-in in production at start
     db = app.extensions["phr_db"]
     purger = housekeeping.Purger(db)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from idp import housekeeping, keys
 from idp.clients import load_clients_file
+from idp.context import LOGIN_SESSION_TTL
 from idp.models import Client, InitialAccessToken, SigningKey
 from idp.passkey.cli import staff
 from idp.subjects import next_entry
@@ -17,6 +18,7 @@ from idp.tokens import new_handle, now_utc, sha256_hex
 from phr_core import key_rotation
 from phr_core.config import ConfigError, load_settings
 from phr_core.db import Database
+from phr_core.key_commands import rotation_command
 
 
 def _db() -> tuple[Database, str]:
@@ -135,4 +137,28 @@ def rotate_pairwise_key() -> None:
     click.echo(f"new sectors now use pairwise key {ids[0]} (in {path}); kept: {', '.join(ids[1:])}")
 
 
-commands = [rotate_keys, rotate_pairwise_key, list_keys, clients, registration_token, staff, purge]
+rotate_session_key = rotation_command(
+    "rotate-session-key",
+    "PHR_IDP_SECRET_KEY",
+    LOGIN_SESSION_TTL.total_seconds(),
+    """Rotate the key that signs the IdP's session cookies, signing nobody out.
+
+    \b
+    1. phr idp rotate-session-key, then restart the IdP (rolling): new cookies are signed
+       with the new key, cookies signed with the old one still open.
+    2. phr idp rotate-session-key --retire, 8 hours later (the longest sign-in), then
+       restart: a cookie signed with the old key is refused from then on.
+    """,
+)
+
+
+commands = [
+    rotate_keys,
+    rotate_pairwise_key,
+    rotate_session_key,
+    list_keys,
+    clients,
+    registration_token,
+    staff,
+    purge,
+]
