@@ -26,7 +26,6 @@ from phr_core.tokens import (
     AccessTokenVerifier,
     InvalidToken,
     JwksCache,
-    access_token_cipher,
 )
 from phr_core.webapp import settings
 
@@ -43,8 +42,7 @@ def verifier() -> FederatedVerifier:
     v = current_app.extensions.get("consent_verifier")
     if v is None:
         cfg = settings()
-        shared = access_token_cipher(cfg.secret("PHR_ACCESS_TOKEN_KEY"))
-        sealing = OpeningKeys(cfg, "CONSENT", shared)  # read again after a rotation
+        sealing = OpeningKeys(cfg, "CONSENT")  # read again after a rotation
         home = AccessTokenVerifier(
             cfg.issuer,
             cfg.urls["consent"],

@@ -33,8 +33,8 @@ from idp.sealing import RecipientKeys
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
-from phr_core.sealing import sender_secret
-from phr_core.tokens import access_token_cipher
+from phr_core.sealing import sender_secrets
+from phr_core.tokens import access_token_ciphers
 from phr_core.webapp import build_app, settings
 
 bp = Blueprint("idp_index", __name__)
@@ -101,6 +101,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _housekeeping(_exc: BaseException | None) -> None:
         purger.maybe_purge()
 
+    # PHR_ACCESS_TOKEN_KEY, newest first (`phr idp rotate-access-token-key`): read at start.
+    shared = access_token_ciphers(settings.secret("PHR_ACCESS_TOKEN_KEY"))
+    senders = sender_secrets(settings.secret("PHR_ACCESS_TOKEN_KEY"))
     app.extensions["idp"] = IdP(
         settings=settings,
         db=db,
@@ -108,10 +111,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         subjects=PairwiseSubjects(
             settings.secret("PHR_PAIRWISE_KEY"), lambda: settings.secret("PHR_PAIRWISE_KEY")
         ),
-        access_token_key=access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY")),
+        access_token_key=shared[0],
+        older_access_token_keys=shared[1:],
         grants=grant_store(settings.option("PHR_IDP_GRANT_STORE")),
         recipients=RecipientKeys(lambda entity_id: _resolve_in(app, settings, entity_id)),
-        sealing_secret=sender_secret(settings.secret("PHR_ACCESS_TOKEN_KEY")),
+        sealing_secret=senders[0],
+        older_sealing_secrets=senders[1:],
         trusted_proxies=limits.parse_proxies(settings.option("PHR_IDP_TRUSTED_PROXIES")),
     )
     return app

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from idp import housekeeping, keys
 from idp.clients import load_clients_file
-from idp.context import LOGIN_SESSION_TTL
+from idp.context import ACCESS_TOKEN_TTL, LOGIN_SESSION_TTL
 from idp.models import Client, InitialAccessToken, SigningKey
 from idp.passkey.cli import staff
 from idp.subjects import next_entry
@@ -152,8 +152,25 @@ rotate_session_key = rotation_command(
 )
 
 
+rotate_access_token_key = rotation_command(
+    "rotate-access-token-key",
+    "PHR_ACCESS_TOKEN_KEY",
+    ACCESS_TOKEN_TTL.total_seconds() + 300,
+    """Rotate the shared access-token key (IdP, PHR servers, consent service) without downtime.
+
+    \b
+    1. phr idp rotate-access-token-key, where the services read the shared secret file (give
+       every host the new file): PHR servers and the consent API open tokens under both keys
+       within seconds; then restart the IdP (rolling): it seals with the new key.
+    2. phr idp rotate-access-token-key --retire, 10 minutes later (the 5-minute token
+       lifetime and leeway), then restart the IdP: tokens under the old key are refused.
+    """,
+)
+
+
 commands = [
     rotate_keys,
+    rotate_access_token_key,
     rotate_pairwise_key,
     rotate_session_key,
     list_keys,

@@ -34,6 +34,7 @@ from joserfc.jwk import ECKey, OctKey
 
 from phr_core.config import ConfigError, Settings
 from phr_core.secrets import derive_key
+from phr_core.tokens import access_token_ciphers
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,15 @@ def encryption_jwk(jwks: object) -> dict[str, Any] | None:
     return None
 
 
+def sender_secrets(secret: str) -> tuple[bytes, ...]:
+    """The IdP's keys for deriving content-encryption keys, one per PHR_ACCESS_TOKEN_KEY
+    secret, newest (the one it seals with) first."""
+    return tuple(derive_key(part, "phr/access-token-cek/v1") for part in secret.split())
+
+
 def sender_secret(secret: str) -> bytes:
-    """The IdP's key for deriving content-encryption keys (from its PHR_ACCESS_TOKEN_KEY)."""
-    return derive_key(secret, "phr/access-token-cek/v1")
+    """The IdP's newest key for deriving content-encryption keys."""
+    return sender_secrets(secret)[0]
 
 
 def _b64(data: bytes) -> str:
@@ -156,16 +163,19 @@ def is_sealed_to_key(token: str) -> bool:
         return False
 
 
-def open_as_sender(token: str, sender: bytes) -> str:
-    """The signed JWT inside a token this IdP sealed with `seal_to` (ValueError otherwise)."""
-    try:
-        protected, _ek, iv, ct, tag = token.split(".")
-        header = json.loads(_unb64(protected))
-        cek = _cek(sender, header["epk"])
-        plain = AESGCM(cek).decrypt(_unb64(iv), _unb64(ct) + _unb64(tag), protected.encode())
-        return plain.decode()
-    except Exception as exc:  # any failure means "not a token we sealed"
-        raise ValueError("not a token this issuer sealed") from exc
+def open_as_sender(token: str, sender: bytes | tuple[bytes, ...]) -> str:
+    """The signed JWT inside a token this IdP sealed with `seal_to` (ValueError otherwise);
+    `sender` may be several secrets (during a rotation of PHR_ACCESS_TOKEN_KEY)."""
+    for secret in sender if isinstance(sender, tuple) else (sender,):
+        try:
+            protected, _ek, iv, ct, tag = token.split(".")
+            header = json.loads(_unb64(protected))
+            cek = _cek(secret, header["epk"])
+            plain = AESGCM(cek).decrypt(_unb64(iv), _unb64(ct) + _unb64(tag), protected.encode())
+            return plain.decode()
+        except Exception:  # noqa: S112  # any failure means "not sealed with this secret"
+            continue
+    raise ValueError("not a token this issuer sealed")
 
 
 @functools.lru_cache(maxsize=8)
@@ -204,27 +214,30 @@ RELOAD_S = 5.0
 
 
 class OpeningKeys:
-    """The keys a resource server opens tokens with: the shared key (alg dir) and its own
-    decryption keys as the secret holds them now, read again every RELOAD_S. Pass it as an
-    AccessTokenVerifier's `decryption_key` (phr_core.tokens.unseal calls it)."""
+    """The keys a resource server opens tokens with: the shared keys (alg dir, from
+    PHR_ACCESS_TOKEN_KEY) and its own decryption keys, as the secrets hold them now, read
+    again every RELOAD_S. Pass it as an AccessTokenVerifier's `decryption_key`
+    (phr_core.tokens.unseal calls it). `shared=False`: no shared key (tests)."""
 
-    def __init__(self, settings: Settings, prefix: str, shared: OctKey | None) -> None:
+    def __init__(self, settings: Settings, prefix: str, shared: bool = True) -> None:
         self.settings = settings
         self.prefix = prefix
         self.shared = shared
-        self._held = (shared, *own_keys(settings, prefix))  # a bad key fails the start
+        self._held = self._read()  # a bad key fails the start
         self._read_at = time.monotonic()
         self._lock = threading.Lock()
+
+    def _read(self) -> tuple[OctKey | ECKey, ...]:
+        secret = self.settings.secret("PHR_ACCESS_TOKEN_KEY") if self.shared else ""
+        return (*access_token_ciphers(secret), *own_keys(self.settings, self.prefix))
 
     def __call__(self) -> tuple[OctKey | ECKey, ...]:
         now = time.monotonic()
         if now - self._read_at >= RELOAD_S:
             with self._lock:
                 try:
-                    self._held = (self.shared, *own_keys(self.settings, self.prefix))
+                    self._held = self._read()
                 except ConfigError:
-                    log.warning(
-                        "PHR_%s_TOKEN_DECRYPTION_KEY unusable; keeping the keys held", self.prefix
-                    )
+                    log.warning("PHR_%s token keys unusable; keeping the keys held", self.prefix)
                 self._read_at = now
-        return tuple(k for k in self._held if k is not None)
+        return self._held

@@ -39,9 +39,18 @@ ALLOWED_ALGS = ("ES256", "RS256")
 LEEWAY_S = 30
 
 
+def access_token_ciphers(secret: str) -> tuple[OctKey, ...]:
+    """The JWE keys (alg dir, enc A256GCM) from PHR_ACCESS_TOKEN_KEY: secrets separated by
+    spaces, newest (the one the IdP seals with) first; the older ones still open tokens
+    sealed before a rotation (`phr idp rotate-access-token-key`)."""
+    return tuple(
+        OctKey.import_key(derive_key(part, "phr/access-token-jwe/v1")) for part in secret.split()
+    )
+
+
 def access_token_cipher(secret: str) -> OctKey:
-    """The JWE key (alg dir, enc A256GCM) from PHR_ACCESS_TOKEN_KEY."""
-    return OctKey.import_key(derive_key(secret, "phr/access-token-jwe/v1"))
+    """The newest JWE key from PHR_ACCESS_TOKEN_KEY (the one the IdP seals with)."""
+    return access_token_ciphers(secret)[0]
 
 
 def seal(signed: str, key: OctKey) -> str:

@@ -15,11 +15,13 @@ from flask import Flask
 from federation import publish
 from federation.authority.policies import CONFIGURATION_LIFETIME_S
 from federation.entity import statement
+from idp.app import create_app as create_idp
 from idp.context import ACCESS_TOKEN_TTL
 from idp.sealing import KNOWN_TTL_S
 from launcher.cli import main
 from phr_core import sealing
-from phr_core.tokens import InvalidToken, b64url_json, unseal
+from phr_core.config import load_settings
+from phr_core.tokens import InvalidToken, access_token_cipher, b64url_json, unseal
 from tests.federation import test_token_sealing as sealing_tests
 from tests.federation.conftest import Federation
 
@@ -27,6 +29,7 @@ from tests.federation.conftest import Federation
 fhir_app = sealing_tests.fhir_app
 idp_app = sealing_tests.idp_app
 _issue = sealing_tests._issue
+_basic = sealing_tests._basic
 
 
 @pytest.fixture
@@ -103,7 +106,7 @@ def test_fhir_token_key_rotation_with_live_tokens(
 
 def test_consent_token_key_rotation(federation: Federation, cli: CliRunner) -> None:
     settings = federation.settings
-    opening = sealing.OpeningKeys(settings, "CONSENT", None)  # as the consent API holds them
+    opening = sealing.OpeningKeys(settings, "CONSENT")  # as the consent API holds them
     sender = sealing.sender_secret(settings.secret("PHR_ACCESS_TOKEN_KEY"))
     old = sealing.public_jwk(sealing.own_key(settings, "CONSENT"))
     before = sealing.seal_to("a.b.c", old, sender)
@@ -128,3 +131,53 @@ def test_a_key_set_in_the_environment_is_not_rotated_by_the_command(
     out = cli.invoke(main, ["fhir", "rotate-token-key"])
     assert out.exit_code == 1 and "set in the environment" in out.output
     assert sealing.own_keys(federation.settings, "FHIR")  # unchanged, still usable
+
+
+def _restarted_idp(federation: Federation, made: list[Flask]) -> Flask:
+    """The IdP started again on the same database, reading the rotated secrets."""
+    app = create_idp(load_settings(dict(federation.settings.environ)))
+    app.extensions["idp_federation_resolver"] = federation.resolver()
+    made.append(app)
+    return app
+
+
+def _active(app: Flask, token: str) -> bool:
+    seen = app.test_client().post("/introspect", data={"token": token}, headers=_basic())
+    return bool(seen.get_json()["active"])
+
+
+def test_shared_access_token_key_rotation(
+    federation: Federation, idp_app: Flask, fhir_app: Flask, cli: CliRunner
+) -> None:
+    """PHR_ACCESS_TOKEN_KEY seals tokens for servers without a key of their own (here the
+    consent API, which the federation does not list) and derives the IdP's sealing secret."""
+    settings = federation.settings
+    consent, fhir = settings.urls["consent"], settings.urls["fhir"]
+    federation.fetcher.apps.pop(consent, None)
+    opening = sealing.OpeningKeys(settings, "CONSENT")  # as the consent API holds them
+    before = _issue(idp_app, consent)
+    to_fhir = _issue(idp_app, fhir)  # sealed to the PHR server's key, CEK from the secret
+    assert b64url_json(before.split(".")[0])["alg"] == "dir" and unseal(before, opening)
+
+    assert cli.invoke(main, ["idp", "rotate-access-token-key"]).exit_code == 0
+    assert unseal(before, opening)  # the running server opens the old token ...
+    made: list[Flask] = []
+    try:
+        idp = _restarted_idp(federation, made)
+        after = _issue(idp, consent)  # ... and the restarted IdP seals with the new key
+        old_only = access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY").split()[1])
+        with pytest.raises(InvalidToken):
+            unseal(after, old_only)
+        assert unseal(after, opening)
+        assert _active(idp, before) and _active(idp, to_fhir) and _active(idp, after)
+
+        retired = cli.invoke(main, ["idp", "rotate-access-token-key", "--retire", "--force"])
+        assert retired.exit_code == 0, retired.output
+        with pytest.raises(InvalidToken):
+            unseal(before, opening)
+        assert unseal(after, opening)
+        idp = _restarted_idp(federation, made)
+        assert not _active(idp, before) and not _active(idp, to_fhir) and _active(idp, after)
+    finally:
+        for app in made:
+            app.extensions["phr_db"].dispose()
