@@ -217,19 +217,18 @@ class OpeningKeys:
     """The keys a resource server opens tokens with: the shared keys (alg dir, from
     PHR_ACCESS_TOKEN_KEY) and its own decryption keys, as the secrets hold them now, read
     again every RELOAD_S. Pass it as an AccessTokenVerifier's `decryption_key`
-    (phr_core.tokens.unseal calls it). `shared=False`: no shared key (tests)."""
+    (phr_core.tokens.unseal calls it)."""
 
-    def __init__(self, settings: Settings, prefix: str, shared: bool = True) -> None:
+    def __init__(self, settings: Settings, prefix: str) -> None:
         self.settings = settings
         self.prefix = prefix
-        self.shared = shared
         self._held = self._read()  # a bad key fails the start
         self._read_at = time.monotonic()
         self._lock = threading.Lock()
 
     def _read(self) -> tuple[OctKey | ECKey, ...]:
-        secret = self.settings.secret("PHR_ACCESS_TOKEN_KEY") if self.shared else ""
-        return (*access_token_ciphers(secret), *own_keys(self.settings, self.prefix))
+        shared = access_token_ciphers(self.settings.secret("PHR_ACCESS_TOKEN_KEY"))
+        return (*shared, *own_keys(self.settings, self.prefix))
 
     def __call__(self) -> tuple[OctKey | ECKey, ...]:
         now = time.monotonic()
