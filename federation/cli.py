@@ -7,6 +7,7 @@ launcher/cli.py (`serve` comes from there).
     phr federation list
     phr federation mark issue|revoke https://app.example.jp
     phr federation export-anchor [--out FILE]
+    phr federation rotate-key SERVICE [--promote | --retire [--force]]
 """
 
 from __future__ import annotations
