@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from click.decorators import FC
 from joserfc.jwk import ECKey
 
+from connectors import pseudonym_keys
 from connectors import synth as synth_mod
 from connectors.client_key import ClientAssertion, load_signing_key, public_jwk
 from connectors.consent import ConsentClient, FileConsent, answer_link_requests
@@ -208,7 +211,7 @@ def run(
         try:
             conn = Connector(
                 municipality=municipality,
-                pseudo=Pseudonymizer(s.secret("PHR_CONNECTOR_PSEUDONYM_KEY")),
+                pseudo=_pseudonymizer(s),
                 consent=consent,
                 sink=sink,
                 db=None if dry_run else Database(s.database_urls["connector"]),
@@ -258,14 +261,18 @@ def run(
         sys.exit(1)
 
 
+def _register_option(help_text: str) -> Callable[[FC], FC]:
+    return click.option(
+        "--register",
+        "register_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help=help_text,
+    )
+
+
 @click.command("link")
-@click.option(
-    "--register",
-    "register_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="Resident-register export to match link requests against.",
-)
+@_register_option("Resident-register export to match link requests against.")
 @click.option(
     "--mch",
     "mch_path",
@@ -282,13 +289,36 @@ def link(register_path: Path, mch_path: Path | None, ca_file: str | None) -> Non
         _tokens(s, ca_file, "system/*.cu"),
         ca_file=ca_file,
     )
-    result = answer_link_requests(
-        client, register_path, Pseudonymizer(s.secret("PHR_CONNECTOR_PSEUDONYM_KEY")), mch_path
-    )
+    result = answer_link_requests(client, register_path, _pseudonymizer(s), mch_path)
     click.echo(
         f"link requests answered: {result.matched} matched ({result.children} children named), "
         f"{result.no_match} no match, {result.no_longer_pending} no longer pending"
     )
 
 
-commands = [synth, run, link, jwk]
+def _pseudonymizer(s: Settings) -> Pseudonymizer:
+    """The city's codes; after a key rotation, the residents known then keep theirs."""
+    try:
+        return pseudonym_keys.for_settings(s)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command("rotate-pseudonym-key")
+@_register_option("The current resident register: every resident in it keeps their code.")
+def rotate_pseudonym_key(register_path: Path) -> None:
+    """Start making pseudonymous codes with a new key, without breaking any link: every
+    resident of REGISTER keeps the code they have (their consent links and PHR records stay
+    under it); residents who come later get codes under the new key. The old keys stay in
+    PHR_CONNECTOR_PSEUDONYM_KEY for lookup. Run no connector job meanwhile."""
+    try:
+        n, path, held = pseudonym_keys.rotate(_settings(), register_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{n} residents keep their codes; new residents get codes under the new key "
+        f"(in {path}, {held} keys held)"
+    )
+
+
+commands = [synth, run, link, jwk, rotate_pseudonym_key]

@@ -99,3 +99,19 @@ class ConsentEpoch(Base):
     municipality_code: Mapped[str] = mapped_column(String(6))
     patient_code: Mapped[str] = mapped_column(String(64))
     since: Mapped[str] = mapped_column(String(40))
+
+
+class KeptPseudonym(Base):
+    """A resident the register held at the last pseudonym-key rotation: their code under the
+    newest key (`lookup`, made with key `lookup_key`) → the older key their code stays made
+    with (`key_id`), so their consent links and PHR records keep working. Only keyed codes and
+    key ids, never a resident number (connectors/pseudonym_keys.py)."""
+
+    __tablename__ = "connector_kept_pseudonym"
+    __table_args__ = (UniqueConstraint("municipality_code", "lookup_key", "lookup"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    municipality_code: Mapped[str] = mapped_column(String(6))
+    lookup_key: Mapped[str] = mapped_column(String(16))
+    lookup: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))

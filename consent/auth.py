@@ -20,13 +20,12 @@ from flask import Response, current_app, g, jsonify, request
 from federation.resource import FederatedVerifier
 from federation.resource import for_settings as federated_verifier
 from phr_core import outbound
-from phr_core.sealing import own_key
+from phr_core.sealing import OpeningKeys
 from phr_core.tokens import (
     AccessToken,
     AccessTokenVerifier,
     InvalidToken,
     JwksCache,
-    access_token_cipher,
 )
 from phr_core.webapp import settings
 
@@ -43,7 +42,7 @@ def verifier() -> FederatedVerifier:
     v = current_app.extensions.get("consent_verifier")
     if v is None:
         cfg = settings()
-        sealing = (access_token_cipher(cfg.secret("PHR_ACCESS_TOKEN_KEY")), own_key(cfg, "CONSENT"))
+        sealing = OpeningKeys(cfg, "CONSENT")  # read again after a rotation
         home = AccessTokenVerifier(
             cfg.issuer,
             cfg.urls["consent"],

@@ -13,8 +13,10 @@ from sqlalchemy import func, select
 
 from consent import cache, linkage, receipts, receipts_cli, records
 from consent.models import LinkRequest, utcnow
+from phr_core import sealing
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
+from phr_core.key_commands import rotation_command
 
 
 @contextmanager
@@ -79,4 +81,20 @@ def export(subject: str) -> None:
     click.echo(json.dumps(bundle, ensure_ascii=False, indent=2))
 
 
-commands = [status, expire_link_requests, revoke_client, export, *receipts_cli.commands]
+rotate_token_key = rotation_command(
+    "rotate-token-key",
+    "PHR_CONSENT_TOKEN_DECRYPTION_KEY",
+    sealing.RETIRE_AFTER_S,
+    """Rotate the key IdPs seal the consent API's access tokens to, without downtime: a new
+    key in front (published first, both open tokens); --retire 70 minutes later drops the
+    old one. As `phr fhir rotate-token-key`.""",
+)
+
+commands = [
+    status,
+    expire_link_requests,
+    revoke_client,
+    export,
+    *receipts_cli.commands,
+    rotate_token_key,
+]

@@ -7,9 +7,7 @@ be checked at all (no key set to be had, unreadable file)."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,7 +15,7 @@ import click
 from joserfc.jwk import ECKey
 
 from consent import receipts_signed
-from phr_core import outbound, receipt_keys
+from phr_core import key_rotation, outbound, receipt_keys
 from phr_core.config import ConfigError, Settings, load_settings
 from phr_core.secrets import DEV_PREFIX
 
@@ -94,42 +92,16 @@ def _new_entry(current: str, production: bool) -> str:
     return f"{prefix}{secrets.token_urlsafe(48)} {current.strip()}"
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write atomically (a running service reads either the old or the new file) and privately."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def rotate(settings: Settings) -> tuple[str, list[str], Path]:
     """Put a new signing key in front of the receipt keys; the old ones stay published.
     Returns the new kid, every kid, and the file changed."""
     name = receipt_keys.KEY_VARIABLE
-    if settings.environ.get(name, "").strip():
-        raise ConfigError(
-            f"{name} is set in the environment, which this command cannot change: put a new "
-            "long random string in front of its value (separated by a space), keep the old "
-            "ones (they verify earlier receipts) and restart the consent service"
-        )
-    file_name = settings.environ.get(f"{name}_FILE", "").strip()
-    if file_name:
-        path = Path(file_name).expanduser()
-    elif settings.production:
-        raise ConfigError(f"{name} is not set (nor {name}_FILE)")
-    else:
-        settings.secret(name)  # the development key, made once
-        path = settings.secrets_dir / name
+    path = key_rotation.secret_file(settings, name)
     try:
         current = path.read_text(encoding="utf-8")
         updated = _new_entry(current, settings.production)
         keys = receipt_keys.parse(updated)
-        _replace(path, updated)
+        key_rotation.replace(path, updated)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot rotate the receipt key in {path}: {exc}") from None
     return keys[0].kid or "", [k.kid or "" for k in keys], path

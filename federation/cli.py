@@ -7,12 +7,14 @@ launcher/cli.py (`serve` comes from there).
     phr federation list
     phr federation mark issue|revoke https://app.example.jp
     phr federation export-anchor [--out FILE]
+    phr federation rotate-key SERVICE [--promote | --retire [--force]]
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,18 @@ import click
 
 from federation import jose, keys, trust_marks
 from federation.authority import store
-from federation.authority.policies import municipalities_policy
+from federation.authority.policies import STATEMENT_LIFETIME_S, municipalities_policy
 from federation.entity import statement
 from federation.entity.fetch import UrlFetcher, acceptable_entity_id
 from federation.errors import FederationError
+from phr_core import key_rotation
 from phr_core.config import ConfigError, Settings, load_settings
 from phr_core.db import Database
+from phr_core.services import BY_NAME
+
+# A statement signed with the old key lives at most an hour (and a chain built on it no
+# longer), plus leeway for clocks.
+RETIRE_AFTER_S = STATEMENT_LIFETIME_S + 300
 
 
 def _settings() -> Settings:
@@ -215,10 +223,127 @@ def export_anchor(out: Path | None) -> None:
     if keys.authority_hints(s, "federation"):
         raise click.ClickException("this authority is an intermediate, not a trust anchor")
     path = out or Path(s.option("PHR_FEDERATION_TRUST_ANCHOR_FILE"))
-    data = {s.urls["federation"]: jose.public_jwks(keys.entity_key(s, "federation"))}
+    data = {s.urls["federation"]: keys.published_jwks(s, "federation")}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     click.echo(f"trust anchor {s.urls['federation']} written to {path}")
 
 
-commands = [add, remove, list_, mark, export_anchor]
+def _reregister(s: Settings, service: str, jwks: dict[str, Any]) -> bool:
+    """Vouch for `service`'s entity with `jwks` at this authority, if it vouches for it: the
+    subordinate statements it issues from now on (each fetch signs a fresh one) name them."""
+    db = _db(s)
+    try:
+        with db.session() as session:
+            row = store.active(session, s.urls[service])
+            if row is not None:
+                row.jwks = jwks
+            return row is not None
+    finally:
+        db.dispose()
+
+
+def _marks_signed_before(s: Settings, since: datetime) -> int:
+    """How many live trust marks this authority signed before `since` (with a key that is
+    about to be retired)."""
+    db = _db(s)
+    try:
+        with db.session() as session:
+            return store.live_marks_issued_before(session, since)
+    finally:
+        db.dispose()
+
+
+@click.command("rotate-key")
+@click.argument("service", type=click.Choice(list(BY_NAME)))
+@click.option("--promote", is_flag=True, help="Start signing with the staged key.")
+@click.option("--retire", is_flag=True, help="Drop the keys older than the newest one.")
+@click.option("--force", is_flag=True, help="With --retire: do not wait for the overlap.")
+def rotate_key(service: str, promote: bool, retire: bool, force: bool) -> None:
+    """Rotate SERVICE's federation key without breaking trust chains.
+
+    \b
+    1. phr federation rotate-key SERVICE
+       When this authority vouches for SERVICE: it vouches for the new key beside the old
+       one at once (its subordinate statements name both), and the new key starts signing
+       SERVICE's entity configuration, which publishes both.
+       Otherwise (`federation` itself, or a superior elsewhere) the new key is staged:
+       published, signing nothing. For the trust anchor the trust anchor file is rewritten
+       with both keys: copy it to every service trusting the anchor and restart them; for
+       an intermediate or a service, its superior registers the keys again
+       (`phr federation add ENTITY`, which fetches them). Then:
+    2. phr federation rotate-key SERVICE --promote: the staged key starts signing.
+    3. phr federation rotate-key SERVICE --retire, an hour later (the longest a statement
+       signed with the old key lives): the old key is dropped from the secret and from what
+       this authority vouches for. For `federation`, only once every live trust mark signed
+       with the old key is re-issued (`phr federation mark issue`), or with --force.
+    """
+    s = _settings()
+    name = keys.secret_name(service)
+    try:
+        if retire:
+            _retire(s, service, name, force)
+        elif promote:
+            path = key_rotation.secret_file(s, name)
+            entries = key_rotation.read(path).split()
+            if not entries[0].startswith(keys.STAGED):
+                raise ConfigError(f"{name} has no staged key to promote")
+            key_rotation.replace(
+                path, " ".join([entries[0].removeprefix(keys.STAGED), *entries[1:]])
+            )
+            click.echo(f"{name}: now signing with {keys.entity_key(s, service).kid}")
+        else:
+            _rotate(s, service, name)
+    except (ConfigError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    jwks = keys.published_jwks(s, service)
+    if service == "federation":
+        _write_anchor_file(s)
+    else:
+        _reregister(s, service, jwks)
+    click.echo(f"{service} publishes keys: {', '.join(k['kid'] for k in jwks['keys'])}")
+
+
+def _rotate(s: Settings, service: str, name: str) -> None:
+    entry = key_rotation.fresh_secret(s)
+    new = jose.federation_key(entry)
+    both = jose.public_jwks(new, *keys.entity_keys(s, service))
+    if service != "federation" and _reregister(s, service, both):
+        path, _ = key_rotation.prepend(s, name, entry)
+        click.echo(f"{name}: now signing with {new.kid} (in {path}); old keys published")
+        return
+    path, _ = key_rotation.prepend(s, name, keys.STAGED + entry)
+    click.echo(f"{name}: new key {new.kid} staged in {path}: published, signing nothing yet")
+    if service == "federation" and not keys.authority_hints(s, "federation"):
+        click.echo("copy the trust anchor file to every service trusting this anchor, restart")
+    else:
+        click.echo(f"its superior must register it again: phr federation add {s.urls[service]}")
+    click.echo(f"then: phr federation rotate-key {service} --promote")
+
+
+def _retire(s: Settings, service: str, name: str, force: bool) -> None:
+    path = key_rotation.secret_file(s, name)
+    if any(e.startswith(keys.STAGED) for e in key_rotation.read(path).split()):
+        raise ConfigError(f"{name} holds a staged key: --promote it first")
+    since = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    if service == "federation" and not force and _marks_signed_before(s, since):
+        raise ConfigError(
+            "live trust marks were signed with the old key: re-issue them "
+            "(phr federation mark issue) or use --force"
+        )
+    path, dropped = key_rotation.drop_older(s, name, RETIRE_AFTER_S, force)
+    click.echo(f"{name}: retired {dropped} older key(s) in {path}")
+
+
+def _write_anchor_file(s: Settings) -> None:
+    if keys.authority_hints(s, "federation"):
+        return
+    path = Path(s.option("PHR_FEDERATION_TRUST_ANCHOR_FILE"))
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data[s.urls["federation"]] = keys.published_jwks(s, "federation")
+        key_rotation.replace(path, json.dumps(data, indent=2))
+        click.echo(f"trust anchor keys written to {path}")
+
+
+commands = [add, remove, list_, mark, export_anchor, rotate_key]

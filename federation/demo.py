@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from federation import jose, keys
+from federation import keys
 from federation.authority import store
 from federation.authority.policies import PLATFORM_SERVICE_POLICY, municipalities_policy
 from phr_core.config import Settings
@@ -52,7 +52,7 @@ def _vouch(db: Database, settings: Settings, names: list[str]) -> int:
             entity_id = settings.urls[name]
             if store.active(s, entity_id) is not None:
                 continue
-            jwks = jose.public_jwks(keys.entity_key(settings, name))
+            jwks = keys.published_jwks(settings, name)
             store.add(
                 s,
                 entity_id,

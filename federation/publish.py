@@ -102,6 +102,7 @@ def entity_configuration(settings: Settings, service_name: str) -> str:
         settings.urls[service_name],
         keys.entity_key(settings, service_name),
         metadata,
+        published=keys.entity_keys(settings, service_name),
         authority_hints=keys.authority_hints(settings, service_name),
         lifetime_s=CONFIGURATION_LIFETIME_S,
     )

@@ -35,8 +35,8 @@ from idp.sealing import RecipientKeys
 from idp.subjects import PairwiseSubjects
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
-from phr_core.sealing import sender_secret
-from phr_core.tokens import access_token_cipher
+from phr_core.sealing import sender_secrets
+from phr_core.tokens import access_token_ciphers
 from phr_core.webapp import build_app, settings
 
 bp = Blueprint("idp_index", __name__)
@@ -102,6 +102,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         publish.blueprint("idp"),
     ]
     app = build_app("idp", settings, blueprints)  # refuses production problems first
+    # PHR_IDP_SECRET_KEY may hold several secrets, newest first (`phr idp rotate-session-key`):
+    # the newest signs session cookies, the older ones still open the cookies they signed.
+    newest, *older = app.config["SECRET_KEY"].split()
+    app.config.update(SECRET_KEY=newest, SECRET_KEY_FALLBACKS=older)
     verifier_choice(settings)  # PHR_CARD_VERIFIER: refuse a stand-in in production at start
     db = app.extensions["phr_db"]
     purger = housekeeping.Purger(db)
@@ -110,15 +114,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _housekeeping(_exc: BaseException | None) -> None:
         purger.maybe_purge()
 
+    # PHR_ACCESS_TOKEN_KEY, newest first (`phr idp rotate-access-token-key`): read at start.
+    shared = access_token_ciphers(settings.secret("PHR_ACCESS_TOKEN_KEY"))
+    senders = sender_secrets(settings.secret("PHR_ACCESS_TOKEN_KEY"))
     app.extensions["idp"] = IdP(
         settings=settings,
         db=db,
         keys=KeyRing(db, settings.secret("PHR_IDP_DATA_KEY")),
-        subjects=PairwiseSubjects(settings.secret("PHR_PAIRWISE_KEY")),
-        access_token_key=access_token_cipher(settings.secret("PHR_ACCESS_TOKEN_KEY")),
+        subjects=PairwiseSubjects(
+            settings.secret("PHR_PAIRWISE_KEY"), lambda: settings.secret("PHR_PAIRWISE_KEY")
+        ),
+        access_token_key=shared[0],
+        older_access_token_keys=shared[1:],
         grants=grant_store(settings.option("PHR_IDP_GRANT_STORE")),
         recipients=RecipientKeys(lambda entity_id: _resolve_in(app, settings, entity_id)),
-        sealing_secret=sender_secret(settings.secret("PHR_ACCESS_TOKEN_KEY")),
+        sealing_secret=senders[0],
+        older_sealing_secrets=senders[1:],
         trusted_proxies=limits.parse_proxies(settings.option("PHR_IDP_TRUSTED_PROXIES")),
     )
     return app

@@ -10,11 +10,15 @@ from sqlalchemy import select
 
 from idp import housekeeping, keys
 from idp.clients import load_clients_file
+from idp.context import ACCESS_TOKEN_TTL, LOGIN_SESSION_TTL
 from idp.models import Client, InitialAccessToken, SigningKey
 from idp.passkey.cli import staff
+from idp.subjects import next_entry
 from idp.tokens import new_handle, now_utc, sha256_hex
-from phr_core.config import load_settings
+from phr_core import key_rotation
+from phr_core.config import ConfigError, load_settings
 from phr_core.db import Database
+from phr_core.key_commands import rotation_command
 
 
 def _db() -> tuple[Database, str]:
@@ -116,4 +120,62 @@ def purge() -> None:
         click.echo(f"{n:>8}  {kind}")
 
 
-commands = [rotate_keys, list_keys, clients, registration_token, staff, purge]
+@click.command("rotate-pairwise-key")
+def rotate_pairwise_key() -> None:
+    """Add a new pairwise-subject key in front of PHR_PAIRWISE_KEY. Sectors (apps) registered
+    from now on get their subjects and pairwise ids under it; every existing sector keeps the
+    key it has, so nobody's `sub` at any existing app changes. The old keys are never dropped
+    while a sector uses them. Running IdP workers use it for the next new sector."""
+    settings = load_settings()
+    try:
+        path = key_rotation.secret_file(settings, "PHR_PAIRWISE_KEY")
+        entry = next_entry(key_rotation.read(path), key_rotation.fresh_secret(settings))
+        _, entries = key_rotation.prepend(settings, "PHR_PAIRWISE_KEY", entry)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ids = [e.partition(":")[0] if ":" in e else "1" for e in entries]
+    click.echo(f"new sectors now use pairwise key {ids[0]} (in {path}); kept: {', '.join(ids[1:])}")
+
+
+rotate_session_key = rotation_command(
+    "rotate-session-key",
+    "PHR_IDP_SECRET_KEY",
+    LOGIN_SESSION_TTL.total_seconds(),
+    """Rotate the key that signs the IdP's session cookies, signing nobody out.
+
+    \b
+    1. phr idp rotate-session-key, then restart the IdP (rolling): new cookies are signed
+       with the new key, cookies signed with the old one still open.
+    2. phr idp rotate-session-key --retire, 8 hours later (the longest sign-in), then
+       restart: a cookie signed with the old key is refused from then on.
+    """,
+)
+
+
+rotate_access_token_key = rotation_command(
+    "rotate-access-token-key",
+    "PHR_ACCESS_TOKEN_KEY",
+    ACCESS_TOKEN_TTL.total_seconds() + 300,
+    """Rotate the shared access-token key (IdP, PHR servers, consent service) without downtime.
+
+    \b
+    1. phr idp rotate-access-token-key, where the services read the shared secret file (give
+       every host the new file): PHR servers and the consent API open tokens under both keys
+       within seconds; then restart the IdP (rolling): it seals with the new key.
+    2. phr idp rotate-access-token-key --retire, 10 minutes later (the 5-minute token
+       lifetime and leeway), then restart the IdP: tokens under the old key are refused.
+    """,
+)
+
+
+commands = [
+    rotate_keys,
+    rotate_access_token_key,
+    rotate_pairwise_key,
+    rotate_session_key,
+    list_keys,
+    clients,
+    registration_token,
+    staff,
+    purge,
+]

@@ -75,6 +75,10 @@ class IdP:
     # None: every token under access_token_key), and the secret its CEKs are derived from.
     recipients: RecipientKeys | None = None
     sealing_secret: bytes = b""
+    # During a rotation of PHR_ACCESS_TOKEN_KEY: the older keys and secrets, which still open
+    # the tokens this IdP sealed with them (introspection, revocation, userinfo).
+    older_access_token_keys: tuple[OctKey, ...] = ()
+    older_sealing_secrets: tuple[bytes, ...] = ()
     # Reverse proxies whose X-Forwarded-For is believed (PHR_IDP_TRUSTED_PROXIES, idp.limits).
     trusted_proxies: tuple = ()
 

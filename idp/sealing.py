@@ -75,6 +75,8 @@ class SealingKeys(Protocol):
     access_token_key: OctKey
     recipients: RecipientKeys | None
     sealing_secret: bytes
+    older_access_token_keys: tuple[OctKey, ...]
+    older_sealing_secrets: tuple[bytes, ...]
 
 
 def seal_for(ctx: SealingKeys, audience: str, signed: str) -> str:
@@ -90,7 +92,7 @@ def open_own(ctx: SealingKeys, token: str) -> str:
     introspection, revocation and userinfo); InvalidToken when it cannot be opened."""
     if token.count(".") == 4 and sealing.is_sealed_to_key(token):
         try:
-            return sealing.open_as_sender(token, ctx.sealing_secret)
+            return sealing.open_as_sender(token, (ctx.sealing_secret, *ctx.older_sealing_secrets))
         except ValueError:
             raise InvalidToken("the token cannot be decrypted") from None
-    return unseal(token, ctx.access_token_key)
+    return unseal(token, (ctx.access_token_key, *ctx.older_access_token_keys))

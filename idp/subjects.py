@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +42,12 @@ def parse_keyring(value: str) -> list[tuple[str, bytes]]:
     return entries
 
 
+def next_entry(keyring: str, secret: str) -> str:
+    """A new keyring entry `ID:SECRET` whose id follows the highest numeric id in use."""
+    numbers = [int(k) for k, _ in parse_keyring(keyring) if k.isdigit()]
+    return f"{max(numbers, default=0) + 1}:{secret}"
+
+
 def sector_of_redirect_uris(uris: list[str]) -> str:
     """The sector of a client without a named sector or sector_identifier_uri: the one host all
     its redirect URIs share (OIDC Core 8.1)."""
@@ -54,17 +61,31 @@ def sector_of_redirect_uris(uris: list[str]) -> str:
 
 
 class PairwiseSubjects:
-    def __init__(self, keyring: str) -> None:
+    """Subjects under the keyring; `reload` (the IdP's: the secret as it is now) is read again
+    whenever a sector is first looked up in this process, so a key added by
+    `phr idp rotate-pairwise-key` reaches running workers: the sectors registered from then on
+    use it, and a sector another worker registered under it is found."""
+
+    def __init__(self, keyring: str, reload: Callable[[], str] | None = None) -> None:
+        self._reload = reload
+        self._use(keyring)
+        self._sector_keys: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _use(self, keyring: str) -> None:
         entries = parse_keyring(keyring)
         self._keys = dict(entries)
         self._newest = entries[0][0]
-        self._sector_keys: dict[str, str] = {}
-        self._lock = threading.Lock()
+
+    def _read_again(self) -> None:
+        if self._reload is not None:
+            self._use(self._reload())
 
     def _key_id(self, s: Session, sector: str) -> str:
         known = self._sector_keys.get(sector)
         if known:
             return known
+        self._read_again()  # once per sector and process: the newest key for a new sector
         row = s.get(Sector, sector)
         if row is None:
             try:
@@ -83,7 +104,8 @@ class PairwiseSubjects:
         return row.key_id
 
     def subject(self, s: Session, sector: str, person_id: str) -> str:
-        key = self._keys[self._key_id(s, sector)]
+        key_id = self._key_id(s, sector)  # first: it may read the keyring again
+        key = self._keys[key_id]
         mac = hmac.new(key, sector.encode() + b"\x00" + person_id.encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
@@ -91,4 +113,5 @@ class PairwiseSubjects:
         """The sector's key for pairwise logical ids at the PHR servers (phr_core.pairwise_ids):
         from the same versioned key as the sector's subjects, so it never changes for a sector
         either, and under another derivation, so it reveals nothing about any `sub`."""
-        return derive_sector_key(self._keys[self._key_id(s, sector)], sector)
+        key_id = self._key_id(s, sector)
+        return derive_sector_key(self._keys[key_id], sector)

@@ -22,11 +22,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
-from connectors import synth
+from connectors import pseudonym_keys, synth
 from connectors.consent import StaticConsent
 from connectors.mapping.common import Entry
 from connectors.pipeline import Connector
-from connectors.pseudonym import Pseudonymizer
 from connectors.register import HEADERS as REGISTER_HEADERS
 from connectors.sources.mch_csv import HEADERS as MCH_HEADERS
 from connectors.sources.vaccination_csv import HEADERS as VACC_HEADERS
@@ -195,7 +194,7 @@ def _enroll(settings: Settings, box: Sandbox, citizen: Citizen) -> str:
 
 def _codes(settings: Settings) -> dict[str, str]:
     """The demo city's pseudonymous codes of the family's resident numbers."""
-    pseudo = Pseudonymizer(settings.secret("PHR_CONNECTOR_PSEUDONYM_KEY"))
+    pseudo = pseudonym_keys.for_settings(settings)
     residents = [c.resident for c in CITIZENS] + [CHILD_RESIDENT]
     return {r: pseudo.code(r) for r in residents}
 
@@ -337,7 +336,7 @@ def _load_records(settings: Settings, box: Sandbox, today: date, codes: dict[str
     try:
         conn = Connector(
             municipality=DEMO_MUNICIPALITY.code,
-            pseudo=Pseudonymizer(settings.secret("PHR_CONNECTOR_PSEUDONYM_KEY")),
+            pseudo=pseudonym_keys.for_settings(settings),
             consent=StaticConsent({"mch": consented, "immunization": consented, "claims": []}),
             sink=sink,
             register_path=register,

@@ -21,26 +21,30 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import os
+import threading
+import time
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, OctKey
 
 from phr_core.config import ConfigError, Settings
 from phr_core.secrets import derive_key
+from phr_core.tokens import access_token_ciphers
+
+log = logging.getLogger(__name__)
 
 ALG = "ECDH-ES+A256KW"
 ENC = "A256GCM"
 _P256_ORDER = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
 
 
-def decryption_key(secret: str) -> ECKey:
-    """A resource server's token decryption key: a private EC JWK as JSON, else a P-256 key
-    derived from the secret (so development keys and production checks work as for others)."""
-    if secret.lstrip().startswith("{"):
+def _one_key(secret: str) -> ECKey:
+    if secret.startswith("{"):
         key = ECKey.import_key(json.loads(secret))
         if not key.is_private:
             raise ValueError("a token decryption key must be a private JWK")
@@ -51,6 +55,25 @@ def decryption_key(secret: str) -> ECKey:
         )
     key.ensure_kid()
     return key
+
+
+def decryption_keys(secret: str) -> tuple[ECKey, ...]:
+    """A resource server's token decryption keys, newest first: a private EC JWK as JSON, or
+    long random strings separated by spaces, each deriving a P-256 key (so development keys and
+    production checks work as for others). The newest is the one published first, which IdPs
+    seal to; the others still open the tokens sealed to them before a rotation."""
+    text = secret.strip()
+    if text.startswith("{"):
+        return (_one_key(text),)
+    found = tuple(_one_key(part) for part in text.split())
+    if not found:
+        raise ValueError("no key")
+    return found
+
+
+def decryption_key(secret: str) -> ECKey:
+    """The newest of the secret's decryption keys (the one IdPs seal to)."""
+    return decryption_keys(secret)[0]
 
 
 def public_jwk(key: ECKey) -> dict[str, Any]:
@@ -77,9 +100,15 @@ def encryption_jwk(jwks: object) -> dict[str, Any] | None:
     return None
 
 
+def sender_secrets(secret: str) -> tuple[bytes, ...]:
+    """The IdP's keys for deriving content-encryption keys, one per PHR_ACCESS_TOKEN_KEY
+    secret, newest (the one it seals with) first."""
+    return tuple(derive_key(part, "phr/access-token-cek/v1") for part in secret.split())
+
+
 def sender_secret(secret: str) -> bytes:
-    """The IdP's key for deriving content-encryption keys (from its PHR_ACCESS_TOKEN_KEY)."""
-    return derive_key(secret, "phr/access-token-cek/v1")
+    """The IdP's newest key for deriving content-encryption keys."""
+    return sender_secrets(secret)[0]
 
 
 def _b64(data: bytes) -> str:
@@ -134,32 +163,80 @@ def is_sealed_to_key(token: str) -> bool:
         return False
 
 
-def open_as_sender(token: str, sender: bytes) -> str:
-    """The signed JWT inside a token this IdP sealed with `seal_to` (ValueError otherwise)."""
-    try:
-        protected, _ek, iv, ct, tag = token.split(".")
-        header = json.loads(_unb64(protected))
-        cek = _cek(sender, header["epk"])
-        plain = AESGCM(cek).decrypt(_unb64(iv), _unb64(ct) + _unb64(tag), protected.encode())
-        return plain.decode()
-    except Exception as exc:  # any failure means "not a token we sealed"
-        raise ValueError("not a token this issuer sealed") from exc
+def open_as_sender(token: str, sender: bytes | tuple[bytes, ...]) -> str:
+    """The signed JWT inside a token this IdP sealed with `seal_to` (ValueError otherwise);
+    `sender` may be several secrets (during a rotation of PHR_ACCESS_TOKEN_KEY)."""
+    for secret in sender if isinstance(sender, tuple) else (sender,):
+        try:
+            protected, _ek, iv, ct, tag = token.split(".")
+            header = json.loads(_unb64(protected))
+            cek = _cek(secret, header["epk"])
+            plain = AESGCM(cek).decrypt(_unb64(iv), _unb64(ct) + _unb64(tag), protected.encode())
+            return plain.decode()
+        except Exception:  # noqa: S112  # any failure means "not sealed with this secret"
+            continue
+    raise ValueError("not a token this issuer sealed")
 
 
 @functools.lru_cache(maxsize=8)
-def _key_of(secret: str) -> ECKey:
-    return decryption_key(secret)
+def _keys_of(secret: str) -> tuple[ECKey, ...]:
+    return decryption_keys(secret)
 
 
-def own_key(settings: Settings, prefix: str) -> ECKey:
-    """A resource server's decryption key from `PHR_<prefix>_TOKEN_DECRYPTION_KEY`."""
+def own_keys(settings: Settings, prefix: str) -> tuple[ECKey, ...]:
+    """A resource server's decryption keys from `PHR_<prefix>_TOKEN_DECRYPTION_KEY`, newest
+    first (`phr fhir rotate-token-key` puts a new one in front)."""
     name = f"PHR_{prefix}_TOKEN_DECRYPTION_KEY"
     try:
-        return _key_of(settings.secret(name))
+        return _keys_of(settings.secret(name))
     except ValueError as exc:
         raise ConfigError(f"{name} is not a usable key: {exc}") from None
 
 
+def own_key(settings: Settings, prefix: str) -> ECKey:
+    """The newest decryption key of a resource server: the one IdPs seal to."""
+    return own_keys(settings, prefix)[0]
+
+
 def published_jwks(settings: Settings, prefix: str) -> dict[str, Any]:
-    """The JWK Set a resource server publishes in its `oauth_resource` metadata."""
-    return {"keys": [public_jwk(own_key(settings, prefix))]}
+    """The JWK Set a resource server publishes in its `oauth_resource` metadata: every key it
+    still opens tokens with, the newest (which IdPs pick, `encryption_jwk`) first."""
+    return {"keys": [public_jwk(k) for k in own_keys(settings, prefix)]}
+
+
+# After a rotation an IdP may go on sealing to the old key until the trust chain it resolved
+# for the server expires (federation statements live an hour), and the last token it sealed
+# so lives 5 minutes more: the old key is retired only after this much (plus leeway).
+RETIRE_AFTER_S = 3600 + 300 + 300
+# How often a running server reads its decryption keys again, so a rotation reaches it
+# without a restart (tests set it to 0).
+RELOAD_S = 5.0
+
+
+class OpeningKeys:
+    """The keys a resource server opens tokens with: the shared keys (alg dir, from
+    PHR_ACCESS_TOKEN_KEY) and its own decryption keys, as the secrets hold them now, read
+    again every RELOAD_S. Pass it as an AccessTokenVerifier's `decryption_key`
+    (phr_core.tokens.unseal calls it)."""
+
+    def __init__(self, settings: Settings, prefix: str) -> None:
+        self.settings = settings
+        self.prefix = prefix
+        self._held = self._read()  # a bad key fails the start
+        self._read_at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _read(self) -> tuple[OctKey | ECKey, ...]:
+        shared = access_token_ciphers(self.settings.secret("PHR_ACCESS_TOKEN_KEY"))
+        return (*shared, *own_keys(self.settings, self.prefix))
+
+    def __call__(self) -> tuple[OctKey | ECKey, ...]:
+        now = time.monotonic()
+        if now - self._read_at >= RELOAD_S:
+            with self._lock:
+                try:
+                    self._held = self._read()
+                except ConfigError:
+                    log.warning("PHR_%s token keys unusable; keeping the keys held", self.prefix)
+                self._read_at = now
+        return self._held

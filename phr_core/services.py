@@ -69,7 +69,8 @@ def token_decryption_key(prefix: str, whose: str) -> SecretSpec:
     return SecretSpec(
         f"PHR_{prefix}_TOKEN_DECRYPTION_KEY",
         f"opens the access tokens IdPs seal to {whose} public key, published in its federation "
-        "metadata (a private EC P-256 JWK as JSON, or a long random string a key is derived from)",
+        "metadata (a private EC P-256 JWK as JSON, or long random strings a key is derived from, "
+        "separated by spaces, newest first: `rotate-token-key`, docs/operations.md)",
     )
 
 
@@ -78,8 +79,9 @@ def federation_key(prefix: str, whose: str) -> SecretSpec:
     (PHR_<PREFIX>_FEDERATION_KEY; the authority's own is PHR_FEDERATION_KEY)."""
     return SecretSpec(
         "PHR_FEDERATION_KEY" if prefix == "FEDERATION" else f"PHR_{prefix}_FEDERATION_KEY",
-        f"signs {whose} OpenID Federation entity configuration (a private JWK as JSON, or a "
-        "long random string a P-256 key is derived from)",
+        f"signs {whose} OpenID Federation entity configuration (a private JWK as JSON, or "
+        "long random strings a P-256 key is derived from, separated by spaces, newest first: "
+        "`phr federation rotate-key`, docs/operations.md)",
     )
 
 
@@ -342,7 +344,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
             SecretSpec(
                 "PHR_CONNECTOR_PSEUDONYM_KEY",
                 "the municipality's key for pseudonymous codes (HMAC of the resident number); "
-                "stays inside the city",
+                "stays inside the city; several separated by spaces, newest first, after "
+                "`phr connector rotate-pseudonym-key` (never remove one)",
             ),
             SecretSpec(
                 "PHR_CONNECTOR_SIGNING_KEY",

@@ -13,7 +13,8 @@ Contract of an access token issued by the IdP:
   Tokens for a resource server arrive sealed, holding the signed JWT: a JWE (ECDH-ES+A256KW,
   A256GCM) to the resource server's own key when it publishes one (phr_core.sealing), else
   (alg dir, enc A256GCM) under a key derived from the shared PHR_ACCESS_TOKEN_KEY;
-  `AccessTokenVerifier(decryption_key=(access_token_cipher(secret), own_key))` opens both.
+  `AccessTokenVerifier(decryption_key=sealing.OpeningKeys(settings, prefix, shared))` opens
+  both, with every key the server still holds during a rotation of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,9 +39,18 @@ ALLOWED_ALGS = ("ES256", "RS256")
 LEEWAY_S = 30
 
 
+def access_token_ciphers(secret: str) -> tuple[OctKey, ...]:
+    """The JWE keys (alg dir, enc A256GCM) from PHR_ACCESS_TOKEN_KEY: secrets separated by
+    spaces, newest (the one the IdP seals with) first; the older ones still open tokens
+    sealed before a rotation (`phr idp rotate-access-token-key`)."""
+    return tuple(
+        OctKey.import_key(derive_key(part, "phr/access-token-jwe/v1")) for part in secret.split()
+    )
+
+
 def access_token_cipher(secret: str) -> OctKey:
-    """The JWE key (alg dir, enc A256GCM) from PHR_ACCESS_TOKEN_KEY."""
-    return OctKey.import_key(derive_key(secret, "phr/access-token-jwe/v1"))
+    """The newest JWE key from PHR_ACCESS_TOKEN_KEY (the one the IdP seals with)."""
+    return access_token_ciphers(secret)[0]
 
 
 def seal(signed: str, key: OctKey) -> str:
@@ -49,31 +60,39 @@ def seal(signed: str, key: OctKey) -> str:
     return jwe.encrypt_compact(header, signed.encode(), key)
 
 
-UnsealKeys = OctKey | ECKey | tuple[OctKey | ECKey, ...] | None
+UnsealKeys = (
+    OctKey | ECKey | tuple[OctKey | ECKey, ...] | Callable[[], tuple[OctKey | ECKey, ...]] | None
+)
 SEALING_ALGS = ["dir", "ECDH-ES+A256KW", "A256GCM"]
 
 
 def unseal(token: str, key: UnsealKeys) -> str:
     """The signed token inside a sealed one (a plain JWS is returned as it is). `key` may be
-    the shared key (alg dir), the resource server's own decryption key (ECDH-ES+A256KW,
-    phr_core.sealing), or both: the token's header says which one it needs."""
+    the shared key (alg dir), the resource server's own decryption keys (ECDH-ES+A256KW,
+    phr_core.sealing), both, or a callable giving them as they are now (a rotation reaches a
+    running server): the token's header says which one it needs, its `kid` which own key."""
     if token.count(".") != 4:
         return token
-    keys = [k for k in (key if isinstance(key, tuple) else (key,)) if k is not None]
+    given = key() if callable(key) else key
+    keys = [k for k in (given if isinstance(given, tuple) else (given,)) if k is not None]
     if not keys:
         raise InvalidToken("encrypted token, but no decryption key is configured")
     try:
-        alg = b64url_json(token.split(".")[0]).get("alg")
+        header = b64url_json(token.split(".")[0])
     except ValueError:
         raise InvalidToken("malformed token") from None
-    chosen = next((k for k in keys if isinstance(k, OctKey) == (alg == "dir")), None)
-    if chosen is None:
+    alg, kid = header.get("alg"), header.get("kid")
+    fitting = [k for k in keys if isinstance(k, OctKey) == (alg == "dir")]
+    if not fitting:
         raise InvalidToken("the token is sealed for a key this server does not hold")
-    try:
-        plaintext = jwe.decrypt_compact(token, chosen, algorithms=SEALING_ALGS).plaintext
-        return (plaintext or b"").decode()
-    except (JoseError, ValueError, UnicodeDecodeError):
-        raise InvalidToken("the token cannot be decrypted") from None
+    named = [k for k in fitting if kid is not None and not isinstance(k, OctKey) and k.kid == kid]
+    for chosen in named or fitting:
+        try:
+            plaintext = jwe.decrypt_compact(token, chosen, algorithms=SEALING_ALGS).plaintext
+            return (plaintext or b"").decode()
+        except (JoseError, ValueError, UnicodeDecodeError):
+            continue
+    raise InvalidToken("the token cannot be decrypted")
 
 
 class InvalidToken(Exception):

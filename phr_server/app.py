@@ -15,9 +15,9 @@ from federation import publish
 from federation.resource import for_settings as federated_verifier
 from phr_core import outbound
 from phr_core.config import Settings
-from phr_core.sealing import own_key
+from phr_core.sealing import OpeningKeys
 from phr_core.secrets import derive_key
-from phr_core.tokens import AccessTokenVerifier, JwksCache, access_token_cipher
+from phr_core.tokens import AccessTokenVerifier, JwksCache
 from phr_core.webapp import build_app, settings
 from phr_server.arrivals import SCOPE as ARRIVALS_SCOPE
 from phr_server.arrivals import ArrivalNotifier
@@ -93,9 +93,9 @@ def create_app(
     app.extensions["phr_repo"] = Repository(keyring, app.extensions["phr_cursor_key"])
     # Reads' AuditEvents, committed before each response leaves (audit_batch.py).
     app.extensions["phr_audit"] = AuditBatch(app.extensions["phr_db"], app.extensions["phr_repo"])
-    # Tokens sealed to this server's own key (phr_core.sealing), or, from an IdP that found no
-    # key of ours, under the shared PHR_ACCESS_TOKEN_KEY.
-    sealing = (access_token_cipher(s.secret("PHR_ACCESS_TOKEN_KEY")), own_key(s, "FHIR"))
+    # Tokens sealed to this server's own keys (phr_core.sealing; read again after a rotation),
+    # or, from an IdP that found no key of ours, under the shared PHR_ACCESS_TOKEN_KEY.
+    sealing = OpeningKeys(s, "FHIR")
     home = AccessTokenVerifier(
         s.issuer,
         s.urls["fhir"],

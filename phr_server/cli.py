@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from phr_core import sealing
 from phr_core.config import ConfigError, load_settings
 from phr_core.db import Database
+from phr_core.key_commands import rotation_command
 from phr_server.keys import rotate
 from phr_server.storage import Keyring
 
@@ -43,4 +45,19 @@ def rotate_keys(new_data_keys: bool, reseal: bool) -> None:
     )
 
 
-commands = [rotate_keys]
+rotate_token_key = rotation_command(
+    "rotate-token-key",
+    "PHR_FHIR_TOKEN_DECRYPTION_KEY",
+    sealing.RETIRE_AFTER_S,
+    """Rotate the key IdPs seal this PHR server's access tokens to, without downtime.
+
+    \b
+    1. phr fhir rotate-token-key: a new key in front of PHR_FHIR_TOKEN_DECRYPTION_KEY; the
+       server publishes both in its federation metadata (the new one first, which IdPs seal
+       to once their trust chain for it renews) and opens tokens sealed to either.
+    2. phr fhir rotate-token-key --retire, 70 minutes later: the old key is dropped; a token
+       sealed to it is refused from then on.
+    """,
+)
+
+commands = [rotate_keys, rotate_token_key]

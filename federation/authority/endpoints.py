@@ -82,6 +82,7 @@ def configuration() -> ResponseReturnValue:
         entity_id(),
         _key(),
         {"federation_entity": federation_entity_metadata()},
+        published=keys.entity_keys(settings(), "federation"),
         authority_hints=keys.authority_hints(settings(), "federation"),
         lifetime_s=CONFIGURATION_LIFETIME_S,
         **extra,
@@ -203,7 +204,11 @@ def trust_mark_status() -> ResponseReturnValue:
         _, peeked = jose.peek(token)
         iat = peeked.get("iat") if isinstance(peeked.get("iat"), int) else 0
         claims = jose.verify(
-            token, jose.public_jwks(_key()), trust_marks.TYP, what="trust mark", now=iat
+            token,
+            keys.published_jwks(settings(), "federation"),  # marks made before a rotation too
+            trust_marks.TYP,
+            what="trust mark",
+            now=iat,
         )
     except FederationError:
         return error("not_found", "not a trust mark this authority issued", 404)

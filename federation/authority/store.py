@@ -111,3 +111,14 @@ def find_mark(s: Session, sub: str, mark_type: str, iat: int) -> IssuedTrustMark
         if int(issued.timestamp()) == iat:
             return row
     return None
+
+
+def live_marks_issued_before(s: Session, since: datetime) -> int:
+    """Trust marks issued before `since` that are neither expired nor revoked."""
+    now = datetime.now(UTC)
+    rows = s.scalars(select(IssuedTrustMark).where(IssuedTrustMark.revoked_at.is_(None))).all()
+    return sum(1 for r in rows if _aware(r.issued_at) < since and _aware(r.expires_at) > now)
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

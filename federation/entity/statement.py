@@ -47,16 +47,18 @@ def sign_configuration(
     authority_hints: list[str] | None = None,
     lifetime_s: int = 3600,
     now: int | None = None,
+    published: tuple[jose.FederationKey, ...] = (),
     **extra: Any,
 ) -> str:
-    """A self-signed Entity Configuration for `entity_id` (section 3.1)."""
+    """A self-signed Entity Configuration for `entity_id` (section 3.1), signed with `key` and
+    publishing `published` (default: `key` alone; during a key rotation, old keys too)."""
     now = int(time.time()) if now is None else now
     claims: dict[str, Any] = {
         "iss": entity_id,
         "sub": entity_id,
         "iat": now,
         "exp": now + lifetime_s,
-        "jwks": jose.public_jwks(key),
+        "jwks": jose.public_jwks(*(published or (key,))),
         "metadata": metadata,
     }
     if authority_hints:

@@ -1,0 +1,116 @@
+"""Rotating a key kept in a secret that holds several keys, newest first.
+
+The rotatable secrets (receipt keys, token decryption keys, federation keys, pairwise keys,
+the pseudonym key) all take the same form: entries separated by spaces, the first one in use,
+the later ones still accepted (published, opened, looked up). Rotating puts a fresh entry in
+front; retiring drops every entry but the first once nothing made with them is still live.
+The `phr … rotate-…` commands change the secret where it is kept: the `NAME_FILE`, or the
+development key in `$PHR_VAR_DIR/secrets`. A value set in the environment cannot be changed
+by a command: they say so, and how to do it by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+import tempfile
+import time
+from pathlib import Path
+
+from phr_core.config import ConfigError, Settings
+from phr_core.secrets import DEV_PREFIX
+
+
+def secret_file(settings: Settings, name: str) -> Path:
+    """The file holding the secret `name`, to be rewritten; ConfigError when it is set in the
+    environment (a command cannot change that) or not set at all in production."""
+    if settings.environ.get(name, "").strip():
+        raise ConfigError(
+            f"{name} is set in the environment, which this command cannot change: put a new "
+            "long random string in front of its value (separated by a space), keep the old "
+            "ones, and restart the service; or keep it in a file (NAME_FILE)"
+        )
+    file_name = settings.environ.get(f"{name}_FILE", "").strip()
+    if file_name:
+        return Path(file_name).expanduser()
+    if settings.production:
+        raise ConfigError(f"{name} is not set (nor {name}_FILE)")
+    settings.secret(name)  # the development key, made once
+    return settings.secrets_dir / name
+
+
+def replace(path: Path, text: str) -> None:
+    """Write atomically (a running service reads either the old or the new file) and privately."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fresh_secret(settings: Settings) -> str:
+    """A new random entry; in development it starts with `dev-`, so production refuses it."""
+    return ("" if settings.production else DEV_PREFIX) + _random.token_urlsafe(48)
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def prepend(settings: Settings, name: str, entry: str | None = None) -> tuple[Path, list[str]]:
+    """Put `entry` (default: a fresh random secret) in front of the secret `name`; returns the
+    file and its entries, the new one first."""
+    path = secret_file(settings, name)
+    current = read(path)
+    if current.startswith("{"):
+        raise ConfigError(
+            f"{name} in {path} is a JWK (JSON): put the new key in front by hand, or keep "
+            "random strings (a key is derived from each)"
+        )
+    entries = [entry or fresh_secret(settings), *current.split()]
+    replace(path, " ".join(entries))
+    return path, entries
+
+
+def age_s(path: Path) -> float:
+    """Seconds since the file last changed (the last rotation, for the files rotated here)."""
+    return time.time() - path.stat().st_mtime
+
+
+def drop_older(settings: Settings, name: str, overlap_s: float, force: bool) -> tuple[Path, int]:
+    """Drop every entry of `name` but the first, refusing (ConfigError) while the last
+    rotation is younger than `overlap_s` unless `force`. Returns the file and how many left."""
+    path = secret_file(settings, name)
+    entries = read(path).split()
+    if len(entries) < 2:
+        return path, 0
+    waited = age_s(path)
+    if waited < overlap_s and not force:
+        raise ConfigError(
+            f"{name} was rotated {int(waited)} s ago; what the old key made may still be live "
+            f"for {int(overlap_s - waited)} s more (wait, or use --force)"
+        )
+    replace(path, entries[0])
+    return path, len(entries) - 1
+
+
+def rotate_or_retire(
+    settings: Settings, name: str, overlap_s: float, *, retire: bool, force: bool
+) -> str:
+    """One step of a rotation of the secret `name`, as a line for the operator: without
+    `retire`, a new key in front; with it, every older key dropped (after `overlap_s`)."""
+    if retire:
+        path, dropped = drop_older(settings, name, overlap_s, force)
+        return f"{name}: retired {dropped} older key(s) in {path}"
+    path, entries = prepend(settings, name)
+    return (
+        f"{name}: new key in front in {path} ({len(entries)} keys held); retire the older "
+        f"with --retire after {int(overlap_s // 60)} minutes"
+    )
