@@ -84,8 +84,9 @@ CONSENT_CACHE = Counter(
 )
 CARD_VERIFICATIONS = Counter(
     "phr_card_verifications",
-    "Card certificate and signature verifications at the IdP, by outcome (ok or the refusal)",
-    ["outcome"],
+    "Card responses verified at the IdP, by event (sign_in, enrollment) and outcome (ok or "
+    "the refusal's code, as in the card audit)",
+    ["event", "outcome"],
 )
 
 

@@ -22,6 +22,7 @@ HEADER = "X-Request-ID"
 SAFE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 _current: ContextVar[str | None] = ContextVar("phr_request_id", default=None)
+_job: str | None = None  # a batch job's id, for all its threads (`start_job`)
 
 
 def accept(sent: str | None) -> str:
@@ -38,7 +39,15 @@ def new() -> str:
 
 def current() -> str | None:
     """The id of the request (or batch job) this code runs for, if any."""
-    return _current.get()
+    return _current.get() or _job
+
+
+def start_job() -> str:
+    """Give this whole process (a batch job such as a connector run, whose sending threads
+    start without the caller's context) one id for its calls; returned for its output."""
+    global _job
+    _job = new()
+    return _job
 
 
 def enter(request_id: str) -> Token[str | None]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from phr_core import budgets, request_ids
+from phr_core import budgets, metrics, request_ids
 from phr_core.singleflight import SingleFlight
 from phr_server.policy.errors import ConsentUnavailable
 
@@ -102,7 +102,9 @@ class HttpConsentDirectory:
     def _get(self, path: str, bearer: str) -> Any:
         hit = self._cache.get(path)
         if hit is not None and hit[0] > time.monotonic():
+            metrics.CONSENT_CACHE.labels("fhir", "hit").inc()
             return hit[1]
+        metrics.CONSENT_CACHE.labels("fhir", "miss").inc()
         try:
             # A follower waits no longer than the leader's own budget.
             return self._flights.do(
