@@ -95,7 +95,13 @@ def formatter(fmt: str) -> logging.Formatter:
 
 
 class _Handler(logging.StreamHandler):
-    """The platform's own handler on the root logger (replaced, not added, on reconfigure)."""
+    """The platform's own handler on the root logger (replaced, not added, on reconfigure).
+    It writes to the stderr of the moment: a test runner swaps it, and a stream it closed
+    must not be written to."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def name_process(service: str) -> None:
