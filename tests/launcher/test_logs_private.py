@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
-import pytest
 import requests
 from prometheus_client import REGISTRY
 
 from idp.endpoints.interaction import demo_person_id
 from idp.subjects import PHR_SECTOR, PairwiseSubjects
 from phr_core import request_ids
-from phr_core.config import Settings
 from phr_core.db import Database
 from phr_core.demo_data import DEMO_FAMILY
 from phr_server.demo_family import CHILD_ID, PARENT_ID
 from tests.launcher.test_pairwise_ids import _second_parent, _sign_in
 from tests.phr_core.test_logs import Lines
-from tests.portal.live_platform import PARENT, TIMEOUT, Platform, platform_environ, running
+from tests.portal import live_platform
+from tests.portal.live_platform import PARENT, TIMEOUT, Platform
 from tests.portal.live_platform import sign_in as portal_sign_in
 
 # The test's own HTTP client and werkzeug's development server (which stands in for gunicorn
@@ -41,15 +38,8 @@ from tests.portal.live_platform import sign_in as portal_sign_in
 HARNESS = ("urllib3", "werkzeug")
 
 
-@pytest.fixture
-def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return platform_environ(tmp_path, database_url)
-
-
-@pytest.fixture
-def platform(migrated: Settings) -> Iterator[Platform]:
-    with running(migrated) as p:
-        yield p
+environ = live_platform.environ  # the platform on loopback, for each test
+platform = live_platform.platform
 
 
 def _cache_lookups(cache: str) -> float:
