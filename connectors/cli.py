@@ -12,7 +12,7 @@ import click
 from click.decorators import FC
 from joserfc.jwk import ECKey
 
-from connectors import pseudonym_keys
+from connectors import pseudonym_keys, run_metrics
 from connectors import synth as synth_mod
 from connectors.client_key import ClientAssertion, load_signing_key, public_jwk
 from connectors.consent import ConsentClient, FileConsent, answer_link_requests
@@ -22,7 +22,7 @@ from connectors.pseudonym import Pseudonymizer
 from connectors.source_registry import SOURCES, detect_source
 from connectors.sources.base import UNREADABLE, Problem, unexpected
 from connectors.transport import FhirTransport
-from phr_core import secrets
+from phr_core import request_ids, secrets
 from phr_core.config import ConfigError, Settings, load_settings
 from phr_core.db import Database
 
@@ -207,6 +207,11 @@ def run(
     report.parent.mkdir(parents=True, exist_ok=True)
     total = Summary()
     failed_files = 0
+    last_run = run_metrics.LastRun(municipality, total)
+    run_id = request_ids.start_job()  # on every call, so the servers' logs show this run
+    metrics_file = s.option("PHR_CONNECTOR_METRICS_FILE")
+    if not dry_run and metrics_file != run_metrics.OFF:  # written however the run ends
+        click.get_current_context().call_on_close(lambda: last_run.write(Path(metrics_file)))
     with report.open("w", encoding="utf-8", newline="") as rep:
         try:
             conn = Connector(
@@ -245,10 +250,15 @@ def run(
                 "at the IdP (`phr connector jwk`)",
                 err=True,
             )
+            last_run.outcome = run_metrics.STOPPED
             sys.exit(2)
         except (TransportError, HttpError) as exc:
             click.echo(f"stopped: {exc}; run again to resume", err=True)
+            last_run.outcome = run_metrics.STOPPED
             sys.exit(2)
+    last_run.finish(failed_files)
+    if not dry_run:
+        click.echo(f"run {run_id}: the services' logs name it as request_id")
     click.echo(("dry run: " if dry_run else "") + "total: " + total.line())
     if dry_run:
         valid = total.read - total.skipped_no_consent - total.rejected

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from connectors.client_key import ClientAssertion
-from phr_core import jsonbytes
+from phr_core import jsonbytes, request_ids
 from phr_core.config import is_loopback_host
 
 
@@ -107,7 +107,7 @@ class JsonClient:
         content_type: str = "application/json",
     ) -> Response:
         """Send one request; connection failures and 5xx/429 raise TransportError, 4xx HttpError."""
-        hdrs = {"Accept": "application/json", **(headers or {})}
+        hdrs = request_ids.outgoing({"Accept": "application/json", **(headers or {})})
         body: bytes | None = raw
         if json_body is not None:
             body = jsonbytes.dumps(json_body)

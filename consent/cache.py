@@ -30,6 +30,7 @@ from sqlalchemy import delete, event, func, or_, select
 from sqlalchemy.orm import Session
 
 from consent.models import ChangeLog, utcnow
+from phr_core import metrics
 from phr_core.db import Database
 from phr_core.singleflight import SingleFlight
 
@@ -78,7 +79,9 @@ class ConsentCache:
         self._maybe_sync()
         hit = self._data.get(key)
         if hit is not None and hit[0] > time.monotonic():
+            metrics.CONSENT_CACHE.labels("consent", "hit").inc()
             return cast(T, hit[1])  # what `loader` of this key stored
+        metrics.CONSENT_CACHE.labels("consent", "miss").inc()
         # A caller never joins a load that started before the last eviction it could have
         # seen: that load may have read the state before a revocation.
         generation = self._generation

@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 
 from federation.directory import Directory
+from phr_core import request_ids
 from phr_core.config import Settings
 from phr_core.identifiers import pseudonym_system
 
@@ -114,11 +115,13 @@ class PhrEraser:
             base.rstrip("/") + "/$erase",
             data=json.dumps(body).encode(),
             method="POST",
-            headers={
-                "Authorization": "Bearer " + token,
-                "Content-Type": "application/fhir+json",
-                "Accept": "application/fhir+json",
-            },
+            headers=request_ids.outgoing(
+                {
+                    "Authorization": "Bearer " + token,
+                    "Content-Type": "application/fhir+json",
+                    "Accept": "application/fhir+json",
+                }
+            ),
         )
         try:
             with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310 - as above

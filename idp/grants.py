@@ -23,7 +23,7 @@ from idp.patient_choice import PatientChoice
 from idp.sealing import seal_for
 from idp.subjects import PHR_SECTOR
 from idp.tokens import new_handle, now_utc, sign
-from phr_core import budgets
+from phr_core import budgets, request_ids
 from phr_core.grant_description import GrantFacts
 from phr_core.identifiers import patient_id
 
@@ -163,10 +163,12 @@ class ConsentServiceGrants:
             url,
             data=data,
             method=method,
-            headers={
-                "Authorization": "Bearer " + self._service_token(ctx),
-                "Content-Type": "application/json",
-            },
+            headers=request_ids.outgoing(
+                {
+                    "Authorization": "Bearer " + self._service_token(ctx),
+                    "Content-Type": "application/json",
+                }
+            ),
         )
         try:
             with urllib.request.urlopen(req, timeout=budgets.CONSENT_DECISION_S) as resp:  # noqa: S310 - as above

@@ -23,8 +23,6 @@ from phr_core import metrics
 from phr_core.config import ConfigError, Settings
 from phr_core.services import ServiceSpec
 
-# Access log without query strings: authorization codes and state travel in them.
-ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0  # gunicorn's --graceful-timeout (10 s) for requests, and some slack
 # Stopped before every service answered: no request to finish, only workers still importing
@@ -135,10 +133,8 @@ def gunicorn_command(target: Target, settings: Settings) -> list[str]:
         "8190",
         "--bind",
         f"{target.host or settings.host}:{target.port}",
-        "--access-logfile",
-        "-",
-        "--access-logformat",
-        ACCESS_LOG_FORMAT,
+        "--config",  # log format, the app's access line, worker metrics (phr_core.logs)
+        "python:phr_core.gunicorn_conf",
         "--graceful-timeout",
         "10",
         "--log-level",

@@ -71,6 +71,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PHR_WORKERS", "2", "gunicorn worker processes per service"),
     Variable("PHR_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
     Variable(
+        "PHR_LOG_FORMAT",
+        "json in production, text in development",
+        "`json`: one JSON object per log line (time, level, service, event, request id), for "
+        "a log collector; `text`: the same as a readable line (docs/operations.md, Logs)",
+    ),
+    Variable(
         "PHR_MAX_REQUEST_BYTES",
         "16777216",
         "largest request body any service accepts (bytes, chunked bodies too); larger ones "
@@ -158,6 +164,12 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_format(self) -> str:
+        """PHR_LOG_FORMAT (phr_core.logs): `json` or `text`, by default json in production."""
+        raw = self.environ.get("PHR_LOG_FORMAT", "").strip().lower()
+        return raw or ("json" if self.production else "text")
 
     @property
     def issuer(self) -> str:
@@ -271,6 +283,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     level = (env_map.get("PHR_LOG_LEVEL", "") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"PHR_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+    log_format = env_map.get("PHR_LOG_FORMAT", "").strip().lower()
+    if log_format not in ("", "json", "text"):
+        raise ConfigError(f"PHR_LOG_FORMAT={log_format!r} must be json or text")
     return Settings(
         env=mode,
         var_dir=var_dir,

@@ -28,10 +28,13 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from phr_core import secrets
 from phr_core.config import Settings, is_loopback_host
@@ -53,6 +56,49 @@ LATENCY = Histogram(
     ["service", "method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+# What the services count besides requests (docs/metrics.md). Gauges sum over the live workers
+# of a pool (`livesum`); phr_core.gunicorn_conf drops a worker's values when it exits.
+DB_POOL_CHECKED_OUT = Gauge(
+    "phr_db_pool_checked_out",
+    "Database connections in use (checked out of the pool), by service",
+    ["service"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    "phr_db_pool_size",
+    "Database connections the pool keeps (beyond them it may open its overflow), by service",
+    ["service"],
+    multiprocess_mode="livesum",
+)
+AUDIT_BACKLOG = Gauge(
+    "phr_audit_backlog_events",
+    "AuditEvents waiting for the audit commit that runs now (phr_server.audit_batch)",
+    multiprocess_mode="livesum",
+)
+CONSENT_CACHE = Counter(
+    "phr_consent_cache_lookups",
+    "Consent decision cache lookups: `consent` (the consent service's own cache) or `fhir` "
+    "(the PHR server's cache of the decision API's answers), by result (hit, miss)",
+    ["cache", "result"],
+)
+CARD_VERIFICATIONS = Counter(
+    "phr_card_verifications",
+    "Card responses verified at the IdP, by event (sign_in, enrollment) and outcome (ok or "
+    "the refusal's code, as in the card audit)",
+    ["event", "outcome"],
+)
+
+
+def watch_pool(engine: Engine, service: str) -> None:
+    """Keep the pool gauges of `service` up to date as connections are checked out and in."""
+    size = getattr(engine.pool, "size", None)  # a pool without one (SQLite in memory): 1
+    DB_POOL_SIZE.labels(service).set(size() if callable(size) else 1)
+    checked_out = DB_POOL_CHECKED_OUT.labels(service)
+    # Counted here, not read from the pool: its `checkin` event fires before the connection
+    # is back, so the pool's own count is one too high at that moment.
+    event.listen(engine, "checkout", lambda *_: checked_out.inc())
+    event.listen(engine, "checkin", lambda *_: checked_out.dec())
 
 
 def install(app: Flask, settings: Settings) -> None:

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from phr_core import request_ids
 from phr_core.config import Settings, load_settings
 
 MAX_CONCURRENT = 8
@@ -287,7 +288,7 @@ class Outbound:
         if not _slots.acquire(timeout=SLOT_WAIT_S):
             raise Busy("too many outbound requests at once")
         try:
-            return self._request(method, url, body, dict(headers or {}), max_body)
+            return self._request(method, url, body, request_ids.outgoing(headers), max_body)
         finally:
             _slots.release()
 

@@ -367,6 +367,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 "$PHR_VAR_DIR/inbox",
                 "folder the core systems' export files are dropped into",
             ),
+            Variable(
+                "PHR_CONNECTOR_METRICS_FILE",
+                "$PHR_VAR_DIR/metrics-textfile/connector.prom",
+                "file each `phr connector run` leaves its figures in (Prometheus text format, "
+                "for node_exporter's textfile collector: docs/metrics.md); `off`: none",
+            ),
         ),
     ),
     ServiceSpec(

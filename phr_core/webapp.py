@@ -1,31 +1,21 @@
 """What every service's Flask app factory shares: settings, database, health checks, metrics,
-logging and security headers. Each service's `create_app` calls `build_app` and adds its own
-blueprints."""
+logs (with request ids) and security headers. Each service's `create_app` calls `build_app`
+and adds its own blueprints."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from phr_core import favicon, metrics, migrations, request_limits
+from phr_core import favicon, logs, metrics, migrations, request_limits
 from phr_core.config import Settings, load_settings
 from phr_core.db import Database
 from phr_core.health import bp as health_bp
 from phr_core.services import get_service
 
 RENDER_ERROR = "phr_render_error"
-
-
-def configure_logging(level: str) -> None:
-    """Plain, single-line logs; request logs come from gunicorn without query strings."""
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=False
-    )
-    # Alembic announces its dialect on every readiness probe; that is noise, not news.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 def build_app(
@@ -39,7 +29,7 @@ def build_app(
     service = get_service(service_name)
     settings = settings or load_settings()
     settings.require_production_ready((service,))
-    configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format, service.name)
 
     app = Flask(service.package)
     app.config.update(
@@ -57,7 +47,9 @@ def build_app(
     app.extensions["phr_service"] = service
     app.extensions["phr_schema_head"] = migrations.head_revision(service)
     app.extensions["phr_db"] = Database(settings.database_urls[service.name])
+    metrics.watch_pool(app.extensions["phr_db"].engine, service.name)
     metrics.install(app, settings)  # first, so that it times the other hooks too
+    logs.install(app)  # the request id, before any hook that may refuse the request
     request_limits.install(app, settings)  # body, URL and JSON nesting: before any view
     app.register_blueprint(health_bp)
     app.register_blueprint(favicon.bp)

@@ -50,6 +50,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 
+from phr_core import metrics
 from phr_core.db import Database
 from phr_server import audit
 from phr_server.models import utcnow
@@ -111,12 +112,14 @@ class AuditBatch:
         with self._cond:
             batch = self._open
             batch.events.extend((e, now) for e in events)
+            metrics.AUDIT_BACKLOG.set(len(self._open.events))
             while not batch.done and self._committing:
                 self._cond.wait()
             lead = not batch.done
             if lead:  # no commit runs: this thread commits the batch, later ones queue anew
                 self._committing = True
                 self._open = _Batch()
+                metrics.AUDIT_BACKLOG.set(0)
         if lead:
             try:
                 self._store(batch.events)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from phr_core import budgets
+from phr_core import budgets, request_ids
 from phr_core.webapp import settings
 from portal.auth import ResourceRefused, SignInError, access_token
 from portal.token_store import TokensGone
@@ -97,10 +97,9 @@ class PhrClient:
             url += "?" + urllib.parse.urlencode(params)
         req = urllib.request.Request(  # noqa: S310 - the configured PHR server
             url,
-            headers={
-                "Authorization": "Bearer " + self.token(),
-                "Accept": "application/fhir+json",
-            },
+            headers=request_ids.outgoing(
+                {"Authorization": "Bearer " + self.token(), "Accept": "application/fhir+json"}
+            ),
         )
         try:
             return urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310 - as above

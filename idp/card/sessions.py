@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from idp.card.models import CardAudit, CardSession
 from idp.orm import rowcount
+from phr_core import metrics
 
 log = logging.getLogger(__name__)
 
@@ -177,3 +178,4 @@ def _audit(
         )
     )
     log.info("card %s %s%s", event, outcome, f" ({code})" if code else "")
+    metrics.CARD_VERIFICATIONS.labels(event, code or "ok").inc()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from phr_core import budgets
+from phr_core import budgets, metrics, request_ids
 from phr_core.singleflight import SingleFlight
 from phr_server.policy.errors import ConsentUnavailable
 
@@ -102,7 +102,9 @@ class HttpConsentDirectory:
     def _get(self, path: str, bearer: str) -> Any:
         hit = self._cache.get(path)
         if hit is not None and hit[0] > time.monotonic():
+            metrics.CONSENT_CACHE.labels("fhir", "hit").inc()
             return hit[1]
+        metrics.CONSENT_CACHE.labels("fhir", "miss").inc()
         try:
             # A follower waits no longer than the leader's own budget.
             return self._flights.do(
@@ -122,7 +124,9 @@ class HttpConsentDirectory:
             token = (self.service_token() if self.service_token else None) or bearer
             req = urllib.request.Request(  # noqa: S310 - the configured consent URL
                 self.base_url + path,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                headers=request_ids.outgoing(
+                    {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+                ),
             )
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - as above
@@ -188,7 +192,7 @@ class ClientCredentials:
                 data=urllib.parse.urlencode(
                     {"grant_type": "client_credentials", "scope": self.scope}
                 ).encode(),
-                headers={"Authorization": f"Basic {basic}"},
+                headers=request_ids.outgoing({"Authorization": f"Basic {basic}"}),
             )
             try:
                 with urllib.request.urlopen(req, timeout=budgets.SERVICE_TOKEN_S) as resp:  # noqa: S310 - as above

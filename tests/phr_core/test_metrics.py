@@ -131,3 +131,21 @@ def test_metrics_sum_the_workers_of_a_pool(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     labels = {"service": "connector", "route": "/healthz", "status": "200"}
     assert _value(run.stdout, "phr_http_requests_total", **labels) == 5
+
+
+def test_database_pool_in_use_and_size(database_url: str, tmp_path: Path) -> None:
+    app = build_app("connector", load_settings(make_environ(tmp_path, database_url)), [])
+    client = app.test_client()
+    pool = {"service": "connector"}
+    idle = client.get("/metrics").get_data(as_text=True)
+    assert _value(idle, "phr_db_pool_size", **pool) == 5  # phr_core.db's pool_size (SQLite too)
+    engine = app.extensions["phr_db"].engine
+    try:
+        with engine.connect(), engine.connect():
+            busy = client.get("/metrics").get_data(as_text=True)
+        after = client.get("/metrics").get_data(as_text=True)
+    finally:
+        engine.dispose()
+    in_use = _value(idle, "phr_db_pool_checked_out", **pool)
+    assert _value(busy, "phr_db_pool_checked_out", **pool) == in_use + 2
+    assert _value(after, "phr_db_pool_checked_out", **pool) == in_use

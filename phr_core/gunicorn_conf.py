@@ -1,0 +1,41 @@
+"""gunicorn's settings for every service (the runner starts it with
+`--config python:phr_core.gunicorn_conf`): its own lines (workers booting and stopping) in the
+platform's log format, no access log of its own (the app writes it: phr_core.logs), and a
+finished worker's gauge values dropped from the pool's metrics (phr_core.metrics)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from gunicorn import glogging
+from prometheus_client import multiprocess
+
+from phr_core import logs, metrics
+from phr_core.config import load_settings
+from phr_core.services import SERVICES
+
+accesslog = None  # the app's access line (phr_core.logs) replaces gunicorn's
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger, writing in PHR_LOG_FORMAT like the apps."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        # The master never loads the app: name the service after the app's package.
+        package = str(cfg.proc_name or "-").split(".", 1)[0]
+        names = [s.name for s in SERVICES if package in (s.package, s.web_package)]
+        logs.name_process(names[0] if names else package)
+        fmt = logs.formatter(load_settings().log_format)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(fmt)
+
+
+logger_class = Logger
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """A worker that ended leaves the gauges (`livesum`): its values are no longer live."""
+    if os.environ.get(metrics.MULTIPROC_VARIABLE):
+        multiprocess.mark_process_dead(worker.pid)
