@@ -75,7 +75,9 @@ def _body() -> dict:
 
 
 def _client_key() -> str:
-    return sha256_hex(request.remote_addr or "")
+    """Who guesses codes: the client's address, read through trusted reverse proxies (behind
+    HAProxy every peer is the balancer, and one guesser would block everyone)."""
+    return sha256_hex(limits.source_address(request, idp().trusted_proxies))
 
 
 # --- enrollment -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the compose file's structure is checked as YAML, the HAProxy file by `haproxy -c
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from werkzeug.wrappers import Request
 
+from idp import limits
 from launcher import haproxy
 from launcher.cli import main
 from phr_core.config import ConfigError
@@ -20,6 +23,7 @@ from phr_core.services import SERVICES
 from tests.conftest import IN_CI, make_environ
 
 ROOT = Path(__file__).resolve().parents[2]
+TRUSTED = "PHR_IDP_TRUSTED_PROXIES"
 
 
 def _haproxy() -> str:
@@ -87,3 +91,21 @@ def test_compose_scales_every_service_behind_haproxy() -> None:
             check=False,
         )
         assert checked.returncode == 0, checked.stderr
+
+
+def test_compose_idp_counts_attempts_per_client_not_per_balancer() -> None:
+    """Behind the compose file's HAProxy every IdP peer is the balancer: the IdP trusts its
+    (fixed) address, so per-source limits count the address HAProxy appends, not the
+    balancer's (ten bad card answers would otherwise block every card sign-in), and what a
+    client writes into X-Forwarded-For itself is not believed."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    lb_address = services["haproxy"]["networks"]["default"]["ipv4_address"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(lb_address) in ipaddress.ip_network(subnet)
+    trusted = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", services["idp"]["environment"][TRUSTED])
+    proxies = limits.parse_proxies(trusted)
+    via_lb = {"REMOTE_ADDR": lb_address, "HTTP_X_FORWARDED_FOR": "10.9.9.9, 203.0.113.5"}
+    assert limits.source_address(Request(via_lb), proxies) == "203.0.113.5"
+    direct = {"REMOTE_ADDR": "198.51.100.7", "HTTP_X_FORWARDED_FOR": "10.9.9.9"}
+    assert limits.source_address(Request(direct), proxies) == "198.51.100.7"

@@ -17,6 +17,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from idp import limits
 from idp.card.models import CardSession
 from idp.card.profile import BasicAttributes
 from idp.context import ACR_CARD, ACR_PASSKEY
@@ -247,6 +248,19 @@ def test_guessing_codes_is_stopped(pk: PasskeyIdp, person: str) -> None:
     code = new_code(pk)
     blocked = phone.enroll_options(code)
     assert blocked.status_code == 429 and blocked.get_json()["error"] == "too_many_attempts"
+
+
+def test_code_guesses_count_per_client_behind_a_trusted_proxy(pk: PasskeyIdp, person: str) -> None:
+    """Behind HAProxy (replicas) every request comes from the balancer: with it trusted
+    (PHR_IDP_TRUSTED_PROXIES), one client's guesses block that client, not everyone."""
+    pk.app.extensions["idp"].trusted_proxies = limits.parse_proxies("127.0.0.1")
+    guesser, other = Phone(pk), Phone(pk)
+    guesser.client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"
+    other.client.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.9"
+    for _ in range(10):
+        assert guesser.enroll_options("ZZZZZ-ZZZZZ").get_json()["error"] == "code_wrong"
+    assert guesser.enroll_options("ZZZZZ-ZZZZZ").status_code == 429
+    assert other.enroll_options(new_code(pk)).status_code == 200
 
 
 def test_enrollment_needs_the_csrf_header(pk: PasskeyIdp, person: str) -> None:
