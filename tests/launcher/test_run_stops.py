@@ -255,15 +255,22 @@ def test_ctrl_c_and_sigterm_always_stop_dev_run(tmp_path: Path) -> None:
     rng.shuffle(kinds)
     rng.shuffle(patterns)
     trials = list(enumerate(zip(kinds, patterns, strict=True)))
+    failed = threading.Event()  # one lane's failure ends the other lanes after their run
 
     def lane(n: int) -> list[Run]:
         lane_rng = random.Random(f"{seed}/{n}")  # noqa: S311 (as above)
         env = {**envs[n], **TRIALS_ENV}
         done = []
         for i, (kind, pattern) in trials[n::LANES]:
+            if failed.is_set():
+                break
             began = time.monotonic()
             where = f"seed {seed}, stop {i + 1} (lane {n})"
-            done.append(_stop_once(env, kind, pattern, lane_rng, where))
+            try:
+                done.append(_stop_once(env, kind, pattern, lane_rng, where))
+            except BaseException:  # pytest.fail's exception too
+                failed.set()
+                raise
             print(f"{done[-1]} in {time.monotonic() - began:.1f} s")
         return done
 
