@@ -235,7 +235,8 @@ def app_factory(migrated: Settings) -> Iterator[Callable[[str], Flask]]:
 # The longest test files (minutes each, mostly waiting on `phr dev run`): started first, so that
 # with two workers (`make test`) the other worker runs the rest meanwhile instead of idling at
 # the end. test_project_files.py runs mypy over every package, with no cache on a fresh clone
-# (CI); collected last, it was the run's last file. The order of every other test is unchanged.
+# (`make test`; .ci/run warms the cache first); collected last, it was the run's last file. The
+# order of every other test is unchanged.
 LONGEST_FIRST = ("tests/launcher/test_run_stops.py", "tests/test_project_files.py")
 
 

@@ -120,7 +120,9 @@ def test_ruff(args: list[str]) -> None:
 
 @pytest.mark.slow
 def test_mypy_finds_nothing() -> None:
-    """Type checking of every package, configured in pyproject.toml ([tool.mypy])."""
+    """Type checking of every package, configured in pyproject.toml ([tool.mypy]). Cold (a
+    fresh clone) it is the suite's second-longest test; .ci/run runs mypy before the suite,
+    beside its waiting steps, so that here it reads that run's cache."""
     result = subprocess.run([_dev_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr
 

@@ -4,8 +4,11 @@ process exits within a bound and leaves no process and no open port behind.
 
 The signal handler used to call threading.Event.set on the main thread, which could be inside
 Event.wait holding the same lock: the runner then hung, one stop in two. One prepared var/ dir
-serves every run, so a start-up does not make keys and demo data again. The moments are random;
-the seed is in every failure message (PHR_STOPS_SEED=<seed> replays a run)."""
+(copied once per lane) serves every run, so a start-up does not make keys and demo data again.
+Two lanes stop their own `phr dev run`s side by side (their own ports and var/ dirs): the same
+runs in half the time, each while another platform starts or stops on the machine, as on a busy
+CI machine. The moments are random; the seed is in every failure message (PHR_STOPS_SEED=<seed>
+replays a run's moments)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import contextlib
 import http.client
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +52,11 @@ START_BOUND_S = 150
 KINDS = {"early": 9, "booting": 6, "serving": 5}
 # What is sent: one signal; a second one a little later (it forces the stop); a burst of four.
 PATTERNS = {"once": 10, "twice": 6, "burst": 4}
+LANES = 2  # runs at the same time, each lane with its own ports and var/ dir
+# After the first run, which serves everything: without the second demo city, whose PHR server
+# and connector are two more gunicorn groups of services already in the run (the supervisor
+# stops a list of groups the same way whatever its length); a fifth less to start each time.
+TRIALS_ENV = {"PHR_DEV_SECOND_CITY": "off"}
 
 
 @dataclass
@@ -224,21 +234,48 @@ def _stop_once(env: dict[str, str], kind: str, pattern: str, rng: random.Random,
         _kill_all(env, tree or watch.tree)
 
 
+def _lane_env(tmp_path: Path, lane: int) -> dict[str, str]:
+    env = make_environ(tmp_path / f"lane{lane}", "unused")
+    del env["PHR_DATABASE_URL"]  # the embedded default: SQLite under var/
+    env.pop("PHR_CONSENT_API_URL", None)  # the runner's own defaults throughout
+    return env
+
+
 def test_ctrl_c_and_sigterm_always_stop_dev_run(tmp_path: Path) -> None:
     seed = int(os.environ.get("PHR_STOPS_SEED") or random.SystemRandom().randrange(10**6))
     rng = random.Random(seed)  # noqa: S311 (moments of a test, replayable)
-    env = make_environ(tmp_path, "unused")
-    del env["PHR_DATABASE_URL"]  # the embedded default: SQLite under var/
-    env.pop("PHR_CONSENT_API_URL", None)  # the runner's own defaults throughout
-    # The first run makes var/ (keys, databases, demo data) and is stopped cleanly.
-    runs = [_stop_once(env, "serving", "once", rng, f"seed {seed}, preparing")]
+    envs = [_lane_env(tmp_path, lane) for lane in range(LANES)]
+    # The first run makes var/ (keys, databases, demo data) and is stopped cleanly; the other
+    # lanes start from a copy of it.
+    runs = [_stop_once(envs[0], "serving", "once", rng, f"seed {seed}, preparing")]
+    for env in envs[1:]:
+        shutil.copytree(envs[0]["PHR_VAR_DIR"], env["PHR_VAR_DIR"])
     kinds = [k for k, n in KINDS.items() for _ in range(n)]
     patterns = [p for p, n in PATTERNS.items() for _ in range(n)]
     rng.shuffle(kinds)
     rng.shuffle(patterns)
-    for i, (kind, pattern) in enumerate(zip(kinds, patterns, strict=True)):
-        began = time.monotonic()
-        runs.append(_stop_once(env, kind, pattern, rng, f"seed {seed}, stop {i + 1}"))
-        print(f"{runs[-1]} in {time.monotonic() - began:.1f} s")
+    trials = list(enumerate(zip(kinds, patterns, strict=True)))
+    failed = threading.Event()  # one lane's failure ends the other lanes after their run
+
+    def lane(n: int) -> list[Run]:
+        lane_rng = random.Random(f"{seed}/{n}")  # noqa: S311 (as above)
+        env = {**envs[n], **TRIALS_ENV}
+        done = []
+        for i, (kind, pattern) in trials[n::LANES]:
+            if failed.is_set():
+                break
+            began = time.monotonic()
+            where = f"seed {seed}, stop {i + 1} (lane {n})"
+            try:
+                done.append(_stop_once(env, kind, pattern, lane_rng, where))
+            except BaseException:  # pytest.fail's exception too
+                failed.set()
+                raise
+            print(f"{done[-1]} in {time.monotonic() - began:.1f} s")
+        return done
+
+    with ThreadPoolExecutor(LANES) as pool:  # a failure in a lane is raised here
+        for ran in pool.map(lane, range(LANES)):
+            runs += ran
     slowest = max(runs, key=lambda r: r.seconds)
     print(f"seed {seed}: {len(runs)} stops, slowest {slowest}")
