@@ -237,7 +237,11 @@ def app_factory(migrated: Settings) -> Iterator[Callable[[str], Flask]]:
 # the end. test_project_files.py runs mypy over every package, with no cache on a fresh clone
 # (`make test`; .ci/run warms the cache first); collected last, it was the run's last file. The
 # order of every other test is unchanged.
-LONGEST_FIRST = ("tests/launcher/test_run_stops.py", "tests/test_project_files.py")
+LONGEST_FIRST = (
+    "tests/launcher/test_run_stops.py",
+    "tests/test_project_files.py",
+    "tests/launcher/test_replicas.py",  # one module-scoped replica platform, 1.5-2 min
+)
 
 
 def _longest_first(item: pytest.Item) -> int:
