@@ -197,12 +197,8 @@ class AuditBatch:
 
     def close(self) -> None:
         """Release the audit connection (app teardown in tests); nothing is ever queued."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        _release(self._conn, self._lock_fd)
+        self._conn, self._lock_fd = None, None
         if self.checkpointer is not None:
             self.checkpointer.close()
         if self.engine is not self.db.engine:
@@ -314,22 +310,14 @@ class _Checkpointer:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        _release(self._conn, self._lock_fd)
+        self._conn, self._lock_fd = None, None
 
     def after_fork(self) -> None:
         """In a forked child: no thread (it stayed in the parent), the parent's connection and
         lock file kept, not closed; a new thread starts with the child's first commit."""
-        if self._conn is not None:
-            _INHERITED.append(self._conn)
-            self._conn = None
-        if self._lock_fd is not None:
-            _INHERITED.append(self._lock_fd)
-            self._lock_fd = None
+        _INHERITED.extend(x for x in (self._conn, self._lock_fd) if x is not None)
+        self._conn, self._lock_fd = None, None
         self._thread, self._pending, self._stop = None, 0, False
         self._wake = threading.Event()
 
@@ -339,6 +327,14 @@ def _lock_path(db: Database) -> str | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     return f"{url.database}-audit.lock"
+
+
+def _release(conn: PoolProxiedConnection | None, fd: int | None) -> None:
+    """Give a held connection back to its pool and close a lock file."""
+    if conn is not None:
+        conn.close()
+    if fd is not None:
+        os.close(fd)
 
 
 @contextmanager
