@@ -278,18 +278,26 @@ def test_the_trail_is_read_without_waiting_for_other_workers(
     assert answer.get_json()["resourceType"] == "OperationOutcome"
 
 
-def test_on_sqlite_a_commit_waits_its_turn_behind_another_processs(
+def sqlite_reads(
     world: World, family: dict[str, str], db_backend: str
-) -> None:
-    """SQLite: the server processes of one database commit in turn under a file lock beside
-    it (woken by the kernel, not by SQLite's sleeping busy handler). While another holds the
-    lock, a read's commit waits and the read is not answered; once it is let go, it is."""
+) -> tuple[AuditBatch, str, str]:
+    """SQLite only: the app's batch, a child's token and one of its records, read once."""
     if db_backend != "sqlite":
         pytest.skip("PostgreSQL commits need no lock of ours")
     batch: AuditBatch = world.app.extensions["phr_audit"]
     child = world.user("sub-child", codes=CHILD)
     ref = world.path(family["urn:uuid:o3"])
     assert world.get(ref, child).status_code == 200
+    return batch, child, ref
+
+
+def test_on_sqlite_a_commit_waits_its_turn_behind_another_processs(
+    world: World, family: dict[str, str], db_backend: str
+) -> None:
+    """SQLite: the server processes of one database commit in turn under a file lock beside
+    it (woken by the kernel, not by SQLite's sleeping busy handler). While another holds the
+    lock, a read's commit waits and the read is not answered; once it is let go, it is."""
+    batch, child, ref = sqlite_reads(world, family, db_backend)
     before = stored_events(world)
     assert batch.lock_path == world.settings.database_urls["fhir"].split("///")[1] + "-audit.lock"
     answers: list[int] = []
@@ -315,12 +323,7 @@ def test_on_sqlite_reads_arriving_while_a_commit_waits_its_turn_go_in_with_it(
     """SQLite: a commit waiting for another process's turn keeps its batch open, so the reads
     that arrive meanwhile are committed with it, in one transaction, when the turn comes (the
     batches grow with the wait, instead of queueing for a second commit)."""
-    if db_backend != "sqlite":
-        pytest.skip("PostgreSQL commits need no lock of ours")
-    batch: AuditBatch = world.app.extensions["phr_audit"]
-    child = world.user("sub-child", codes=CHILD)
-    ref = world.path(family["urn:uuid:o3"])
-    assert world.get(ref, child).status_code == 200
+    batch, child, ref = sqlite_reads(world, family, db_backend)
     before, commits = stored_events(world), batch.commits
     statuses: list[int] = []
 
