@@ -4,7 +4,9 @@
 pip-audit needs the per-release JSON (`/pypi/<name>/<version>/json`) or OSV, and neither
 answers here. So: a package installed at its newest release is audited (its listed advisories
 apply to exactly what we run); a package held at an older release is NOT AUDITED, and is named
-as such. Exit 1 when an audited package has a known vulnerability, else 0.
+as such, with what holds it back (an installed package's requirement that excludes the newest
+release, e.g. `pyOpenSSL 26.4.0 requires cryptography<51,>=49.0.0`): then it is not a pin of
+ours to raise. Exit 1 when an audited package has a known vulnerability, else 0.
 
 Usage: python .ci/pypi_latest_audit.py REQUIREMENTS (pip freeze output: name==version lines)
 """
@@ -16,8 +18,13 @@ import re
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import distributions
 from pathlib import Path
+
+# packaging: a dependency of pytest, so in every .venv that .ci/run makes (the dev extra)
+from packaging.requirements import InvalidRequirement, Requirement
 
 PROJECT_URL = "https://pypi.org/pypi/{name}/json"
 TIMEOUT_S = 20
@@ -36,6 +43,28 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def held_back_by(name: str, newest: str, requirements: Iterable[tuple[str, str]]) -> list[str]:
+    """The requirements (of the installed packages: (package, requirement) pairs) that exclude
+    `name`'s newest release: why an older one is installed."""
+    found = []
+    for owner, spec in requirements:
+        try:
+            req = Requirement(spec)
+        except InvalidRequirement:
+            continue
+        if _canonical(req.name) != name or (req.marker and not req.marker.evaluate({"extra": ""})):
+            continue
+        if not req.specifier.contains(newest, prereleases=True):
+            found.append(f"{owner} requires {req.name}{req.specifier}")
+    return found
+
+
+def installed_requirements() -> list[tuple[str, str]]:
+    return [
+        (f"{d.metadata['Name']} {d.version}", r) for d in distributions() for r in d.requires or []
+    ]
+
+
 def main(requirements: Path) -> int:
     pins = []
     for line in requirements.read_text().splitlines():
@@ -51,7 +80,10 @@ def main(requirements: Path) -> int:
             continue
         newest = project["info"]["version"]
         if version != newest:
-            older.append(f"{name} {version} (newest {newest})")
+            why = "; ".join(held_back_by(name, newest, installed_requirements()))
+            older.append(
+                f"{name} {version} (newest {newest}{'; held back: ' + why if why else ''})"
+            )
             continue
         audited.append(name)
         for vuln in project.get("vulnerabilities") or []:

@@ -278,18 +278,26 @@ def test_the_trail_is_read_without_waiting_for_other_workers(
     assert answer.get_json()["resourceType"] == "OperationOutcome"
 
 
-def test_on_sqlite_a_commit_waits_its_turn_behind_another_processs(
+def sqlite_reads(
     world: World, family: dict[str, str], db_backend: str
-) -> None:
-    """SQLite: the server processes of one database commit in turn under a file lock beside
-    it (woken by the kernel, not by SQLite's sleeping busy handler). While another holds the
-    lock, a read's commit waits and the read is not answered; once it is let go, it is."""
+) -> tuple[AuditBatch, str, str]:
+    """SQLite only: the app's batch, a child's token and one of its records, read once."""
     if db_backend != "sqlite":
         pytest.skip("PostgreSQL commits need no lock of ours")
     batch: AuditBatch = world.app.extensions["phr_audit"]
     child = world.user("sub-child", codes=CHILD)
     ref = world.path(family["urn:uuid:o3"])
     assert world.get(ref, child).status_code == 200
+    return batch, child, ref
+
+
+def test_on_sqlite_a_commit_waits_its_turn_behind_another_processs(
+    world: World, family: dict[str, str], db_backend: str
+) -> None:
+    """SQLite: the server processes of one database commit in turn under a file lock beside
+    it (woken by the kernel, not by SQLite's sleeping busy handler). While another holds the
+    lock, a read's commit waits and the read is not answered; once it is let go, it is."""
+    batch, child, ref = sqlite_reads(world, family, db_backend)
     before = stored_events(world)
     assert batch.lock_path == world.settings.database_urls["fhir"].split("///")[1] + "-audit.lock"
     answers: list[int] = []
@@ -307,6 +315,90 @@ def test_on_sqlite_a_commit_waits_its_turn_behind_another_processs(
         os.close(other)
     assert answers == [200]
     assert stored_events(world) == before + 1
+
+
+def test_on_sqlite_reads_arriving_while_a_commit_waits_its_turn_go_in_with_it(
+    world: World, family: dict[str, str], db_backend: str
+) -> None:
+    """SQLite: a commit waiting for another process's turn keeps its batch open, so the reads
+    that arrive meanwhile are committed with it, in one transaction, when the turn comes (the
+    batches grow with the wait, instead of queueing for a second commit)."""
+    batch, child, ref = sqlite_reads(world, family, db_backend)
+    before, commits = stored_events(world), batch.commits
+    statuses: list[int] = []
+
+    def read() -> None:
+        statuses.append(world.get(ref, child).status_code)
+
+    other = os.open(batch.lock_path or "", os.O_RDWR)  # another process's turn
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        readers = [threading.Thread(target=read)]
+        readers[0].start()
+        wait_for(lambda: batch._committing, "the first read's commit did not start")
+        readers += [threading.Thread(target=read) for _ in range(5)]
+        for t in readers[1:]:
+            t.start()
+        wait_for(lambda: batch.queued == 6, "the other reads did not join the waiting batch")
+        assert statuses == [] and stored_events(world) == before
+        fcntl.flock(other, fcntl.LOCK_UN)
+        for t in readers:
+            t.join(60)
+    finally:
+        os.close(other)
+    assert statuses == [200] * 6
+    assert batch.commits == commits + 1  # all six in the one commit
+    assert stored_events(world) == before + 6
+
+
+def wal_frames(world: World) -> int:
+    """Frames the SQLite WAL file has room for (it grows, and is reused from its start)."""
+    path = world.settings.database_urls["fhir"].split("///")[1] + "-wal"
+    return max(os.path.getsize(path) - 32, 0) // (4096 + 24)
+
+
+def test_on_sqlite_reads_never_wait_for_a_checkpoint_and_the_wal_stays_bounded(
+    world: World, family: dict[str, str], db_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: no read's commit checkpoints the WAL (its fsyncs would hold every worker's
+    commits): with the process's checkpointer held up, reads go on being answered past
+    SQLite's own mark of 1,000 pages. Let go, it checkpoints; once the WAL holds
+    RESTART_FRAMES it checkpoints in the commits' turn, after which the file starts over."""
+    if db_backend != "sqlite":
+        pytest.skip("PostgreSQL checkpoints on its own")
+    monkeypatch.setattr(audit_batch, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(audit_batch, "RESTART_FRAMES", 1000)
+    batch: AuditBatch = world.app.extensions["phr_audit"]
+    assert batch.checkpointer is not None
+    child = world.user("sub-child", codes=CHILD)
+    ref = world.path(family["urn:uuid:o3"])
+    go = threading.Event()
+    checkpoint = audit_batch._Checkpointer._checkpoint
+
+    def held_up(self: Any) -> int:
+        go.wait(60)
+        return checkpoint(self)
+
+    monkeypatch.setattr(audit_batch._Checkpointer, "_checkpoint", held_up)
+    assert world.get(ref, child).status_code == 200
+    with world.app.extensions["phr_db"].engine.connect() as c:  # an empty WAL file to start
+        assert c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0] == 0
+    assert wal_frames(world) == 0
+    before = stored_events(world)
+    reads = 0
+    while wal_frames(world) <= 1100:  # past SQLite's automatic mark, and past RESTART_FRAMES
+        assert world.get(ref, child).status_code == 200
+        reads += 1
+        assert reads < 400, "the WAL does not grow"
+    assert stored_events(world) == before + reads
+    assert batch.checkpointer.checkpoints == 0
+    grown = wal_frames(world)
+    go.set()
+    wait_for(lambda: batch.checkpointer.restarts >= 1, "no checkpoint in the commits' turn")
+    for _ in range(reads):  # as many reads again: the WAL file is reused, it does not grow
+        assert world.get(ref, child).status_code == 200
+    assert wal_frames(world) <= grown * 1.2
+    assert stored_events(world) == before + 2 * reads
 
 
 def test_a_dropped_audit_connection_fails_one_commit_and_is_replaced(
