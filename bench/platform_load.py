@@ -768,7 +768,7 @@ def connector_run(mix: Mix, rec: Recorder) -> None:
 
 
 def every(
-    interval: float, stop: threading.Event, fn: Callable[[], None], first: float
+    interval: float, stop: threading.Event, fn: Callable[[], object], first: float
 ) -> threading.Thread:
     def loop() -> None:
         if stop.wait(first):

@@ -3,11 +3,13 @@ replay records. Kept rows past their use are data we would have to protect for n
 
 Each kind is deleted a grace period after it stopped mattering (a used authorization code or
 refresh token is kept until it expires, so a replay is still recognised and revokes its family;
-after that a replay is refused as expired anyway). Grants (consent decisions), people, clients,
-keys and the audit tables are never touched here.
+after that a replay is refused as expired anyway). People, clients, keys and the audit tables
+are never touched here.
 
 Every IdP worker runs `maybe_purge` after a request at most once per PURGE_EVERY_S; operators may
-also run `phr idp purge` from a scheduler.
+also run `phr idp purge` from a scheduler. `purge_grants` (run by `phr purge`, daily) deletes the
+IdP's copy of grants that ended GRANT_KEEP ago and that no token or code still names; the
+consent trail itself (every version of every consent) is the consent service's and stays.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, delete, exists, or_
 from sqlalchemy.orm import Session
 
 from idp.card.models import CardSession
@@ -26,6 +28,7 @@ from idp.models import (
     AuthorizationCode,
     AuthRequest,
     DpopJti,
+    Grant,
     InitialAccessToken,
     IssuedAccessToken,
     LoginSession,
@@ -41,6 +44,9 @@ log = logging.getLogger(__name__)
 GRACE = timedelta(days=1)  # past expiry, kept this long for support questions, then gone
 ATTEMPT_WINDOW_KEEP = timedelta(days=1)  # failure counters older than any limit's window
 PURGE_EVERY_S = 3600.0
+# An ended grant (revoked or expired) stays this long for support questions ("why can my app no
+# longer read?"); the consent service keeps the consent trail itself.
+GRANT_KEEP = timedelta(days=90)
 
 
 def purge(s: Session, now: datetime | None = None) -> dict[str, int]:
@@ -77,6 +83,26 @@ def purge(s: Session, now: datetime | None = None) -> dict[str, int]:
         ),
     }
     return {kind: rowcount(s.execute(stmt)) for kind, stmt in targets.items()}
+
+
+def purge_grants(s: Session, now: datetime | None = None) -> int:
+    """Delete grants revoked or expired more than GRANT_KEEP ago that no refresh token or
+    authorization code names any more (a token whose grant is gone is refused anyway: the token
+    endpoint treats a missing grant as withdrawn). Returns how many."""
+    cutoff = (now or now_utc()) - GRANT_KEEP
+    still_named = or_(
+        exists().where(RefreshToken.grant_id == Grant.id),
+        exists().where(AuthorizationCode.grant_id == Grant.id),
+    )
+    ended = or_(
+        and_(Grant.revoked_at.is_not(None), Grant.revoked_at < cutoff),
+        and_(Grant.expires_at.is_not(None), Grant.expires_at < cutoff),
+    )
+    return rowcount(
+        s.execute(
+            delete(Grant).where(ended, ~still_named).execution_options(synchronize_session=False)
+        )
+    )
 
 
 class Purger:

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import shutil
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from idp import cli as idp_cli
 from idp import demo as idp_demo
 from idp.card.cli import card
 from launcher import backup, runner, supervisor
+from launcher import purge as purge_mod
 from phr_core import migrations, secrets
 from phr_core.config import VARIABLES, ConfigError, Settings, load_settings
 from phr_core.db import Database, make_engine, redact
@@ -511,6 +513,35 @@ def dev_reset() -> None:
         raise click.ClickException("refusing to delete data in production mode")
     shutil.rmtree(s.var_dir, ignore_errors=True)
     click.echo(f"removed {s.var_dir}")
+
+
+# --- purge: every service's housekeeping, for the scheduler (launcher.purge) -----------------
+
+
+@main.command("purge")
+@click.option(
+    "--link-request-days",
+    default=purge_mod.LINK_REQUEST_DAYS,
+    show_default=True,
+    help="Close link requests no city answered within this many days.",
+)
+@click.option(
+    "--portal-idle-hours",
+    default=24,
+    show_default=True,
+    help="Drop the portal's stored tokens of sessions idle this long.",
+)
+def purge(link_request_days: int, portal_idle_hours: int) -> None:
+    """Delete what has expired in every service (run it daily; docs/operations.md). The access
+    history, the consent trail and the sign-in audit are kept."""
+    done = purge_mod.purge_all(
+        _settings(),
+        link_request_days=link_request_days,
+        portal_idle=timedelta(hours=portal_idle_hours),
+    )
+    for p in done:
+        click.echo(f"{p.count:>8}  {p.service:<8} {p.kind}")
+    click.echo("kept: access history (AuditEvents), consent trail, sign-in audit")
 
 
 # --- one group per service ------------------------------------------------------------------
