@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -105,7 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-growth", type=float, default=10.0, help="percent, after warm-up")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "soak.json")
     ap.add_argument("--plot", type=Path, help="a PNG (needs matplotlib: '.[bench]')")
+    ap.add_argument(
+        "--trace",
+        metavar="PACKAGE",
+        help="debugging: tracemalloc diffs from the workers of this package's service "
+        "(e.g. phr_server), through bench/soak_probe.py; files in --trace-dir",
+    )
+    ap.add_argument("--trace-dir", type=Path, default=ROOT / "bench" / "soak_trace")
+    ap.add_argument("--trace-every", type=float, default=180.0, help="seconds")
     args = ap.parse_args(argv)
+    if args.trace:  # read by gunicorn in every service the platform starts (soak_probe.py)
+        os.environ["GUNICORN_CMD_ARGS"] = f"-c {ROOT / 'bench' / 'soak_probe.py'}"
+        os.environ.update(
+            SOAK_TRACE_APP=args.trace,
+            SOAK_TRACE_DIR=str(args.trace_dir),
+            SOAK_TRACE_EVERY_S=str(args.trace_every),
+        )
 
     def _interrupt(*_: object) -> None:
         raise KeyboardInterrupt  # so `timeout`'s SIGTERM also stops the platform, drops the db
