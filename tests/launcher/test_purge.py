@@ -4,10 +4,13 @@ keep (the access history, the consent trail) stays however old it is. On both da
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from consent import records
 from consent.models import ConsentVersion
@@ -24,77 +27,74 @@ from phr_server.storage import Keyring
 LONG_AGO = timedelta(days=3650)
 
 
+@contextmanager
+def _session(settings: Settings, service: str) -> Iterator[Session]:
+    """A session on one service's database, committed, and the engine disposed."""
+    db = Database(settings.database_urls[service])
+    try:
+        with db.session() as s:
+            yield s
+    finally:
+        db.dispose()
+
+
 def _idp_rows(settings: Settings) -> str:
     """Grants ended long ago (one still named by a live refresh token), recently, or not at all,
     and an authorization code expired two days ago. Returns the person's id."""
     now = now_utc()
-    db = Database(settings.database_urls["idp"])
-    try:
-        with db.session() as s:
-            person = Person()
-            s.add(person)
-            s.flush()
+    with _session(settings, "idp") as s:
+        person = Person()
+        s.add(person)
+        s.flush()
 
-            def grant(gid: str, **kw: object) -> Grant:
-                return Grant(id=gid, person_id=person.id, client_id="app", scope="openid", **kw)
+        def grant(gid: str, **kw: object) -> Grant:
+            return Grant(id=gid, person_id=person.id, client_id="app", scope="openid", **kw)
 
-            s.add_all([
-                grant("ended-long-ago", revoked_at=now - timedelta(days=100)),
-                grant("expired-long-ago", expires_at=now - timedelta(days=100)),
-                grant("ended-but-named", revoked_at=now - timedelta(days=100)),
-                grant("ended-recently", revoked_at=now - timedelta(days=10)),
-                grant("active", expires_at=now + timedelta(days=10)),
-                RefreshToken(token_hash="rt", family_id="f", client_id="app",
-                             person_id=person.id, scope="openid", grant_id="ended-but-named",
-                             auth_time=now, acr="card", amr=["hwk"],
-                             expires_at=now + timedelta(days=1)),
-                AuthorizationCode(code_hash="code", client_id="app", person_id=person.id,
-                                  redirect_uri="https://app/cb", scope="openid",
-                                  code_challenge="x", auth_time=now, acr="card", amr=["hwk"],
-                                  expires_at=now - timedelta(days=2)),
-            ])  # fmt: skip
-            return person.id
-    finally:
-        db.dispose()
+        s.add_all([
+            grant("ended-long-ago", revoked_at=now - timedelta(days=100)),
+            grant("expired-long-ago", expires_at=now - timedelta(days=100)),
+            grant("ended-but-named", revoked_at=now - timedelta(days=100)),
+            grant("ended-recently", revoked_at=now - timedelta(days=10)),
+            grant("active", expires_at=now + timedelta(days=10)),
+            RefreshToken(token_hash="rt", family_id="f", client_id="app",
+                         person_id=person.id, scope="openid", grant_id="ended-but-named",
+                         auth_time=now, acr="card", amr=["hwk"],
+                         expires_at=now + timedelta(days=1)),
+            AuthorizationCode(code_hash="code", client_id="app", person_id=person.id,
+                              redirect_uri="https://app/cb", scope="openid",
+                              code_challenge="x", auth_time=now, acr="card", amr=["hwk"],
+                              expires_at=now - timedelta(days=2)),
+        ])  # fmt: skip
+        return person.id
 
 
 def _fhir_rows(settings: Settings) -> None:
     """An AuditEvent ten years old and one of today, and two DPoP proof ids (one expired)."""
     now = now_utc()
-    db = Database(settings.database_urls["fhir"])
     repo = Repository(Keyring(settings.secret("PHR_FHIR_DATA_KEY")), b"")
-    try:
-        with db.session() as s:
-            for i, when in enumerate((now - LONG_AGO, now)):
-                audit.record(s, repo, {
-                    "resourceType": "AuditEvent", "id": f"purge-test-{i}",
-                    "type": {"system": "http://dicom.nema.org/resources/ontology/DCM",
-                             "code": "110110"},
-                    "action": "R", "recorded": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "outcome": "0", "agent": [{"requestor": True, "who": {"display": "t"}}],
-                    "source": {"observer": {"display": "phr-server"}},
-                })  # fmt: skip
-            s.add(DpopJti(jti_hash="gone", expires_at=now - timedelta(minutes=1)))
-            s.add(DpopJti(jti_hash="live", expires_at=now + timedelta(minutes=5)))
-            s.commit()
-    finally:
-        db.dispose()
+    with _session(settings, "fhir") as s:
+        for i, when in enumerate((now - LONG_AGO, now)):
+            audit.record(s, repo, {
+                "resourceType": "AuditEvent", "id": f"purge-test-{i}",
+                "type": {"system": "http://dicom.nema.org/resources/ontology/DCM",
+                         "code": "110110"},
+                "action": "R", "recorded": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "outcome": "0", "agent": [{"requestor": True, "who": {"display": "t"}}],
+                "source": {"observer": {"display": "phr-server"}},
+            })  # fmt: skip
+        s.add(DpopJti(jti_hash="gone", expires_at=now - timedelta(minutes=1)))
+        s.add(DpopJti(jti_hash="live", expires_at=now + timedelta(minutes=5)))
 
 
 def _consent_withdrawn_long_ago(settings: Settings) -> str:
-    db = Database(settings.database_urls["consent"])
-    try:
-        with db.session() as s:
-            view = records.create(
-                s, kind=records.RECIPIENT, subject="someone", actor="app", actor_name="App",
-                categories=["vaccination"], purpose="p", recorded_by="test",
-                now=now_utc() - LONG_AGO,
-            )  # fmt: skip
-            records.withdraw(s, view, recorded_by="test", reason="long ago")
-            s.commit()
-            return view.id
-    finally:
-        db.dispose()
+    with _session(settings, "consent") as s:
+        view = records.create(
+            s, kind=records.RECIPIENT, subject="someone", actor="app", actor_name="App",
+            categories=["vaccination"], purpose="p", recorded_by="test",
+            now=now_utc() - LONG_AGO,
+        )  # fmt: skip
+        records.withdraw(s, view, recorded_by="test", reason="long ago")
+        return view.id
 
 
 def test_purge_removes_what_expired_and_keeps_the_promised_history(
@@ -112,30 +112,18 @@ def test_purge_removes_what_expired_and_keeps_the_promised_history(
     assert lines["fhir DPoP proof ids"] == "1"
     assert "kept: access history (AuditEvents), consent trail" in done.output
 
-    idp = Database(migrated.database_urls["idp"])
-    try:
-        with idp.session() as s:
-            left = set(s.scalars(select(Grant.id)))
-            assert left == {"ended-but-named", "ended-recently", "active"}
-            assert s.scalar(select(func.count()).select_from(AuthorizationCode)) == 0
-    finally:
-        idp.dispose()
-    fhir = Database(migrated.database_urls["fhir"])
-    try:
-        with fhir.session() as s:
-            events = s.scalars(
-                select(StoredResource.id).where(StoredResource.resource_type == "AuditEvent")
-            )
-            assert set(events) == {"purge-test-0", "purge-test-1"}  # ten years old: kept
-            assert set(s.scalars(select(DpopJti.jti_hash))) == {"live"}
-    finally:
-        fhir.dispose()
-    consent = Database(migrated.database_urls["consent"])
-    try:
-        with consent.session() as s:
-            versions = s.scalars(
-                select(ConsentVersion.version).where(ConsentVersion.consent_id == consent_id)
-            )
-            assert sorted(versions) == [1, 2]  # the whole trail of a consent ended long ago
-    finally:
-        consent.dispose()
+    with _session(migrated, "idp") as s:
+        left = set(s.scalars(select(Grant.id)))
+        assert left == {"ended-but-named", "ended-recently", "active"}
+        assert s.scalar(select(func.count()).select_from(AuthorizationCode)) == 0
+    with _session(migrated, "fhir") as s:
+        events = s.scalars(
+            select(StoredResource.id).where(StoredResource.resource_type == "AuditEvent")
+        )
+        assert set(events) == {"purge-test-0", "purge-test-1"}  # ten years old: kept
+        assert set(s.scalars(select(DpopJti.jti_hash))) == {"live"}
+    with _session(migrated, "consent") as s:
+        versions = s.scalars(
+            select(ConsentVersion.version).where(ConsentVersion.consent_id == consent_id)
+        )
+        assert sorted(versions) == [1, 2]  # the whole trail of a consent ended long ago
