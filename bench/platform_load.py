@@ -1069,7 +1069,9 @@ def plot(result: dict, path: Path) -> None:
     ax1.set_ylabel("latency (ms)")
     ax1.legend()
     mem = result["memory_mb_per_minute"]
-    names = sorted({k for m in mem for k in m if k not in ("t", "pg_connections")})
+    names = sorted(
+        {k for m in mem for k in m if k not in ("t", "pg_connections", "minute", "warm_up_end")}
+    )
     for name in names:
         ax2.plot(
             [m["t"] / 60 for m in mem if name in m],
