@@ -59,11 +59,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
@@ -767,7 +768,7 @@ def connector_run(mix: Mix, rec: Recorder) -> None:
 
 
 def every(
-    interval: float, stop: threading.Event, fn: Callable[[], None], first: float
+    interval: float, stop: threading.Event, fn: Callable[[], object], first: float
 ) -> threading.Thread:
     def loop() -> None:
         if stop.wait(first):
@@ -833,8 +834,9 @@ def search_capacity(args: argparse.Namespace, mix: Mix, rec: Recorder, pool) -> 
     return {"capacity_ops_s": round(best, 2), "steps": steps}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_platform_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of the platform, its actors, the side loads and the capacity search (shared
+    with bench/soak.py)."""
     ap.add_argument(
         "--database-url",
         default="postgresql://postgres@127.0.0.1:55432/postgres",
@@ -854,6 +856,111 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=96, help="load-generator threads")
     ap.add_argument("--revoke-every", type=float, default=60.0, help="seconds")
     ap.add_argument("--connector-every", type=float, default=180.0, help="seconds")
+
+
+@dataclass
+class Run:
+    """A running platform with its signed-in actors, the recorder, and the memory samples."""
+
+    p: Platform
+    mix: Mix
+    rec: Recorder
+    pool: ThreadPoolExecutor
+    admin: Any  # the SQLAlchemy engine on the server's maintenance database
+    db_name: str
+    stop: threading.Event
+    memory: list[dict] = field(default_factory=list)
+
+    def sample_memory(self, **extra: object) -> dict:
+        """Each service's RSS (master + workers) and the database's connections, now."""
+        row: dict = {"t": round(time.monotonic() - self.rec.t0, 1), **extra}
+        row.update({k: rss_mb(v) for k, v in sorted(self.p.service_pids().items())})
+        with contextlib.suppress(Exception):
+            row["pg_connections"] = pg_connections(self.admin, self.db_name)
+        self.memory.append(row)
+        return row
+
+
+@contextlib.contextmanager
+def running(args: argparse.Namespace) -> Iterator[Run]:
+    """`phr dev run` on a fresh database with every actor signed in, memory sampled every
+    minute and the side loads (revoke and re-grant, connector runs) going; stopped and dropped
+    afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="platform-load-"))
+    with fresh_database(args.database_url) as (db_url, db_name, admin):
+        print(f"starting `phr dev run` on database {db_name} (var {tmp})", flush=True)
+        p = start_platform(db_url, args.workers, tmp / "var")
+        stop = threading.Event()
+        try:
+            mix = Mix(p, Cards(p.cards), args.browsers, args.apps)
+            t_setup = time.monotonic()
+            mix.set_up()
+            print(
+                f"signed in {args.browsers} portal browsers and {args.apps + 1} app users "
+                f"in {time.monotonic() - t_setup:.0f} s",
+                flush=True,
+            )
+            rec = Recorder(time.monotonic())
+            run = Run(
+                p, mix, rec, ThreadPoolExecutor(max_workers=args.threads), admin, db_name, stop
+            )
+            run.sample_memory()
+            every(60, stop, run.sample_memory, 60)
+            every(args.revoke_every, stop, lambda: revoke_cycle(mix, rec), 20)
+            every(args.connector_every, stop, lambda: connector_run(mix, rec), 45)
+            yield run
+        finally:
+            stop.set()
+            stop_platform(p)
+
+
+def capacity_of(args: argparse.Namespace, run: Run) -> dict:
+    """The search's result, or the capacity given with --capacity."""
+    if args.capacity:
+        return {"capacity_ops_s": args.capacity, "steps": [], "given": True}
+    print("capacity search (p99 < 200 ms, no errors):", flush=True)
+    return search_capacity(args, run.mix, run.rec, run.pool)
+
+
+def hold_minutes(run: Run, rate: float, minutes: float) -> list[dict]:
+    """Offer `rate` for whole minutes; each minute's window, with the memory sampled at its
+    end (`minute` in the memory row)."""
+    out = []
+    for m in range(max(1, round(minutes))):
+        t0, t1 = drive(run.mix, run.rec, rate, 60.0, run.pool)
+        w = window(run.rec, t0, t1 + 0.5)
+        w.pop("by_kind")
+        w["minute"] = m + 1
+        out.append(w)
+        mem = run.sample_memory(minute=m + 1)
+        print(
+            f"  minute {m + 1:3d}: {w['operations']} ops, p99 {w['p99_ms']:6.1f} ms, "
+            f"errors {w['errors']}  rss {mem}",
+            flush=True,
+        )
+    return out
+
+
+def server_log_errors(p: Platform) -> list[str]:
+    """Tracebacks and error lines in the platform's own log."""
+    return [
+        line
+        for line in p.log.read_text("utf-8", "replace").splitlines()
+        if "Traceback" in line or "[ERROR]" in line or "unhandled" in line
+    ]
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "python": pyplatform.python_version(),
+        "load_average_at_end": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_platform_arguments(ap)
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "platform_load.json")
     ap.add_argument("--plot", type=Path, default=ROOT / "bench" / "platform_load.png")
     args = ap.parse_args(argv)
@@ -864,74 +971,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
 
     started = datetime.now(UTC)
-    tmp = Path(tempfile.mkdtemp(prefix="platform-load-"))
-    with fresh_database(args.database_url) as (db_url, db_name, admin):
-        print(f"starting `phr dev run` on database {db_name} (var {tmp})", flush=True)
-        p = start_platform(db_url, args.workers, tmp / "var")
-        stop = threading.Event()
-        try:
-            cards = Cards(p.cards)
-            mix = Mix(p, cards, args.browsers, args.apps)
-            t_setup = time.monotonic()
-            mix.set_up()
-            print(
-                f"signed in {args.browsers} portal browsers and {args.apps + 1} app users "
-                f"in {time.monotonic() - t_setup:.0f} s",
-                flush=True,
-            )
-            rec = Recorder(time.monotonic())
-            pool = ThreadPoolExecutor(max_workers=args.threads)
-            # Memory, connections and the side loads run through the search and the hold.
-            memory: list[dict] = []
-
-            def sample_memory() -> None:
-                row = {"t": round(time.monotonic() - rec.t0, 1)}
-                row.update({k: rss_mb(v) for k, v in sorted(p.service_pids().items())})
-                with contextlib.suppress(Exception):
-                    row["pg_connections"] = pg_connections(admin, db_name)
-                memory.append(row)
-
-            sample_memory()
-            every(60, stop, sample_memory, 60)
-            every(args.revoke_every, stop, lambda: revoke_cycle(mix, rec), 20)
-            every(args.connector_every, stop, lambda: connector_run(mix, rec), 45)
-
-            if args.capacity:
-                search = {"capacity_ops_s": args.capacity, "steps": [], "given": True}
-            else:
-                print("capacity search (p99 < 200 ms, no errors):", flush=True)
-                search = search_capacity(args, mix, rec, pool)
-            capacity = search["capacity_ops_s"] or args.min_rate
-            hold_rate = round(capacity * args.hold_fraction, 2)
-            print(
-                f"capacity {capacity} ops/s; holding {hold_rate} ops/s for {args.minutes:g} min",
-                flush=True,
-            )
-            minutes = []
-            h0 = time.monotonic() - rec.t0
-            for m in range(max(1, round(args.minutes))):
-                t0, t1 = drive(mix, rec, hold_rate, 60.0, pool)
-                w = window(rec, t0, t1 + 0.5)
-                w.pop("by_kind")
-                w["minute"] = m + 1
-                minutes.append(w)
-                mem = memory[-1] if memory else {}
-                print(
-                    f"  minute {m + 1:3d}: {w['operations']} ops, p99 {w['p99_ms']:6.1f} ms, "
-                    f"errors {w['errors']}  rss {mem}",
-                    flush=True,
-                )
-            h1 = time.monotonic() - rec.t0
-            sample_memory()
-            hold = window(rec, h0, h1 + 1)
-        finally:
-            stop.set()
-            stop_platform(p)
-    errors_in_log = [
-        line
-        for line in p.log.read_text("utf-8", "replace").splitlines()
-        if "Traceback" in line or "[ERROR]" in line or "unhandled" in line
-    ]
+    with running(args) as run:
+        p, rec, memory = run.p, run.rec, run.memory
+        search = capacity_of(args, run)
+        capacity = search["capacity_ops_s"] or args.min_rate
+        hold_rate = round(capacity * args.hold_fraction, 2)
+        print(
+            f"capacity {capacity} ops/s; holding {hold_rate} ops/s for {args.minutes:g} min",
+            flush=True,
+        )
+        h0 = time.monotonic() - rec.t0
+        minutes = hold_minutes(run, hold_rate, args.minutes)
+        h1 = time.monotonic() - rec.t0
+        hold = window(rec, h0, h1 + 1)
+    errors_in_log = server_log_errors(p)
     hold_mem = [m for m in memory if h0 <= m["t"] <= h1 + 61]
     warm = hold_mem[1:] if len(hold_mem) > 2 else hold_mem
     growth = {}
@@ -950,11 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
             [".venv/bin/python", "bench/platform_load.py", *(argv or sys.argv[1:])]
         ),
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": pyplatform.python_version(),
-            "load_average_at_end": os.getloadavg(),
-        },
+        "machine": machine(),
         "setup": {
             "workers": args.workers,
             "portal_browsers": args.browsers,
@@ -1020,7 +1069,9 @@ def plot(result: dict, path: Path) -> None:
     ax1.set_ylabel("latency (ms)")
     ax1.legend()
     mem = result["memory_mb_per_minute"]
-    names = sorted({k for m in mem for k in m if k not in ("t", "pg_connections")})
+    names = sorted(
+        {k for m in mem for k in m if k not in ("t", "pg_connections", "minute", "warm_up_end")}
+    )
     for name in names:
         ax2.plot(
             [m["t"] / 60 for m in mem if name in m],

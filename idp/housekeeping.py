@@ -3,13 +3,17 @@ replay records. Kept rows past their use are data we would have to protect for n
 
 Each kind is deleted a grace period after it stopped mattering (a used authorization code or
 refresh token is kept until it expires, so a replay is still recognised and revokes its family;
-after that a replay is refused as expired anyway). Grants (consent decisions), people, clients,
-keys and the audit tables are never touched here.
+after that a replay is refused as expired anyway). People, clients, keys and the audit tables
+are never touched here.
 
 Every IdP worker calls `maybe_purge` after a request; at most once per CHECK_EVERY_S it asks the
 database whether the purge is due (`idp_housekeeping`, a compare-and-set), so that across all
 workers and replicas it runs once per PURGE_EVERY_S. Operators may also run `phr idp purge`
 from a scheduler.
+
+`purge_grants` (run by `phr purge`, daily) deletes the IdP's copy of grants that ended
+GRANT_KEEP ago and that no token or code still names; the consent trail itself (every version
+of every consent) is the consent service's and stays.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, exists, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +33,7 @@ from idp.models import (
     AuthorizationCode,
     AuthRequest,
     DpopJti,
+    Grant,
     HousekeepingRun,
     InitialAccessToken,
     IssuedAccessToken,
@@ -47,6 +52,9 @@ ATTEMPT_WINDOW_KEEP = timedelta(days=1)  # failure counters older than any limit
 PURGE_EVERY_S = 3600.0
 CHECK_EVERY_S = 300.0  # how often a worker asks whether the shared purge is due
 JOB = "purge"
+# An ended grant (revoked or expired) stays this long for support questions ("why can my app no
+# longer read?"); the consent service keeps the consent trail itself.
+GRANT_KEEP = timedelta(days=90)
 
 
 def purge(s: Session, now: datetime | None = None) -> dict[str, int]:
@@ -102,6 +110,26 @@ def claim(db: Database, job: str, every: timedelta, now: datetime | None = None)
     except IntegrityError:
         return False  # another caller's first run won
     return True
+
+
+def purge_grants(s: Session, now: datetime | None = None) -> int:
+    """Delete grants revoked or expired more than GRANT_KEEP ago that no refresh token or
+    authorization code names any more (a token whose grant is gone is refused anyway: the token
+    endpoint treats a missing grant as withdrawn). Returns how many."""
+    cutoff = (now or now_utc()) - GRANT_KEEP
+    still_named = or_(
+        exists().where(RefreshToken.grant_id == Grant.id),
+        exists().where(AuthorizationCode.grant_id == Grant.id),
+    )
+    ended = or_(
+        and_(Grant.revoked_at.is_not(None), Grant.revoked_at < cutoff),
+        and_(Grant.expires_at.is_not(None), Grant.expires_at < cutoff),
+    )
+    return rowcount(
+        s.execute(
+            delete(Grant).where(ended, ~still_named).execution_options(synchronize_session=False)
+        )
+    )
 
 
 class Purger:

@@ -10,6 +10,7 @@ phr config check         what production mode would refuse, and why
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -21,6 +22,7 @@ from federation import cli as federation_cli
 from idp import cli as idp_cli
 from idp.card.cli import card
 from launcher import backup, dev_cli, runner
+from launcher import purge as purge_mod
 from launcher.cli_settings import settings as _settings
 from phr_core import migrations, secrets
 from phr_core.config import VARIABLES, ConfigError, Settings
@@ -291,6 +293,35 @@ def db_restore(
 
 # `phr dev …` (keys, demo data, the whole platform on one machine) is in launcher/dev_cli.py.
 main.add_command(dev_cli.dev)
+
+
+# --- purge: every service's housekeeping, for the scheduler (launcher.purge) -----------------
+
+
+@main.command("purge")
+@click.option(
+    "--link-request-days",
+    default=purge_mod.LINK_REQUEST_DAYS,
+    show_default=True,
+    help="Close link requests no city answered within this many days.",
+)
+@click.option(
+    "--portal-idle-hours",
+    default=24,
+    show_default=True,
+    help="Drop the portal's stored tokens of sessions idle this long.",
+)
+def purge(link_request_days: int, portal_idle_hours: int) -> None:
+    """Delete what has expired in every service (run it daily; docs/operations.md). The access
+    history, the consent trail and the sign-in audit are kept."""
+    done = purge_mod.purge_all(
+        _settings(),
+        link_request_days=link_request_days,
+        portal_idle=timedelta(hours=portal_idle_hours),
+    )
+    for p in done:
+        click.echo(f"{p.count:>8}  {p.service:<8} {p.kind}")
+    click.echo("kept: access history (AuditEvents), consent trail, sign-in audit")
 
 
 # --- one group per service ------------------------------------------------------------------

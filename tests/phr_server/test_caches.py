@@ -58,6 +58,21 @@ def test_token_cache_makes_room_by_dropping_the_oldest() -> None:
     assert calls == ["a", "b", "c", "a"]  # a was the one dropped
 
 
+def test_token_cache_drops_entries_whose_time_is_over_as_new_ones_come() -> None:
+    """A soak makes new tokens all the time (every refresh): the cache keeps about a minute of
+    them, not `size` dead ones."""
+
+    def verify(raw: str) -> AccessToken:
+        return AccessToken(raw, "app", frozenset(), int(time.time()) + 300)
+
+    cache = TokenCache(size=4096, ttl=0.2)
+    for i in range(50):
+        cache.get(f"old-{i}", verify)
+    time.sleep(0.3)
+    cache.get("new", verify)
+    assert len(cache._items) == 1  # the 50 whose 0.2 s were over went with the next insert
+
+
 def test_a_cached_token_is_refused_once_past_expiry_and_leeway(
     world: World, family: dict[str, str]
 ) -> None:
