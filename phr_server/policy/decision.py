@@ -44,12 +44,17 @@ class PatientResolver:
     a pair does not change (connectors give Patients the id `patient_id(city, code)`), so a
     found one is kept for `found_ttl`, a missing one (records may arrive any moment) `ttl`."""
 
-    def __init__(self, ttl: float = CONSENT_TTL_S, found_ttl: float = 60.0) -> None:
-        self.ttl, self.found_ttl = ttl, found_ttl
+    def __init__(
+        self,
+        ttl: float = CONSENT_TTL_S,
+        found_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,  # tests pass their own: no sleeping
+    ) -> None:
+        self.ttl, self.found_ttl, self.clock = ttl, found_ttl, clock
         self._cache: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
 
     def ids(self, session: Any, links: list[PatientLink]) -> dict[str, str]:
-        now = time.monotonic()
+        now = self.clock()
         out: dict[str, str] = {}
         for link in links:
             key = (link.municipality, link.code)
