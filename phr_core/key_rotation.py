@@ -11,10 +11,14 @@ by a command: they say so, and how to do it by hand.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets as _random
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from phr_core.config import ConfigError, Settings
@@ -39,12 +43,39 @@ def secret_file(settings: Settings, name: str) -> Path:
     return settings.secrets_dir / name
 
 
+_local = threading.local()  # .held: the secrets this thread holds the lock of (nesting)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """One change of the secret at `path` at a time, across shells and processes: two
+    rotations that both read the old value would each write their own, and one new key (the
+    one already in use, or the one residents' codes were recorded under) would be lost."""
+    key = path.absolute()
+    held: set[Path] = _local.__dict__.setdefault("held", set())
+    if key in held:
+        yield
+        return
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def replace(path: Path, text: str) -> None:
     """Write atomically (a running service reads either the old or the new file) and privately."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before the rename: a crash leaves old or new
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
@@ -68,14 +99,15 @@ def prepend(settings: Settings, name: str, entry: str | None = None) -> tuple[Pa
     """Put `entry` (default: a fresh random secret) in front of the secret `name`; returns the
     file and its entries, the new one first."""
     path = secret_file(settings, name)
-    current = read(path)
-    if current.startswith("{"):
-        raise ConfigError(
-            f"{name} in {path} is a JWK (JSON): put the new key in front by hand, or keep "
-            "random strings (a key is derived from each)"
-        )
-    entries = [entry or fresh_secret(settings), *current.split()]
-    replace(path, " ".join(entries))
+    with locked(path):
+        current = read(path)
+        if current.startswith("{"):
+            raise ConfigError(
+                f"{name} in {path} is a JWK (JSON): put the new key in front by hand, or keep "
+                "random strings (a key is derived from each)"
+            )
+        entries = [entry or fresh_secret(settings), *current.split()]
+        replace(path, " ".join(entries))
     return path, entries
 
 
@@ -88,16 +120,17 @@ def drop_older(settings: Settings, name: str, overlap_s: float, force: bool) -> 
     """Drop every entry of `name` but the first, refusing (ConfigError) while the last
     rotation is younger than `overlap_s` unless `force`. Returns the file and how many left."""
     path = secret_file(settings, name)
-    entries = read(path).split()
-    if len(entries) < 2:
-        return path, 0
-    waited = age_s(path)
-    if waited < overlap_s and not force:
-        raise ConfigError(
-            f"{name} was rotated {int(waited)} s ago; what the old key made may still be live "
-            f"for {int(overlap_s - waited)} s more (wait, or use --force)"
-        )
-    replace(path, entries[0])
+    with locked(path):
+        entries = read(path).split()
+        if len(entries) < 2:
+            return path, 0
+        waited = age_s(path)
+        if waited < overlap_s and not force:
+            raise ConfigError(
+                f"{name} was rotated {int(waited)} s ago; what the old key made may still be "
+                f"live for {int(overlap_s - waited)} s more (wait, or use --force)"
+            )
+        replace(path, entries[0])
     return path, len(entries) - 1
 
 

@@ -1,0 +1,54 @@
+"""Attacks on phr_core.key_rotation (issue 20): rotations from two shells at once, the file
+left after a rewrite, and --force without --retire."""
+
+from __future__ import annotations
+
+import multiprocessing
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from phr_core import key_rotation
+from phr_core.config import load_settings
+from phr_core.key_commands import rotation_command
+
+NAME = "PHR_IDP_SECRET_KEY"
+PROCESSES, ROUNDS = 4, 15
+
+
+def _rotate_many(var_dir: str) -> None:
+    settings = load_settings({"PHR_VAR_DIR": var_dir})
+    for _ in range(ROUNDS):
+        key_rotation.prepend(settings, NAME)
+
+
+def test_rotations_from_several_shells_at_once_keep_every_key(tmp_path: Path) -> None:
+    """Each rotation reads the secret and writes it back with a new key in front: two at once
+    must not lose one (the lost key may already sign cookies that then stop opening)."""
+    var_dir = str(tmp_path / "var")
+    settings = load_settings({"PHR_VAR_DIR": var_dir})
+    first = settings.secret(NAME)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_rotate_many, args=(var_dir,)) for _ in range(PROCESSES)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    path = settings.secrets_dir / NAME
+    entries = path.read_text().split()
+    assert len(entries) == 1 + PROCESSES * ROUNDS and entries[-1] == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(settings.secrets_dir.stat().st_mode) == 0o700
+    leftovers = [p.name for p in settings.secrets_dir.iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == [NAME]  # no half-written temporary file left beside it
+
+
+def test_force_without_retire_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """`--force` only skips the wait before retiring; alone it must not rotate quietly."""
+    monkeypatch.setenv("PHR_VAR_DIR", str(tmp_path / "var"))
+    command = rotation_command("rotate-x", NAME, 600, "Rotate.")
+    result = CliRunner().invoke(command, ["--force"])
+    assert result.exit_code != 0 and "--retire" in result.output
+    assert not (tmp_path / "var" / "secrets" / NAME).exists()
