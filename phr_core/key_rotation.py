@@ -95,18 +95,25 @@ def read(path: Path) -> str:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _entries(name: str, path: Path, for_a_jwk: str) -> list[str]:
+    """The secret's keys, newest first; ConfigError for one JWK (JSON, spaces and all), which
+    is one key, not keys separated by spaces: cut at them, it would be destroyed."""
+    current = read(path)
+    if current.startswith("{"):
+        raise ConfigError(
+            f"{name} in {path} is a JWK (JSON): {for_a_jwk}, or keep random strings (a key "
+            "is derived from each)"
+        )
+    return current.split()
+
+
 def prepend(settings: Settings, name: str, entry: str | None = None) -> tuple[Path, list[str]]:
     """Put `entry` (default: a fresh random secret) in front of the secret `name`; returns the
     file and its entries, the new one first."""
     path = secret_file(settings, name)
     with locked(path):
-        current = read(path)
-        if current.startswith("{"):
-            raise ConfigError(
-                f"{name} in {path} is a JWK (JSON): put the new key in front by hand, or keep "
-                "random strings (a key is derived from each)"
-            )
-        entries = [entry or fresh_secret(settings), *current.split()]
+        current = _entries(name, path, "put the new key in front by hand")
+        entries = [entry or fresh_secret(settings), *current]
         replace(path, " ".join(entries))
     return path, entries
 
@@ -121,7 +128,7 @@ def drop_older(settings: Settings, name: str, overlap_s: float, force: bool) -> 
     rotation is younger than `overlap_s` unless `force`. Returns the file and how many left."""
     path = secret_file(settings, name)
     with locked(path):
-        entries = read(path).split()
+        entries = _entries(name, path, "it holds one key: there is nothing to retire")
         if len(entries) < 2:
             return path, 0
         waited = age_s(path)

@@ -7,10 +7,11 @@ import multiprocessing
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from phr_core import key_rotation
-from phr_core.config import load_settings
+from phr_core.config import ConfigError, load_settings
 from phr_core.key_commands import rotation_command
 
 NAME = "PHR_IDP_SECRET_KEY"
@@ -52,3 +53,17 @@ def test_force_without_retire_is_refused(tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(command, ["--force"])
     assert result.exit_code != 0 and "--retire" in result.output
     assert not (tmp_path / "var" / "secrets" / NAME).exists()
+
+
+def test_retire_leaves_a_json_key_whole(tmp_path: Path) -> None:
+    """A token decryption or federation key may be one JWK, written with spaces by any JSON
+    tool: retiring must not read its pieces as keys and keep only `{"kty":`."""
+    jwk = '{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "BBBB", "d": "CCCC"}\n'
+    path = tmp_path / "fhir-token.jwk"
+    path.write_text(jwk)
+    path.chmod(0o600)
+    name = "PHR_FHIR_TOKEN_DECRYPTION_KEY"
+    settings = load_settings({"PHR_VAR_DIR": str(tmp_path / "var"), f"{name}_FILE": str(path)})
+    with pytest.raises(ConfigError, match="JWK"):
+        key_rotation.drop_older(settings, name, 0, force=True)
+    assert path.read_text() == jwk
