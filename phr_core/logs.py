@@ -86,12 +86,18 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{super().format(record)} [{service_of_record()}"
+        # The event is one line whatever its message holds (a line break cannot forge the
+        # next one); a trace, when there is one, follows on its own lines as Python prints it.
+        event = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        line = f"{super().format(event)} [{service_of_record()}"
         rid = request_ids.current()
         line += f" {rid}]" if rid else "]"
         fields = getattr(record, FIELDS, None) or {}
         line += "".join(f" {k}={v}" for k, v in fields.items() if v is not None)
-        return _CONTROL.sub(lambda m: repr(m.group())[1:-1], line)
+        line = _CONTROL.sub(lambda m: repr(m.group())[1:-1], line)
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def _timestamp(record: logging.LogRecord) -> str:
