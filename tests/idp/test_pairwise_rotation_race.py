@@ -4,13 +4,13 @@ same id, which the IdP refuses at start (PHR_PAIRWISE_KEY names a key id twice).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from pathlib import Path
 
 from idp.cli import rotate_pairwise_key
 from idp.subjects import parse_keyring
 from phr_core.config import load_settings
+from tests.phr_core.test_key_rotation import at_once
 
 PROCESSES, ROUNDS = 4, 5
 
@@ -25,12 +25,6 @@ def test_pairwise_rotations_at_once_give_distinct_key_ids(tmp_path: Path) -> Non
     var_dir = str(tmp_path / "var")
     settings = load_settings({"PHR_VAR_DIR": var_dir})
     settings.secret("PHR_PAIRWISE_KEY")
-    context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_rotate_many, args=(var_dir,)) for _ in range(PROCESSES)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(60)
-        assert w.exitcode == 0
+    at_once(_rotate_many, var_dir, PROCESSES)
     keyring = parse_keyring((settings.secrets_dir / "PHR_PAIRWISE_KEY").read_text())
     assert len(keyring) == 1 + PROCESSES * ROUNDS

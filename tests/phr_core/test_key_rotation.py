@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,17 @@ from phr_core.key_commands import rotation_command
 
 NAME = "PHR_IDP_SECRET_KEY"
 PROCESSES, ROUNDS = 4, 15
+
+
+def at_once(target: Callable[[str], None], arg: str, processes: int) -> None:
+    """`target(arg)` in several processes started together (shells running a command)."""
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=target, args=(arg,)) for _ in range(processes)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
 
 
 def _rotate_many(var_dir: str) -> None:
@@ -30,13 +42,7 @@ def test_rotations_from_several_shells_at_once_keep_every_key(tmp_path: Path) ->
     var_dir = str(tmp_path / "var")
     settings = load_settings({"PHR_VAR_DIR": var_dir})
     first = settings.secret(NAME)
-    context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_rotate_many, args=(var_dir,)) for _ in range(PROCESSES)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(60)
-        assert w.exitcode == 0
+    at_once(_rotate_many, var_dir, PROCESSES)
     path = settings.secrets_dir / NAME
     entries = path.read_text().split()
     assert len(entries) == 1 + PROCESSES * ROUNDS and entries[-1] == first
