@@ -69,14 +69,23 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def replace(path: Path, text: str) -> None:
-    """Write atomically (a running service reads either the old or the new file) and privately."""
+    """Write atomically (a running service reads either the old or the new file) and privately:
+    the owner, and the group when the old file let its group read it (a service reading its
+    key through its group must still read it after the rotation), never anyone else."""
+    try:
+        old = path.stat()
+        mode, owner = (old.st_mode & 0o640) | 0o600, (old.st_uid, old.st_gid)
+    except FileNotFoundError:
+        mode, owner = 0o600, None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
             fh.flush()
             os.fsync(fh.fileno())  # on disk before the rename: a crash leaves old or new
-        os.chmod(tmp, 0o600)
+        if owner is not None and os.geteuid() == 0:
+            os.chown(tmp, *owner)  # root rotating a service's key leaves it the service's
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -73,3 +73,19 @@ def test_retire_leaves_a_json_key_whole(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="JWK"):
         key_rotation.drop_older(settings, name, 0, force=True)
     assert path.read_text() == jwk
+
+
+@pytest.mark.parametrize(("before", "after"), [(0o600, 0o600), (0o640, 0o640), (0o644, 0o640)])
+def test_a_rewritten_secret_file_keeps_who_may_read_it(
+    tmp_path: Path, before: int, after: int
+) -> None:
+    """A secret file an operator made readable by the service's group (0640) must stay so,
+    or the service cannot read its key after the next restart; never readable by others."""
+    path = tmp_path / "session.key"
+    path.write_text("k" * 40 + "\n")
+    path.chmod(before)
+    name = "PHR_IDP_SECRET_KEY"
+    settings = load_settings({"PHR_VAR_DIR": str(tmp_path / "var"), f"{name}_FILE": str(path)})
+    key_rotation.prepend(settings, name)
+    assert stat.S_IMODE(path.stat().st_mode) == after
+    assert len(path.read_text().split()) == 2
