@@ -99,10 +99,13 @@ def rotate(settings: Settings, register_path: Path) -> tuple[int, Path, int]:
     residents, the secret's file and how many keys it holds."""
     db = Database(settings.database_urls["connector"])
     try:
-        current = pseudonymizer(settings, db)
-        entry = key_rotation.fresh_secret(settings)
-        n = remember_residents(db, _municipality(settings), register_path, current, entry)
-        path, entries = key_rotation.prepend(settings, VARIABLE, entry)
+        # One rotation at a time: a second one's records would replace the first's, and the
+        # key left in front would find nobody recorded under it (every code would change).
+        with key_rotation.locked(key_rotation.secret_file(settings, VARIABLE)):
+            current = pseudonymizer(settings, db)
+            entry = key_rotation.fresh_secret(settings)
+            n = remember_residents(db, _municipality(settings), register_path, current, entry)
+            path, entries = key_rotation.prepend(settings, VARIABLE, entry)
     finally:
         db.dispose()
     return n, path, len(entries)

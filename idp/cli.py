@@ -129,8 +129,9 @@ def rotate_pairwise_key() -> None:
     settings = load_settings()
     try:
         path = key_rotation.secret_file(settings, "PHR_PAIRWISE_KEY")
-        entry = next_entry(key_rotation.read(path), key_rotation.fresh_secret(settings))
-        _, entries = key_rotation.prepend(settings, "PHR_PAIRWISE_KEY", entry)
+        with key_rotation.locked(path):  # another shell's rotation would pick the same id
+            entry = next_entry(key_rotation.read(path), key_rotation.fresh_secret(settings))
+            _, entries = key_rotation.prepend(settings, "PHR_PAIRWISE_KEY", entry)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     ids = [e.partition(":")[0] if ":" in e else "1" for e in entries]

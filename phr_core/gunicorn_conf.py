@@ -5,6 +5,7 @@ finished worker's gauge values dropped from the pool's metrics (phr_core.metrics
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -30,9 +31,27 @@ class Logger(glogging.Logger):
         fmt = logs.formatter(load_settings().log_format)
         for handler in self.error_log.handlers:
             handler.setFormatter(fmt)
+        if not any(isinstance(f, _NoRequestData) for f in self.error_log.filters):
+            self.error_log.addFilter(_NoRequestData())
 
 
 logger_class = Logger
+
+
+class _NoRequestData(logging.Filter):
+    """gunicorn's lines about a request it could not handle quote what the caller sent (its
+    address, request line or header; the URI with its query: codes, tokens, identifiers):
+    keep what happened, drop what was sent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        for start in _REQUEST_LINES:
+            if message.startswith(start):
+                record.msg, record.args = f"{start} (details withheld: caller data)", ()
+        return True
+
+
+_REQUEST_LINES = ("Invalid request", "Error handling request")
 
 
 def child_exit(_server: Any, worker: Any) -> None:

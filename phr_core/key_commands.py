@@ -26,6 +26,8 @@ def rotation_command(
     @click.option("--retire", is_flag=True, help="Drop the keys older than the newest one.")
     @click.option("--force", is_flag=True, help="With --retire: do not wait for the overlap.")
     def command(retire: bool, force: bool) -> None:
+        if force and not retire:
+            raise click.UsageError("--force only goes with --retire")
         try:
             settings = load_settings()
             click.echo(

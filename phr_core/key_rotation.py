@@ -11,10 +11,14 @@ by a command: they say so, and how to do it by hand.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets as _random
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from phr_core.config import ConfigError, Settings
@@ -39,13 +43,49 @@ def secret_file(settings: Settings, name: str) -> Path:
     return settings.secrets_dir / name
 
 
+_local = threading.local()  # .held: the secrets this thread holds the lock of (nesting)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """One change of the secret at `path` at a time, across shells and processes: two
+    rotations that both read the old value would each write their own, and one new key (the
+    one already in use, or the one residents' codes were recorded under) would be lost."""
+    key = path.absolute()
+    held: set[Path] = _local.__dict__.setdefault("held", set())
+    if key in held:
+        yield
+        return
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def replace(path: Path, text: str) -> None:
-    """Write atomically (a running service reads either the old or the new file) and privately."""
+    """Write atomically (a running service reads either the old or the new file) and privately:
+    the owner, and the group when the old file let its group read it (a service reading its
+    key through its group must still read it after the rotation), never anyone else."""
+    try:
+        old = path.stat()
+        mode, owner = (old.st_mode & 0o640) | 0o600, (old.st_uid, old.st_gid)
+    except FileNotFoundError:
+        mode, owner = 0o600, None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
-        os.chmod(tmp, 0o600)
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before the rename: a crash leaves old or new
+        if owner is not None and os.geteuid() == 0:
+            os.chown(tmp, *owner)  # root rotating a service's key leaves it the service's
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -64,18 +104,26 @@ def read(path: Path) -> str:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _entries(name: str, path: Path, for_a_jwk: str) -> list[str]:
+    """The secret's keys, newest first; ConfigError for one JWK (JSON, spaces and all), which
+    is one key, not keys separated by spaces: cut at them, it would be destroyed."""
+    current = read(path)
+    if current.startswith("{"):
+        raise ConfigError(
+            f"{name} in {path} is a JWK (JSON): {for_a_jwk}, or keep random strings (a key "
+            "is derived from each)"
+        )
+    return current.split()
+
+
 def prepend(settings: Settings, name: str, entry: str | None = None) -> tuple[Path, list[str]]:
     """Put `entry` (default: a fresh random secret) in front of the secret `name`; returns the
     file and its entries, the new one first."""
     path = secret_file(settings, name)
-    current = read(path)
-    if current.startswith("{"):
-        raise ConfigError(
-            f"{name} in {path} is a JWK (JSON): put the new key in front by hand, or keep "
-            "random strings (a key is derived from each)"
-        )
-    entries = [entry or fresh_secret(settings), *current.split()]
-    replace(path, " ".join(entries))
+    with locked(path):
+        current = _entries(name, path, "put the new key in front by hand")
+        entries = [entry or fresh_secret(settings), *current]
+        replace(path, " ".join(entries))
     return path, entries
 
 
@@ -88,16 +136,17 @@ def drop_older(settings: Settings, name: str, overlap_s: float, force: bool) -> 
     """Drop every entry of `name` but the first, refusing (ConfigError) while the last
     rotation is younger than `overlap_s` unless `force`. Returns the file and how many left."""
     path = secret_file(settings, name)
-    entries = read(path).split()
-    if len(entries) < 2:
-        return path, 0
-    waited = age_s(path)
-    if waited < overlap_s and not force:
-        raise ConfigError(
-            f"{name} was rotated {int(waited)} s ago; what the old key made may still be live "
-            f"for {int(overlap_s - waited)} s more (wait, or use --force)"
-        )
-    replace(path, entries[0])
+    with locked(path):
+        entries = _entries(name, path, "it holds one key: there is nothing to retire")
+        if len(entries) < 2:
+            return path, 0
+        waited = age_s(path)
+        if waited < overlap_s and not force:
+            raise ConfigError(
+                f"{name} was rotated {int(waited)} s ago; what the old key made may still be "
+                f"live for {int(overlap_s - waited)} s more (wait, or use --force)"
+            )
+        replace(path, entries[0])
     return path, len(entries) - 1
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -35,6 +36,13 @@ FIELDS = "phr_fields"  # a record's extra fields: log.info("...", extra={FIELDS:
 REDACTED = "-"
 # Query parameters whose values are safe and useful to see (paging and FHIR search shape).
 QUERY_SHOWN = frozenset({"_count", "_sort", "_summary", "_elements", "_format", "_total", "lang"})
+QUERY_PARAMS_SHOWN = 20  # a caller must not grow one access line without bound
+# A parameter name, or a shown value, as it appears in the line; anything else is blanked.
+# Names hold no digits: a token, code, date or number sent as a bare `?value` would.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_.:-]{0,39}")
+_VALUE = re.compile(r"[A-Za-z0-9_.,:+-]{0,64}")
+# Line breaks and other control characters, escaped in a text line (one event, one line).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _REQUEST_ID_RESET = "phr_request_id_reset"
 _STARTED = "phr_access_started"
 
@@ -78,11 +86,18 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{super().format(record)} [{service_of_record()}"
+        # The event is one line whatever its message holds (a line break cannot forge the
+        # next one); a trace, when there is one, follows on its own lines as Python prints it.
+        event = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        line = f"{super().format(event)} [{service_of_record()}"
         rid = request_ids.current()
         line += f" {rid}]" if rid else "]"
         fields = getattr(record, FIELDS, None) or {}
-        return line + "".join(f" {k}={v}" for k, v in fields.items() if v is not None)
+        line += "".join(f" {k}={v}" for k, v in fields.items() if v is not None)
+        line = _CONTROL.sub(lambda m: repr(m.group())[1:-1], line)
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -166,8 +181,22 @@ def install(app: Flask) -> None:
 
 
 def redacted_query(query: str) -> str | None:
-    """The query string's parameter names, values blanked but for `QUERY_SHOWN`."""
+    """The query string's parameter names, values blanked but for `QUERY_SHOWN`.
+
+    The caller picks the names too: a name that is not a short word without digits (a bare
+    token as `?eyJ…`, an identifier, a line break) is blanked like a value, a shown value
+    that is not plain is blanked, and only the first `QUERY_PARAMS_SHOWN` are named."""
     if not query:
         return None
     pairs = parse_qsl(query, keep_blank_values=True)
-    return "&".join(f"{k}={v if k in QUERY_SHOWN else REDACTED}" for k, v in pairs)
+    shown = [
+        f"{_plain(k, _NAME)}={_plain(v, _VALUE) if k in QUERY_SHOWN else REDACTED}"
+        for k, v in pairs[:QUERY_PARAMS_SHOWN]
+    ]
+    if len(pairs) > QUERY_PARAMS_SHOWN:
+        shown.append(f"…{len(pairs) - QUERY_PARAMS_SHOWN}")
+    return "&".join(shown)
+
+
+def _plain(text: str, pattern: re.Pattern[str]) -> str:
+    return text if pattern.fullmatch(text) else REDACTED

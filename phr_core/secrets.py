@@ -77,6 +77,17 @@ def production_problems(name: str, environ: Mapping[str, str], var_dir: Path) ->
         return [f"{name} is a development key (made by `phr dev keys`); set a production secret"]
     if len(value) < MIN_SECRET_LENGTH:
         return [f"{name} is too short: use at least {MIN_SECRET_LENGTH} random characters"]
+    # Rotatable secrets hold several keys separated by spaces (phr_core.key_rotation), so a
+    # passphrase with spaces would be read as a few short keys: refuse it. A JWK or PEM is
+    # one key whatever its spacing.
+    if not value.startswith(("{", "-----")) and any(
+        len(entry) < MIN_SECRET_LENGTH for entry in value.split()
+    ):
+        return [
+            f"{name} holds several keys separated by spaces and one is shorter than "
+            f"{MIN_SECRET_LENGTH} characters: a secret must not contain spaces (each key is a "
+            "long random string)"
+        ]
     return []
 
 

@@ -166,3 +166,21 @@ def test_the_consent_decision_api_url(tmp_path: Path) -> None:
     assert any("PHR_CONSENT_API_URL" in p for p in plain.production_problems())
     with pytest.raises(ConfigError, match="PHR_CONSENT_API_PORT"):
         load_settings({**base, "PHR_CONSENT_API_PORT": "port"})
+
+
+def test_production_refuses_a_secret_whose_space_splits_it_into_short_keys(
+    tmp_path: Path,
+) -> None:
+    """Rotatable secrets are read as several keys separated by spaces (issue 20): an existing
+    passphrase with spaces would silently become a few short keys, the newest one in use."""
+    passphrase = "correct horse battery staple, long enough in total"
+    s = load_settings(production_env(tmp_path, PHR_IDP_SECRET_KEY=passphrase))
+    assert s.production_problems() == [
+        "PHR_IDP_SECRET_KEY holds several keys separated by spaces and one is shorter than 32 "
+        "characters: a secret must not contain spaces (each key is a long random string)"
+    ]
+    rotated = f"{GOOD_SECRET}new {GOOD_SECRET}old"
+    assert (
+        load_settings(production_env(tmp_path, PHR_IDP_SECRET_KEY=rotated)).production_problems()
+        == []
+    )

@@ -145,3 +145,34 @@ def test_log_format_setting(tmp_path: Path) -> None:
     assert load_settings({**base, "PHR_ENV": "production"}).log_format == "json"
     with pytest.raises(ConfigError, match="PHR_LOG_FORMAT"):
         load_settings({**base, "PHR_LOG_FORMAT": "xml"})
+
+
+def test_the_query_names_and_shown_values_cannot_carry_data_or_forge_lines(
+    tmp_path: Path, captured: Lines
+) -> None:
+    """A caller chooses the query's parameter names, and the values of the few shown ones:
+    a bare value (`?<token>`), a name, a line break or a long run must not reach the logs."""
+    token = "eyJhbGciOiJFUzI1NiJ9.SECRETPAYLOAD.sig"
+    query = (
+        f"{token}&Hanako%20Yamada=1&lang=ja%0Afake%20line&_sort=family,"
+        "given&x%0Ainjected=1&person-4711&" + "&".join("page=1" for _ in range(200))
+    )
+    client = _app(tmp_path).test_client()
+    client.get(f"/things/1?{query}")
+    access = _access(captured.events(), "/things/<thing_id>")
+    shown = access["query"]
+    for leaked in ("eyJ", "SECRETPAYLOAD", "Hanako", "fake", "injected", "4711", "\n"):
+        assert leaked not in shown
+    assert "_sort=family,given" in shown  # a harmless shown value stays readable
+    assert len(shown) < 400  # a caller cannot grow one line without bound
+
+
+def test_a_text_line_stays_one_line_whatever_a_message_holds(tmp_path: Path) -> None:
+    handler = Lines("text")
+    logging.getLogger().addHandler(handler)
+    try:
+        logging.getLogger("phr.test").warning("refused %s", "x\n2026-01-01 INFO forged: ok\r")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    line = handler.lines[-1]
+    assert "\n" not in line and "\r" not in line and "forged" in line
