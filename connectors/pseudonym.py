@@ -48,7 +48,11 @@ def normalized(resident_number: str) -> str:
 
 
 class Pseudonymizer:
-    def __init__(self, key: str | bytes, kept: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, key: str | bytes, kept: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
+        """`kept`: per rotation, the key id it put in front → {a resident's code under that
+        key: the key id their code stays made with} (connectors.pseudonym_keys)."""
         self._keys = parse_keys(key)
         self._by_id = {key_id(k): k for k in self._keys}
         self._kept = kept or {}
@@ -59,10 +63,17 @@ class Pseudonymizer:
         return key_id(self._keys[0])
 
     def key_id_of(self, resident_number: str) -> str:
-        """Which key the resident's code is made with."""
-        newest = _text(_mac(self._keys[0], normalized(resident_number).encode()))
-        kept = self._kept.get(newest)
-        return kept if kept in self._by_id else self.newest_id
+        """Which key the resident's code is made with: the latest rotation that knew the
+        resident says so (each rotation's records are kept, so a resident absent from a later
+        rotation's register, moved out and back, keeps their code); else the newest key."""
+        norm = normalized(resident_number).encode()
+        for k in self._keys:
+            known = self._kept.get(key_id(k))
+            if known:
+                kept = known.get(_text(_mac(k, norm)))
+                if kept in self._by_id:
+                    return kept
+        return self.newest_id
 
     def code_under(self, key: str, resident_number: str) -> str:
         """The resident's code under the key named `key` (an id of key_id)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 
 from connectors import register
 from connectors.models import KeptPseudonym
@@ -36,16 +36,19 @@ def _municipality(settings: Settings) -> str:
     return settings.option("PHR_CONNECTOR_MUNICIPALITY")
 
 
-def kept(db: Database, municipality: str, newest_id: str) -> dict[str, str]:
-    """Code under the newest key → the key id the resident's code stays made with."""
+def kept(db: Database, municipality: str) -> dict[str, dict[str, str]]:
+    """Per rotation (the key id it put in front): a resident's code under that key → the key
+    id their code stays made with."""
+    out: dict[str, dict[str, str]] = {}
     with db.session() as s:
         rows = s.execute(
-            select(KeptPseudonym.lookup, KeptPseudonym.key_id).where(
-                KeptPseudonym.municipality_code == municipality,
-                KeptPseudonym.lookup_key == newest_id,
+            select(KeptPseudonym.lookup_key, KeptPseudonym.lookup, KeptPseudonym.key_id).where(
+                KeptPseudonym.municipality_code == municipality
             )
-        ).all()
-    return {lookup: key for lookup, key in rows}
+        )
+        for lookup_key, lookup, key in rows:
+            out.setdefault(lookup_key, {})[lookup] = key
+    return out
 
 
 def pseudonymizer(settings: Settings, db: Database | None) -> Pseudonymizer:
@@ -58,7 +61,7 @@ def pseudonymizer(settings: Settings, db: Database | None) -> Pseudonymizer:
         raise ConfigError(f"{VARIABLE}: {exc}") from None
     if len(keys) == 1 or db is None:
         return Pseudonymizer(secret)
-    return Pseudonymizer(secret, kept(db, _municipality(settings), key_id(keys[0])))
+    return Pseudonymizer(secret, kept(db, _municipality(settings)))
 
 
 def for_settings(settings: Settings) -> Pseudonymizer:
@@ -74,7 +77,8 @@ def remember_residents(
     db: Database, municipality: str, register_path: Path, current: Pseudonymizer, new_key: str
 ) -> int:
     """Record every resident of the register as keeping the code `current` gives them, looked
-    up under `new_key`; returns how many. Replaces what earlier rotations recorded."""
+    up under `new_key`; returns how many. Earlier rotations' records stay: a resident missing
+    from this register (moved out for a while, a partial extract) is still known by them."""
     new_id = key_id(parse_keys(new_key)[0])
     under_new = Pseudonymizer(new_key)
     rows: dict[str, str] = {}
@@ -83,7 +87,6 @@ def remember_residents(
     if not rows:
         raise ConfigError(f"{register_path} holds no residents: nobody would keep their code")
     with db.session() as s:
-        s.execute(delete(KeptPseudonym).where(KeptPseudonym.municipality_code == municipality))
         items = [
             {"municipality_code": municipality, "lookup_key": new_id, "lookup": k, "key_id": v}
             for k, v in rows.items()
@@ -99,8 +102,9 @@ def rotate(settings: Settings, register_path: Path) -> tuple[int, Path, int]:
     residents, the secret's file and how many keys it holds."""
     db = Database(settings.database_urls["connector"])
     try:
-        # One rotation at a time: a second one's records would replace the first's, and the
-        # key left in front would find nobody recorded under it (every code would change).
+        # One rotation at a time: two at once would each record residents under their own new
+        # key, and the key left in front could find nobody recorded under it (every code of
+        # a resident known only to the other one would change).
         with key_rotation.locked(key_rotation.secret_file(settings, VARIABLE)):
             current = pseudonymizer(settings, db)
             entry = key_rotation.fresh_secret(settings)

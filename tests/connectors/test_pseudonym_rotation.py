@@ -99,12 +99,6 @@ def test_an_empty_register_is_refused(
     assert len(migrated.secret("PHR_CONNECTOR_PSEUDONYM_KEY").split()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rotation records only the residents of the register it is given and drops what "
-    "earlier rotations recorded: a resident absent then (moved out and back, or a partial "
-    "extract) gets a second code; keeping them needs earlier records kept per key (not done)",
-)
 def test_a_resident_absent_at_the_second_rotation_keeps_their_code(
     migrated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
