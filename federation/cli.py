@@ -284,13 +284,7 @@ def rotate_key(service: str, promote: bool, retire: bool, force: bool) -> None:
         if retire:
             _retire(s, service, name, force)
         elif promote:
-            path = key_rotation.secret_file(s, name)
-            entries = key_rotation.read(path).split()
-            if not entries[0].startswith(keys.STAGED):
-                raise ConfigError(f"{name} has no staged key to promote")
-            key_rotation.replace(
-                path, " ".join([entries[0].removeprefix(keys.STAGED), *entries[1:]])
-            )
+            _promote(s, name)
             click.echo(f"{name}: now signing with {keys.entity_key(s, service).kid}")
         else:
             _rotate(s, service, name)
@@ -319,6 +313,17 @@ def _rotate(s: Settings, service: str, name: str) -> None:
     else:
         click.echo(f"its superior must register it again: phr federation add {s.urls[service]}")
     click.echo(f"then: phr federation rotate-key {service} --promote")
+
+
+def _promote(s: Settings, name: str) -> None:
+    """The staged key (in front) starts signing: under the secret's lock, as every other
+    rewrite of a key secret, so a rotation in another shell is not lost."""
+    path = key_rotation.secret_file(s, name)
+    with key_rotation.locked(path):
+        entries = key_rotation.read(path).split()
+        if not entries or not entries[0].startswith(keys.STAGED):
+            raise ConfigError(f"{name} has no staged key to promote")
+        key_rotation.replace(path, " ".join([entries[0].removeprefix(keys.STAGED), *entries[1:]]))
 
 
 def _retire(s: Settings, service: str, name: str, force: bool) -> None:

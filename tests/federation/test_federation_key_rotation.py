@@ -22,6 +22,7 @@ from federation.entity.trust_chain import Resolver
 from federation.errors import FederationError
 from federation.models import IssuedTrustMark, Subordinate
 from launcher.cli import main
+from phr_core import key_rotation
 from tests.federation import test_token_sealing as sealing_tests
 from tests.federation.conftest import Federation
 
@@ -168,3 +169,20 @@ def test_a_service_its_superior_vouches_for_elsewhere_is_staged_first(
     new_kid = keys.entity_key(settings, "fhir").kid
     assert new_kid != old_kid and new_kid in {k["kid"] for k in published["keys"]}
     assert federation.resolver().resolve(fhir, fresh=True).metadata.resource is not None
+
+
+def test_promote_without_a_staged_key_is_a_plain_error_even_for_an_empty_secret(
+    federation: Federation, cli: CliRunner
+) -> None:
+    path = key_rotation.secret_file(federation.settings, keys.secret_name("fhir"))
+    kept = path.read_text(encoding="utf-8")
+    try:
+        for content in (kept, ""):  # a key that signs already; nothing at all
+            path.write_text(content, encoding="utf-8")
+            out = cli.invoke(main, ["federation", "rotate-key", "fhir", "--promote"])
+            assert out.exit_code == 1, out.output
+            assert "has no staged key to promote" in out.output
+            assert isinstance(out.exception, SystemExit)  # no traceback (was an IndexError)
+            assert path.read_text(encoding="utf-8") == content  # nothing rewritten
+    finally:
+        path.write_text(kept, encoding="utf-8")
