@@ -102,10 +102,11 @@ class ConsentEpoch(Base):
 
 
 class KeptPseudonym(Base):
-    """A resident the register held at the last pseudonym-key rotation: their code under the
-    newest key (`lookup`, made with key `lookup_key`) → the older key their code stays made
-    with (`key_id`), so their consent links and PHR records keep working. Only keyed codes and
-    key ids, never a resident number (connectors/pseudonym_keys.py)."""
+    """A resident the register held at a pseudonym-key rotation (every rotation's rows are
+    kept): their code under the key that rotation put in front (`lookup`, made with key
+    `lookup_key`) → the older key their code stays made with (`key_id`), so their consent
+    links and PHR records keep working. Only keyed codes and key ids, never a resident number
+    (connectors/pseudonym_keys.py)."""
 
     __tablename__ = "connector_kept_pseudonym"
     __table_args__ = (UniqueConstraint("municipality_code", "lookup_key", "lookup"),)

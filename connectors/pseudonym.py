@@ -67,8 +67,8 @@ class Pseudonymizer:
         resident says so (each rotation's records are kept, so a resident absent from a later
         rotation's register, moved out and back, keeps their code); else the newest key."""
         norm = normalized(resident_number).encode()
-        for k in self._keys:
-            known = self._kept.get(key_id(k))
+        for kid, k in self._by_id.items():  # newest first, ids computed once in __init__
+            known = self._kept.get(kid)
             if known:
                 kept = known.get(_text(_mac(k, norm)))
                 if kept in self._by_id:
