@@ -218,9 +218,10 @@ def _pharmacy_receipt(
         drug_points = unit * days
         points += drug_points + 24
         # CZ 医師No, 交付年月日, 調剤年月日, 受付回, 調剤数量, 負担区分, 算定区分, 算定先No,
-        # 薬剤調製料コード, 点数, 分割区分, 前回数量, 薬剤料点数
+        # 薬剤調製料コード, 点数, 分割区分, 前回数量, 薬剤料点数, 予備; then 加算料①–⑩ … 薬剤料減算
+        # left empty: 71 fields in all (uke.FIELD_COUNTS, docs/uke.md)
         cz = ["CZ", "1", issued, issued, "1", str(days), "1", "1", "01", "420000110", "24"]
-        lines.append([*cz, "", "", str(drug_points), ""])
+        lines.append([*cz, "", "", str(drug_points), ""] + [""] * 56)
         for code in rnd.sample(DRUGS, rnd.randint(1, 2)):
             lines.append(["IY", "1", code, f"{rnd.randint(1, 3)}", "", "", "", "", "", ""])
     lines[1][5] = str(points)

@@ -14,12 +14,13 @@ from connectors.sources import uke, vaccination_csv
 from connectors.sources.base import Problem, Record
 
 # Written from the record layouts, not from the reader: 医科 shared/reference/uke.md §5
-# (verified against myclinic-ts and OpenReceiptViewer), 調剤 docs/uke.md ([T] pharma-oss@8091090f).
+# (verified against myclinic-ts and OpenReceiptViewer), 調剤 docs/uke.md ([T] pharma-oss@8091090f;
+# CZ 71 also [G], the pharmacy's UKE loader and its generator).
 MEDICAL = {
     "IR": 10, "RE": 38, "HO": 15, "KO": 12, "SN": 9, "JD": 33, "MF": 33, "SY": 8, "SI": 44,
     "IY": 44, "TO": 48, "CO": 5, "SJ": 3, "GO": 4,
 }  # fmt: skip
-PHARMACY = {"YK": 9, "RE": 42, "SN": 9, "IY": 10, "GO": 4}
+PHARMACY = {"YK": 9, "RE": 42, "SN": 9, "CZ": 71, "IY": 10, "GO": 4}
 
 
 def _pad(cells: list[str], n: int) -> str:
@@ -48,7 +49,7 @@ GOOD_PHARMACY = [
     _pad(["HO", "06070010", "12", "3456", "1", "300"], 14),
     _pad(["SN", "1", "01", "06070010", "12", "3456", "00"], 9),
     _pad(["SH", "01", "1", "", "", "12"], 6),
-    _pad(["CZ", "1", "20250309", "20250310", "1", "14", "1", "1", "01", "420000110", "24"], 15),
+    _pad(["CZ", "1", "20250309", "20250310", "1", "14", "1", "1", "01", "420000110", "24"], 71),
     _pad(["IY", "1", "620000023", "3"], 10),
     _pad(["GO", "1", "300", "99"], 4),
 ]
@@ -75,7 +76,7 @@ def test_every_record_types_field_count_is_checked(
     assert set(counts) <= {x.split(",")[0] for x in good}  # every counted record type is here
     for i, line in enumerate(good):
         rt = line.split(",")[0]
-        if rt not in counts:  # 調剤 HO, SH, CZ: no verified count (docs/uke.md)
+        if rt not in counts:  # 調剤 HO, SH: no count two sources agree on (docs/uke.md)
             continue
         for wrong in (line[: line.rindex(",")], line + ","):  # one field fewer, one more
             lines = [*good[:i], wrong, *good[i + 1 :]]
@@ -96,6 +97,23 @@ def test_pharmacy_sh_and_cz_as_the_reiwa8_spec_writes_them_are_read(tmp_path: Pa
     lines[5] = _pad(lines[5].split(","), 71)
     items = list(uke.read(_write(tmp_path / "RECEIPTY.UKE", lines)))
     assert [type(i) for i in items] == [Record], items
+
+
+def test_a_pharmacy_cz_cut_to_the_15_fields_the_reader_uses_is_rejected(tmp_path: Path) -> None:
+    """Rule "調剤 CZ 71 fields" ([T] pharma-oss@8091090f DISPENSING_UKE_OFFICIAL_CZ_ALL_FIELDS and
+    [G] "CZ: 調剤情報レコード（SSK仕様 71フィールド）" agree): the 15-field CZ the samples and the
+    synthetic files wrote until 2026-12 is a cut record; the other receipts are still read."""
+    lines = [*GOOD_PHARMACY]
+    short = ",".join(lines[5].split(",")[:15])
+    lines[5:6] = [short]
+    second = [
+        _pad(["RE", "2", "4112", "202503", "テスト", "2", "19900101", "70"], 42),
+        *GOOD_PHARMACY[2:-1],
+    ]
+    path = _write(tmp_path / "RECEIPTY.UKE", [*lines[:-1], *second, lines[-1]])
+    items = list(uke.read(path))
+    assert items[0] == Problem(path.name, 6, "CZ", "15 fields; the 記録条件仕様 defines 71")
+    assert [type(i) for i in items[1:]] == [Record]
 
 
 def test_an_re_record_with_12_fields_is_rejected(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ PAYER_OID = "urn:oid:1.2.392.100495.20.3.71"
 FIELDS = {
     "medical": {"IR": 10, "RE": 38, "HO": 15, "KO": 12, "SN": 9, "SY": 8, "SI": 44, "IY": 44,
                 "TO": 48, "CO": 5, "GO": 4},
-    "pharmacy": {"YK": 9, "RE": 42, "SH": 6, "CZ": 15, "IY": 10, "GO": 4},
+    "pharmacy": {"YK": 9, "RE": 42, "SH": 6, "CZ": 71, "IY": 10, "GO": 4},
 }  # fmt: skip
 # 転帰区分 (別表): code → name, and the clinical status it means
 OUTCOMES = {

@@ -14,17 +14,20 @@ RECORDS = {"IR", "YK", "RE", "HO", "KO", "SY", "SI", "IY", "TO", "CO", "SH", "CZ
 # verified against [M] myclinic-ts and [O] OpenReceiptViewer (IR 10, RE 38, HO 15, KO 12, SN 9,
 # JD 33, MF 33, SY 8, SI 44, IY 44, TO 48, CO 5, SJ 3, GO 4); implementations, not the PDF.
 # 調剤: [T] pharma-oss/pharma-oss@8091090f src/lib/receipt/dispensing_uke_validation.ts, its
-# transcription of the 支払基金 記録条件仕様 調剤 令和8年6月版 (YK 9, RE 42, SN 9, IY 10, GO 4).
-# Not counted (docs/uke.md): 調剤 SH and CZ, where [T] writes 10 and 71 (the 6 and 15 used
-# until 2026-12 were only the fields read; [H] also names CZ 加算料①–⑩, beyond field 15), and
-# the 調剤 HO, KO, TO, CO, JD, MF, KI, TK, ST and insurer-side MN, RC, KH, … with one source or
-# none; a missing trailing field of those reads empty.
+# transcription of the 支払基金 記録条件仕様 調剤 令和8年6月版 (YK 9, RE 42, SN 9, IY 10, GO 4), and
+# CZ 71, where [G] (a pharmacy's own UKE → SQLite loader, "CZ: 調剤情報レコード（SSK仕様 71
+# フィールド）", and its test-file generator, which writes 71) agrees field by field: 15 fixed
+# fields, 加算料①–⑩ (16–45), 一包化日数 and 分割調剤 (46–52), 包括管理料等 and 他医療機関 (53–54),
+# 外来服薬支援料2 (55–57), 調剤管理料 (58–62) and its 時間外等加算 (63–65), 薬剤料減算 (66–71).
+# Not counted (docs/uke.md): 調剤 SH, where only [T] gives a count (10; [G] writes 3), and the
+# 調剤 HO (only [T]: 14), KO, TO, CO, JD, MF, KI, TK, ST and insurer-side MN, RC, KH, … with one
+# source or none; a missing trailing field of those reads empty.
 FIELD_COUNTS: dict[str, dict[str, int]] = {
     "medical": {
         "IR": 10, "RE": 38, "HO": 15, "KO": 12, "SN": 9, "JD": 33, "MF": 33, "SY": 8,
         "SI": 44, "IY": 44, "TO": 48, "CO": 5, "SJ": 3, "GO": 4,
     },
-    "pharmacy": {"YK": 9, "RE": 42, "SN": 9, "IY": 10, "GO": 4},
+    "pharmacy": {"YK": 9, "RE": 42, "SN": 9, "CZ": 71, "IY": 10, "GO": 4},
 }  # fmt: skip
 
 RECORD_TYPE = (
