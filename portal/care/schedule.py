@@ -33,12 +33,13 @@ from portal.care.ages import (
 )
 from portal.care.vaccine_rules import (
     HIB,
-    HIB_LATE,
+    HIB_BOOSTER_AFTER_LAPSED,
+    HIB_FROM_1_YEAR,
     INJECTED_LIVE,
     LIVE_GAP_DAYS,
-    PCV_LATE,
+    PCV_FROM_1_YEAR,
+    PCV_FROM_2_YEARS,
     SERIES,
-    M,
     Rule,
     Series,
 )
@@ -124,17 +125,12 @@ def _hib(base: Series, birth: date, doses: Sequence[Dose], today: date) -> Serie
     start = given[0] if given else max(today, reach(birth, 2))
     d1, d2, d3, booster = base.doses
     if start > reach(birth, 12):
-        single = M("1回", "single dose", min_age_m=2, legal_until_m=60,
-                   source=HIB_LATE + ": 生後12月に至った日の翌日から生後60月 1回")  # fmt: skip
-        return replace(base, doses=(single,))
+        return replace(base, doses=(HIB_FROM_1_YEAR,))
     primaries = (d1, d2, d3) if start <= reach(birth, 7) else (d1, d2)
     if given and len(given) < len(primaries):
         following = max(today, given[-1] + timedelta(days=28))
         if following > reach(birth, 12):
-            early = M("追加", "booster", min_age_m=2, legal_until_m=60, after_prev_d=27,
-                      source=HIB_LATE + ": 初回2回目・3回目が生後12月を超えたら行わず、"
-                      "追加は初回の最後から27日以上")  # fmt: skip
-            return replace(base, doses=(*primaries[: len(given)], early))
+            return replace(base, doses=(*primaries[: len(given)], HIB_BOOSTER_AFTER_LAPSED))
     return replace(base, doses=(*primaries, booster))
 
 
@@ -153,15 +149,9 @@ def _pcv(base: Series, birth: date, doses: Sequence[Dose], today: date) -> Serie
         return base
     if start <= reach(birth, 12):
         return replace(base, doses=(d1, d2, booster))
-    late: dict[str, Any] = dict(min_age_m=12, legal_until_m=60)
     if start <= reach(birth, 24):
-        return replace(base, doses=(
-            M("1回目", "dose 1", **late, source=PCV_LATE + ": 1歳から2歳 60日以上の間隔で2回"),
-            M("2回目", "dose 2", after_prev_d=60, **late,
-              source=PCV_LATE + ": 1歳から2歳 60日以上の間隔で2回"),
-        ))  # fmt: skip
-    return replace(base, doses=(M("1回", "single dose", min_age_m=24, legal_until_m=60,
-                                  source=PCV_LATE + ": 2歳から5歳 1回"),))  # fmt: skip
+        return replace(base, doses=PCV_FROM_1_YEAR)
+    return replace(base, doses=(PCV_FROM_2_YEARS,))
 
 
 def schedule(

@@ -21,6 +21,7 @@ has no corrected age.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -36,7 +37,7 @@ from portal.care.schedule import (
     doses_from,
     schedule,
 )
-from portal.care.vaccine_rules import GUIDE_SECTION, HIB, SERIES
+from portal.care.vaccine_rules import ALL_RULES, GUIDE_SECTION, HIB, LAW, SERIES
 
 D = date
 
@@ -166,6 +167,11 @@ ROWS: tuple[Child, ...] = (
     Child("要領 Hib 追加: 初回終了後7月以上", B,
           (d("Hib", D(2025, 8, 12)), d("Hib", D(2025, 9, 9)), d("Hib", D(2025, 10, 7))),
           D(2025, 11, 1), ("Hib", 4), NOT_YET, earliest=D(2026, 5, 7)),
+    Child("令 Hib感染症 生後六十月に至るまで: the booster's last day (初回 lapsed at 12 months)",
+          D(2020, 6, 10), (d("Hib", D(2020, 8, 12)),), D(2025, 6, 9), ("Hib", 2), DUE,
+          label="追加", legal_until=D(2025, 6, 9)),
+    Child("令 Hib感染症 生後六十月に至るまで: closed on the 5th birthday", D(2020, 6, 10),
+          (d("Hib", D(2020, 8, 12)),), D(2025, 6, 10), ("Hib", 2), CLOSED, label="追加"),
     # --- BCG: 令 結核 一歳に至るまで; 要領 標準 5–8月
     Child("要領 BCG 標準 生後5月から: allowed from birth, shown from 5 months", B, (),
           D(2025, 10, 1), ("BCG", 1), NOT_YET, earliest=B, next_date=D(2025, 11, 9)),
@@ -220,6 +226,8 @@ ROWS: tuple[Child, ...] = (
     Child("… so 1期初回2回目 is still to give, past its standard 3歳 (要領)", D(2016, 6, 10),
           (d("JE", D(2019, 7, 1)), d("JE", D(2020, 9, 1), 1, "1期追加")), D(2020, 10, 1),
           ("JE", 2), OVERDUE, label="1期初回 2回目"),
+    Child("令 日本脳炎 二 九歳以上: from the day before the 9th birthday", D(2016, 6, 10), (),
+          D(2025, 6, 8), ("JE", 4), NOT_YET, earliest=D(2025, 6, 9)),
     Child("令 日本脳炎 二 十三歳未満: closed on the 13th birthday", D(2013, 6, 10), (),
           D(2026, 6, 10), ("JE", 4), CLOSED),
     # --- DT 2期: 令 ジフテリア・破傷風 二 十一歳以上十三歳未満
@@ -309,3 +317,30 @@ def test_every_rule_cites_the_law_or_the_guide_with_its_section() -> None:
                 assert f"定期接種実施要領 第2 各論 {GUIDE_SECTION[series.key]}" in rule.source, (
                     where
                 )
+
+
+PART = re.compile(r"^[^:]+: (confirmed|restated) \((.+)\)$")
+
+
+def test_every_rule_says_part_by_part_whether_a_primary_text_confirms_it() -> None:
+    """Issue 18: each part of each rule is "confirmed (text, section)" where a primary text was
+    read here (the 令's table; the MHLW rotavirus Q&A), else "restated (why)". The 要領 was not
+    reached, so no part is confirmed from it or from its transcription; a rule whose source says
+    "restated" has a restated part; a window cited from the 令 is a confirmed part."""
+    assert len(ALL_RULES) > sum(len(s.doses) for s in (*SERIES, HIB))  # the late-start rules too
+    for rule in ALL_RULES:
+        where = (rule.label, rule.source)
+        assert rule.checked, where
+        for part in rule.checked:
+            m = PART.match(part)
+            assert m, part
+            status, text = m.groups()
+            if status == "confirmed":
+                assert text.startswith((LAW, "MHLW ")), part
+                assert "要領" not in text and "seido-keisan" not in text, part
+        if "restated" in rule.source:
+            assert any(": restated (" in p for p in rule.checked), where
+        if rule.source.startswith(LAW):
+            assert any(p.startswith(f"funded window: confirmed ({LAW}") for p in rule.checked), (
+                where
+            )
