@@ -50,7 +50,7 @@ class DataKeys:
         return [derive_key(entry, purpose) for entry in self.entries]
 
     def aead(self, purpose: str) -> RotatingAead:
-        return RotatingAead(self.entries, purpose)
+        return RotatingAead.derived(self.entries, purpose)
 
     def identifier_key(self, purpose: str) -> bytes:
         """The key of a stable identifier: the kept one after a retirement, else the oldest

@@ -18,17 +18,22 @@ from phr_core.secrets import derive_key
 
 
 class RotatingAead:
-    """AES-GCM keys derived for one `purpose` from each entry of a secret, newest first."""
+    """AES-GCM under several keys, newest first."""
 
-    def __init__(self, entries: Sequence[str], purpose: str) -> None:
-        if not entries:
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        if not keys:
             raise ValueError("a secret with no key")
-        self._aeads = [AESGCM(derive_key(entry, purpose)) for entry in entries]
+        self._aeads = [AESGCM(key) for key in keys]
+
+    @classmethod
+    def derived(cls, entries: Sequence[str], purpose: str) -> RotatingAead:
+        """The keys derived for one `purpose` from each entry of a secret."""
+        return cls([derive_key(entry, purpose) for entry in entries])
 
     @classmethod
     def of(cls, secret: str, purpose: str) -> RotatingAead:
         """From the secret's value as configured ("NEWEST OLDER …")."""
-        return cls(secret.split(), purpose)
+        return cls.derived(secret.split(), purpose)
 
     def encrypt(self, nonce: bytes, data: bytes, aad: bytes | None) -> bytes:
         return self._aeads[0].encrypt(nonce, data, aad)
