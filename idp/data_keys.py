@@ -6,13 +6,14 @@ The data key has three kinds of use, and each takes a rotation differently:
 * Sealing (signing keys, card-verified attributes): sealed with the newest key, opened with any
   (phr_core.rotating_aead); the rotation's re-seal pass moves everything under the newest.
 * Keyed hashes looked up again later, that can be computed again (the counter's name and birth
-  date index, enrollment codes, the auth-app PKCE verifier): made with the newest key, looked
-  up under every key; the pass re-indexes, codes live 15 minutes.
+  date index, enrollment codes): made with the newest key, looked up under every key; the pass
+  re-indexes, codes live 15 minutes.
 * Identifiers that must never change (passkey user handles, which authenticators keep;
   certificate bindings and auth-app subjects, which are keyed hashes of something the IdP never
-  stores and so cannot be computed again): their keys stay those derived from the first data
-  key. When the old keys are retired, those three derived keys (not the old key) are kept in
-  the secret as one entry `idp-ids-v1:…`; nothing is sealed or indexed under them.
+  stores and so cannot be computed again; the auth-app PKCE verifier key, which every worker
+  must share while a sign-in is in flight): their keys stay those derived from the first data
+  key. When the old keys are retired, those derived keys (not the old key) are kept in the
+  secret as one entry `idp-ids-v1:…`; nothing is sealed or indexed under them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from phr_core.rotating_aead import RotatingAead
 from phr_core.secrets import derive_key
 
 PINNED_PREFIX = "idp-ids-v1:"
-IDENTIFIER_PURPOSES = ("idp/passkey-user/v1", "idp/card-binding/v1", "idp/authapp-subject/v1")
+IDENTIFIER_PURPOSES = (
+    "idp/passkey-user/v1",
+    "idp/card-binding/v1",
+    "idp/authapp-subject/v1",
+    "idp/authapp-pkce/v1",
+)
 SIGNING_KEYS = "idp/signing-keys/v1"
 CARD_ATTRIBUTES = "idp/card-attributes/v1"
 

@@ -81,10 +81,10 @@ class Broker:
         self.db = db
         self.client = client
         keys = DataKeys(settings.secret("PHR_IDP_DATA_KEY"))
-        # Subjects are stable identifiers (the same key across data-key rotations); the PKCE
-        # key is the newest data key's at this worker's start.
+        # The same keys across data-key rotations (idp.data_keys): subjects are stored keyed,
+        # and a sign-in begun on one worker finishes on another with the same verifier.
         self._subject_key = keys.identifier_key("idp/authapp-subject/v1")
-        self._pkce_key = keys.derive("idp/authapp-pkce/v1")
+        self._pkce_key = keys.identifier_key("idp/authapp-pkce/v1")
         # Only the attribute sealing of CardServices is used (no certificate verifier here).
         self._sealer = CardServices(settings, None, None)  # type: ignore[arg-type]  # sealing only
 
