@@ -41,10 +41,7 @@ def build_app(
         SESSION_COOKIE_NAME=f"phr_{service.name}_session",
     )
     if service.session_key:
-        # Several secrets, newest first (`phr idp rotate-session-key`, `phr consent
-        # rotate-secret-key`): the newest signs cookies, the older still open theirs.
-        newest, *older = settings.secret(service.session_key).split()
-        app.config.update(SECRET_KEY=newest, SECRET_KEY_FALLBACKS=older)
+        app.config["SECRET_KEY"] = settings.secret(service.session_key)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Flask's default provider's
     app.extensions["phr_settings"] = settings
     app.extensions["phr_service"] = service

@@ -44,6 +44,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Its own cookie name: cookies are not kept apart by port, and on a development host the
     # IdP's `session` cookie (same host, another port) would otherwise overwrite the portal's.
     app.config["SESSION_COOKIE_NAME"] = PORTAL_SESSION_COOKIE
+    # PHR_CONSENT_SECRET_KEY may hold several secrets, newest first (`phr consent
+    # rotate-secret-key`): the newest signs session cookies, the older still open theirs.
+    newest, *older = app.config["SECRET_KEY"].split()
+    app.config.update(SECRET_KEY=newest, SECRET_KEY_FALLBACKS=older)
     install_records(app)
 
     @app.before_request
