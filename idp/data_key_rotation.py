@@ -153,12 +153,7 @@ def retire(settings: Settings, db: Database, *, force: bool) -> str:
         keys = DataKeys(current)
         if not keys.has_older():
             return f"{VARIABLE}: one key held in {path}, nothing to retire"
-        waited = key_rotation.age_s(path)
-        if waited < OVERLAP_S and not force:
-            raise ConfigError(
-                f"{VARIABLE} was rotated {int(waited)} s ago; enrollment codes made under the "
-                f"old key may be live for {int(OVERLAP_S - waited)} s more (wait, or --force)"
-            )
+        key_rotation.require_overlap(VARIABLE, path, OVERLAP_S, force, "enrollment codes")
         done = reseal(db, current)
         if done.unreadable:
             raise ConfigError(

@@ -91,12 +91,7 @@ def retire(settings: Settings, db: Database, *, force: bool) -> str:
     with key_rotation.locked(path):
         if len(key_rotation.read(path).split()) < 2:
             return f"{VARIABLE}: one key held in {path}, nothing to retire"
-        waited = key_rotation.age_s(path)
-        if waited < OVERLAP_S and not force:
-            raise ConfigError(
-                f"{VARIABLE} was rotated {int(waited)} s ago; sessions signed with the old key "
-                f"may be live for {int(OVERLAP_S - waited)} s more (wait, or use --force)"
-            )
+        key_rotation.require_overlap(VARIABLE, path, OVERLAP_S, force, "sessions")
         done = reseal(settings, db)
         _, dropped = key_rotation.drop_older(settings, VARIABLE, OVERLAP_S, force=True)
     return f"{done}\n{VARIABLE}: retired {dropped} older key(s) in {path}; restart the service"
