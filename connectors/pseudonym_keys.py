@@ -11,8 +11,13 @@ rotation keeps every existing link as it is:
 * from then on such a resident keeps their code; a resident who was not in the register
   (born or moved in later) gets a code under the new key.
 
-So a leaked old key still yields the codes of residents known at the rotation: what the
-rotation protects is everyone after it. Re-coding existing residents is not done here.
+Recording the register under the new key is the rotation's re-key pass: afterwards every
+resident it held is found by the new key, and their records loaded before and after are one
+Patient at the PHR server (tests/connectors/test_pseudonym_rotation_phr.py). A leaked old key
+still yields the codes of residents known at the rotation: what the rotation protects is
+everyone after it. Re-coding existing residents would change their Patient ids (derived from
+the code) and so needs an offline migration of every service; why it is not built is in
+docs/operations.md ("Key rotation").
 """
 
 from __future__ import annotations

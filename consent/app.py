@@ -13,7 +13,7 @@ from consent.notices_api import bp as notices_api_bp
 from consent.receipts_api import bp as receipts_api_bp
 from federation import publish
 from phr_core.config import Settings
-from phr_core.secrets import derive_key
+from phr_core.rotating_aead import RotatingAead
 from phr_core.webapp import build_app, json_error
 
 ATTRIBUTE_KEY_PURPOSE = "consent/link-request-attributes/v1"
@@ -62,5 +62,5 @@ def attribute_box(settings: Settings) -> AttributeBox:
     """Encryption of pending link requests' card-verified attributes, keyed from the service's
     secret for this one purpose."""
     return AttributeBox(
-        derive_key(settings.secret("PHR_CONSENT_SECRET_KEY"), ATTRIBUTE_KEY_PURPOSE)
+        RotatingAead.of(settings.secret("PHR_CONSENT_SECRET_KEY"), ATTRIBUTE_KEY_PURPOSE)
     )

@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["idp"] = IdP(
         settings=settings,
         db=db,
-        keys=KeyRing(db, settings.secret("PHR_IDP_DATA_KEY")),
+        keys=KeyRing(db, lambda: settings.secret("PHR_IDP_DATA_KEY")),
         subjects=PairwiseSubjects(
             settings.secret("PHR_PAIRWISE_KEY"), lambda: settings.secret("PHR_PAIRWISE_KEY")
         ),

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from idp import housekeeping, keys
+from idp import data_key_rotation, housekeeping, keys
 from idp.clients import load_clients_file
 from idp.context import ACCESS_TOKEN_TTL, LOGIN_SESSION_TTL
 from idp.models import Client, InitialAccessToken, SigningKey
@@ -169,8 +169,49 @@ rotate_access_token_key = rotation_command(
 )
 
 
+@click.command("rotate-data-key")
+@click.option("--retire", is_flag=True, help="Re-seal everything, then drop the older keys.")
+@click.option("--force", is_flag=True, help="With --retire: do not wait for the overlap.")
+@click.option(
+    "--reseal",
+    "reseal_only",
+    is_flag=True,
+    help="Only the re-seal pass (for a secret kept in the environment, rotated by hand).",
+)
+def rotate_data_key(retire: bool, force: bool, reseal_only: bool) -> None:
+    """Rotate PHR_IDP_DATA_KEY (signing keys and card attributes at rest) while the IdP
+    serves; passkeys, card bindings and auth-app sign-ins keep their identifiers.
+
+    \b
+    1. phr idp rotate-data-key: a new key in front; running IdP workers seal under it from
+       their next request, and still open what the old key sealed.
+    2. phr idp rotate-data-key --retire, 20 minutes later: re-seals the signing keys and card
+       attributes under the new key in small batches (online), re-indexes the counter's
+       lookup, then drops the old key.
+    """
+    if force and not retire:
+        raise click.UsageError("--force only goes with --retire")
+    settings = load_settings()
+    try:
+        if not (retire or reseal_only):
+            click.echo(data_key_rotation.rotate(settings))
+            return
+        db = Database(settings.database_urls["idp"])
+        try:
+            if reseal_only:
+                secret = settings.secret(data_key_rotation.VARIABLE)
+                click.echo(data_key_rotation.reseal(db, secret).line())
+            else:
+                click.echo(data_key_rotation.retire(settings, db, force=force))
+        finally:
+            db.dispose()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 commands = [
     rotate_keys,
+    rotate_data_key,
     rotate_access_token_key,
     rotate_pairwise_key,
     rotate_session_key,

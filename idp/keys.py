@@ -11,18 +11,19 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey, KeySet, KeySetSerialization, RSAKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.data_keys import SIGNING_KEYS, DataKeys
 from idp.models import SigningKey
 from phr_core.db import Database
-from phr_core.secrets import derive_key
+from phr_core.rotating_aead import RotatingAead
 
 ALGS = ("ES256", "RS256")
 DEFAULT_ALG = "ES256"
@@ -46,8 +47,9 @@ class LoadedKey:
     key: ECKey | RSAKey
 
 
-def _sealer(data_key: str) -> AESGCM:
-    return AESGCM(derive_key(data_key, "idp/signing-keys/v1"))
+def _sealer(data_key: str) -> RotatingAead:
+    """Seals under the newest data key, opens under any (`phr idp rotate-data-key`)."""
+    return DataKeys(data_key).aead(SIGNING_KEYS)
 
 
 def _generate(alg: str) -> ECKey | RSAKey:
@@ -127,9 +129,11 @@ class KeyRing:
     """The keys as this process sees them, reloaded every few seconds so a rotation done by
     `phr idp rotate-keys` (another process) is picked up by every worker."""
 
-    def __init__(self, db: Database, data_key: str) -> None:
+    def __init__(self, db: Database, data_key: str | Callable[[], str]) -> None:
         self._db = db
-        self._sealer = _sealer(data_key)
+        # A callable is read at every reload, so a rotated data key is picked up without a
+        # restart (the re-seal pass may have moved the keys under the new one).
+        self._data_key = data_key if callable(data_key) else (lambda: data_key)
         self._lock = threading.Lock()
         self._loaded_at = 0.0
         self._keys: list[LoadedKey] = []
@@ -142,10 +146,11 @@ class KeyRing:
         now = datetime.now(UTC)
         keys: list[LoadedKey] = []
         public: list[dict] = []
+        sealer = _sealer(self._data_key())
         for r in rows:
             if r.state == "retired" and r.retire_after and _aware(r.retire_after) < now:
                 continue
-            pem = self._sealer.decrypt(r.private_sealed[:12], r.private_sealed[12:], r.kid.encode())
+            pem = sealer.decrypt(r.private_sealed[:12], r.private_sealed[12:], r.kid.encode())
             cls = ECKey if r.alg == "ES256" else RSAKey
             keys.append(LoadedKey(r.kid, r.alg, r.state, cls.import_key(pem)))
             public.append(dict(r.public_jwk))

@@ -132,6 +132,19 @@ def age_s(path: Path) -> float:
     return time.time() - path.stat().st_mtime
 
 
+def require_overlap(
+    name: str, path: Path, overlap_s: float, force: bool, live: str = "what the old key made"
+) -> None:
+    """ConfigError while the last rotation of `name` (kept at `path`) is younger than
+    `overlap_s`, unless `force`: `live` (made under the old key) may still be in use."""
+    waited = age_s(path)
+    if waited < overlap_s and not force:
+        raise ConfigError(
+            f"{name} was rotated {int(waited)} s ago; {live} may still be live for "
+            f"{int(overlap_s - waited)} s more (wait, or use --force)"
+        )
+
+
 def drop_older(settings: Settings, name: str, overlap_s: float, force: bool) -> tuple[Path, int]:
     """Drop every entry of `name` but the first, refusing (ConfigError) while the last
     rotation is younger than `overlap_s` unless `force`. Returns the file and how many left."""
@@ -140,12 +153,7 @@ def drop_older(settings: Settings, name: str, overlap_s: float, force: bool) -> 
         entries = _entries(name, path, "it holds one key: there is nothing to retire")
         if len(entries) < 2:
             return path, 0
-        waited = age_s(path)
-        if waited < overlap_s and not force:
-            raise ConfigError(
-                f"{name} was rotated {int(waited)} s ago; what the old key made may still be "
-                f"live for {int(overlap_s - waited)} s more (wait, or use --force)"
-            )
+        require_overlap(name, path, overlap_s, force)
         replace(path, entries[0])
     return path, len(entries) - 1
 

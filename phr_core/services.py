@@ -97,7 +97,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
             SecretSpec("PHR_IDP_SECRET_KEY", "signs the IdP's browser sessions"),
             SecretSpec(
                 "PHR_IDP_DATA_KEY",
-                "encrypts the IdP's signing keys and card-verified attributes at rest",
+                "encrypts the IdP's signing keys and card-verified attributes at rest (several "
+                "separated by spaces, newest first, during `phr idp rotate-data-key`)",
             ),
             ACCESS_TOKEN_KEY,
             SecretSpec(
@@ -254,7 +255,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
         default_port=8003,
         url_env="PHR_CONSENT_URL",
         secrets=(
-            SecretSpec("PHR_CONSENT_SECRET_KEY", "signs the portal's browser sessions"),
+            SecretSpec(
+                "PHR_CONSENT_SECRET_KEY",
+                "signs the portal's browser sessions and seals its stored tokens (several "
+                "separated by spaces, newest first, during `phr consent rotate-secret-key`)",
+            ),
             ACCESS_TOKEN_KEY,
             SecretSpec(
                 "PHR_CONSENT_CLIENT_SECRET",

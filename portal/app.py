@@ -10,7 +10,7 @@ portal pages cannot occupy."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, request, session
 from werkzeug.exceptions import HTTPException
 
 from consent.app import API_BLUEPRINTS, install_records
@@ -44,5 +44,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Its own cookie name: cookies are not kept apart by port, and on a development host the
     # IdP's `session` cookie (same host, another port) would otherwise overwrite the portal's.
     app.config["SESSION_COOKIE_NAME"] = PORTAL_SESSION_COOKIE
+    # PHR_CONSENT_SECRET_KEY may hold several secrets, newest first (`phr consent
+    # rotate-secret-key`): the newest signs session cookies, the older still open theirs.
+    newest, *older = app.config["SECRET_KEY"].split()
+    app.config.update(SECRET_KEY=newest, SECRET_KEY_FALLBACKS=older)
     install_records(app)
+
+    @app.before_request
+    def _resign_session() -> None:
+        # While PHR_CONSENT_SECRET_KEY holds an older key (`phr consent rotate-secret-key`),
+        # every session used is signed again with the newest, so that retiring the older
+        # key signs out only sessions idle longer than the overlap (their tokens are gone).
+        if app.config.get("SECRET_KEY_FALLBACKS") and session:
+            session.modified = True
+
     return app

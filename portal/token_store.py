@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, or_, update
+from sqlalchemy import Delete, Update, delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from consent.models import PortalTokens, utcnow
 from phr_core.db import Database
-from phr_core.secrets import derive_key
+from phr_core.rotating_aead import RotatingAead
 
 KEY_PURPOSE = "portal-tokens/v1"
 EARLY_REFRESH = timedelta(seconds=30)  # refresh this long before the access token expires
@@ -92,7 +92,9 @@ def _hash(handle: str) -> str:
 class TokenStore:
     def __init__(self, db: Database, secret: str) -> None:
         self.db = db
-        self._aead = AESGCM(derive_key(secret, KEY_PURPOSE))
+        # PHR_CONSENT_SECRET_KEY may hold several keys, newest first (`phr consent
+        # rotate-secret-key`): seal under the newest, open under any.
+        self._aead = RotatingAead.of(secret, KEY_PURPOSE)
 
     # --- sealing ---------------------------------------------------------------------------
 
@@ -242,12 +244,46 @@ class TokenStore:
             )
         return fresh.access_token
 
+    def reseal(self, batch: int = 200) -> tuple[int, int]:
+        """Move the rows an older key sealed under the newest, a batch per transaction; a row
+        changed meanwhile (a refresh stored new tokens, sealed under the newest) is left as
+        it is. Returns (re-sealed, unreadable: sealed under no key held, so dropped)."""
+        moved = dropped = 0
+        after = ""
+        while True:
+            with self.db.session() as s:
+                rows = s.execute(
+                    select(PortalTokens.handle_hash, PortalTokens.sealed)
+                    .where(PortalTokens.handle_hash > after)
+                    .order_by(PortalTokens.handle_hash)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return moved, dropped
+                after = rows[-1][0]
+                for key, sealed in rows:
+                    raw = base64.b64decode(sealed)
+                    try:
+                        if not self._aead.needs_reseal(raw[:12], raw[12:], key.encode()):
+                            continue
+                    except InvalidTag:
+                        dropped += _cas(s, delete(PortalTokens), key, sealed)
+                        continue
+                    fresh = self._seal(key, self._open(key, sealed))
+                    moved += _cas(s, update(PortalTokens).values(sealed=fresh), key, sealed)
+
     def purge_idle(self, older_than: timedelta = IDLE_LIMIT) -> int:
         """Drop rows of sessions nobody used for a while (browser closed without sign-out)."""
         with self.db.session() as s:
             return s.execute(
                 delete(PortalTokens).where(PortalTokens.last_used_at < utcnow() - older_than)
             ).rowcount  # type: ignore[attr-defined]  # an DELETE's result is a CursorResult; the stubs say Result
+
+
+def _cas(s: Session, stmt: Update | Delete, key: str, sealed: str) -> int:
+    """Run `stmt` on the row only if it still holds `sealed` (compare-and-set)."""
+    where = (PortalTokens.handle_hash == key, PortalTokens.sealed == sealed)
+    return int(s.execute(stmt.where(*where)).rowcount)  # type: ignore[attr-defined]  # an UPDATE's/DELETE's result is a CursorResult; the stubs say Result
 
 
 def _from_epoch(value: float) -> datetime:

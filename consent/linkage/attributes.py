@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import date
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from consent.records import ConsentError
+from phr_core.rotating_aead import RotatingAead
 
 # The card's signature-certificate attributes, named as the IdP's card profile and OpenID
 # Connect name them (`birthdate` YYYY-MM-DD); `birth_date` is accepted on input too.
@@ -24,8 +24,9 @@ class AttributeBox:
     from the service's secret for this one purpose; the request id is the associated data, so
     a ciphertext cannot be moved to another request."""
 
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+    def __init__(self, key: bytes | RotatingAead) -> None:
+        # Several keys, newest first, while PHR_CONSENT_SECRET_KEY is rotated.
+        self._aead = key if isinstance(key, RotatingAead) else RotatingAead([key])
 
     def seal(self, request_id: str, attributes: Mapping[str, str]) -> str:
         nonce = os.urandom(12)
@@ -40,6 +41,17 @@ class AttributeBox:
         except InvalidTag:
             raise ConsentError("the request's attributes cannot be decrypted") from None
         return json.loads(data)
+
+    def resealed(self, request_id: str, token: str) -> str | None:
+        """`token` sealed under the newest key, or None when it already is. ConsentError when
+        no key opens it."""
+        raw = base64.b64decode(token)
+        try:
+            if not self._aead.needs_reseal(raw[:12], raw[12:], request_id.encode("ascii")):
+                return None
+        except InvalidTag:
+            raise ConsentError("the request's attributes cannot be decrypted") from None
+        return self.seal(request_id, self.open(request_id, token))
 
 
 def check_attributes(attributes: Mapping[str, object]) -> dict[str, str]:

@@ -8,8 +8,6 @@ and staff then tell them apart by the address (decrypted for those few only)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import unicodedata
 from collections.abc import Callable
 
@@ -18,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from idp.card.models import CardAttributes, PersonLookup
 from idp.card.profile import BasicAttributes
-from phr_core.secrets import derive_key
+from idp.data_keys import DataKeys, keyed_hash
+
+PURPOSE = "idp/person-lookup/v1"
 
 
 def normalize(text: str) -> str:
@@ -26,10 +26,13 @@ def normalize(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
+def _message(name: str, birthdate: str) -> bytes:
+    return f"{normalize(name)}\n{birthdate.strip()}".encode()
+
+
 def lookup_key(data_key: str, name: str, birthdate: str) -> str:
-    key = derive_key(data_key, "idp/person-lookup/v1")
-    message = f"{normalize(name)}\n{birthdate.strip()}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    """Under the newest data key (an older key's index is redone by the rotation's pass)."""
+    return keyed_hash(DataKeys(data_key).derive(PURPOSE), _message(name, birthdate))
 
 
 def index_person(s: Session, data_key: str, person_id: str, attrs: BasicAttributes) -> None:
@@ -44,8 +47,11 @@ def index_person(s: Session, data_key: str, person_id: str, attrs: BasicAttribut
 
 def candidates(s: Session, data_key: str, name: str, birthdate: str) -> list[str]:
     """Internal ids of the enrolled people with this name and birth date."""
-    key = lookup_key(data_key, name, birthdate)
-    return list(s.scalars(select(PersonLookup.person_id).where(PersonLookup.lookup_key == key)))
+    message = _message(name, birthdate)
+    keys = [keyed_hash(k, message) for k in DataKeys(data_key).derive_all(PURPOSE)]
+    # Every key of the secret: during a rotation, people not yet re-indexed are found too.
+    query = select(PersonLookup.person_id).where(PersonLookup.lookup_key.in_(keys))
+    return list(s.scalars(query))
 
 
 OpenAttributes = Callable[[str, bytes], BasicAttributes]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session
 
 from idp.card.lookup import index_person
@@ -22,8 +21,9 @@ from idp.card.renewal import RenewalLinks
 from idp.card.revocation import ocsp_ttl_setting
 from idp.card.verifier_config import NoRenewalLinks, verifier_choice
 from idp.card.verify import CardVerifier, verifier_for
+from idp.data_keys import CARD_ATTRIBUTES, DataKeys
 from phr_core.config import Settings
-from phr_core.secrets import derive_key
+from phr_core.rotating_aead import RotatingAead
 
 
 @dataclass
@@ -61,21 +61,23 @@ class CardServices:
         return cls(settings, verifier, links)
 
     def binding_key(self, fingerprint: str) -> str:
-        key = derive_key(self.settings.secret("PHR_IDP_DATA_KEY"), "idp/card-binding/v1")
+        # A stable identifier: the same key across data-key rotations (idp.data_keys).
+        keys = DataKeys(self.settings.secret("PHR_IDP_DATA_KEY"))
+        key = keys.identifier_key("idp/card-binding/v1")
         return hmac.new(key, bytes.fromhex(fingerprint), hashlib.sha256).hexdigest()
 
-    def _attr_key(self) -> bytes:
-        return derive_key(self.settings.secret("PHR_IDP_DATA_KEY"), "idp/card-attributes/v1")
+    def _attr_aead(self) -> RotatingAead:
+        return DataKeys(self.settings.secret("PHR_IDP_DATA_KEY")).aead(CARD_ATTRIBUTES)
 
     def seal_attributes(self, person_id: str, attrs: BasicAttributes) -> bytes:
         nonce = secrets.token_bytes(12)
         plain = json.dumps(attrs.as_dict(), ensure_ascii=False).encode()
-        return b"\x01" + nonce + AESGCM(self._attr_key()).encrypt(nonce, plain, person_id.encode())
+        return b"\x01" + nonce + self._attr_aead().encrypt(nonce, plain, person_id.encode())
 
     def open_attributes(self, person_id: str, sealed: bytes) -> BasicAttributes:
         if sealed[:1] != b"\x01":
             raise ValueError("unknown attribute sealing version")
-        plain = AESGCM(self._attr_key()).decrypt(sealed[1:13], sealed[13:], person_id.encode())
+        plain = self._attr_aead().decrypt(sealed[1:13], sealed[13:], person_id.encode())
         return BasicAttributes(**json.loads(plain))
 
 

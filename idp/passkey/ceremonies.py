@@ -56,13 +56,13 @@ from webauthn.helpers.structs import (
 
 from idp import limits
 from idp.context import ACR_PASSKEY
+from idp.data_keys import DataKeys
 from idp.orm import rowcount
 from idp.passkey import codes
 from idp.passkey.errors import PasskeyError
 from idp.passkey.models import EnrollmentCode, Passkey, PasskeyChallenge
 from idp.tokens import aware, now_utc
 from phr_core.config import Settings
-from phr_core.secrets import derive_key
 
 CHALLENGE_TTL = timedelta(minutes=5)
 TIMEOUT_MS = 180_000
@@ -93,7 +93,9 @@ def _rp(settings: Settings) -> tuple[str, str]:
 
 
 def user_handle(settings: Settings, person_id: str) -> bytes:
-    key = derive_key(settings.secret("PHR_IDP_DATA_KEY"), "idp/passkey-user/v1")
+    # Authenticators keep it: the same key across data-key rotations (idp.data_keys).
+    keys = DataKeys(settings.secret("PHR_IDP_DATA_KEY"))
+    key = keys.identifier_key("idp/passkey-user/v1")
     return hmac.new(key, person_id.encode(), hashlib.sha256).digest()
 
 

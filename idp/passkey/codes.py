@@ -13,8 +13,6 @@ withdraws their earlier unused ones."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -25,13 +23,14 @@ from sqlalchemy.orm import Session
 
 from idp.card import lookup
 from idp.card.models import CardAttributes
+from idp.data_keys import DataKeys, keyed_hash
 from idp.orm import rowcount
 from idp.passkey.audit import audit
 from idp.passkey.errors import PasskeyError
 from idp.passkey.models import EnrollmentCode
 from idp.tokens import aware, now_utc
-from phr_core.secrets import derive_key
 
+CODE_PURPOSE = "idp/enrollment-code/v1"
 CODE_TTL = timedelta(minutes=15)
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 LENGTH = 10
@@ -50,9 +49,9 @@ def display(code: str) -> str:
 
 
 def code_key(data_key: str, code: str) -> str:
-    return hmac.new(
-        derive_key(data_key, "idp/enrollment-code/v1"), code.encode(), hashlib.sha256
-    ).hexdigest()
+    """Under the newest data key; `check` also tries the older ones (codes live 15 minutes,
+    less than a data-key rotation's overlap)."""
+    return keyed_hash(DataKeys(data_key).derive(CODE_PURPOSE), code.encode())
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,11 @@ def check(s: Session, data_key: str, typed: str) -> EnrollmentCode:
     if code is None:
         raise PasskeyError("code_wrong")
     row = s.scalar(
-        select(EnrollmentCode).where(EnrollmentCode.code_key == code_key(data_key, code))
+        select(EnrollmentCode).where(
+            EnrollmentCode.code_key.in_(
+                [keyed_hash(k, code.encode()) for k in DataKeys(data_key).derive_all(CODE_PURPOSE)]
+            )
+        )
     )
     if row is None:
         raise PasskeyError("code_wrong")

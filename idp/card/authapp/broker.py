@@ -50,10 +50,10 @@ from idp.card.models import CardAttributes, CardBinding, CardSession
 from idp.card.profile import BasicAttributes
 from idp.card.services import CardServices
 from idp.card.sessions import _audit, create_card_session
+from idp.data_keys import DataKeys
 from idp.models import Person
 from phr_core.config import Settings
 from phr_core.db import Database
-from phr_core.secrets import derive_key
 
 PURPOSE_SIGN_IN = "authapp"
 PURPOSE_ENROL = "authapp_enrol"
@@ -80,12 +80,16 @@ class Broker:
         self.settings = settings
         self.db = db
         self.client = client
-        data_key = settings.secret("PHR_IDP_DATA_KEY")
-        self._data_key = data_key
-        self._subject_key = derive_key(data_key, "idp/authapp-subject/v1")
-        self._pkce_key = derive_key(data_key, "idp/authapp-pkce/v1")
+        keys = DataKeys(settings.secret("PHR_IDP_DATA_KEY"))
+        # The same keys across data-key rotations (idp.data_keys): subjects are stored keyed,
+        # and a sign-in begun on one worker finishes on another with the same verifier.
+        self._subject_key = keys.identifier_key("idp/authapp-subject/v1")
+        self._pkce_key = keys.identifier_key("idp/authapp-pkce/v1")
         # Only the attribute sealing of CardServices is used (no certificate verifier here).
         self._sealer = CardServices(settings, None, None)  # type: ignore[arg-type]  # sealing only
+
+    def _data_key(self) -> str:
+        return self.settings.secret("PHR_IDP_DATA_KEY")  # read now: it may have been rotated
 
     def subject_key(self, sub: str) -> str:
         message = f"{self.client.issuer}\n{sub}".encode()
@@ -228,7 +232,7 @@ class Broker:
                     updated_at=now,
                 )
             )
-            index_person(s, self._data_key, person_id, attrs)
+            index_person(s, self._data_key(), person_id, attrs)
         s.add(
             CardBinding(
                 person_id=person_id,
@@ -245,7 +249,7 @@ class Broker:
 
     def _same_person(self, s: Session, attrs: BasicAttributes) -> list[str]:
         found = []
-        for person_id in candidates(s, self._data_key, attrs.name, attrs.birthdate):
+        for person_id in candidates(s, self._data_key(), attrs.name, attrs.birthdate):
             row = s.get(CardAttributes, person_id)
             if row is None:
                 continue
