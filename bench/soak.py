@@ -99,6 +99,15 @@ def memory_verdict(
     return out
 
 
+def load_average(rows: list[dict]) -> dict:
+    """The shared machine's 1-minute load average over some samples (the search's steps, the
+    hold's minutes): the other work beside the platform, so a reader can judge the figures."""
+    xs = sorted(r["load_1m"] for r in rows if "load_1m" in r)
+    if not xs:
+        return {}
+    return {"min": xs[0], "median": xs[len(xs) // 2], "max": xs[-1]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     pl.add_platform_arguments(ap)
@@ -170,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             "max_growth_pct": args.max_growth,
         },
         "search": search,
+        "load_1m": {
+            "search": load_average(search["steps"]),
+            "hold": load_average(hold_mem),
+        },
         "warm_up": {"seconds": round(w1 - w0, 1), "rate_ops_s": rate, **warm},
         "hold": {
             "rate_ops_s": rate,
@@ -184,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "connector_runs": [e for e in side if e["kind"] == "connector"],
         "server_log_errors": log_errors[:20],
         "resent_after_reset": pl.RESENT["count"],
+        "signed_in_again": hold["signed_in_again"] + warm["signed_in_again"],
         "failures": failures,
         "passed": passed,
     }
@@ -196,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         f"ops/s, errors {hold['errors']} (+{warm['errors']} in warm-up), p99 {hold['p99_ms']} "
         f"ms; growth after warm-up "
         f"{json.dumps({k: v['growth_pct'] for k, v in memory.items()})} % "
-        f"(limit {args.max_growth:g}); failures {json.dumps(failures)}; wrote {args.json}",
+        f"(limit {args.max_growth:g}); failures {json.dumps(failures)}; GETs resent "
+        f"{pl.RESENT['count']}; signed in again {result['signed_in_again']}; load average "
+        f"{json.dumps(result['load_1m'])}; wrote {args.json}",
         flush=True,
     )
     return 0 if passed else 1
