@@ -63,7 +63,7 @@ def search_args(ids: SectorIds, rtype: str, args: list[tuple[str, str]]) -> list
             raw = ",".join(_id_in(ids, rtype, v) for v in raw.split(","))
         elif base in REFERENCE_PARAMS:
             raw = ",".join(_patient_in(ids, v) for v in raw.split(","))
-        elif base == "identifier":
+        elif name == "identifier":  # with a modifier, search.parse refuses the modifier
             raw = ",".join(_identifier_in(ids, v) for v in raw.split(","))
         elif base == "_cursor":
             raw = ids.open_text("cursor/" + rtype, raw) or NO_MATCH

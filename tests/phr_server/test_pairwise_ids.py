@@ -87,6 +87,8 @@ def test_an_app_cannot_confirm_a_city_code_by_a_bare_identifier_search(
     assert len(found["entry"]) == 1
     assert "entry" not in world.get("/Patient?identifier=|C1", app1).get_json()
     assert len(world.get(f"/Patient?identifier={system}|", app1).get_json()["entry"]) == 2
+    modifier = world.get("/Patient?identifier:missing=true", app1).get_json()["issue"][0]
+    assert modifier["expression"] == ["identifier:missing"]  # the modifier is what is refused
     for first_party in (portal_token(world, "sub-parent"), world.connector()):
         bare = world.get("/Patient?identifier=C1", first_party).get_json()
         assert [e["resource"]["id"] for e in bare["entry"]] == [c1]
