@@ -13,6 +13,9 @@ claim (issue 14):
 * card sign-in (idp.card.sessions): signatures that do not verify count per source (CARD_SOURCE);
   a person (SIGN_IN) is only counted after their card's key proved possession and something
   else failed (a signature certificate of another card).
+* passkey sign-in (idp.passkey.views): unknown credentials and signatures that do not verify
+  count per source; a person only when their passkey's signature verified and its counter
+  went back.
 """
 
 from __future__ import annotations

@@ -6,11 +6,14 @@ the later ones still accepted (published, opened, looked up). Rotating puts a fr
 front; retiring drops every entry but the first once nothing made with them is still live.
 The `phr … rotate-…` commands change the secret where it is kept: the `NAME_FILE`, or the
 development key in `$PHR_VAR_DIR/secrets`. A value set in the environment cannot be changed
-by a command: they say so, and how to do it by hand.
+by a command: they say so, and how to do it by hand. A `NAME_FILE` that is a symlink is
+rewritten at its target (the link stays); one on a read-only mount (a Kubernetes or Docker
+secret) is refused with how to rotate it where it is managed.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import secrets as _random
@@ -44,19 +47,39 @@ def secret_file(settings: Settings, name: str) -> Path:
 
 
 _local = threading.local()  # .held: the secrets this thread holds the lock of (nesting)
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+@contextmanager
+def _writable(path: Path) -> Iterator[None]:
+    """Turn the OS refusing to write beside the secret at `path` (a read-only mount, such as a
+    Kubernetes or Docker secret) into a ConfigError saying how to rotate it there instead."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NOT_WRITABLE:
+            raise
+        raise ConfigError(
+            f"{path} cannot be written here ({exc.strerror}; a secret mounted read-only, such "
+            "as a Kubernetes or Docker secret?): rotate it where the secret is managed: put the "
+            "new key in front of its value (separated by a space), keep the old ones, update "
+            "the secret and restart the services that read it"
+        ) from None
 
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
     """One change of the secret at `path` at a time, across shells and processes: two
     rotations that both read the old value would each write their own, and one new key (the
-    one already in use, or the one residents' codes were recorded under) would be lost."""
-    key = path.absolute()
+    one already in use, or the one residents' codes were recorded under) would be lost.
+    The lock sits beside the file itself (a symlink's target), where `replace` writes."""
+    key = path.resolve()
     held: set[Path] = _local.__dict__.setdefault("held", set())
     if key in held:
         yield
         return
-    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    with _writable(path):
+        fd = os.open(key.parent / f".{key.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         held.add(key)
@@ -71,13 +94,17 @@ def locked(path: Path) -> Iterator[None]:
 def replace(path: Path, text: str) -> None:
     """Write atomically (a running service reads either the old or the new file) and privately:
     the owner, and the group when the old file let its group read it (a service reading its
-    key through its group must still read it after the rotation), never anyone else."""
+    key through its group must still read it after the rotation), never anyone else.
+    A symlink (a mounted secret's usual form) is written through: its target is replaced and
+    the link stays. A file that cannot be written is a ConfigError saying how to rotate it."""
+    target = path.resolve()
     try:
-        old = path.stat()
+        old = target.stat()
         mode, owner = (old.st_mode & 0o640) | 0o600, (old.st_uid, old.st_gid)
     except FileNotFoundError:
         mode, owner = 0o600, None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with _writable(path):
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
@@ -86,7 +113,7 @@ def replace(path: Path, text: str) -> None:
         if owner is not None and os.geteuid() == 0:
             os.chown(tmp, *owner)  # root rotating a service's key leaves it the service's
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -32,14 +32,19 @@ class TokenCache:
     (every refresh makes a new token: the 30-minute soak saw the PHR server grow by the
     cache's fill, ~0.7 MB a minute, bench/soak.md)."""
 
-    def __init__(self, size: int = 4096, ttl: float = 60.0) -> None:
-        self.size, self.ttl = size, ttl
+    def __init__(
+        self,
+        size: int = 4096,
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.time,  # epoch seconds, as `exp`; tests pass their own
+    ) -> None:
+        self.size, self.ttl, self.clock = size, ttl, clock
         self._items: dict[str, tuple[float, AccessToken]] = {}
         self._lock = threading.Lock()
 
     def get(self, raw: str, verify: Callable[[str], AccessToken]) -> AccessToken:
         key = hashlib.sha256(raw.encode()).hexdigest()
-        now = time.time()
+        now = self.clock()
         hit = self._items.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]

@@ -6,7 +6,8 @@ connectors see the stored, real values. Issue 14; the mapping itself is phr_core
 
 Incoming ids (paths, `_id`, `patient`/`subject`, identifier searches, paging cursors) are
 mapped back here before anything looks them up; one that does not decrypt under the sector's
-key is an id nobody has, so the answer is the 404 (or empty search) of an unknown id.
+key is an id nobody has, so the answer is the 404 (or empty search) of an unknown id. An app's
+identifier search names its system (a bare value would match the stored city codes).
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ from phr_core.pairwise_ids import (
 )
 from phr_core.tokens import AccessToken
 from phr_server.audit import CLIENT_SYSTEM, ROLE_SYSTEM, SUBJECT_SYSTEM
+from phr_server.search import BadRequest
 
 NO_MATCH = "!"  # not a valid id or code: a search on it finds nothing
+BARE_IDENTIFIER = (
+    "identifier: an app searches identifier=<system>|<value> with the values it was given"
+    " (or |<value> for an identifier without a system)"
+)
 # A FHIR id's form. A value of another form is no one's id in any sector: it goes to the search
 # parser unchanged, which answers what it answers for everyone (a NUL is a 400, issue 21).
 _ID_FORM = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -57,7 +63,7 @@ def search_args(ids: SectorIds, rtype: str, args: list[tuple[str, str]]) -> list
             raw = ",".join(_id_in(ids, rtype, v) for v in raw.split(","))
         elif base in REFERENCE_PARAMS:
             raw = ",".join(_patient_in(ids, v) for v in raw.split(","))
-        elif base == "identifier":
+        elif name == "identifier":  # with a modifier, search.parse refuses the modifier
             raw = ",".join(_identifier_in(ids, v) for v in raw.split(","))
         elif base == "_cursor":
             raw = ids.open_text("cursor/" + rtype, raw) or NO_MATCH
@@ -80,7 +86,11 @@ def _patient_in(ids: SectorIds, value: str) -> str:
 
 def _identifier_in(ids: SectorIds, value: str) -> str:
     system, sep, code = value.partition("|")
-    if not sep or not code or not is_mapped_system(system):
+    if not sep:
+        # A bare value matches every system's, the city's pseudonymous code among them: an app
+        # could confirm a code it learnt elsewhere. Its values are its own per system.
+        raise BadRequest("identifier", BARE_IDENTIFIER)
+    if not code or not is_mapped_system(system):
         return value
     return f"{system}|{ids.value_in(system, code) or NO_MATCH}"
 

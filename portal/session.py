@@ -13,6 +13,7 @@ from flask import redirect, request, session
 from werkzeug.wrappers import Response
 
 from phr_core import csrf
+from phr_core.return_paths import local_path
 from phr_core.webapp import settings
 
 PENDING = "oidc"  # a sign-in in progress
@@ -51,19 +52,11 @@ def check_csrf() -> None:
 
 def safe_return(value: object) -> str | None:
     """`value` when it is a path on this portal (a page to return to after sign-in), else
-    None: an absolute URL, `//host`, a backslash (browsers read `/\\host` as `//host`),
-    control characters or spaces (browsers drop tabs and newlines), a scheme, or the sign-in
-    pages themselves are refused."""
-    if not isinstance(value, str) or not value.startswith("/") or len(value) > 2000:
+    None: phr_core.return_paths.local_path's rule, and never the sign-in pages themselves."""
+    path = local_path(value, 2000)
+    if path is None or urllib.parse.urlsplit(path).path.startswith("/auth/"):
         return None
-    if value.startswith("//") or not value.isascii() or "\\" in value:
-        return None
-    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
-        return None
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme or parts.netloc or parts.path.startswith("/auth/"):
-        return None
-    return value
+    return path
 
 
 def sign_in_first() -> Response:

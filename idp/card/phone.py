@@ -22,16 +22,14 @@ from pathlib import Path
 from idp.card.profile import AUTH, SIGN, signed_data
 from idp.card.response import CardResponse
 from idp.card.vcard import VirtualCard
+from phr_core.return_paths import local_path
 
 
 def safe_return(path: object) -> str | None:
     """`path` if it is a path on this site ("/..."), never another origin: the link's `return`
-    is only ever the sign-in page's own done path, and must not become an open redirect."""
-    if not isinstance(path, str) or not path.startswith("/") or len(path) > 512:
-        return None
-    if path.startswith(("//", "/\\")) or any(c in path for c in "\\\r\n\t"):
-        return None
-    return path
+    is only ever the sign-in page's own done path, and must not become an open redirect (the
+    portal's rule, phr_core.return_paths)."""
+    return local_path(path, 512)
 
 
 @dataclass(frozen=True)

@@ -290,7 +290,9 @@ def verify_authentication(
 ) -> PasskeySignIn:
     """Check an assertion: its challenge (for this parked request), the credential, the user
     verification flag, the signature and the counter. PasskeyError with the reason otherwise
-    (a counter refusal names the passkey in `ref`, for the audit)."""
+    (a counter refusal names the passkey in `ref`, for the audit). Only a failure after the
+    signature verified names the person (`person_id`, for their attempt limit): before it,
+    nothing proves the sender holds their key."""
     rp, expected_origin = _rp(settings)
     row, client_data = claim_challenge(s, settings, credential, "login")
     assert isinstance(credential, dict)  # noqa: S101 - narrowing: claim_challenge refused non-dicts
@@ -314,7 +316,7 @@ def verify_authentication(
         except ValueError:
             handle = b""
         if not hmac.compare_digest(handle, user_handle(settings, person_id)):
-            raise PasskeyError("credential_unknown", person_id=person_id)
+            raise PasskeyError("credential_unknown")
     try:
         auth_data = parse_authenticator_data(_b64(credential, "response", "authenticatorData"))
     except PasskeyError:
@@ -336,7 +338,8 @@ def verify_authentication(
             require_user_verification=True,
         )
     except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError):
-        raise PasskeyError("bad_signature", ref=str(passkey.id), person_id=person_id) from None
+        # Not the person's failure: anyone who saw a credential id can send a bad signature.
+        raise PasskeyError("bad_signature", ref=str(passkey.id)) from None
     stored, new = int(passkey.sign_count or 0), int(verified.new_sign_count)
     if (stored > 0 or new > 0) and new <= stored:
         raise PasskeyError("sign_count_regressed", ref=str(passkey.id), person_id=person_id)

@@ -42,7 +42,8 @@ class PasskeyError(Exception):
         super().__init__(code)
         self.code = code
         self.ref = ref  # what the refusal concerns, for the audit (e.g. a passkey's id)
-        self.person_id = person_id  # whose passkey failed: counted, never shown or audited
+        # whose passkey failed after its signature verified: counted, never shown or audited
+        self.person_id = person_id
 
     @property
     def status(self) -> int:

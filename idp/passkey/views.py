@@ -43,6 +43,11 @@ STATIC = Path(__file__).with_name("static")
 # Wrong enrollment codes per client address: 10 in 15 minutes (the code has 50 bits; this
 # keeps guessing pointless and noisy).
 CODE_ATTEMPTS = ("passkey-code", 10, limits.SIGN_IN[2])
+# Sign-in answers that prove nothing (an unknown credential, a user handle or a signature that
+# does not match) per client address, as the card path counts bad signatures (issue 14): a
+# credential id is no secret once seen, so these must never pause the person it names.
+SIGN_IN_SOURCE = ("passkey-source", limits.CARD_SOURCE[1], limits.CARD_SOURCE[2])
+SOURCE_FAILURES = frozenset({"credential_unknown", "bad_signature"})
 MAX_BODY = 64 * 1024
 
 
@@ -186,6 +191,8 @@ def login_verify() -> ResponseReturnValue:
         try:
             doc = _body()
             row = _parked(s)
+            if limits.blocked_for(s, SIGN_IN_SOURCE, _client_key()):
+                raise PasskeyError("too_many_attempts")
             result = ceremonies.verify_authentication(
                 s, ctx.settings, doc.get("credential"), row.id
             )
@@ -196,9 +203,11 @@ def login_verify() -> ResponseReturnValue:
             error = None
         if error is None:
             return _signed_in(s, row, result)
+    # Counted in transactions of their own, after the audit is committed.
+    if error.code in SOURCE_FAILURES:
+        limits.record_failure(ctx.db, SIGN_IN_SOURCE, _client_key())
     if error.person_id is not None:
-        # Someone answered for this person's passkey and failed: the per-person limit counts it
-        # (in its own transaction, after the audit is committed).
+        # The person's own key signed and something else failed (the counter went back).
         limits.record_failure(ctx.db, limits.SIGN_IN, error.person_id)
     return _refuse(error, lang)
 

@@ -87,8 +87,10 @@ class HttpConsentDirectory:
         service_token: Callable[[], str | None] | None = None,
         in_flight: int = budgets.CONSENT_IN_FLIGHT,
         queue_s: float = budgets.CONSENT_QUEUE_S,
+        clock: Callable[[], float] = time.monotonic,  # tests pass their own: no sleeping
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.clock = clock
         self.ttl = min(ttl, CONSENT_TTL_S)
         self.timeout = timeout
         self.service_token = service_token
@@ -101,7 +103,7 @@ class HttpConsentDirectory:
 
     def _get(self, path: str, bearer: str) -> Any:
         hit = self._cache.get(path)
-        if hit is not None and hit[0] > time.monotonic():
+        if hit is not None and hit[0] > self.clock():
             metrics.CONSENT_CACHE.labels("fhir", "hit").inc()
             return hit[1]
         metrics.CONSENT_CACHE.labels("fhir", "miss").inc()
@@ -119,7 +121,7 @@ class HttpConsentDirectory:
                 "consent service busy: too many decisions already waiting; try again shortly"
             )
         try:
-            now = time.monotonic()
+            now = self.clock()
             self.calls += 1
             token = (self.service_token() if self.service_token else None) or bearer
             req = urllib.request.Request(  # noqa: S310 - the configured consent URL

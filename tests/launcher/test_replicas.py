@@ -258,17 +258,22 @@ def test_portal_session_and_revocation_reach_every_replica(replicas: Replicas) -
     seen.add(replicas.served_by(revoked))
     assert seen == {"r1", "r2"}  # the portal's session and CSRF token crossed replicas
     started = time.monotonic()
-    refused_after: dict[str, float] = {}  # when the first refused request was sent
-    while len(refused_after) < 2 and time.monotonic() - started < REVOCATION_BOUND_S + 2:
-        for fhir in set(replicas.direct["fhir"]) - set(refused_after):
+    # Every replica asked until past the bound, each answer by when its request was sent: a
+    # loaded machine may send few requests, but none sent after the bound may be served.
+    answers: list[tuple[float, str, int]] = []
+    fhirs = set(replicas.direct["fhir"])
+    while {f for s, f, _ in answers if s > REVOCATION_BOUND_S} != fhirs:
+        assert time.monotonic() - started < REVOCATION_BOUND_S + 60, answers  # a backstop
+        for fhir in fhirs:
             sent = time.monotonic() - started
             answer = requests.get(fhir + "/Immunization", headers=bearer, timeout=TIMEOUT)
-            if answer.status_code == 403:
-                refused_after[fhir] = sent
+            answers.append((sent, fhir, answer.status_code))
         time.sleep(0.2)
-    elapsed = max(refused_after.values(), default=float("inf"))
-    assert len(refused_after) == 2 and elapsed <= REVOCATION_BOUND_S, refused_after
-    print(f"revocation refused by both PHR server replicas after {elapsed:.2f} s")  # -rP shows it
+    late = [(sent, fhir, code) for sent, fhir, code in answers if sent > REVOCATION_BOUND_S]
+    assert late and all(code == 403 for _, _, code in late), answers
+    assert {fhir for _, fhir, code in answers if code == 403} == fhirs
+    first = max(min(s for s, f, c in answers if f == fhir and c == 403) for fhir in fhirs)
+    print(f"revocation refused by both PHR server replicas after {first:.2f} s")  # -rP shows it
 
 
 def test_every_read_on_every_replica_is_audited(replicas: Replicas) -> None:

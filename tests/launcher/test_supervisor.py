@@ -85,7 +85,9 @@ def test_a_second_signal_stops_at_once() -> None:
 def test_a_child_that_stops_on_sigterm_is_not_kept_waiting() -> None:
     proc, tree = _supervised(120.0, "cooperative")
     proc.send_signal(signal.SIGTERM)
-    assert _exit_within(proc, tree, 10) < 5
+    # Well inside the 120 s grace time, which is what is not waited for (a loaded machine may
+    # take seconds to schedule the child's exit: the bound only has to tell the two apart).
+    assert _exit_within(proc, tree, 60) < 60
     assert proc.returncode == 0
 
 

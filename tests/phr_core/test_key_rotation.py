@@ -4,8 +4,12 @@ left after a rewrite, and --force without --retire."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from phr_core.config import ConfigError, load_settings
 from phr_core.key_commands import rotation_command
 
 NAME = "PHR_IDP_SECRET_KEY"
+NOBODY = 65534
 PROCESSES, ROUNDS = 4, 15
 
 
@@ -89,3 +94,73 @@ def test_a_rewritten_secret_file_keeps_who_may_read_it(
     key_rotation.prepend(settings, name)
     assert stat.S_IMODE(path.stat().st_mode) == after
     assert len(path.read_text().split()) == 2
+
+
+def _mounted_secret(root: Path, value: str) -> Path:
+    """A secret laid out as Kubernetes mounts one: NAME -> ..data/NAME, ..data -> ..<stamp>."""
+    stamped = root / "..2026_01_01_00_00_00.000000001"
+    stamped.mkdir(parents=True)
+    (stamped / NAME).write_text(value + "\n")
+    (stamped / NAME).chmod(0o640)
+    (root / "..data").symlink_to(stamped.name)
+    (root / NAME).symlink_to(f"..data/{NAME}")
+    return root / NAME
+
+
+def test_a_symlinked_secret_is_rewritten_at_its_target(tmp_path: Path) -> None:
+    """A NAME_FILE that is a symlink stays one: the rotation writes through to its target
+    (it used to replace the link with a regular file, cutting it off from what it named)."""
+    link = _mounted_secret(tmp_path / "mount", "k" * 40)
+    target = link.resolve()
+    settings = load_settings({"PHR_VAR_DIR": str(tmp_path / "var"), f"{NAME}_FILE": str(link)})
+    key_rotation.prepend(settings, NAME)
+    key_rotation.prepend(settings, NAME)
+    assert link.is_symlink() and (tmp_path / "mount" / "..data").is_symlink()
+    entries = target.read_text().split()
+    assert len(entries) == 3 and entries[-1] == "k" * 40
+    assert link.read_text() == target.read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    key_rotation.drop_older(settings, NAME, 0, force=True)
+    assert link.is_symlink() and target.read_text().split() == entries[:1]
+
+
+def _rotate_as_nobody(var_dir: str, link: str, out: Connection) -> None:  # pragma: no cover
+    """In a forked child: the rotation command as a user who may read the secret but not
+    write beside it (root writes anywhere, so root drops to nobody first)."""
+    if os.geteuid() == 0:
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    os.environ.update({"PHR_VAR_DIR": var_dir, f"{NAME}_FILE": link})
+    result = CliRunner().invoke(rotation_command("rotate-x", NAME, 600, "Rotate."), [])
+    out.send((result.exit_code, result.output, repr(result.exception)))
+
+
+def test_a_read_only_secret_is_refused_with_how_to_rotate_it(tmp_path: Path) -> None:
+    """A secret mounted read-only (a Kubernetes secret) cannot be rotated by a command: it says
+    so and how, instead of an OSError traceback, and leaves the secret as it was."""
+    root = Path(tempfile.mkdtemp(prefix="phr-ro-"))  # outside pytest's root-only directory
+    try:
+        link = _mounted_secret(root / "mount", "k" * 40)
+        target = link.resolve()
+        target.chmod(0o444)
+        for d in (root / "mount", target.parent, root):
+            if os.geteuid() == 0:
+                os.chown(d, NOBODY, NOBODY)
+            d.chmod(0o555)
+        var_dir = root / "var"
+        theirs, mine = multiprocessing.get_context("fork").Pipe(duplex=False)
+        child = multiprocessing.get_context("fork").Process(
+            target=_rotate_as_nobody, args=(str(var_dir), str(link), mine)
+        )
+        child.start()
+        assert theirs.poll(60)
+        code, output, exception = theirs.recv()
+        child.join(10)
+        assert code == 1 and "SystemExit" in exception, exception  # a usage error, not a crash
+        assert "Error:" in output and "read-only" in output and "Kubernetes" in output
+        assert "restart" in output and "Traceback" not in output
+        assert target.read_text() == "k" * 40 + "\n" and link.is_symlink()
+    finally:
+        for d in (root, root / "mount", target.parent):
+            d.chmod(0o755)
+        shutil.rmtree(root)

@@ -4,9 +4,11 @@ answers cached, and a person's newly arrived Patient is found within the short T
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
+import pytest
 from flask import Flask, jsonify
 
 from phr_core.identifiers import patient_id
@@ -19,19 +21,21 @@ from tests.phr_server.conftest import MUNI, World, patient, transaction
 
 def test_token_cache_serves_a_verified_token_only_until_it_expires() -> None:
     calls: list[str] = []
-    expires = int(time.time()) + 1
+    clock = [1_000_000.0]  # the cache's clock, moved by hand: the test never races a real one
+    expires = int(clock[0]) + 1
 
     def verify(raw: str) -> AccessToken:
         calls.append(raw)
-        if time.time() >= expires:
+        if clock[0] >= expires:
             raise InvalidToken("token expired")
         return AccessToken("sub", "app", frozenset(), expires)
 
-    cache = TokenCache()
+    cache = TokenCache(clock=lambda: clock[0])
     assert cache.get("t", verify).subject == "sub"
+    clock[0] = expires - 0.01  # still inside: served from the cache
     assert cache.get("t", verify).subject == "sub"
     assert calls == ["t"]  # the second came from the cache
-    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    clock[0] = expires  # `exp` reached: verified again, and refused
     try:
         cache.get("t", verify)
     except InvalidToken:
@@ -61,30 +65,50 @@ def test_token_cache_makes_room_by_dropping_the_oldest() -> None:
 def test_token_cache_drops_entries_whose_time_is_over_as_new_ones_come() -> None:
     """A soak makes new tokens all the time (every refresh): the cache keeps about a minute of
     them, not `size` dead ones."""
+    clock = [1_000_000.0]
 
     def verify(raw: str) -> AccessToken:
-        return AccessToken(raw, "app", frozenset(), int(time.time()) + 300)
+        return AccessToken(raw, "app", frozenset(), int(clock[0]) + 300)
 
-    cache = TokenCache(size=4096, ttl=0.2)
+    cache = TokenCache(size=4096, ttl=0.2, clock=lambda: clock[0])
     for i in range(50):
         cache.get(f"old-{i}", verify)
-    time.sleep(0.3)
+    clock[0] += 0.19
+    cache.get("young", verify)
+    assert len(cache._items) == 51  # none of the 50 is over yet: all kept
+    clock[0] += 0.02
     cache.get("new", verify)
-    assert len(cache._items) == 1  # the 50 whose 0.2 s were over went with the next insert
+    assert list(cache._items) == [
+        hashlib.sha256(b"young").hexdigest(),
+        hashlib.sha256(b"new").hexdigest(),
+    ]  # the 50 whose 0.2 s were over went with the next insert
 
 
 def test_a_cached_token_is_refused_once_past_expiry_and_leeway(
-    world: World, family: dict[str, str]
+    world: World, family: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The server's token cache and verifier on one clock, moved by hand (the verifier is the
+    real one, told the time): a token verified and cached inside its leeway is refused once
+    expiry and leeway are over, whatever the machine's load."""
     from phr_core.tokens import LEEWAY_S
 
+    clock = [time.time()]
+    verifier = world.app.extensions["phr_verifier"]
+
+    class AtClock:  # the verifier as the server calls it, at the test's time
+        def verify(self, raw: str) -> AccessToken:
+            return verifier.verify(raw, now=clock[0])
+
+    monkeypatch.setitem(world.app.extensions, "phr_verifier", AtClock())
+    monkeypatch.setitem(world.app.extensions, "phr_token_cache", TokenCache(clock=lambda: clock[0]))
     world.user("sub-child", codes=[("C1", "self")])
     gid = next(iter(world.consent.grants))
     claims = {"sub": "sub-child", "client_id": "app-1", "scope": "patient/*.rs", "grant_id": gid}
-    token = world.token(claims, exp=int(time.time()) - LEEWAY_S + 1)
+    exp = int(clock[0]) - LEEWAY_S + 1
+    token = world.token(claims, exp=exp)
     ref = world.path(family["urn:uuid:o3"])
     assert world.get(ref, token).status_code == 200  # inside the leeway: verified, cached
-    time.sleep(1.5)
+    clock[0] = exp + LEEWAY_S + 0.5
     resp = world.get(ref, token)
     assert resp.status_code == 401
     assert "expired" in resp.get_json()["issue"][0]["diagnostics"]
@@ -106,8 +130,11 @@ def test_a_revoked_grant_is_refused_within_the_consent_ttl(
     def patients(sub: str):  # type: ignore[no-untyped-def]
         return jsonify(patients=[{"municipality": MUNI, "code": "C1", "relationship": "self"}])
 
+    clock = [1000.0]  # the directory's clock, moved by hand
     with live_server(consent) as url:
-        world.app.extensions["phr_consent"] = HttpConsentDirectory(url, service_token=lambda: "s")
+        world.app.extensions["phr_consent"] = HttpConsentDirectory(
+            url, service_token=lambda: "s", clock=lambda: clock[0]
+        )
         grants["g-1"] = {
             "id": "g-1",
             "status": "active",
@@ -121,11 +148,10 @@ def test_a_revoked_grant_is_refused_within_the_consent_ttl(
         ref = world.path(family["urn:uuid:o3"])
         assert world.get(ref, token).status_code == 200
         grants["g-1"] = {**grants["g-1"], "status": "revoked"}
-        revoked = time.monotonic()
-        while (status := world.get(ref, token).status_code) == 200:
-            assert time.monotonic() - revoked <= CONSENT_TTL_S + 0.5, "revocation not seen"
-            time.sleep(0.2)
-        assert status == 403
+        clock[0] += CONSENT_TTL_S - 0.01
+        assert world.get(ref, token).status_code == 200  # the cached answer, until the TTL
+        clock[0] += 0.01  # CONSENT_TTL_S since the consent service was asked
+        assert world.get(ref, token).status_code == 403
         assert CONSENT_TTL_S <= 5
 
 

@@ -63,6 +63,37 @@ def test_an_app_sees_its_own_ids_and_never_the_citys_code(
     assert world.get("/" + c1, world.connector()).get_json()["id"] == c1.split("/")[1]
 
 
+def test_an_app_cannot_confirm_a_city_code_by_a_bare_identifier_search(
+    world: World, family: dict[str, str]
+) -> None:
+    """`identifier=C1` (no system) matched the stored city code, so an app could confirm a code
+    it learnt elsewhere. An app names the system (its values are its own per system): a bare
+    value is a 400 naming `identifier`, whatever the value. The portal and connectors may."""
+    app1 = world.user("sub-parent", codes=FAMILY, client_id="app-1")
+    c1 = family["urn:uuid:c1"].split("/")[1]
+    for query in ("identifier=C1", "identifier=nobody", "identifier=x|y,C1"):
+        for rtype in ("Patient", "Observation"):
+            resp = world.get(f"/{rtype}?{query}", app1)
+            assert resp.status_code == 400, (rtype, query)
+            (issue,) = resp.get_json()["issue"]
+            assert (
+                issue["expression"] == ["identifier"] and "<system>|<value>" in issue["diagnostics"]
+            )
+            assert "C1" not in resp.get_data(as_text=True) and c1 not in resp.get_data(as_text=True)
+    # the explicit forms still work: the app's own value, `|value`, `system|`
+    system = pseudonym_system(MUNI)
+    mine = sector_ids("app-1").value_out(system, "C1")
+    found = world.get(f"/Patient?identifier={system}|{mine}", app1).get_json()
+    assert len(found["entry"]) == 1
+    assert "entry" not in world.get("/Patient?identifier=|C1", app1).get_json()
+    assert len(world.get(f"/Patient?identifier={system}|", app1).get_json()["entry"]) == 2
+    modifier = world.get("/Patient?identifier:missing=true", app1).get_json()["issue"][0]
+    assert modifier["expression"] == ["identifier:missing"]  # the modifier is what is refused
+    for first_party in (portal_token(world, "sub-parent"), world.connector()):
+        bare = world.get("/Patient?identifier=C1", first_party).get_json()
+        assert [e["resource"]["id"] for e in bare["entry"]] == [c1]
+
+
 def test_references_bundles_and_cursors_are_in_the_apps_ids(
     world: World, family: dict[str, str]
 ) -> None:

@@ -216,3 +216,40 @@ def test_the_idp_sign_in_page_on_a_phone(
             assert page.locator("#card-phone").count() == (0 if verifier == "app" else 1)
     finally:
         authority.server.shutdown()
+
+
+# Values the portal's rule refuses and the IdP's used to let through (or crash on): NUL,
+# other control characters, DEL, spaces, non-ASCII, a lone surrogate (JSON can carry one).
+HOSTILE_RETURNS = [
+    "/done\x00",
+    "/done\x01x",
+    "/done\x7f",
+    "/do ne",
+    "/dön",
+    "/\u202edone",
+    "/\ud800",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_RETURNS)
+def test_hostile_return_paths_are_refused(value: str) -> None:
+    assert safe_return(value) is None
+
+
+def test_hostile_return_paths_answer_a_readable_refusal(card_idp: CardIdp) -> None:
+    """Through the endpoints, each hostile `return` answers 400 (the stand-in page) or the
+    renewal's 404 refusal in its JSON format: never 500, never a redirect off the page."""
+    card_idp.env.card(name="hanako")
+    add_login_pages(card_idp)
+    client = card_idp.app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    mine = page.split('data-card-session="', 1)[1].split('"', 1)[0]
+    link = f"/card/phone/{mine}"
+    for value in HOSTILE_RETURNS:
+        if value != "/\ud800":  # a lone surrogate only travels in JSON
+            assert client.get(link, query_string={"return": value}).status_code == 400, value
+            posted = client.post(link, data={"return": value, "card": "x", "pin": "1"})
+            assert posted.status_code == 400, value
+        renewed = client.post("/card/renew", json={"session": mine, "return": value})
+        assert renewed.status_code == 404 and renewed.get_json()["error"], value
+    assert client.post("/card/renew", json={"session": mine, "return": "/done"}).status_code == 200

@@ -21,11 +21,11 @@ from idp import limits
 from idp.card.models import CardSession
 from idp.card.profile import BasicAttributes
 from idp.context import ACR_CARD, ACR_PASSKEY
-from idp.models import LoginSession
-from idp.passkey import ceremonies
+from idp.models import Attempt, LoginSession
+from idp.passkey import ceremonies, views
 from idp.passkey.errors import FAILURES
 from idp.passkey.models import EnrollmentCode, Passkey, PasskeyAudit, PasskeyChallenge
-from idp.tokens import now_utc
+from idp.tokens import now_utc, sha256_hex
 from tests.idp.card.conftest import ALICE, BOB
 from tests.idp.card.test_sessions import respond
 from tests.idp.conftest import code_request, exchange, pkce_pair
@@ -38,6 +38,8 @@ from tests.idp.passkey.conftest import (
     shown_code,
     staff_sign_in,
 )
+
+ATTACKER = "203.0.113.9"
 
 
 def new_code(pk: PasskeyIdp) -> str:
@@ -415,14 +417,23 @@ def test_a_counter_that_goes_backwards_is_refused(pk: PasskeyIdp, enrolled: Phon
     assert all(r.person_id is None for r in refusals)
 
 
-def test_repeated_bad_signatures_pause_the_persons_passkey(pk: PasskeyIdp, enrolled: Phone) -> None:
+def test_repeated_counter_regressions_pause_the_persons_passkey(
+    pk: PasskeyIdp, enrolled: Phone
+) -> None:
+    """A counter that goes back needs the person's key (its signature verified first): such
+    failures pause that person's passkey sign-in from every address."""
     rp = pk.register_client()
     phone = enrolled
-    for _ in range(5):
+    req, html, _ = phone.start_authorize(rp)
+    assert phone.passkey_sign_in(req, html, counter_step=10).status_code == 200
+    for _ in range(limits.SIGN_IN[1]):
         req, html, _ = phone.start_authorize(rp, prompt="login")
-        assert phone.passkey_sign_in(req, html, tamper=True).get_json()["error"] == "bad_signature"
-    req, html, _ = phone.start_authorize(rp, prompt="login")
-    paused = phone.passkey_sign_in(req, html)  # even a good signature waits now
+        cloned = phone.passkey_sign_in(req, html, counter_step=0)
+        assert cloned.get_json()["error"] == "sign_count_regressed"
+    elsewhere = Phone(pk, phone.authenticator)
+    elsewhere.client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    req, html, _ = elsewhere.start_authorize(rp)
+    paused = elsewhere.passkey_sign_in(req, html)  # even a good signature waits now
     assert paused.status_code == 429 and paused.get_json()["error"] == "sign_in_paused"
     assert "15分" in paused.get_json()["message"]
     assert audit_codes(pk, "passkey_sign_in")[-1] == "sign_in_paused"
@@ -432,6 +443,45 @@ def test_repeated_bad_signatures_pause_the_persons_passkey(pk: PasskeyIdp, enrol
     assert other.enroll(new_code_for(pk, BOB))["http"] == 200
     req, html, _ = other.start_authorize(rp)
     assert other.passkey_sign_in(req, html).status_code == 200
+
+
+def test_a_credential_id_without_its_key_cannot_lock_its_holder_out(
+    pk: PasskeyIdp, person: str, enrolled: Phone
+) -> None:
+    """Issue 14, item 6 for passkeys: a credential id is no secret once seen. Signatures that do
+    not verify and user handles that do not match count against the *address* that sent them
+    (views.SIGN_IN_SOURCE), never against the person: after the allowance that address is
+    paused, while the person signs in as usual from anywhere else."""
+    rp = pk.register_client()
+    victim = enrolled
+    attacker = Phone(pk)  # a key of its own, at another address
+    attacker.client.environ_base["REMOTE_ADDR"] = ATTACKER
+    cid = victim.authenticator.credential_id
+    _, allowed, _ = views.SIGN_IN_SOURCE
+    assert allowed > limits.SIGN_IN[1]  # more than the per-person allowance
+    for i in range(allowed):
+        req, html, _ = attacker.start_authorize(rp, prompt="login")
+        options = attacker.passkey_options(req, html).get_json()
+        forged = attacker.authenticator.get(options, credential_id=cid)
+        if i % 2:  # a user handle that is not the person's
+            forged["response"]["userHandle"] = base64.urlsafe_b64encode(bytes(32)).decode()
+        resp = attacker.post(f"/passkey/login/verify?req={req}", {"credential": forged})
+        expected = "credential_unknown" if i % 2 else "bad_signature"
+        assert resp.status_code == 401 and resp.get_json()["error"] == expected
+    # The person is not paused: their passkey works at once from their own address.
+    req, html, _ = victim.start_authorize(rp, prompt="login")
+    assert victim.passkey_sign_in(req, html).status_code == 200
+    # The address is: even the genuine passkey answering from there waits for the window.
+    there = Phone(pk, victim.authenticator)
+    there.client.environ_base["REMOTE_ADDR"] = ATTACKER
+    req, html, _ = there.start_authorize(rp)
+    paused = there.passkey_sign_in(req, html)
+    assert paused.status_code == 429 and paused.get_json()["error"] == "too_many_attempts"
+    assert audit_codes(pk, "passkey_sign_in")[-1] == "too_many_attempts"
+    with pk.db.session() as s:
+        assert s.get(Attempt, f"sign-in:{person}") is None
+        row = s.get(Attempt, f"passkey-source:{sha256_hex(ATTACKER)}")
+        assert row is not None and row.failures == allowed
 
 
 def test_messages_in_english(pk: PasskeyIdp, enrolled: Phone) -> None:
