@@ -14,7 +14,7 @@ from flask import Blueprint, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from idp import federation, pkce, scopes, sessions
@@ -24,7 +24,7 @@ from idp.errors import OAuthError, shown
 from idp.grants import GrantUnavailable
 from idp.i18n import MESSAGES, pick_language
 from idp.keys import ALGS
-from idp.models import AuthorizationCode, AuthRequest, Client, Grant, LoginSession
+from idp.models import AuthorizationCode, AuthRequest, Client, Grant
 from idp.tokens import aware, new_handle, now_utc, sha256_hex
 from phr_core.catalogs import text
 
@@ -250,11 +250,15 @@ def resume() -> ResponseReturnValue:
     transaction of its own: the decision may ask the consent service over HTTP, and no write
     lock may be held while it does."""
     with idp().db.session() as s:
-        row = s.get(AuthRequest, request.args.get("req", ""))
-        if row is None or row.pushed or aware(row.expires_at) < now_utc():
-            return expired_page()
-        params = dict(row.params)
-        s.delete(row)
+        # Taken (single use) with one statement; a pushed request (PAR) is not for here.
+        taken = s.execute(
+            delete(AuthRequest)
+            .where(AuthRequest.id == request.args.get("req", ""), AuthRequest.pushed.is_(False))
+            .returning(AuthRequest.params, AuthRequest.expires_at)
+        ).first()
+    if taken is None or aware(taken.expires_at) < now_utc():
+        return expired_page()  # an expired one is gone too: it could not be finished anyway
+    params = dict(taken.params)
     with idp().db.session() as s:
         return _run(s, params, resumed=True)
 
@@ -301,10 +305,12 @@ def _decide(ctx: IdP, s: Session, req: AuthzRequest, *, resumed: bool) -> Respon
     if req.client.first_party:
         # The platform's own portal (PHR sector, sign-in only): nothing to consent to, no grant.
         return _issue_code(ctx, s, req, login, None)
-    grant = _active_grant(s, login.person_id, req.client.client_id, req.scope)
-    need_consent = grant is None or (
-        "consent" in req.prompt and req.params.get("_consent_done") != "1"
+    # prompt=consent asks again whatever was granted before: no need to look for the grant.
+    ask_again = "consent" in req.prompt and req.params.get("_consent_done") != "1"
+    grant = (
+        None if ask_again else _active_grant(s, login.person_id, req.client.client_id, req.scope)
     )
+    need_consent = grant is None or ask_again
     if need_consent:
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the person must approve this app")
@@ -355,7 +361,7 @@ def _interaction(s: Session, req: AuthzRequest, path: str) -> str:
 
 
 def _issue_code(
-    ctx: IdP, s: Session, req: AuthzRequest, login: LoginSession, grant: Grant | None
+    ctx: IdP, s: Session, req: AuthzRequest, login: sessions.SignIn, grant: Grant | None
 ) -> ResponseReturnValue:
     client = req.client
     assert client is not None  # noqa: S101 - narrowing: check_client set it or refused
@@ -378,9 +384,10 @@ def _issue_code(
             expires_at=now_utc() + CODE_TTL,
         )
     )
-    row = s.get(Client, client.client_id)
-    if row is not None and not row.sector_locked:
-        row.sector_locked = True  # subjects now exist in this sector; it may not change
+    if not client.sector_locked:  # read once per client, not on every code (idp.client_cache)
+        row = s.get(Client, client.client_id)
+        if row is not None and not row.sector_locked:
+            row.sector_locked = True  # subjects now exist in this sector; it may not change
     return _redirect(ctx, req, {"code": code})
 
 

@@ -19,6 +19,7 @@ from idp.errors import OAuthError, invalid_grant, invalid_request
 from idp.grants import GrantUnavailable, wants_patient
 from idp.models import AuthorizationCode, Grant, RefreshToken
 from idp.orm import rowcount
+from idp.rows import row_by_key
 from idp.tokens import (
     access_token,
     aware,
@@ -101,7 +102,7 @@ def _authorization_code(ctx: IdP, s: Session, client: ClientView) -> dict:
     code = form.get("code", "")
     if not code:
         raise invalid_request("code is required")
-    row = s.get(AuthorizationCode, sha256_hex(code))
+    row = row_by_key(s, AuthorizationCode, sha256_hex(code))
     if row is None or row.client_id != client.client_id:
         raise invalid_grant("the code is not valid for this client")
     if row.used_at is not None:
@@ -148,7 +149,7 @@ def _refresh_token(ctx: IdP, s: Session, client: ClientView) -> dict:
     presented = form.get("refresh_token", "")
     if not presented:
         raise invalid_request("refresh_token is required")
-    row = s.get(RefreshToken, sha256_hex(presented))
+    row = row_by_key(s, RefreshToken, sha256_hex(presented))
     if row is None or row.client_id != client.client_id:
         raise invalid_grant("the refresh token is not valid for this client")
     if row.revoked_at is not None:
