@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from idp.context import LOGIN_SESSION_TTL
 from idp.models import LoginSession, Person
-from idp.rows import row_by_key
+from idp.rows import insert_row, row_by_key
 from idp.tokens import aware, now_utc, sha256_hex
 from phr_core import csrf
 
@@ -45,14 +45,16 @@ def current(s: Session) -> SignIn | None:
     return cast(SignIn, row)
 
 
-def start(s: Session, person_id: str, acr: str, amr: list[str]) -> SignIn:
+def start(s: Session, person_id: str, acr: str, amr: list[str]) -> None:
     """Sign the browser in as `person_id` (replacing any earlier sign-in)."""
     end(s)
     if s.get(Person, person_id) is None:
         raise ValueError("unknown person")
     handle = secrets.token_urlsafe(32)
     now = now_utc()
-    row = LoginSession(
+    insert_row(
+        s,
+        LoginSession,
         id_hash=sha256_hex(handle),
         sid=secrets.token_urlsafe(32),
         person_id=person_id,
@@ -61,10 +63,8 @@ def start(s: Session, person_id: str, acr: str, amr: list[str]) -> SignIn:
         amr=amr,
         expires_at=now + LOGIN_SESSION_TTL,
     )
-    s.add(row)
     session.clear()
     session["login"] = handle
-    return row
 
 
 def end(s: Session) -> SignIn | None:
