@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -25,45 +24,49 @@ CLIENT_CACHE_TTL_S = 5.0
 MAX_CLIENTS = 2048  # a bound, not an expectation: the cache starts over when it is reached
 
 _lock = threading.Lock()
-# Per database (engine): client_id -> (loaded at, value). Weak keys: tests make many engines.
-_entries: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+# Per database (its URL, password hidden: every engine on the same database shares it, e.g.
+# the app's and an in-process `phr idp` command's): client_id -> (loaded at, value).
+_entries: dict[str, dict[str, tuple[float, Any]]] = {}
 _TOUCHED = "idp_clients_touched"  # Session.info key: client ids flushed in this transaction
 
 
 def cached(s: Session, client_id: str, load: Callable[[], Any]) -> Any:
     """The value `load` made for `client_id` less than CLIENT_CACHE_TTL_S ago, else a fresh one
     (None is returned but not kept)."""
-    engine = s.get_bind()
-    if not isinstance(engine, Engine):  # a session bound to a connection: no sharing
+    db = _database(s)
+    if db is None:  # a session bound to a connection: no sharing
         return load()
     now = time.monotonic()
     with _lock:
-        hit = _entries.get(engine, {}).get(client_id)
+        hit = _entries.get(db, {}).get(client_id)
     if hit is not None and now - hit[0] < CLIENT_CACHE_TTL_S:
         return hit[1]
     value = load()
     if value is not None and not s.info.get(_TOUCHED):  # never keep an uncommitted change
         with _lock:
-            per_db = _entries.setdefault(engine, {})
+            per_db = _entries.setdefault(db, {})
             if len(per_db) >= MAX_CLIENTS:
                 per_db.clear()
             per_db[client_id] = (now, value)
     return value
 
 
-def forget(engine: Engine | None = None, client_id: str | None = None) -> None:
+def forget(db: str | None = None, client_id: str | None = None) -> None:
     """Drop one client (or every client) of one database (or of all)."""
     with _lock:
-        for key in [engine] if engine is not None else list(_entries):
-            per_db = _entries.get(key) if key is not None else None
+        for key in [db] if db is not None else list(_entries):
+            per_db = _entries.get(key)
             if per_db is None:
                 continue
             if client_id is None:
                 per_db.clear()
             else:
                 per_db.pop(client_id, None)
+
+
+def _database(s: Session) -> str | None:
+    bind = s.get_bind()
+    return str(bind.url) if isinstance(bind, Engine) else None
 
 
 @event.listens_for(Session, "after_flush")
@@ -93,6 +96,6 @@ def _after_rollback(s: Session) -> None:
 
 
 def _forget_all(s: Session, ids: set[str]) -> None:
-    engine = s.get_bind()
+    db = _database(s)
     for client_id in ids:
-        forget(engine if isinstance(engine, Engine) else None, client_id)
+        forget(db, client_id)
