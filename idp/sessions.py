@@ -53,16 +53,9 @@ def start(s: Session, person_id: str, acr: str, amr: list[str]) -> None:
     handle = secrets.token_urlsafe(32)
     now = now_utc()
     insert_row(
-        s,
-        LoginSession,
-        id_hash=sha256_hex(handle),
-        sid=secrets.token_urlsafe(32),
-        person_id=person_id,
-        auth_time=now,
-        acr=acr,
-        amr=amr,
-        expires_at=now + LOGIN_SESSION_TTL,
-    )
+        s, LoginSession, id_hash=sha256_hex(handle), sid=secrets.token_urlsafe(32),
+        person_id=person_id, auth_time=now, acr=acr, amr=amr, expires_at=now + LOGIN_SESSION_TTL,
+    )  # fmt: skip
     session.clear()
     session["login"] = handle
 

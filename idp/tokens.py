@@ -141,15 +141,9 @@ def access_token(
     if for_resource_server:
         token = seal_for(ctx, audience, token)
     insert_row(
-        s,
-        IssuedAccessToken,
-        jti=jti,
-        family_id=family_id,
-        client_id=client.client_id,
-        person_id=person_id,
-        scope=scope,
-        expires_at=exp,
-    )
+        s, IssuedAccessToken, jti=jti, family_id=family_id, client_id=client.client_id,
+        person_id=person_id, scope=scope, expires_at=exp,
+    )  # fmt: skip
     return token, int(ACCESS_TOKEN_TTL.total_seconds())
 
 
@@ -168,11 +162,12 @@ def refresh_token(
     jkt: str | None,
 ) -> str:
     token = new_handle(32)
-    row: dict[str, Any] = {"token_hash": sha256_hex(token), "family_id": family_id}
-    row.update(client_id=client.client_id)
-    row.update(person_id=person_id, scope=scope, grant_id=grant_id, sid=sid, dpop_jkt=jkt)
-    row.update(auth_time=auth_time, acr=acr, amr=amr, expires_at=now_utc() + REFRESH_TOKEN_TTL)
-    insert_row(s, RefreshToken, **row)
+    insert_row(
+        s, RefreshToken, token_hash=sha256_hex(token), family_id=family_id,
+        client_id=client.client_id, person_id=person_id, scope=scope, grant_id=grant_id, sid=sid,
+        auth_time=auth_time, acr=acr, amr=amr, dpop_jkt=jkt,
+        expires_at=now_utc() + REFRESH_TOKEN_TTL,
+    )  # fmt: skip
     return token
 
 

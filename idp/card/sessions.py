@@ -72,16 +72,12 @@ def create_card_session(db_session: Session, purpose: str = "login") -> CardSess
     to show as a QR code (`session_qr_svg`) and a short code. The caller commits, and keeps the
     session id in the browser's own session so that only that browser can `take_verified` it."""
     now = _now()
+    code = "".join(secrets.choice(SHORT_CODE_ALPHABET) for _ in range(SHORT_CODE_LENGTH))
     values: dict[str, Any] = dict(
-        id=secrets.token_urlsafe(32),
-        short_code="".join(secrets.choice(SHORT_CODE_ALPHABET) for _ in range(SHORT_CODE_LENGTH)),
-        purpose=purpose[:32],
-        challenge=secrets.token_urlsafe(32),
-        status="pending",
-        enrolled=False,
-        created_at=now,
+        id=secrets.token_urlsafe(32), short_code=code, purpose=purpose[:32],
+        challenge=secrets.token_urlsafe(32), status="pending", enrolled=False, created_at=now,
         expires_at=now + SESSION_TTL,
-    )
+    )  # fmt: skip
     # Written with a plain INSERT (idp.rows: every view of the sign-in page makes one); the
     # object handed back carries the same values and is not attached to the session.
     insert_row(db_session, CardSession, **values)

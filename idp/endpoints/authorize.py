@@ -365,14 +365,9 @@ def _interaction(s: Session, req: AuthzRequest, path: str) -> str:
     params["_required_acr"] = req.required_acr or ""
     assert req.client is not None  # noqa: S101 - narrowing: check_client ran first
     insert_row(
-        s,
-        AuthRequest,
-        id=rid,
-        client_id=req.client.client_id,
-        params=params,
-        pushed=False,
+        s, AuthRequest, id=rid, client_id=req.client.client_id, params=params, pushed=False,
         expires_at=now_utc() + AUTH_REQUEST_TTL,
-    )
+    )  # fmt: skip
     return f"{path}?{urlencode({'req': rid})}"
 
 
@@ -383,23 +378,13 @@ def _issue_code(
     assert client is not None  # noqa: S101 - narrowing: check_client set it or refused
     code = new_handle(32)
     insert_row(
-        s,
-        AuthorizationCode,
-        code_hash=sha256_hex(code),
-        client_id=client.client_id,
-        person_id=login.person_id,
-        redirect_uri=req.redirect_uri,
-        scope=" ".join(req.scope),
-        nonce=req.params.get("nonce"),
-        code_challenge=req.params["code_challenge"],
-        grant_id=grant.id if grant else None,
-        sid=login.sid,
-        auth_time=aware(login.auth_time),
-        acr=login.acr,
-        amr=list(login.amr),
-        dpop_jkt=req.params.get("dpop_jkt"),
+        s, AuthorizationCode, code_hash=sha256_hex(code), client_id=client.client_id,
+        person_id=login.person_id, redirect_uri=req.redirect_uri, scope=" ".join(req.scope),
+        nonce=req.params.get("nonce"), code_challenge=req.params["code_challenge"],
+        grant_id=grant.id if grant else None, sid=login.sid, auth_time=aware(login.auth_time),
+        acr=login.acr, amr=list(login.amr), dpop_jkt=req.params.get("dpop_jkt"),
         expires_at=now_utc() + CODE_TTL,
-    )
+    )  # fmt: skip
     if not client.sector_locked:  # read once per client, not on every code (idp.client_cache)
         row = s.get(Client, client.client_id)
         if row is not None and not row.sector_locked:
