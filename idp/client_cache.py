@@ -42,13 +42,20 @@ def cached(s: Session, client_id: str, load: Callable[[], Any]) -> Any:
     if hit is not None and now - hit[0] < CLIENT_CACHE_TTL_S:
         return hit[1]
     value = load()
-    if value is not None and not s.info.get(_TOUCHED):  # never keep an uncommitted change
+    if value is not None and not _changing_clients(s):  # never keep an uncommitted change
         with _lock:
             per_db = _entries.setdefault(db, {})
             if len(per_db) >= MAX_CLIENTS:
                 per_db.clear()
             per_db[client_id] = (now, value)
     return value
+
+
+def _changing_clients(s: Session) -> bool:
+    """Has this transaction changed a client, flushed or not yet?"""
+    if s.info.get(_TOUCHED):
+        return True
+    return any(isinstance(obj, Client) for obj in (*s.new, *s.dirty, *s.deleted))
 
 
 def forget(db: str | None = None, client_id: str | None = None) -> None:
