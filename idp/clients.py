@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from idp import scopes
+from idp import client_cache, scopes
 from idp.errors import shown
 from idp.models import Client
 from idp.scopes import is_first_party_scope
@@ -106,11 +106,17 @@ class ClientView:
     sector: str
     meta: dict[str, Any]
     secret_hash: str | None
+    sector_locked: bool = False  # as read (idp.client_cache: may be a few seconds old)
 
     @classmethod
     def of(cls, row: Client) -> ClientView:
         return cls(
-            row.client_id, row.client_name, row.sector, dict(row.client_metadata), row.secret_hash
+            row.client_id,
+            row.client_name,
+            row.sector,
+            dict(row.client_metadata),
+            row.secret_hash,
+            bool(row.sector_locked),
         )
 
     @property
@@ -169,14 +175,32 @@ class ClientView:
 
 
 def get_client(s: Session, client_id: str) -> ClientView | None:
-    row = s.get(Client, client_id) if client_id else None
-    if row is not None and row.registration == "federation" and _chain_expired(row):
+    """The client as registered, from the process cache (idp.client_cache) when it is fresh."""
+    if not client_id:
+        return None
+    found: _Found | None = client_cache.cached(s, client_id, lambda: _load(s, client_id))
+    if found is None:
+        return None
+    if found.federated and _chain_expired(found.view.meta):
         return None  # automatic registration (idp/federation.py) ends with the trust chain
-    return ClientView.of(row) if row else None
+    return found.view
 
 
-def _chain_expired(row: Client) -> bool:
-    exp = row.client_metadata.get("phr_federation_exp")
+@dataclass(frozen=True)
+class _Found:
+    view: ClientView
+    federated: bool
+
+
+def _load(s: Session, client_id: str) -> _Found | None:
+    row = s.get(Client, client_id)
+    if row is None:
+        return None
+    return _Found(ClientView.of(row), row.registration == "federation")
+
+
+def _chain_expired(meta: dict[str, Any]) -> bool:
+    exp = meta.get("phr_federation_exp")
     return not isinstance(exp, int) or exp <= time.time()
 
 

@@ -46,6 +46,9 @@ class GrantStore(Protocol):
     """Where approvals are recorded (idp.grants: the consent service, or the IdP alone). Declared
     here, beside the context that holds one and is passed to it."""
 
+    # True when its answers come over the network: no database write lock may be held then.
+    calls_out: bool
+
     def record(
         self,
         ctx: IdP,

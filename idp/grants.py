@@ -97,6 +97,8 @@ def _choice(p: dict) -> PatientChoice:
 class LocalGrants:
     """Grants kept only at the IdP (PHR_IDP_GRANT_STORE=local)."""
 
+    calls_out = False  # answers from the IdP's own database
+
     def record(
         self,
         ctx: IdP,
@@ -129,6 +131,8 @@ class LocalGrants:
 class ConsentServiceGrants:
     """Grants recorded with the consent service's API (consent/API.md), called with an access
     token the IdP mints for itself."""
+
+    calls_out = True  # asks the consent service over HTTP
 
     def __init__(self) -> None:
         self._token: tuple[str, float] | None = None

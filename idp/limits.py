@@ -24,9 +24,10 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from flask import Request, Response
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -142,7 +143,7 @@ class ClientAttempts:
     authenticated: tuple[str, bool] | None = None  # (client id, public)
     # Rows read so far, by key (None: no row). The claimed client's own key is read with the
     # first query, so the normal path costs one query, as a single key did.
-    rows: dict[str, Attempt | None] = field(default_factory=dict)
+    rows: dict[str, Row[Any] | None] = field(default_factory=dict)
 
     def _claimed_keys(self) -> list[tuple[Kind, str]]:
         keys = [(SOURCE, self.source)]
@@ -174,9 +175,9 @@ class ClientAttempts:
         missing = sorted(k for k in name if k not in self.rows)
         if missing:
             self.rows.update(dict.fromkeys(missing))
-            self.rows.update(
-                (row.key, row) for row in s.scalars(select(Attempt).where(Attempt.key.in_(missing)))
-            )
+            table = Attempt.__table__  # a plain SELECT: the rows are only read (idp.rows)
+            found = s.execute(select(table).where(table.c.key.in_(missing)))
+            self.rows.update((row.key, row) for row in found)
         now = now_utc()
         wait = 0
         for kind, subject in keys:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from idp.clients import ClientView
 from idp.context import ACCESS_TOKEN_TTL, ID_TOKEN_TTL, REFRESH_TOKEN_TTL, IdP
 from idp.models import IssuedAccessToken, RefreshToken
+from idp.rows import insert_row
 from idp.sealing import seal_for
 from idp.subjects import PHR_SECTOR
 from phr_core.pairwise_ids import CLAIM, encode_key
@@ -139,16 +140,10 @@ def access_token(
     token = sign(ctx, claims, typ="at+jwt")
     if for_resource_server:
         token = seal_for(ctx, audience, token)
-    s.add(
-        IssuedAccessToken(
-            jti=jti,
-            family_id=family_id,
-            client_id=client.client_id,
-            person_id=person_id,
-            scope=scope,
-            expires_at=exp,
-        )
-    )
+    insert_row(
+        s, IssuedAccessToken, jti=jti, family_id=family_id, client_id=client.client_id,
+        person_id=person_id, scope=scope, expires_at=exp,
+    )  # fmt: skip
     return token, int(ACCESS_TOKEN_TTL.total_seconds())
 
 
@@ -167,22 +162,12 @@ def refresh_token(
     jkt: str | None,
 ) -> str:
     token = new_handle(32)
-    s.add(
-        RefreshToken(
-            token_hash=sha256_hex(token),
-            family_id=family_id,
-            client_id=client.client_id,
-            person_id=person_id,
-            scope=scope,
-            grant_id=grant_id,
-            sid=sid,
-            auth_time=auth_time,
-            acr=acr,
-            amr=amr,
-            dpop_jkt=jkt,
-            expires_at=now_utc() + REFRESH_TOKEN_TTL,
-        )
-    )
+    insert_row(
+        s, RefreshToken, token_hash=sha256_hex(token), family_id=family_id,
+        client_id=client.client_id, person_id=person_id, scope=scope, grant_id=grant_id, sid=sid,
+        auth_time=auth_time, acr=acr, amr=amr, dpop_jkt=jkt,
+        expires_at=now_utc() + REFRESH_TOKEN_TTL,
+    )  # fmt: skip
     return token
 
 

@@ -21,6 +21,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import segno
 from sqlalchemy import select, update
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from idp.card.models import CardAudit, CardSession
 from idp.orm import rowcount
+from idp.rows import insert_row
 from phr_core import metrics
 
 log = logging.getLogger(__name__)
@@ -70,19 +72,16 @@ def create_card_session(db_session: Session, purpose: str = "login") -> CardSess
     to show as a QR code (`session_qr_svg`) and a short code. The caller commits, and keeps the
     session id in the browser's own session so that only that browser can `take_verified` it."""
     now = _now()
-    session = CardSession(
-        id=secrets.token_urlsafe(32),
-        short_code="".join(secrets.choice(SHORT_CODE_ALPHABET) for _ in range(SHORT_CODE_LENGTH)),
-        purpose=purpose[:32],
-        challenge=secrets.token_urlsafe(32),
-        status="pending",
-        enrolled=False,
-        created_at=now,
+    code = "".join(secrets.choice(SHORT_CODE_ALPHABET) for _ in range(SHORT_CODE_LENGTH))
+    values: dict[str, Any] = dict(
+        id=secrets.token_urlsafe(32), short_code=code, purpose=purpose[:32],
+        challenge=secrets.token_urlsafe(32), status="pending", enrolled=False, created_at=now,
         expires_at=now + SESSION_TTL,
-    )
-    db_session.add(session)
-    db_session.flush()
-    return session
+    )  # fmt: skip
+    # Written with a plain INSERT (idp.rows: every view of the sign-in page makes one); the
+    # object handed back carries the same values and is not attached to the session.
+    insert_row(db_session, CardSession, **values)
+    return CardSession(**values)
 
 
 def normalize_short_code(text: str) -> str | None:

@@ -6,10 +6,12 @@ browser back to `/authorize/resume` when done."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request
 from flask import session as flask_session
 from flask.typing import ResponseReturnValue
+from sqlalchemy import Row, bindparam, delete, update
 from sqlalchemy.orm import Session
 
 from idp import grants, sessions
@@ -24,6 +26,7 @@ from idp.i18n import MESSAGES, pick_language
 from idp.models import AuthRequest, Person
 from idp.passkey.views import panel_context as passkey_panel
 from idp.patient_choice import PatientChoice
+from idp.rows import row_by_key, table_of
 from idp.tokens import aware, now_utc
 from phr_core.grant_description import describe, is_data_scope
 from phr_core.grant_description import words as describe_words
@@ -34,15 +37,24 @@ DEMO_NAMESPACE = uuid.UUID("6f1e2b4c-7d0a-4c55-9a55-0d3b1b6f0a11")
 DEMO_PEOPLE = 20
 
 
-def _parked(s: Session) -> AuthRequest | None:
-    row = s.get(AuthRequest, request.values.get("req", ""))
+_PARKED = table_of(AuthRequest)
+_SET_PARAMS = (  # built once: a third of the CPU of the same UPDATE through the ORM
+    update(_PARKED).where(_PARKED.c.id == bindparam("b_id")).values(params=bindparam("b_params"))
+)
+
+
+def _parked(s: Session) -> Row[Any] | None:
+    """The parked request of `?req=` (idp.rows: its columns, read-only), if still waiting."""
+    row = row_by_key(s, AuthRequest, request.values.get("req", ""))
     if row is None or row.pushed or aware(row.expires_at) < now_utc():
         return None
     return row
 
 
-def _resume(row: AuthRequest, flag: str) -> ResponseReturnValue:
-    row.params = {**row.params, flag: "1"}
+def _resume(s: Session, row: Row[Any], flag: str, **changes: str) -> ResponseReturnValue:
+    """Mark the step done on the parked request (with `changes` to its parameters) and send
+    the browser back to the authorization endpoint."""
+    s.execute(_SET_PARAMS, {"b_id": row.id, "b_params": {**row.params, **changes, flag: "1"}})
     return redirect(f"/authorize/resume?req={row.id}")
 
 
@@ -92,7 +104,7 @@ def login_card() -> ResponseReturnValue:
         if result is None:
             return redirect(f"/login?req={row.id}")
         sessions.start(s, result.person_id, result.acr, list(result.amr))
-        return _resume(row, "_login_done")
+        return _resume(s, row, "_login_done")
 
 
 @bp.post("/login/dev")
@@ -110,11 +122,15 @@ def login_dev() -> ResponseReturnValue:
         if row is None:
             return expired_page()
         person_id = demo_person_id(int(raw))
-        if s.get(Person, person_id) is None:
-            s.add(Person(id=person_id))
+        # Held while sessions.start looks for it again: the identity map keeps only what is
+        # referenced, and a dropped row would cost a second SELECT.
+        person = s.get(Person, person_id)
+        if person is None:
+            person = Person(id=person_id)
+            s.add(person)
             s.flush()
         sessions.start(s, person_id, ACR_DEV, ["dev"])
-        return _resume(row, "_login_done")
+        return _resume(s, row, "_login_done")
 
 
 @bp.get("/consent")
@@ -202,7 +218,7 @@ def consent_decision() -> ResponseReturnValue:
         if row is None or login is None:
             return expired_page()
         if request.form.get("decision") != "allow":
-            s.delete(row)
+            s.execute(delete(AuthRequest).where(AuthRequest.id == row.id))
             return redirect_denied(ctx, row.params)
         lang = pick_language(row.params.get("ui_locales"))
         client = get_client(s, row.client_id)
@@ -234,5 +250,4 @@ def consent_decision() -> ResponseReturnValue:
             return error_page(MESSAGES[lang]["consent_unavailable"], 503, lang)
         # The code and its tokens carry what was chosen, not what was asked (the resumed
         # request finds the grant for exactly these scopes).
-        row.params = {**row.params, "scope": " ".join(chosen)}
-        return _resume(row, "_consent_done")
+        return _resume(s, row, "_consent_done", scope=" ".join(chosen))

@@ -21,6 +21,7 @@ from idp.endpoints.authorize import error_page
 from idp.i18n import MESSAGES, pick_language
 from idp.keys import ALGS
 from idp.models import AuthorizationCode, LoginSession, RefreshToken
+from idp.sessions import SignIn
 from idp.tokens import new_handle, now_utc, sign
 from phr_core import outbound
 
@@ -110,12 +111,15 @@ def _read_hint(ctx: IdP, hint: str | None) -> tuple[str | None, str | None]:
     return (aud if isinstance(aud, str) else None), claims.get("sub")
 
 
-def end_session(ctx: IdP, s: Session, login: LoginSession) -> None:
+def end_session(ctx: IdP, s: Session, login: SignIn) -> None:
     """End the sign-in `login` (whichever browser holds it; the caller drops its own cookie if
     it is the current one): its refresh tokens without offline_access, and a back-channel
     logout token to every client that received tokens in it."""
-    if login.ended_at is None:
-        login.ended_at = now_utc()
+    s.execute(
+        update(LoginSession)
+        .where(LoginSession.id_hash == login.id_hash, LoginSession.ended_at.is_(None))
+        .values(ended_at=now_utc())
+    )
     s.execute(
         update(RefreshToken)
         .where(

@@ -4,10 +4,13 @@ revoked token is known here at once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
+from sqlalchemy import Row, update
 from sqlalchemy.orm import Session
 
 from idp.client_auth import attempts, authenticate, require_confidential
@@ -17,6 +20,7 @@ from idp.dpop import proof_jkt
 from idp.errors import OAuthError, invalid_request
 from idp.limits import ClientAttempts
 from idp.models import IssuedAccessToken, RefreshToken
+from idp.rows import row_by_key
 from idp.sealing import open_own
 from idp.subjects import PHR_SECTOR
 from idp.tokens import aware, now_utc, revoke_family, sha256_hex
@@ -30,8 +34,9 @@ INTROSPECTED_CLAIMS = (
 )
 
 
-def _verify_access_token(ctx: IdP, s: Session, token: str) -> tuple[dict, IssuedAccessToken] | None:
-    """Claims and record of a valid, unrevoked access token we issued, else None."""
+def _verify_access_token(ctx: IdP, s: Session, token: str) -> tuple[dict, Row[Any]] | None:
+    """Claims and record (idp.rows: its columns, read-only) of a valid, unrevoked access token
+    we issued, else None."""
     try:
         signed = open_own(ctx, token)
         decoded = jwt.decode(signed, ctx.keys.verification_keys(), algorithms=["ES256", "RS256"])
@@ -44,7 +49,7 @@ def _verify_access_token(ctx: IdP, s: Session, token: str) -> tuple[dict, Issued
         return None
     if claims["exp"] < now_utc().timestamp():
         return None
-    row = s.get(IssuedAccessToken, str(claims.get("jti", "")))
+    row = row_by_key(s, IssuedAccessToken, str(claims.get("jti", "")))
     if row is None or row.revoked_at is not None:
         return None
     return claims, row
@@ -192,7 +197,11 @@ def revoke() -> ResponseReturnValue:
             else:
                 found = _verify_access_token(ctx, s, token)
                 if found is not None and found[1].client_id == client.client_id:
-                    found[1].revoked_at = now_utc()
+                    s.execute(
+                        update(IssuedAccessToken)
+                        .where(IssuedAccessToken.jti == found[1].jti)
+                        .values(revoked_at=now_utc())
+                    )
     except OAuthError as err:
         tries.record(err)
         return err.json_response()

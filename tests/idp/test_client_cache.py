@@ -1,0 +1,72 @@
+"""The process cache of client rows (idp.client_cache): a change committed in this process is
+seen at once, whatever engine made it; one made elsewhere within CLIENT_CACHE_TTL_S; an
+uncommitted change is never kept."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from idp import client_cache
+from idp.clients import get_client
+from idp.models import Client
+from phr_core.db import Database
+
+
+def _name(db: Database, client_id: str) -> str | None:
+    with db.session() as s:
+        client = get_client(s, client_id)
+        return client.name if client else None
+
+
+def test_change_in_this_process_is_seen_at_once(idp_app: Flask, register) -> None:
+    register("rp-c")
+    db = idp_app.extensions["phr_db"]
+    assert _name(db, "rp-c") == "Test RP rp-c"  # now cached
+    other = Database(db.url)  # another engine on the same database: an in-process command
+    try:
+        with other.session() as s:
+            row = s.get(Client, "rp-c")
+            assert row is not None
+            row.client_name = "Renamed"
+        assert _name(db, "rp-c") == "Renamed"
+        with other.session() as s:
+            s.delete(s.get(Client, "rp-c"))
+        assert _name(db, "rp-c") is None
+    finally:
+        other.dispose()
+
+
+def test_uncommitted_change_is_not_kept(idp_app: Flask, register) -> None:
+    register("rp-c")
+    db = idp_app.extensions["phr_db"]
+    for flushed in (False, True):  # read while the change is pending, or flushed
+        with pytest.raises(RuntimeError), db.session() as s:
+            row = s.get(Client, "rp-c")
+            assert row is not None
+            row.client_name = "Never committed"
+            if flushed:
+                s.flush()
+            seen = get_client(s, "rp-c")
+            assert seen is not None and seen.name == "Never committed"
+            raise RuntimeError("roll back")
+        assert _name(db, "rp-c") == "Test RP rp-c"
+
+
+def test_change_by_another_process_is_seen_within_the_ttl(
+    idp_app: Flask, register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_cache, "CLIENT_CACHE_TTL_S", 0.5)
+    register("rp-c")
+    db = idp_app.extensions["phr_db"]
+    assert _name(db, "rp-c") == "Test RP rp-c"
+    with db.engine.begin() as conn:  # plain SQL, as another worker or replica would write it
+        conn.execute(
+            text("UPDATE idp_client SET client_name = 'Elsewhere' WHERE client_id = 'rp-c'")
+        )
+    assert _name(db, "rp-c") == "Test RP rp-c"  # the cached row, for at most the TTL
+    time.sleep(0.6)
+    assert _name(db, "rp-c") == "Elsewhere"
