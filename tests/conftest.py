@@ -259,13 +259,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # one makes the fixture again): tests/apps' running sandbox (`phr dev run` with the example app,
 # half a minute or more to start).
 ONE_WORKER = ("tests/apps/",)
+# The files whose tests share one `phr dev run` (tests/dev_platform.py), one unit of work too.
+SHARED_DEV_PLATFORM = (
+    "tests/federation/test_two_cities.py",
+    "tests/launcher/test_newcomer_story.py",
+    "tests/launcher/test_platform_flow.py",
+)
+pytest_plugins = ["tests.dev_platform"]  # its fixture, one for the whole session
 
 
 class FilesAndFolders(LoadFileScheduling):
-    """--dist loadfile, with each folder of ONE_WORKER one unit of work."""
+    """--dist loadfile, with each folder of ONE_WORKER one unit of work, and the files of
+    SHARED_DEV_PLATFORM another."""
 
     def _split_scope(self, nodeid: str) -> str:
         file = super()._split_scope(nodeid)
+        if file in SHARED_DEV_PLATFORM:
+            return SHARED_DEV_PLATFORM[0]
         return next((folder for folder in ONE_WORKER if file.startswith(folder)), file)
 
 
