@@ -265,7 +265,8 @@ SHARED_DEV_PLATFORM = (
     "tests/launcher/test_newcomer_story.py",
     "tests/launcher/test_platform_flow.py",
 )
-pytest_plugins = ["tests.dev_platform"]  # its fixture, one for the whole session
+# tests/dev_platform.py's fixture, one for the whole session; `--cpu-durations=N`.
+pytest_plugins = ["tests.dev_platform", "tests.cpu_durations"]
 
 
 class FilesAndFolders(LoadFileScheduling):
