@@ -32,6 +32,7 @@ from idp.demo import DEMO_APP_PORT
 from phr_core.demo_data import DEMO_MUNICIPALITY
 from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.dev_platform import DevPlatform
+from tests.revocation import first_refusal
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # against `phr dev run`
 
@@ -212,12 +213,9 @@ def test_a_newcomer_in_the_browser(dev_platform: DevPlatform, tmp_path: Path) ->
             page.locator(".app-grant button.revoke").first.click()
             page.wait_for_selector("#revoked-notice")
             shot("13-revoked")
-            deadline = time.monotonic() + 10
-            while True:
-                refused = requests.get(fhir + "/Immunization", headers=headers, timeout=10)
-                if refused.status_code != 200 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
+            refused = first_refusal(
+                lambda: requests.get(fhir + "/Immunization", headers=headers, timeout=10)
+            )
             assert refused.status_code == 403
             assert refused.json()["resourceType"] == "OperationOutcome"
         finally:

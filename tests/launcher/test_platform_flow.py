@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,6 +21,7 @@ from phr_core.config import load_settings
 from phr_core.sealing import own_key
 from phr_core.tokens import access_token_cipher, unseal
 from tests.dev_platform import DevPlatform
+from tests.revocation import first_refusal
 
 APP = "demo-vaccination-app"
 
@@ -111,11 +111,8 @@ def test_app_reads_through_the_platform_until_revoked(dev_platform: DevPlatform)
     )  # fmt: skip
     assert revoked.status_code == 200, revoked.text
     # "Within seconds": the PHR server caches a grant's status for at most 5 s.
-    deadline = time.monotonic() + 10
-    while True:
-        refused = requests.get(f"{fhir}/Immunization", headers=headers, timeout=10)
-        if refused.status_code != 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    refused = first_refusal(
+        lambda: requests.get(f"{fhir}/Immunization", headers=headers, timeout=10)
+    )
     assert refused.status_code == 403
     assert refused.json()["resourceType"] == "OperationOutcome"
