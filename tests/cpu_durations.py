@@ -69,9 +69,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     count = terminalreporter.config.getoption("cpu_durations")
     if count is None or not _SEEN:
         return
-    terminalreporter.write_sep("=", f"most CPU time: {count} of {len(_SEEN)} tests")
+    shown = min(count, len(_SEEN)) if count else len(_SEEN)
+    terminalreporter.write_sep("=", f"most CPU time: {shown} of {len(_SEEN)} tests")
     ranked = sorted(_SEEN.items(), key=lambda kv: -kv[1])
-    for nodeid, seconds in ranked[: count or None]:
+    for nodeid, seconds in ranked[:shown]:
         terminalreporter.write_line(f"{seconds:8.2f}s cpu  {nodeid}")
     total = sum(_SEEN.values())
     terminalreporter.write_line(f"{total:8.1f}s cpu  all tests (their processes and children)")
