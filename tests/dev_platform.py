@@ -14,7 +14,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -25,11 +24,7 @@ from tests.processes import stop
 
 @dataclass(frozen=True)
 class DevPlatform:
-    env: dict[str, str]  # what the tests' own `phr` commands and settings need
-    tmp_path: Path
-
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.env[f'PHR_{service}_PORT']}"
+    env: dict[str, str]  # its ports and var/ dir, for the tests' own requests and `phr` commands
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +36,6 @@ def dev_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPlatfo
     proc = _start(env)
     try:
         _read_until(proc, "Press Ctrl-C to stop.", timeout=180)
-        yield DevPlatform(env, tmp_path)
+        yield DevPlatform(env)
     finally:
         stop(proc, signal.SIGINT, timeout=60)
