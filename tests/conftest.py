@@ -30,9 +30,10 @@ from xdist.scheduler import LoadFileScheduling
 
 from idp import clients as idp_clients
 from phr_core import migrations
+from phr_core import secrets as phr_secrets
 from phr_core.config import Settings, load_settings, normalize_database_url
 from phr_core.services import SERVICES, ServiceSpec
-from tests.crypto_reuse import RsaKeyPool, SecretHashes
+from tests.crypto_reuse import DevSecretPool, RsaKeyPool, SecretHashes
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -258,13 +259,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # one makes the fixture again): tests/apps' running sandbox (`phr dev run` with the example app,
 # half a minute or more to start).
 ONE_WORKER = ("tests/apps/",)
+# The files whose tests share one `phr dev run` (tests/dev_platform.py), one unit of work too.
+SHARED_DEV_PLATFORM = (
+    "tests/federation/test_two_cities.py",
+    "tests/launcher/test_newcomer_story.py",
+    "tests/launcher/test_platform_flow.py",
+)
+# tests/dev_platform.py's fixture, one for the whole session; `--cpu-durations=N`.
+pytest_plugins = ["tests.dev_platform", "tests.cpu_durations"]
 
 
 class FilesAndFolders(LoadFileScheduling):
-    """--dist loadfile, with each folder of ONE_WORKER one unit of work."""
+    """--dist loadfile, with each folder of ONE_WORKER one unit of work, and the files of
+    SHARED_DEV_PLATFORM another."""
 
     def _split_scope(self, nodeid: str) -> str:
         file = super()._split_scope(nodeid)
+        if file in SHARED_DEV_PLATFORM:
+            return SHARED_DEV_PLATFORM[0]
         return next((folder for folder in ONE_WORKER if file.startswith(folder)), file)
 
 
@@ -276,12 +288,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileSche
 # RSA keys and client-secret hashes: each test gets the worker's again (tests/crypto_reuse.py
 # says why and how).
 RSA_POOL = RsaKeyPool(rsa.generate_private_key)
+# The demo clients' secrets (idp/demo.py): hashed with scrypt whenever the IdP stores them.
+CLIENT_SECRET_SUFFIXES = ("_CLIENT_SECRET", "_SERVICE_SECRET")
+DEV_SECRETS: DevSecretPool | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Every RSA key made in this process comes from the pool (the card authority calls
-    `rsa.generate_private_key`, the IdP joserfc's `RSAKey.generate_key`), and a client secret
-    the IdP stores is hashed once per secret."""
+    `rsa.generate_private_key`, the IdP joserfc's `RSAKey.generate_key`), a client secret
+    the IdP stores is hashed once per secret, and development client secrets come from a pool."""
+    global DEV_SECRETS
+    DEV_SECRETS = DevSecretPool(phr_secrets, RSA_POOL, CLIENT_SECRET_SUFFIXES)
     idp_clients.hash_secret = SecretHashes(idp_clients.hash_secret)
     rsa.generate_private_key = RSA_POOL.generate_private_key
     binding = RSAKey.binding
@@ -301,3 +318,5 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Iterator[None
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     RSA_POOL.new_test()
+    if DEV_SECRETS is not None:
+        DEV_SECRETS.new_test()

@@ -20,12 +20,24 @@ and gives the same stored value again; it verifies as any other (same format and
 its own salt), and a secret seen verified once is then not hashed again by idp.clients' own
 memo, as in a long-running IdP. A wrong secret is always checked with scrypt, and a secret
 registered at run time (a new random one each time) is hashed with scrypt each time.
+
+Development client secrets. Those hashes only help when a secret comes again, and each test's
+var/ dir made its own random demo client secrets (`phr_core.secrets.ensure_dev_secret`), so
+every demo load ran scrypt three times (about a third of a second; several times that on a
+loaded machine). `DevSecretPool` hands the client secrets of each test out as the RSA pool
+hands keys: the same ones in the same order in every test, distinct from one another within a
+test, fresh and never handed out again while a shared fixture is set up. The file is written by
+`ensure_dev_secret` itself; only the random value it draws comes from the pool. Processes a test
+starts (`phr dev run`) draw their own.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -83,3 +95,47 @@ class SecretHashes:
         if made is None:
             made = self._made.setdefault(secret, self._hash_secret(secret))
         return made
+
+
+class DevSecretPool:
+    """`phr_core.secrets.ensure_dev_secret` with the client secrets (names ending in one of
+    `suffixes`) drawn from a pool per test; `keys` tells when a shared fixture is set up."""
+
+    def __init__(self, module: Any, keys: RsaKeyPool, suffixes: tuple[str, ...]) -> None:
+        self._ensure: Callable[[Path, str], str] = module.ensure_dev_secret
+        self._keys = keys
+        self._suffixes = suffixes
+        self._values: dict[str, list[str]] = {}
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._queued = threading.local()  # the value the next token_urlsafe call returns
+        module._random = self  # the module's `secrets`: only token_urlsafe is used there
+        module.ensure_dev_secret = self.ensure_dev_secret
+
+    def new_test(self) -> None:
+        with self._lock:
+            self._next.clear()
+
+    def token_urlsafe(self, nbytes: int) -> str:
+        value: str | None = getattr(self._queued, "value", None)
+        self._queued.value = None
+        return value or secrets.token_urlsafe(nbytes)
+
+    def ensure_dev_secret(self, secrets_dir: Path, name: str) -> str:
+        if (
+            not name.endswith(self._suffixes)
+            or self._keys.shared_setup
+            or (secrets_dir / name).exists()
+        ):
+            return self._ensure(secrets_dir, name)
+        with self._lock:
+            values = self._values.setdefault(name, [])
+            i = self._next.get(name, 0)
+            self._next[name] = i + 1
+            if i == len(values):
+                values.append(secrets.token_urlsafe(48))
+            self._queued.value = values[i]
+        try:
+            return self._ensure(secrets_dir, name)
+        finally:
+            self._queued.value = None

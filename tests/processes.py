@@ -32,21 +32,27 @@ class Stat:
 
 
 def _stat(pid: int) -> Stat | None:
+    # Read with os.open/os.read rather than pathlib: test_run_stops.py scans every process ten
+    # times a second in each lane, and this is a third of the CPU of Path.read_text.
     try:
-        text = (PROC / str(pid) / "stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            data = os.read(fd, 4096).decode(errors="replace")
+        finally:
+            os.close(fd)
     except OSError:
         return None
     # "pid (comm) state ppid pgrp session tty tpgid flags minflt … starttime(22nd)"; comm may
     # hold spaces and parentheses, so split after its last ")".
-    rest = text[text.rindex(")") + 2 :].split()
+    rest = data[data.rindex(")") + 2 :].split()
     return Stat(pid, rest[0], int(rest[1]), int(rest[2]), int(rest[3]), int(rest[19]))
 
 
 def all_processes() -> list[Stat]:
     found = []
-    for entry in PROC.iterdir() if PROC.is_dir() else ():
-        if entry.name.isdigit():
-            s = _stat(int(entry.name))
+    for name in os.listdir(PROC) if PROC.is_dir() else ():
+        if name.isdigit():
+            s = _stat(int(name))
             if s is not None:
                 found.append(s)
     return found

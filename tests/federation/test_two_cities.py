@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -46,10 +45,9 @@ from tests.conftest import (
     free_port,
     make_environ,
 )
+from tests.dev_platform import DevPlatform
 from tests.federation.conftest import LeafEntity, new_key, rp_metadata
 from tests.idp.conftest import pkce_pair
-from tests.launcher.test_run import _read_until, _start
-from tests.processes import stop
 
 TIMEOUT = 10
 SCOPE = (
@@ -252,32 +250,26 @@ def test_one_app_reads_the_moved_family_from_both_cities(two_cities: TwoCities) 
 
 
 @pytest.mark.slow  # `phr dev run` with both cities
-def test_the_same_in_the_running_development_setup(tmp_path: Path) -> None:
+def test_the_same_in_the_running_development_setup(dev_platform: DevPlatform) -> None:
     """`phr dev run` itself (every service under gunicorn, the second city's own processes) on
     its embedded default, SQLite (tests/launcher/test_run.py covers PostgreSQL): the anchor
     vouches for the app, and the app does the same as above."""
-    env = make_environ(tmp_path, "sqlite:///unused.db")
-    del env["PHR_DATABASE_URL"]
+    env = dev_platform.env
     app_id = f"http://127.0.0.1:{free_port()}"
     key = new_key()
     metadata = rp_metadata(app_id, key, scope=SCOPE,
                            grant_types=["authorization_code", "refresh_token"])  # fmt: skip
     app = LeafEntity(app_id, key, metadata, [f"http://127.0.0.1:{env['PHR_FEDERATION_PORT']}"])
-    proc = _start(env)
+    first = load_settings({**os.environ, **env})
+    second = second_city.settings_of(first)
+    assert second is not None
+    anchor = create_app(get_service("federation"), first)
     try:
-        _read_until(proc, "Press Ctrl-C to stop.")
-        first = load_settings({**os.environ, **env})
-        second = second_city.settings_of(first)
-        assert second is not None
-        anchor = create_app(get_service("federation"), first)
-        try:
-            _certify(anchor, app)
-        finally:
-            anchor.extensions["phr_db"].dispose()
-        with serving({app_id: app.app()}):
-            _app_reads_both_cities(TwoCities(first, second, app))
+        _certify(anchor, app)
     finally:
-        stop(proc, signal.SIGINT, timeout=30)
+        anchor.extensions["phr_db"].dispose()
+    with serving({app_id: app.app()}):
+        _app_reads_both_cities(TwoCities(first, second, app))
 
 
 def _app_reads_both_cities(c: TwoCities) -> None:
