@@ -8,7 +8,8 @@ Phases, each in its own process so peak memory (max RSS) is per phase:
   map    dry run: consent gate + pseudonymise + map + validate (fhir.resources R4B):
          resources mapped per second
   load   (with --server or --stub) end to end: transactions to the server, first load and
-         the unchanged re-run; resources landed per second
+         the unchanged re-run; resources landed per second; with --phr-server also the
+         server's CPU per entry and the peak RSS of its largest process
 
 --server URL sends to a real PHR server (token from PHR_ISSUER with the connector's client
 credentials); --stub starts the tests' stand-in (tests/connectors/stub_server.py) in a
@@ -62,6 +63,28 @@ def _tree_cpu(root: int) -> float:
         total += cpu.get(pid, 0)
         todo += [c for c, pp in parent.items() if pp == pid]
     return total / tick
+
+
+def _tree_peak_rss_mb(root: int) -> float:
+    """The largest peak resident set (VmHWM) among a process and its live descendants: one
+    server worker's high-water mark, which must stay flat as the input grows."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    peak, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        todo += [c for c, pp in parent.items() if pp == pid]
+    return peak / 1024
 
 
 def _maxrss_mb() -> float:
@@ -347,6 +370,7 @@ def _with_phr_server(args: argparse.Namespace, run):  # type: ignore[no-untyped-
             return total
 
         result = run(fhir_url, TokenSource(state["iss"], client, secret), server_cpu)
+        result["server_peak_rss_mb"] = _tree_peak_rss_mb(server_proc.pid)
         result["server"] = f"phr_server under gunicorn, {args.workers} workers, " + (
             "PostgreSQL" if db_name else "SQLite"
         )

@@ -361,8 +361,7 @@ class FileRun:
                     handled = True
                     continue
             if len(part) > 1:
-                half = len(part) // 2
-                todo.extendleft([(part[half:], None), (part[:half], None)])
+                todo.extendleft((p, None) for p in reversed(_split(part, why)))
                 continue
             if why.status >= 500:
                 failed.append((part[0][0], why))
@@ -382,6 +381,29 @@ class FileRun:
         self.reject(
             Problem(self.name, rec.line, field, f"refused by the PHR server ({why.reason})")
         )
+
+
+def _split(part: Pending, why: Refused) -> list[Pending]:
+    """A refused part of two or more rows, cut in file order: the rows holding an entry the
+    refusal named, each alone, and the runs of other rows between them whole; in halves when
+    the refusal names none of its rows, or all of them."""
+    named = [any(e.full_url in why.named for e in es) for _, es, _ in part]
+    if not any(named) or all(named):
+        half = len(part) // 2
+        return [part[:half], part[half:]]
+    out: list[Pending] = []
+    run: Pending = []
+    for row, alone in zip(part, named, strict=True):
+        if alone:
+            if run:
+                out.append(run)
+                run = []
+            out.append([row])
+        else:
+            run.append(row)
+    if run:
+        out.append(run)
+    return out
 
 
 def _hashes(entries: list[Entry]) -> dict[str, tuple[str, str]]:

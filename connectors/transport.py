@@ -56,11 +56,20 @@ class Refused(RuntimeError):
     (5xx) while handling others; the reason is a safe summary, `elements` the FHIR elements
     (`Immunization.occurrenceDateTime`) its OperationOutcome points at."""
 
-    def __init__(self, status: int, reason: str, elements: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        elements: tuple[str, ...] = (),
+        named: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(f"HTTP {status}: {reason}")
         self.status = status
         self.reason = reason
         self.elements = elements
+        # fullUrls of the entries whose resource the OperationOutcome points at: where the
+        # pipeline looks first when it splits the batch (a hint; each is verified alone)
+        self.named = named
 
 
 class Sink(Protocol):
@@ -135,6 +144,21 @@ def refused_elements(body: Any, bundle: dict[str, Any]) -> tuple[str, ...]:
             if _ELEMENT.fullmatch(expr) and expr not in out:
                 out.append(expr)
     return tuple(out)
+
+
+def refused_entries(body: Any, bundle: dict[str, Any]) -> frozenset[str]:
+    """The fullUrls of the entries an OperationOutcome's issues point into
+    (`Bundle.entry[3].resource...`)."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return frozenset()
+    entries = bundle.get("entry", [])
+    out: set[str] = set()
+    for issue in body.get("issue", []):
+        for expr in (issue.get("expression") or []) if isinstance(issue, dict) else ():
+            m = _ENTRY.match(expr) if isinstance(expr, str) else None
+            if m is not None and int(m[1]) < len(entries):
+                out.add(str(entries[int(m[1])].get("fullUrl")))
+    return frozenset(out)
 
 
 def _safe_reason(body: Any) -> str:
@@ -215,7 +239,8 @@ class FhirTransport:
                     self.sleep(self.backoff * (2 ** (attempt - 1)))
                     continue
                 elements = refused_elements(exc.body, bundle)
-                raise Refused(exc.status, _safe_reason(exc.body), elements) from None
+                named = refused_entries(exc.body, bundle)
+                raise Refused(exc.status, _safe_reason(exc.body), elements, named) from None
             except ServerError as exc:
                 if exc.status not in UNAVAILABLE:
                     failed_on_it += 1

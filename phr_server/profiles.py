@@ -146,7 +146,8 @@ def check(resource: dict[str, Any], base: str) -> list[dict[str, Any]]:
         rule = RULES.get(url)
         if rule is not None and url in known:
             issues.extend(rule(resource, base))
-    issues.extend(_jp_codes(resource, base))
+    if not _jp_codes_fine(resource):  # paths are built only where a code is wrong
+        issues.extend(_jp_codes(resource, base))
     return issues
 
 
@@ -361,6 +362,19 @@ RULES = {
     OBS_BODY: lambda r, b: _measurement(r, b, OBS_BODY),
     OBS_LAB: lambda r, b: _lab(r, b, OBS_LAB),
 }
+
+
+def _jp_codes_fine(node: Any) -> bool:
+    """No coding below `node` uses a JP Core code system with a code outside it: the quick
+    pass of `_jp_codes`, without the paths."""
+    if isinstance(node, dict):
+        system = node.get("system")
+        if system in JP_CODES and "code" in node and node["code"] not in JP_CODES[system]:
+            return False
+        return all(_jp_codes_fine(v) for v in node.values() if isinstance(v, dict | list))
+    if isinstance(node, list):
+        return all(_jp_codes_fine(v) for v in node if isinstance(v, dict | list))
+    return True
 
 
 def _jp_codes(node: Any, path: str) -> list[dict[str, Any]]:

@@ -53,8 +53,12 @@ def validate(
     ):
         issues.append(issue(f"{base}.dataAbsentReason", "obs-6: dataAbsentReason with a value"))
     issues.extend(invariants.resource_rules(resource, base))
-    for obj, p, raw_here in walk(model, base, resource):
-        check_element(obj, p, raw_here, rtype, base, resolve, issues)
+    walk(
+        model,
+        base,
+        resource,
+        lambda o, p, raw: check_element(o, p, raw, rtype, base, resolve, issues),
+    )
     for where in unindexable_dates(resource):  # never stored unsearchable, never a 500
         issues.append(issue(f"{base}.{where}", f"{base}.{where}: not a date the index can hold"))
     issues.extend(vital_signs.check(resource, base))  # the R4 vital signs profiles

@@ -11,6 +11,9 @@ from pydantic import BaseModel
 from phr_server.issues import issue
 from phr_server.validation.walk import json_fields
 
+NUMERIC = (bool, int, float, Decimal)  # what _json_kind keeps as a JSON number or boolean
+NUMERIC_OR_LIST = (*NUMERIC, list)
+
 
 def coercions(raw: Any, dumped: Any, path: str, out: list[dict[str, Any]]) -> None:
     """Where the model turned a JSON string into a number or boolean (or back)."""
@@ -35,20 +38,34 @@ def primitive_types(
 ) -> None:
     """coercions for one model object, comparing its primitive values with the raw JSON at
     the same place: the same findings as dumping the whole model and walking both trees,
-    without the dump (which cost about half of validating a resource)."""
+    without the dump (which cost about half of validating a resource). A JSON string whose
+    value is not a number or boolean is the common case and needs no comparison; findings come
+    in field order."""
     fields = json_fields(type(obj))
-    present = sorted(fields[k] + (k,) for k in raw if k in fields)  # keys given, field order
-    for _, name, key in present:
-        value = getattr(obj, name, None)
+    values = obj.__dict__
+    found: list[tuple[int, list[dict[str, Any]]]] = []
+    for key, given in raw.items():
+        field = fields.get(key)
+        if field is None:
+            continue
+        value = values.get(field[1])
         if value is None or isinstance(value, BaseModel):
             continue
+        if type(given) is str and not isinstance(value, NUMERIC_OR_LIST):
+            continue  # a string stays a string: nothing to compare
+        mine: list[dict[str, Any]] = []
         if isinstance(value, list):
-            items = raw[key] if isinstance(raw[key], list) else []
+            items = given if isinstance(given, list) else []
             for i, (a, b) in enumerate(zip(items, value, strict=False)):
                 if not isinstance(b, BaseModel):
-                    coercions(a, _json_kind(b), f"{path}.{key}[{i}]", out)
+                    coercions(a, _json_kind(b), f"{path}.{key}[{i}]", mine)
         else:
-            coercions(raw[key], _json_kind(value), f"{path}.{key}", out)
+            coercions(given, _json_kind(value), f"{path}.{key}", mine)
+        if mine:
+            found.append((field[0], mine))
+    found.sort(key=lambda f: f[0])
+    for _, issues in found:
+        out.extend(issues)
 
 
 def _json_kind(value: Any) -> Any:

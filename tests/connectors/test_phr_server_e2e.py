@@ -269,6 +269,51 @@ def test_refused_and_failing_entries_are_isolated_by_the_real_server(
         assert len(_immunizations(app)) == s.sent
 
 
+class _Counting:
+    """A sink that counts the transactions sent through it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.sent = inner, 0
+
+    def send(self, entries: list[Any]) -> Any:
+        self.sent += 1
+        return self.inner.send(entries)
+
+
+def test_rows_the_server_names_are_split_off_in_a_few_sends(
+    app_factory: Callable[[str], Flask], migrated: Settings, idp: dict[str, Any], tmp_path: Path
+) -> None:
+    """The server's OperationOutcome names every bad entry of a refused transaction: each row
+    holding one is sent alone (and rejected only when refused alone), the rows between them
+    whole, so two bad rows in a batch cost five more sends instead of the twelve of halving."""
+    from phr_server.policy import InMemoryConsentDirectory
+
+    idp["aud"] = migrated.urls["fhir"]
+    app = app_factory("fhir")
+    app.extensions["phr_consent"] = InMemoryConsentDirectory()
+    files = make_city(tmp_path / "inbox", n=200, months=1, share=0.6)
+    path = _vaccination_with(tmp_path, files, {"BAD-ONE": "", "BAD-TWO": ""})
+    with live_server(app) as url:
+        transport = FhirTransport(url, TokenSource(idp["iss"], CLIENT, SECRET), backoff=0.001)
+        counted = _Counting(
+            _Rewrite(_Rewrite(transport, "BAD-ONE", status="bogus"), "BAD-TWO", status="bogus")
+        )
+        report = io.StringIO()
+        c = Connector(
+            CITY, Pseudonymizer(KEY), consents(files["consents"]), counted,
+            register_path=files["register"], report=Report(report), batch_size=40, parallel=1,
+        )  # fmt: skip
+        batches: list[int] = []
+        c.on_batch = batches.append
+        s = c.run_file(path)
+    assert s.rejected == 2 and s.sent == len(_immunizations(app)) > 0
+    reasons = [x.split(",", 2)[2] for x in report.getvalue().splitlines()[1:]]
+    assert all(r.startswith("Immunization.status,refused by the PHR server") for r in reasons)
+    # both bad rows are in the first batch: its refusal, then [row] [bad] [row] [bad] [the rest]
+    # (halving took 7 more sends here)
+    assert counted.sent == len(batches) + 5
+
+
 def test_a_server_failing_on_every_row_stops_the_run_instead_of_rejecting_them(
     app_factory: Callable[[str], Flask], migrated: Settings, idp: dict[str, Any], tmp_path: Path
 ) -> None:
