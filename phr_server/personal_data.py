@@ -54,9 +54,15 @@ DOSAGE_KEYS = ("dosageInstruction", "dosage")
 # Twelve digits (ASCII or full-width: `\d` in a str pattern), alone or as 4-4-4 groups.
 TWELVE_DIGITS = re.compile(r"\d{4}[-\s\u2010\uff0d]?\d{4}[-\s\u2010\uff0d]?\d{4}")
 _DIGIT_RUN = re.compile(r"\d+")
-# A UUID (a Bundle's `urn:uuid:` references) is random, not a number: its 4-4-4 and 12-digit
-# groups do not count.
-UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# A UUID (a Bundle's `urn:uuid:` references) or a hex digest of 32 or more characters with at
+# least one letter (the connectors' hashed claim and source identifiers, `claim:80e1ca75…`) is
+# random, not a number: twelve digits that happen to fall in a row inside it do not count (one
+# claim in about a thousand was refused, and so lost, for a run inside its hash). A run of
+# digits alone is never taken for a digest: it needs a letter a–f.
+UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?<![0-9A-Za-z])(?=[0-9]*[a-fA-F])[0-9a-fA-F]{32,}(?![0-9A-Za-z])"
+)
 
 
 def problems(resource: dict[str, Any], base: str) -> list[dict[str, Any]]:
@@ -113,7 +119,7 @@ def _may_hold_more(resource: dict[str, Any]) -> bool:
 
 def has_twelve_digits(text: str) -> bool:
     """Twelve digits in a row, alone (no digit right before or after) or as 4-4-4 groups,
-    outside any UUID. Looked for where a run of digits starts only: a regex with look-arounds
+    outside any UUID or hex digest. Looked for where a run of digits starts only: a regex with look-arounds
     tried at every position costs more than the rest of this module together."""
     for run in _DIGIT_RUN.finditer(text):
         at = run.start()
