@@ -207,7 +207,8 @@ class Repository:
         visible = access.visible_sql(q.rtype, "s") if self.plain_search else None
         if visible is not None:
             conn = s if isinstance(s, Connection) else s.connection()
-            return int(self._execute(conn, *search_sql.count(q, visible))[0][0])
+            confined = search_sql.compartments_of(access, q.rtype)
+            return int(self._execute(conn, *search_sql.count(q, visible, confined))[0][0])
         where = [access.visible(q.rtype, "s"), *clauses(q)]
         return s.scalar(select(func.count()).select_from(R).where(*where)) or 0
 
@@ -218,7 +219,8 @@ class Repository:
         visible = access.visible_sql(q.rtype, "s") if self.plain_search else None
         if visible is None:
             return self.search_expression(s, access, q)
-        rows = self._fetch(s, *search_sql.page(q, visible))
+        confined = search_sql.compartments_of(access, q.rtype)
+        rows = self._fetch(s, *search_sql.page(q, visible, confined))
         return self._page(s, access, q, rows, lambda r: r.sort)
 
     def search_expression(self, s: Reader, access: Access, q: Query) -> Page:

@@ -9,8 +9,11 @@ and compares the answers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from phr_server.indexing import TYPES
+from phr_server.policy import Access
 from phr_server.search import (
     Atom,
     DateIn,
@@ -77,19 +80,56 @@ def atom_sql(atom: Atom) -> tuple[str, list[Any]]:
     raise TypeError(f"not a search criterion: {atom!r}")
 
 
-def where(q: Query, visible: tuple[str, tuple[Any, ...]]) -> tuple[list[str], list[Any]]:
-    """The conditions (to be joined by AND) of the query's rows under the policy's
-    condition `visible` (from Access.visible_sql), and their parameters in order."""
+def compartments_of(access: Access, rtype: str) -> frozenset[str] | None:
+    """The Patients whose compartments hold every row of `rtype` this request may see, as
+    Access.visible confines a person; None where nothing (or nothing else) confines them."""
+    if access.system or not (rtype == "Patient" or TYPES[rtype].compartment):
+        return None
+    return access.patient_ids or None  # none: the policy's condition is false by itself
+
+
+def _in_compartments(alias: str, pids: Sequence[str]) -> str:
+    marks = ", ".join("?" * len(pids))
+    # S608: fixed SQL text; only '?' placeholders are interpolated
+    return (
+        f"r.id IN (SELECT {alias}.resource_id FROM fhir_compartment {alias}"  # noqa: S608 - see above
+        f" WHERE {alias}.resource_type = ? AND {alias}.patient_id IN ({marks}))"
+    )
+
+
+def where(
+    q: Query, visible: tuple[str, tuple[Any, ...]], confined: frozenset[str] | None = None
+) -> tuple[list[str], list[Any], bool]:
+    """The conditions (to be joined by AND) of the query's rows under the policy's condition
+    `visible` (from Access.visible_sql), their parameters in order, and whether a Patient's
+    compartment drives the statement.
+
+    A row's compartments are asked as `r.id IN (…)`, not as EXISTS: the same rows, but SQLite
+    then starts from the compartment's index instead of walking every row of the type (1.8 s
+    against 0.1 ms at a million resources). `confined` (compartments_of) adds that condition
+    for a person's search that names no Patient: it repeats what `visible` already demands."""
     conds = ["r.resource_type = ?", f"({visible[0]})"]
     params: list[Any] = [q.rtype, *visible[1]]
+    driven = False
     for ors in q.criteria:
+        if all(isinstance(a, InCompartment) for a in ors):  # patient=a,b: one subquery
+            pids = [a.patient_id for a in ors if isinstance(a, InCompartment)]
+            conds.append(_in_compartments("pc", pids))
+            params += [q.rtype, *pids]
+            driven = True
+            continue
         parts = []
         for atom in ors:
             sql, more = atom_sql(atom)
             parts.append(sql)
             params += more
         conds.append(parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")")
-    return conds, params
+    if confined and not driven:
+        pids = sorted(confined)
+        conds.append(_in_compartments("vc", pids))
+        params += [q.rtype, *pids]
+        driven = True
+    return conds, params, driven
 
 
 def sort_sql(q: Query) -> str | None:
@@ -99,10 +139,12 @@ def sort_sql(q: Query) -> str | None:
     return "r.updated_us" if q.sort == "_lastUpdated" else "r.sort_us"
 
 
-def page(q: Query, visible: tuple[str, tuple[Any, ...]]) -> tuple[str, list[Any]]:
+def page(
+    q: Query, visible: tuple[str, tuple[Any, ...]], confined: frozenset[str] | None = None
+) -> tuple[str, list[Any]]:
     """One page of matches, plus one row to tell whether there is more: the statement of
     Repository.search (keyset paging from the cursor, walking backwards for `prev`)."""
-    conds, params = where(q, visible)
+    conds, params, driven = where(q, visible, confined)
     col = sort_sql(q)
     backwards = bool(q.cursor and q.cursor["direction"] == "prev")
     asc = q.descending == backwards
@@ -115,15 +157,20 @@ def page(q: Query, visible: tuple[str, tuple[Any, ...]]) -> tuple[str, list[Any]
         else:
             conds.append(f"({col} {op} ? OR ({col} = ? AND r.id {op} ?))")
             params += [value, value, rid]
-    order = f"r.id {direction}" if col is None else f"{col} {direction}, r.id {direction}"
+    # A compartment's rows are few: sorted after they are found. `+col` keeps SQLite from
+    # walking the whole type in the date index's order instead.
+    key = col if col is None or not driven else f"+{col}"
+    order = f"r.id {direction}" if key is None else f"{key} {direction}, r.id {direction}"
     cols = COLUMNS if col is None else f"{COLUMNS}, {col}"
     # S608: fixed SQL text; every value is a bound parameter
     sql = f"SELECT {cols} FROM fhir_resource r WHERE {' AND '.join(conds)} ORDER BY {order} LIMIT ?"  # noqa: S608 - see above
     return sql, [*params, q.count + 1]
 
 
-def count(q: Query, visible: tuple[str, tuple[Any, ...]]) -> tuple[str, list[Any]]:
-    conds, params = where(q, visible)
+def count(
+    q: Query, visible: tuple[str, tuple[Any, ...]], confined: frozenset[str] | None = None
+) -> tuple[str, list[Any]]:
+    conds, params, _ = where(q, visible, confined)
     # S608: fixed SQL text; every value is a bound parameter
     return f"SELECT count(*) FROM fhir_resource r WHERE {' AND '.join(conds)}", params  # noqa: S608 - see above
 
