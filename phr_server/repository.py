@@ -5,7 +5,7 @@ tables, history and the sealed body change together in the caller's transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from phr_server import search_sql
 from phr_server.bulk import insert_rows
 from phr_server.dates import instant, to_us
 from phr_server.indexing import TYPES, extract
@@ -27,7 +28,7 @@ from phr_server.models import (
     utcnow,
 )
 from phr_server.policy import Access
-from phr_server.search import Query, make_cursor, sort_column
+from phr_server.search import Query, clauses, make_cursor, sort_column
 from phr_server.storage import Keyring, canonical, serialize
 
 R = table_of(StoredResource)
@@ -90,13 +91,16 @@ class _Row(NamedTuple):
     last_updated: Any
     key_id: int | None
     body: bytes
+    sort: int | None = None  # the value a search page is sorted by (besides the id)
 
 
 class Repository:
     def __init__(self, keyring: Keyring, cursor_key: bytes) -> None:
         self.keyring = keyring
         self.cursor_key = cursor_key
-        self._sql: dict[tuple[str, str], str] = {}  # (paramstyle, condition) -> driver SQL
+        # False: every search is built as an expression (search_expression), the general path
+        # the plain-SQL one is compared with (tests/phr_server/test_search_sql.py).
+        self.plain_search = True
         self._dates: dict[str, Callable[[Any], Any] | None] = {}  # dialect -> converter
 
     def _found(self, s: Reader, row: Any) -> Found:
@@ -105,6 +109,18 @@ class Repository:
         if lu.tzinfo is None:  # SQLite hands back naive UTC
             lu = lu.replace(tzinfo=UTC)
         return Found(row.resource_type, row.id, row.version_id, lu, body)
+
+    def _found_many(self, s: Reader, rows: list[Any]) -> list[Found]:
+        """The resources of a page of rows, opened one after the other with the data keys
+        the keyring holds (a page of one city is one key)."""
+        open_, out = self.keyring.open, []
+        for r in rows:
+            lu = r.last_updated
+            if lu.tzinfo is None:  # SQLite hands back naive UTC
+                lu = lu.replace(tzinfo=UTC)
+            body = open_(s, r.key_id, r.resource_type, r.id, r.version_id, r.body)
+            out.append(Found(r.resource_type, r.id, r.version_id, lu, body))
+        return out
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -126,35 +142,40 @@ class Repository:
 
     def _fetch_one(self, s: Reader, condition: str, params: tuple[Any, ...]) -> _Row | None:
         """The read by id through the driver's cursor on the session's connection: the
-        SQLAlchemy statement machinery cost ten times the query itself. The result converter
-        of the column type (SQLite stores datetimes as text) is applied as SQLAlchemy would."""
+        SQLAlchemy statement machinery cost ten times the query itself."""
+        rows = self._fetch(s, _READ_SQL.format(condition), params)
+        return rows[0] if rows else None
+
+    def _fetch(self, s: Reader, sql: str, params: Sequence[Any]) -> list[_Row]:
+        """Resource rows (the columns of _Row) of a plain SQL statement, the result converter
+        of the column type applied as SQLAlchemy would (SQLite stores datetimes as text)."""
         conn = s if isinstance(s, Connection) else s.connection()
         dialect = conn.dialect
-        key = (dialect.paramstyle, condition)
-        sql = self._sql.get(key)
-        if sql is None:
-            sql = _READ_SQL.format(condition)
-            if dialect.paramstyle != "qmark":  # psycopg: %s
-                sql = sql.replace("?", "%s")
-            self._sql[key] = sql
         if dialect.name not in self._dates:
             impl = R.c.last_updated.type.dialect_impl(dialect)
             self._dates[dialect.name] = impl.result_processor(dialect, None)
+        convert = self._dates[dialect.name]
+        found = self._execute(conn, sql, params)
+        if convert is None:
+            return [_Row(*r) for r in found]
+        return [_Row(t, i, v, convert(lu), k, b, *rest) for t, i, v, lu, k, b, *rest in found]
+
+    def _execute(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of a plain SQL statement (`?` placeholders) run on the driver's cursor of
+        `conn`, without SQLAlchemy's statement machinery."""
+        dialect = conn.dialect
+        if dialect.paramstyle != "qmark":  # psycopg: %s (the text holds no other ? or %)
+            sql = sql.replace("?", "%s")
         driver = conn.connection.driver_connection
         if driver is None:  # a checked-out connection always has one
             raise RuntimeError("the database connection is closed")
         # psycopg: rows in binary format (a body arrives as its bytes, not as hex text)
         cur = driver.cursor(binary=True) if dialect.name == "postgresql" else driver.cursor()
         try:
-            cur.execute(sql, params)
-            found = cur.fetchone()
+            cur.execute(sql, tuple(params))
+            return cur.fetchall()
         finally:
             cur.close()
-        if found is None:
-            return None
-        row = _Row(*found)
-        convert = self._dates[dialect.name]
-        return row._replace(last_updated=convert(row.last_updated)) if convert else row
 
     def vread(self, s: Reader, access: Access, rtype: str, rid: str, vid: int) -> Found:
         current = self.read(s, access, rtype, rid)  # the policy judges it by its current row
@@ -183,16 +204,29 @@ class Repository:
         return [self._found(s, r) for r in rows]
 
     def count(self, s: Reader, access: Access, q: Query) -> int:
-        return (
-            s.scalar(
-                select(func.count()).select_from(R).where(access.visible(q.rtype, "s"), *q.where)
-            )
-            or 0
-        )
+        visible = access.visible_sql(q.rtype, "s") if self.plain_search else None
+        if visible is not None:
+            conn = s if isinstance(s, Connection) else s.connection()
+            confined = search_sql.compartments_of(access, q.rtype)
+            return int(self._execute(conn, *search_sql.count(q, visible, confined))[0][0])
+        where = [access.visible(q.rtype, "s"), *clauses(q)]
+        return s.scalar(select(func.count()).select_from(R).where(*where)) or 0
 
     def search(self, s: Reader, access: Access, q: Query) -> Page:
+        """One page of a search. In plain SQL (search_sql.py) wherever the policy's condition
+        has a plain-SQL form (every shape but granular scopes), else as an expression: both
+        give the same page (tests/phr_server/test_search_sql.py)."""
+        visible = access.visible_sql(q.rtype, "s") if self.plain_search else None
+        if visible is None:
+            return self.search_expression(s, access, q)
+        confined = search_sql.compartments_of(access, q.rtype)
+        rows = self._fetch(s, *search_sql.page(q, visible, confined))
+        return self._page(s, access, q, rows, lambda r: r.sort)
+
+    def search_expression(self, s: Reader, access: Access, q: Query) -> Page:
+        """A page built as an SQLAlchemy expression: the general path, for any Access."""
         col = sort_column(q)
-        cond = [access.visible(q.rtype, "s"), *q.where]
+        cond = [access.visible(q.rtype, "s"), *clauses(q)]
         backwards = bool(q.cursor and q.cursor["direction"] == "prev")
         asc = q.descending == backwards  # the direction we walk the index in
         if q.cursor:
@@ -206,14 +240,23 @@ class Repository:
         order.append(R.c.id.asc() if asc else R.c.id.desc())
         sel = select(*_COLS, *([col] if col is not None else [])).where(*cond)
         rows = list(s.execute(sel.order_by(*order).limit(q.count + 1)))
+        return self._page(s, access, q, rows, lambda r: None if col is None else r[-1])
+
+    def _page(
+        self,
+        s: Reader,
+        access: Access,
+        q: Query,
+        rows: list[Any],
+        key: Callable[[Any], int | None],
+    ) -> Page:
+        """The page from up to `q.count + 1` rows in the order walked: cursors, the
+        resources opened, and the Patients included when asked."""
+        backwards = bool(q.cursor and q.cursor["direction"] == "prev")
         more = len(rows) > q.count
         rows = rows[: q.count]
         if backwards:
             rows.reverse()
-
-        def key(r: Any) -> int | None:
-            return None if col is None else r[-1]
-
         nxt = prv = None
         if rows:
             first, last = rows[0], rows[-1]
@@ -221,20 +264,32 @@ class Repository:
                 nxt = make_cursor(self.cursor_key, key(last), last.id, "next")
             if (more and backwards) or (q.cursor and not backwards):
                 prv = make_cursor(self.cursor_key, key(first), first.id, "prev")
-        matches = [self._found(s, r) for r in rows]
+        matches = self._found_many(s, rows)
         includes: list[Found] = []
         if q.include_patients and matches and access.allows("Patient", "r"):
-            pids = self.patients_of(s, [(m.rtype, m.id) for m in matches])
-            if pids:
-                inc = s.execute(
-                    select(*_COLS).where(
-                        R.c.resource_type == "Patient",
-                        R.c.id.in_(sorted(pids)),
-                        access.visible("Patient", "r"),
-                    )
-                )
-                includes = [self._found(s, r) for r in inc]
+            includes = self._included_patients(s, access, q.rtype, [m.id for m in matches])
         return Page(matches, includes, nxt, prv)
+
+    def _included_patients(
+        self, s: Reader, access: Access, rtype: str, ids: list[str]
+    ) -> list[Found]:
+        """The Patients (that the request may read) whose compartments hold these."""
+        visible = access.visible_sql("Patient", "r") if self.plain_search else None
+        if visible is not None:
+            return self._found_many(
+                s, self._fetch(s, *search_sql.included_patients(rtype, ids, visible))
+            )
+        pids = self.patients_of(s, [(rtype, i) for i in ids])
+        if not pids:
+            return []
+        inc = s.execute(
+            select(*_COLS).where(
+                R.c.resource_type == "Patient",
+                R.c.id.in_(sorted(pids)),
+                access.visible("Patient", "r"),
+            )
+        )
+        return self._found_many(s, list(inc))
 
     def everything(
         self, s: Reader, access: Access, pid: str, cut: list[str] | None = None

@@ -17,6 +17,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import and_, exists, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -46,16 +47,67 @@ class BadRequest(Exception):
         self.param = param
 
 
-def token_clause(rtype: str, name: str, value: str) -> ColumnElement[bool]:
-    """Rows of `rtype` with a token `name` matching `value` (`system|code` forms)."""
-    conds = [T.c.resource_type == R.c.resource_type, T.c.resource_id == R.c.id, T.c.param == name]
+# --- criteria: what a search asks for, as plain data --------------------------------------------
+# parse() turns each parameter into one of these; the expression path (`clauses`, below) and
+# the plain-SQL path (search_sql.py) both render them, so the two cannot read a value apart.
+
+
+class IdIs(NamedTuple):
+    rid: str
+
+
+class UpdatedIn(NamedTuple):
+    """`_lastUpdated`: the row's update instant as the range [updated_us, updated_us + 1)."""
+
+    prefix: str
+    start: int
+    end: int
+
+
+class TokenIs(NamedTuple):
+    """A token: `code`, `system|code`, `|code` (system ""), `system|` (code None)."""
+
+    name: str
+    system: str | None
+    code: str | None
+
+
+class DateIn(NamedTuple):
+    name: str
+    prefix: str
+    start: int
+    end: int
+
+
+class InCompartment(NamedTuple):
+    """`patient` / `subject`: the resource is in this Patient's compartment."""
+
+    patient_id: str
+
+
+Atom = IdIs | UpdatedIn | TokenIs | DateIn | InCompartment
+
+
+def token_value(value: str) -> tuple[str | None, str | None]:
+    """(system, code) of a token search value; None where the value leaves it open."""
     if "|" in value:
         system, code = value.split("|", 1)
-        conds.append(T.c.system == system)
-        if code:
-            conds.append(T.c.code == code)
-    else:
-        conds.append(T.c.code == value)
+        return system, code or None
+    return None, value
+
+
+def token_clause(rtype: str, name: str, value: str) -> ColumnElement[bool]:
+    """Rows of `rtype` with a token `name` matching `value` (`system|code` forms)."""
+    return _token(TokenIs(name, *token_value(value)))
+
+
+def _token(atom: TokenIs) -> ColumnElement[bool]:
+    conds = [T.c.resource_type == R.c.resource_type, T.c.resource_id == R.c.id]
+    conds.append(T.c.param == atom.name)
+    if atom.system is not None:
+        conds.append(T.c.system == atom.system)
+    if atom.code is not None:
+        conds.append(T.c.code == atom.code)
     return exists(select(1).where(*conds))
 
 
@@ -88,53 +140,71 @@ def _split_prefix(name: str, raw: str) -> tuple[str, int, int]:
     return prefix, qs, qe
 
 
-def param_clause(rtype: str, name: str, param: Param, raw: str) -> ColumnElement[bool]:
+def param_atoms(name: str, param: Param, raw: str) -> tuple[Atom, ...]:
+    """The criteria one parameter asks for, any of which a row may meet (commas: OR)."""
     values = raw.split(",")
     if any(v == "" for v in values):
         raise BadRequest(name, f"{name}: empty value")
-    ors: list[ColumnElement[bool]] = []
+    ors: list[Atom] = []
     for v in values:
         if name == "_id":
-            ors.append(R.c.id == v)
+            ors.append(IdIs(v))
         elif name == "_lastUpdated":
-            prefix, qs, qe = _split_prefix(name, v)
-            ors.append(_date_cond(R.c.updated_us, R.c.updated_us + 1, prefix, qs, qe))
+            ors.append(UpdatedIn(*_split_prefix(name, v)))
         elif param.kind == "token":
-            ors.append(token_clause(rtype, name, v))
+            ors.append(TokenIs(name, *token_value(v)))
         elif param.kind == "date":
             prefix, qs, qe = _split_prefix(name, v)
             if param.by_month:  # indexed by month (birthdate): the query is read the same way
                 qs, qe = whole_months(qs, qe)
-            ors.append(
-                exists(
-                    select(1).where(
-                        D.c.resource_type == R.c.resource_type,
-                        D.c.resource_id == R.c.id,
-                        D.c.param == name,
-                        _date_cond(D.c.start_us, D.c.end_us, prefix, qs, qe),
-                    )
-                )
-            )
+            ors.append(DateIn(name, prefix, qs, qe))
         else:  # reference to a Patient
             pid = v.removeprefix("Patient/")
             if "/" in pid:
                 raise BadRequest(name, f"{name}: only Patient references are searchable")
-            ors.append(
-                exists(
-                    select(1).where(
-                        C.c.resource_type == R.c.resource_type,
-                        C.c.resource_id == R.c.id,
-                        C.c.patient_id == pid,
-                    )
-                )
+            ors.append(InCompartment(pid))
+    return tuple(ors)
+
+
+def clause(atom: Atom) -> ColumnElement[bool]:
+    """One criterion as an SQLAlchemy condition on `fhir_resource` (the expression path)."""
+    if isinstance(atom, IdIs):
+        return R.c.id == atom.rid
+    if isinstance(atom, UpdatedIn):
+        return _date_cond(R.c.updated_us, R.c.updated_us + 1, *atom)
+    if isinstance(atom, TokenIs):
+        return _token(atom)
+    if isinstance(atom, DateIn):
+        return exists(
+            select(1).where(
+                D.c.resource_type == R.c.resource_type,
+                D.c.resource_id == R.c.id,
+                D.c.param == atom.name,
+                _date_cond(D.c.start_us, D.c.end_us, atom.prefix, atom.start, atom.end),
             )
-    return or_(*ors) if len(ors) > 1 else ors[0]
+        )
+    return exists(
+        select(1).where(
+            C.c.resource_type == R.c.resource_type,
+            C.c.resource_id == R.c.id,
+            C.c.patient_id == atom.patient_id,
+        )
+    )
+
+
+def clauses(q: Query) -> list[ColumnElement[bool]]:
+    """The query's criteria as SQLAlchemy conditions (AND of ORs)."""
+    out = []
+    for ors in q.criteria:
+        parts = [clause(a) for a in ors]
+        out.append(or_(*parts) if len(parts) > 1 else parts[0])
+    return out
 
 
 @dataclass
 class Query:
     rtype: str
-    where: list[ColumnElement[bool]] = field(default_factory=list)
+    criteria: list[tuple[Atom, ...]] = field(default_factory=list)  # AND of ORs
     count: int = DEFAULT_COUNT
     sort: str = "_id"  # _id | _lastUpdated | <date param>
     descending: bool = False
@@ -191,7 +261,7 @@ def parse(rtype: str, args: list[tuple[str, str]], cursor_key: bytes) -> Query:
                 raise BadRequest(base, f"unknown search parameter {base!r} for {rtype}")
             if modifier:
                 raise BadRequest(name, f"{name}: modifiers are not supported")
-            q.where.append(param_clause(rtype, base, param, raw))
+            q.criteria.append(param_atoms(base, param, raw))
         if base != "_cursor":
             q.canonical.append((name, raw))
     return q

@@ -22,7 +22,8 @@ from joserfc.jwk import ECKey, KeySet
 from phr_core.config import Settings
 from phr_core.identifiers import pseudonym_system, source_record_system
 from phr_core.pairwise_ids import CLAIM, SectorIds, derive_sector_key, encode_key, for_key
-from phr_server.policy import Grant, InMemoryConsentDirectory, PatientLink
+from phr_core.tokens import AccessToken
+from phr_server.policy import Access, Grant, InMemoryConsentDirectory, PatientLink, parse_scope
 from tests.browser import live_server
 from tests.conftest import make_environ
 
@@ -285,6 +286,31 @@ def family(world: World) -> dict[str, str]:
     resp = world.post(world.connector(), bundle)
     assert resp.status_code == 200, resp.get_json()
     return ids_by_identifier(resp.get_json(), bundle)
+
+
+def access_shapes(family: dict[str, str]) -> dict[str, Access]:
+    """Requests of every shape the policy knows (without granular scopes), for the
+    resources of `family`."""
+    p1, c1 = (family[f"urn:uuid:{k}"].split("/")[1] for k in ("p1", "c1"))
+
+    def person(scopes: str, patients: frozenset[str], **kw: Any) -> Access:
+        token = AccessToken("sub", "app", frozenset(scopes.split()), 2**31, grant_id="g", **kw)
+        return Access(token, "raw", [s for s in map(parse_scope, token.scopes) if s], patients)
+
+    def system(muni: str) -> Access:
+        token = AccessToken("c", "c", frozenset({"system/*.read"}), 2**31, municipality=muni)
+        return Access(token, "raw", [parse_scope("system/*.read")])  # type: ignore[list-item]
+
+    return {
+        "parent": person("patient/*.rs", frozenset({p1, c1})),
+        "child": person("patient/*.rs", frozenset({c1})),
+        "nobody": person("patient/*.rs", frozenset()),
+        "observations only": person("patient/Observation.rs", frozenset({p1, c1})),
+        "search only": person("patient/*.s", frozenset({p1, c1})),
+        "user scopes": person("user/*.rs", frozenset({p1})),
+        "the city": system(MUNI),
+        "another city": system("072010"),
+    }
 
 
 @contextmanager

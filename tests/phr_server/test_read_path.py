@@ -6,7 +6,6 @@ plain SQL sees exactly what the policy expression sees."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import func, select, text
 
@@ -14,7 +13,7 @@ from phr_core.tokens import AccessToken
 from phr_server.models import ResourceVersion, StoredResource
 from phr_server.policy import Access, PatientLink, parse_scope
 from phr_server.repository import NotFound
-from tests.phr_server.conftest import CATEGORY, MUNI, World
+from tests.phr_server.conftest import CATEGORY, MUNI, World, access_shapes
 
 
 def test_one_patients_read_names_that_patient_and_its_audit_event_has_one_version(
@@ -56,30 +55,6 @@ def test_postgresql_connections_commit_reads_asynchronously(world: World) -> Non
             assert s.scalar(text("SHOW synchronous_commit")) == "off"
 
 
-def _accesses(family: dict[str, str]) -> dict[str, Access]:
-    """Requests of every shape the policy knows, for the resources of `family`."""
-    p1, c1 = (family[f"urn:uuid:{k}"].split("/")[1] for k in ("p1", "c1"))
-
-    def person(scopes: str, patients: frozenset[str], **kw: Any) -> Access:
-        token = AccessToken("sub", "app", frozenset(scopes.split()), 2**31, grant_id="g", **kw)
-        return Access(token, "raw", [s for s in map(parse_scope, token.scopes) if s], patients)
-
-    def system(muni: str) -> Access:
-        token = AccessToken("c", "c", frozenset({"system/*.read"}), 2**31, municipality=muni)
-        return Access(token, "raw", [parse_scope("system/*.read")])  # type: ignore[list-item]
-
-    return {
-        "parent": person("patient/*.rs", frozenset({p1, c1})),
-        "child": person("patient/*.rs", frozenset({c1})),
-        "nobody": person("patient/*.rs", frozenset()),
-        "observations only": person("patient/Observation.rs", frozenset({p1, c1})),
-        "search only": person("patient/*.s", frozenset({p1, c1})),
-        "user scopes": person("user/*.rs", frozenset({p1})),
-        "the city": system(MUNI),
-        "another city": system("072010"),
-    }
-
-
 def test_the_lean_read_sees_exactly_what_the_policy_expression_sees(
     world: World, family: dict[str, str]
 ) -> None:
@@ -93,7 +68,7 @@ def test_the_lean_read_sees_exactly_what_the_policy_expression_sees(
         with database().session() as s:
             rows = s.execute(select(R.c.resource_type, R.c.id)).all()
             assert {t for t, _ in rows} >= {"Patient", "Observation", "Immunization", "Provenance"}
-            for name, access in _accesses(family).items():
+            for name, access in access_shapes(family).items():
                 for rtype, rid in rows:
                     if rtype == "AuditEvent":
                         continue
