@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
+import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,7 +22,7 @@ from phr_server.dates import instant, to_us
 from phr_server.indexing import extract
 from phr_server.models import Base, utcnow
 from phr_server.policy import Access
-from phr_server.repository import Repository, new_id
+from phr_server.repository import Repository
 from phr_server.storage import PLATFORM_SCOPE, serialize
 
 CLIENT_SYSTEM = "urn:phr-platform:oauth-client"
@@ -50,6 +53,21 @@ ACTIONS = {
     "transaction": "E",
     "update": "U",
 }
+
+
+def time_ordered_id() -> str:
+    """A UUID whose first 48 bits are the time in milliseconds (the layout of RFC 9562's
+    version 7), the other 74 random. AuditEvents are only ever appended: with ids in time
+    order each one goes in at the end of the id indexes (resource, token, date and compartment
+    rows), on the pages the previous ones dirtied, instead of on a random page of each; on the
+    benchmark's SQLite that cut the audit commit's CPU per event by a tenth to a quarter
+    (bench/fhir_api.md). The id tells no more than the event's own `recorded` time, and an app
+    sees it only through its sector's mapping (pairwise ids)."""
+    millis = time.time_ns() // 1_000_000
+    raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = 0x70 | (raw[6] & 0x0F)  # version 7
+    raw[8] = 0x80 | (raw[8] & 0x3F)  # the RFC's variant
+    return str(uuid.UUID(bytes=bytes(raw)))
 
 
 def build(
@@ -109,7 +127,7 @@ def build(
         )
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": new_id(),
+        "id": time_ordered_id(),
         "type": {
             "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
             "code": "rest",
