@@ -25,6 +25,10 @@ def _consent_service(ports: list[int], status: dict[str, str]) -> Iterator[str]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One write per answer, sent at once: headers and body written apart on a kept
+        # connection would wait for the client's delayed ACK (Nagle), 40 ms a call.
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             ports.append(self.client_address[1])
