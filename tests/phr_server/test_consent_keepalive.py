@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from phr_server.policy import ConsentUnavailable, HttpConsentDirectory
+from tests.browser import serving
 
 
 @contextmanager
@@ -50,14 +51,9 @@ def _consent_service(ports: list[int], status: dict[str, str]) -> Iterator[str]:
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_port}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(5)
+    with serving(srv) as url:
+        yield url
+    srv.server_close()
 
 
 def test_calls_share_one_connection_and_a_revocation_still_shows() -> None:
