@@ -237,41 +237,62 @@ def load(url: str, master: str, patients: int, per_patient: int) -> dict[str, An
 
 
 def stand_ins(sample: dict[str, list[str]]):  # type: ignore[no-untyped-def]
-    from flask import Flask, jsonify
+    """The IdP's JWKS and token endpoint and the consent service's decision API, on loopback.
+    Served by http.server with HTTP/1.1 keep-alive, as the consent service's gunicorn keeps
+    connections (werkzeug's development server closes every one)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     from joserfc.jwk import ECKey, KeySet
-    from werkzeug.serving import make_server
 
     key = ECKey.generate_key("P-256", parameters={"kid": "bench"}, private=True)
-    app = Flask("standins")
+    jwks = KeySet([key]).as_dict(private=False)
 
-    @app.get("/jwks")
-    def jwks():  # type: ignore[no-untyped-def]
-        return jsonify(KeySet([key]).as_dict(private=False))
+    def answer(path: str) -> Any:
+        if path == "/jwks":
+            return jwks
+        if path == "/token":  # the PHR server's own client-credentials token for the consent API
+            return {"access_token": uuid.uuid4().hex, "token_type": "Bearer", "expires_in": 3600}
+        if path.startswith("/api/v1/grants/"):
+            gid = path.rsplit("/", 1)[-1]
+            return {
+                "id": gid,
+                "status": "active",
+                "subject": f"sub-{gid.removeprefix('g-')}",
+                "client_id": "bench-app",
+                "scopes": ["patient/*.rs"],
+                "expires_at": int(time.time()) + 3600,
+            }
+        if path.startswith("/api/v1/subjects/") and path.endswith("/patients"):
+            code = path.split("/")[4].removeprefix("sub-")
+            return {"patients": [{"municipality": MUNI, "code": code, "relationship": "self"}]}
+        return None
 
-    @app.post("/token")
-    def token():  # type: ignore[no-untyped-def]
-        # the PHR server's own client-credentials token for the consent API
-        # S106: a random throwaway token from a bench stand-in, not a secret
-        return jsonify(access_token=uuid.uuid4().hex, token_type="Bearer", expires_in=3600)  # noqa: S106 - see above
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # One write per answer, sent at once: headers and body written apart on a kept
+        # connection would wait for the client's delayed ACK (Nagle), 40 ms a call.
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
-    @app.get("/api/v1/grants/<gid>")
-    def grant(gid: str):  # type: ignore[no-untyped-def]
-        code = gid.removeprefix("g-")
-        return jsonify(
-            id=gid,
-            status="active",
-            subject=f"sub-{code}",
-            client_id="bench-app",
-            scopes=["patient/*.rs"],
-            expires_at=int(time.time()) + 3600,
-        )
+        def _reply(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            data = answer(self.path.split("?", 1)[0])
+            body = json.dumps(data if data is not None else {"error": "not_found"}).encode()
+            self.send_response(200 if data is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    @app.get("/api/v1/subjects/<sub>/patients")
-    def patients(sub: str):  # type: ignore[no-untyped-def]
-        code = sub.removeprefix("sub-")
-        return jsonify(patients=[{"municipality": MUNI, "code": code, "relationship": "self"}])
+        do_GET = do_POST = _reply
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, key, f"http://127.0.0.1:{server.server_port}"
 

@@ -10,6 +10,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -40,7 +41,14 @@ def chromium_path() -> str:
 @contextmanager
 def live_server(app: Flask) -> Iterator[str]:
     """Serve `app` on a free loopback port in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    with serving(make_server("127.0.0.1", 0, app, threaded=True)) as url:
+        yield url
+
+
+@contextmanager
+def serving(server: Any) -> Iterator[str]:
+    """Run a loopback `server` (socketserver's serve_forever, shutdown) in a thread; yields its
+    base URL."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -3,7 +3,8 @@
 condition (access.py, applied by the repository).
 
 * scopes.py: SMART scope algebra (parsing, narrowing to a grant);
-* consent_client.py: the consent service's answers (grants, whose Patients), over HTTP;
+* consent_client.py: the consent service's answers (grants, whose Patients), over HTTP
+  (kept-alive connections: keepalive.py);
 * decision.py: who reaches which Patients (grants, launch `patient`, first party, connectors);
 * access.py: the request's Access and the SQL condition on rows;
 * point.py: the entry point and the per-action rules (write, erase)."""

@@ -7,6 +7,7 @@ tests and single-process development (`InMemoryConsentDirectory`); both keep one
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from phr_core import budgets, metrics, request_ids
 from phr_core.singleflight import SingleFlight
+from phr_server.policy import keepalive
 from phr_server.policy.errors import ConsentUnavailable
 
 CONSENT_TTL_S = 5.0
@@ -99,6 +101,8 @@ class HttpConsentDirectory:
         self._lock = threading.Lock()
         self._flights: SingleFlight[Any] = SingleFlight()
         self._slots = threading.BoundedSemaphore(in_flight)
+        # kept-alive connections, one per call in flight at most (keepalive.py)
+        self._pool = keepalive.Pool(self.base_url, timeout, in_flight)
         self.calls = 0  # upstream calls made (for tests and the benchmark)
 
     def _get(self, path: str, bearer: str) -> Any:
@@ -131,17 +135,12 @@ class HttpConsentDirectory:
                 ),
             )
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - as above
-                    value = json.load(resp)
-            except urllib.error.HTTPError as exc:
-                if exc.code != 404:
-                    raise ConsentUnavailable(f"consent service answered {exc.code}") from None
-                value = None
+                value = self._fetch(req)
             except TimeoutError:
                 raise ConsentUnavailable(
                     f"consent service did not answer within {self.timeout:g} s"
                 ) from None
-            except (OSError, ValueError):
+            except (OSError, ValueError, http.client.HTTPException):
                 raise ConsentUnavailable("consent service unreachable") from None
         finally:
             self._slots.release()
@@ -150,6 +149,23 @@ class HttpConsentDirectory:
                 self._cache.clear()
             self._cache[path] = (now + self.ttl, value)
         return value
+
+    def _fetch(self, req: urllib.request.Request) -> Any:
+        """The JSON answer to `req`, None for a 404; ConsentUnavailable for other statuses."""
+        if self._pool.proxied:  # through the configured proxy, as urllib finds it
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - the configured consent URL
+                    return json.load(resp)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise ConsentUnavailable(f"consent service answered {exc.code}") from None
+                return None
+        answer = self._pool.get(req.selector, dict(req.header_items()))
+        if answer.status == 404:
+            return None
+        if not 200 <= answer.status < 300:
+            raise ConsentUnavailable(f"consent service answered {answer.status}")
+        return json.loads(answer.body)
 
     def grant(self, grant_id: str, bearer: str) -> Grant | None:
         data = self._get(f"/api/v1/grants/{urllib.parse.quote(grant_id, safe='')}", bearer)
