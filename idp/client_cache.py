@@ -28,6 +28,10 @@ _lock = threading.Lock()
 # the app's and an in-process `phr idp` command's): client_id -> (loaded at, value).
 _entries: dict[str, dict[str, tuple[float, Any]]] = {}
 _TOUCHED = "idp_clients_touched"  # Session.info key: client ids flushed in this transaction
+# Bumped by every drop: a value loaded while a drop happened may be the row as it was before a
+# change another thread has just committed, so it is returned but not kept (a reader's SELECT
+# can run before a writer's commit and its store after the writer's drop).
+_drops = 0
 
 
 def cached(s: Session, client_id: str, load: Callable[[], Any]) -> Any:
@@ -39,11 +43,14 @@ def cached(s: Session, client_id: str, load: Callable[[], Any]) -> Any:
     now = time.monotonic()
     with _lock:
         hit = _entries.get(db, {}).get(client_id)
+        drops_before = _drops
     if hit is not None and now - hit[0] < CLIENT_CACHE_TTL_S:
         return hit[1]
     value = load()
     if value is not None and not _changing_clients(s):  # never keep an uncommitted change
         with _lock:
+            if _drops != drops_before:  # a change was committed while this one loaded
+                return value
             per_db = _entries.setdefault(db, {})
             if len(per_db) >= MAX_CLIENTS:
                 per_db.clear()
@@ -60,7 +67,9 @@ def _changing_clients(s: Session) -> bool:
 
 def forget(db: str | None = None, client_id: str | None = None) -> None:
     """Drop one client (or every client) of one database (or of all)."""
+    global _drops
     with _lock:
+        _drops += 1
         for key in [db] if db is not None else list(_entries):
             per_db = _entries.get(key)
             if per_db is None:

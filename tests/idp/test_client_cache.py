@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from idp import client_cache
-from idp.clients import get_client
+from idp.clients import _load, get_client
 from idp.models import Client
 from phr_core.db import Database
 
@@ -70,3 +70,24 @@ def test_change_by_another_process_is_seen_within_the_ttl(
     assert _name(db, "rp-c") == "Test RP rp-c"  # the cached row, for at most the TTL
     time.sleep(0.6)
     assert _name(db, "rp-c") == "Elsewhere"
+
+
+def test_a_row_read_before_a_change_committed_meanwhile_is_not_kept(
+    idp_app: Flask, register
+) -> None:
+    """A reader's SELECT runs before another thread commits a deletion, its store after the
+    writer's drop: the old row is returned to that reader but never kept for the next one."""
+    register("rp-race")
+    db = idp_app.extensions["phr_db"]
+    client_cache.forget()
+    with db.session() as reader:
+
+        def load():  # type: ignore[no-untyped-def]
+            found = _load(reader, "rp-race")  # the reader's SELECT: the row as it was
+            with db.session() as writer:  # another request thread deletes and commits now
+                writer.delete(writer.get(Client, "rp-race"))
+            return found
+
+        assert client_cache.cached(reader, "rp-race", load) is not None
+    with db.session() as s:
+        assert get_client(s, "rp-race") is None
