@@ -31,10 +31,14 @@ class TypeSpec:
 
 
 JP = "http://jpfhir.jp/fhir/core/StructureDefinition/"
+IDENTIFIER_DOC = (
+    "identifier; an app gives system|value (or |value for one without a system) with the"
+    " values it was given, never a bare value"
+)
 
 
 def _spec(name: str, *params: Param, compartment=(), sort=None, profile=None, writable=True):
-    ps = {"identifier": Param("identifier", "token", ("identifier",), "identifier")}
+    ps = {"identifier": Param("identifier", "token", ("identifier",), IDENTIFIER_DOC)}
     for p in params:
         ps[p.name] = p
     if compartment and name != "Patient":

@@ -54,15 +54,15 @@ DOSAGE_KEYS = ("dosageInstruction", "dosage")
 # Twelve digits (ASCII or full-width: `\d` in a str pattern), alone or as 4-4-4 groups.
 TWELVE_DIGITS = re.compile(r"\d{4}[-\s\u2010\uff0d]?\d{4}[-\s\u2010\uff0d]?\d{4}")
 _DIGIT_RUN = re.compile(r"\d+")
-# A UUID (a Bundle's `urn:uuid:` references) or a hex digest of 32 or more characters with at
-# least one letter (the connectors' hashed claim and source identifiers, `claim:80e1ca75…`) is
-# random, not a number: twelve digits that happen to fall in a row inside it do not count (one
-# claim in about a thousand was refused, and so lost, for a run inside its hash). A run of
-# digits alone is never taken for a digest: it needs a letter a–f.
-UUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"|(?<![0-9A-Za-z])(?=[0-9]*[a-fA-F])[0-9a-fA-F]{32,}(?![0-9A-Za-z])"
-)
+# A UUID (a Bundle's `urn:uuid:` references) is random, not a number: its 4-4-4 and 12-digit
+# groups do not count.
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Nor is a hex digest of 32 or 64 characters (the connectors' hashed identifiers,
+# `claim:80e1ca75…`): twelve digits falling in a row strictly inside one, with hex letters on
+# both sides, do not count (one claim in about a thousand was refused, and so lost, for a run
+# inside its hash). Twelve digits at a digest's start or end still do: this is a net for a
+# careless writer's number, not a defence against one hidden on purpose.
+DIGEST = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32}(?:[0-9a-fA-F]{32})?(?![0-9A-Za-z])")
 
 
 def problems(resource: dict[str, Any], base: str) -> list[dict[str, Any]]:
@@ -119,14 +119,23 @@ def _may_hold_more(resource: dict[str, Any]) -> bool:
 
 def has_twelve_digits(text: str) -> bool:
     """Twelve digits in a row, alone (no digit right before or after) or as 4-4-4 groups,
-    outside any UUID or hex digest. Looked for where a run of digits starts only: a regex with look-arounds
-    tried at every position costs more than the rest of this module together."""
+    outside any UUID and not strictly inside a hex digest. Looked for where a run of digits
+    starts only: a regex with look-arounds tried at every position costs more than the rest of
+    this module together."""
     for run in _DIGIT_RUN.finditer(text):
         at = run.start()
         m = TWELVE_DIGITS.match(text, at) if run.end() - at >= 4 else None
-        if m and not (m.end() < len(text) and text[m.end()].isdigit()):
-            return not UUID.search(text) or has_twelve_digits(UUID.sub(" ", text))
+        alone = m and not (m.end() < len(text) and text[m.end()].isdigit())
+        if m and alone and not _random(text, at, m.end()):
+            return True
     return False
+
+
+def _random(text: str, start: int, end: int) -> bool:
+    """Is text[start:end] part of a UUID, or strictly inside a hex digest?"""
+    if any(u.start() <= start and end <= u.end() for u in UUID.finditer(text)):
+        return True
+    return any(d.start() < start and end < d.end() for d in DIGEST.finditer(text))
 
 
 def _refused(path: str, diagnostics: str) -> dict[str, Any]:

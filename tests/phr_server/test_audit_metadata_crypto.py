@@ -99,11 +99,14 @@ def test_capability_statement_tells_the_truth(world: World, family: dict[str, st
     for r in rest["resource"]:
         # every advertised search parameter is accepted (and an unadvertised one is not)
         for p in r["searchParam"]:
-            got = world.get(f"/{r['type']}?{p['name']}={samples[p['type']]}", parent)
+            # an app's identifier search names a system (or `|`), as the documentation says
+            value = "|x" if p["name"] == "identifier" else samples[p["type"]]
+            got = world.get(f"/{r['type']}?{p['name']}={value}", parent)
             assert got.status_code in (200, 403), (r["type"], p["name"], got.get_json())
             if got.status_code == 403:  # Provenance is for connectors only
                 assert r["type"] == "Provenance"
         assert world.get(f"/{r['type']}?not-a-param=1", parent).status_code in (400, 403)
+        assert world.get(f"/{r['type']}?identifier=x", parent).status_code in (400, 403)
         for inc in r.get("searchInclude", []):
             assert world.get(f"/{r['type']}?_include={inc}", parent).status_code in (200, 403)
         codes = {i["code"] for i in r["interaction"]}
