@@ -11,25 +11,20 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import CursorResult, Table, delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 
 from connectors.mapping.common import Entry
 from connectors.models import ConsentEpoch, SentResource
 from phr_core import jsonbytes
-from phr_core.db import Database
+from phr_core.db import Database, rowcount
 
 CHUNK = 500
 # Core tables (one executemany for thousands of rows); a declarative class's __table__ is its
 # Table, which the stubs type only as a FromClause.
 S = cast(Table, SentResource.__table__)
 E = cast(Table, ConsentEpoch.__table__)
-
-
-def _deleted(result: Any) -> int:
-    """Rows a DELETE removed (a DELETE's result is a CursorResult; Session.execute says Result)."""
-    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def identity(entry: Entry) -> str:
@@ -115,7 +110,7 @@ class SentCache:
                         S.c.municipality_code == self.municipality, S.c.patient_code.in_(part)
                     )
                 )
-                n += _deleted(res)
+                n += rowcount(res)
                 s.execute(
                     delete(E).where(
                         E.c.municipality_code == self.municipality, E.c.patient_code.in_(part)
@@ -151,7 +146,7 @@ class SentCache:
                         SentResource.patient_code.in_(gone[i : i + CHUNK]),
                     )
                 )
-                n += _deleted(res)
+                n += rowcount(res)
                 s.execute(
                     delete(E).where(
                         E.c.municipality_code == self.municipality,

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from consent.models import Arrival, Guardianship, Notice, PatientLink, utcnow
+from phr_core.db import rowcount
 
 RECORDS = "records"
 VACCINATION = "vaccination"
@@ -171,7 +172,7 @@ def mark_read(s: Session, subject: str, notice_id: int | None = None) -> int:
     q = update(Notice).where(Notice.subject == subject, Notice.read_at.is_(None))
     if notice_id is not None:
         q = q.where(Notice.id == notice_id)
-    return s.execute(q.values(read_at=utcnow())).rowcount or 0  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult; the stubs say Result
+    return rowcount(s.execute(q.values(read_at=utcnow())))
 
 
 def forget(s: Session, subject: str) -> None:

@@ -5,11 +5,9 @@ build on it without importing the core tables' module."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import CursorResult, Result
 
 from phr_core.db import ServiceBase, new_metadata
+from phr_core.db import rowcount as rowcount  # re-exported: the IdP's modules import it here
 
 
 def utcnow() -> datetime:
@@ -19,12 +17,3 @@ def utcnow() -> datetime:
 class Base(ServiceBase):
     __abstract__ = True
     metadata = new_metadata()
-
-
-def rowcount(result: Result[Any]) -> int:
-    """The rows an UPDATE or DELETE matched (single-use claims compare it with 1).
-    Session.execute is typed as returning a Result; for those statements it is a CursorResult,
-    which carries the count."""
-    if not isinstance(result, CursorResult):
-        raise TypeError("rowcount needs the result of an UPDATE or DELETE")
-    return int(result.rowcount)

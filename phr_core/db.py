@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import CursorResult, MetaData, Result, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -87,3 +87,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched (single-use claims compare it with 1).
+    Session.execute is typed as returning a Result; for those statements it is a CursorResult,
+    which carries the count."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rowcount needs the result of an UPDATE or DELETE")
+    return int(result.rowcount)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phr_core import dpop
+from phr_core.db import rowcount
 from phr_core.tokens import AccessToken
 from phr_core.webapp import database, settings
 from phr_server.models import DpopJti
@@ -35,7 +36,7 @@ def purge_expired(s: Session, now: datetime | None = None) -> int:
     """Delete proof ids past their expiry (a replay of one is refused as expired anyway); a
     hundredth of the proofs do it in passing, `phr purge` on a schedule. Returns how many."""
     result = s.execute(delete(DpopJti).where(DpopJti.expires_at < (now or datetime.now(UTC))))
-    return int(result.rowcount)  # type: ignore[attr-defined]  # a DELETE's result is a CursorResult; the stubs say Result
+    return rowcount(result)
 
 
 def _remember(jkt: str) -> Callable[[str, int], bool]:

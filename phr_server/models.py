@@ -7,23 +7,21 @@ belongs to. Search never decrypts a body."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    CursorResult,
     DateTime,
     Index,
     Integer,
     LargeBinary,
-    Result,
     String,
     Table,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phr_core.db import ServiceBase, new_metadata
+from phr_core.db import rowcount as rowcount  # re-exported: the server's modules import it here
 
 
 def utcnow() -> datetime:
@@ -42,12 +40,6 @@ def table_of(model: type[Base]) -> Table:
     if not isinstance(found, Table):
         raise TypeError(f"{model.__name__} is not mapped to a table")
     return found
-
-
-def rowcount(result: Result[Any]) -> int:
-    """The rows an UPDATE or DELETE matched: `Session.execute` answers those with a
-    CursorResult, but is typed to answer a plain Result."""
-    return cast(CursorResult[Any], result).rowcount
 
 
 class StoredResource(Base):

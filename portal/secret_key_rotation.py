@@ -22,7 +22,7 @@ from consent.models import LinkRequest
 from consent.records import ConsentError
 from phr_core import key_rotation
 from phr_core.config import ConfigError, Settings
-from phr_core.db import Database
+from phr_core.db import Database, rowcount
 from portal.token_store import IDLE_LIMIT, TokenStore
 
 VARIABLE = "PHR_CONSENT_SECRET_KEY"
@@ -68,11 +68,13 @@ def reseal(settings: Settings, db: Database, batch: int = BATCH) -> str:
                     unreadable += 1
                     continue
                 if fresh is not None:
-                    requests += s.execute(
-                        update(LinkRequest)
-                        .where(LinkRequest.id == request_id, LinkRequest.attributes == sealed)
-                        .values(attributes=fresh)
-                    ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult; the stubs say Result
+                    requests += rowcount(
+                        s.execute(
+                            update(LinkRequest)
+                            .where(LinkRequest.id == request_id, LinkRequest.attributes == sealed)
+                            .values(attributes=fresh)
+                        )
+                    )
     if unreadable:
         raise ConfigError(
             f"{VARIABLE}: {unreadable} link request(s) open under no key held; nothing "

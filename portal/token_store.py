@@ -37,7 +37,7 @@ from sqlalchemy import Delete, Update, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from consent.models import PortalTokens, utcnow
-from phr_core.db import Database
+from phr_core.db import Database, rowcount
 from phr_core.rotating_aead import RotatingAead
 
 KEY_PURPOSE = "portal-tokens/v1"
@@ -182,21 +182,23 @@ class TokenStore:
                         s.delete(row)
                     raise TokensGone("the access token expired and there is no refresh token")
             with self.db.session() as s:
-                claimed = s.execute(
-                    update(PortalTokens)
-                    .where(
-                        PortalTokens.handle_hash == key,
-                        # Only the tokens we read: had another request stored a new pair in
-                        # between, refreshing with our (now used) refresh token would be a
-                        # replay, and the IdP would revoke the whole family.
-                        PortalTokens.sealed == seen,
-                        or_(
-                            PortalTokens.refreshing_since.is_(None),
-                            PortalTokens.refreshing_since < now - REFRESH_CLAIM,
-                        ),
+                claimed = rowcount(
+                    s.execute(
+                        update(PortalTokens)
+                        .where(
+                            PortalTokens.handle_hash == key,
+                            # Only the tokens we read: had another request stored a new pair in
+                            # between, refreshing with our (now used) refresh token would be a
+                            # replay, and the IdP would revoke the whole family.
+                            PortalTokens.sealed == seen,
+                            or_(
+                                PortalTokens.refreshing_since.is_(None),
+                                PortalTokens.refreshing_since < now - REFRESH_CLAIM,
+                            ),
+                        )
+                        .values(refreshing_since=now)
                     )
-                    .values(refreshing_since=now)
-                ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult; the stubs say Result
+                )
             if claimed == 1:
                 return self._refresh(key, tokens, refresh, resource)
             if time.monotonic() > deadline:
@@ -275,15 +277,17 @@ class TokenStore:
     def purge_idle(self, older_than: timedelta = IDLE_LIMIT) -> int:
         """Drop rows of sessions nobody used for a while (browser closed without sign-out)."""
         with self.db.session() as s:
-            return s.execute(
-                delete(PortalTokens).where(PortalTokens.last_used_at < utcnow() - older_than)
-            ).rowcount  # type: ignore[attr-defined]  # an DELETE's result is a CursorResult; the stubs say Result
+            return rowcount(
+                s.execute(
+                    delete(PortalTokens).where(PortalTokens.last_used_at < utcnow() - older_than)
+                )
+            )
 
 
 def _cas(s: Session, stmt: Update | Delete, key: str, sealed: str) -> int:
     """Run `stmt` on the row only if it still holds `sealed` (compare-and-set)."""
     where = (PortalTokens.handle_hash == key, PortalTokens.sealed == sealed)
-    return int(s.execute(stmt.where(*where)).rowcount)  # type: ignore[attr-defined]  # an UPDATE's/DELETE's result is a CursorResult; the stubs say Result
+    return rowcount(s.execute(stmt.where(*where)))
 
 
 def _from_epoch(value: float) -> datetime:
