@@ -43,8 +43,8 @@ def rotate(settings: Settings) -> str:
 
 def reseal(settings: Settings, db: Database, batch: int = BATCH) -> str:
     """Move what the older keys sealed (stored tokens, pending link requests' attributes)
-    under the newest key; a line for the operator."""
-    moved, dropped = TokenStore(db, settings.secret(VARIABLE)).reseal(batch)
+    under the newest key; a line for the operator. Link requests go first: one that opens under
+    no key refuses the retirement before any session's unreadable tokens are dropped."""
     box = attribute_box(settings)
     requests = unreadable = 0
     after = ""
@@ -60,7 +60,7 @@ def reseal(settings: Settings, db: Database, batch: int = BATCH) -> str:
                 break
             after = rows[-1][0]
             for request_id, sealed in rows:
-                if sealed is None:  # answered meanwhile (the column is filtered on)
+                if sealed is None:  # the query leaves these out; this tells the type checker
                     continue
                 try:
                     fresh = box.resealed(request_id, sealed)
@@ -80,6 +80,7 @@ def reseal(settings: Settings, db: Database, batch: int = BATCH) -> str:
             f"{VARIABLE}: {unreadable} link request(s) open under no key held; nothing "
             "retired (restore the key that sealed them, or expire those requests)"
         )
+    moved, dropped = TokenStore(db, settings.secret(VARIABLE)).reseal(batch)
     return (
         f"re-sealed {moved} session(s)' stored tokens and {requests} link request(s); "
         f"dropped {dropped} unreadable session(s)"

@@ -130,3 +130,40 @@ def test_portal_sessions_and_sealed_rows_survive_a_secret_key_rotation(
         RotatingAead.of(old_key, KEY_PURPOSE).decrypt(
             raw[:12], raw[12:], tokens.handle_hash.encode()
         )
+
+
+def test_a_refused_retirement_drops_no_session(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link request that opens under no key held refuses `--retire`; the sessions' stored
+    tokens, even unreadable ones, are all still there afterwards (the pass checks the link
+    requests before it drops anything)."""
+    p = platform
+    for k, v in p.settings.environ.items():
+        monkeypatch.setenv(k, v)
+    sign_in(requests.Session(), p)
+    unreadable = base64.b64encode(b"\0" * 40).decode()
+    with p.apps["consent"].app_context():  # type: ignore[attr-defined]
+        db = p.apps["consent"].extensions["phr_db"]  # type: ignore[attr-defined]
+        with db.session() as s:
+            _, request = consent_to_municipality(
+                s,
+                attribute_box(p.settings),
+                subject="phr-sub-pending",
+                municipality=CITY,
+                categories=["mch"],
+                attributes=ATTRIBUTES,
+                recorded_by="test",
+            )
+            assert request is not None
+            request.attributes = unreadable
+            for row in s.scalars(select(PortalTokens)):
+                row.sealed = unreadable
+        with db.session() as s:
+            sessions = len(s.scalars(select(PortalTokens)).all())
+    assert sessions >= 1
+    assert CliRunner().invoke(main, ["consent", "rotate-secret-key"]).exit_code == 0
+    out = CliRunner().invoke(main, ["consent", "rotate-secret-key", "--retire", "--force"])
+    assert out.exit_code != 0 and "link request(s) open under no key" in out.output
+    with db.session() as s:
+        assert len(s.scalars(select(PortalTokens)).all()) == sessions
