@@ -56,8 +56,11 @@ def _reseal_blob(aead: RotatingAead, blob: bytes, aad: bytes, head: bytes) -> by
     newest key already sealed it. InvalidTag when no key opens it."""
     nonce, body = blob[len(head) : len(head) + 12], blob[len(head) + 12 :]
     plain, index = aead.decrypt_with_index(nonce, body, aad)
-    if index == 0:
-        return None
+    return None if index == 0 else _sealed(aead, plain, aad, head)
+
+
+def _sealed(aead: RotatingAead, plain: bytes, aad: bytes, head: bytes) -> bytes:
+    """`plain` sealed under the newest key, as `head` + nonce + ciphertext."""
     fresh = os.urandom(12)
     return head + fresh + aead.encrypt(fresh, plain, aad)
 
@@ -112,9 +115,8 @@ def _reseal_person(
     except InvalidTag:
         done.unreadable += 1
         return
-    if index != 0:
-        fresh = _reseal_blob(aead, row.sealed, aad, row.sealed[:1])
-        assert fresh is not None  # noqa: S101  (index != 0)
+    if index != 0:  # opened above already: sealed again without a second decryption
+        fresh = _sealed(aead, plain, aad, row.sealed[:1])
         done.attributes += rowcount(
             s.execute(
                 update(CardAttributes)
