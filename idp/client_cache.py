@@ -80,6 +80,11 @@ def forget(db: str | None = None, client_id: str | None = None) -> None:
                 per_db.pop(client_id, None)
 
 
+def drop(s: Session, client_id: str) -> None:
+    """Drop one client of `s`'s database, so the next read asks the database."""
+    forget(_database(s), client_id)
+
+
 def _database(s: Session) -> str | None:
     bind = s.get_bind()
     return str(bind.url) if isinstance(bind, Engine) else None

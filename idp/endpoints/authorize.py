@@ -17,7 +17,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from idp import federation, pkce, scopes, sessions
+from idp import client_cache, federation, pkce, scopes, sessions
 from idp.clients import ClientView, get_client
 from idp.context import ACR_CARD, ACR_ORDER, AUTH_REQUEST_TTL, CODE_TTL, IdP, acr_satisfies, idp
 from idp.errors import OAuthError, shown
@@ -105,7 +105,14 @@ def check_redirect_uri(s: Session, req: AuthzRequest) -> None:
     if not uri:
         raise PageError("redirect_missing", "redirect_uri is required")
     if uri not in req.client.redirect_uris:  # exact string match, no patterns
-        raise PageError("redirect_unknown", "redirect_uri is not registered for this client")
+        # The cached client may predate a redirect another process has just registered
+        # (`phr dev example --port`, an RFC 7592 update at another worker): ask the database
+        # before refusing, so only what is really unregistered is refused.
+        client_cache.drop(s, req.client.client_id)
+        fresh = get_client(s, req.client.client_id)
+        if fresh is None or uri not in fresh.redirect_uris:
+            raise PageError("redirect_unknown", "redirect_uri is not registered for this client")
+        req.client = fresh
     req.redirect_uri = uri
 
 

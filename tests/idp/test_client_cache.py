@@ -4,7 +4,9 @@ uncommitted change is never kept."""
 
 from __future__ import annotations
 
+import json
 import time
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
@@ -91,3 +93,35 @@ def test_a_row_read_before_a_change_committed_meanwhile_is_not_kept(
         assert client_cache.cached(reader, "rp-race", load) is not None
     with db.session() as s:
         assert get_client(s, "rp-race") is None
+
+
+def test_a_redirect_registered_by_another_process_is_taken_at_once(
+    idp_app: Flask, register
+) -> None:
+    """`phr dev example --port N` adds a redirect from its own process while the IdP has the
+    client cached: /authorize asks the database before it refuses a redirect it does not know,
+    and still refuses one that is really not registered."""
+    register("rp-r")
+    db = idp_app.extensions["phr_db"]
+    assert _name(db, "rp-r") == "Test RP rp-r"  # now cached
+    added = "https://rp.example.jp/other"
+    with db.engine.begin() as conn:  # plain SQL, as another process would write it
+        meta = conn.execute(
+            text("SELECT client_metadata FROM idp_client WHERE client_id = 'rp-r'")
+        ).scalar_one()
+        meta = json.loads(meta) if isinstance(meta, str) else meta
+        meta["redirect_uris"].append(added)
+        conn.execute(
+            text("UPDATE idp_client SET client_metadata = :m WHERE client_id = 'rp-r'"),
+            {"m": json.dumps(meta)},
+        )
+    client = idp_app.test_client()
+    base = {"response_type": "code", "client_id": "rp-r", "scope": "openid", "state": "s"}
+    base |= {"code_challenge": "x" * 43, "code_challenge_method": "S256"}
+    ok = client.get("/authorize?" + urlencode({**base, "redirect_uri": added}))
+    assert ok.status_code == 302, ok.get_data(as_text=True)[:300]
+    bad = client.get(
+        "/authorize?" + urlencode({**base, "redirect_uri": "https://rp.example.jp/never"})
+    )
+    assert bad.status_code == 400
+    assert "redirect_uri is not registered" in bad.get_data(as_text=True)
